@@ -1,0 +1,308 @@
+//! The [`Diag`] handle and its builder.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::auth::Secret;
+use crate::net::{Cidr, CidrParseError, TrustedProxies};
+use crate::state::StateRegistry;
+
+/// The handle a service keeps: cheap to clone, shared by the middleware, the endpoints
+/// and the service's own code.
+///
+/// ```
+/// let diag = diag_core::Diag::builder()
+///     .service("checkout")
+///     .version("1.4.2")
+///     .token("s3cret")
+///     .build()
+///     .unwrap();
+/// diag.state().register("flags", || serde_json::json!({"new_cart": true})).unwrap();
+/// assert_eq!(diag.service(), "checkout");
+/// ```
+#[derive(Clone)]
+pub struct Diag {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) service: String,
+    pub(crate) version: String,
+    pub(crate) token: Option<Secret>,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) admin_addr: Option<SocketAddr>,
+    pub(crate) metrics_public: bool,
+    pub(crate) disabled: AtomicBool,
+    pub(crate) started: Instant,
+    pub(crate) started_at: SystemTime,
+    pub(crate) state: StateRegistry,
+}
+
+/// A configuration value diag could not accept.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A trusted proxy entry is not an address or CIDR network.
+    #[error("trusted proxy: {0}")]
+    TrustedProxy(#[from] CidrParseError),
+    /// The admin listener address does not parse.
+    #[error("admin address `{0}` is not a socket address (expected e.g. 127.0.0.1:9901)")]
+    AdminAddr(String),
+    /// An environment variable holds a value diag cannot use.
+    #[error("environment variable {name}: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Diag {
+    /// Starts a builder with defaults (no token, loopback-only endpoints, nothing trusted).
+    pub fn builder() -> DiagBuilder {
+        DiagBuilder::default()
+    }
+
+    /// A builder preloaded from the environment; see [`DiagBuilder::from_env`].
+    pub fn from_env() -> Result<DiagBuilder, ConfigError> {
+        DiagBuilder::default().from_env()
+    }
+
+    /// The service name given to the builder.
+    pub fn service(&self) -> &str {
+        &self.inner.service
+    }
+
+    /// The service version given to the builder.
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+
+    /// The registry of `/debug/state` providers.
+    pub fn state(&self) -> &StateRegistry {
+        &self.inner.state
+    }
+
+    /// How long ago this handle was built.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// When this handle was built, as wall-clock time.
+    pub fn started_at(&self) -> SystemTime {
+        self.inner.started_at
+    }
+
+    /// The separate admin listener's address, when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.inner.admin_addr
+    }
+
+    /// Whether the kill switch is on: the middleware then passes requests straight through.
+    pub fn is_disabled(&self) -> bool {
+        self.inner.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Flips the kill switch at runtime.
+    pub fn set_disabled(&self, disabled: bool) {
+        self.inner.disabled.store(disabled, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Diag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Diag")
+            .field("service", &self.inner.service)
+            .field("version", &self.inner.version)
+            .field("token", &self.inner.token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Diag`]. Every setting has a default; [`DiagBuilder::from_env`] reads the
+/// documented environment variables on top of what code set.
+#[derive(Debug)]
+#[must_use]
+pub struct DiagBuilder {
+    service: String,
+    version: String,
+    token: Option<Secret>,
+    trusted_proxies: Vec<String>,
+    admin_addr: Option<String>,
+    metrics_public: bool,
+    disabled: bool,
+    provider_deadline: Duration,
+    provider_max_bytes: usize,
+}
+
+impl Default for DiagBuilder {
+    fn default() -> Self {
+        DiagBuilder {
+            service: "unknown_service".to_owned(),
+            version: "0.0.0".to_owned(),
+            token: None,
+            trusted_proxies: Vec::new(),
+            admin_addr: None,
+            metrics_public: true,
+            disabled: false,
+            provider_deadline: Duration::from_millis(500),
+            provider_max_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl DiagBuilder {
+    /// The service's name, shown on `/debug` and in metrics.
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = name.into();
+        self
+    }
+
+    /// The service's version, shown on `/debug` and by the `process` provider.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The bearer token for `/debug/*`. Without one, only loopback clients get in.
+    /// An empty string means no token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.token = (!token.is_empty()).then(|| Secret::new(token));
+        self
+    }
+
+    /// A proxy (address or CIDR network) whose `X-Forwarded-For` is believed.
+    /// None is trusted by default.
+    pub fn trusted_proxy(mut self, net: impl Into<String>) -> Self {
+        self.trusted_proxies.push(net.into());
+        self
+    }
+
+    /// Serve the endpoints on a separate listener at `addr` (e.g. `127.0.0.1:9901`)
+    /// instead of, or as well as, the service's own router.
+    pub fn admin_addr(mut self, addr: impl Into<String>) -> Self {
+        self.admin_addr = Some(addr.into());
+        self
+    }
+
+    /// Whether `/metrics` is readable without the token (default `true`: Prometheus
+    /// scrapers usually carry none). When `false`, `/metrics` is guarded like `/debug/*`.
+    pub fn metrics_public(mut self, public: bool) -> Self {
+        self.metrics_public = public;
+        self
+    }
+
+    /// Starts with the kill switch on: the middleware is a pass-through.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// How long a state provider may take before it is reported as `timeout`
+    /// (default 500 ms).
+    pub fn provider_deadline(mut self, deadline: Duration) -> Self {
+        self.provider_deadline = deadline;
+        self
+    }
+
+    /// The largest serialized value one state provider may return (default 256 KiB);
+    /// a larger one is reported as an error entry.
+    pub fn provider_max_bytes(mut self, bytes: usize) -> Self {
+        self.provider_max_bytes = bytes;
+        self
+    }
+
+    /// Reads these environment variables, each overriding what code set:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `DIAG_TOKEN` | bearer token for `/debug/*` (empty: none) |
+    /// | `DIAG_DISABLED` | `1`/`true`: start with the kill switch on |
+    /// | `DIAG_TRUSTED_PROXIES` | comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed |
+    /// | `DIAG_ADMIN_ADDR` | serve the endpoints on this separate address |
+    /// | `DIAG_METRICS_PUBLIC` | `0`/`false`: `/metrics` needs the token too |
+    ///
+    /// ```
+    /// // SAFETY: doc test, single-threaded.
+    /// unsafe { std::env::set_var("DIAG_TOKEN", "from-env") };
+    /// let diag = diag_core::Diag::from_env().unwrap().service("demo").build().unwrap();
+    /// # let _ = diag;
+    /// ```
+    pub fn from_env(mut self) -> Result<Self, ConfigError> {
+        if let Ok(token) = std::env::var("DIAG_TOKEN") {
+            self = self.token(token);
+        }
+        if let Some(b) = env_bool("DIAG_DISABLED")? {
+            self.disabled = b;
+        }
+        if let Ok(list) = std::env::var("DIAG_TRUSTED_PROXIES") {
+            self.trusted_proxies.extend(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
+        }
+        if let Ok(addr) = std::env::var("DIAG_ADMIN_ADDR") {
+            if !addr.trim().is_empty() {
+                self.admin_addr = Some(addr);
+            }
+        }
+        if let Some(b) = env_bool("DIAG_METRICS_PUBLIC")? {
+            self.metrics_public = b;
+        }
+        Ok(self)
+    }
+
+    /// Checks the settings and builds the handle.
+    pub fn build(self) -> Result<Diag, ConfigError> {
+        let nets = self
+            .trusted_proxies
+            .iter()
+            .map(|s| s.parse::<Cidr>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let admin_addr = self
+            .admin_addr
+            .map(|a| {
+                a.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::AdminAddr(a))
+            })
+            .transpose()?;
+        let inner = Inner {
+            service: self.service,
+            version: self.version,
+            token: self.token,
+            trusted_proxies: TrustedProxies::new(nets),
+            admin_addr,
+            metrics_public: self.metrics_public,
+            disabled: AtomicBool::new(self.disabled),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            state: StateRegistry::new(self.provider_deadline, self.provider_max_bytes),
+        };
+        let diag = Diag {
+            inner: Arc::new(inner),
+        };
+        crate::state::process::register(&diag);
+        Ok(diag)
+    }
+}
+
+fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(None),
+            "1" | "true" | "yes" | "on" => Ok(Some(true)),
+            "0" | "false" | "no" | "off" => Ok(Some(false)),
+            other => Err(ConfigError::Env {
+                name,
+                reason: format!("`{other}` is not a boolean (use 1 or 0)"),
+            }),
+        },
+    }
+}

@@ -1,0 +1,136 @@
+//! The diagnostics endpoints, as functions that know no web framework.
+//!
+//! An adapter turns its framework's request into an [`EndpointRequest`], awaits
+//! [`Diag::serve`], and writes the [`DiagResponse`] back. Which paths are endpoints is
+//! [`Diag::is_endpoint`]'s answer, so every adapter mounts the same set.
+
+mod index;
+mod response;
+mod state;
+
+use std::net::SocketAddr;
+
+pub use response::DiagResponse;
+
+use crate::Diag;
+use crate::HeaderView;
+
+/// A request to a diagnostics endpoint, owned so the adapter's request can go.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointRequest {
+    /// `GET`, `PUT`, ...
+    pub method: String,
+    /// The path, without the query, e.g. `/debug/state/cache`.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: Option<String>,
+    /// Header lines, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// The TCP peer, when the adapter knows it. Without it only a token lets anyone in.
+    pub peer: Option<SocketAddr>,
+    /// The request body (only `PUT`/`POST` endpoints read it); adapters cap it at
+    /// [`EndpointRequest::MAX_BODY`].
+    pub body: Vec<u8>,
+}
+
+impl EndpointRequest {
+    /// The largest body an endpoint accepts; adapters refuse longer ones with 413.
+    pub const MAX_BODY: usize = 64 * 1024;
+
+    /// The value of query parameter `key`, if present (`?pretty` gives `Some("")`).
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query.as_deref()?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == key).then_some(v)
+        })
+    }
+
+    /// Whether the client prefers `mime` (e.g. `text/html`) over JSON, by its `Accept`.
+    pub(crate) fn accepts(&self, mime: &str) -> bool {
+        self.headers.get_str("accept").is_some_and(|a| {
+            a.split(',')
+                .any(|part| part.split(';').next().is_some_and(|m| m.trim() == mime))
+        })
+    }
+}
+
+/// One endpoint, as the index lists it.
+pub(crate) struct Endpoint {
+    pub(crate) path: &'static str,
+    pub(crate) methods: &'static str,
+    pub(crate) shows: &'static str,
+}
+
+/// Every endpoint diag serves, in the order the index lists them.
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        path: "/debug",
+        methods: "GET",
+        shows: "this index: the service, its endpoints and providers",
+    },
+    Endpoint {
+        path: "/debug/state",
+        methods: "GET",
+        shows: "every state provider's report, keyed by name (?pretty)",
+    },
+    Endpoint {
+        path: "/debug/state/{name}",
+        methods: "GET",
+        shows: "one state provider's report",
+    },
+];
+
+impl Diag {
+    /// Whether `path` is one of diag's endpoints (`/metrics`, `/debug`, `/debug/...`).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert!(diag.is_endpoint("/debug/state"));
+    /// assert!(!diag.is_endpoint("/debugger"));
+    /// ```
+    pub fn is_endpoint(&self, path: &str) -> bool {
+        path == "/metrics" || path == "/debug" || path.starts_with("/debug/")
+    }
+
+    /// Serves a diagnostics endpoint: checks access, routes, and renders.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::EndpointRequest;
+    /// let diag = diag_core::Diag::builder().token("t0k").build().unwrap();
+    /// let mut req = EndpointRequest { method: "GET".into(), path: "/debug/state".into(), ..Default::default() };
+    /// assert_eq!(diag.serve(req.clone()).await.status, 401);
+    /// req.headers.push(("authorization".into(), "Bearer t0k".into()));
+    /// let resp = diag.serve(req).await;
+    /// assert_eq!(resp.status, 200);
+    /// assert!(String::from_utf8(resp.body).unwrap().contains("\"process\""));
+    /// # }
+    /// ```
+    pub async fn serve(&self, req: EndpointRequest) -> DiagResponse {
+        let public = req.path == "/metrics" && self.inner.metrics_public;
+        if !public {
+            if let Err(e) = crate::auth::authorize(
+                self.inner.token.as_ref(),
+                &self.inner.trusted_proxies,
+                &req.headers,
+                req.peer,
+            ) {
+                return DiagResponse::unauthorized(e);
+            }
+        }
+        let path = req.path.trim_end_matches('/');
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        match (req.method.as_str(), segments.as_slice()) {
+            ("GET" | "HEAD", ["debug"]) => index::serve(self, &req),
+            ("GET" | "HEAD", ["debug", "state"]) => state::serve_all(self, &req).await,
+            ("GET" | "HEAD", ["debug", "state", name]) => state::serve_one(self, &req, name).await,
+            (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {
+                DiagResponse::method_not_allowed("GET")
+            }
+            _ => DiagResponse::not_found(&format!(
+                "no diagnostics endpoint at {}; see /debug",
+                req.path
+            )),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+use serde::Serialize;
+
+use crate::auth::AuthError;
+
+/// What an endpoint answers, for the adapter to write back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiagResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Header lines to set.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+pub(crate) const JSON: &str = "application/json";
+
+impl DiagResponse {
+    /// A response with `content-type` set.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        DiagResponse {
+            status,
+            headers: vec![
+                ("content-type", content_type.to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            body: body.into(),
+        }
+    }
+
+    /// `value` as JSON, pretty-printed when asked.
+    pub fn json(status: u16, value: &impl Serialize, pretty: bool) -> Self {
+        let body = if pretty {
+            serde_json::to_vec_pretty(value)
+        } else {
+            serde_json::to_vec(value)
+        };
+        match body {
+            Ok(mut body) => {
+                body.push(b'\n');
+                DiagResponse::new(status, JSON, body)
+            }
+            Err(e) => DiagResponse::error(500, &format!("could not render JSON: {e}")),
+        }
+    }
+
+    /// A JSON error body: `{"error": "..."}`.
+    pub fn error(status: u16, message: &str) -> Self {
+        let mut body =
+            serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
+        body.push(b'\n');
+        DiagResponse::new(status, JSON, body)
+    }
+
+    pub(crate) fn unauthorized(e: AuthError) -> Self {
+        let mut r = DiagResponse::error(401, &e.to_string());
+        r.headers
+            .push(("www-authenticate", "Bearer realm=\"diag\"".to_owned()));
+        r
+    }
+
+    pub(crate) fn not_found(message: &str) -> Self {
+        DiagResponse::error(404, message)
+    }
+
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
+        let mut r = DiagResponse::error(405, &format!("method not allowed; use {allow}"));
+        r.headers.push(("allow", allow.to_owned()));
+        r
+    }
+
+    /// The value of header `name`, if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}

@@ -1,0 +1,69 @@
+//! A read-only view of request headers that knows no HTTP crate.
+//!
+//! Adapters implement [`HeaderView`] over their framework's header map (http 1.x in
+//! `diag-tower`, actix-web's own in `diag-actix`), so the core never names a framework type.
+
+/// Read access to a request's headers, as the core needs it.
+///
+/// Names passed in are lower-case ASCII.
+///
+/// ```
+/// use diag_core::HeaderView;
+/// let headers = vec![("accept".to_owned(), "text/html".to_owned())];
+/// assert_eq!(headers.get("accept"), Some(&b"text/html"[..]));
+/// assert_eq!(headers.get("x-debug"), None);
+/// ```
+pub trait HeaderView {
+    /// The first value of the header `name`, if present.
+    fn get(&self, name: &str) -> Option<&[u8]>;
+
+    /// Calls `f` with every header line, in order, names lower-case.
+    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8]));
+
+    /// The first value of `name` as UTF-8 text, if present and valid.
+    fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// All values of `name` joined by `", "` (how list-valued headers such as
+    /// `X-Forwarded-For` combine), or `None` when absent.
+    fn get_joined(&self, name: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        self.for_each(&mut |n, v| {
+            if n == name {
+                let v = String::from_utf8_lossy(v);
+                match &mut out {
+                    Some(s) => {
+                        s.push_str(", ");
+                        s.push_str(&v);
+                    }
+                    None => out = Some(v.into_owned()),
+                }
+            }
+        });
+        out
+    }
+}
+
+impl HeaderView for Vec<(String, String)> {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_bytes())
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        for (n, v) in self {
+            f(&n.to_ascii_lowercase(), v.as_bytes());
+        }
+    }
+}
+
+/// No headers at all.
+impl HeaderView for () {
+    fn get(&self, _: &str) -> Option<&[u8]> {
+        None
+    }
+
+    fn for_each(&self, _: &mut dyn FnMut(&str, &[u8])) {}
+}

@@ -1,0 +1,318 @@
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use super::{ProviderReport, ProviderStatus};
+
+type BoxFuture = Pin<Box<dyn Future<Output = serde_json::Result<serde_json::Value>> + Send>>;
+
+enum Provider {
+    Sync(Arc<dyn Fn() -> serde_json::Result<serde_json::Value> + Send + Sync>),
+    Async(Arc<dyn Fn() -> BoxFuture + Send + Sync>),
+}
+
+/// Why a provider could not be registered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegisterError {
+    /// A provider of that name exists already.
+    #[error("a state provider named `{0}` is already registered")]
+    Duplicate(String),
+    /// The name is empty, too long, or has characters other than `a-z 0-9 _ - .`.
+    #[error("`{0}` is not a valid provider name: use 1 to 64 of a-z, 0-9, `_`, `-`, `.`")]
+    InvalidName(String),
+}
+
+/// The registry behind `/debug/state`. Get it from [`Diag::state`](crate::Diag::state).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// diag.state().register("pool", || serde_json::json!({"size": 8, "idle": 3})).unwrap();
+/// diag.state()
+///     .register_async("upstream", || async { serde_json::json!({"healthy": true}) })
+///     .unwrap();
+/// let report = diag.state().collect("pool").await.unwrap();
+/// assert_eq!(report.value.unwrap()["idle"], 3);
+/// # }
+/// ```
+pub struct StateRegistry {
+    providers: RwLock<BTreeMap<String, Arc<Provider>>>,
+    deadline: Duration,
+    max_bytes: usize,
+}
+
+impl StateRegistry {
+    pub(crate) fn new(deadline: Duration, max_bytes: usize) -> Self {
+        StateRegistry {
+            providers: RwLock::new(BTreeMap::new()),
+            deadline,
+            max_bytes,
+        }
+    }
+
+    /// Registers a provider called on every read of `/debug/state`. It runs on a
+    /// blocking thread, so it may take locks; it must not assume any particular thread.
+    pub fn register<F, T>(&self, name: &str, f: F) -> Result<(), RegisterError>
+    where
+        F: Fn() -> T + Send + Sync + 'static,
+        T: Serialize,
+    {
+        self.insert(
+            name,
+            Provider::Sync(Arc::new(move || serde_json::to_value(f()))),
+        )
+    }
+
+    /// Registers an async provider; it is polled on the Tokio runtime serving the
+    /// endpoint.
+    pub fn register_async<F, Fut, T>(&self, name: &str, f: F) -> Result<(), RegisterError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Serialize,
+    {
+        self.insert(
+            name,
+            Provider::Async(Arc::new(move || {
+                let fut = f();
+                Box::pin(async move { serde_json::to_value(fut.await) })
+            })),
+        )
+    }
+
+    /// Removes a provider; returns whether it existed.
+    pub fn unregister(&self, name: &str) -> bool {
+        self.providers.write().remove(name).is_some()
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.providers.read().keys().cloned().collect()
+    }
+
+    /// Calls one provider, or `None` when no provider has that name.
+    pub async fn collect(&self, name: &str) -> Option<ProviderReport> {
+        let provider = self.providers.read().get(name).cloned()?;
+        Some(self.call(provider).await)
+    }
+
+    /// Calls every provider concurrently and returns the reports by name.
+    pub async fn collect_all(&self) -> BTreeMap<String, ProviderReport> {
+        let providers: Vec<(String, Arc<Provider>)> = self
+            .providers
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let calls = providers
+            .into_iter()
+            .map(|(name, p)| async move { (name, self.call(p).await) });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    fn insert(&self, name: &str, provider: Provider) -> Result<(), RegisterError> {
+        if !valid_name(name) {
+            return Err(RegisterError::InvalidName(name.to_owned()));
+        }
+        let mut map = self.providers.write();
+        if map.contains_key(name) {
+            return Err(RegisterError::Duplicate(name.to_owned()));
+        }
+        map.insert(name.to_owned(), Arc::new(provider));
+        Ok(())
+    }
+
+    async fn call(&self, provider: Arc<Provider>) -> ProviderReport {
+        let start = Instant::now();
+        let ms = |start: Instant| start.elapsed().as_secs_f64() * 1000.0;
+        // Both kinds run as their own task, so a panic or a hang stays inside it.
+        let task = match &*provider {
+            Provider::Sync(f) => {
+                let f = f.clone();
+                tokio::task::spawn_blocking(move || f())
+            }
+            Provider::Async(f) => {
+                let f = f.clone();
+                // Building the future may itself panic: catch that too.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| f())) {
+                    Ok(fut) => tokio::spawn(fut),
+                    Err(panic) => {
+                        return ProviderReport::failed(
+                            ProviderStatus::Error,
+                            panic_message(&*panic),
+                            ms(start),
+                        );
+                    }
+                }
+            }
+        };
+        let abort = task.abort_handle();
+        let outcome = tokio::time::timeout(self.deadline, task.map(|r| r)).await;
+        let elapsed = ms(start);
+        match outcome {
+            Err(_) => {
+                // An async provider is cancelled; a blocking one cannot be, and finishes
+                // on its own thread with nobody waiting.
+                abort.abort();
+                ProviderReport::failed(
+                    ProviderStatus::Timeout,
+                    format!("no answer within {} ms", self.deadline.as_millis()),
+                    elapsed,
+                )
+            }
+            Ok(Err(join)) => {
+                let msg = match join.try_into_panic() {
+                    Ok(panic) => panic_message(&*panic),
+                    Err(e) => format!("provider task failed: {e}"),
+                };
+                ProviderReport::failed(ProviderStatus::Error, msg, elapsed)
+            }
+            Ok(Ok(Err(e))) => ProviderReport::failed(
+                ProviderStatus::Error,
+                format!("could not serialize: {e}"),
+                elapsed,
+            ),
+            Ok(Ok(Ok(value))) => {
+                let size = serialized_len(&value);
+                if size > self.max_bytes {
+                    ProviderReport::failed(
+                        ProviderStatus::Error,
+                        format!(
+                            "value is {size} bytes, over the {} byte cap",
+                            self.max_bytes
+                        ),
+                        elapsed,
+                    )
+                } else {
+                    ProviderReport::ok(value, elapsed)
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for StateRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateRegistry")
+            .field("providers", &self.names())
+            .finish()
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    format!("provider panicked: {detail}")
+}
+
+fn serialized_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, value);
+    c.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> StateRegistry {
+        StateRegistry::new(Duration::from_millis(200), 1024)
+    }
+
+    #[tokio::test]
+    async fn panicking_provider_is_an_error_entry_and_others_still_render() {
+        let r = registry();
+        r.register("good", || 42).unwrap();
+        r.register("bad", || -> u32 { panic!("cache lock poisoned") })
+            .unwrap();
+        let all = r.collect_all().await;
+        assert_eq!(all["good"].status, ProviderStatus::Ok);
+        assert_eq!(all["good"].value, Some(serde_json::json!(42)));
+        assert_eq!(all["bad"].status, ProviderStatus::Error);
+        assert!(
+            all["bad"]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("cache lock poisoned")
+        );
+    }
+
+    #[tokio::test]
+    async fn slow_providers_time_out_without_holding_the_response() {
+        let r = registry();
+        r.register("stuck", || std::thread::sleep(Duration::from_millis(1500)))
+            .unwrap();
+        r.register_async("stuck_async", || std::future::pending::<u8>())
+            .unwrap();
+        r.register("quick", || "fine").unwrap();
+        let start = Instant::now();
+        let all = r.collect_all().await;
+        assert!(
+            start.elapsed() < Duration::from_millis(1000),
+            "took {:?}",
+            start.elapsed()
+        );
+        assert_eq!(all["stuck"].status, ProviderStatus::Timeout);
+        assert_eq!(all["stuck_async"].status, ProviderStatus::Timeout);
+        assert_eq!(all["quick"].status, ProviderStatus::Ok);
+    }
+
+    #[tokio::test]
+    async fn oversized_values_are_refused() {
+        let r = registry();
+        r.register("huge", || "x".repeat(4096)).unwrap();
+        let rep = r.collect("huge").await.unwrap();
+        assert_eq!(rep.status, ProviderStatus::Error);
+        assert!(rep.error.unwrap().contains("byte cap"));
+    }
+
+    #[test]
+    fn names_are_validated_and_unique() {
+        let r = registry();
+        r.register("cache", || 1).unwrap();
+        assert_eq!(
+            r.register("cache", || 2),
+            Err(RegisterError::Duplicate("cache".into()))
+        );
+        assert!(matches!(
+            r.register("", || 1),
+            Err(RegisterError::InvalidName(_))
+        ));
+        assert!(matches!(
+            r.register("Has Space", || 1),
+            Err(RegisterError::InvalidName(_))
+        ));
+        assert_eq!(r.names(), vec!["cache".to_owned()]);
+    }
+}
