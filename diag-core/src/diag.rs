@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::auth::Secret;
+use crate::events::Events;
 use crate::net::{Cidr, CidrParseError, TrustedProxies};
 use crate::state::StateRegistry;
 
@@ -38,6 +39,7 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
     pub(crate) state: StateRegistry,
+    pub(crate) events: Events,
 }
 
 /// A configuration value diag could not accept.
@@ -83,6 +85,11 @@ impl Diag {
     /// The registry of `/debug/state` providers.
     pub fn state(&self) -> &StateRegistry {
         &self.inner.state
+    }
+
+    /// The "what changed" timeline.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
     }
 
     /// How long ago this handle was built.
@@ -135,6 +142,7 @@ pub struct DiagBuilder {
     disabled: bool,
     provider_deadline: Duration,
     provider_max_bytes: usize,
+    events_capacity: usize,
 }
 
 impl Default for DiagBuilder {
@@ -149,6 +157,7 @@ impl Default for DiagBuilder {
             disabled: false,
             provider_deadline: Duration::from_millis(500),
             provider_max_bytes: 256 * 1024,
+            events_capacity: 500,
         }
     }
 }
@@ -215,6 +224,13 @@ impl DiagBuilder {
         self
     }
 
+    /// How many events the "what changed" timeline keeps (default 500); older ones
+    /// are evicted and counted.
+    pub fn events_capacity(mut self, n: usize) -> Self {
+        self.events_capacity = n;
+        self
+    }
+
     /// Reads these environment variables, each overriding what code set:
     ///
     /// | variable | meaning |
@@ -246,10 +262,10 @@ impl DiagBuilder {
                     .map(String::from),
             );
         }
-        if let Ok(addr) = std::env::var("DIAG_ADMIN_ADDR") {
-            if !addr.trim().is_empty() {
-                self.admin_addr = Some(addr);
-            }
+        if let Ok(addr) = std::env::var("DIAG_ADMIN_ADDR")
+            && !addr.trim().is_empty()
+        {
+            self.admin_addr = Some(addr);
         }
         if let Some(b) = env_bool("DIAG_METRICS_PUBLIC")? {
             self.metrics_public = b;
@@ -283,11 +299,16 @@ impl DiagBuilder {
             started: Instant::now(),
             started_at: SystemTime::now(),
             state: StateRegistry::new(self.provider_deadline, self.provider_max_bytes),
+            events: Events::new(self.events_capacity),
         };
         let diag = Diag {
             inner: Arc::new(inner),
         };
         crate::state::process::register(&diag);
+        diag.events().record(
+            "start",
+            format!("{} {} started", diag.service(), diag.version()),
+        );
         Ok(diag)
     }
 }

@@ -31,12 +31,15 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod debug;
 mod diag;
 pub mod endpoint;
+pub mod events;
 mod headers;
 pub mod net;
 pub mod request;
 pub mod state;
+pub mod trace;
 
 pub use auth::AuthError;
 pub use diag::{ConfigError, Diag, DiagBuilder};

@@ -108,15 +108,15 @@ impl Diag {
     /// ```
     pub async fn serve(&self, req: EndpointRequest) -> DiagResponse {
         let public = req.path == "/metrics" && self.inner.metrics_public;
-        if !public {
-            if let Err(e) = crate::auth::authorize(
+        if !public
+            && let Err(e) = crate::auth::authorize(
                 self.inner.token.as_ref(),
                 &self.inner.trusted_proxies,
                 &req.headers,
                 req.peer,
-            ) {
-                return DiagResponse::unauthorized(e);
-            }
+            )
+        {
+            return DiagResponse::unauthorized(e);
         }
         let path = req.path.trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();

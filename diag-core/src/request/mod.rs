@@ -3,6 +3,10 @@
 //! head is ready. Dropping the guard unfinished (the client went away, the handler
 //! panicked) still leaves every gauge and record right.
 
+mod scope;
+
+pub use scope::{Entered, RequestScope, with_current};
+
 use std::net::SocketAddr;
 use std::time::Instant;
 

@@ -273,7 +273,7 @@ mod tests {
         let r = registry();
         r.register("stuck", || std::thread::sleep(Duration::from_millis(1500)))
             .unwrap();
-        r.register_async("stuck_async", || std::future::pending::<u8>())
+        r.register_async("stuck_async", std::future::pending::<u8>)
             .unwrap();
         r.register("quick", || "fine").unwrap();
         let start = Instant::now();

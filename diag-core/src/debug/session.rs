@@ -1,0 +1,159 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+
+/// How much a debug request logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DebugLevel {
+    /// DEBUG and above (the default for `X-Debug`).
+    Debug,
+    /// TRACE and above (`X-Debug-Level: trace`).
+    Trace,
+}
+
+/// A span that closed while a debug request ran.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SpanTiming {
+    /// The span's id within this request (tracing's id, as a number).
+    pub id: u64,
+    /// The enclosing span's id, when it is part of the request.
+    pub parent: Option<u64>,
+    /// The span's name.
+    pub name: String,
+    /// The span's target (module path, usually).
+    pub target: String,
+    /// When the span opened, counted from the request's start.
+    pub start_offset: Duration,
+    /// How long it stayed open.
+    pub duration: Duration,
+    /// Its recorded fields, rendered.
+    pub fields: Vec<(String, String)>,
+}
+
+/// One log event of a debug request.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LogLine {
+    /// When it happened, counted from the request's start.
+    pub offset: Duration,
+    /// `ERROR` .. `TRACE`.
+    pub level: String,
+    /// The event's target.
+    pub target: String,
+    /// The `message` field.
+    pub message: String,
+    /// The other fields, rendered.
+    pub fields: Vec<(String, String)>,
+    /// The span it was emitted in, if that span belongs to the request.
+    pub span: Option<u64>,
+}
+
+/// What a request in diagnostic mode gathers while it runs. Bounded: past
+/// [`DebugSession::MAX_SPANS`] spans or [`DebugSession::MAX_LOGS`] log lines, further ones
+/// are dropped and counted.
+#[derive(Debug)]
+pub struct DebugSession {
+    /// The capture id, as served at `/debug/requests/{id}`.
+    pub id: u64,
+    /// How much this request logs.
+    pub level: DebugLevel,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The same moment, as wall-clock time.
+    pub started_at: SystemTime,
+    spans: Mutex<Vec<SpanTiming>>,
+    logs: Mutex<Vec<LogLine>>,
+    dropped_spans: AtomicU64,
+    dropped_logs: AtomicU64,
+}
+
+impl DebugSession {
+    /// The most spans one request keeps.
+    pub const MAX_SPANS: usize = 1_000;
+    /// The most log lines one request keeps.
+    pub const MAX_LOGS: usize = 2_000;
+
+    /// A new, empty session.
+    pub fn new(id: u64, level: DebugLevel) -> Self {
+        DebugSession {
+            id,
+            level,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            spans: Mutex::new(Vec::new()),
+            logs: Mutex::new(Vec::new()),
+            dropped_spans: AtomicU64::new(0),
+            dropped_logs: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether an event at `level` is logged for this request.
+    pub fn admits(&self, level: &tracing::Level) -> bool {
+        match self.level {
+            DebugLevel::Trace => true,
+            DebugLevel::Debug => *level <= tracing::Level::DEBUG,
+        }
+    }
+
+    /// Keeps a closed span, or counts it as dropped when full.
+    pub fn record_span(&self, span: SpanTiming) {
+        push_bounded(&self.spans, span, Self::MAX_SPANS, &self.dropped_spans);
+    }
+
+    /// Keeps a log line, or counts it as dropped when full.
+    pub fn record_log(&self, line: LogLine) {
+        push_bounded(&self.logs, line, Self::MAX_LOGS, &self.dropped_logs);
+    }
+
+    /// The spans kept so far, in the order they closed.
+    pub fn spans(&self) -> Vec<SpanTiming> {
+        self.spans.lock().clone()
+    }
+
+    /// The log lines kept so far, in order.
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.logs.lock().clone()
+    }
+
+    /// How many spans and log lines were dropped over the caps.
+    pub fn dropped(&self) -> (u64, u64) {
+        (
+            self.dropped_spans.load(Ordering::Relaxed),
+            self.dropped_logs.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn push_bounded<T>(v: &Mutex<Vec<T>>, item: T, cap: usize, dropped: &AtomicU64) {
+    let mut v = v.lock();
+    if v.len() < cap {
+        v.push(item);
+    } else {
+        dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_and_counts_what_it_drops() {
+        let s = DebugSession::new(1, DebugLevel::Debug);
+        for i in 0..DebugSession::MAX_LOGS + 5 {
+            s.record_log(LogLine {
+                offset: Duration::ZERO,
+                level: "DEBUG".into(),
+                target: "t".into(),
+                message: i.to_string(),
+                fields: vec![],
+                span: None,
+            });
+        }
+        assert_eq!(s.logs().len(), DebugSession::MAX_LOGS);
+        assert_eq!(s.dropped(), (0, 5));
+        assert!(s.admits(&tracing::Level::DEBUG));
+        assert!(!s.admits(&tracing::Level::TRACE));
+    }
+}

@@ -1,0 +1,158 @@
+use std::fmt;
+
+/// A W3C trace id: 16 bytes, shown as 32 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId(pub [u8; 16]);
+
+/// A W3C span id: 8 bytes, shown as 16 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpanId(pub [u8; 8]);
+
+/// The trace context of one request: its trace, its own span, and whether the trace is
+/// sampled (only sampled traces get exemplars: an exemplar that leads nowhere is worse
+/// than none).
+///
+/// ```
+/// use diag_core::trace::TraceContext;
+/// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let parent = TraceContext::from_traceparent(tp.as_bytes()).unwrap();
+/// assert!(parent.sampled);
+/// assert_eq!(parent.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(parent.to_traceparent(), tp);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace this request belongs to.
+    pub trace_id: TraceId,
+    /// This request's own span.
+    pub span_id: SpanId,
+    /// Whether the trace is recorded (the W3C `sampled` flag).
+    pub sampled: bool,
+}
+
+impl TraceContext {
+    /// Parses a `traceparent` header value (version `00`; later versions are read
+    /// by their first four fields, as the W3C spec asks). All-zero ids are invalid.
+    pub fn from_traceparent(value: &[u8]) -> Option<TraceContext> {
+        let value = value.trim_ascii();
+        if value.len() < 55 {
+            return None;
+        }
+        let version = hex_byte(&value[0..2])?;
+        if version == 0xff || (version == 0 && value.len() != 55) {
+            return None;
+        }
+        if value[2] != b'-'
+            || value[35] != b'-'
+            || value[52] != b'-'
+            || (value.len() > 55 && value[55] != b'-')
+        {
+            return None;
+        }
+        let mut trace = [0u8; 16];
+        for (i, b) in trace.iter_mut().enumerate() {
+            *b = hex_byte(&value[3 + 2 * i..5 + 2 * i])?;
+        }
+        let mut span = [0u8; 8];
+        for (i, b) in span.iter_mut().enumerate() {
+            *b = hex_byte(&value[36 + 2 * i..38 + 2 * i])?;
+        }
+        let flags = hex_byte(&value[53..55])?;
+        if trace == [0; 16] || span == [0; 8] {
+            return None;
+        }
+        Some(TraceContext {
+            trace_id: TraceId(trace),
+            span_id: SpanId(span),
+            sampled: flags & 1 == 1,
+        })
+    }
+
+    /// The `traceparent` header value for this context.
+    pub fn to_traceparent(&self) -> String {
+        format!(
+            "00-{}-{}-{}",
+            self.trace_id,
+            self.span_id,
+            if self.sampled { "01" } else { "00" }
+        )
+    }
+}
+
+fn hex_byte(two: &[u8]) -> Option<u8> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None, // W3C: lower-case only
+        }
+    }
+    Some(nibble(two[0])? << 4 | nibble(two[1])?)
+}
+
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    for (i, b) in bytes.iter().enumerate() {
+        buf[2 * i] = HEX[usize::from(b >> 4)];
+        buf[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    // Only ASCII hex digits were written.
+    f.write_str(std::str::from_utf8(&buf[..bytes.len() * 2]).map_err(|_| fmt::Error)?)
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_malformed_traceparents() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(
+                TraceContext::from_traceparent(bad.as_bytes()),
+                None,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn future_versions_keep_known_fields() {
+        let tp = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-whatever";
+        let c = TraceContext::from_traceparent(tp.as_bytes()).unwrap();
+        assert!(!c.sampled);
+    }
+}
