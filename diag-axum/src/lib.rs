@@ -1,1 +1,79 @@
-//! placeholder
+//! # diag-axum
+//!
+//! [diag](diag_core) for axum in one line: [`DiagRouterExt::with_diag`] wraps every route
+//! in the [`DiagLayer`](diag_tower::DiagLayer) (route templates from [`MatchedPath`]) and
+//! mounts the diagnostics endpoints (`/metrics`, `/debug`, `/debug/...`).
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use diag_axum::DiagRouterExt;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let diag = diag_core::Diag::from_env()?.service("checkout").build()?;
+//! let app = Router::new()
+//!     .route("/products/{id}", get(|| async { "a product" }))
+//!     .with_diag(&diag);
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! // ConnectInfo gives diag the peer address (loopback-only access without a token).
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, MatchedPath};
+use diag_core::Diag;
+use diag_tower::{DiagEndpoints, DiagLayer};
+
+/// The route template axum matched, from [`MatchedPath`].
+pub fn matched_route(ext: &http::Extensions) -> Option<&str> {
+    ext.get::<MatchedPath>().map(MatchedPath::as_str)
+}
+
+/// The peer address from axum's [`ConnectInfo`], or a bare `SocketAddr` extension.
+pub fn connect_info_peer(ext: &http::Extensions) -> Option<SocketAddr> {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| ext.get::<SocketAddr>().copied())
+}
+
+/// A [`DiagLayer`] that reads axum's route templates and connection info.
+///
+/// Apply it with [`Router::layer`] after adding your routes, so [`MatchedPath`] is set.
+pub fn layer(diag: &Diag) -> DiagLayer {
+    DiagLayer::new(diag.clone()).with_route(matched_route).with_peer(connect_info_peer)
+}
+
+/// A router holding only the diagnostics endpoints, to merge into your own or to serve
+/// on a separate listener.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let admin: axum::Router = diag_axum::endpoints(&diag);
+/// # let _ = admin;
+/// ```
+pub fn endpoints<S: Clone + Send + Sync + 'static>(diag: &Diag) -> Router<S> {
+    let svc = DiagEndpoints::new(diag.clone()).with_peer(connect_info_peer);
+    Router::new()
+        .route_service("/metrics", svc.clone())
+        .route_service("/debug", svc.clone())
+        .route_service("/debug/", svc.clone())
+        .route_service("/debug/{*rest}", svc)
+}
+
+/// One-line setup on an axum [`Router`].
+pub trait DiagRouterExt {
+    /// Wraps every route added so far in diag's layer and mounts the endpoints (which
+    /// are not themselves wrapped, so scrapes do not count as traffic).
+    fn with_diag(self, diag: &Diag) -> Self;
+}
+
+impl<S: Clone + Send + Sync + 'static> DiagRouterExt for Router<S> {
+    fn with_diag(self, diag: &Diag) -> Self {
+        self.layer(layer(diag)).merge(endpoints(diag))
+    }
+}

@@ -22,6 +22,10 @@ pub enum AuthError {
     /// No token is configured and the client is not on loopback.
     #[error("no token is configured, so only loopback clients are allowed")]
     NotLoopback,
+    /// No token is configured and the adapter could not tell who the peer is (with axum,
+    /// serve with `into_make_service_with_connect_info::<SocketAddr>()`).
+    #[error("no token is configured and the peer address is unknown, so loopback cannot be proven")]
+    UnknownPeer,
     /// No token is configured and the request came through a proxy that is not trusted.
     #[error("no token is configured and the request came through an untrusted proxy")]
     UntrustedProxy,
@@ -89,7 +93,7 @@ pub(crate) fn authorize(
             Err(AuthError::InvalidToken)
         };
     }
-    let peer = peer.ok_or(AuthError::NotLoopback)?.ip();
+    let peer = peer.ok_or(AuthError::UnknownPeer)?.ip();
     let forwarded = headers.get_joined("x-forwarded-for");
     let proxied = forwarded.is_some() || headers.get("forwarded").is_some();
     if proxied && !trusted.contains(crate::net::canonical_ip(peer)) {

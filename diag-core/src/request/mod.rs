@@ -36,6 +36,7 @@ pub struct RequestGuard {
     #[allow(dead_code)] // read by the metrics and debug parts as they land
     diag: Diag,
     start: Instant,
+    scope: Option<RequestScope>,
     finished: bool,
 }
 
@@ -59,6 +60,7 @@ impl Diag {
         RequestGuard {
             diag: self.clone(),
             start: Instant::now(),
+            scope: None,
             finished: false,
         }
     }
@@ -68,6 +70,12 @@ impl RequestGuard {
     /// When the request arrived.
     pub fn started(&self) -> Instant {
         self.start
+    }
+
+    /// Makes this request current on this thread while the returned guard lives; adapters
+    /// hold it while polling the handler, so logs and metrics find their request.
+    pub fn enter(&self) -> Option<Entered<'_>> {
+        self.scope.as_ref().map(RequestScope::enter)
     }
 
     /// Calls `f` with each header diag adds to the response (trace context, and for

@@ -1,0 +1,71 @@
+//! A listener of its own for the diagnostics endpoints, for operators who keep them off
+//! the public port.
+
+use std::io;
+use std::net::SocketAddr;
+
+use diag_core::Diag;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::DiagEndpoints;
+
+/// A running admin listener.
+#[derive(Debug)]
+pub struct AdminServer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `addr` and serves only the diagnostics endpoints there, on the current Tokio
+/// runtime. The peer address is the socket's, so loopback-only access works as documented.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let admin = diag_tower::admin::serve(diag, "127.0.0.1:9901".parse().unwrap()).await?;
+/// println!("diagnostics on http://{}/debug", admin.local_addr());
+/// # Ok(()) }
+/// ```
+pub async fn serve(diag: Diag, addr: SocketAddr) -> io::Result<AdminServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let endpoints = DiagEndpoints::new(diag);
+    let task = tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "diag admin listener: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let endpoints = endpoints.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer);
+                    endpoints.clone().oneshot(req)
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(AdminServer { addr, task })
+}

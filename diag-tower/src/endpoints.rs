@@ -1,0 +1,112 @@
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use diag_core::{Diag, DiagResponse, EndpointRequest};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+
+use crate::PeerFn;
+
+/// The diagnostics endpoints (`/metrics`, `/debug`, `/debug/...`) as a tower service.
+///
+/// Mount it on your router for those paths, or run it alone with [`admin::serve`](crate::admin::serve).
+/// Requests for other paths get a JSON 404.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tower::ServiceExt;
+/// let diag = diag_core::Diag::builder().token("t").build().unwrap();
+/// let req = http::Request::get("/debug/state")
+///     .header("authorization", "Bearer t")
+///     .body(http_body_util::Empty::<bytes::Bytes>::new())
+///     .unwrap();
+/// let res = diag_tower::DiagEndpoints::new(diag).oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), 200);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct DiagEndpoints {
+    diag: Diag,
+    peer: PeerFn,
+}
+
+impl DiagEndpoints {
+    /// Endpoints of `diag`; the peer comes from a `SocketAddr` extension unless set with
+    /// [`with_peer`](Self::with_peer).
+    pub fn new(diag: Diag) -> Self {
+        DiagEndpoints { diag, peer: |ext| ext.get::<std::net::SocketAddr>().copied() }
+    }
+
+    /// How to find the TCP peer address (it decides loopback-only access when no token
+    /// is configured).
+    pub fn with_peer(mut self, peer: PeerFn) -> Self {
+        self.peer = peer;
+        self
+    }
+}
+
+impl<B> tower::Service<Request<B>> for DiagEndpoints
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let diag = self.diag.clone();
+        let peer = (self.peer)(req.extensions());
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = match Limited::new(body, EndpointRequest::MAX_BODY).collect().await {
+                Ok(collected) => collected.to_bytes().to_vec(),
+                Err(_) => {
+                    return Ok(into_response(DiagResponse::error(
+                        413,
+                        &format!("request body over {} bytes", EndpointRequest::MAX_BODY),
+                    )));
+                }
+            };
+            let request = EndpointRequest {
+                method: parts.method.as_str().to_owned(),
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().map(str::to_owned),
+                headers: parts
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                    .collect(),
+                peer,
+                body,
+            };
+            let head = parts.method == http::Method::HEAD;
+            let mut res = into_response(diag.serve(request).await);
+            if head {
+                *res.body_mut() = Full::default();
+            }
+            Ok(res)
+        })
+    }
+}
+
+/// Converts the core's response into an `http` response.
+pub(crate) fn into_response(r: DiagResponse) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(r.body)));
+    *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in r.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            res.headers_mut().append(HeaderName::from_static(name), value);
+        }
+    }
+    res
+}

@@ -1,0 +1,60 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use diag_core::request::RequestGuard;
+use http::{HeaderName, HeaderValue, Response};
+use pin_project_lite::pin_project;
+
+use crate::DiagBody;
+
+pin_project! {
+    /// The response future of [`DiagService`](crate::DiagService).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<RequestGuard>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn passthrough(inner: F) -> Self {
+        ResponseFuture { inner, guard: None }
+    }
+
+    pub(crate) fn watched(inner: F, guard: RequestGuard) -> Self {
+        ResponseFuture { inner, guard: Some(guard) }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<DiagBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(guard) = this.guard.as_ref() else {
+            return this.inner.poll(cx).map(|r| r.map(|res| res.map(DiagBody::new)));
+        };
+        let result = {
+            let _entered = guard.enter();
+            std::task::ready!(this.inner.poll(cx))
+        };
+        // Dropping an unfinished guard records the failure (handler error).
+        let guard = this.guard.take();
+        Poll::Ready(result.map(|mut res| {
+            if let Some(guard) = guard {
+                let headers = res.headers_mut();
+                guard.response_headers(|name, value| {
+                    if let Ok(value) = HeaderValue::from_str(value) {
+                        headers.insert(HeaderName::from_static(name), value);
+                    }
+                });
+                guard.finish(res.status().as_u16());
+            }
+            res.map(DiagBody::new)
+        }))
+    }
+}
