@@ -45,7 +45,9 @@ pub fn connect_info_peer(ext: &http::Extensions) -> Option<SocketAddr> {
 ///
 /// Apply it with [`Router::layer`] after adding your routes, so [`MatchedPath`] is set.
 pub fn layer(diag: &Diag) -> DiagLayer {
-    DiagLayer::new(diag.clone()).with_route(matched_route).with_peer(connect_info_peer)
+    DiagLayer::new(diag.clone())
+        .with_route(matched_route)
+        .with_peer(connect_info_peer)
 }
 
 /// A router holding only the diagnostics endpoints, to merge into your own or to serve

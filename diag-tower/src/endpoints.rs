@@ -38,7 +38,10 @@ impl DiagEndpoints {
     /// Endpoints of `diag`; the peer comes from a `SocketAddr` extension unless set with
     /// [`with_peer`](Self::with_peer).
     pub fn new(diag: Diag) -> Self {
-        DiagEndpoints { diag, peer: |ext| ext.get::<std::net::SocketAddr>().copied() }
+        DiagEndpoints {
+            diag,
+            peer: |ext| ext.get::<std::net::SocketAddr>().copied(),
+        }
     }
 
     /// How to find the TCP peer address (it decides loopback-only access when no token
@@ -68,7 +71,10 @@ where
         let peer = (self.peer)(req.extensions());
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let body = match Limited::new(body, EndpointRequest::MAX_BODY).collect().await {
+            let body = match Limited::new(body, EndpointRequest::MAX_BODY)
+                .collect()
+                .await
+            {
                 Ok(collected) => collected.to_bytes().to_vec(),
                 Err(_) => {
                     return Ok(into_response(DiagResponse::error(
@@ -105,7 +111,8 @@ pub(crate) fn into_response(r: DiagResponse) -> Response<Full<Bytes>> {
     *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in r.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
-            res.headers_mut().append(HeaderName::from_static(name), value);
+            res.headers_mut()
+                .append(HeaderName::from_static(name), value);
         }
     }
     res

@@ -23,7 +23,10 @@ impl<F> ResponseFuture<F> {
     }
 
     pub(crate) fn watched(inner: F, guard: RequestGuard) -> Self {
-        ResponseFuture { inner, guard: Some(guard) }
+        ResponseFuture {
+            inner,
+            guard: Some(guard),
+        }
     }
 }
 
@@ -36,7 +39,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(guard) = this.guard.as_ref() else {
-            return this.inner.poll(cx).map(|r| r.map(|res| res.map(DiagBody::new)));
+            return this
+                .inner
+                .poll(cx)
+                .map(|r| r.map(|res| res.map(DiagBody::new)));
         };
         let result = {
             let _entered = guard.enter();

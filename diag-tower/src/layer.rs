@@ -37,7 +37,11 @@ impl DiagLayer {
     /// [`with_route`](Self::with_route)) and the peer is taken from a
     /// `std::net::SocketAddr` extension, if any.
     pub fn new(diag: Diag) -> Self {
-        DiagLayer { diag, route: |_| None, peer: |ext| ext.get::<SocketAddr>().copied() }
+        DiagLayer {
+            diag,
+            route: |_| None,
+            peer: |ext| ext.get::<SocketAddr>().copied(),
+        }
     }
 
     /// How to find the route template (never the raw path: it would explode metric
@@ -58,6 +62,9 @@ impl<S> Layer<S> for DiagLayer {
     type Service = DiagService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DiagService { inner, layer: self.clone() }
+        DiagService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }

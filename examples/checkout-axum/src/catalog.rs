@@ -42,7 +42,12 @@ const MAX_ENTRIES: usize = 10_000;
 impl Catalog {
     /// An empty cache in front of a pricing dependency answering in `latency_ms` (min, max).
     pub fn new(latency_ms: (u64, u64)) -> Self {
-        Catalog { entries: RwLock::default(), hits: AtomicU64::new(0), misses: AtomicU64::new(0), latency_ms }
+        Catalog {
+            entries: RwLock::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            latency_ms,
+        }
     }
 
     /// The product, from the cache or, on a miss, from the pricing dependency.
@@ -55,7 +60,11 @@ impl Catalog {
         self.misses.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(product_id = id, "cache miss, asking pricing");
         let price_cents = fetch_price(id, self.latency_ms).await;
-        let product = Product { id, name: format!("Product #{id}"), price_cents };
+        let product = Product {
+            id,
+            name: format!("Product #{id}"),
+            price_cents,
+        };
         let mut entries = self.entries.write().await;
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
@@ -73,7 +82,11 @@ impl Catalog {
             entries,
             hits,
             misses,
-            hit_ratio: if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+            hit_ratio: if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            },
         }
     }
 }

@@ -29,8 +29,11 @@ impl Config {
         Config {
             listen: var("LISTEN").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             pricing_latency_ms: latency,
-            order_queue_capacity: var("ORDER_QUEUE_CAPACITY").and_then(|v| v.parse().ok()).unwrap_or(1024),
-            pricing_api_key: var("PRICING_API_KEY").unwrap_or_else(|| "pk_live_demo_5up3r53cr3t".to_owned()),
+            order_queue_capacity: var("ORDER_QUEUE_CAPACITY")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1024),
+            pricing_api_key: var("PRICING_API_KEY")
+                .unwrap_or_else(|| "pk_live_demo_5up3r53cr3t".to_owned()),
         }
     }
 }

@@ -42,7 +42,12 @@ pub fn app(diag: &Diag, config: &Config) -> Router {
         .with_diag(diag)
 }
 
-fn register_state(diag: &Diag, config: &Config, catalog: &Arc<catalog::Catalog>, orders: &orders::Orders) {
+fn register_state(
+    diag: &Diag,
+    config: &Config,
+    catalog: &Arc<catalog::Catalog>,
+    orders: &orders::Orders,
+) {
     let c = catalog.clone();
     // A name clash here is a programming error in this demo, not a runtime condition.
     let _ = diag.state().register("cache", move || c.summary());

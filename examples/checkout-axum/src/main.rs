@@ -29,10 +29,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("DIAG_TOKEN").is_none() {
         tracing::warn!("DIAG_TOKEN is not set: /debug/* answers loopback clients only");
     }
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

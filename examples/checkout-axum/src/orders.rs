@@ -59,20 +59,31 @@ impl Orders {
             while let Some(order) = rx.recv().await {
                 // Simulated fulfilment work.
                 tokio::time::sleep(Duration::from_millis(2)).await;
-                tracing::debug!(order_id = order.id, product_id = order.request.product_id, qty = order.request.qty, "order fulfilled");
+                tracing::debug!(
+                    order_id = order.id,
+                    product_id = order.request.product_id,
+                    qty = order.request.qty,
+                    "order fulfilled"
+                );
                 done.fetch_add(1, Ordering::Relaxed);
             }
         });
-        Orders { tx, next_id: Arc::new(AtomicU64::new(1)), processed }
+        Orders {
+            tx,
+            next_id: Arc::new(AtomicU64::new(1)),
+            processed,
+        }
     }
 
     /// Queues an order; returns its id.
     pub fn submit(&self, request: OrderRequest) -> Result<u64, EnqueueError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.tx.try_send(Order { id, request }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => EnqueueError::Full,
-            mpsc::error::TrySendError::Closed(_) => EnqueueError::Closed,
-        })?;
+        self.tx
+            .try_send(Order { id, request })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => EnqueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => EnqueueError::Closed,
+            })?;
         Ok(id)
     }
 

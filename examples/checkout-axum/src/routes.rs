@@ -17,7 +17,10 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-pub(crate) async fn product(State(state): State<AppState>, Path(id): Path<u64>) -> impl IntoResponse {
+pub(crate) async fn product(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> impl IntoResponse {
     Json(state.catalog.get(id).await)
 }
 
@@ -26,19 +29,36 @@ pub(crate) async fn checkout(State(state): State<AppState>, body: axum::body::By
         Ok(o) => o,
         Err(e) => {
             tracing::info!(error = %e, "rejected malformed checkout");
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": format!("malformed order: {e}") })))
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("malformed order: {e}") })),
+            )
                 .into_response();
         }
     };
-    tracing::debug!(product_id = order.product_id, qty = order.qty, "checkout accepted");
+    tracing::debug!(
+        product_id = order.product_id,
+        qty = order.qty,
+        "checkout accepted"
+    );
     match state.orders.submit(order) {
-        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "order_id": id, "status": "queued" }))).into_response(),
-        Err(e @ EnqueueError::Full) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e.to_string() }))).into_response()
-        }
+        Ok(id) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "order_id": id, "status": "queued" })),
+        )
+            .into_response(),
+        Err(e @ EnqueueError::Full) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
         Err(e @ EnqueueError::Closed) => {
             tracing::error!(error = %e, "order worker gone");
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))).into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": e.to_string() })),
+            )
+                .into_response()
         }
     }
 }
@@ -60,7 +80,10 @@ pub(crate) async fn slow(Query(q): Query<HashMap<String, String>>) -> Response {
         None => 100,
         Some(Ok(ms)) => ms.min(MAX_SLOW_MS),
         Some(Err(_)) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": "ms must be a whole number of milliseconds" })))
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "ms must be a whole number of milliseconds" })),
+            )
                 .into_response();
         }
     };
@@ -69,6 +92,13 @@ pub(crate) async fn slow(Query(q): Query<HashMap<String, String>>) -> Response {
 }
 
 pub(crate) async fn fail() -> Response {
-    tracing::error!(dependency = "inventory", "inventory lookup failed: connection reset");
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "inventory unavailable" }))).into_response()
+    tracing::error!(
+        dependency = "inventory",
+        "inventory lookup failed: connection reset"
+    );
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": "inventory unavailable" })),
+    )
+        .into_response()
 }

@@ -1,0 +1,72 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use diag_core::{Diag, DiagResponse, EndpointRequest};
+use futures_util::StreamExt;
+
+/// Returns a function for [`App::configure`](actix_web::App::configure) that mounts the
+/// diagnostics endpoints. The peer address is the socket's (`HttpRequest::peer_addr`).
+///
+/// ```
+/// # #[actix_web::main] async fn main() {
+/// use actix_web::{App, test};
+/// let diag = diag_core::Diag::builder().token("t").build().unwrap();
+/// let app = test::init_service(App::new().configure(diag_actix::configure(diag))).await;
+/// let req = test::TestRequest::get().uri("/debug/state").insert_header(("authorization", "Bearer t")).to_request();
+/// let res = test::call_service(&app, req).await;
+/// assert_eq!(res.status(), 200);
+/// # }
+/// ```
+pub fn configure(diag: Diag) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(diag))
+            .route("/metrics", web::route().to(serve))
+            .route("/debug", web::route().to(serve))
+            .route("/debug/{tail:.*}", web::route().to(serve));
+    }
+}
+
+async fn serve(req: HttpRequest, mut payload: web::Payload, diag: web::Data<Diag>) -> HttpResponse {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return respond(DiagResponse::error(400, "could not read the request body"));
+        };
+        if body.len() + chunk.len() > EndpointRequest::MAX_BODY {
+            return respond(DiagResponse::error(
+                413,
+                &format!("request body over {} bytes", EndpointRequest::MAX_BODY),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let request = EndpointRequest {
+        method: req.method().as_str().to_owned(),
+        path: req.path().to_owned(),
+        query: Some(req.query_string())
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned),
+        headers: req
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        peer: req.peer_addr(),
+        body,
+    };
+    let head = req.method() == actix_web::http::Method::HEAD;
+    let mut res = respond(diag.serve(request).await);
+    if head {
+        res = res.drop_body().map_into_boxed_body();
+    }
+    res
+}
+
+fn respond(r: DiagResponse) -> HttpResponse {
+    let mut builder = HttpResponse::build(
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    for (name, value) in r.headers {
+        builder.append_header((name, value));
+    }
+    builder.body(r.body)
+}

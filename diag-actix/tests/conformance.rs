@@ -1,0 +1,47 @@
+//! diag-actix passes the adapter conformance suite.
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use diag_conformance::{TOKEN, Target};
+
+fn start_server() -> std::net::SocketAddr {
+    let diag = diag_core::Diag::builder()
+        .service("conformance")
+        .token(TOKEN)
+        .build()
+        .unwrap();
+    diag.state()
+        .register("conformance_panics", || -> u8 { panic!("boom") })
+        .unwrap();
+    diag.state()
+        .register("conformance_ok", || serde_json::json!({"ok": true}))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                App::new()
+                    .configure(diag_actix::configure(diag.clone()))
+                    .route(
+                        "/echo",
+                        web::post().to(|body: web::Payload| async move {
+                            HttpResponse::Ok()
+                                .content_type("application/octet-stream")
+                                .streaming(body)
+                        }),
+                    )
+            })
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+            tx.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_adapter_conforms() {
+    let addr = start_server();
+    diag_conformance::run_all(&Target::new(format!("http://{addr}"))).await;
+}

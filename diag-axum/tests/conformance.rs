@@ -1,0 +1,47 @@
+//! diag-axum passes the adapter conformance suite.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Response;
+use axum::routing::{get, post};
+use diag_axum::DiagRouterExt;
+use diag_conformance::{TOKEN, Target};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_adapter_conforms() {
+    let diag = diag_core::Diag::builder()
+        .service("conformance")
+        .token(TOKEN)
+        .build()
+        .unwrap();
+    diag.state()
+        .register("conformance_panics", || -> u8 { panic!("boom") })
+        .unwrap();
+    diag.state()
+        .register("conformance_ok", || serde_json::json!({"ok": true}))
+        .unwrap();
+    let app = Router::new()
+        .route("/echo", post(|body: Body| async move { echo(body) }))
+        .route("/hello", get(|| async { "hi" }))
+        .with_diag(&diag);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    diag_conformance::run_all(&Target::new(format!("http://{addr}"))).await;
+}
+
+fn echo(body: Body) -> Response<Body> {
+    Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .unwrap()
+}

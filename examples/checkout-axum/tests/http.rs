@@ -1,0 +1,200 @@
+//! The demo over real HTTP, as an on-call engineer would use it.
+
+use std::net::SocketAddr;
+
+use checkout_axum::{Config, app};
+use diag_core::Diag;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token";
+
+struct Running {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Running {
+    async fn start(diag: Diag) -> Running {
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            pricing_latency_ms: (20, 50),
+            order_queue_capacity: 16,
+            pricing_api_key: "pk_live_must_not_leak".into(),
+        };
+        let router = app(&diag, &config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Running {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn with_token() -> Running {
+        Running::start(
+            Diag::builder()
+                .service("checkout")
+                .version("1.2.3")
+                .token(TOKEN)
+                .build()
+                .unwrap(),
+        )
+        .await
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.base))
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.base))
+    }
+}
+
+#[tokio::test]
+async fn demo_routes_behave() {
+    let s = Running::with_token().await;
+    assert_eq!(
+        s.get("/healthz")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+
+    let p: Value = s
+        .get("/products/7")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["id"], 7);
+    assert!(p["price_cents"].as_u64().unwrap() >= 1000);
+
+    let res = s
+        .post("/checkout")
+        .json(&json!({"product_id": 7, "qty": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let order: Value = res.json().await.unwrap();
+    assert!(order["order_id"].as_u64().unwrap() >= 1);
+
+    let res = s.post("/checkout").body("{not json").send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("malformed"));
+
+    let res = s
+        .post("/echo")
+        .header("content-type", "text/x-demo")
+        .body("héllo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "text/x-demo");
+    assert_eq!(res.text().await.unwrap(), "héllo");
+
+    let slow: Value = s
+        .get("/slow?ms=30")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(slow["slept_ms"], 30);
+    assert_eq!(s.get("/fail").send().await.unwrap().status(), 500);
+}
+
+#[tokio::test]
+async fn state_shows_every_provider_with_the_token_and_401_without() {
+    let s = Running::with_token().await;
+    s.get("/products/1").send().await.unwrap();
+    s.get("/products/1").send().await.unwrap();
+
+    let res = s.get("/debug/state").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = s
+        .get("/debug/state")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let state: Value = res.json().await.unwrap();
+    for name in ["process", "cache", "orders"] {
+        assert_eq!(state[name]["status"], "ok", "{name}: {state}");
+    }
+    assert_eq!(state["process"]["value"]["version"], "1.2.3");
+    assert_eq!(state["cache"]["value"]["hits"], 1);
+    assert_eq!(state["cache"]["value"]["misses"], 1);
+    assert_eq!(state["orders"]["value"]["capacity"], 16);
+
+    let one: Value = s
+        .get("/debug/state/cache")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["value"]["entries"], 1);
+}
+
+#[tokio::test]
+async fn without_a_token_only_loopback_gets_in() {
+    let s = Running::start(Diag::builder().service("checkout").build().unwrap()).await;
+    // The test client is on loopback.
+    assert_eq!(s.get("/debug/state").send().await.unwrap().status(), 200);
+    // Through a proxy nobody named, even a loopback peer is refused.
+    let res = s
+        .get("/debug/state")
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn endpoints_on_a_separate_admin_listener() {
+    let diag = Diag::builder()
+        .service("checkout")
+        .token(TOKEN)
+        .build()
+        .unwrap();
+    let _s = Running::start(diag.clone()).await;
+    let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("http://{}/debug/state/orders", admin.local_addr());
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+    let v: Value = client
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["value"]["capacity"], 16);
+    admin.abort();
+}
