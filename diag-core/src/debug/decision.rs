@@ -111,3 +111,182 @@ impl Diag {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::debug::{MAX_CREDENTIAL_BYTES, sign_credential};
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+    fn peer(s: &str) -> Option<SocketAddr> {
+        Some(SocketAddr::new(s.parse().unwrap(), 40000))
+    }
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn every_rejection_reason_is_counted() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let out = peer("203.0.113.9");
+        let lo = peer("127.0.0.1");
+        let ask = |v: &str, p| diag.debug_decision(&headers(&[("x-debug", v)]), p);
+        let expired = sign_credential(b"tok", now() - 30);
+        let cases: [(&str, Option<SocketAddr>, Decision); 8] = [
+            ("wrong", out, Decision::Rejected(RejectReason::Invalid)),
+            ("wrong-again", lo, Decision::Rejected(RejectReason::Invalid)),
+            (&expired, out, Decision::Rejected(RejectReason::Expired)),
+            (
+                "v1.garbage",
+                out,
+                Decision::Rejected(RejectReason::Malformed),
+            ),
+            ("\u{1}", out, Decision::Rejected(RejectReason::Malformed)),
+            (
+                &"x".repeat(MAX_CREDENTIAL_BYTES + 1),
+                out,
+                Decision::Rejected(RejectReason::Oversized),
+            ),
+            ("1", out, Decision::Rejected(RejectReason::UntrustedNetwork)),
+            ("1", lo, Decision::Debug(DebugLevel::Debug)),
+        ];
+        for (value, p, want) in cases {
+            assert_eq!(ask(value, p), want, "{value:?}");
+        }
+        let mode = diag.debug_mode();
+        let counts: Vec<u64> = RejectReason::ALL
+            .iter()
+            .map(|r| mode.rejected(*r))
+            .collect();
+        // oversized, malformed, invalid, expired, untrusted_network
+        assert_eq!(counts, [1, 2, 2, 1, 1]);
+        assert_eq!(mode.activated(), 1);
+        assert_eq!(
+            ask("wrong", out).status_header(),
+            Some(("x-debug-status", "rejected; reason=invalid"))
+        );
+    }
+
+    #[test]
+    fn token_level_kill_switch_and_header_name() {
+        let diag = Diag::builder()
+            .token("tok")
+            .debug_header("X-Diag-Me")
+            .build()
+            .unwrap();
+        let h = headers(&[("x-diag-me", "tok"), ("x-debug-level", "TRACE")]);
+        assert_eq!(
+            diag.debug_decision(&h, None),
+            Decision::Debug(DebugLevel::Trace)
+        );
+        // The default header name means nothing now.
+        assert_eq!(
+            diag.debug_decision(&headers(&[("x-debug", "tok")]), None),
+            Decision::NotRequested
+        );
+        diag.set_disabled(true);
+        assert_eq!(diag.debug_decision(&h, None), Decision::Disabled);
+        assert_eq!(
+            diag.debug_decision(&h, None).status_header(),
+            Some(("x-debug-status", "disabled"))
+        );
+        assert_eq!(diag.debug_mode().activated(), 1);
+    }
+
+    #[test]
+    fn a_separate_debug_token_replaces_the_endpoint_token() {
+        let diag = Diag::builder()
+            .token("endpoint")
+            .debug_token("debugger")
+            .build()
+            .unwrap();
+        let ask = |v: &str| diag.debug_decision(&headers(&[("x-debug", v)]), None);
+        assert!(ask("debugger").is_debug());
+        assert_eq!(ask("endpoint"), Decision::Rejected(RejectReason::Invalid));
+        let minted = diag.mint_debug_credential(Duration::from_secs(60)).unwrap();
+        assert!(ask(&minted).is_debug());
+        let by_endpoint_key = sign_credential(b"endpoint", now() + 60);
+        assert_eq!(
+            ask(&by_endpoint_key),
+            Decision::Rejected(RejectReason::Invalid)
+        );
+        assert_eq!(
+            diag.mint_debug_credential(Duration::from_secs(2 * 86_400)),
+            Err(crate::debug::MintError::TtlTooLong)
+        );
+        let keyless = Diag::builder().build().unwrap();
+        assert_eq!(
+            keyless.mint_debug_credential(Duration::from_secs(60)),
+            Err(crate::debug::MintError::NoKey)
+        );
+    }
+
+    #[test]
+    fn budget_grants_exactly_burst_to_a_concurrent_flood() {
+        let diag = Diag::builder()
+            .token("tok")
+            .debug_budget(0.001, 20)
+            .build()
+            .unwrap();
+        let h = headers(&[("x-debug", "tok")]);
+        let (granted, exhausted) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let start = std::sync::Barrier::new(20);
+        std::thread::scope(|s| {
+            for _ in 0..20 {
+                s.spawn(|| {
+                    start.wait();
+                    for _ in 0..10 {
+                        match diag.debug_decision(&h, None) {
+                            Decision::Debug(_) => granted.fetch_add(1, Ordering::Relaxed),
+                            Decision::BudgetExhausted => exhausted.fetch_add(1, Ordering::Relaxed),
+                            other => panic!("unexpected {other:?}"),
+                        };
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.load(Ordering::Relaxed), 20);
+        assert_eq!(exhausted.load(Ordering::Relaxed), 180);
+        assert_eq!(diag.debug_mode().budget().exhausted(), 180);
+        assert_eq!(diag.debug_mode().activated(), 20);
+        let events = diag.events().recent();
+        let budget_events = events
+            .iter()
+            .filter(|e| e.kind == "debug_budget_exhausted")
+            .count();
+        assert_eq!(budget_events, 1, "once per interval, not per request");
+        assert_eq!(
+            Decision::BudgetExhausted.status_header(),
+            Some(("x-debug-status", "budget-exhausted"))
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_at_build() {
+        assert!(Diag::builder().debug_budget(0.0, 5).build().is_err());
+        assert!(Diag::builder().debug_budget(1.0, 0).build().is_err());
+        assert!(Diag::builder().debug_networks(["nope"]).build().is_err());
+        assert!(Diag::builder().debug_header("bad header").build().is_err());
+        // An empty network list: `X-Debug: 1` is honoured from nowhere.
+        let diag = Diag::builder()
+            .debug_networks(Vec::<String>::new())
+            .build()
+            .unwrap();
+        assert_eq!(
+            diag.debug_decision(&headers(&[("x-debug", "1")]), peer("127.0.0.1")),
+            Decision::Rejected(RejectReason::UntrustedNetwork)
+        );
+    }
+}

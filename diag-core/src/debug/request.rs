@@ -250,3 +250,173 @@ impl std::fmt::Debug for DebugRequest {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::debug::{Decision, LogLine, SpanTiming, render_waterfall};
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn start(diag: &Diag, h: &Vec<(String, String)>, uri: &str) -> Arc<DebugRequest> {
+        let Decision::Debug(level) = diag.debug_decision(h, None) else {
+            panic!("not admitted")
+        };
+        let view = RequestView {
+            method: "POST",
+            route: Some("/login"),
+            headers: h,
+            peer: None,
+        };
+        diag.start_debug(level, &view, uri, TraceId([0x4b; 16]))
+    }
+
+    #[test]
+    fn no_secret_reaches_the_stored_capture_or_its_text() {
+        let diag = Diag::builder()
+            .token("SECRET-DEBUGTOKEN")
+            .redact_header("X-Internal-Key")
+            .redact_field("ssn")
+            .capture_body_limit(128)
+            .build()
+            .unwrap();
+        let h = headers(&[
+            ("x-debug", "SECRET-DEBUGTOKEN"),
+            ("authorization", "Bearer SECRET-AUTH"),
+            ("proxy-authorization", "Basic SECRET-PROXY"),
+            ("cookie", "sid=SECRET-COOKIE"),
+            ("x-internal-key", "SECRET-INTERNAL"),
+            ("content-type", "application/json"),
+        ]);
+        let debug = start(&diag, &h, "/login?next=%2F&token=SECRET-QUERY");
+        let session = debug.session().clone();
+        session.record_span(SpanTiming {
+            id: 2,
+            parent: None,
+            name: "check_password".into(),
+            target: "app::auth".into(),
+            start_offset: Duration::from_millis(1),
+            duration: Duration::from_millis(3),
+            fields: vec![("password".into(), "SECRET-SPANFIELD".into())],
+        });
+        session.record_log(LogLine {
+            offset: Duration::from_millis(2),
+            level: "DEBUG".into(),
+            target: "app::auth".into(),
+            message: "checking".into(),
+            fields: vec![("api_key".into(), "SECRET-LOGFIELD".into())],
+            span: Some(2),
+        });
+        for part in [
+            r#"{"user":{"name":"ann","password":"SECRET-PW","#,
+            r#""cards":[{"card_number":"SECRET-CARD"}]},"ssn":"SECRET-SSN"}"#,
+        ] {
+            debug.request_chunk(part.as_bytes());
+        }
+        debug.request_end();
+        let resp = headers(&[
+            ("set-cookie", "sid=SECRET-SETCOOKIE; HttpOnly"),
+            ("content-type", "application/json"),
+        ]);
+        let extra = debug.response_head(200, &resp);
+        assert!(extra[0].1.starts_with("check_password;dur=3, total;dur="));
+        // A response body cut by the cap in the middle of a secret.
+        let padding = "x".repeat(96);
+        let first = format!(r#"{{"x":"{padding}","access_token":"SECRET-RESPONSE-"#);
+        assert_eq!(
+            first.find("SECRET"),
+            Some(120),
+            "the cap (128) cuts the secret"
+        );
+        debug.response_chunk(first.as_bytes());
+        debug.response_chunk(br#"TOKEN-THAT-GOES-ON-AND-ON-FOR-A-WHILE"}"#);
+        debug.response_end();
+
+        let stored = diag.debug_mode().recorder().get(debug.id()).unwrap();
+        assert!(stored.complete);
+        assert!(!stored.request.body.truncated);
+        assert_eq!(
+            stored.request.body.redaction,
+            Some(crate::debug::BodyRedaction::Json)
+        );
+        assert!(stored.response.as_ref().unwrap().body.truncated);
+        let json = serde_json::to_string(&*stored).unwrap();
+        let text = render_waterfall(&stored);
+        for rendering in [&json, &text] {
+            assert!(!rendering.contains("SECRET-"), "leak in:\n{rendering}");
+        }
+        let body = stored.request.body.text.as_deref().unwrap();
+        assert!(body.contains(r#""name":"ann""#), "{body}");
+        assert!(text.contains("check_password"));
+        assert!(text.contains("DEBUG app::auth: checking"));
+        assert_eq!(stored.request.uri, "/login?next=%2F&token=[redacted]");
+    }
+
+    #[test]
+    fn bodies_are_capped_and_counted_frame_by_frame() {
+        let diag = Diag::builder()
+            .token("t")
+            .capture_body_limit(10)
+            .build()
+            .unwrap();
+        let h = headers(&[("x-debug", "t")]);
+        let debug = start(&diag, &h, "/");
+        for _ in 0..100 {
+            debug.request_chunk(b"0123456789abcdef");
+        }
+        debug.request_end();
+        debug.response_head(204, &headers(&[]));
+        debug.response_end();
+        let c = diag.debug_mode().recorder().get(debug.id()).unwrap();
+        assert_eq!(c.request.body.text.as_deref(), Some("0123456789"));
+        assert_eq!(c.request.body.total_bytes, 1600);
+        assert!(c.request.body.truncated && c.request.body.ended);
+        let r = c.response.as_ref().unwrap();
+        assert_eq!(
+            (r.status, r.body.total_bytes, r.body.truncated),
+            (204, 0, false)
+        );
+    }
+
+    #[test]
+    fn dropped_early_is_stored_once_as_incomplete() {
+        let diag = Diag::builder().token("t").build().unwrap();
+        let h = headers(&[("x-debug", "t")]);
+        let debug = start(&diag, &h, "/slow");
+        assert_eq!(diag.debug_mode().in_flight(), 1);
+        debug.response_head(200, &headers(&[]));
+        debug.response_chunk(b"partial");
+        let id = debug.id();
+        drop(debug); // the client went away mid-body
+        assert_eq!(diag.debug_mode().in_flight(), 0);
+        let c = diag.debug_mode().recorder().get(id).unwrap();
+        assert!(!c.complete);
+        assert!(!c.response.as_ref().unwrap().body.ended);
+
+        // finish_incomplete after response_end changes nothing; ids increase.
+        let second = start(&diag, &h, "/fast");
+        assert!(second.id() > id);
+        second.response_head(200, &headers(&[]));
+        second.response_end();
+        second.finish_incomplete();
+        let id2 = second.id();
+        drop(second);
+        assert!(diag.debug_mode().recorder().get(id2).unwrap().complete);
+        assert_eq!(diag.debug_mode().recorder().stats().stored, 2);
+
+        // No response head at all (the handler panicked): incomplete, no response.
+        let third = start(&diag, &h, "/boom");
+        let id3 = third.id();
+        third.response_end();
+        let c = diag.debug_mode().recorder().get(id3).unwrap();
+        assert!(!c.complete && c.response.is_none());
+        assert!(render_waterfall(&c).contains("no response"));
+    }
+}
