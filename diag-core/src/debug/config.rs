@@ -210,3 +210,69 @@ fn env_err(name: &'static str, value: &str, expected: &str) -> ConfigError {
         reason: format!("`{value}` is not {expected}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Diag;
+    use crate::debug::{Decision, RejectReason};
+
+    const VARS: [(&str, &str); 8] = [
+        ("DIAG_DEBUG_TOKEN", "env-debug-token"),
+        ("DIAG_DEBUG_HEADER", "X-Dbg"),
+        ("DIAG_DEBUG_NETWORKS", "10.0.0.0/8"),
+        ("DIAG_DEBUG_BUDGET", "0.001"),
+        ("DIAG_DEBUG_BURST", "2"),
+        ("DIAG_CAPTURE_BODY_BYTES", "3"),
+        ("DIAG_RECORDER_CAPTURES", "1"),
+        ("DIAG_REDACT_FIELDS", "ssn"),
+    ];
+
+    #[test]
+    fn environment_variables() {
+        // SAFETY: these variables are read only by this test; no other test in this
+        // binary reads or writes them.
+        unsafe {
+            for (k, v) in VARS {
+                std::env::set_var(k, v);
+            }
+        }
+        let built = Diag::builder().debug_from_env().and_then(|b| b.build());
+        unsafe { std::env::set_var("DIAG_DEBUG_BURST", "many") };
+        let bad = Diag::builder().debug_from_env();
+        unsafe {
+            for (k, _) in VARS {
+                std::env::remove_var(k);
+            }
+        }
+        assert!(matches!(
+            bad,
+            Err(crate::ConfigError::Env {
+                name: "DIAG_DEBUG_BURST",
+                ..
+            })
+        ));
+        let diag = built.unwrap();
+        let mode = diag.debug_mode();
+        assert_eq!(mode.header(), "x-dbg");
+        assert_eq!(mode.body_limit(), 3);
+        assert_eq!(mode.recorder().stats().max_captures, 1);
+        assert_eq!(mode.budget().burst(), 2);
+        let ask = |v: &str, peer: &str| {
+            let h = vec![("x-dbg".to_owned(), v.to_owned())];
+            diag.debug_decision(
+                &h,
+                Some(std::net::SocketAddr::new(peer.parse().unwrap(), 1)),
+            )
+        };
+        assert_eq!(
+            ask("1", "127.0.0.1"),
+            Decision::Rejected(RejectReason::UntrustedNetwork)
+        );
+        assert!(ask("1", "10.1.2.3").is_debug());
+        assert!(ask("env-debug-token", "127.0.0.1").is_debug());
+        assert_eq!(
+            ask("env-debug-token", "127.0.0.1"),
+            Decision::BudgetExhausted
+        );
+    }
+}

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use super::DebugLevel;
 use super::capture::{Capture, CapturedBody, CapturedLog, CapturedSpan};
 
 /// Width of the bar column, in characters.
@@ -46,10 +47,13 @@ pub fn render(capture: &Capture) -> String {
     );
     let _ = writeln!(
         out,
-        "debug id {}   trace {}   level {:?}   route {}",
+        "debug id {}   trace {}   level {}   route {}",
         capture.id,
         capture.trace_id,
-        capture.level,
+        match capture.level {
+            DebugLevel::Debug => "debug",
+            DebugLevel::Trace => "trace",
+        },
         capture.request.route.as_deref().unwrap_or("(unmatched)")
     );
     if let Some(head) = capture.response_head_ms {
