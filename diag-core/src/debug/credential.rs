@@ -48,7 +48,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    /// Every reason, in a fixed order (the order of [`RejectReason::index`]).
+    /// Every reason, in a fixed order (for exporting one counter per reason).
     pub const ALL: [RejectReason; 5] = [
         RejectReason::Oversized,
         RejectReason::Malformed,
