@@ -40,6 +40,7 @@ pub(crate) struct Inner {
     pub(crate) started_at: SystemTime,
     pub(crate) state: StateRegistry,
     pub(crate) events: Events,
+    pub(crate) debug: crate::debug::DebugMode,
 }
 
 /// A configuration value diag could not accept.
@@ -48,6 +49,12 @@ pub enum ConfigError {
     /// A trusted proxy entry is not an address or CIDR network.
     #[error("trusted proxy: {0}")]
     TrustedProxy(#[from] CidrParseError),
+    /// A trusted debug network entry is not an address or CIDR network.
+    #[error("debug network: {0}")]
+    DebugNetwork(CidrParseError),
+    /// A diagnostic-mode setting is out of range.
+    #[error("debug mode: {0}")]
+    Debug(String),
     /// The admin listener address does not parse.
     #[error("admin address `{0}` is not a socket address (expected e.g. 127.0.0.1:9901)")]
     AdminAddr(String),
@@ -143,6 +150,7 @@ pub struct DiagBuilder {
     provider_deadline: Duration,
     provider_max_bytes: usize,
     events_capacity: usize,
+    pub(crate) debug: crate::debug::DebugConfig,
 }
 
 impl Default for DiagBuilder {
@@ -158,6 +166,7 @@ impl Default for DiagBuilder {
             provider_deadline: Duration::from_millis(500),
             provider_max_bytes: 256 * 1024,
             events_capacity: 500,
+            debug: Default::default(),
         }
     }
 }
@@ -240,6 +249,16 @@ impl DiagBuilder {
     /// | `DIAG_TRUSTED_PROXIES` | comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed |
     /// | `DIAG_ADMIN_ADDR` | serve the endpoints on this separate address |
     /// | `DIAG_METRICS_PUBLIC` | `0`/`false`: `/metrics` needs the token too |
+    /// | `DIAG_DEBUG_TOKEN` | a separate token for `X-Debug` and key for signed debug credentials (default: `DIAG_TOKEN`) |
+    /// | `DIAG_DEBUG_HEADER` | the debug request header (default `x-debug`) |
+    /// | `DIAG_DEBUG_NETWORKS` | comma-separated addresses/CIDRs where `X-Debug: 1` is honoured (default loopback; empty: nowhere) |
+    /// | `DIAG_DEBUG_BUDGET` | debug requests admitted per second (default 5) |
+    /// | `DIAG_DEBUG_BURST` | debug requests admitted at once (default 20) |
+    /// | `DIAG_CAPTURE_BODY_BYTES` | bytes of each body a debug request captures (default 65536) |
+    /// | `DIAG_RECORDER_CAPTURES` | finished debug requests kept (default 100) |
+    /// | `DIAG_RECORDER_BYTES` | bytes of captures kept (default 8388608) |
+    /// | `DIAG_REDACT_HEADERS` | comma-separated extra headers redacted in captures |
+    /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures |
     ///
     /// ```
     /// // SAFETY: doc test, single-threaded.
@@ -270,6 +289,7 @@ impl DiagBuilder {
         if let Some(b) = env_bool("DIAG_METRICS_PUBLIC")? {
             self.metrics_public = b;
         }
+        self = self.debug_from_env()?;
         Ok(self)
     }
 
@@ -288,6 +308,7 @@ impl DiagBuilder {
                     .map_err(|_| ConfigError::AdminAddr(a))
             })
             .transpose()?;
+        let debug = crate::debug::DebugMode::new(self.debug, self.token.as_ref())?;
         let inner = Inner {
             service: self.service,
             version: self.version,
@@ -300,6 +321,7 @@ impl DiagBuilder {
             started_at: SystemTime::now(),
             state: StateRegistry::new(self.provider_deadline, self.provider_max_bytes),
             events: Events::new(self.events_capacity),
+            debug,
         };
         let diag = Diag {
             inner: Arc::new(inner),

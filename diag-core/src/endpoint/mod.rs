@@ -5,6 +5,7 @@
 //! [`Diag::is_endpoint`]'s answer, so every adapter mounts the same set.
 
 mod index;
+mod requests;
 mod response;
 mod state;
 
@@ -78,6 +79,16 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         methods: "GET",
         shows: "one state provider's report",
     },
+    Endpoint {
+        path: "/debug/requests",
+        methods: "GET",
+        shows: "recent debug (X-Debug) requests kept by the flight recorder, newest first",
+    },
+    Endpoint {
+        path: "/debug/requests/{id}",
+        methods: "GET",
+        shows: "one debug request: spans, logs, redacted request and response (JSON, or a text waterfall with Accept: text/plain or ?format=text)",
+    },
 ];
 
 impl Diag {
@@ -124,6 +135,11 @@ impl Diag {
             ("GET" | "HEAD", ["debug"]) => index::serve(self, &req),
             ("GET" | "HEAD", ["debug", "state"]) => state::serve_all(self, &req).await,
             ("GET" | "HEAD", ["debug", "state", name]) => state::serve_one(self, &req, name).await,
+            ("GET" | "HEAD", ["debug", "requests"]) => requests::serve_list(self, &req),
+            ("GET" | "HEAD", ["debug", "requests", id]) => requests::serve_one(self, &req, id),
+            (_, ["debug", "requests"] | ["debug", "requests", _]) => {
+                DiagResponse::method_not_allowed("GET")
+            }
             (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }

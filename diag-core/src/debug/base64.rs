@@ -1,0 +1,59 @@
+//! Base64 encoding, by hand: diag only ever encodes (MACs, binary bodies), and the
+//! alphabet table is smaller than a dependency.
+
+/// RFC 4648 §5 alphabet (URL- and header-safe), used unpadded for credential MACs.
+pub(crate) const URL_SAFE: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// RFC 4648 §4 alphabet, used padded for binary bodies in captures.
+pub(crate) const STANDARD: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Encodes `bytes` with `alphabet`, with `=` padding when `pad`.
+pub(crate) fn encode(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        let sextets = [n >> 18, n >> 12, n >> 6, n];
+        // A chunk of k bytes carries k + 1 meaningful sextets.
+        for (i, s) in sextets.iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(alphabet[(s & 63) as usize]));
+            } else if pad {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(encode(plain.as_bytes(), STANDARD, true), encoded);
+            assert_eq!(
+                encode(plain.as_bytes(), URL_SAFE, false),
+                encoded.trim_end_matches('=')
+            );
+        }
+        assert_eq!(encode(&[0xfb, 0xff], STANDARD, true), "+/8=");
+        assert_eq!(encode(&[0xfb, 0xff], URL_SAFE, false), "-_8");
+    }
+}

@@ -1,0 +1,317 @@
+//! What one debug request's capture holds: the request and response heads, the first
+//! bytes of each body, and the session's spans and log lines, all redacted.
+
+use serde::Serialize;
+
+use super::DebugLevel;
+use super::base64::{STANDARD, encode};
+use super::redact::{BodyRedaction, Redactor};
+use super::session::{LogLine, SpanTiming};
+
+/// The first `cap` bytes of a body fed frame by frame, and how many bytes went by.
+/// It copies what fits and never holds on to a frame.
+#[derive(Debug)]
+pub(crate) struct BodyCapture {
+    bytes: Vec<u8>,
+    cap: usize,
+    seen: u64,
+    ended: bool,
+}
+
+impl BodyCapture {
+    pub(crate) fn new(cap: usize) -> Self {
+        BodyCapture {
+            bytes: Vec::new(),
+            cap,
+            seen: 0,
+            ended: false,
+        }
+    }
+
+    /// Copies what of `chunk` still fits under the cap, and counts all of it.
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.seen = self.seen.saturating_add(chunk.len() as u64);
+        let room = self.cap.saturating_sub(self.bytes.len());
+        if room > 0 {
+            let take = room.min(chunk.len());
+            self.bytes.extend_from_slice(&chunk[..take]);
+        }
+    }
+
+    /// Marks the body as read to its end.
+    pub(crate) fn end(&mut self) {
+        self.ended = true;
+    }
+
+    /// The captured body, redacted, for storage.
+    pub(crate) fn finish(&self, content_type: Option<&str>, redactor: &Redactor) -> CapturedBody {
+        let truncated = self.seen > self.bytes.len() as u64;
+        let complete = self.ended && !truncated;
+        // A cut may land inside a multi-byte character: keep the valid prefix as text.
+        let text = match std::str::from_utf8(&self.bytes) {
+            Ok(t) => Some(t),
+            Err(e) if e.error_len().is_none() => {
+                std::str::from_utf8(&self.bytes[..e.valid_up_to()]).ok()
+            }
+            Err(_) => None,
+        };
+        let (text, base64, redaction) = match text {
+            Some(t) => {
+                let (t, how) = redactor.body_text(content_type, t, complete);
+                (Some(t), None, how)
+            }
+            None => (None, Some(encode(&self.bytes, STANDARD, true)), None),
+        };
+        CapturedBody {
+            text,
+            base64,
+            captured_bytes: self.bytes.len(),
+            total_bytes: self.seen,
+            truncated,
+            ended: self.ended,
+            redaction,
+        }
+    }
+}
+
+/// A body as stored: text when it is UTF-8, base64 otherwise.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapturedBody {
+    /// The captured bytes as text (redacted), when they are UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The captured bytes in base64, when they are not UTF-8 (not redacted: binary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// How many bytes were kept (at most the body cap).
+    pub captured_bytes: usize,
+    /// How many bytes went by in all.
+    pub total_bytes: u64,
+    /// Whether more went by than was kept.
+    pub truncated: bool,
+    /// Whether the body was read to its end.
+    pub ended: bool,
+    /// How the text was redacted, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<BodyRedaction>,
+}
+
+/// The request side of a capture.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapturedRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// Path and query, secret query parameters redacted.
+    pub uri: String,
+    /// The matched route template, if a route matched.
+    pub route: Option<String>,
+    /// Header lines, secret ones redacted.
+    pub headers: Vec<(String, String)>,
+    /// The first bytes of the body.
+    pub body: CapturedBody,
+}
+
+/// The response side of a capture.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapturedResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header lines, secret ones redacted.
+    pub headers: Vec<(String, String)>,
+    /// The first bytes of the body.
+    pub body: CapturedBody,
+}
+
+/// A span of the request, as stored.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapturedSpan {
+    /// Id within the request.
+    pub id: u64,
+    /// Enclosing span within the request.
+    pub parent: Option<u64>,
+    /// Span name.
+    pub name: String,
+    /// Span target.
+    pub target: String,
+    /// Opened at, in ms from the request's start.
+    pub start_ms: f64,
+    /// Open for, in ms.
+    pub duration_ms: f64,
+    /// Recorded fields, secret ones redacted.
+    pub fields: Vec<(String, String)>,
+}
+
+/// A log line of the request, as stored.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapturedLog {
+    /// When, in ms from the request's start.
+    pub offset_ms: f64,
+    /// `ERROR` .. `TRACE`.
+    pub level: String,
+    /// Event target.
+    pub target: String,
+    /// The message.
+    pub message: String,
+    /// Other fields, secret ones redacted.
+    pub fields: Vec<(String, String)>,
+    /// The span it was emitted in.
+    pub span: Option<u64>,
+}
+
+/// One finished debug request, as the flight recorder keeps it and
+/// `/debug/requests/{id}` serves it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Capture {
+    /// The debug id (`X-Debug-Id`), increasing.
+    pub id: u64,
+    /// When the request arrived, in seconds since the Unix epoch.
+    pub time_unix: f64,
+    /// The request's trace id (32 hex digits).
+    pub trace_id: String,
+    /// The log level the request ran at.
+    pub level: DebugLevel,
+    /// `false` when the exchange ended early: the client went away before the response
+    /// body ended, or the handler never answered.
+    pub complete: bool,
+    /// From arrival to the end of the response body (or to the abandonment).
+    pub duration_ms: f64,
+    /// From arrival to the response head.
+    pub response_head_ms: Option<f64>,
+    /// The request.
+    pub request: CapturedRequest,
+    /// The response, when a head was produced.
+    pub response: Option<CapturedResponse>,
+    /// Closed spans, in the order they closed.
+    pub spans: Vec<CapturedSpan>,
+    /// Log lines, in order.
+    pub logs: Vec<CapturedLog>,
+    /// Spans dropped over the session's cap.
+    pub dropped_spans: u64,
+    /// Log lines dropped over the session's cap.
+    pub dropped_logs: u64,
+}
+
+impl Capture {
+    /// Roughly how much memory the capture holds, for the recorder's byte cap.
+    pub fn approx_bytes(&self) -> usize {
+        fn pairs(p: &[(String, String)]) -> usize {
+            p.iter().map(|(a, b)| a.len() + b.len() + 48).sum()
+        }
+        fn body(b: &CapturedBody) -> usize {
+            b.text.as_ref().map_or(0, String::len) + b.base64.as_ref().map_or(0, String::len)
+        }
+        let mut n = std::mem::size_of::<Capture>() + self.trace_id.len();
+        n += self.request.method.len() + self.request.uri.len();
+        n += self.request.route.as_ref().map_or(0, String::len);
+        n += pairs(&self.request.headers) + body(&self.request.body);
+        if let Some(r) = &self.response {
+            n += pairs(&r.headers) + body(&r.body);
+        }
+        n += self
+            .spans
+            .iter()
+            .map(|s| {
+                std::mem::size_of::<CapturedSpan>()
+                    + s.name.len()
+                    + s.target.len()
+                    + pairs(&s.fields)
+            })
+            .sum::<usize>();
+        n += self
+            .logs
+            .iter()
+            .map(|l| {
+                std::mem::size_of::<CapturedLog>()
+                    + l.level.len()
+                    + l.target.len()
+                    + l.message.len()
+                    + pairs(&l.fields)
+            })
+            .sum::<usize>();
+        n
+    }
+}
+
+pub(crate) fn span(s: &SpanTiming, redactor: &Redactor) -> CapturedSpan {
+    CapturedSpan {
+        id: s.id,
+        parent: s.parent,
+        name: s.name.clone(),
+        target: s.target.clone(),
+        start_ms: ms(s.start_offset),
+        duration_ms: ms(s.duration),
+        fields: redactor.fields(&s.fields),
+    }
+}
+
+pub(crate) fn log(l: &LogLine, redactor: &Redactor) -> CapturedLog {
+    CapturedLog {
+        offset_ms: ms(l.offset),
+        level: l.level.clone(),
+        target: l.target.clone(),
+        message: l.message.clone(),
+        fields: redactor.fields(&l.fields),
+        span: l.span,
+    }
+}
+
+/// Milliseconds, as a float with microsecond resolution.
+pub(crate) fn ms(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain() -> Redactor {
+        Redactor::new("x-debug", &[], &[])
+    }
+
+    #[test]
+    fn frame_by_frame_up_to_the_cap() {
+        let mut b = BodyCapture::new(10);
+        b.push(b"hello ");
+        b.push(b"world, ");
+        b.push(b"and more");
+        b.end();
+        let c = b.finish(Some("text/plain"), &plain());
+        assert_eq!(c.text.as_deref(), Some("hello worl"));
+        assert_eq!(c.captured_bytes, 10);
+        assert_eq!(c.total_bytes, 21);
+        assert!(c.truncated && c.ended);
+    }
+
+    #[test]
+    fn exact_fit_is_not_truncated_and_unended_is_reported() {
+        let mut b = BodyCapture::new(4);
+        b.push(b"ab");
+        b.push(b"cd");
+        let c = b.finish(None, &plain());
+        assert!(!c.truncated);
+        assert!(!c.ended);
+        assert_eq!(c.text.as_deref(), Some("abcd"));
+    }
+
+    #[test]
+    fn cut_inside_a_character_stays_text_and_binary_is_base64() {
+        let mut b = BodyCapture::new(4);
+        b.push("abcé".as_bytes()); // é is two bytes; the cap cuts it in half
+        let c = b.finish(None, &plain());
+        assert_eq!(c.text.as_deref(), Some("abc"));
+        let mut b = BodyCapture::new(8);
+        b.push(&[0xff, 0x00, 0xfe]);
+        b.end();
+        let c = b.finish(None, &plain());
+        assert_eq!(c.text, None);
+        assert_eq!(c.base64.as_deref(), Some("/wD+"));
+    }
+
+    #[test]
+    fn zero_cap_keeps_nothing_but_counts() {
+        let mut b = BodyCapture::new(0);
+        b.push(b"abc");
+        let c = b.finish(None, &plain());
+        assert_eq!((c.captured_bytes, c.total_bytes, c.truncated), (0, 3, true));
+    }
+}

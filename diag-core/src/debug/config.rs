@@ -1,0 +1,278 @@
+//! The builder settings of per-request diagnostic mode, and their environment variables.
+
+use std::time::Duration;
+
+use super::redact::DEFAULT_FIELDS;
+use crate::auth::Secret;
+use crate::diag::{ConfigError, DiagBuilder};
+
+/// Settings of per-request diagnostic mode, as the builder collects them.
+#[derive(Clone, Debug)]
+pub(crate) struct DebugConfig {
+    pub(crate) header: String,
+    pub(crate) token: Option<Secret>,
+    /// `None`: the default, loopback only.
+    pub(crate) networks: Option<Vec<String>>,
+    pub(crate) per_second: f64,
+    pub(crate) burst: u32,
+    pub(crate) body_limit: usize,
+    pub(crate) max_captures: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) redact_headers: Vec<String>,
+    pub(crate) redact_fields: Vec<String>,
+}
+
+impl Default for DebugConfig {
+    fn default() -> Self {
+        DebugConfig {
+            header: "x-debug".to_owned(),
+            token: None,
+            networks: None,
+            per_second: 5.0,
+            burst: 20,
+            body_limit: 64 * 1024,
+            max_captures: 100,
+            max_bytes: 8 * 1024 * 1024,
+            redact_headers: Vec::new(),
+            redact_fields: DEFAULT_FIELDS.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+impl DiagBuilder {
+    /// The request header that asks for diagnostic mode (default `x-debug`).
+    pub fn debug_header(mut self, name: impl Into<String>) -> Self {
+        self.debug.header = name.into().trim().to_ascii_lowercase();
+        self
+    }
+
+    /// A token for `X-Debug` separate from the endpoint token. When set, it (and not
+    /// the endpoint token) is what `X-Debug: <token>` must carry and what signed
+    /// credentials are keyed with; so someone can be allowed to turn diagnostic mode
+    /// on without being able to read `/debug/*`. Empty: none.
+    pub fn debug_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.debug.token = (!token.is_empty()).then(|| Secret::new(token));
+        self
+    }
+
+    /// Where `X-Debug: 1` is honoured from without a credential: addresses or CIDR
+    /// networks, replacing the default (loopback only). An empty list: nowhere.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder()
+    ///     .debug_networks(["127.0.0.1", "10.8.0.0/16"])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = diag;
+    /// ```
+    pub fn debug_networks<I, S>(mut self, nets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.debug.networks = Some(nets.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How many debug requests are admitted: `per_second` refilled continuously, up to
+    /// `burst` at once (default 5/s, burst 20). Over budget, a request is served
+    /// normally with `X-Debug-Status: budget-exhausted`.
+    pub fn debug_budget(mut self, per_second: f64, burst: u32) -> Self {
+        self.debug.per_second = per_second;
+        self.debug.burst = burst;
+        self
+    }
+
+    /// How many bytes of each body a debug request captures (default 64 KiB).
+    pub fn capture_body_limit(mut self, bytes: usize) -> Self {
+        self.debug.body_limit = bytes;
+        self
+    }
+
+    /// The flight recorder's caps: at most `captures` finished debug requests and about
+    /// `bytes` bytes (default 100 and 8 MiB); the oldest are evicted first.
+    pub fn recorder_limits(mut self, captures: usize, bytes: usize) -> Self {
+        self.debug.max_captures = captures;
+        self.debug.max_bytes = bytes;
+        self
+    }
+
+    /// One more header whose value captures show as `[redacted]` (on top of
+    /// `authorization`, `proxy-authorization`, `cookie`, `set-cookie` and the debug header).
+    pub fn redact_header(mut self, name: impl Into<String>) -> Self {
+        self.debug.redact_headers.push(name.into());
+        self
+    }
+
+    /// One more field redacted in JSON and form bodies, query strings, and span and log
+    /// fields (on top of [`DEFAULT_FIELDS`](crate::debug::DEFAULT_FIELDS)).
+    pub fn redact_field(mut self, name: impl Into<String>) -> Self {
+        self.debug.redact_fields.push(name.into());
+        self
+    }
+
+    /// Reads the diagnostic-mode variables (see [`DiagBuilder::from_env`]).
+    pub(crate) fn debug_from_env(mut self) -> Result<Self, ConfigError> {
+        if let Ok(token) = std::env::var("DIAG_DEBUG_TOKEN") {
+            self = self.debug_token(token);
+        }
+        if let Some(h) = env_nonempty("DIAG_DEBUG_HEADER") {
+            self = self.debug_header(h);
+        }
+        if let Ok(list) = std::env::var("DIAG_DEBUG_NETWORKS") {
+            self = self.debug_networks(split_list(&list));
+        }
+        if let Some(v) = env_nonempty("DIAG_DEBUG_BUDGET") {
+            self.debug.per_second = v.parse().map_err(|_| {
+                env_err(
+                    "DIAG_DEBUG_BUDGET",
+                    &v,
+                    "a number of debug requests per second",
+                )
+            })?;
+        }
+        if let Some(v) = env_nonempty("DIAG_DEBUG_BURST") {
+            self.debug.burst = v
+                .parse()
+                .map_err(|_| env_err("DIAG_DEBUG_BURST", &v, "a whole number"))?;
+        }
+        if let Some(v) = env_nonempty("DIAG_CAPTURE_BODY_BYTES") {
+            self.debug.body_limit = v
+                .parse()
+                .map_err(|_| env_err("DIAG_CAPTURE_BODY_BYTES", &v, "a number of bytes"))?;
+        }
+        if let Some(v) = env_nonempty("DIAG_RECORDER_CAPTURES") {
+            self.debug.max_captures = v
+                .parse()
+                .map_err(|_| env_err("DIAG_RECORDER_CAPTURES", &v, "a whole number"))?;
+        }
+        if let Some(v) = env_nonempty("DIAG_RECORDER_BYTES") {
+            self.debug.max_bytes = v
+                .parse()
+                .map_err(|_| env_err("DIAG_RECORDER_BYTES", &v, "a number of bytes"))?;
+        }
+        if let Ok(list) = std::env::var("DIAG_REDACT_HEADERS") {
+            self.debug.redact_headers.extend(split_list(&list));
+        }
+        if let Ok(list) = std::env::var("DIAG_REDACT_FIELDS") {
+            self.debug.redact_fields.extend(split_list(&list));
+        }
+        Ok(self)
+    }
+}
+
+impl DebugConfig {
+    /// Checks what `build` cannot fix up on its own.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.per_second.is_finite() && self.per_second > 0.0) || self.burst == 0 {
+            return Err(ConfigError::Debug(format!(
+                "the debug budget needs a positive rate and burst (got {}/s, burst {})",
+                self.per_second, self.burst
+            )));
+        }
+        if self.header.is_empty()
+            || !self
+                .header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::Debug(format!(
+                "`{}` is not a usable header name",
+                self.header
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How often, at most, `debug_budget_exhausted` is recorded on the events timeline.
+pub(crate) const BUDGET_EVENT_INTERVAL: Duration = Duration::from_secs(10);
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn env_err(name: &'static str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::Env {
+        name,
+        reason: format!("`{value}` is not {expected}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Diag;
+    use crate::debug::{Decision, RejectReason};
+
+    const VARS: [(&str, &str); 8] = [
+        ("DIAG_DEBUG_TOKEN", "env-debug-token"),
+        ("DIAG_DEBUG_HEADER", "X-Dbg"),
+        ("DIAG_DEBUG_NETWORKS", "10.0.0.0/8"),
+        ("DIAG_DEBUG_BUDGET", "0.001"),
+        ("DIAG_DEBUG_BURST", "2"),
+        ("DIAG_CAPTURE_BODY_BYTES", "3"),
+        ("DIAG_RECORDER_CAPTURES", "1"),
+        ("DIAG_REDACT_FIELDS", "ssn"),
+    ];
+
+    #[test]
+    fn environment_variables() {
+        // SAFETY: these variables are read only by this test; no other test in this
+        // binary reads or writes them.
+        unsafe {
+            for (k, v) in VARS {
+                std::env::set_var(k, v);
+            }
+        }
+        let built = Diag::builder().debug_from_env().and_then(|b| b.build());
+        unsafe { std::env::set_var("DIAG_DEBUG_BURST", "many") };
+        let bad = Diag::builder().debug_from_env();
+        unsafe {
+            for (k, _) in VARS {
+                std::env::remove_var(k);
+            }
+        }
+        assert!(matches!(
+            bad,
+            Err(crate::ConfigError::Env {
+                name: "DIAG_DEBUG_BURST",
+                ..
+            })
+        ));
+        let diag = built.unwrap();
+        let mode = diag.debug_mode();
+        assert_eq!(mode.header(), "x-dbg");
+        assert_eq!(mode.body_limit(), 3);
+        assert_eq!(mode.recorder().stats().max_captures, 1);
+        assert_eq!(mode.budget().burst(), 2);
+        let ask = |v: &str, peer: &str| {
+            let h = vec![("x-dbg".to_owned(), v.to_owned())];
+            diag.debug_decision(
+                &h,
+                Some(std::net::SocketAddr::new(peer.parse().unwrap(), 1)),
+            )
+        };
+        assert_eq!(
+            ask("1", "127.0.0.1"),
+            Decision::Rejected(RejectReason::UntrustedNetwork)
+        );
+        assert!(ask("1", "10.1.2.3").is_debug());
+        assert!(ask("env-debug-token", "127.0.0.1").is_debug());
+        assert_eq!(
+            ask("env-debug-token", "127.0.0.1"),
+            Decision::BudgetExhausted
+        );
+    }
+}

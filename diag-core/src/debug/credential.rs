@@ -1,0 +1,269 @@
+//! What an `X-Debug` header value may be, and why one is refused.
+//!
+//! Accepted values:
+//! - the debug token itself (`DIAG_DEBUG_TOKEN`, or `DIAG_TOKEN` when no separate debug
+//!   token is configured), compared in constant time;
+//! - a signed, short-lived credential `v1.<expiry>.<mac>` (see [`super::signed`]);
+//! - `1`, only from a trusted debug network (default: loopback), the client address
+//!   being resolved through trusted proxies only.
+//!
+//! A refused credential never changes the response status: the request is served
+//! normally, the refusal is counted by [`RejectReason`], and a warning is logged at most
+//! once per [`WARN_INTERVAL`] per reason.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::signed;
+use super::throttle::Throttle;
+use crate::HeaderView;
+use crate::auth::Secret;
+use crate::net::{Cidr, TrustedProxies, canonical_ip, client_ip};
+
+/// The longest `X-Debug` value looked at; longer ones are refused unread.
+pub const MAX_CREDENTIAL_BYTES: usize = 256;
+
+/// How often, at most, a warning is logged for each rejection reason.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why an `X-Debug` header did not turn diagnostic mode on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum RejectReason {
+    /// Longer than [`MAX_CREDENTIAL_BYTES`].
+    #[error("debug credential longer than {MAX_CREDENTIAL_BYTES} bytes")]
+    Oversized,
+    /// Empty, not printable ASCII, or a signed credential of the wrong shape.
+    #[error("debug credential is malformed")]
+    Malformed,
+    /// A wrong token, a signature that does not verify, or no key configured.
+    #[error("debug credential is invalid")]
+    Invalid,
+    /// A genuine signed credential past its expiry.
+    #[error("debug credential has expired")]
+    Expired,
+    /// `X-Debug: 1` from outside the trusted debug networks, or through an untrusted proxy.
+    #[error("`X-Debug: 1` is only honoured from trusted debug networks")]
+    UntrustedNetwork,
+}
+
+impl RejectReason {
+    /// Every reason, in a fixed order (for exporting one counter per reason).
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::Oversized,
+        RejectReason::Malformed,
+        RejectReason::Invalid,
+        RejectReason::Expired,
+        RejectReason::UntrustedNetwork,
+    ];
+
+    /// A label value, e.g. for `diag_debug_rejected_total{reason="expired"}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Oversized => "oversized",
+            RejectReason::Malformed => "malformed",
+            RejectReason::Invalid => "invalid",
+            RejectReason::Expired => "expired",
+            RejectReason::UntrustedNetwork => "untrusted_network",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Refusals counted by reason, with a rate-limited warning for each.
+#[derive(Debug)]
+pub(crate) struct Rejections {
+    counts: [AtomicU64; 5],
+    warn: [Throttle; 5],
+}
+
+impl Rejections {
+    pub(crate) fn new() -> Self {
+        Rejections {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            warn: std::array::from_fn(|_| Throttle::new(WARN_INTERVAL)),
+        }
+    }
+
+    pub(crate) fn record(&self, reason: RejectReason) {
+        let total = self.counts[reason.index()].fetch_add(1, Ordering::Relaxed) + 1;
+        if self.warn[reason.index()].ready() {
+            tracing::warn!(
+                reason = reason.as_str(),
+                total,
+                "diag: X-Debug refused ({reason}); the request is served normally"
+            );
+        }
+    }
+
+    pub(crate) fn count(&self, reason: RejectReason) -> u64 {
+        self.counts[reason.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// What a credential is checked against.
+pub(crate) struct CredentialPolicy<'a> {
+    /// The debug token, also the signing key.
+    pub(crate) key: Option<&'a Secret>,
+    /// Where `X-Debug: 1` is honoured from.
+    pub(crate) networks: &'a [Cidr],
+    /// Whose `X-Forwarded-For` is believed.
+    pub(crate) proxies: &'a TrustedProxies,
+}
+
+impl CredentialPolicy<'_> {
+    /// Checks one `X-Debug` value from a request with these headers and peer.
+    pub(crate) fn check(
+        &self,
+        value: &[u8],
+        headers: &dyn HeaderView,
+        peer: Option<SocketAddr>,
+    ) -> Result<(), RejectReason> {
+        if value.len() > MAX_CREDENTIAL_BYTES {
+            return Err(RejectReason::Oversized);
+        }
+        let value = value.trim_ascii();
+        if value.is_empty() || !value.iter().all(|b| b.is_ascii_graphic()) {
+            return Err(RejectReason::Malformed);
+        }
+        if value == b"1" {
+            return self.check_network(headers, peer);
+        }
+        if signed::looks_signed(value) {
+            return signed::verify(self.key.map(Secret::expose), value, now_unix());
+        }
+        match self.key {
+            Some(key) if key.matches(value) => Ok(()),
+            _ => Err(RejectReason::Invalid),
+        }
+    }
+
+    fn check_network(
+        &self,
+        headers: &dyn HeaderView,
+        peer: Option<SocketAddr>,
+    ) -> Result<(), RejectReason> {
+        let peer = peer.ok_or(RejectReason::UntrustedNetwork)?.ip();
+        let forwarded = headers.get_joined("x-forwarded-for");
+        let proxied = forwarded.is_some() || headers.get("forwarded").is_some();
+        // A local reverse proxy nobody declared would make every outsider look local.
+        if proxied && !self.proxies.contains(canonical_ip(peer)) {
+            return Err(RejectReason::UntrustedNetwork);
+        }
+        let client = client_ip(peer, forwarded.as_deref(), self.proxies);
+        if self.networks.iter().any(|n| n.contains(client)) {
+            Ok(())
+        } else {
+            Err(RejectReason::UntrustedNetwork)
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+    fn peer(s: &str) -> Option<SocketAddr> {
+        Some(SocketAddr::new(s.parse().unwrap(), 40000))
+    }
+
+    #[test]
+    fn each_reason() {
+        let key = Secret::new("tok");
+        let loopback = Cidr::loopback();
+        let none = TrustedProxies::default();
+        let p = CredentialPolicy {
+            key: Some(&key),
+            networks: &loopback,
+            proxies: &none,
+        };
+        let lo = peer("127.0.0.1");
+        let out = peer("203.0.113.9");
+        let check = |v: &str, headers: &[(&str, &str)], pe| p.check(v.as_bytes(), &h(headers), pe);
+        assert_eq!(check("tok", &[], out), Ok(()));
+        assert_eq!(check(" tok ", &[], out), Ok(()));
+        assert_eq!(check("tOk", &[], out), Err(RejectReason::Invalid));
+        assert_eq!(check("", &[], lo), Err(RejectReason::Malformed));
+        assert_eq!(check("to k", &[], lo), Err(RejectReason::Malformed));
+        assert_eq!(check("v1.x.y", &[], lo), Err(RejectReason::Malformed));
+        assert_eq!(
+            check(&"a".repeat(MAX_CREDENTIAL_BYTES + 1), &[], lo),
+            Err(RejectReason::Oversized)
+        );
+        assert_eq!(check("1", &[], lo), Ok(()));
+        assert_eq!(check("1", &[], peer("::1")), Ok(()));
+        assert_eq!(check("1", &[], out), Err(RejectReason::UntrustedNetwork));
+        assert_eq!(check("1", &[], None), Err(RejectReason::UntrustedNetwork));
+        // An untrusted local proxy forwarding an outsider is not "loopback".
+        assert_eq!(
+            check("1", &[("x-forwarded-for", "203.0.113.9")], lo),
+            Err(RejectReason::UntrustedNetwork)
+        );
+        let expired = signed::sign_credential(b"tok", now_unix() - 5);
+        assert_eq!(check(&expired, &[], out), Err(RejectReason::Expired));
+        let fresh = signed::sign_credential(b"tok", now_unix() + 60);
+        assert_eq!(check(&fresh, &[], out), Ok(()));
+    }
+
+    #[test]
+    fn trusted_proxy_passes_on_the_client_address() {
+        let key = Secret::new("tok");
+        let office: Vec<Cidr> = vec!["10.8.0.0/16".parse().unwrap()];
+        let proxies = TrustedProxies::new(vec!["192.0.2.1".parse().unwrap()]);
+        let p = CredentialPolicy {
+            key: Some(&key),
+            networks: &office,
+            proxies: &proxies,
+        };
+        let via_proxy = peer("192.0.2.1");
+        assert_eq!(
+            p.check(b"1", &h(&[("x-forwarded-for", "10.8.3.4")]), via_proxy),
+            Ok(())
+        );
+        assert_eq!(
+            p.check(b"1", &h(&[("x-forwarded-for", "198.51.100.7")]), via_proxy),
+            Err(RejectReason::UntrustedNetwork)
+        );
+        // Loopback is not trusted once the networks were replaced.
+        assert_eq!(
+            p.check(b"1", &h(&[]), peer("127.0.0.1")),
+            Err(RejectReason::UntrustedNetwork)
+        );
+    }
+
+    #[test]
+    fn without_a_key_only_the_network_path_works() {
+        let loopback = Cidr::loopback();
+        let none = TrustedProxies::default();
+        let p = CredentialPolicy {
+            key: None,
+            networks: &loopback,
+            proxies: &none,
+        };
+        assert_eq!(
+            p.check(b"anything", &h(&[]), peer("127.0.0.1")),
+            Err(RejectReason::Invalid)
+        );
+        let signed = signed::sign_credential(b"k", now_unix() + 60);
+        assert_eq!(
+            p.check(signed.as_bytes(), &h(&[]), peer("127.0.0.1")),
+            Err(RejectReason::Invalid)
+        );
+        assert_eq!(p.check(b"1", &h(&[]), peer("127.0.0.1")), Ok(()));
+    }
+}

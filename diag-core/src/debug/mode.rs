@@ -1,0 +1,159 @@
+//! The runtime state of per-request diagnostic mode, one per [`Diag`]: the resolved
+//! settings, the budget, the refusal counters and the flight recorder.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::budget::DebugBudget;
+use super::config::{BUDGET_EVENT_INTERVAL, DebugConfig};
+use super::credential::{CredentialPolicy, RejectReason, Rejections};
+use super::recorder::FlightRecorder;
+use super::redact::Redactor;
+use super::signed::{MAX_TTL, sign_credential};
+use super::throttle::Throttle;
+use crate::Diag;
+use crate::auth::Secret;
+use crate::diag::ConfigError;
+use crate::net::{Cidr, TrustedProxies};
+
+/// Diagnostic mode's state and counters, reached through [`Diag::debug_mode`].
+#[derive(Debug)]
+pub struct DebugMode {
+    pub(crate) header: String,
+    key: Option<Secret>,
+    networks: Vec<Cidr>,
+    pub(crate) body_limit: usize,
+    budget: DebugBudget,
+    pub(crate) rejections: Rejections,
+    pub(crate) redactor: Redactor,
+    recorder: FlightRecorder,
+    next_id: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) activated: AtomicU64,
+    pub(crate) budget_event: Throttle,
+}
+
+/// Why a debug credential could not be minted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MintError {
+    /// Neither a debug token nor an endpoint token is configured: there is no key.
+    #[error("no debug token or endpoint token is configured to sign with")]
+    NoKey,
+    /// The lifetime asked for is longer than [`MAX_TTL`].
+    #[error("a debug credential lives at most {} s", MAX_TTL.as_secs())]
+    TtlTooLong,
+}
+
+impl DebugMode {
+    pub(crate) fn new(
+        config: DebugConfig,
+        endpoint_token: Option<&Secret>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let networks = match &config.networks {
+            None => Cidr::loopback().to_vec(),
+            Some(list) => list
+                .iter()
+                .map(|s| s.parse::<Cidr>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ConfigError::DebugNetwork)?,
+        };
+        let redactor = Redactor::new(
+            &config.header,
+            &config.redact_headers,
+            &config.redact_fields,
+        );
+        Ok(DebugMode {
+            key: config.token.or_else(|| endpoint_token.cloned()),
+            networks,
+            body_limit: config.body_limit,
+            budget: DebugBudget::new(config.per_second, config.burst),
+            rejections: Rejections::new(),
+            redactor,
+            recorder: FlightRecorder::new(config.max_captures, config.max_bytes),
+            next_id: AtomicU64::new(1),
+            in_flight: AtomicU64::new(0),
+            activated: AtomicU64::new(0),
+            budget_event: Throttle::new(BUDGET_EVENT_INTERVAL),
+            header: config.header,
+        })
+    }
+
+    pub(crate) fn policy<'a>(&'a self, proxies: &'a TrustedProxies) -> CredentialPolicy<'a> {
+        CredentialPolicy {
+            key: self.key.as_ref(),
+            networks: &self.networks,
+            proxies,
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The request header that asks for diagnostic mode, lower-case.
+    pub fn header(&self) -> &str {
+        &self.header
+    }
+
+    /// How many `X-Debug` headers were refused for `reason`
+    /// (for `diag_debug_rejected_total{reason}`).
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.rejections.count(reason)
+    }
+
+    /// The activation budget; [`DebugBudget::exhausted`] counts refusals.
+    pub fn budget(&self) -> &DebugBudget {
+        &self.budget
+    }
+
+    /// The finished debug requests.
+    pub fn recorder(&self) -> &FlightRecorder {
+        &self.recorder
+    }
+
+    /// How many requests ran in diagnostic mode since start.
+    pub fn activated(&self) -> u64 {
+        self.activated.load(Ordering::Relaxed)
+    }
+
+    /// How many debug requests are running now (started, not yet dropped).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How many bytes of each body a debug request captures.
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+}
+
+impl Diag {
+    /// Per-request diagnostic mode: counters, budget and flight recorder.
+    pub fn debug_mode(&self) -> &DebugMode {
+        &self.inner.debug
+    }
+
+    /// A signed `X-Debug` credential valid for `ttl` (at most 24 h), keyed by the debug
+    /// token, or the endpoint token when there is no separate one. Hand it to whoever
+    /// needs diagnostic mode for a while without giving them the token.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use diag_core::debug::Decision;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let credential = diag.mint_debug_credential(Duration::from_secs(300)).unwrap();
+    /// let headers = vec![("x-debug".to_owned(), credential)];
+    /// assert!(matches!(diag.debug_decision(&headers, None), Decision::Debug(_)));
+    /// ```
+    pub fn mint_debug_credential(&self, ttl: Duration) -> Result<String, MintError> {
+        if ttl > MAX_TTL {
+            return Err(MintError::TtlTooLong);
+        }
+        let key = self.inner.debug.key.as_ref().ok_or(MintError::NoKey)?;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(sign_credential(key.expose(), now + ttl.as_secs()))
+    }
+}

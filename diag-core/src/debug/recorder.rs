@@ -1,0 +1,212 @@
+//! The flight recorder: the last finished debug requests, for `/debug/requests`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::capture::Capture;
+
+/// A ring of finished [`Capture`]s bounded by count and by (approximate) bytes. The
+/// oldest are evicted first and counted; a capture larger than the whole byte budget is
+/// not kept, and counted too.
+///
+/// ```
+/// let recorder = diag_core::debug::FlightRecorder::new(100, 8 << 20);
+/// assert!(recorder.recent().is_empty());
+/// assert_eq!(recorder.evicted(), 0);
+/// ```
+#[derive(Debug)]
+pub struct FlightRecorder {
+    ring: Mutex<Ring>,
+    max_captures: usize,
+    max_bytes: usize,
+    stored: AtomicU64,
+    evicted: AtomicU64,
+    too_large: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    captures: VecDeque<(Arc<Capture>, usize)>,
+    bytes: usize,
+}
+
+/// The recorder's numbers, as `/debug/requests` shows them.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct RecorderStats {
+    /// Captures kept now.
+    pub kept: usize,
+    /// Their approximate size.
+    pub bytes: usize,
+    /// The count cap.
+    pub max_captures: usize,
+    /// The byte cap.
+    pub max_bytes: usize,
+    /// Captures stored since start.
+    pub stored: u64,
+    /// Captures evicted to make room.
+    pub evicted: u64,
+    /// Captures not kept because they alone exceed the byte cap.
+    pub too_large: u64,
+}
+
+impl FlightRecorder {
+    /// An empty recorder keeping at most `max_captures` captures and `max_bytes` bytes
+    /// (each at least 1).
+    pub fn new(max_captures: usize, max_bytes: usize) -> Self {
+        FlightRecorder {
+            ring: Mutex::new(Ring::default()),
+            max_captures: max_captures.max(1),
+            max_bytes: max_bytes.max(1),
+            stored: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            too_large: AtomicU64::new(0),
+        }
+    }
+
+    /// Keeps `capture`, evicting the oldest as needed.
+    pub fn store(&self, capture: Capture) {
+        let size = capture.approx_bytes();
+        if size > self.max_bytes {
+            self.too_large.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let capture = Arc::new(capture);
+        let mut evicted = 0;
+        {
+            let mut ring = self.ring.lock();
+            while ring.captures.len() >= self.max_captures || ring.bytes + size > self.max_bytes {
+                match ring.captures.pop_front() {
+                    Some((_, old)) => {
+                        ring.bytes -= old;
+                        evicted += 1;
+                    }
+                    None => break,
+                }
+            }
+            ring.bytes += size;
+            ring.captures.push_back((capture, size));
+        }
+        // The evicted captures' memory is freed by the pops above, under the lock; their
+        // Arcs may outlive it in a reader's hands, which is fine.
+        self.evicted.fetch_add(evicted, Ordering::Relaxed);
+        self.stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The kept captures, newest first.
+    pub fn recent(&self) -> Vec<Arc<Capture>> {
+        self.ring
+            .lock()
+            .captures
+            .iter()
+            .rev()
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    /// The capture with `id`, if still kept.
+    pub fn get(&self, id: u64) -> Option<Arc<Capture>> {
+        self.ring
+            .lock()
+            .captures
+            .iter()
+            .find(|(c, _)| c.id == id)
+            .map(|(c, _)| c.clone())
+    }
+
+    /// How many captures were evicted to make room.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// The recorder's current numbers.
+    pub fn stats(&self) -> RecorderStats {
+        let ring = self.ring.lock();
+        RecorderStats {
+            kept: ring.captures.len(),
+            bytes: ring.bytes,
+            max_captures: self.max_captures,
+            max_bytes: self.max_bytes,
+            stored: self.stored.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+            too_large: self.too_large.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::debug::DebugLevel;
+    use crate::debug::capture::{CapturedBody, CapturedRequest};
+
+    pub(crate) fn capture(id: u64, body_len: usize) -> Capture {
+        Capture {
+            id,
+            time_unix: 0.0,
+            trace_id: "0".repeat(32),
+            level: DebugLevel::Debug,
+            complete: true,
+            duration_ms: 1.0,
+            response_head_ms: None,
+            request: CapturedRequest {
+                method: "GET".into(),
+                uri: "/".into(),
+                route: None,
+                headers: vec![],
+                body: CapturedBody {
+                    text: Some("x".repeat(body_len)),
+                    base64: None,
+                    captured_bytes: body_len,
+                    total_bytes: body_len as u64,
+                    truncated: false,
+                    ended: true,
+                    redaction: None,
+                },
+            },
+            response: None,
+            spans: vec![],
+            logs: vec![],
+            dropped_spans: 0,
+            dropped_logs: 0,
+        }
+    }
+
+    fn ids(r: &FlightRecorder) -> Vec<u64> {
+        r.recent().iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn evicts_oldest_by_count() {
+        let r = FlightRecorder::new(3, usize::MAX);
+        for id in 1..=5 {
+            r.store(capture(id, 10));
+        }
+        assert_eq!(ids(&r), [5, 4, 3]);
+        assert_eq!(r.evicted(), 2);
+        assert!(r.get(2).is_none());
+        assert_eq!(r.get(4).map(|c| c.id), Some(4));
+        assert_eq!(r.stats().stored, 5);
+    }
+
+    #[test]
+    fn evicts_oldest_by_bytes() {
+        let one = capture(0, 1000).approx_bytes();
+        // Room for two and a half captures: the third evicts the first.
+        let r = FlightRecorder::new(100, one * 5 / 2);
+        for id in 1..=4 {
+            r.store(capture(id, 1000));
+        }
+        assert_eq!(ids(&r), [4, 3]);
+        let s = r.stats();
+        assert_eq!(s.evicted, 2);
+        assert_eq!(s.bytes, 2 * one);
+        // A capture bigger than everything is refused and counted, nothing evicted.
+        r.store(capture(9, one * 3));
+        assert_eq!(ids(&r), [4, 3]);
+        assert_eq!(r.stats().too_large, 1);
+        assert_eq!(r.stats().evicted, 2);
+    }
+}

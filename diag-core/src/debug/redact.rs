@@ -1,0 +1,408 @@
+//! Secrets out of captures, before they are stored: nothing a capture holds, and so
+//! nothing `/debug/requests` serves, carries a credential or a configured secret field.
+//!
+//! - Header values of `authorization`, `proxy-authorization`, `cookie`, `set-cookie`,
+//!   the debug header, and configured headers become `[redacted]`.
+//! - Configured fields (default: [`DEFAULT_FIELDS`]) are redacted, matched without
+//!   regard to case, in JSON bodies at any depth, in form bodies and query strings,
+//!   and in span and log fields.
+//! - A JSON body that is complete and parses is rewritten value by value. One that is
+//!   truncated or does not parse (and any other text body) gets a conservative textual
+//!   pass: every `"field": value` is cut, and a nested value that does not close within
+//!   the capture takes the rest of the body with it.
+
+/// What a redacted value reads as.
+pub const REDACTED: &str = "[redacted]";
+
+/// Headers always redacted (the debug header is added to these).
+pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Body, query and log fields redacted unless the builder says otherwise.
+pub const DEFAULT_FIELDS: [&str; 10] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "api_key",
+    "card_number",
+    "cvv",
+    "authorization",
+];
+
+/// How a body was redacted, as reported with the capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyRedaction {
+    /// Parsed as JSON; matching fields replaced at any depth.
+    Json,
+    /// A textual pass over `"field": value` patterns (truncated or unparsable JSON, or text).
+    Textual,
+    /// `application/x-www-form-urlencoded` pairs.
+    Form,
+}
+
+/// The redaction rules of one `Diag`.
+#[derive(Clone, Debug)]
+pub(crate) struct Redactor {
+    headers: Vec<String>,
+    fields: Vec<String>,
+}
+
+impl Redactor {
+    pub(crate) fn new(debug_header: &str, extra_headers: &[String], fields: &[String]) -> Self {
+        let mut headers: Vec<String> = ALWAYS_REDACTED_HEADERS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(std::iter::once(debug_header.to_owned()))
+            .chain(extra_headers.iter().cloned())
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
+        headers.sort();
+        headers.dedup();
+        let mut fields: Vec<String> = fields
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
+        fields.sort();
+        fields.dedup();
+        Redactor { headers, fields }
+    }
+
+    fn is_secret_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    fn is_secret_field(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f.eq_ignore_ascii_case(name))
+    }
+
+    /// Copies headers, redacting secret ones.
+    pub(crate) fn headers(&self, headers: &dyn crate::HeaderView) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        headers.for_each(&mut |name, value| {
+            let value = if self.is_secret_header(name) {
+                REDACTED.to_owned()
+            } else {
+                String::from_utf8_lossy(value).into_owned()
+            };
+            out.push((name.to_owned(), value));
+        });
+        out
+    }
+
+    /// A path and query with secret query parameters redacted.
+    pub(crate) fn uri(&self, uri: &str) -> String {
+        match uri.split_once('?') {
+            Some((path, query)) => format!("{path}?{}", self.form(query)),
+            None => uri.to_owned(),
+        }
+    }
+
+    /// `k=v&...` with secret keys' values redacted.
+    pub(crate) fn form(&self, text: &str) -> String {
+        text.split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if self.is_secret_field(&percent_decode(k)) => {
+                    format!("{k}={REDACTED}")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// Span or log fields with secret ones redacted.
+    pub(crate) fn fields(&self, fields: &[(String, String)]) -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(k, v)| {
+                if self.is_secret_field(k) || self.is_secret_header(k) {
+                    (k.clone(), REDACTED.to_owned())
+                } else {
+                    (k.clone(), v.clone())
+                }
+            })
+            .collect()
+    }
+
+    /// A text body, redacted as its content type and completeness allow.
+    pub(crate) fn body_text(
+        &self,
+        content_type: Option<&str>,
+        text: &str,
+        complete: bool,
+    ) -> (String, Option<BodyRedaction>) {
+        if self.fields.is_empty() {
+            return (text.to_owned(), None);
+        }
+        let ct = content_type.unwrap_or("").to_ascii_lowercase();
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            return (self.form(text), Some(BodyRedaction::Form));
+        }
+        let jsonish = ct.contains("json")
+            || (ct.is_empty() && matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[')));
+        if jsonish
+            && complete
+            && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
+        {
+            self.json_value(&mut value);
+            if let Ok(s) = serde_json::to_string(&value) {
+                return (s, Some(BodyRedaction::Json));
+            }
+        }
+        (self.json_text(text), Some(BodyRedaction::Textual))
+    }
+
+    fn json_value(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if self.is_secret_field(k) {
+                        *v = serde_json::Value::String(REDACTED.to_owned());
+                    } else {
+                        self.json_value(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.json_value(v)),
+            _ => {}
+        }
+    }
+
+    /// The textual pass: walks string tokens; a string followed by `:` is a key, and a
+    /// secret key's value is replaced up to where it ends (or to the end of the text).
+    fn json_text(&self, text: &str) -> String {
+        let b = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let (mut i, mut copied) = (0, 0);
+        while i < b.len() {
+            if b[i] != b'"' {
+                i += 1;
+                continue;
+            }
+            let key_end = string_end(b, i);
+            let mut j = skip_ws(b, key_end);
+            let key = text.get(i + 1..key_end.saturating_sub(1)).unwrap_or("");
+            if j < b.len() && b[j] == b':' && self.is_secret_field(key) {
+                j = skip_ws(b, j + 1);
+                let value_end = value_end(b, j);
+                out.push_str(&text[copied..j]);
+                out.push('"');
+                out.push_str(REDACTED);
+                out.push('"');
+                copied = value_end;
+                i = value_end;
+            } else {
+                i = key_end;
+            }
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+}
+
+/// Index just past the string starting at `start` (a `"`), or the end of the text.
+fn string_end(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// Index just past the JSON value starting at `start`, or the end of the text when it
+/// does not end within it (a truncated nested value takes the rest along).
+fn value_end(b: &[u8], start: usize) -> usize {
+    match b.get(start) {
+        None => start,
+        Some(b'"') => string_end(b, start),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = string_end(b, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            b.len()
+        }
+        Some(_) => {
+            let mut i = start;
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']') && !b[i].is_ascii_whitespace()
+            {
+                i += 1;
+            }
+            i
+        }
+    }
+}
+
+/// `%XX` and `+` decoding for matching form keys; invalid escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redactor() -> Redactor {
+        let fields: Vec<String> = DEFAULT_FIELDS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(["ssn".to_owned()])
+            .collect();
+        Redactor::new("x-debug", &["X-Internal-Key".to_owned()], &fields)
+    }
+
+    #[test]
+    fn every_secret_header() {
+        let r = redactor();
+        let h: Vec<(String, String)> = [
+            ("Authorization", "Bearer A1"),
+            ("proxy-authorization", "Basic A2"),
+            ("cookie", "sid=A3"),
+            ("set-cookie", "sid=A4; HttpOnly"),
+            ("x-debug", "A5"),
+            ("x-internal-key", "A6"),
+            ("accept", "text/plain"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let out = r.headers(&h);
+        assert_eq!(out.len(), 7);
+        for (name, value) in &out[..6] {
+            assert_eq!(value, REDACTED, "{name}");
+        }
+        assert_eq!(out[6], ("accept".to_owned(), "text/plain".to_owned()));
+    }
+
+    #[test]
+    fn nested_json_fields_when_complete() {
+        let r = redactor();
+        let body = r#"{"user":{"name":"ann","Password":"hunter2","cards":[{"card_number":"4111","cvv":123}]},"ssn":{"a":1}}"#;
+        let (out, how) = r.body_text(Some("application/json"), body, true);
+        assert_eq!(how, Some(BodyRedaction::Json));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["user"]["name"], "ann");
+        assert_eq!(v["user"]["Password"], REDACTED);
+        assert_eq!(v["user"]["cards"][0]["card_number"], REDACTED);
+        assert_eq!(v["user"]["cards"][0]["cvv"], REDACTED);
+        assert_eq!(v["ssn"], REDACTED);
+        for secret in ["hunter2", "4111", "123"] {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+    }
+
+    #[test]
+    fn truncated_json_gets_the_textual_pass() {
+        let r = redactor();
+        let body =
+            r#"{"a": "x", "password" : "hun\"ter2", "n": {"cvv": 987, "card_number": "4111 1111"#;
+        let (out, how) = r.body_text(Some("application/json"), body, false);
+        assert_eq!(how, Some(BodyRedaction::Textual));
+        assert_eq!(
+            out,
+            r#"{"a": "x", "password" : "[redacted]", "n": {"cvv": "[redacted]", "card_number": "[redacted]""#
+        );
+        // A nested secret value cut off by truncation takes the rest with it.
+        let (out, _) = r.body_text(None, r#"{"token": {"v": "abc", "w": ["#, false);
+        assert_eq!(out, r#"{"token": "[redacted]""#);
+        // A key mentioned inside a string value is not a key.
+        let (out, _) = r.body_text(None, r#"{"note": "password", "x": 1"#, false);
+        assert_eq!(out, r#"{"note": "password", "x": 1"#);
+    }
+
+    #[test]
+    fn invalid_json_and_text_bodies_get_the_textual_pass() {
+        let r = redactor();
+        let (out, how) = r.body_text(Some("application/json"), r#"{"password": "p1",}"#, true);
+        assert_eq!(how, Some(BodyRedaction::Textual));
+        assert!(!out.contains("p1"));
+        let (out, _) = r.body_text(Some("text/plain"), r#"log "secret": "s3" end"#, true);
+        assert!(!out.contains("s3"), "{out}");
+    }
+
+    #[test]
+    fn form_and_query() {
+        let r = redactor();
+        let (out, how) = r.body_text(
+            Some("application/x-www-form-urlencoded"),
+            "user=ann&pass%77ord=hunter2&api_key=k9",
+            true,
+        );
+        assert_eq!(how, Some(BodyRedaction::Form));
+        assert_eq!(out, "user=ann&pass%77ord=[redacted]&api_key=[redacted]");
+        assert_eq!(
+            r.uri("/login?next=%2F&token=abc"),
+            "/login?next=%2F&token=[redacted]"
+        );
+        assert_eq!(r.uri("/plain"), "/plain");
+    }
+
+    #[test]
+    fn span_and_log_fields() {
+        let r = redactor();
+        let f = vec![
+            ("password".to_owned(), "p".to_owned()),
+            ("cookie".to_owned(), "c".to_owned()),
+            ("user".to_owned(), "ann".to_owned()),
+        ];
+        let out = r.fields(&f);
+        assert_eq!(out[0].1, REDACTED);
+        assert_eq!(out[1].1, REDACTED);
+        assert_eq!(out[2].1, "ann");
+    }
+}

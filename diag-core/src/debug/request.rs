@@ -1,0 +1,422 @@
+//! [`DebugRequest`]: one request in diagnostic mode, from activation to the flight
+//! recorder. The adapter's body wrappers feed it frame by frame; it copies at most the
+//! body cap and never holds a frame.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+use super::DebugLevel;
+use super::capture::{self, BodyCapture, Capture, CapturedRequest, CapturedResponse};
+use super::server_timing::debug_response_headers;
+use super::session::DebugSession;
+use crate::request::RequestView;
+use crate::trace::TraceId;
+use crate::{Diag, HeaderView};
+
+/// One request running in diagnostic mode.
+///
+/// Shared (`Arc`) between the request-body wrapper, the response-body wrapper and the
+/// request guard. The capture is stored in the flight recorder exactly once: by
+/// [`response_end`](Self::response_end) (complete), by
+/// [`finish_incomplete`](Self::finish_incomplete), or, failing both, when the last
+/// handle drops (incomplete).
+///
+/// ```
+/// use diag_core::debug::{Decision, DebugLevel};
+/// use diag_core::request::RequestView;
+/// use diag_core::trace::TraceId;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let headers = vec![("x-debug".to_owned(), "1".to_owned())];
+/// let peer = Some("127.0.0.1:5000".parse().unwrap());
+/// let Decision::Debug(level) = diag.debug_decision(&headers, peer) else { panic!() };
+/// let view = RequestView { method: "POST", route: Some("/cart"), headers: &headers, peer };
+/// let debug = diag.start_debug(level, &view, "/cart?x=1", TraceId([7; 16]));
+/// debug.request_chunk(b"{\"sku\":");
+/// debug.request_chunk(b"42}");
+/// debug.request_end();
+/// let extra = debug.response_head(201, &vec![("content-type".to_owned(), "text/plain".to_owned())]);
+/// assert!(extra.iter().any(|(name, _)| *name == "server-timing"));
+/// debug.response_chunk(b"created");
+/// debug.response_end();
+/// let stored = diag.debug_mode().recorder().get(debug.id()).unwrap();
+/// assert!(stored.complete);
+/// assert_eq!(stored.request.body.text.as_deref(), Some("{\"sku\":42}"));
+/// ```
+pub struct DebugRequest {
+    diag: Diag,
+    session: Arc<DebugSession>,
+    trace_id: TraceId,
+    method: String,
+    uri: String,
+    route: Option<String>,
+    request_headers: Vec<(String, String)>,
+    request_content_type: Option<String>,
+    request_body: Mutex<BodyCapture>,
+    response: Mutex<ResponseSide>,
+    stored: AtomicBool,
+}
+
+struct ResponseSide {
+    head: Option<ResponseHead>,
+    body: BodyCapture,
+}
+
+struct ResponseHead {
+    status: u16,
+    headers: Vec<(String, String)>,
+    content_type: Option<String>,
+    at: std::time::Duration,
+}
+
+impl Diag {
+    /// Starts capturing a request that [`Diag::debug_decision`] admitted at `level`.
+    /// `uri` is the path and query as received; `trace_id` the request's trace.
+    /// Put [`DebugRequest::session`] in the request's
+    /// [`RequestScope`](crate::request::RequestScope) so its spans and logs are recorded.
+    pub fn start_debug(
+        &self,
+        level: DebugLevel,
+        req: &RequestView<'_>,
+        uri: &str,
+        trace_id: TraceId,
+    ) -> Arc<DebugRequest> {
+        let mode = self.debug_mode();
+        mode.in_flight.fetch_add(1, Ordering::Relaxed);
+        let redactor = &mode.redactor;
+        Arc::new(DebugRequest {
+            session: Arc::new(DebugSession::new(mode.next_id(), level)),
+            trace_id,
+            method: req.method.to_owned(),
+            uri: redactor.uri(uri),
+            route: req.route.map(str::to_owned),
+            request_headers: redactor.headers(req.headers),
+            request_content_type: req.headers.get_str("content-type").map(str::to_owned),
+            request_body: Mutex::new(BodyCapture::new(mode.body_limit)),
+            response: Mutex::new(ResponseSide {
+                head: None,
+                body: BodyCapture::new(mode.body_limit),
+            }),
+            stored: AtomicBool::new(false),
+            diag: self.clone(),
+        })
+    }
+}
+
+impl DebugRequest {
+    /// The debug id, as in `X-Debug-Id` and `/debug/requests/{id}`.
+    pub fn id(&self) -> u64 {
+        self.session.id
+    }
+
+    /// The session the tracing layer fills; share it through `RequestScope::debug`.
+    pub fn session(&self) -> &Arc<DebugSession> {
+        &self.session
+    }
+
+    /// Call with every request-body frame's data as the handler reads it.
+    pub fn request_chunk(&self, chunk: &[u8]) {
+        self.request_body.lock().push(chunk);
+    }
+
+    /// Call when the request body reports its end.
+    pub fn request_end(&self) {
+        self.request_body.lock().end();
+    }
+
+    /// Call once the response head is ready, with its status and headers. Returns the
+    /// headers to add to the response: `server-timing`, `x-debug-id`, `x-trace-id`.
+    pub fn response_head(
+        &self,
+        status: u16,
+        headers: &dyn HeaderView,
+    ) -> Vec<(&'static str, String)> {
+        let at = self.session.started.elapsed();
+        let redactor = &self.diag.debug_mode().redactor;
+        let head = ResponseHead {
+            status,
+            headers: redactor.headers(headers),
+            content_type: headers.get_str("content-type").map(str::to_owned),
+            at,
+        };
+        self.response.lock().head = Some(head);
+        debug_response_headers(&self.session, at, self.trace_id)
+    }
+
+    /// Call with every response-body frame's data as it is sent.
+    pub fn response_chunk(&self, chunk: &[u8]) {
+        self.response.lock().body.push(chunk);
+    }
+
+    /// Call when the response body reports its end (also for an empty body, right
+    /// after [`response_head`](Self::response_head)): stores the capture as complete.
+    pub fn response_end(&self) {
+        let complete = {
+            let mut response = self.response.lock();
+            response.body.end();
+            response.head.is_some()
+        };
+        self.store(complete);
+    }
+
+    /// Stores the capture as incomplete (the client went away, the handler failed);
+    /// does nothing if it was already stored. Dropping the last handle does the same.
+    pub fn finish_incomplete(&self) {
+        self.store(false);
+    }
+
+    fn store(&self, complete: bool) {
+        if self.stored.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mode = self.diag.debug_mode();
+        let redactor = &mode.redactor;
+        let (dropped_spans, dropped_logs) = self.session.dropped();
+        let request_body = self
+            .request_body
+            .lock()
+            .finish(self.request_content_type.as_deref(), redactor);
+        let (response, head_ms) = {
+            let side = self.response.lock();
+            match &side.head {
+                Some(h) => (
+                    Some(CapturedResponse {
+                        status: h.status,
+                        headers: h.headers.clone(),
+                        body: side.body.finish(h.content_type.as_deref(), redactor),
+                    }),
+                    Some(capture::ms(h.at)),
+                ),
+                None => (None, None),
+            }
+        };
+        let capture = Capture {
+            id: self.session.id,
+            time_unix: self
+                .session
+                .started_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            trace_id: self.trace_id.to_string(),
+            level: self.session.level,
+            complete,
+            duration_ms: capture::ms(self.session.started.elapsed()),
+            response_head_ms: head_ms,
+            request: CapturedRequest {
+                method: self.method.clone(),
+                uri: self.uri.clone(),
+                route: self.route.clone(),
+                headers: self.request_headers.clone(),
+                body: request_body,
+            },
+            response,
+            spans: self
+                .session
+                .spans()
+                .iter()
+                .map(|s| capture::span(s, redactor))
+                .collect(),
+            logs: self
+                .session
+                .logs()
+                .iter()
+                .map(|l| capture::log(l, redactor))
+                .collect(),
+            dropped_spans,
+            dropped_logs,
+        };
+        mode.recorder().store(capture);
+    }
+}
+
+impl Drop for DebugRequest {
+    fn drop(&mut self) {
+        self.store(false);
+        self.diag
+            .debug_mode()
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for DebugRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DebugRequest")
+            .field("id", &self.session.id)
+            .field("method", &self.method)
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::debug::{Decision, LogLine, SpanTiming, render_waterfall};
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn start(diag: &Diag, h: &Vec<(String, String)>, uri: &str) -> Arc<DebugRequest> {
+        let Decision::Debug(level) = diag.debug_decision(h, None) else {
+            panic!("not admitted")
+        };
+        let view = RequestView {
+            method: "POST",
+            route: Some("/login"),
+            headers: h,
+            peer: None,
+        };
+        diag.start_debug(level, &view, uri, TraceId([0x4b; 16]))
+    }
+
+    #[test]
+    fn no_secret_reaches_the_stored_capture_or_its_text() {
+        let diag = Diag::builder()
+            .token("SECRET-DEBUGTOKEN")
+            .redact_header("X-Internal-Key")
+            .redact_field("ssn")
+            .capture_body_limit(128)
+            .build()
+            .unwrap();
+        let h = headers(&[
+            ("x-debug", "SECRET-DEBUGTOKEN"),
+            ("authorization", "Bearer SECRET-AUTH"),
+            ("proxy-authorization", "Basic SECRET-PROXY"),
+            ("cookie", "sid=SECRET-COOKIE"),
+            ("x-internal-key", "SECRET-INTERNAL"),
+            ("content-type", "application/json"),
+        ]);
+        let debug = start(&diag, &h, "/login?next=%2F&token=SECRET-QUERY");
+        let session = debug.session().clone();
+        session.record_span(SpanTiming {
+            id: 2,
+            parent: None,
+            name: "check_password".into(),
+            target: "app::auth".into(),
+            start_offset: Duration::from_millis(1),
+            duration: Duration::from_millis(3),
+            fields: vec![("password".into(), "SECRET-SPANFIELD".into())],
+        });
+        session.record_log(LogLine {
+            offset: Duration::from_millis(2),
+            level: "DEBUG".into(),
+            target: "app::auth".into(),
+            message: "checking".into(),
+            fields: vec![("api_key".into(), "SECRET-LOGFIELD".into())],
+            span: Some(2),
+        });
+        for part in [
+            r#"{"user":{"name":"ann","password":"SECRET-PW","#,
+            r#""cards":[{"card_number":"SECRET-CARD"}]},"ssn":"SECRET-SSN"}"#,
+        ] {
+            debug.request_chunk(part.as_bytes());
+        }
+        debug.request_end();
+        let resp = headers(&[
+            ("set-cookie", "sid=SECRET-SETCOOKIE; HttpOnly"),
+            ("content-type", "application/json"),
+        ]);
+        let extra = debug.response_head(200, &resp);
+        assert!(extra[0].1.starts_with("check_password;dur=3, total;dur="));
+        // A response body cut by the cap in the middle of a secret.
+        let padding = "x".repeat(96);
+        let first = format!(r#"{{"x":"{padding}","access_token":"SECRET-RESPONSE-"#);
+        assert_eq!(
+            first.find("SECRET"),
+            Some(120),
+            "the cap (128) cuts the secret"
+        );
+        debug.response_chunk(first.as_bytes());
+        debug.response_chunk(br#"TOKEN-THAT-GOES-ON-AND-ON-FOR-A-WHILE"}"#);
+        debug.response_end();
+
+        let stored = diag.debug_mode().recorder().get(debug.id()).unwrap();
+        assert!(stored.complete);
+        assert!(!stored.request.body.truncated);
+        assert_eq!(
+            stored.request.body.redaction,
+            Some(crate::debug::BodyRedaction::Json)
+        );
+        assert!(stored.response.as_ref().unwrap().body.truncated);
+        let json = serde_json::to_string(&*stored).unwrap();
+        let text = render_waterfall(&stored);
+        for rendering in [&json, &text] {
+            assert!(!rendering.contains("SECRET-"), "leak in:\n{rendering}");
+        }
+        let body = stored.request.body.text.as_deref().unwrap();
+        assert!(body.contains(r#""name":"ann""#), "{body}");
+        assert!(text.contains("check_password"));
+        assert!(text.contains("DEBUG app::auth: checking"));
+        assert_eq!(stored.request.uri, "/login?next=%2F&token=[redacted]");
+    }
+
+    #[test]
+    fn bodies_are_capped_and_counted_frame_by_frame() {
+        let diag = Diag::builder()
+            .token("t")
+            .capture_body_limit(10)
+            .build()
+            .unwrap();
+        let h = headers(&[("x-debug", "t")]);
+        let debug = start(&diag, &h, "/");
+        for _ in 0..100 {
+            debug.request_chunk(b"0123456789abcdef");
+        }
+        debug.request_end();
+        debug.response_head(204, &headers(&[]));
+        debug.response_end();
+        let c = diag.debug_mode().recorder().get(debug.id()).unwrap();
+        assert_eq!(c.request.body.text.as_deref(), Some("0123456789"));
+        assert_eq!(c.request.body.total_bytes, 1600);
+        assert!(c.request.body.truncated && c.request.body.ended);
+        let r = c.response.as_ref().unwrap();
+        assert_eq!(
+            (r.status, r.body.total_bytes, r.body.truncated),
+            (204, 0, false)
+        );
+    }
+
+    #[test]
+    fn dropped_early_is_stored_once_as_incomplete() {
+        let diag = Diag::builder().token("t").build().unwrap();
+        let h = headers(&[("x-debug", "t")]);
+        let debug = start(&diag, &h, "/slow");
+        assert_eq!(diag.debug_mode().in_flight(), 1);
+        debug.response_head(200, &headers(&[]));
+        debug.response_chunk(b"partial");
+        let id = debug.id();
+        drop(debug); // the client went away mid-body
+        assert_eq!(diag.debug_mode().in_flight(), 0);
+        let c = diag.debug_mode().recorder().get(id).unwrap();
+        assert!(!c.complete);
+        assert!(!c.response.as_ref().unwrap().body.ended);
+
+        // finish_incomplete after response_end changes nothing; ids increase.
+        let second = start(&diag, &h, "/fast");
+        assert!(second.id() > id);
+        second.response_head(200, &headers(&[]));
+        second.response_end();
+        second.finish_incomplete();
+        let id2 = second.id();
+        drop(second);
+        assert!(diag.debug_mode().recorder().get(id2).unwrap().complete);
+        assert_eq!(diag.debug_mode().recorder().stats().stored, 2);
+
+        // No response head at all (the handler panicked): incomplete, no response.
+        let third = start(&diag, &h, "/boom");
+        let id3 = third.id();
+        third.response_end();
+        let c = diag.debug_mode().recorder().get(id3).unwrap();
+        assert!(!c.complete && c.response.is_none());
+        assert!(render_waterfall(&c).contains("no response"));
+    }
+}

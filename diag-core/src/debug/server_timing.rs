@@ -1,0 +1,186 @@
+//! The headers a debug request's response carries: `Server-Timing` (W3C), `X-Debug-Id`
+//! and `X-Trace-Id`.
+//!
+//! `X-Trace-Id` is sent explicitly (32 hex digits) because no response `traceparent`
+//! is standard and a person with curl wants the id to paste into the tracing backend.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::session::{DebugSession, SpanTiming};
+use crate::trace::TraceId;
+
+/// How many span entries `Server-Timing` lists (the longest, by name), before `total`.
+pub const MAX_TIMINGS: usize = 10;
+
+const MAX_NAME: usize = 64;
+const MAX_DESC: usize = 100;
+
+/// The header pairs for a debug response: `server-timing`, `x-debug-id`, `x-trace-id`.
+/// `elapsed` is the time from the request's arrival to the response head.
+///
+/// ```
+/// use std::time::Duration;
+/// use diag_core::debug::{DebugLevel, DebugSession, debug_response_headers};
+/// use diag_core::trace::TraceId;
+/// let session = DebugSession::new(7, DebugLevel::Debug);
+/// let h = debug_response_headers(&session, Duration::from_millis(12), TraceId([0xab; 16]));
+/// assert_eq!(h[0], ("server-timing", "total;dur=12".to_owned()));
+/// assert_eq!(h[1], ("x-debug-id", "7".to_owned()));
+/// assert_eq!(h[2].1, "ab".repeat(16));
+/// ```
+pub fn debug_response_headers(
+    session: &DebugSession,
+    elapsed: Duration,
+    trace_id: TraceId,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("server-timing", server_timing(&session.spans(), elapsed)),
+        ("x-debug-id", session.id.to_string()),
+        ("x-trace-id", trace_id.to_string()),
+    ]
+}
+
+/// A `Server-Timing` value: spans grouped by name (durations summed), the
+/// [`MAX_TIMINGS`] longest first, then `total`.
+pub fn server_timing(spans: &[SpanTiming], total: Duration) -> String {
+    let mut by_name: Vec<(&str, Duration, usize)> = Vec::new();
+    for s in spans {
+        match by_name.iter_mut().find(|(n, _, _)| *n == s.name) {
+            Some(entry) => {
+                entry.1 += s.duration;
+                entry.2 += 1;
+            }
+            None => by_name.push((&s.name, s.duration, 1)),
+        }
+    }
+    by_name.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut out = String::new();
+    for (name, dur, count) in by_name.into_iter().take(MAX_TIMINGS) {
+        let token = token(name);
+        let mut desc = String::new();
+        if token != name {
+            desc.push_str(name);
+        }
+        if count > 1 {
+            if !desc.is_empty() {
+                desc.push(' ');
+            }
+            let _ = write!(desc, "({count} spans)");
+        }
+        let _ = write!(out, "{token};dur={}", millis(dur));
+        if !desc.is_empty() {
+            let _ = write!(out, ";desc={}", quoted(&desc));
+        }
+        out.push_str(", ");
+    }
+    let _ = write!(out, "total;dur={}", millis(total));
+    out
+}
+
+/// A metric name that is an RFC 7230 token; `total` is kept for the total.
+fn token(name: &str) -> String {
+    let mut t: String = name
+        .chars()
+        .take(MAX_NAME)
+        .map(|c| if is_tchar(c) { c } else { '_' })
+        .collect();
+    if t.is_empty() {
+        t.push_str("span");
+    }
+    if t.eq_ignore_ascii_case("total") {
+        t.insert_str(0, "span_");
+    }
+    t
+}
+
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// A quoted-string of visible ASCII: `"` and `\` escaped, anything else replaced.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().take(MAX_DESC) {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Milliseconds with at most three decimals, trailing zeros dropped.
+fn millis(d: Duration) -> String {
+    let s = format!("{:.3}", d.as_secs_f64() * 1000.0);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(name: &str, ms: u64) -> SpanTiming {
+        SpanTiming {
+            id: 1,
+            parent: None,
+            name: name.into(),
+            target: "t".into(),
+            start_offset: Duration::ZERO,
+            duration: Duration::from_millis(ms),
+            fields: vec![],
+        }
+    }
+
+    #[test]
+    fn syntax_order_grouping_and_escaping() {
+        let spans = [
+            span("db.query", 5),
+            span("render", 7),
+            span("db.query", 4),
+            span("weird name \"q\"", 1),
+            span("total", 2),
+        ];
+        let v = server_timing(&spans, Duration::from_micros(12_345));
+        assert_eq!(
+            v,
+            "db.query;dur=9;desc=\"(2 spans)\", render;dur=7, span_total;dur=2;desc=\"total\", \
+             weird_name__q_;dur=1;desc=\"weird name \\\"q\\\"\", total;dur=12.345"
+        );
+        // Every entry is token[;dur=number][;desc=quoted].
+        for entry in v.split(", ") {
+            let mut parts = entry.split(';');
+            assert!(parts.next().unwrap().chars().all(is_tchar), "{entry}");
+            let dur = parts.next().unwrap();
+            assert!(dur.strip_prefix("dur=").unwrap().parse::<f64>().is_ok());
+        }
+    }
+
+    #[test]
+    fn keeps_the_longest_ten_and_total() {
+        let spans: Vec<_> = (1..=15).map(|i| span(&format!("s{i}"), i)).collect();
+        let v = server_timing(&spans, Duration::from_millis(100));
+        let names: Vec<&str> = v
+            .split(", ")
+            .map(|e| e.split(';').next().unwrap())
+            .collect();
+        assert_eq!(names.len(), MAX_TIMINGS + 1);
+        assert_eq!(names[0], "s15");
+        assert_eq!(names[9], "s6");
+        assert_eq!(names[10], "total");
+    }
+
+    #[test]
+    fn non_ascii_desc_is_replaced() {
+        let v = server_timing(&[span("é", 1)], Duration::from_millis(1));
+        assert!(v.starts_with("_;dur=1;desc=\"?\""), "{v}");
+        assert!(v.is_ascii());
+    }
+}

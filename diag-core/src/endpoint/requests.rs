@@ -1,0 +1,248 @@
+//! `GET /debug/requests` and `GET /debug/requests/{id}`: the flight recorder.
+
+use serde::Serialize;
+
+use super::{DiagResponse, EndpointRequest};
+use crate::Diag;
+use crate::debug::{RecorderStats, RejectReason, render_waterfall};
+
+#[derive(Serialize)]
+struct List {
+    captures: Vec<Summary>,
+    recorder: RecorderStats,
+    debug: Counters,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    id: u64,
+    time_unix: f64,
+    method: String,
+    route: Option<String>,
+    uri: String,
+    status: Option<u16>,
+    duration_ms: f64,
+    complete: bool,
+}
+
+#[derive(Serialize)]
+struct Counters {
+    activated: u64,
+    in_flight: u64,
+    budget_exhausted: u64,
+    rejected: std::collections::BTreeMap<&'static str, u64>,
+}
+
+fn pretty(req: &EndpointRequest) -> bool {
+    req.query_param("pretty")
+        .is_some_and(|v| v != "0" && v != "false")
+}
+
+/// Plain text when asked with `?format=text`, or when the client accepts `text/plain`
+/// and not JSON (`curl -H 'Accept: text/plain'`).
+fn wants_text(req: &EndpointRequest) -> bool {
+    match req.query_param("format") {
+        Some("text") => true,
+        Some(_) => false,
+        None => req.accepts("text/plain") && !req.accepts("application/json"),
+    }
+}
+
+pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
+    let mode = diag.debug_mode();
+    let captures = mode
+        .recorder()
+        .recent()
+        .iter()
+        .map(|c| Summary {
+            id: c.id,
+            time_unix: c.time_unix,
+            method: c.request.method.clone(),
+            route: c.request.route.clone(),
+            uri: c.request.uri.clone(),
+            status: c.response.as_ref().map(|r| r.status),
+            duration_ms: c.duration_ms,
+            complete: c.complete,
+        })
+        .collect();
+    let list = List {
+        captures,
+        recorder: mode.recorder().stats(),
+        debug: Counters {
+            activated: mode.activated(),
+            in_flight: mode.in_flight(),
+            budget_exhausted: mode.budget().exhausted(),
+            rejected: RejectReason::ALL
+                .iter()
+                .map(|r| (r.as_str(), mode.rejected(*r)))
+                .collect(),
+        },
+    };
+    DiagResponse::json(200, &list, pretty(req))
+}
+
+pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagResponse {
+    let capture = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| diag.debug_mode().recorder().get(id));
+    let Some(capture) = capture else {
+        return DiagResponse::not_found(&format!(
+            "no debug capture with id `{id}` (never existed, or evicted); see /debug/requests"
+        ));
+    };
+    if wants_text(req) {
+        DiagResponse::new(200, "text/plain; charset=utf-8", render_waterfall(&capture))
+    } else {
+        DiagResponse::json(200, &*capture, pretty(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::debug::Decision;
+    use crate::request::RequestView;
+    use crate::trace::TraceId;
+    use crate::{Diag, DiagResponse, EndpointRequest};
+
+    fn run_debug_request(diag: &Diag, uri: &str, status: u16) -> u64 {
+        let h = vec![("x-debug".to_owned(), "tok".to_owned())];
+        let Decision::Debug(level) = diag.debug_decision(&h, None) else {
+            panic!("not admitted")
+        };
+        let view = RequestView {
+            method: "GET",
+            route: Some("/items/{id}"),
+            headers: &h,
+            peer: None,
+        };
+        let debug = diag.start_debug(level, &view, uri, TraceId([9; 16]));
+        debug.response_head(status, &Vec::new());
+        debug.response_chunk(b"hello");
+        debug.response_end();
+        debug.id()
+    }
+
+    async fn get(
+        diag: &Diag,
+        path: &str,
+        query: Option<&str>,
+        accept: Option<&str>,
+    ) -> DiagResponse {
+        let mut headers = vec![("authorization".to_owned(), "Bearer tok".to_owned())];
+        if let Some(a) = accept {
+            headers.push(("accept".to_owned(), a.to_owned()));
+        }
+        diag.serve(EndpointRequest {
+            method: "GET".into(),
+            path: path.into(),
+            query: query.map(str::to_owned),
+            headers,
+            ..Default::default()
+        })
+        .await
+    }
+
+    fn json(r: &DiagResponse) -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn list_one_text_and_not_found() {
+        let diag = Diag::builder()
+            .token("tok")
+            .recorder_limits(2, 1 << 20)
+            .build()
+            .unwrap();
+        let first = run_debug_request(&diag, "/items/1", 200);
+        let second = run_debug_request(&diag, "/items/2?token=abc", 404);
+        let third = run_debug_request(&diag, "/items/3", 500);
+
+        let list = get(&diag, "/debug/requests", None, None).await;
+        assert_eq!(list.status, 200);
+        let v = json(&list);
+        let ids: Vec<u64> = v["captures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [third, second], "newest first; the first was evicted");
+        let newest = &v["captures"][0];
+        assert_eq!(newest["method"], "GET");
+        assert_eq!(newest["route"], "/items/{id}");
+        assert_eq!(newest["status"], 500);
+        assert_eq!(newest["complete"], true);
+        assert!(newest["duration_ms"].as_f64().unwrap() >= 0.0);
+        assert_eq!(v["captures"][1]["uri"], "/items/2?token=[redacted]");
+        assert_eq!(v["recorder"]["evicted"], 1);
+        assert_eq!(v["debug"]["activated"], 3);
+        assert_eq!(v["debug"]["rejected"]["expired"], 0);
+
+        let one = get(&diag, &format!("/debug/requests/{second}"), None, None).await;
+        assert_eq!(one.status, 200);
+        assert_eq!(one.header("content-type"), Some("application/json"));
+        let c = json(&one);
+        assert_eq!(c["id"], second);
+        assert_eq!(c["response"]["status"], 404);
+        assert_eq!(c["response"]["body"]["text"], "hello");
+        assert_eq!(c["trace_id"], "09".repeat(16));
+
+        for (query, accept) in [(None, Some("text/plain")), (Some("format=text"), None)] {
+            let text = get(&diag, &format!("/debug/requests/{third}"), query, accept).await;
+            assert_eq!(text.status, 200);
+            assert!(
+                text.header("content-type")
+                    .unwrap()
+                    .starts_with("text/plain")
+            );
+            let body = String::from_utf8(text.body).unwrap();
+            assert!(body.starts_with("GET /items/3 -> 500"), "{body}");
+        }
+        // A client that accepts both gets JSON.
+        let both = get(
+            &diag,
+            &format!("/debug/requests/{third}"),
+            None,
+            Some("text/plain, application/json"),
+        )
+        .await;
+        assert_eq!(both.header("content-type"), Some("application/json"));
+
+        for missing in [first.to_string(), "999".to_owned(), "abc".to_owned()] {
+            let r = get(&diag, &format!("/debug/requests/{missing}"), None, None).await;
+            assert_eq!(r.status, 404, "{missing}");
+            assert!(
+                json(&r)["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no debug capture")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn guarded_listed_and_get_only() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let anonymous = diag
+            .serve(EndpointRequest {
+                method: "GET".into(),
+                path: "/debug/requests".into(),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(anonymous.status, 401);
+        let post = diag
+            .serve(EndpointRequest {
+                method: "POST".into(),
+                path: "/debug/requests/1".into(),
+                headers: vec![("authorization".into(), "Bearer tok".into())],
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(post.status, 405);
+        let index = get(&diag, "/debug", None, None).await;
+        let index = String::from_utf8(index.body).unwrap();
+        assert!(index.contains("/debug/requests/{id}"));
+    }
+}
