@@ -246,8 +246,10 @@ fn serialized_len(value: &serde_json::Value) -> usize {
 mod tests {
     use super::*;
 
+    /// A generous deadline: only the timeout test wants a short one, and a panic that
+    /// prints a backtrace (RUST_BACKTRACE=1) on a busy machine can take a while.
     fn registry() -> StateRegistry {
-        StateRegistry::new(Duration::from_millis(200), 1024)
+        StateRegistry::new(Duration::from_secs(10), 1024)
     }
 
     #[tokio::test]
@@ -271,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn slow_providers_time_out_without_holding_the_response() {
-        let r = registry();
+        let r = StateRegistry::new(Duration::from_millis(200), 1024);
         r.register("stuck", || std::thread::sleep(Duration::from_millis(1500)))
             .unwrap();
         r.register_async("stuck_async", std::future::pending::<u8>)
