@@ -1,7 +1,9 @@
 //! # diag-actix
 //!
-//! [diag](diag_core) for actix-web 4. [`configure`] mounts the diagnostics endpoints
-//! (`/metrics`, `/debug`, `/debug/...`), served by diag-core's framework-neutral handlers.
+//! [diag](diag_core) for actix-web 4. [`DiagMiddleware`] watches every request (route
+//! templates from actix's `match_pattern`), and [`configure`] mounts the diagnostics
+//! endpoints (`/metrics`, `/debug`, `/debug/...`), served by diag-core's framework-neutral
+//! handlers.
 //!
 //! ```no_run
 //! use actix_web::{App, HttpServer, web};
@@ -24,6 +26,8 @@
 
 mod endpoints;
 mod headers;
+mod middleware;
 
 pub use endpoints::configure;
 pub use headers::ActixHeaders;
+pub use middleware::{DiagActixBody, DiagFuture, DiagMiddleware, DiagMiddlewareService};

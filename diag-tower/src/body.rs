@@ -1,39 +1,10 @@
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Buf;
+use diag_core::debug::BodyTap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-
-/// Where a watched body's bytes are copied to as they pass (a debug request's capture).
-pub(crate) trait Tap: Send + Sync {
-    /// A data frame went by.
-    fn chunk(&self, data: &[u8]);
-    /// The body ended: `complete` is false when it failed or was dropped before its end.
-    fn end(&self, complete: bool);
-}
-
-/// Ends the tap exactly once: at the body's end, or as incomplete when dropped first.
-struct TapGuard {
-    tap: Arc<dyn Tap>,
-    ended: bool,
-}
-
-impl TapGuard {
-    fn end(&mut self, complete: bool) {
-        if !self.ended {
-            self.ended = true;
-            self.tap.end(complete);
-        }
-    }
-}
-
-impl Drop for TapGuard {
-    fn drop(&mut self) {
-        self.end(false);
-    }
-}
 
 pin_project! {
     /// A request or response body passed through [`DiagLayer`](crate::DiagLayer).
@@ -44,7 +15,7 @@ pin_project! {
     pub struct DiagBody<B> {
         #[pin]
         inner: B,
-        tap: Option<TapGuard>,
+        tap: Option<BodyTap>,
     }
 }
 
@@ -53,8 +24,8 @@ impl<B> DiagBody<B> {
         DiagBody { inner, tap: None }
     }
 
-    pub(crate) fn tapped(inner: B, tap: Option<Arc<dyn Tap>>) -> Self {
-        DiagBody { inner, tap: tap.map(|tap| TapGuard { tap, ended: false }) }
+    pub(crate) fn tapped(inner: B, tap: Option<BodyTap>) -> Self {
+        DiagBody { inner, tap }
     }
 }
 
@@ -69,7 +40,7 @@ impl<B: Body> Body for DiagBody<B> {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    copy_buf(data, &*tap.tap);
+                    copy_buf(data, tap);
                 }
             }
             Poll::Ready(Some(Err(_))) => tap.end(false),
@@ -89,7 +60,7 @@ impl<B: Body> Body for DiagBody<B> {
 }
 
 /// Copies a frame's bytes without advancing it (it still goes to its reader whole).
-fn copy_buf(data: &impl Buf, tap: &dyn Tap) {
+fn copy_buf(data: &impl Buf, tap: &BodyTap) {
     let mut slices = [std::io::IoSlice::new(&[]); 16];
     let n = data.chunks_vectored(&mut slices);
     if n == 0 {
@@ -104,23 +75,10 @@ fn copy_buf(data: &impl Buf, tap: &dyn Tap) {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use diag_core::debug::{BodySide, DebugLevel};
+    use diag_core::request::RequestView;
+    use diag_core::trace::TraceId;
     use http_body_util::{BodyExt, StreamBody};
-    use parking_lot::Mutex;
-
-    #[derive(Default)]
-    struct Recorder {
-        seen: Mutex<Vec<u8>>,
-        ended: Mutex<Vec<bool>>,
-    }
-
-    impl Tap for Recorder {
-        fn chunk(&self, data: &[u8]) {
-            self.seen.lock().extend_from_slice(data);
-        }
-        fn end(&self, complete: bool) {
-            self.ended.lock().push(complete);
-        }
-    }
 
     fn stream_body(chunks: Vec<&'static [u8]>) -> impl Body<Data = Bytes, Error = std::io::Error> {
         StreamBody::new(futures_util::stream::iter(
@@ -128,29 +86,40 @@ mod tests {
         ))
     }
 
+    fn debug_request(diag: &diag_core::Diag) -> std::sync::Arc<diag_core::debug::DebugRequest> {
+        let view = RequestView { method: "POST", route: Some("/echo"), headers: &(), peer: None };
+        diag.start_debug(DebugLevel::Debug, &view, "/echo", TraceId([7; 16]))
+    }
+
     #[tokio::test]
-    async fn frames_pass_unchanged_and_are_copied() {
-        let rec = Arc::new(Recorder::default());
-        let body = DiagBody::tapped(stream_body(vec![b"ab", b"", b"cde"]), Some(rec.clone() as Arc<dyn Tap>));
+    async fn frames_pass_unchanged_and_are_captured() {
+        let diag = diag_core::Diag::builder().build().unwrap();
+        let dbg = debug_request(&diag);
+        dbg.response_head(200, &());
+        let tap = BodyTap::new(dbg.clone(), BodySide::Response);
+        let mut body = std::pin::pin!(DiagBody::tapped(stream_body(vec![b"ab", b"", b"cde"]), Some(tap)));
         let mut frames = Vec::new();
-        let mut body = std::pin::pin!(body);
         while let Some(f) = body.frame().await {
             frames.push(f.unwrap().into_data().unwrap());
         }
         assert_eq!(frames, vec![Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cde")]);
-        assert_eq!(&*rec.seen.lock(), b"abcde");
-        assert_eq!(&*rec.ended.lock(), &[true]);
+        let capture = diag.debug_mode().recorder().get(dbg.id()).expect("stored at the end of the body");
+        assert!(capture.complete);
+        let json = serde_json::to_string(&*capture).unwrap();
+        assert!(json.contains("abcde"), "{json}");
     }
 
     #[tokio::test]
-    async fn dropped_before_the_end_is_incomplete_once() {
-        let rec = Arc::new(Recorder::default());
-        let body = DiagBody::tapped(stream_body(vec![b"ab", b"cd"]), Some(rec.clone() as Arc<dyn Tap>));
-        let mut body = Box::pin(body);
+    async fn dropped_before_the_end_is_stored_incomplete() {
+        let diag = diag_core::Diag::builder().build().unwrap();
+        let dbg = debug_request(&diag);
+        dbg.response_head(200, &());
+        let tap = BodyTap::new(dbg.clone(), BodySide::Response);
+        let mut body = Box::pin(DiagBody::tapped(stream_body(vec![b"ab", b"cd"]), Some(tap)));
         body.frame().await.unwrap().unwrap();
         drop(body);
-        assert_eq!(&*rec.seen.lock(), b"ab");
-        assert_eq!(&*rec.ended.lock(), &[false]);
+        let capture = diag.debug_mode().recorder().get(dbg.id()).expect("stored on drop");
+        assert!(!capture.complete);
     }
 
     #[test]

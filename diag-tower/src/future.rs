@@ -6,7 +6,7 @@ use diag_core::request::RequestGuard;
 use http::{HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use crate::DiagBody;
+use crate::{DiagBody, HttpHeaders};
 
 pin_project! {
     /// The response future of [`DiagService`](crate::DiagService).
@@ -45,22 +45,24 @@ where
                 .map(|r| r.map(|res| res.map(DiagBody::new)));
         };
         let result = {
-            let _entered = guard.enter();
+            let _entered = guard.scope().enter();
             std::task::ready!(this.inner.poll(cx))
         };
-        // Dropping an unfinished guard records the failure (handler error).
+        // On an error, dropping the unfinished guard records the failure.
         let guard = this.guard.take();
         Poll::Ready(result.map(|mut res| {
-            if let Some(guard) = guard {
-                let headers = res.headers_mut();
-                guard.response_headers(|name, value| {
-                    if let Ok(value) = HeaderValue::from_str(value) {
-                        headers.insert(HeaderName::from_static(name), value);
-                    }
-                });
-                guard.finish(res.status().as_u16());
+            let Some(guard) = guard else { return res.map(DiagBody::new) };
+            let mut extra: Vec<(&'static str, String)> = Vec::new();
+            let tap = guard.finish(res.status().as_u16(), &HttpHeaders(res.headers()), |name, value| {
+                extra.push((name, value.to_owned()));
+            });
+            let headers = res.headers_mut();
+            for (name, value) in extra {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(HeaderName::from_static(name), value);
+                }
             }
-            res.map(DiagBody::new)
+            res.map(|body| DiagBody::tapped(body, tap))
         }))
     }
 }

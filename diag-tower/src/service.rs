@@ -1,5 +1,6 @@
 use std::task::{Context, Poll};
 
+use diag_core::debug::BodyTap;
 use diag_core::request::RequestView;
 use http::{Request, Response};
 
@@ -14,7 +15,7 @@ pub struct DiagService<S> {
 
 impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for DiagService<S>
 where
-    S: tower::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: tower::Service<Request<DiagBody<ReqBody>>, Response = Response<ResBody>>,
 {
     type Response = Response<DiagBody<ResBody>>;
     type Error = S::Error;
@@ -26,19 +27,21 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let diag = &self.layer.diag;
-        if diag.is_disabled() {
-            return ResponseFuture::passthrough(self.inner.call(req));
+        if !diag.watches(req.uri().path()) {
+            return ResponseFuture::passthrough(self.inner.call(req.map(DiagBody::new)));
         }
-        let headers = HttpHeaders(req.headers());
         let guard = diag.begin(&RequestView {
             method: req.method().as_str(),
             route: (self.layer.route)(req.extensions()),
-            headers: &headers,
+            uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
+            headers: &HttpHeaders(req.headers()),
             peer: (self.layer.peer)(req.extensions()),
         });
+        let tap: Option<BodyTap> = guard.request_tap();
+        let req = req.map(|body| DiagBody::tapped(body, tap));
         let future = {
             // The handler may run code synchronously in `call`: it belongs to the request.
-            let _entered = guard.enter();
+            let _entered = guard.scope().enter();
             self.inner.call(req)
         };
         ResponseFuture::watched(future, guard)

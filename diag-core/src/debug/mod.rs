@@ -32,6 +32,7 @@ mod request;
 mod server_timing;
 mod session;
 mod signed;
+mod tap;
 mod throttle;
 mod waterfall;
 
@@ -49,4 +50,5 @@ pub use request::DebugRequest;
 pub use server_timing::{MAX_TIMINGS, debug_response_headers, server_timing};
 pub use session::{DebugLevel, DebugSession, LogLine, SpanTiming};
 pub use signed::{MAX_TTL, sign_credential};
+pub use tap::{BodySide, BodyTap};
 pub use waterfall::render as render_waterfall;
