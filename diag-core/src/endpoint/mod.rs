@@ -4,6 +4,7 @@
 //! [`Diag::serve`], and writes the [`DiagResponse`] back. Which paths are endpoints is
 //! [`Diag::is_endpoint`]'s answer, so every adapter mounts the same set.
 
+mod events;
 mod index;
 mod response;
 mod state;
@@ -78,6 +79,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         methods: "GET",
         shows: "one state provider's report",
     },
+    Endpoint {
+        path: "/debug/events",
+        methods: "GET",
+        shows: "what changed: start, config reloads, log level, kill switch, ... (?since=<seq>&kind=<kind>&limit=<n>)",
+    },
 ];
 
 impl Diag {
@@ -124,6 +130,8 @@ impl Diag {
             ("GET" | "HEAD", ["debug"]) => index::serve(self, &req),
             ("GET" | "HEAD", ["debug", "state"]) => state::serve_all(self, &req).await,
             ("GET" | "HEAD", ["debug", "state", name]) => state::serve_one(self, &req, name).await,
+            ("GET" | "HEAD", ["debug", "events"]) => events::serve(self, &req),
+            (_, ["debug", "events"]) => DiagResponse::method_not_allowed("GET"),
             (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }

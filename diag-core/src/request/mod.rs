@@ -37,6 +37,7 @@ pub struct RequestGuard {
     diag: Diag,
     start: Instant,
     finished: bool,
+    in_flight: crate::state::in_flight::InFlightTicket,
 }
 
 impl Diag {
@@ -56,10 +57,16 @@ impl Diag {
     /// guard.finish(200);
     /// ```
     pub fn begin(&self, _req: &RequestView<'_>) -> RequestGuard {
+        let start = Instant::now();
+        let in_flight =
+            self.inner
+                .in_flight
+                .enter(_req.method, _req.route.unwrap_or(UNMATCHED_ROUTE), start);
         RequestGuard {
             diag: self.clone(),
-            start: Instant::now(),
+            start,
             finished: false,
+            in_flight,
         }
     }
 }
@@ -82,6 +89,7 @@ impl RequestGuard {
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
+        self.diag.inner.in_flight.leave(self.in_flight);
         if !self.finished {
             // The response never came: the client went away or the handler panicked.
         }
