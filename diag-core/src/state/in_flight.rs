@@ -2,10 +2,12 @@
 //! oldest one is.
 //!
 //! On the request path, [`InFlight`] does no locking and, after a route's first request,
-//! no allocation: it finds the route's counter in a fixed open-addressed table (a hash
-//! of method and route, compared on hit) and bumps it, then claims one slot of a fixed
-//! table of start times with a compare-and-swap (starting from a per-thread hint, trying
-//! at most [`AGE_PROBES`] slots). Reading scans both tables.
+//! no allocation: it finds the route's index in a fixed open-addressed table (a hash
+//! of method and route, compared on hit), then claims one slot of a fixed table of
+//! `(route, start time)` words with one compare-and-swap (starting from a per-thread
+//! hint, trying at most [`AGE_PROBES`] slots); finishing stores zero into the slot.
+//! The slots are the count: reading scans them. Only a request that finds no free
+//! slot touches a per-route counter instead.
 //!
 //! Caps: [`MAX_ROUTES`] distinct `(method, route)` pairs; requests of further pairs
 //! count under `(*, __overflow__)` and in `route_overflow`. [`AGE_SLOTS`] start times;
@@ -54,12 +56,11 @@ pub struct InFlight {
     epoch: Instant,
 }
 
-// Each route's counter on its own cache line: routes do not contend with each other.
-#[repr(align(64))]
 #[derive(Default)]
 struct RouteEntry {
     key: OnceLock<RouteKey>,
-    in_flight: AtomicU64,
+    /// Requests in flight that found no free slot (the rest are in the slots).
+    without_slot: AtomicU64,
 }
 
 struct RouteKey {
@@ -110,7 +111,9 @@ struct RouteReport {
 }
 
 thread_local! {
-    static SLOT_HINT: Cell<usize> = Cell::new(next_thread_hint());
+    /// Where this thread tries first; `usize::MAX` until its first request. A `const`
+    /// initializer keeps the access free of lazy-init checks.
+    static SLOT_HINT: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
 fn next_thread_hint() -> usize {
@@ -154,16 +157,31 @@ impl InFlight {
 
     /// Requests of `method` on `route` in flight now.
     pub fn in_flight(&self, method: &str, route: &str) -> u64 {
-        self.find(canonical_method(method), route, false)
-            .map_or(0, |i| self.routes[i].in_flight.load(Ordering::Relaxed))
+        let Some(index) = self.find(canonical_method(method), route, false) else {
+            return 0;
+        };
+        let tag = (index as u64 + 1) << MICROS_BITS;
+        let in_slots = self
+            .slots
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) & !MICROS_MASK == tag)
+            .count() as u64;
+        in_slots + self.routes[index].without_slot.load(Ordering::Relaxed)
     }
 
     /// Requests in flight now, all routes.
     pub fn total(&self) -> u64 {
-        self.routes
+        let in_slots = self
+            .slots
             .iter()
-            .map(|r| r.in_flight.load(Ordering::Relaxed))
-            .sum()
+            .filter(|s| s.load(Ordering::Relaxed) != 0)
+            .count() as u64;
+        in_slots
+            + self
+                .routes
+                .iter()
+                .map(|r| r.without_slot.load(Ordering::Relaxed))
+                .sum::<u64>()
     }
 
     /// Starts counting a request that arrived at `at`.
@@ -174,13 +192,13 @@ impl InFlight {
                 self.route_overflow.fetch_add(1, Ordering::Relaxed);
                 OVERFLOW
             });
-        self.routes[route_index]
-            .in_flight
-            .fetch_add(1, Ordering::Relaxed);
         let micros = at.saturating_duration_since(self.epoch).as_micros() as u64 & MICROS_MASK;
         let packed = ((route_index as u64 + 1) << MICROS_BITS) | micros;
         let slot = SLOT_HINT.with(|hint| {
-            let start = hint.get();
+            let mut start = hint.get();
+            if start == usize::MAX {
+                start = next_thread_hint();
+            }
             for i in 0..AGE_PROBES {
                 let s = (start + i) % AGE_SLOTS;
                 if self.slots[s]
@@ -197,6 +215,9 @@ impl InFlight {
         });
         if slot == NO_SLOT {
             self.without_age.fetch_add(1, Ordering::Relaxed);
+            self.routes[route_index]
+                .without_slot
+                .fetch_add(1, Ordering::Relaxed);
         }
         InFlightTicket {
             route: route_index as u16,
@@ -206,11 +227,13 @@ impl InFlight {
 
     /// Stops counting the request of `ticket`.
     pub(crate) fn leave(&self, ticket: InFlightTicket) {
-        if let Some(r) = self.routes.get(usize::from(ticket.route)) {
-            r.in_flight.fetch_sub(1, Ordering::Relaxed);
-        }
-        if let Some(s) = self.slots.get(ticket.slot as usize) {
-            s.store(0, Ordering::Relaxed);
+        match self.slots.get(ticket.slot as usize) {
+            Some(s) => s.store(0, Ordering::Relaxed),
+            None => {
+                if let Some(r) = self.routes.get(usize::from(ticket.route)) {
+                    r.without_slot.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -257,6 +280,11 @@ impl InFlight {
     fn report_at(&self, now: Instant) -> RequestsReport {
         let now_micros = now.saturating_duration_since(self.epoch).as_micros() as u64 & MICROS_MASK;
         let mut oldest: Vec<Option<u64>> = vec![None; self.routes.len()];
+        let mut counts: Vec<u64> = self
+            .routes
+            .iter()
+            .map(|r| r.without_slot.load(Ordering::Relaxed))
+            .collect();
         for s in self.slots.iter() {
             let v = s.load(Ordering::Relaxed);
             if v == 0 {
@@ -264,17 +292,17 @@ impl InFlight {
             }
             let route = (v >> MICROS_BITS) as usize - 1;
             let started = v & MICROS_MASK;
-            if let Some(o) = oldest.get_mut(route) {
+            if let (Some(o), Some(n)) = (oldest.get_mut(route), counts.get_mut(route)) {
                 *o = Some(o.map_or(started, |prev| prev.min(started)));
+                *n += 1;
             }
         }
         let mut routes: Vec<RouteReport> = self
             .routes
             .iter()
-            .zip(oldest)
-            .filter_map(|(entry, oldest)| {
+            .zip(oldest.into_iter().zip(counts))
+            .filter_map(|(entry, (oldest, in_flight))| {
                 let key = entry.key.get()?;
-                let in_flight = entry.in_flight.load(Ordering::Relaxed);
                 (in_flight > 0).then(|| RouteReport {
                     method: key.method,
                     route: key.route.to_string(),
@@ -315,14 +343,26 @@ fn canonical_method(method: &str) -> &'static str {
     KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
 }
 
-/// FNV-1a over the method and route: short keys, no allocation.
+/// An Fx-style hash of the route eight bytes at a time, mixed with the method's
+/// length and first byte (methods are canonical): a few multiplies, no allocation.
 fn hash(method: &str, route: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in method.bytes().chain([0xff]).chain(route.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut h = mix(
+        0,
+        (method.len() as u64) << 8 | u64::from(method.as_bytes().first().copied().unwrap_or(0)),
+    );
+    let mut chunks = route.as_bytes().chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = mix(h, u64::from_le_bytes(w));
     }
-    h
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = mix(h, u64::from_le_bytes(tail) ^ (route.len() as u64) << 56);
+    // The table index takes the low bits: fold the well-mixed high bits in.
+    h ^ (h >> 32)
 }
 
 impl Diag {
