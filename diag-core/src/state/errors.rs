@@ -26,7 +26,8 @@ pub struct ErrorRecord {
     pub target: String,
     /// The `message` field.
     pub message: String,
-    /// The other fields, rendered with `Debug` (strings as they are).
+    /// The other fields, rendered with `Debug` (strings as they are), in order.
+    #[serde(serialize_with = "fields_as_object")]
     pub fields: Vec<(String, String)>,
     /// The trace id of the request being served when it was logged, if any.
     pub trace_id: Option<String>,
@@ -51,6 +52,20 @@ struct RingInner {
     per_target: HashMap<String, u64>,
 }
 
+#[derive(Serialize, Debug, PartialEq)]
+struct TargetCount {
+    target: String,
+    count: u64,
+}
+
+/// `{"name": "value", ...}` reads better than a list of pairs.
+fn fields_as_object<S: serde::Serializer>(
+    fields: &[(String, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().map(|(k, v)| (k, v)))
+}
+
 #[derive(Serialize)]
 struct ErrorsReport {
     /// ERROR events seen since start.
@@ -60,7 +75,7 @@ struct ErrorsReport {
     capacity: usize,
     evicted: u64,
     /// Per target, since start, highest first.
-    per_target: Vec<(String, u64)>,
+    per_target: Vec<TargetCount>,
     /// Events whose target came after [`MAX_ERROR_TARGETS`] others.
     per_target_overflow: u64,
     /// Errors that could not be captured (a field's `Debug` panicked).
@@ -133,12 +148,15 @@ impl ErrorRing {
 
     fn report(&self) -> ErrorsReport {
         let inner = self.inner.lock();
-        let mut per_target: Vec<(String, u64)> = inner
+        let mut per_target: Vec<TargetCount> = inner
             .per_target
             .iter()
-            .map(|(k, v)| (k.clone(), *v))
+            .map(|(k, v)| TargetCount {
+                target: k.clone(),
+                count: *v,
+            })
             .collect();
-        per_target.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        per_target.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.target.cmp(&b.target)));
         ErrorsReport {
             total: self.total(),
             latest: inner.latest.iter().rev().cloned().collect(),
@@ -203,7 +221,13 @@ mod tests {
         let rep = ring.report();
         assert_eq!(rep.per_target.len(), MAX_ERROR_TARGETS);
         assert_eq!(rep.per_target_overflow, 7);
-        assert_eq!(rep.per_target[0], ("db".to_owned(), 2));
+        assert_eq!(
+            rep.per_target[0],
+            TargetCount {
+                target: "db".into(),
+                count: 2
+            }
+        );
         assert_eq!(rep.latest[0].target, format!("t{}", MAX_ERROR_TARGETS + 4));
     }
 }

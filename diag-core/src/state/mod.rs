@@ -32,7 +32,9 @@ pub use config::ConfigValueError;
 pub use error_layer::ErrorLayer;
 pub use errors::{ErrorRecord, ErrorRing, MAX_ERROR_FIELDS, MAX_ERROR_TARGETS, MAX_ERROR_TEXT};
 pub use in_flight::{AGE_PROBES, AGE_SLOTS, InFlight, InFlightGuard, MAX_ROUTES};
-pub use queues::{MAX_QUEUES, MAX_SAMPLES, QueueProbe, QueueSnapshot, RATE_WINDOW};
+pub use queues::{
+    MAX_QUEUES, MAX_SAMPLES, MIN_RATE_WINDOW, QueueProbe, QueueSnapshot, RATE_WINDOW,
+};
 pub use redaction::{DEFAULT_SECRET_KEYS, REDACTED, SecretKeys};
 pub use registry::{RegisterError, StateRegistry};
 pub use report::{ProviderReport, ProviderStatus};

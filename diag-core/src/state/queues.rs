@@ -29,6 +29,11 @@ pub const MAX_SAMPLES: usize = 128;
 pub const MAX_QUEUES: usize = 256;
 /// Depth at or above this share of capacity counts as lagging.
 const FULL_RATIO: f64 = 0.9;
+/// Rates over a shorter span are noise: they are not reported.
+pub const MIN_RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Consumers that took less than this share of what was produced over the window,
+/// while the depth grew, are lagging.
+const KEEPING_UP_RATIO: f64 = 0.9;
 
 /// A cheap, cloneable handle on one queue's counters. Clone it into every producer and
 /// consumer; each call is one relaxed atomic add.
@@ -79,16 +84,18 @@ pub struct QueueSnapshot {
     pub depth: u64,
     /// The configured capacity, if any.
     pub capacity: Option<u64>,
-    /// Items produced per second over the window.
-    pub producer_rate_per_s: f64,
-    /// Items consumed per second over the window.
-    pub consumer_rate_per_s: f64,
+    /// Items produced per second over the window (`None` while the window is shorter
+    /// than [`MIN_RATE_WINDOW`]).
+    pub producer_rate_per_s: Option<f64>,
+    /// Items consumed per second over the window (`None` likewise).
+    pub consumer_rate_per_s: Option<f64>,
     /// The span the rates cover, in seconds (up to 60; less just after start).
     pub window_seconds: f64,
     /// How much the depth changed over the window.
     pub depth_change: i64,
-    /// The consumer falls behind: depth grew while consumers were slower than
-    /// producers over the window, or depth is at 90% of capacity or more.
+    /// The consumer falls behind: over a window of at least [`MIN_RATE_WINDOW`] the
+    /// depth grew and consumers took less than 90% of what was produced, or the depth
+    /// is at 90% of capacity or more.
     pub consumer_lagging: bool,
 }
 
@@ -185,16 +192,12 @@ impl QueueProbe {
             let base = record_sample(&mut samples, current);
             base.unwrap_or(current)
         };
-        let secs = now.saturating_duration_since(base.at).as_secs_f64();
-        let rate = |to: u64, from: u64| {
-            if secs > 0.0 {
-                to.saturating_sub(from) as f64 / secs
-            } else {
-                0.0
-            }
-        };
-        let producer_rate = rate(produced, base.produced);
-        let consumer_rate = rate(consumed, base.consumed);
+        let window = now.saturating_duration_since(base.at);
+        let secs = window.as_secs_f64();
+        let long_enough = window >= MIN_RATE_WINDOW;
+        let produced_in_window = produced.saturating_sub(base.produced);
+        let consumed_in_window = consumed.saturating_sub(base.consumed);
+        let rate = |n: u64| long_enough.then(|| n as f64 / secs);
         let depth = produced.saturating_sub(consumed);
         let base_depth = base.produced.saturating_sub(base.consumed);
         let depth_change = depth as i64 - base_depth as i64;
@@ -205,11 +208,14 @@ impl QueueProbe {
             consumed_total: consumed,
             depth,
             capacity,
-            producer_rate_per_s: producer_rate,
-            consumer_rate_per_s: consumer_rate,
+            producer_rate_per_s: rate(produced_in_window),
+            consumer_rate_per_s: rate(consumed_in_window),
             window_seconds: secs,
             depth_change,
-            consumer_lagging: nearly_full || (depth_change > 0 && consumer_rate < producer_rate),
+            consumer_lagging: nearly_full
+                || (long_enough
+                    && depth_change > 0
+                    && (consumed_in_window as f64) < produced_in_window as f64 * KEEPING_UP_RATIO),
         }
     }
 
@@ -318,8 +324,8 @@ mod tests {
             assert!(!snap.consumer_lagging, "second {s}: {snap:?}");
         }
         let snap = q.snapshot_at(t0 + Duration::from_secs(60));
-        assert!((snap.producer_rate_per_s - 10.0).abs() < 1e-9, "{snap:?}");
-        assert!((snap.consumer_rate_per_s - 10.0).abs() < 1e-9);
+        assert_eq!(snap.producer_rate_per_s, Some(10.0), "{snap:?}");
+        assert_eq!(snap.consumer_rate_per_s, Some(10.0));
         // The consumer stalls; producers keep going.
         for s in 61..=90u64 {
             q.produced_n(10);
@@ -329,9 +335,9 @@ mod tests {
         assert_eq!(snap.depth, 300);
         assert!(snap.consumer_lagging, "{snap:?}");
         assert!((snap.window_seconds - 60.0).abs() < 1e-9, "{snap:?}");
-        assert!((snap.producer_rate_per_s - 10.0).abs() < 1e-9);
+        assert_eq!(snap.producer_rate_per_s, Some(10.0));
         // Over the last 60 s (30..90) 300 items were consumed: 5/s.
-        assert!((snap.consumer_rate_per_s - 5.0).abs() < 1e-9, "{snap:?}");
+        assert_eq!(snap.consumer_rate_per_s, Some(5.0), "{snap:?}");
         assert_eq!(snap.depth_change, 300);
         // A minute after it fully stopped, the consumer rate is zero.
         for s in 91..=150u64 {
@@ -339,12 +345,29 @@ mod tests {
             let _ = q.snapshot_at(t0 + Duration::from_secs(s));
         }
         let snap = q.snapshot_at(t0 + Duration::from_secs(150));
-        assert_eq!(snap.consumer_rate_per_s, 0.0);
+        assert_eq!(snap.consumer_rate_per_s, Some(0.0));
         assert!(snap.consumer_lagging);
         // It catches up: depth falls, no longer lagging.
         q.consumed_n(900);
         let snap = q.snapshot_at(t0 + Duration::from_secs(151));
         assert_eq!(snap.depth, 0);
+        assert!(!snap.consumer_lagging, "{snap:?}");
+    }
+
+    #[test]
+    fn short_windows_and_small_wobbles_are_not_lagging() {
+        let t0 = Instant::now();
+        let q = QueueProbe::new("q", t0);
+        q.produced_n(10);
+        q.consumed_n(4);
+        let snap = q.snapshot_at(t0 + Duration::from_millis(5));
+        assert_eq!(snap.producer_rate_per_s, None);
+        assert!(!snap.consumer_lagging, "{snap:?}");
+        // 1000 in, 995 out over a minute: depth grew a little, the consumer keeps up.
+        q.produced_n(990);
+        q.consumed_n(991);
+        let snap = q.snapshot_at(t0 + Duration::from_secs(60));
+        assert_eq!(snap.depth_change, 5);
         assert!(!snap.consumer_lagging, "{snap:?}");
     }
 
