@@ -9,6 +9,10 @@ use crate::auth::Secret;
 use crate::events::Events;
 use crate::net::{Cidr, CidrParseError, TrustedProxies};
 use crate::state::StateRegistry;
+use crate::state::config::ConfigState;
+use crate::state::in_flight::InFlight;
+use crate::state::queues::Queues;
+use crate::state::{ErrorRing, SecretKeys};
 
 /// The handle a service keeps: cheap to clone, shared by the middleware, the endpoints
 /// and the service's own code.
@@ -41,6 +45,13 @@ pub(crate) struct Inner {
     pub(crate) state: StateRegistry,
     pub(crate) events: Events,
     pub(crate) debug: crate::debug::DebugMode,
+    pub(crate) git_sha: Option<String>,
+    pub(crate) build_info: std::collections::BTreeMap<String, String>,
+    pub(crate) secret_keys: SecretKeys,
+    pub(crate) config: ConfigState,
+    pub(crate) errors: Arc<ErrorRing>,
+    pub(crate) queues: Queues,
+    pub(crate) in_flight: InFlight,
 }
 
 /// A configuration value diag could not accept.
@@ -119,9 +130,30 @@ impl Diag {
         self.inner.disabled.load(Ordering::Relaxed)
     }
 
-    /// Flips the kill switch at runtime.
+    /// Flips the kill switch at runtime; a change is recorded as a `kill_switch` event.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.set_disabled(true);
+    /// assert_eq!(diag.events().recent().last().unwrap().kind, "kill_switch");
+    /// ```
     pub fn set_disabled(&self, disabled: bool) {
-        self.inner.disabled.store(disabled, Ordering::Relaxed);
+        let was = self.inner.disabled.swap(disabled, Ordering::Relaxed);
+        if was != disabled {
+            self.events().record(
+                crate::events::kinds::KILL_SWITCH,
+                if disabled {
+                    "kill switch on: diagnostics paused, requests pass straight through"
+                } else {
+                    "kill switch off: diagnostics resumed"
+                },
+            );
+        }
+    }
+
+    /// The git sha given to the builder, if any.
+    pub fn git_sha(&self) -> Option<&str> {
+        self.inner.git_sha.as_deref()
     }
 }
 
@@ -151,6 +183,11 @@ pub struct DiagBuilder {
     provider_max_bytes: usize,
     events_capacity: usize,
     pub(crate) debug: crate::debug::DebugConfig,
+    state_max_total_bytes: usize,
+    git_sha: Option<String>,
+    build_info: std::collections::BTreeMap<String, String>,
+    secret_keys: SecretKeys,
+    error_ring_capacity: usize,
 }
 
 impl Default for DiagBuilder {
@@ -167,6 +204,11 @@ impl Default for DiagBuilder {
             provider_max_bytes: 256 * 1024,
             events_capacity: 500,
             debug: Default::default(),
+            state_max_total_bytes: 1024 * 1024,
+            git_sha: None,
+            build_info: std::collections::BTreeMap::new(),
+            secret_keys: SecretKeys::default(),
+            error_ring_capacity: 100,
         }
     }
 }
@@ -237,6 +279,61 @@ impl DiagBuilder {
     /// are evicted and counted.
     pub fn events_capacity(mut self, n: usize) -> Self {
         self.events_capacity = n;
+        self
+    }
+
+    /// The largest whole `/debug/state` response (default 1 MiB). Over it, the largest
+    /// provider entries are replaced by error entries saying so (each stays readable
+    /// at `/debug/state/{name}`).
+    pub fn state_max_total_bytes(mut self, bytes: usize) -> Self {
+        self.state_max_total_bytes = bytes;
+        self
+    }
+
+    /// The git commit the service was built from, shown by the `process` provider and
+    /// `/debug`. Read it when the *service* compiles:
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().git_sha(option_env!("GIT_SHA")).build().unwrap();
+    /// # let _ = diag;
+    /// ```
+    pub fn git_sha(mut self, sha: Option<&str>) -> Self {
+        self.git_sha = sha
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        self
+    }
+
+    /// Another build fact for the `process` provider (`build_info("rustc", "1.95")`,
+    /// `build_info("built_at", env!("BUILD_TIME"))`).
+    pub fn build_info(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.build_info.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a key fragment whose values are hidden in the `config` provider and in
+    /// captured error fields (case-insensitive substring; see
+    /// [`DEFAULT_SECRET_KEYS`](crate::state::DEFAULT_SECRET_KEYS) for those always on).
+    pub fn secret_key(mut self, fragment: &str) -> Self {
+        self.secret_keys.add(fragment);
+        self
+    }
+
+    /// Replaces the whole list of secret key fragments (defaults included).
+    pub fn secret_keys<I, S>(mut self, fragments: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.secret_keys = SecretKeys::new(fragments);
+        self
+    }
+
+    /// How many ERROR events the `errors` provider keeps (default 100); older ones are
+    /// evicted and counted.
+    pub fn error_ring_capacity(mut self, n: usize) -> Self {
+        self.error_ring_capacity = n;
         self
     }
 
@@ -319,17 +416,34 @@ impl DiagBuilder {
             disabled: AtomicBool::new(self.disabled),
             started: Instant::now(),
             started_at: SystemTime::now(),
-            state: StateRegistry::new(self.provider_deadline, self.provider_max_bytes),
+            state: StateRegistry::new(self.provider_deadline, self.provider_max_bytes)
+                .with_max_total_bytes(self.state_max_total_bytes),
             events: Events::new(self.events_capacity),
             debug,
+            git_sha: self.git_sha,
+            build_info: self.build_info,
+            secret_keys: self.secret_keys,
+            config: ConfigState::default(),
+            errors: Arc::new(ErrorRing::new(self.error_ring_capacity)),
+            queues: Queues::default(),
+            in_flight: InFlight::new(),
         };
         let diag = Diag {
             inner: Arc::new(inner),
         };
         crate::state::process::register(&diag);
+        crate::state::config::register(&diag);
+        crate::state::errors::register(&diag);
+        crate::state::queues::register(&diag);
+        crate::state::in_flight::register(&diag);
+        crate::state::events::register(&diag);
+        let sha = diag
+            .git_sha()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
         diag.events().record(
             "start",
-            format!("{} {} started", diag.service(), diag.version()),
+            format!("{} {}{sha} started", diag.service(), diag.version()),
         );
         Ok(diag)
     }

@@ -23,12 +23,21 @@ pub struct BodyTap {
     request: Arc<DebugRequest>,
     side: BodySide,
     ended: bool,
+    /// Keeps the request counted as a debug request in flight until the body is done.
+    _in_flight: Option<crate::log::DebugInFlight>,
 }
 
 impl BodyTap {
     /// A tap on one side of a debug request's bodies.
     pub fn new(request: Arc<DebugRequest>, side: BodySide) -> Self {
-        BodyTap { request, side, ended: false }
+        BodyTap { request, side, ended: false, _in_flight: None }
+    }
+
+    /// Keeps `in_flight` alive as long as the tap: logs written while the response
+    /// body streams still belong to the debug request.
+    pub(crate) fn holding(mut self, in_flight: crate::log::DebugInFlight) -> Self {
+        self._in_flight = Some(in_flight);
+        self
     }
 
     /// Copies a data frame (up to the capture cap).

@@ -16,6 +16,38 @@ struct Index<'a> {
     disabled: bool,
     endpoints: Vec<EndpointEntry>,
     providers: Vec<String>,
+    git_sha: Option<&'a str>,
+    /// The service's active configuration, secrets already hidden.
+    config: Option<&'a serde_json::Value>,
+    events: EventsSummary,
+    /// Sections other parts of diag add; see [`sections`].
+    #[serde(flatten)]
+    sections: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct EventsSummary {
+    /// Events kept in the timeline now.
+    recent: usize,
+    last_seq: u64,
+    /// The newest few, newest first.
+    latest: Vec<crate::events::Event>,
+}
+
+/// How many events the index shows; `/debug/events` has the rest.
+const EVENTS_ON_INDEX: usize = 5;
+
+/// The extension point for sections owned elsewhere: each adds one entry here, shown
+/// in the JSON as a top-level key and in the HTML as its own block.
+///
+/// Expected: `log_level` (the runtime log level and its TTL, from the log-level part)
+/// and `debug_budget` (debug requests allowed / used / left, from the debug part).
+fn sections(_diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
+    #[allow(unused_mut)] // filled as the log-level and debug-budget parts land
+    let mut sections = serde_json::Map::new();
+    // sections.insert("log_level".into(), serde_json::to_value(diag.log_level_summary())...);
+    // sections.insert("debug_budget".into(), serde_json::to_value(diag.debug_budget_summary())...);
+    sections
 }
 
 #[derive(Serialize)]
@@ -26,6 +58,7 @@ struct EndpointEntry {
 }
 
 pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
+    let config = diag.active_config();
     let index = Index {
         service: diag.service(),
         version: diag.version(),
@@ -41,6 +74,18 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
             })
             .collect(),
         providers: diag.state().names(),
+        git_sha: diag.git_sha(),
+        config: config.as_deref(),
+        events: EventsSummary {
+            recent: diag.events().len(),
+            last_seq: diag.events().last_seq(),
+            latest: {
+                let mut latest = diag.events().since(0, None, EVENTS_ON_INDEX);
+                latest.reverse();
+                latest
+            },
+        },
+        sections: sections(diag),
     };
     if req.accepts("text/html") {
         DiagResponse::new(200, "text/html; charset=utf-8", html(&index))
@@ -56,10 +101,14 @@ fn html(index: &Index<'_>) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{s} diagnostics</title>\
          <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:60em}}\
          td,th{{text-align:left;padding:.2em .8em .2em 0;vertical-align:top}}code{{background:#f3f3f3}}</style>\
-         </head><body><h1>{s} <small>{v}</small></h1>\
+         </head><body><h1>{s} <small>{v}{sha}</small></h1>\
          <p>Up for {up:.0} s. diag {dv}.{off}</p><h2>Endpoints</h2><table><tr><th>path</th><th>methods</th><th>shows</th></tr>",
         s = escape(index.service),
         v = escape(index.version),
+        sha = index
+            .git_sha
+            .map(|g| format!(" <code>{}</code>", escape(g)))
+            .unwrap_or_default(),
         up = index.uptime_seconds,
         dv = index.diag_version,
         off = if index.disabled {
@@ -89,8 +138,37 @@ fn html(index: &Index<'_>) -> String {
             p = escape(p)
         );
     }
-    out.push_str("</ul></body></html>\n");
+    out.push_str("</ul>");
+    let _ = write!(
+        out,
+        "<h2>Recent events</h2><p>{} kept, latest #{}; <a href=\"/debug/events?pretty\">all</a></p><table>",
+        index.events.recent, index.events.last_seq
+    );
+    for e in &index.events.latest {
+        let _ = write!(
+            out,
+            "<tr><td>#{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            e.seq,
+            escape(&e.kind),
+            escape(&e.message)
+        );
+    }
+    out.push_str("</table>");
+    for (name, value) in &index.sections {
+        let _ = write!(out, "<h2>{}</h2>{}", escape(name), json_block(value));
+    }
+    out.push_str("<h2>Configuration</h2>");
+    match &index.config {
+        Some(config) => out.push_str(&json_block(config)),
+        None => out.push_str("<p>Not registered (<code>diag.config(&amp;settings)</code>).</p>"),
+    }
+    out.push_str("</body></html>\n");
     out
+}
+
+fn json_block(value: &serde_json::Value) -> String {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    format!("<pre><code>{}</code></pre>", escape(&text))
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -107,4 +185,83 @@ pub(crate) fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use crate::{Diag, EndpointRequest};
+
+    fn request(accept: Option<&str>) -> EndpointRequest {
+        EndpointRequest {
+            method: "GET".into(),
+            path: "/debug".into(),
+            headers: accept
+                .map(|a| vec![("accept".to_owned(), a.to_owned())])
+                .unwrap_or_default(),
+            peer: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        }
+    }
+
+    fn diag() -> Diag {
+        let diag = Diag::builder()
+            .service("checkout")
+            .version("1.4.2")
+            .git_sha(Some("abc123"))
+            .build()
+            .unwrap();
+        diag.config(&serde_json::json!({"port": 8080, "stripe_api_key": "sk_live_1"}))
+            .unwrap();
+        diag.set_disabled(true);
+        diag
+    }
+
+    #[tokio::test]
+    async fn json_index_has_config_events_and_endpoints() {
+        let resp = diag().serve(request(None)).await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("content-type"), Some("application/json"));
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(v["service"], "checkout");
+        assert_eq!(v["git_sha"], "abc123");
+        assert_eq!(v["disabled"], true);
+        assert_eq!(v["config"]["port"], 8080);
+        assert_eq!(v["config"]["stripe_api_key"], "***");
+        assert_eq!(v["events"]["recent"], 2);
+        assert_eq!(v["events"]["latest"][0]["kind"], "kill_switch");
+        let paths: Vec<&str> = v["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap())
+            .collect();
+        assert!(paths.contains(&"/debug/events"));
+        let providers = v["providers"].as_array().unwrap();
+        for p in [
+            "config", "errors", "events", "process", "queues", "requests",
+        ] {
+            assert!(providers.contains(&Value::from(p)), "{p} missing");
+        }
+    }
+
+    #[tokio::test]
+    async fn browsers_get_html_without_secrets() {
+        let resp = diag()
+            .serve(request(Some("text/html,application/xhtml+xml;q=0.9")))
+            .await;
+        assert_eq!(resp.status, 200);
+        assert!(
+            resp.header("content-type")
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let html = String::from_utf8(resp.body).unwrap();
+        assert!(html.contains("<h1>checkout <small>1.4.2 <code>abc123</code></small></h1>"));
+        assert!(html.contains("Kill switch on"));
+        assert!(html.contains("href=\"/debug/events\""));
+        assert!(html.contains("&quot;port&quot;: 8080"));
+        assert!(!html.contains("sk_live_1"));
+    }
 }

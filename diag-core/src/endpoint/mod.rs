@@ -4,6 +4,7 @@
 //! [`Diag::serve`], and writes the [`DiagResponse`] back. Which paths are endpoints is
 //! [`Diag::is_endpoint`]'s answer, so every adapter mounts the same set.
 
+mod events;
 mod index;
 mod requests;
 mod response;
@@ -89,6 +90,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         methods: "GET",
         shows: "one debug request: spans, logs, redacted request and response (JSON, or a text waterfall with Accept: text/plain or ?format=text)",
     },
+    Endpoint {
+        path: "/debug/events",
+        methods: "GET",
+        shows: "what changed: start, config reloads, log level, kill switch, ... (?since=<seq>&kind=<kind>&limit=<n>)",
+    },
 ];
 
 impl Diag {
@@ -140,6 +146,8 @@ impl Diag {
             (_, ["debug", "requests"] | ["debug", "requests", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }
+            ("GET" | "HEAD", ["debug", "events"]) => events::serve(self, &req),
+            (_, ["debug", "events"]) => DiagResponse::method_not_allowed("GET"),
             (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }

@@ -49,15 +49,19 @@ impl Events {
 
     /// Appends an event.
     pub fn record(&self, kind: &str, message: impl Into<String>) {
+        let kind = truncate(kind.to_owned());
+        let message = truncate(message.into());
+        let time_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut ring = self.ring.lock();
+        // The sequence number is taken under the lock, so the ring stays in order.
         let event = Event {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            time_unix: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-            kind: truncate(kind.to_owned()),
-            message: truncate(message.into()),
+            time_unix,
+            kind,
+            message,
         };
-        let mut ring = self.ring.lock();
         if ring.len() == self.capacity {
             ring.pop_front();
             self.evicted.fetch_add(1, Ordering::Relaxed);
@@ -68,6 +72,52 @@ impl Events {
     /// The events kept, oldest first.
     pub fn recent(&self) -> Vec<Event> {
         self.ring.lock().iter().cloned().collect()
+    }
+
+    /// The kept events after sequence number `since` (all with `0`), of `kind` when
+    /// given, oldest first, at most `limit` (the newest ones when more match).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap(); // records `start` as seq 1
+    /// diag.events().record("deploy", "v2");
+    /// diag.events().record("feature_flag", "x on");
+    /// let after_start = diag.events().since(1, None, 100);
+    /// assert_eq!(after_start.len(), 2);
+    /// assert_eq!(diag.events().since(0, Some("deploy"), 100)[0].message, "v2");
+    /// ```
+    pub fn since(&self, since: u64, kind: Option<&str>, limit: usize) -> Vec<Event> {
+        let ring = self.ring.lock();
+        // Sequence numbers increase along the ring: skip the older part by search.
+        let start = ring.partition_point(|e| e.seq <= since);
+        let mut out: Vec<Event> = ring
+            .range(start..)
+            .rev()
+            .filter(|e| kind.is_none_or(|k| e.kind == k))
+            .take(limit)
+            .cloned()
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// How many events the ring holds now.
+    pub fn len(&self) -> usize {
+        self.ring.lock().len()
+    }
+
+    /// Whether the ring is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sequence number of the latest event (0 before any).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
+    /// How many events the ring keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// How many events were pushed out of the ring.
@@ -105,5 +155,28 @@ mod tests {
         );
         assert_eq!(r[0].seq, 3);
         assert_eq!(e.evicted(), 2);
+        assert_eq!(e.last_seq(), 5);
+        assert_eq!(e.since(3, None, 10).len(), 2);
+        assert_eq!(
+            e.since(0, None, 2)[0].message,
+            "m3",
+            "limit keeps the newest"
+        );
+    }
+
+    #[test]
+    fn since_filters_by_kind_and_keeps_order() {
+        let e = Events::new(10);
+        for i in 0..6 {
+            e.record(if i % 2 == 0 { "a" } else { "b" }, format!("m{i}"));
+        }
+        let b: Vec<_> = e
+            .since(2, Some("b"), 10)
+            .into_iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(b, [4, 6]);
+        assert!(e.since(6, None, 10).is_empty());
+        assert!(e.since(0, Some("nope"), 10).is_empty());
     }
 }

@@ -2,14 +2,28 @@
 //! [`RequestGuard`] while the handler runs, [`RequestGuard::finish`] when the response
 //! head is ready. Dropping the guard unfinished (the client went away, the handler
 //! panicked) still leaves every gauge and record right.
+//!
+//! What an adapter does, in order (see `diag-tower`'s service for the reference):
+//! 1. skip paths where [`Diag::watches`] says no (diag's own endpoints, kill switch on);
+//! 2. [`Diag::begin`] with a [`RequestView`] of the request;
+//! 3. wrap the request body with [`RequestGuard::request_tap`] (a debug request's capture);
+//! 4. call the handler and poll its future inside [`RequestGuard::enter`];
+//! 5. when the response head is ready, [`RequestGuard::finish`]: add the headers it gives,
+//!    and wrap the response body with the tap it returns.
 
 mod scope;
 
 pub use scope::{Entered, RequestScope, with_current};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::debug::{BodySide, BodyTap, DebugRequest, Decision};
+use crate::log::DebugInFlight;
+use crate::metrics::{SeriesRef, method_label};
+use crate::state::in_flight::InFlightTicket;
+use crate::trace::TraceContext;
 use crate::{Diag, HeaderView};
 
 /// The `route` every request that matched no route shares, so unknown paths never
@@ -24,6 +38,8 @@ pub struct RequestView<'a> {
     /// The route template the router matched (`/products/{id}`), or `None` when no route
     /// matched. Never the raw path.
     pub route: Option<&'a str>,
+    /// The path and query as received (only a debug request's capture keeps it, redacted).
+    pub uri: &'a str,
     /// The request headers.
     pub headers: &'a dyn HeaderView,
     /// The TCP peer, when known.
@@ -33,15 +49,59 @@ pub struct RequestView<'a> {
 /// Tracks one request from [`Diag::begin`] to [`RequestGuard::finish`].
 #[must_use = "call finish() with the response status"]
 pub struct RequestGuard {
-    #[allow(dead_code)] // read by the metrics and debug parts as they land
     diag: Diag,
     start: Instant,
-    scope: Option<RequestScope>,
     finished: bool,
+    /// The request's trace and, in diagnostic mode, its debug session.
+    scope: RequestScope,
+    /// This request's `http_server_active_requests` series.
+    active: SeriesRef,
+    /// This request's place in the `requests` state provider.
+    in_flight: InFlightTicket,
+    /// Present only for a request in diagnostic mode.
+    debug: Option<DebugParts>,
+    /// `X-Debug-Status` for a request that asked for diagnostic mode and did not get it.
+    debug_status: Option<(&'static str, &'static str)>,
+}
+
+/// What only a debug request carries.
+struct DebugParts {
+    request: Arc<DebugRequest>,
+    /// The root span that marks the request's spans and puts its trace id on its lines.
+    span: tracing::Span,
+    /// Counts the request in the log filter's "debug requests in flight" until the
+    /// response body is done.
+    in_flight: DebugInFlight,
+}
+
+/// A request made current on this thread; see [`RequestGuard::enter`].
+#[must_use]
+pub struct RequestEntered<'a> {
+    _span: Option<tracing::span::Entered<'a>>,
+    _scope: Entered<'a>,
 }
 
 impl Diag {
-    /// Starts tracking a request. Cheap when no debug request is in flight.
+    /// Whether the middleware should watch a request for `path`: not when the kill
+    /// switch is on, and never diag's own endpoints (a scrape is not traffic).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert!(diag.watches("/products/7"));
+    /// assert!(!diag.watches("/metrics"));
+    /// diag.set_disabled(true);
+    /// assert!(!diag.watches("/products/7"));
+    /// ```
+    pub fn watches(&self, path: &str) -> bool {
+        !self.is_disabled() && !self.is_endpoint(path)
+    }
+
+    /// Starts tracking a request. Cheap when it does not ask for diagnostic mode.
+    ///
+    /// Decides diagnostic mode (credential, trusted network, budget), picks the trace
+    /// context (an incoming valid `traceparent` is continued with a new span id;
+    /// otherwise a new trace, sampled by the builder's `sampling_ratio`; a debug
+    /// request's trace is always sampled), and counts the request as in flight.
     ///
     /// ```
     /// use diag_core::request::RequestView;
@@ -49,19 +109,42 @@ impl Diag {
     /// let guard = diag.begin(&RequestView {
     ///     method: "GET",
     ///     route: Some("/products/{id}"),
+    ///     uri: "/products/7",
     ///     headers: &(),
     ///     peer: None,
     /// });
-    /// let mut extra = Vec::new();
-    /// guard.response_headers(|name, value| extra.push((name, value.to_owned())));
-    /// guard.finish(200);
+    /// let mut added = Vec::new();
+    /// let tap = guard.finish(200, &(), |name, value| added.push((name, value.to_owned())));
+    /// assert!(tap.is_none(), "not a debug request");
+    /// assert_eq!(added[0].0, "traceparent");
     /// ```
-    pub fn begin(&self, _req: &RequestView<'_>) -> RequestGuard {
+    pub fn begin(&self, req: &RequestView<'_>) -> RequestGuard {
+        let start = Instant::now();
+        let decision = self.debug_decision(req.headers, req.peer);
+        let trace = self.inner.sampler.trace_for(req.headers, decision.is_debug());
+        let route = req.route.unwrap_or(UNMATCHED_ROUTE);
+        let active = self.inner.metrics.http.begin(method_label(req.method), route);
+        let in_flight = self.inner.in_flight.enter(req.method, route, start);
+        let mut scope = RequestScope { trace, debug: None };
+        let debug = match decision {
+            Decision::Debug(level) => {
+                let request = self.start_debug(level, req, req.uri, trace.trace_id);
+                scope.debug = Some(request.session().clone());
+                let in_flight = DebugInFlight::begin();
+                let span = crate::log::request_span(&scope);
+                Some(DebugParts { request, span, in_flight })
+            }
+            _ => None,
+        };
         RequestGuard {
             diag: self.clone(),
-            start: Instant::now(),
-            scope: None,
+            start,
             finished: false,
+            scope,
+            active,
+            in_flight,
+            debug,
+            debug_status: decision.status_header(),
         }
     }
 }
@@ -72,26 +155,75 @@ impl RequestGuard {
         self.start
     }
 
-    /// Makes this request current on this thread while the returned guard lives; adapters
-    /// hold it while polling the handler, so logs and metrics find their request.
-    pub fn enter(&self) -> Option<Entered<'_>> {
-        self.scope.as_ref().map(RequestScope::enter)
+    /// The request's scope: its trace and, in diagnostic mode, its debug session.
+    pub fn scope(&self) -> &RequestScope {
+        &self.scope
     }
 
-    /// Calls `f` with each header diag adds to the response (trace context, and for
-    /// debug requests `Server-Timing` and `X-Debug-Id`).
-    pub fn response_headers(&self, _f: impl FnMut(&'static str, &str)) {}
+    /// The request's trace context.
+    pub fn trace(&self) -> &TraceContext {
+        &self.scope.trace
+    }
 
-    /// Records the response status once the response head is ready.
-    pub fn finish(mut self, _status: u16) {
+    /// The capture id, for a request in diagnostic mode.
+    pub fn debug_id(&self) -> Option<u64> {
+        self.debug.as_ref().map(|d| d.request.id())
+    }
+
+    /// Makes this request current on this thread (and, in diagnostic mode, enters its
+    /// root span) while the returned guard lives. Adapters hold it around every poll of
+    /// the handler, so logs and metrics find their request.
+    pub fn enter(&self) -> RequestEntered<'_> {
+        RequestEntered {
+            _span: self.debug.as_ref().map(|d| d.span.enter()),
+            _scope: self.scope.enter(),
+        }
+    }
+
+    /// For a request in diagnostic mode, the tap that copies the request body into the
+    /// capture as the handler reads it; `None` otherwise. Call once.
+    pub fn request_tap(&self) -> Option<BodyTap> {
+        self.debug.as_ref().map(|d| BodyTap::new(d.request.clone(), BodySide::Request))
+    }
+
+    /// Records the response once its head is ready: duration and count under
+    /// `(method, route, status)`, with the trace as exemplar when sampled. Calls
+    /// `add_header` with each header to add to the response (`traceparent`; for a debug
+    /// request `server-timing`, `x-debug-id`, `x-trace-id`; `x-debug-status` when
+    /// diagnostic mode was asked for and refused). For a debug request, returns the tap
+    /// the response body must be wrapped in: the capture is stored when the body ends, or
+    /// as incomplete when it is dropped first.
+    pub fn finish(
+        mut self,
+        status: u16,
+        response_headers: &dyn HeaderView,
+        mut add_header: impl FnMut(&'static str, &str),
+    ) -> Option<BodyTap> {
         self.finished = true;
+        add_header("traceparent", self.scope.trace.traceparent().as_str());
+        if let Some((name, value)) = self.debug_status {
+            add_header(name, value);
+        }
+        self.diag.inner.metrics.http.finish(self.active, status, self.start, &self.scope.trace);
+        let debug = self.debug.take()?;
+        for (name, value) in debug.request.response_head(status, response_headers) {
+            add_header(name, &value);
+        }
+        Some(BodyTap::new(debug.request, BodySide::Response).holding(debug.in_flight))
     }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
+        self.diag.inner.in_flight.leave(self.in_flight);
         if !self.finished {
             // The response never came: the client went away or the handler panicked.
+            // No status to record; the in-flight gauge must still come down, and a debug
+            // request's capture is stored as incomplete.
+            self.diag.inner.metrics.http.abandon(self.active);
+            if let Some(debug) = &self.debug {
+                debug.request.finish_incomplete();
+            }
         }
     }
 }

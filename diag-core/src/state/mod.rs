@@ -1,13 +1,40 @@
-//! The `/debug/state` provider registry.
+//! The `/debug/state` provider registry and its built-in providers.
 //!
 //! Components register what they believe; on-call reads it as JSON. Each provider is
 //! called in isolation: a panic becomes an error entry, a provider past its deadline
 //! becomes a `timeout` entry and does not hold the response, and every entry reports
-//! how long it took.
+//! how long it took. The whole response is capped too (largest entries left out first).
+//!
+//! Built-in providers:
+//!
+//! | name | shows | fed by |
+//! |---|---|---|
+//! | `process` | pid, version, git sha and build facts, uptime, rss, threads, fds vs limit, Tokio runtime figures | the OS and Tokio |
+//! | `config` | the service's effective configuration, secrets hidden | [`Diag::config`](crate::Diag::config), [`Diag::reload_config`](crate::Diag::reload_config) |
+//! | `errors` | the latest ERROR events with trace ids, counts per target | [`Diag::error_layer`](crate::Diag::error_layer) in the subscriber |
+//! | `queues` | depth, capacity, producer/consumer rates, lagging consumers | [`Diag::queue`](crate::Diag::queue) probes |
+//! | `requests` | requests in flight per route, oldest's age | [`Diag::begin`](crate::Diag::begin) |
+//! | `events` | the latest "what changed" events | [`Diag::events`](crate::Diag::events) |
 
+pub(crate) mod config;
+mod error_layer;
+pub(crate) mod errors;
+pub(crate) mod events;
+pub(crate) mod in_flight;
 pub(crate) mod process;
+pub(crate) mod queues;
+mod redaction;
 mod registry;
 mod report;
+mod response_cap;
 
+pub use config::ConfigValueError;
+pub use error_layer::ErrorLayer;
+pub use errors::{ErrorRecord, ErrorRing, MAX_ERROR_FIELDS, MAX_ERROR_TARGETS, MAX_ERROR_TEXT};
+pub use in_flight::{AGE_PROBES, AGE_SLOTS, InFlight, InFlightGuard, MAX_ROUTES};
+pub use queues::{
+    MAX_QUEUES, MAX_SAMPLES, MIN_RATE_WINDOW, QueueProbe, QueueSnapshot, RATE_WINDOW,
+};
+pub use redaction::{DEFAULT_SECRET_KEYS, REDACTED, SecretKeys};
 pub use registry::{RegisterError, StateRegistry};
 pub use report::{ProviderReport, ProviderStatus};

@@ -27,6 +27,14 @@ pub enum RegisterError {
     /// The name is empty, too long, or has characters other than `a-z 0-9 _ - .`.
     #[error("`{0}` is not a valid provider name: use 1 to 64 of a-z, 0-9, `_`, `-`, `.`")]
     InvalidName(String),
+    /// The table of such things is full.
+    #[error("at most {cap} {what} can be registered")]
+    TooMany {
+        /// What is full, e.g. `queues`.
+        what: &'static str,
+        /// How many it holds.
+        cap: usize,
+    },
 }
 
 /// The registry behind `/debug/state`. Get it from [`Diag::state`](crate::Diag::state).
@@ -46,6 +54,7 @@ pub struct StateRegistry {
     providers: RwLock<BTreeMap<String, Arc<Provider>>>,
     deadline: Duration,
     max_bytes: usize,
+    max_total_bytes: usize,
 }
 
 impl StateRegistry {
@@ -54,7 +63,14 @@ impl StateRegistry {
             providers: RwLock::new(BTreeMap::new()),
             deadline,
             max_bytes,
+            max_total_bytes: usize::MAX,
         }
+    }
+
+    /// Caps the whole `collect_all` answer (see `response_cap`).
+    pub(crate) fn with_max_total_bytes(mut self, bytes: usize) -> Self {
+        self.max_total_bytes = bytes;
+        self
     }
 
     /// Registers a provider called on every read of `/debug/state`. It runs on a
@@ -103,7 +119,10 @@ impl StateRegistry {
         Some(self.call(provider).await)
     }
 
-    /// Calls every provider concurrently and returns the reports by name.
+    /// Calls every provider concurrently and returns the reports by name. When they
+    /// add up to more than the response cap
+    /// ([`DiagBuilder::state_max_total_bytes`](crate::DiagBuilder::state_max_total_bytes)),
+    /// the largest are replaced by error entries saying so.
     pub async fn collect_all(&self) -> BTreeMap<String, ProviderReport> {
         let providers: Vec<(String, Arc<Provider>)> = self
             .providers
@@ -114,10 +133,12 @@ impl StateRegistry {
         let calls = providers
             .into_iter()
             .map(|(name, p)| async move { (name, self.call(p).await) });
-        futures_util::future::join_all(calls)
+        let mut reports = futures_util::future::join_all(calls)
             .await
             .into_iter()
-            .collect()
+            .collect();
+        super::response_cap::apply(&mut reports, self.max_total_bytes);
+        reports
     }
 
     fn insert(&self, name: &str, provider: Provider) -> Result<(), RegisterError> {
@@ -210,7 +231,7 @@ impl std::fmt::Debug for StateRegistry {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -226,7 +247,7 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     format!("provider panicked: {detail}")
 }
 
-fn serialized_len(value: &serde_json::Value) -> usize {
+pub(crate) fn serialized_len(value: &impl Serialize) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -317,5 +338,79 @@ mod tests {
             Err(RegisterError::InvalidName(_))
         ));
         assert_eq!(r.names(), vec!["cache".to_owned()]);
+    }
+
+    fn endpoint(path: &str) -> crate::EndpointRequest {
+        crate::EndpointRequest {
+            method: "GET".into(),
+            path: path.into(),
+            query: Some("pretty".into()),
+            peer: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn panicking_and_hanging_providers_over_the_endpoint() {
+        let diag = crate::Diag::builder()
+            .provider_deadline(Duration::from_millis(150))
+            .build()
+            .unwrap();
+        diag.state()
+            .register("explodes", || -> u8 { panic!("index out of bounds") })
+            .unwrap();
+        diag.state()
+            .register_async("hangs", std::future::pending::<u8>)
+            .unwrap();
+        diag.state().register("fine", || "ok").unwrap();
+        let start = Instant::now();
+        let resp = diag.serve(endpoint("/debug/state")).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(resp.status, 200);
+        assert!(resp.body.windows(3).any(|w| w == b"\n  "), "pretty-printed");
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(v["explodes"]["status"], "error");
+        assert!(
+            v["explodes"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("index out of bounds")
+        );
+        assert_eq!(v["hangs"]["status"], "timeout");
+        assert_eq!(v["fine"]["value"], "ok");
+        assert_eq!(v["process"]["status"], "ok");
+
+        let one = diag.serve(endpoint("/debug/state/hangs")).await;
+        assert_eq!(one.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&one.body).unwrap();
+        assert_eq!(v["status"], "timeout");
+    }
+
+    #[tokio::test]
+    async fn whole_response_cap_leaves_out_the_largest_over_the_endpoint() {
+        let diag = crate::Diag::builder()
+            .state_max_total_bytes(8 * 1024)
+            .build()
+            .unwrap();
+        diag.state()
+            .register("blob", || "z".repeat(20_000))
+            .unwrap();
+        let resp = diag.serve(endpoint("/debug/state")).await;
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(v["blob"]["status"], "error");
+        let msg = v["blob"]["error"].as_str().unwrap();
+        assert!(
+            msg.contains("capped at 8192 bytes") && msg.contains("/debug/state/blob"),
+            "{msg}"
+        );
+        assert_eq!(v["process"]["status"], "ok");
+        // Alone, it is still readable (only the per-provider cap applies).
+        let one = diag.serve(endpoint("/debug/state/blob")).await;
+        let v: serde_json::Value = serde_json::from_slice(&one.body).unwrap();
+        assert_eq!(v["status"], "ok");
     }
 }

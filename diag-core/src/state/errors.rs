@@ -1,0 +1,233 @@
+//! The built-in `errors` provider: the latest ERROR events, and how many each target
+//! logged since start. [`ErrorLayer`](super::ErrorLayer) fills it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::Diag;
+
+/// The most distinct targets counted; events of further targets go to `overflow`.
+pub const MAX_ERROR_TARGETS: usize = 256;
+/// The most fields kept per error; further ones are dropped (and say so).
+pub const MAX_ERROR_FIELDS: usize = 32;
+/// The longest message or field value kept, in bytes; longer ones are cut.
+pub const MAX_ERROR_TEXT: usize = 2048;
+
+/// One captured ERROR event.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorRecord {
+    /// Seconds since the Unix epoch.
+    pub time_unix: f64,
+    /// The event's target (module path, usually).
+    pub target: String,
+    /// The `message` field.
+    pub message: String,
+    /// The other fields, rendered with `Debug` (strings as they are), in order.
+    #[serde(serialize_with = "fields_as_object")]
+    pub fields: Vec<(String, String)>,
+    /// The trace id of the request being served when it was logged, if any.
+    pub trace_id: Option<String>,
+    /// `file:line` of the callsite, when known.
+    pub location: Option<String>,
+}
+
+/// A bounded ring of the latest [`ErrorRecord`]s plus per-target counts.
+#[derive(Debug)]
+pub struct ErrorRing {
+    inner: Mutex<RingInner>,
+    capacity: usize,
+    total: AtomicU64,
+    evicted: AtomicU64,
+    target_overflow: AtomicU64,
+    capture_failures: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct RingInner {
+    latest: VecDeque<ErrorRecord>,
+    per_target: HashMap<String, u64>,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+struct TargetCount {
+    target: String,
+    count: u64,
+}
+
+/// `{"name": "value", ...}` reads better than a list of pairs.
+fn fields_as_object<S: serde::Serializer>(
+    fields: &[(String, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().map(|(k, v)| (k, v)))
+}
+
+#[derive(Serialize)]
+struct ErrorsReport {
+    /// ERROR events seen since start.
+    total: u64,
+    /// Latest first.
+    latest: Vec<ErrorRecord>,
+    capacity: usize,
+    evicted: u64,
+    /// Per target, since start, highest first.
+    per_target: Vec<TargetCount>,
+    /// Events whose target came after [`MAX_ERROR_TARGETS`] others.
+    per_target_overflow: u64,
+    /// Errors that could not be captured (a field's `Debug` panicked).
+    capture_failures: u64,
+}
+
+impl ErrorRing {
+    /// A ring keeping the latest `capacity` errors (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        ErrorRing {
+            inner: Mutex::new(RingInner::default()),
+            capacity: capacity.max(1),
+            total: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            target_overflow: AtomicU64::new(0),
+            capture_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Stores one error.
+    pub fn push(&self, record: ErrorRecord) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.inner.lock();
+        let known = inner.per_target.len();
+        match inner.per_target.get_mut(record.target.as_str()) {
+            Some(n) => *n += 1,
+            None if known < MAX_ERROR_TARGETS => {
+                inner.per_target.insert(record.target.clone(), 1);
+            }
+            None => {
+                self.target_overflow.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if inner.latest.len() == self.capacity {
+            inner.latest.pop_front();
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        inner.latest.push_back(record);
+    }
+
+    /// The kept errors, oldest first.
+    pub fn latest(&self) -> Vec<ErrorRecord> {
+        self.inner.lock().latest.iter().cloned().collect()
+    }
+
+    /// ERROR events seen since start.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Errors pushed out of the ring.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Errors that could not be captured (a field's `Debug` panicked).
+    pub fn capture_failures(&self) -> u64 {
+        self.capture_failures.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_capture_failure(&self) {
+        self.capture_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many errors `target` logged since start (`None` for a target never seen or
+    /// not counted because the target table was full).
+    pub fn count_for(&self, target: &str) -> Option<u64> {
+        self.inner.lock().per_target.get(target).copied()
+    }
+
+    fn report(&self) -> ErrorsReport {
+        let inner = self.inner.lock();
+        let mut per_target: Vec<TargetCount> = inner
+            .per_target
+            .iter()
+            .map(|(k, v)| TargetCount {
+                target: k.clone(),
+                count: *v,
+            })
+            .collect();
+        per_target.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.target.cmp(&b.target)));
+        ErrorsReport {
+            total: self.total(),
+            latest: inner.latest.iter().rev().cloned().collect(),
+            capacity: self.capacity,
+            evicted: self.evicted(),
+            per_target,
+            per_target_overflow: self.target_overflow.load(Ordering::Relaxed),
+            capture_failures: self.capture_failures(),
+        }
+    }
+}
+
+impl Diag {
+    /// The ring behind the `errors` provider.
+    pub fn errors(&self) -> &Arc<ErrorRing> {
+        &self.inner.errors
+    }
+}
+
+/// Registers `errors`; called once by the builder.
+pub(crate) fn register(diag: &Diag) {
+    let ring = Arc::downgrade(&diag.inner.errors);
+    let _ = diag
+        .state()
+        .register("errors", move || ring.upgrade().map(|r| r.report()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(target: &str, message: &str) -> ErrorRecord {
+        ErrorRecord {
+            time_unix: 0.0,
+            target: target.into(),
+            message: message.into(),
+            fields: Vec::new(),
+            trace_id: None,
+            location: None,
+        }
+    }
+
+    #[test]
+    fn ring_evicts_and_counts_per_target_with_overflow() {
+        let ring = ErrorRing::new(2);
+        ring.push(record("db", "a"));
+        ring.push(record("db", "b"));
+        ring.push(record("http", "c"));
+        assert_eq!(
+            ring.latest()
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        assert_eq!(ring.evicted(), 1);
+        assert_eq!(ring.total(), 3);
+        assert_eq!(ring.count_for("db"), Some(2));
+        for i in 0..MAX_ERROR_TARGETS + 5 {
+            ring.push(record(&format!("t{i}"), "x"));
+        }
+        let rep = ring.report();
+        assert_eq!(rep.per_target.len(), MAX_ERROR_TARGETS);
+        assert_eq!(rep.per_target_overflow, 7);
+        assert_eq!(
+            rep.per_target[0],
+            TargetCount {
+                target: "db".into(),
+                count: 2
+            }
+        );
+        assert_eq!(rep.latest[0].target, format!("t{}", MAX_ERROR_TARGETS + 4));
+    }
+}

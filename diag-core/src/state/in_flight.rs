@@ -1,0 +1,522 @@
+//! The built-in `requests` provider: requests in flight per route, and how old the
+//! oldest one is.
+//!
+//! On the request path, [`InFlight`] does no locking and, after a route's first request,
+//! no allocation: it finds the route's index in a fixed open-addressed table (a hash
+//! of method and route, compared on hit), then claims one slot of a fixed table of
+//! `(route, start time)` words with one compare-and-swap (starting from a per-thread
+//! hint, trying at most [`AGE_PROBES`] slots); finishing stores zero into the slot.
+//! The slots are the count: reading scans them. Only a request that finds no free
+//! slot touches a per-route counter instead.
+//!
+//! Caps: [`MAX_ROUTES`] distinct `(method, route)` pairs; requests of further pairs
+//! count under `(*, __overflow__)` and in `route_overflow`. [`AGE_SLOTS`] start times;
+//! a request that finds no free slot is still counted, its age is not
+//! (`requests_without_age`). Unknown methods count as `OTHER`.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::Diag;
+
+/// The most distinct `(method, route)` pairs tracked.
+pub const MAX_ROUTES: usize = 128;
+/// Size of the start-time table: requests in flight whose age is known.
+pub const AGE_SLOTS: usize = 1024;
+/// Slots tried before a request gives up on recording its start time.
+pub const AGE_PROBES: usize = 8;
+/// Open-addressed table size: twice the cap keeps probe sequences short.
+const ROUTE_TABLE: usize = 2 * MAX_ROUTES;
+/// The entry after the table counts the overflow.
+const OVERFLOW: usize = ROUTE_TABLE;
+const NO_SLOT: u32 = u32::MAX;
+const MICROS_BITS: u32 = 48;
+const MICROS_MASK: u64 = (1 << MICROS_BITS) - 1;
+
+/// Counts requests in flight per route and remembers when each started.
+///
+/// ```
+/// let in_flight = diag_core::state::InFlight::new();
+/// let guard = in_flight.start("GET", "/orders/{id}");
+/// assert_eq!(in_flight.in_flight("GET", "/orders/{id}"), 1);
+/// drop(guard);
+/// assert_eq!(in_flight.in_flight("GET", "/orders/{id}"), 0);
+/// ```
+pub struct InFlight {
+    routes: Box<[RouteEntry]>,
+    claimed_routes: AtomicUsize,
+    route_overflow: AtomicU64,
+    /// 0: free; else `(route index + 1) << 48 | start micros since epoch`.
+    slots: Box<[AtomicU64]>,
+    without_age: AtomicU64,
+    epoch: Instant,
+}
+
+#[derive(Default)]
+struct RouteEntry {
+    key: OnceLock<RouteKey>,
+    /// Requests in flight that found no free slot (the rest are in the slots).
+    without_slot: AtomicU64,
+}
+
+struct RouteKey {
+    method: &'static str,
+    route: Box<str>,
+}
+
+/// A request being counted; [`InFlight::leave`] ends it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InFlightTicket {
+    route: u16,
+    slot: u32,
+}
+
+/// Counts one request while it lives.
+#[must_use = "the request counts as in flight until this guard drops"]
+pub struct InFlightGuard<'a> {
+    owner: &'a InFlight,
+    ticket: InFlightTicket,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.owner.leave(self.ticket);
+    }
+}
+
+#[derive(Serialize)]
+struct RequestsReport {
+    in_flight: u64,
+    /// Routes with requests in flight, most first.
+    routes: Vec<RouteReport>,
+    routes_tracked: usize,
+    route_cap: usize,
+    /// Requests counted under `__overflow__` because the route table was full.
+    route_overflow: u64,
+    /// Requests whose start time found no free slot (more than the slots in flight).
+    requests_without_age: u64,
+}
+
+#[derive(Serialize)]
+struct RouteReport {
+    method: &'static str,
+    route: String,
+    in_flight: u64,
+    /// Age of the oldest request of this route whose start time is known.
+    oldest_age_ms: Option<f64>,
+}
+
+thread_local! {
+    /// Where this thread tries first; `usize::MAX` until its first request. A `const`
+    /// initializer keeps the access free of lazy-init checks.
+    static SLOT_HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn next_thread_hint() -> usize {
+    static THREADS: AtomicUsize = AtomicUsize::new(0);
+    // Spread threads over the table so they rarely probe the same slots.
+    THREADS.fetch_add(1, Ordering::Relaxed).wrapping_mul(97) % AGE_SLOTS
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight::new()
+    }
+}
+
+impl InFlight {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        let routes: Box<[RouteEntry]> = (0..=ROUTE_TABLE).map(|_| RouteEntry::default()).collect();
+        let _ = routes[OVERFLOW].key.set(RouteKey {
+            method: "*",
+            route: "__overflow__".into(),
+        });
+        InFlight {
+            routes,
+            claimed_routes: AtomicUsize::new(0),
+            route_overflow: AtomicU64::new(0),
+            slots: (0..AGE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            without_age: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Counts a request of `method` on `route` (the route template, never the raw
+    /// path) until the guard drops.
+    pub fn start(&self, method: &str, route: &str) -> InFlightGuard<'_> {
+        InFlightGuard {
+            owner: self,
+            ticket: self.enter(method, route, Instant::now()),
+        }
+    }
+
+    /// Requests of `method` on `route` in flight now.
+    pub fn in_flight(&self, method: &str, route: &str) -> u64 {
+        let Some(index) = self.find(canonical_method(method), route, false) else {
+            return 0;
+        };
+        let tag = (index as u64 + 1) << MICROS_BITS;
+        let in_slots = self
+            .slots
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) & !MICROS_MASK == tag)
+            .count() as u64;
+        in_slots + self.routes[index].without_slot.load(Ordering::Relaxed)
+    }
+
+    /// Requests in flight now, all routes.
+    pub fn total(&self) -> u64 {
+        let in_slots = self
+            .slots
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) != 0)
+            .count() as u64;
+        in_slots
+            + self
+                .routes
+                .iter()
+                .map(|r| r.without_slot.load(Ordering::Relaxed))
+                .sum::<u64>()
+    }
+
+    /// Starts counting a request that arrived at `at`.
+    pub(crate) fn enter(&self, method: &str, route: &str, at: Instant) -> InFlightTicket {
+        let route_index = self
+            .find(canonical_method(method), route, true)
+            .unwrap_or_else(|| {
+                self.route_overflow.fetch_add(1, Ordering::Relaxed);
+                OVERFLOW
+            });
+        let micros = at.saturating_duration_since(self.epoch).as_micros() as u64 & MICROS_MASK;
+        let packed = ((route_index as u64 + 1) << MICROS_BITS) | micros;
+        let slot = SLOT_HINT.with(|hint| {
+            let mut start = hint.get();
+            if start == usize::MAX {
+                start = next_thread_hint();
+            }
+            for i in 0..AGE_PROBES {
+                let s = (start + i) % AGE_SLOTS;
+                if self.slots[s]
+                    .compare_exchange(0, packed, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    hint.set((s + 1) % AGE_SLOTS);
+                    return s as u32;
+                }
+            }
+            // Busy neighbourhood: next time start elsewhere.
+            hint.set((start + AGE_PROBES * 7) % AGE_SLOTS);
+            NO_SLOT
+        });
+        if slot == NO_SLOT {
+            self.without_age.fetch_add(1, Ordering::Relaxed);
+            self.routes[route_index]
+                .without_slot
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        InFlightTicket {
+            route: route_index as u16,
+            slot,
+        }
+    }
+
+    /// Stops counting the request of `ticket`.
+    pub(crate) fn leave(&self, ticket: InFlightTicket) {
+        match self.slots.get(ticket.slot as usize) {
+            Some(s) => s.store(0, Ordering::Relaxed),
+            None => {
+                if let Some(r) = self.routes.get(usize::from(ticket.route)) {
+                    r.without_slot.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The table index of `(method, route)`, claiming a free entry when `insert` and
+    /// the cap allows; `None` when absent (or the table is full).
+    fn find(&self, method: &'static str, route: &str, insert: bool) -> Option<usize> {
+        let mut i = (hash(method, route) as usize) % ROUTE_TABLE;
+        for _ in 0..ROUTE_TABLE {
+            let entry = &self.routes[i];
+            match entry.key.get() {
+                Some(k) if k.method == method && &*k.route == route => return Some(i),
+                Some(_) => {}
+                None if !insert => return None,
+                None => {
+                    if self.claimed_routes.load(Ordering::Relaxed) >= MAX_ROUTES {
+                        return None;
+                    }
+                    let mine = entry
+                        .key
+                        .set(RouteKey {
+                            method,
+                            route: route.into(),
+                        })
+                        .is_ok();
+                    if mine {
+                        self.claimed_routes.fetch_add(1, Ordering::Relaxed);
+                        return Some(i);
+                    }
+                    // Another thread took it: it may have taken it for this very route.
+                    if entry
+                        .key
+                        .get()
+                        .is_some_and(|k| k.method == method && &*k.route == route)
+                    {
+                        return Some(i);
+                    }
+                }
+            }
+            i = (i + 1) % ROUTE_TABLE;
+        }
+        None
+    }
+
+    fn report_at(&self, now: Instant) -> RequestsReport {
+        let now_micros = now.saturating_duration_since(self.epoch).as_micros() as u64 & MICROS_MASK;
+        let mut oldest: Vec<Option<u64>> = vec![None; self.routes.len()];
+        let mut counts: Vec<u64> = self
+            .routes
+            .iter()
+            .map(|r| r.without_slot.load(Ordering::Relaxed))
+            .collect();
+        for s in self.slots.iter() {
+            let v = s.load(Ordering::Relaxed);
+            if v == 0 {
+                continue;
+            }
+            let route = (v >> MICROS_BITS) as usize - 1;
+            let started = v & MICROS_MASK;
+            if let (Some(o), Some(n)) = (oldest.get_mut(route), counts.get_mut(route)) {
+                *o = Some(o.map_or(started, |prev| prev.min(started)));
+                *n += 1;
+            }
+        }
+        let mut routes: Vec<RouteReport> = self
+            .routes
+            .iter()
+            .zip(oldest.into_iter().zip(counts))
+            .filter_map(|(entry, (oldest, in_flight))| {
+                let key = entry.key.get()?;
+                (in_flight > 0).then(|| RouteReport {
+                    method: key.method,
+                    route: key.route.to_string(),
+                    in_flight,
+                    oldest_age_ms: oldest.map(|s| now_micros.saturating_sub(s) as f64 / 1000.0),
+                })
+            })
+            .collect();
+        routes.sort_by(|a, b| {
+            b.in_flight
+                .cmp(&a.in_flight)
+                .then_with(|| a.route.cmp(&b.route))
+        });
+        RequestsReport {
+            in_flight: routes.iter().map(|r| r.in_flight).sum(),
+            routes,
+            routes_tracked: self.claimed_routes.load(Ordering::Relaxed),
+            route_cap: MAX_ROUTES,
+            route_overflow: self.route_overflow.load(Ordering::Relaxed),
+            requests_without_age: self.without_age.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("total", &self.total())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Methods outside the standard set share one key, so clients cannot fill the table.
+fn canonical_method(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
+}
+
+/// An Fx-style hash of the route eight bytes at a time, mixed with the method's
+/// length and first byte (methods are canonical): a few multiplies, no allocation.
+fn hash(method: &str, route: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut h = mix(
+        0,
+        (method.len() as u64) << 8 | u64::from(method.as_bytes().first().copied().unwrap_or(0)),
+    );
+    let mut chunks = route.as_bytes().chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = mix(h, u64::from_le_bytes(w));
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = mix(h, u64::from_le_bytes(tail) ^ (route.len() as u64) << 56);
+    // The table index takes the low bits: fold the well-mixed high bits in.
+    h ^ (h >> 32)
+}
+
+impl Diag {
+    /// The in-flight request tracker behind the `requests` provider ([`Diag::begin`]
+    /// feeds it).
+    pub fn in_flight(&self) -> &InFlight {
+        &self.inner.in_flight
+    }
+}
+
+/// Registers `requests`; called once by the builder.
+pub(crate) fn register(diag: &Diag) {
+    let weak = std::sync::Arc::downgrade(&diag.inner);
+    let _ = diag.state().register("requests", move || {
+        weak.upgrade()
+            .map(|inner| inner.in_flight.report_at(Instant::now()))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn counts_per_route_and_reports_oldest_age() {
+        let f = InFlight::new();
+        let t = f.epoch;
+        let a = f.enter("GET", "/orders/{id}", t + Duration::from_millis(100));
+        let b = f.enter("GET", "/orders/{id}", t + Duration::from_millis(900));
+        let c = f.enter("POST", "/orders", t + Duration::from_millis(500));
+        let rep = f.report_at(t + Duration::from_millis(1100));
+        assert_eq!(rep.in_flight, 3);
+        assert_eq!(rep.routes[0].route, "/orders/{id}");
+        assert_eq!(rep.routes[0].in_flight, 2);
+        assert_eq!(rep.routes[0].oldest_age_ms, Some(1000.0));
+        assert_eq!(rep.routes[1].method, "POST");
+        assert_eq!(rep.routes[1].oldest_age_ms, Some(600.0));
+        f.leave(a);
+        let rep = f.report_at(t + Duration::from_millis(1100));
+        let get = rep.routes.iter().find(|r| r.method == "GET").unwrap();
+        assert_eq!(get.oldest_age_ms, Some(200.0), "the next oldest");
+        f.leave(b);
+        f.leave(c);
+        let rep = f.report_at(t + Duration::from_millis(1100));
+        assert_eq!(rep.in_flight, 0);
+        assert!(rep.routes.is_empty());
+        assert_eq!(rep.routes_tracked, 2);
+    }
+
+    #[test]
+    fn route_cap_overflows_into_one_entry_and_odd_methods_fold() {
+        let f = InFlight::new();
+        let guards: Vec<_> = (0..MAX_ROUTES + 10)
+            .map(|i| f.start("GET", &format!("/r{i}")))
+            .collect();
+        let g = f.start("BREW", "/pot");
+        assert_eq!(
+            f.in_flight("OTHER", "/pot"),
+            0,
+            "table is full: it overflowed"
+        );
+        let rep = f.report_at(Instant::now());
+        assert_eq!(rep.routes_tracked, MAX_ROUTES);
+        assert_eq!(rep.route_overflow, 11);
+        assert_eq!(rep.in_flight, MAX_ROUTES as u64 + 11);
+        let over = rep
+            .routes
+            .iter()
+            .find(|r| r.route == "__overflow__")
+            .unwrap();
+        assert_eq!(over.in_flight, 11);
+        drop(guards);
+        drop(g);
+        assert_eq!(f.total(), 0);
+        let f = InFlight::new();
+        let _g = f.start("BREW", "/pot");
+        assert_eq!(f.in_flight("PROPFIND", "/pot"), 1);
+    }
+
+    #[test]
+    fn more_requests_than_slots_are_counted_without_age() {
+        let f = InFlight::new();
+        let guards: Vec<_> = (0..AGE_SLOTS + 50).map(|_| f.start("GET", "/x")).collect();
+        assert_eq!(f.in_flight("GET", "/x"), (AGE_SLOTS + 50) as u64);
+        let rep = f.report_at(Instant::now());
+        assert!(rep.requests_without_age >= 50);
+        assert!(rep.routes[0].oldest_age_ms.is_some());
+        drop(guards);
+        assert!(f.slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
+    }
+
+    #[tokio::test]
+    async fn diag_begin_feeds_the_requests_provider() {
+        use crate::request::RequestView;
+        let diag = Diag::builder().build().unwrap();
+        let view = |route| RequestView {
+            method: "GET",
+            route,
+            headers: &(),
+            peer: None,
+        };
+        let a = diag.begin(&view(Some("/slow/{id}")));
+        let b = diag.begin(&view(None));
+        let v = diag
+            .state()
+            .collect("requests")
+            .await
+            .unwrap()
+            .value
+            .unwrap();
+        assert_eq!(v["in_flight"], 2);
+        let routes = v["routes"].as_array().unwrap();
+        assert!(
+            routes
+                .iter()
+                .any(|r| r["route"] == "/slow/{id}" && r["oldest_age_ms"].as_f64().is_some())
+        );
+        assert!(
+            routes
+                .iter()
+                .any(|r| r["route"] == crate::request::UNMATCHED_ROUTE)
+        );
+        a.finish(200);
+        drop(b); // dropped unfinished: the client went away
+        let v = diag
+            .state()
+            .collect("requests")
+            .await
+            .unwrap()
+            .value
+            .unwrap();
+        assert_eq!(v["in_flight"], 0);
+        assert_eq!(diag.in_flight().total(), 0);
+    }
+
+    #[test]
+    fn concurrent_starts_on_new_routes_agree() {
+        let f = std::sync::Arc::new(InFlight::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        let _g = f.start("GET", &format!("/r{}", i % 20));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(f.total(), 0);
+        assert_eq!(f.claimed_routes.load(Ordering::Relaxed), 20);
+    }
+}

@@ -1,0 +1,424 @@
+//! The built-in `queues` provider: depth, capacity and rates of the service's queues,
+//! and whether a consumer falls behind.
+//!
+//! Producers and consumers only bump two atomic counters ([`QueueProbe::produced`],
+//! [`QueueProbe::consumed`]). Rates are computed when someone reads them: each read
+//! takes a sample `(time, produced, consumed)` into a small ring (at most one sample a
+//! second, at most [`MAX_SAMPLES`]), and a rate is the difference between now and the
+//! newest sample at least [`RATE_WINDOW`] old (or the oldest sample, when none is that
+//! old), divided by the time between them. The probe's creation is the first sample.
+//! No timer task runs; `window_seconds` in the report says what span a rate covers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+use super::RegisterError;
+use super::registry::valid_name;
+use crate::Diag;
+
+/// The span rates are computed over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// The most samples a probe keeps.
+pub const MAX_SAMPLES: usize = 128;
+/// The most queues one [`Diag`] tracks.
+pub const MAX_QUEUES: usize = 256;
+/// Depth at or above this share of capacity counts as lagging.
+const FULL_RATIO: f64 = 0.9;
+/// Rates over a shorter span are noise: they are not reported.
+pub const MIN_RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Consumers that took less than this share of what was produced over the window,
+/// while the depth grew, are lagging.
+const KEEPING_UP_RATIO: f64 = 0.9;
+
+/// A cheap, cloneable handle on one queue's counters. Clone it into every producer and
+/// consumer; each call is one relaxed atomic add.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let orders = diag.queue("orders").unwrap();
+/// orders.set_capacity(1000);
+/// orders.produced_n(3);
+/// orders.consumed();
+/// assert_eq!(orders.depth(), 2);
+/// let v = diag.state().collect("queues").await.unwrap().value.unwrap();
+/// assert_eq!(v["orders"]["depth"], 2);
+/// assert_eq!(v["orders"]["capacity"], 1000);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct QueueProbe {
+    inner: Arc<QueueCounters>,
+}
+
+#[derive(Debug)]
+struct QueueCounters {
+    name: String,
+    produced: AtomicU64,
+    consumed: AtomicU64,
+    /// 0: unknown / unbounded.
+    capacity: AtomicU64,
+    samples: Mutex<VecDeque<Sample>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at: Instant,
+    produced: u64,
+    consumed: u64,
+}
+
+/// One queue as the `queues` provider shows it; also what a metrics exporter reads.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct QueueSnapshot {
+    /// Items produced since start.
+    pub produced_total: u64,
+    /// Items consumed since start.
+    pub consumed_total: u64,
+    /// Produced minus consumed.
+    pub depth: u64,
+    /// The configured capacity, if any.
+    pub capacity: Option<u64>,
+    /// Items produced per second over the window (`None` while the window is shorter
+    /// than [`MIN_RATE_WINDOW`]).
+    pub producer_rate_per_s: Option<f64>,
+    /// Items consumed per second over the window (`None` likewise).
+    pub consumer_rate_per_s: Option<f64>,
+    /// The span the rates cover, in seconds (up to 60; less just after start).
+    pub window_seconds: f64,
+    /// How much the depth changed over the window.
+    pub depth_change: i64,
+    /// The consumer falls behind: over a window of at least [`MIN_RATE_WINDOW`] the
+    /// depth grew and consumers took less than 90% of what was produced, or the depth
+    /// is at 90% of capacity or more.
+    pub consumer_lagging: bool,
+}
+
+impl QueueProbe {
+    fn new(name: &str, now: Instant) -> Self {
+        let mut samples = VecDeque::with_capacity(8);
+        samples.push_back(Sample {
+            at: now,
+            produced: 0,
+            consumed: 0,
+        });
+        QueueProbe {
+            inner: Arc::new(QueueCounters {
+                name: name.to_owned(),
+                produced: AtomicU64::new(0),
+                consumed: AtomicU64::new(0),
+                capacity: AtomicU64::new(0),
+                samples: Mutex::new(samples),
+            }),
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// One item was enqueued.
+    #[inline]
+    pub fn produced(&self) {
+        self.inner.produced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` items were enqueued.
+    #[inline]
+    pub fn produced_n(&self, n: u64) {
+        self.inner.produced.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One item was dequeued.
+    #[inline]
+    pub fn consumed(&self) {
+        self.inner.consumed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` items were dequeued.
+    #[inline]
+    pub fn consumed_n(&self, n: u64) {
+        self.inner.consumed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets the queue's capacity (0: unknown or unbounded).
+    pub fn set_capacity(&self, capacity: u64) {
+        self.inner.capacity.store(capacity, Ordering::Relaxed);
+    }
+
+    /// The capacity, if set.
+    pub fn capacity(&self) -> Option<u64> {
+        Some(self.inner.capacity.load(Ordering::Relaxed)).filter(|c| *c > 0)
+    }
+
+    /// Items produced since start.
+    pub fn produced_total(&self) -> u64 {
+        self.inner.produced.load(Ordering::Relaxed)
+    }
+
+    /// Items consumed since start.
+    pub fn consumed_total(&self) -> u64 {
+        self.inner.consumed.load(Ordering::Relaxed)
+    }
+
+    /// Items waiting: produced minus consumed.
+    pub fn depth(&self) -> u64 {
+        let (produced, consumed) = self.counters();
+        produced.saturating_sub(consumed)
+    }
+
+    /// Depth, rates and the lagging flag, now (takes a rate sample).
+    pub fn snapshot(&self) -> QueueSnapshot {
+        self.snapshot_at(Instant::now())
+    }
+
+    /// [`QueueProbe::snapshot`] as of `now`: the clock is a parameter so tests can
+    /// move time without waiting.
+    pub(crate) fn snapshot_at(&self, now: Instant) -> QueueSnapshot {
+        let (produced, consumed) = self.counters();
+        let current = Sample {
+            at: now,
+            produced,
+            consumed,
+        };
+        let base = {
+            let mut samples = self.inner.samples.lock();
+            let base = record_sample(&mut samples, current);
+            base.unwrap_or(current)
+        };
+        let window = now.saturating_duration_since(base.at);
+        let secs = window.as_secs_f64();
+        let long_enough = window >= MIN_RATE_WINDOW;
+        let produced_in_window = produced.saturating_sub(base.produced);
+        let consumed_in_window = consumed.saturating_sub(base.consumed);
+        let rate = |n: u64| long_enough.then(|| n as f64 / secs);
+        let depth = produced.saturating_sub(consumed);
+        let base_depth = base.produced.saturating_sub(base.consumed);
+        let depth_change = depth as i64 - base_depth as i64;
+        let capacity = self.capacity();
+        let nearly_full = capacity.is_some_and(|c| depth as f64 >= c as f64 * FULL_RATIO);
+        QueueSnapshot {
+            produced_total: produced,
+            consumed_total: consumed,
+            depth,
+            capacity,
+            producer_rate_per_s: rate(produced_in_window),
+            consumer_rate_per_s: rate(consumed_in_window),
+            window_seconds: secs,
+            depth_change,
+            consumer_lagging: nearly_full
+                || (long_enough
+                    && depth_change > 0
+                    && (consumed_in_window as f64) < produced_in_window as f64 * KEEPING_UP_RATIO),
+        }
+    }
+
+    /// Consumed first: an item is produced before it is consumed, so this order never
+    /// sees more consumed than produced.
+    fn counters(&self) -> (u64, u64) {
+        let consumed = self.inner.consumed.load(Ordering::Acquire);
+        let produced = self.inner.produced.load(Ordering::Acquire);
+        (produced, consumed)
+    }
+}
+
+/// Adds `current` to the ring (at most one sample a second), drops samples no longer
+/// needed, and returns the baseline: the newest sample at least [`RATE_WINDOW`] older
+/// than `current`, or else the oldest one.
+fn record_sample(samples: &mut VecDeque<Sample>, current: Sample) -> Option<Sample> {
+    let newest_is_recent = samples
+        .back()
+        .is_some_and(|s| current.at.saturating_duration_since(s.at) < Duration::from_secs(1));
+    if !newest_is_recent {
+        if samples.len() == MAX_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(current);
+    }
+    // Keep exactly one sample older than the window: it is the baseline.
+    let old_enough = |s: &Sample| current.at.saturating_duration_since(s.at) >= RATE_WINDOW;
+    while samples.len() >= 2 && samples.get(1).is_some_and(old_enough) {
+        samples.pop_front();
+    }
+    samples.front().copied()
+}
+
+/// The queues one [`Diag`] tracks.
+#[derive(Debug, Default)]
+pub(crate) struct Queues {
+    probes: RwLock<Vec<QueueProbe>>,
+}
+
+impl Queues {
+    fn snapshot_at(&self, now: Instant) -> std::collections::BTreeMap<String, QueueSnapshot> {
+        self.probes
+            .read()
+            .iter()
+            .map(|p| (p.name().to_owned(), p.snapshot_at(now)))
+            .collect()
+    }
+}
+
+impl Diag {
+    /// The probe for queue `name` (1 to 64 of `a-z 0-9 _ - .`). Asking again for the
+    /// same name returns the same counters, so producers and consumers may each ask.
+    /// At most [`MAX_QUEUES`] queues are tracked.
+    pub fn queue(&self, name: &str) -> Result<QueueProbe, RegisterError> {
+        if !valid_name(name) {
+            return Err(RegisterError::InvalidName(name.to_owned()));
+        }
+        let queues = &self.inner.queues;
+        if let Some(p) = queues.probes.read().iter().find(|p| p.name() == name) {
+            return Ok(p.clone());
+        }
+        let mut probes = queues.probes.write();
+        if let Some(p) = probes.iter().find(|p| p.name() == name) {
+            return Ok(p.clone());
+        }
+        if probes.len() >= MAX_QUEUES {
+            return Err(RegisterError::TooMany {
+                what: "queues",
+                cap: MAX_QUEUES,
+            });
+        }
+        let probe = QueueProbe::new(name, Instant::now());
+        probes.push(probe.clone());
+        Ok(probe)
+    }
+
+    /// Every queue probe, for exporting their numbers as metrics
+    /// ([`QueueProbe::snapshot`] has depth, rates and the lagging flag).
+    pub fn queues(&self) -> Vec<QueueProbe> {
+        self.inner.queues.probes.read().clone()
+    }
+}
+
+/// Registers `queues`; called once by the builder.
+pub(crate) fn register(diag: &Diag) {
+    let weak = Arc::downgrade(&diag.inner);
+    let _ = diag.state().register("queues", move || {
+        weak.upgrade()
+            .map(|inner| inner.queues.snapshot_at(Instant::now()))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalled_consumer_is_flagged_with_fed_timestamps() {
+        let t0 = Instant::now();
+        let q = QueueProbe::new("orders", t0);
+        // Healthy minute: 10/s in, 10/s out.
+        for s in 1..=60u64 {
+            q.produced_n(10);
+            q.consumed_n(10);
+            let snap = q.snapshot_at(t0 + Duration::from_secs(s));
+            assert!(!snap.consumer_lagging, "second {s}: {snap:?}");
+        }
+        let snap = q.snapshot_at(t0 + Duration::from_secs(60));
+        assert_eq!(snap.producer_rate_per_s, Some(10.0), "{snap:?}");
+        assert_eq!(snap.consumer_rate_per_s, Some(10.0));
+        // The consumer stalls; producers keep going.
+        for s in 61..=90u64 {
+            q.produced_n(10);
+            let _ = q.snapshot_at(t0 + Duration::from_secs(s));
+        }
+        let snap = q.snapshot_at(t0 + Duration::from_secs(90));
+        assert_eq!(snap.depth, 300);
+        assert!(snap.consumer_lagging, "{snap:?}");
+        assert!((snap.window_seconds - 60.0).abs() < 1e-9, "{snap:?}");
+        assert_eq!(snap.producer_rate_per_s, Some(10.0));
+        // Over the last 60 s (30..90) 300 items were consumed: 5/s.
+        assert_eq!(snap.consumer_rate_per_s, Some(5.0), "{snap:?}");
+        assert_eq!(snap.depth_change, 300);
+        // A minute after it fully stopped, the consumer rate is zero.
+        for s in 91..=150u64 {
+            q.produced_n(10);
+            let _ = q.snapshot_at(t0 + Duration::from_secs(s));
+        }
+        let snap = q.snapshot_at(t0 + Duration::from_secs(150));
+        assert_eq!(snap.consumer_rate_per_s, Some(0.0));
+        assert!(snap.consumer_lagging);
+        // It catches up: depth falls, no longer lagging.
+        q.consumed_n(900);
+        let snap = q.snapshot_at(t0 + Duration::from_secs(151));
+        assert_eq!(snap.depth, 0);
+        assert!(!snap.consumer_lagging, "{snap:?}");
+    }
+
+    #[test]
+    fn short_windows_and_small_wobbles_are_not_lagging() {
+        let t0 = Instant::now();
+        let q = QueueProbe::new("q", t0);
+        q.produced_n(10);
+        q.consumed_n(4);
+        let snap = q.snapshot_at(t0 + Duration::from_millis(5));
+        assert_eq!(snap.producer_rate_per_s, None);
+        assert!(!snap.consumer_lagging, "{snap:?}");
+        // 1000 in, 995 out over a minute: depth grew a little, the consumer keeps up.
+        q.produced_n(990);
+        q.consumed_n(991);
+        let snap = q.snapshot_at(t0 + Duration::from_secs(60));
+        assert_eq!(snap.depth_change, 5);
+        assert!(!snap.consumer_lagging, "{snap:?}");
+    }
+
+    #[test]
+    fn nearly_full_is_lagging_even_when_steady() {
+        let t0 = Instant::now();
+        let q = QueueProbe::new("jobs", t0);
+        q.set_capacity(100);
+        q.produced_n(95);
+        // Steady state: depth stays at 95, rates equal; still flagged because nearly full.
+        let _ = q.snapshot_at(t0 + Duration::from_secs(61));
+        let snap = q.snapshot_at(t0 + Duration::from_secs(130));
+        assert_eq!(snap.depth_change, 0);
+        assert!(snap.consumer_lagging);
+        q.set_capacity(1000);
+        assert!(
+            !q.snapshot_at(t0 + Duration::from_secs(131))
+                .consumer_lagging
+        );
+    }
+
+    #[test]
+    fn samples_stay_bounded_and_reads_within_a_second_do_not_add_samples() {
+        let t0 = Instant::now();
+        let q = QueueProbe::new("q", t0);
+        for ms in 0..5000u64 {
+            let _ = q.snapshot_at(t0 + Duration::from_millis(ms));
+        }
+        assert!(q.inner.samples.lock().len() <= 6);
+        for s in 0..1000u64 {
+            let _ = q.snapshot_at(t0 + Duration::from_secs(10 + s));
+        }
+        let n = q.inner.samples.lock().len();
+        assert!((60..=MAX_SAMPLES).contains(&n), "{n}");
+    }
+
+    #[tokio::test]
+    async fn names_are_validated_and_shared() {
+        let diag = Diag::builder().build().unwrap();
+        assert!(matches!(
+            diag.queue("Bad Name"),
+            Err(RegisterError::InvalidName(_))
+        ));
+        let a = diag.queue("emails").unwrap();
+        let b = diag.queue("emails").unwrap();
+        a.produced();
+        b.produced();
+        assert_eq!(a.depth(), 2);
+        assert_eq!(diag.queues().len(), 1);
+        let v = diag.state().collect("queues").await.unwrap().value.unwrap();
+        assert_eq!(v["emails"]["produced_total"], 2);
+        assert_eq!(v["emails"]["capacity"], serde_json::Value::Null);
+    }
+}
