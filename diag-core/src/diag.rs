@@ -40,6 +40,7 @@ pub(crate) struct Inner {
     pub(crate) started_at: SystemTime,
     pub(crate) state: StateRegistry,
     pub(crate) events: Events,
+    pub(crate) log_level: crate::log::LogLevelControl,
 }
 
 /// A configuration value diag could not accept.
@@ -300,6 +301,7 @@ impl DiagBuilder {
             started_at: SystemTime::now(),
             state: StateRegistry::new(self.provider_deadline, self.provider_max_bytes),
             events: Events::new(self.events_capacity),
+            log_level: crate::log::LogLevelControl::default(),
         };
         let diag = Diag {
             inner: Arc::new(inner),

@@ -5,6 +5,7 @@
 //! [`Diag::is_endpoint`]'s answer, so every adapter mounts the same set.
 
 mod index;
+mod log_level;
 mod response;
 mod state;
 
@@ -78,6 +79,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         methods: "GET",
         shows: "one state provider's report",
     },
+    Endpoint {
+        path: "/debug/log-level",
+        methods: "GET, PUT, POST, DELETE",
+        shows: "the active log filter; PUT a directive (optionally with a TTL), DELETE to reset",
+    },
 ];
 
 impl Diag {
@@ -124,6 +130,7 @@ impl Diag {
             ("GET" | "HEAD", ["debug"]) => index::serve(self, &req),
             ("GET" | "HEAD", ["debug", "state"]) => state::serve_all(self, &req).await,
             ("GET" | "HEAD", ["debug", "state", name]) => state::serve_one(self, &req, name).await,
+            (_, ["debug", "log-level"]) => log_level::serve(self, &req),
             (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }
