@@ -10,7 +10,7 @@ use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::level::FilterSlot;
-use super::mark;
+use super::{in_flight, mark};
 
 /// A per-layer [`Filter`] that enables a span or event when the service's own filter
 /// does, **or** when it happens inside a debug request whose level admits it.
@@ -28,9 +28,13 @@ use super::mark;
 /// ```
 ///
 /// How it stays cheap:
-/// - A callsite the service's filter enables for good keeps [`Interest::always`]; any
-///   other gets [`Interest::sometimes`] (never `never`: a debug request may want it), so
-///   it is asked per event. [`Filter::max_level_hint`] is `TRACE` for the same reason.
+/// - While no debug request is in flight anywhere in the process, callsite interest and
+///   the max level hint are the service filter's own: a disabled `debug!` costs what it
+///   costs without diag.
+/// - While one is, a callsite the service's filter enables for good keeps
+///   [`Interest::always`]; any other gets [`Interest::sometimes`], so it is asked per
+///   event, and the max level hint is `TRACE`. (Crossing between the two rebuilds the
+///   callsite interest cache; see the `in_flight` notes in the module docs.)
 /// - Per event, a level above the service filter's most verbose level is turned away by
 ///   comparing with a cached level; then one relaxed load of the process-wide count of
 ///   debug requests in flight. Only when that is non-zero does it look for the request
@@ -71,7 +75,7 @@ where
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         let interest = Filter::<S>::callsite_enabled(&self.slot.load().filter, meta);
-        if interest.is_always() {
+        if interest.is_always() || !in_flight::any() {
             interest
         } else {
             Interest::sometimes()
@@ -84,7 +88,11 @@ where
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(LevelFilter::TRACE)
+        if in_flight::any() {
+            Some(LevelFilter::TRACE)
+        } else {
+            Filter::<S>::max_level_hint(&self.slot.load().filter)
+        }
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {

@@ -72,7 +72,7 @@ impl FilterSlot {
         self.max_level.store(max, Ordering::Relaxed);
         // Callsites cached `always` under the old filter must be asked again, and the
         // new EnvFilter learns the span callsites its directives name.
-        tracing::callsite::rebuild_interest_cache();
+        super::in_flight::rebuild_interest();
     }
 }
 

@@ -27,8 +27,18 @@
 //! [`RequestScope`](crate::request::RequestScope) is current on the thread; spans opened
 //! then (first of all the [`request_span`]) carry a debug mark in their extensions,
 //! which child spans inherit, so work spawned with `.instrument(span)` is found too.
-//! While no debug request is in flight anywhere in the process, every check ends
+//! Cost: while no debug request is in flight anywhere in the process, diag's filters
+//! hand tracing the service filter's own callsite interest and max level, so a
+//! disabled `debug!` costs what it costs without diag. The first debug request to
+//! start (and the last to end) rebuilds tracing's callsite interest cache; while any
+//! runs, callsites are re-checked per event and a check outside a debug request ends
 //! after one relaxed atomic load.
+//!
+//! What the request path does for a debug request, in order: hold a
+//! `DebugInFlight` guard (crate-private) for the request's whole life, create the root
+//! span with [`request_span`], then poll the handler with the scope entered
+//! ([`RequestScope::enter`](crate::request::RequestScope::enter)) and the span entered
+//! (`.instrument(span)`).
 
 mod debug_request_filter;
 mod fields;

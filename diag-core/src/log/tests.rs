@@ -379,3 +379,23 @@ fn changes_need_an_installed_filter_and_a_valid_directive() {
     );
     assert_eq!(diag.log_level().current().unwrap().directive, "info");
 }
+
+#[test]
+fn a_callsite_first_hit_while_idle_still_logs_in_a_later_debug_request() {
+    let diag = Diag::builder().build().unwrap();
+    let out = Buffer::default();
+    let (dispatch, _) = service(&diag, "info", &out);
+    let req = scope(7, Some(DebugLevel::Debug));
+    // One callsite, hit before, during and after the debug request: its cached interest
+    // (`never` while idle) must be rebuilt when the request starts and ends.
+    let emit = |phase: &str| tracing::debug!(phase, "same-callsite");
+    tracing::dispatcher::with_default(&dispatch, || {
+        emit("idle-before");
+        in_request(&req, || emit("in-request"));
+        emit("idle-after");
+    });
+    let lines = out.lines_with("same-callsite");
+    assert_eq!(lines.len(), 1, "{}", out.text());
+    assert!(lines[0].contains("in-request"), "{}", lines[0]);
+    assert_eq!(session(&req).logs().len(), 1);
+}
