@@ -144,11 +144,15 @@ pub struct LogLevel<'a> {
     diag: &'a Diag,
 }
 
+/// The filter slot once [`Diag::log_filter`] installed one; shared with
+/// [`DebugRequestFilter`](super::DebugRequestFilter), which may be built first.
+pub(crate) type SharedSlot = Arc<OnceLock<Arc<FilterSlot>>>;
+
 /// Lives in the [`Diag`]: the slot shared with the installed [`LogFilter`], and what
 /// changes need to serialize on.
 #[derive(Default)]
 pub(crate) struct LogLevelControl {
-    slot: OnceLock<Arc<FilterSlot>>,
+    slot: SharedSlot,
     changes: Mutex<Changes>,
     wakeup: Condvar,
 }
@@ -166,6 +170,12 @@ struct DefaultFilter {
     /// while it was swapped out); otherwise the original instance is reused.
     reparses: bool,
     original: Arc<ActiveFilter>,
+}
+
+impl LogLevelControl {
+    pub(crate) fn shared_slot(&self) -> SharedSlot {
+        self.slot.clone()
+    }
 }
 
 impl std::fmt::Debug for LogLevelControl {

@@ -12,7 +12,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::debug_request_filter::DebugRequestFilter;
 use super::fields::FieldRecorder;
-use super::mark;
+use super::{in_flight, mark};
 use crate::Diag;
 use crate::debug::{DebugSession, LogLine, SpanTiming};
 
@@ -21,8 +21,8 @@ use crate::debug::{DebugSession, LogLine, SpanTiming};
 /// and fields when it closes, and each event's level, target, message, fields and span.
 ///
 /// Use it filtered by [`DebugRequestFilter`], as [`Diag::debug_recording_layer`]
-/// returns it: it is then called only inside debug requests, and costs the rest of the
-/// service one relaxed atomic load per span or event. It is separate from the
+/// returns it: inside debug requests it records; elsewhere it is either not called or
+/// returns after one relaxed atomic load. It is separate from the
 /// service's log output: the record is kept even when the service logs nowhere.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DebugRecordingLayer;
@@ -51,7 +51,7 @@ impl Diag {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        DebugRecordingLayer.with_filter(DebugRequestFilter)
+        DebugRecordingLayer.with_filter(DebugRequestFilter::new(self.inner.log_level.shared_slot()))
     }
 }
 
@@ -60,6 +60,10 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {
+        // Callsites cached `always` reach here outside debug requests too.
+        if !in_flight::any() {
+            return;
+        }
         let Some(span) = cx.span(id) else { return };
         // The filter marked it just before (filters see new spans before their layer).
         let Some(session) = mark::marked(&span) else {
@@ -75,6 +79,9 @@ where
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
+        if !in_flight::any() {
+            return;
+        }
         let Some(span) = cx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(open) = ext.get_mut::<OpenSpan>() {
@@ -85,6 +92,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
+        if !in_flight::any() {
+            return;
+        }
         let span = cx.event_span(event);
         let session = match mark::current_session(&cx) {
             Some(s) => s,
@@ -93,9 +103,12 @@ where
                 None => return,
             },
         };
+        let meta = event.metadata();
+        if !session.admits(meta.level()) {
+            return;
+        }
         let mut fields = FieldRecorder::default();
         event.record(&mut fields);
-        let meta = event.metadata();
         session.record_log(LogLine {
             offset: session.started.elapsed(),
             level: meta.level().to_string(),
@@ -110,6 +123,10 @@ where
 
     fn on_close(&self, id: span::Id, cx: Context<'_, S>) {
         let Some(span) = cx.span(&id) else { return };
+        // A read lock first: most spans closing were never part of a debug request.
+        if span.extensions().get::<OpenSpan>().is_none() {
+            return;
+        }
         let Some(open) = span.extensions_mut().remove::<OpenSpan>() else {
             return;
         };

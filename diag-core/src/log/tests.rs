@@ -388,7 +388,10 @@ fn a_callsite_first_hit_while_idle_still_logs_in_a_later_debug_request() {
     let req = scope(7, Some(DebugLevel::Debug));
     // One callsite, hit before, during and after the debug request: its cached interest
     // (`never` while idle) must be rebuilt when the request starts and ends.
-    let emit = |phase: &str| tracing::debug!(phase, "same-callsite");
+    let emit = |phase: &str| {
+        tracing::debug!(phase, "same-callsite");
+        tracing::info!(phase, "same-info-callsite");
+    };
     tracing::dispatcher::with_default(&dispatch, || {
         emit("idle-before");
         in_request(&req, || emit("in-request"));
@@ -397,5 +400,10 @@ fn a_callsite_first_hit_while_idle_still_logs_in_a_later_debug_request() {
     let lines = out.lines_with("same-callsite");
     assert_eq!(lines.len(), 1, "{}", out.text());
     assert!(lines[0].contains("in-request"), "{}", lines[0]);
-    assert_eq!(session(&req).logs().len(), 1);
+    assert_eq!(out.lines_with("same-info-callsite").len(), 3);
+    // The info callsite was cached `always` while idle; the recording layer still sees
+    // it inside the request, and only there.
+    let logs = session(&req).logs();
+    let messages: Vec<_> = logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["same-callsite", "same-info-callsite"]);
 }
