@@ -20,6 +20,9 @@ use crate::events::Events;
 /// The longest TTL [`LogLevel::set`] accepts.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The longest directive [`LogLevel::set`] accepts, in bytes.
+pub const MAX_DIRECTIVE_BYTES: usize = 4096;
+
 /// The service's filter as it is now; replaced whole on every change.
 pub(crate) struct ActiveFilter {
     pub(crate) filter: EnvFilter,
@@ -125,6 +128,11 @@ pub struct LogLevelState {
 }
 
 /// Changes the service's log filter at runtime; from [`Diag::log_level`].
+///
+/// A change swaps the filter atomically (no lock on the event path) and rebuilds
+/// tracing's callsite interest cache. A TTL is reverted by one background thread
+/// (started on the first TTL, gone when none is pending; no async runtime needed),
+/// and at the latest by the next [`LogLevel::current`] read.
 ///
 /// ```
 /// use std::time::Duration;
@@ -258,6 +266,12 @@ impl LogLevel<'_> {
         }
         if ttl.is_some_and(|t| t.is_zero() || t > MAX_TTL) {
             return Err(LogLevelError::TtlOutOfRange);
+        }
+        if directive.len() > MAX_DIRECTIVE_BYTES {
+            return Err(LogLevelError::InvalidDirective {
+                directive: directive.chars().take(200).collect(),
+                reason: format!("longer than {MAX_DIRECTIVE_BYTES} bytes"),
+            });
         }
         let filter = parse(directive)?;
         let control = self.control();

@@ -51,7 +51,7 @@ mod request_span;
 
 pub use debug_request_filter::DebugRequestFilter;
 pub use filter::LogFilter;
-pub use level::{LogLevel, LogLevelError, LogLevelState, MAX_TTL};
+pub use level::{LogLevel, LogLevelError, LogLevelState, MAX_DIRECTIVE_BYTES, MAX_TTL};
 pub use recorder_layer::DebugRecordingLayer;
 pub use request_span::request_span;
 

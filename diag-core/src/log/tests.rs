@@ -373,6 +373,11 @@ fn changes_need_an_installed_filter_and_a_valid_directive() {
         Err(LogLevelError::InvalidDirective { .. })
     ));
     assert_eq!(diag.log_level().set("  ", None), Err(LogLevelError::Empty));
+    let huge = "a=debug,".repeat(MAX_DIRECTIVE_BYTES / 8 + 1);
+    assert!(matches!(
+        diag.log_level().set(&huge, None),
+        Err(LogLevelError::InvalidDirective { .. })
+    ));
     assert_eq!(
         diag.log_level().set("debug", Some(Duration::ZERO)),
         Err(LogLevelError::TtlOutOfRange)
