@@ -52,6 +52,7 @@ pub(crate) struct Inner {
     pub(crate) errors: Arc<ErrorRing>,
     pub(crate) queues: Queues,
     pub(crate) in_flight: InFlight,
+    pub(crate) log_level: crate::log::LogLevelControl,
 }
 
 /// A configuration value diag could not accept.
@@ -427,6 +428,7 @@ impl DiagBuilder {
             errors: Arc::new(ErrorRing::new(self.error_ring_capacity)),
             queues: Queues::default(),
             in_flight: InFlight::new(),
+            log_level: crate::log::LogLevelControl::default(),
         };
         let diag = Diag {
             inner: Arc::new(inner),

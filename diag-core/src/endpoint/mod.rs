@@ -7,6 +7,7 @@
 mod events;
 mod index;
 mod requests;
+mod log_level;
 mod response;
 mod state;
 
@@ -95,6 +96,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         methods: "GET",
         shows: "what changed: start, config reloads, log level, kill switch, ... (?since=<seq>&kind=<kind>&limit=<n>)",
     },
+    Endpoint {
+        path: "/debug/log-level",
+        methods: "GET, PUT, POST, DELETE",
+        shows: "the active log filter; PUT a directive (optionally with a TTL), DELETE to reset",
+    },
 ];
 
 impl Diag {
@@ -148,6 +154,7 @@ impl Diag {
             }
             ("GET" | "HEAD", ["debug", "events"]) => events::serve(self, &req),
             (_, ["debug", "events"]) => DiagResponse::method_not_allowed("GET"),
+            (_, ["debug", "log-level"]) => log_level::serve(self, &req),
             (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }

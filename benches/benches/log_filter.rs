@@ -1,0 +1,81 @@
+//! The cost diag's per-request log filter adds to a service's logging, against the
+//! service's plain `EnvFilter`: a disabled `debug!` and an enabled `info!` (to a sink),
+//! with no debug request in flight.
+//!
+//! Each case has its own callsites and its own dispatcher, alive only while it runs:
+//! tracing-core combines callsite interest over every live dispatcher, so sharing
+//! either would blur the plain filter's `never` with diag's `sometimes`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, fmt};
+
+fn plain() -> Dispatch {
+    Dispatch::new(
+        tracing_subscriber::registry().with(
+            fmt::layer()
+                .with_writer(std::io::sink)
+                .with_filter(EnvFilter::new("info")),
+        ),
+    )
+}
+
+fn with_diag(recording: bool) -> Dispatch {
+    let diag = diag_core::Diag::builder().build().expect("diag builds");
+    let fmt = fmt::layer()
+        .with_writer(std::io::sink)
+        .with_filter(diag.log_filter(EnvFilter::new("info")));
+    if recording {
+        Dispatch::new(
+            tracing_subscriber::registry()
+                .with(fmt)
+                .with(diag.debug_recording_layer()),
+        )
+    } else {
+        Dispatch::new(tracing_subscriber::registry().with(fmt))
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("log_filter");
+
+    // Separate macro invocations per case: separate callsites, separate interest.
+    {
+        let d = plain();
+        tracing::dispatcher::with_default(&d, || {
+            g.bench_function("disabled_debug/env_filter_info", |b| {
+                b.iter(|| tracing::debug!(n = black_box(1u64), "disabled"))
+            });
+            g.bench_function("enabled_info/env_filter_info", |b| {
+                b.iter(|| tracing::info!(n = black_box(1u64), "enabled"))
+            });
+        });
+    }
+    {
+        let d = with_diag(true);
+        tracing::dispatcher::with_default(&d, || {
+            g.bench_function("disabled_debug/diag_filter_info", |b| {
+                b.iter(|| tracing::debug!(n = black_box(1u64), "disabled"))
+            });
+            g.bench_function("enabled_info/diag_filter_info", |b| {
+                b.iter(|| tracing::info!(n = black_box(1u64), "enabled"))
+            });
+        });
+    }
+    {
+        let d = with_diag(false);
+        tracing::dispatcher::with_default(&d, || {
+            g.bench_function(
+                "disabled_debug/diag_filter_info_without_recording_layer",
+                |b| b.iter(|| tracing::debug!(n = black_box(1u64), "disabled")),
+            );
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,100 @@
+//! Which debug request a span belongs to.
+//!
+//! A span created while a debug request's [`RequestScope`](crate::request::RequestScope)
+//! is current on the thread, or whose parent carries a mark, gets a [`DebugMark`] in its
+//! registry extensions. Work the handler moves to other tasks with
+//! `.instrument(span)` is then still recognised: the thread-local scope is gone there,
+//! but the entered span still says which request it serves.
+
+use std::sync::Arc;
+
+use tracing::Level;
+use tracing::Subscriber;
+use tracing::span;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use super::in_flight;
+use crate::debug::DebugSession;
+use crate::request::with_current;
+
+/// The debug session a span belongs to, kept in the span's extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct DebugMark(pub(crate) Arc<DebugSession>);
+
+/// The session of the debug request that code running on this thread, in the span
+/// context `cx`, works for: the thread's current request scope first, then the mark
+/// on the current span (or its nearest ancestor this filter sees).
+pub(crate) fn current_session<S>(cx: &Context<'_, S>) -> Option<Arc<DebugSession>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if !in_flight::any() {
+        return None;
+    }
+    if let Some(s) = with_current(|s| s.and_then(|s| s.debug.clone())) {
+        return Some(s);
+    }
+    cx.lookup_current().and_then(|span| marked(&span))
+}
+
+/// Whether something at `level`, at this point, belongs to a debug request that logs
+/// that level. The fast path (no debug request anywhere) is one relaxed load.
+#[inline]
+pub(crate) fn debug_admits<S>(level: &Level, cx: &Context<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if !in_flight::any() {
+        return false;
+    }
+    debug_admits_slow(level, cx)
+}
+
+#[cold]
+fn debug_admits_slow<S>(level: &Level, cx: &Context<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if let Some(admits) =
+        with_current(|s| s.and_then(|s| s.debug.as_ref().map(|d| d.admits(level))))
+    {
+        return admits;
+    }
+    cx.lookup_current().is_some_and(|span| {
+        span.extensions()
+            .get::<DebugMark>()
+            .is_some_and(|m| m.0.admits(level))
+    })
+}
+
+/// Marks a just-created span when it belongs to a debug request. Cheap when no debug
+/// request is in flight; idempotent, so several of diag's filters may call it.
+pub(crate) fn mark_new_span<S>(id: &span::Id, cx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if !in_flight::any() {
+        return;
+    }
+    let Some(span) = cx.span(id) else { return };
+    if span.extensions().get::<DebugMark>().is_some() {
+        return;
+    }
+    let session = with_current(|s| s.and_then(|s| s.debug.clone()))
+        .or_else(|| span.parent().and_then(|p| marked(&p)));
+    if let Some(session) = session {
+        let mut ext = span.extensions_mut();
+        if ext.get_mut::<DebugMark>().is_none() {
+            ext.insert(DebugMark(session));
+        }
+    }
+}
+
+/// The session a span is marked with, if any.
+pub(crate) fn marked<S>(span: &SpanRef<'_, S>) -> Option<Arc<DebugSession>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.extensions().get::<DebugMark>().map(|m| m.0.clone())
+}

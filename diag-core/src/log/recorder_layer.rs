@@ -1,0 +1,156 @@
+//! [`DebugRecordingLayer`]: what a debug request's record shows of its spans and logs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::span;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use super::debug_request_filter::DebugRequestFilter;
+use super::fields::FieldRecorder;
+use super::{in_flight, mark};
+use crate::Diag;
+use crate::debug::{DebugSession, LogLine, SpanTiming};
+
+/// A [`Layer`] that writes, for spans and events inside a debug request, into that
+/// request's [`DebugSession`]: each span's start offset, duration, parent, name, target
+/// and fields when it closes, and each event's level, target, message, fields and span.
+///
+/// Use it filtered by [`DebugRequestFilter`], as [`Diag::debug_recording_layer`]
+/// returns it: inside debug requests it records; elsewhere it is either not called or
+/// returns after one relaxed atomic load. It is separate from the
+/// service's log output: the record is kept even when the service logs nowhere.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DebugRecordingLayer;
+
+/// A span's state while it is open, kept in its extensions.
+struct OpenSpan {
+    session: Arc<DebugSession>,
+    opened: Instant,
+    fields: Vec<(String, String)>,
+}
+
+impl Diag {
+    /// The layer that records spans and logs of debug requests into their
+    /// [`DebugSession`], filtered so it sees nothing else. Add it next to the service's
+    /// log layer:
+    ///
+    /// ```
+    /// use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let subscriber = tracing_subscriber::registry()
+    ///     .with(fmt::layer().with_filter(diag.log_filter(EnvFilter::new("info"))))
+    ///     .with(diag.debug_recording_layer());
+    /// # let _ = subscriber;
+    /// ```
+    pub fn debug_recording_layer<S>(&self) -> Filtered<DebugRecordingLayer, DebugRequestFilter, S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        DebugRecordingLayer.with_filter(DebugRequestFilter::new(self.inner.log_level.shared_slot()))
+    }
+}
+
+impl<S> Layer<S> for DebugRecordingLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {
+        // Callsites cached `always` reach here outside debug requests too.
+        if !in_flight::any() {
+            return;
+        }
+        let Some(span) = cx.span(id) else { return };
+        // The filter marked it just before (filters see new spans before their layer).
+        let Some(session) = mark::marked(&span) else {
+            return;
+        };
+        let mut fields = FieldRecorder::default();
+        attrs.record(&mut fields);
+        span.extensions_mut().insert(OpenSpan {
+            session,
+            opened: Instant::now(),
+            fields: fields.fields,
+        });
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
+        if !in_flight::any() {
+            return;
+        }
+        let Some(span) = cx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(open) = ext.get_mut::<OpenSpan>() {
+            let mut fields = FieldRecorder::with_fields(std::mem::take(&mut open.fields));
+            values.record(&mut fields);
+            open.fields = fields.fields;
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
+        if !in_flight::any() {
+            return;
+        }
+        let span = cx.event_span(event);
+        let session = match mark::current_session(&cx) {
+            Some(s) => s,
+            None => match span.as_ref().and_then(mark::marked) {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        let meta = event.metadata();
+        if !session.admits(meta.level()) {
+            return;
+        }
+        let mut fields = FieldRecorder::default();
+        event.record(&mut fields);
+        session.record_log(LogLine {
+            offset: session.started.elapsed(),
+            level: meta.level().to_string(),
+            target: meta.target().to_owned(),
+            message: fields.message.unwrap_or_default(),
+            fields: fields.fields,
+            span: span
+                .as_ref()
+                .and_then(|s| in_session(s, &session).then(|| s.id().into_u64())),
+        });
+    }
+
+    fn on_close(&self, id: span::Id, cx: Context<'_, S>) {
+        let Some(span) = cx.span(&id) else { return };
+        // A read lock first: most spans closing were never part of a debug request.
+        if span.extensions().get::<OpenSpan>().is_none() {
+            return;
+        }
+        let Some(open) = span.extensions_mut().remove::<OpenSpan>() else {
+            return;
+        };
+        let closed = Instant::now();
+        let meta = span.metadata();
+        let parent = span
+            .parent()
+            .filter(|p| in_session(p, &open.session))
+            .map(|p| p.id().into_u64());
+        open.session.record_span(SpanTiming {
+            id: id.into_u64(),
+            parent,
+            name: meta.name().to_owned(),
+            target: meta.target().to_owned(),
+            start_offset: open.opened.saturating_duration_since(open.session.started),
+            duration: closed.saturating_duration_since(open.opened),
+            fields: open.fields,
+        });
+    }
+}
+
+fn in_session<S>(span: &SpanRef<'_, S>, session: &Arc<DebugSession>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    mark::marked(span).is_some_and(|s| Arc::ptr_eq(&s, session))
+}
