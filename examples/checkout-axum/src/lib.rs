@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod config;
 pub mod orders;
 mod routes;
+pub mod telemetry;
 
 use std::sync::Arc;
 
@@ -28,7 +29,9 @@ pub struct AppState {
 /// Must be called inside a Tokio runtime (it starts the order worker).
 pub fn app(diag: &Diag, config: &Config) -> Router {
     let catalog = Arc::new(catalog::Catalog::new(config.pricing_latency_ms));
-    let orders = orders::Orders::start(config.order_queue_capacity);
+    // The queue probe feeds the `queues` provider (depth, rates, a lagging consumer).
+    let probe = diag.queue("orders").ok();
+    let orders = orders::Orders::start(config.order_queue_capacity, probe);
     register_state(diag, config, &catalog, &orders);
     let state = AppState { catalog, orders };
     Router::new()
@@ -53,5 +56,8 @@ fn register_state(
     let _ = diag.state().register("cache", move || c.summary());
     let o = orders.clone();
     let _ = diag.state().register("orders", move || o.summary());
-    let _ = config;
+    // Shown at /debug/state/config with `pricing_api_key` as "***".
+    if let Err(e) = diag.config(config) {
+        tracing::warn!(error = %e, "could not register the config provider");
+    }
 }

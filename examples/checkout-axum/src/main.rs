@@ -3,20 +3,15 @@
 use std::net::SocketAddr;
 
 use checkout_axum::{Config, app};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let diag = diag_core::Diag::from_env()?
         .service("checkout")
         .version(env!("CARGO_PKG_VERSION"))
+        .git_sha(option_env!("GIT_SHA"))
         .build()?;
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer())
-        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    checkout_axum::telemetry::init(&diag, std::io::stdout);
 
     let config = Config::from_env();
     let router = app(&diag, &config);

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use diag_core::state::QueueProbe;
 use tokio::sync::mpsc;
 
 /// An order as `POST /checkout` takes it.
@@ -28,6 +29,7 @@ pub struct Orders {
     tx: mpsc::Sender<Order>,
     next_id: Arc<AtomicU64>,
     processed: Arc<AtomicU64>,
+    probe: Option<QueueProbe>,
 }
 
 /// What `/debug/state/orders` shows.
@@ -51,10 +53,15 @@ pub enum EnqueueError {
 
 impl Orders {
     /// Creates the queue and spawns its worker on the current runtime.
-    pub fn start(capacity: usize) -> Orders {
+    /// `probe` counts what goes in and out for diag's `queues` provider.
+    pub fn start(capacity: usize, probe: Option<QueueProbe>) -> Orders {
         let (tx, mut rx) = mpsc::channel::<Order>(capacity.max(1));
+        if let Some(p) = &probe {
+            p.set_capacity(capacity.max(1) as u64);
+        }
         let processed = Arc::new(AtomicU64::new(0));
         let done = processed.clone();
+        let consumer = probe.clone();
         tokio::spawn(async move {
             while let Some(order) = rx.recv().await {
                 // Simulated fulfilment work.
@@ -84,6 +91,9 @@ impl Orders {
                 mpsc::error::TrySendError::Full(_) => EnqueueError::Full,
                 mpsc::error::TrySendError::Closed(_) => EnqueueError::Closed,
             })?;
+        if let Some(p) = &self.probe {
+            p.produced();
+        }
         Ok(id)
     }
 

@@ -1,63 +1,10 @@
 //! The demo over real HTTP, as an on-call engineer would use it.
 
-use std::net::SocketAddr;
+mod common;
 
-use checkout_axum::{Config, app};
+use common::{API_KEY, Running, TOKEN};
 use diag_core::Diag;
 use serde_json::{Value, json};
-
-const TOKEN: &str = "test-token";
-
-struct Running {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Running {
-    async fn start(diag: Diag) -> Running {
-        let config = Config {
-            listen: "127.0.0.1:0".into(),
-            pricing_latency_ms: (20, 50),
-            order_queue_capacity: 16,
-            pricing_api_key: "pk_live_must_not_leak".into(),
-        };
-        let router = app(&diag, &config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        Running {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn with_token() -> Running {
-        Running::start(
-            Diag::builder()
-                .service("checkout")
-                .version("1.2.3")
-                .token(TOKEN)
-                .build()
-                .unwrap(),
-        )
-        .await
-    }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(format!("{}{path}", self.base))
-    }
-
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.post(format!("{}{path}", self.base))
-    }
-}
 
 #[tokio::test]
 async fn demo_routes_behave() {

@@ -1,0 +1,23 @@
+//! How the demo wires `tracing` to diag: the service's usual fmt output, filtered by
+//! diag's per-request filter, plus diag's error ring and debug-request recorder.
+
+use diag_core::Diag;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+/// Installs the global subscriber writing log lines to `writer`. The level comes from
+/// `RUST_LOG` (default `info`); a request with a valid `X-Debug` logs at DEBUG anyway,
+/// and only that request.
+pub fn init<W>(diag: &Diag, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let service_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(fmt::layer().with_writer(writer).with_filter(diag.log_filter(service_filter)))
+        .with(diag.error_layer())
+        .with(diag.debug_recording_layer())
+        .init();
+}

@@ -1,0 +1,54 @@
+//! A demo instance on an ephemeral port, for the tests.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::net::SocketAddr;
+
+use checkout_axum::{Config, app};
+use diag_core::Diag;
+
+pub const TOKEN: &str = "test-token";
+pub const API_KEY: &str = "pk_live_must_not_leak";
+
+pub struct Running {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub diag: Diag,
+}
+
+impl Running {
+    pub async fn start(diag: Diag) -> Running {
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            pricing_latency_ms: (20, 50),
+            order_queue_capacity: 16,
+            pricing_api_key: API_KEY.into(),
+        };
+        let router = app(&diag, &config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        });
+        Running { base: format!("http://{addr}"), client: reqwest::Client::new(), diag }
+    }
+
+    pub async fn with_token() -> Running {
+        Running::start(Diag::builder().service("checkout").version("1.2.3").token(TOKEN).build().unwrap()).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    pub fn admin(&self, path: &str) -> reqwest::RequestBuilder {
+        self.get(path).bearer_auth(TOKEN)
+    }
+}
