@@ -36,6 +36,7 @@ mod diag;
 pub mod endpoint;
 pub mod events;
 mod headers;
+pub mod metrics;
 pub mod net;
 pub mod request;
 pub mod state;

@@ -5,11 +5,13 @@
 //! [`Diag::is_endpoint`]'s answer, so every adapter mounts the same set.
 
 mod index;
+mod metrics;
 mod response;
 mod state;
 
 use std::net::SocketAddr;
 
+pub use metrics::{CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE};
 pub use response::DiagResponse;
 
 use crate::Diag;
@@ -78,6 +80,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         methods: "GET",
         shows: "one state provider's report",
     },
+    Endpoint {
+        path: "/metrics",
+        methods: "GET",
+        shows: "RED metrics with exemplars and the service's own metrics (OpenMetrics or Prometheus text)",
+    },
 ];
 
 impl Diag {
@@ -124,6 +131,8 @@ impl Diag {
             ("GET" | "HEAD", ["debug"]) => index::serve(self, &req),
             ("GET" | "HEAD", ["debug", "state"]) => state::serve_all(self, &req).await,
             ("GET" | "HEAD", ["debug", "state", name]) => state::serve_one(self, &req, name).await,
+            ("GET" | "HEAD", ["metrics"]) => metrics::serve(self, &req),
+            (_, ["metrics"]) => DiagResponse::method_not_allowed("GET"),
             (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }

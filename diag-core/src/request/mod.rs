@@ -10,6 +10,9 @@ pub use scope::{Entered, RequestScope, with_current};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::metrics::SeriesRef;
+use crate::metrics::method_label;
+use crate::trace::TraceContext;
 use crate::{Diag, HeaderView};
 
 /// The `route` every request that matched no route shares, so unknown paths never
@@ -37,10 +40,19 @@ pub struct RequestGuard {
     diag: Diag,
     start: Instant,
     finished: bool,
+    /// The request's trace (and, later, debug session); adapters `enter()` it while
+    /// polling the handler.
+    scope: RequestScope,
+    /// This request's `http_server_active_requests` series.
+    active: SeriesRef,
 }
 
 impl Diag {
     /// Starts tracking a request. Cheap when no debug request is in flight.
+    ///
+    /// Picks the trace context (an incoming valid `traceparent` is continued with a new
+    /// span id; otherwise a new trace, sampled by the builder's `sampling_ratio`), and
+    /// counts the request in `http_server_active_requests`.
     ///
     /// ```
     /// use diag_core::request::RequestView;
@@ -55,11 +67,22 @@ impl Diag {
     /// guard.response_headers(|name, value| extra.push((name, value.to_owned())));
     /// guard.finish(200);
     /// ```
-    pub fn begin(&self, _req: &RequestView<'_>) -> RequestGuard {
+    pub fn begin(&self, req: &RequestView<'_>) -> RequestGuard {
+        let start = Instant::now();
+        // force_sample: debug-mode requests must pass `true` here (their trace must exist).
+        let trace = self.inner.sampler.trace_for(req.headers, false);
+        let route = req.route.unwrap_or(UNMATCHED_ROUTE);
+        let active = self
+            .inner
+            .metrics
+            .http
+            .begin(method_label(req.method), route);
         RequestGuard {
             diag: self.clone(),
-            start: Instant::now(),
+            start,
             finished: false,
+            scope: RequestScope { trace, debug: None },
+            active,
         }
     }
 }
@@ -70,13 +93,33 @@ impl RequestGuard {
         self.start
     }
 
+    /// The request's scope: enter it (`guard.scope().enter()`) around each poll of the
+    /// handler so code inside finds its request with [`with_current`].
+    pub fn scope(&self) -> &RequestScope {
+        &self.scope
+    }
+
+    /// The request's trace context.
+    pub fn trace(&self) -> &TraceContext {
+        &self.scope.trace
+    }
+
     /// Calls `f` with each header diag adds to the response (trace context, and for
     /// debug requests `Server-Timing` and `X-Debug-Id`).
-    pub fn response_headers(&self, _f: impl FnMut(&'static str, &str)) {}
+    pub fn response_headers(&self, mut f: impl FnMut(&'static str, &str)) {
+        f("traceparent", self.scope.trace.traceparent().as_str());
+    }
 
-    /// Records the response status once the response head is ready.
-    pub fn finish(mut self, _status: u16) {
+    /// Records the response status once the response head is ready: the request's
+    /// duration and count (with the trace as exemplar when sampled) under its
+    /// `(method, route, status)`.
+    pub fn finish(mut self, status: u16) {
         self.finished = true;
+        self.diag
+            .inner
+            .metrics
+            .http
+            .finish(self.active, status, self.start, &self.scope.trace);
     }
 }
 
@@ -84,6 +127,8 @@ impl Drop for RequestGuard {
     fn drop(&mut self) {
         if !self.finished {
             // The response never came: the client went away or the handler panicked.
+            // No status to record; the in-flight gauge must still come down.
+            self.diag.inner.metrics.http.abandon(self.active);
         }
     }
 }
