@@ -43,10 +43,11 @@ fn in_flight(c: &mut Criterion) {
             let guard = diag.begin(black_box(&RequestView {
                 method: "GET",
                 route: Some("/products/{id}"),
+                uri: "/products/7",
                 headers: &(),
                 peer: None,
             }));
-            guard.finish(200);
+            guard.finish(200, &(), |_, _| {})
         })
     });
 }

@@ -3,6 +3,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use actix_web::HttpMessage;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -57,7 +58,10 @@ where
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(DiagMiddlewareService { service: Rc::new(service), diag: self.diag.clone() }))
+        ready(Ok(DiagMiddlewareService {
+            service: Rc::new(service),
+            diag: self.diag.clone(),
+        }))
     }
 }
 
@@ -81,11 +85,18 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         if !self.diag.watches(req.path()) {
-            return DiagFuture { inner: self.service.call(req), guard: None };
+            return DiagFuture {
+                inner: self.service.call(req),
+                guard: None,
+            };
         }
         // actix resolves the pattern from its resource map, before routing.
         let route = req.match_pattern();
-        let uri = req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let uri = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
         let guard = self.diag.begin(&RequestView {
             method: req.method().as_str(),
             route: route.as_deref(),
@@ -95,13 +106,21 @@ where
         });
         if let Some(tap) = guard.request_tap() {
             let payload = req.take_payload();
-            req.set_payload(Payload::Stream { payload: Box::pin(TappedPayload { inner: payload, tap }) });
+            req.set_payload(Payload::Stream {
+                payload: Box::pin(TappedPayload {
+                    inner: payload,
+                    tap,
+                }),
+            });
         }
         let inner = {
-            let _entered = guard.scope().enter();
+            let _entered = guard.enter();
             self.service.call(req)
         };
-        DiagFuture { inner, guard: Some(guard) }
+        DiagFuture {
+            inner,
+            guard: Some(guard),
+        }
     }
 }
 
@@ -124,13 +143,18 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(guard) = this.guard.as_ref() else {
-            return this.inner.poll(cx).map(|r| r.map(|res| res.map_body(|_, b| DiagActixBody::new(b, None))));
+            return this
+                .inner
+                .poll(cx)
+                .map(|r| r.map(|res| res.map_body(|_, b| DiagActixBody::new(b, None))));
         };
         let result = {
-            let _entered = guard.scope().enter();
+            let _entered = guard.enter();
             std::task::ready!(this.inner.poll(cx))
         };
-        let Some(guard) = this.guard.take() else { return Poll::Pending };
+        let Some(guard) = this.guard.take() else {
+            return Poll::Pending;
+        };
         Poll::Ready(result.map(|mut res| {
             let status = res.status().as_u16();
             let mut extra: Vec<(&'static str, String)> = Vec::new();
@@ -139,7 +163,8 @@ where
             });
             for (name, value) in extra {
                 if let Ok(value) = HeaderValue::from_str(&value) {
-                    res.headers_mut().insert(HeaderName::from_static(name), value);
+                    res.headers_mut()
+                        .insert(HeaderName::from_static(name), value);
                 }
             }
             res.map_body(|_, body| DiagActixBody::new(body, tap))
@@ -154,12 +179,30 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         tap: Option<BodyTap>,
+        // Bytes still to come when the size is known: actix stops polling once they
+        // are sent, so the end may never be reported as `None`.
+        remaining: Option<u64>,
     }
 }
 
-impl<B> DiagActixBody<B> {
-    fn new(inner: B, tap: Option<BodyTap>) -> Self {
-        DiagActixBody { inner, tap }
+impl<B: MessageBody> DiagActixBody<B> {
+    fn new(inner: B, mut tap: Option<BodyTap>) -> Self {
+        // A body that is over before it starts (empty, HEAD) may never be polled.
+        if let Some(tap) = tap
+            .as_mut()
+            .filter(|_| matches!(inner.size(), BodySize::None | BodySize::Sized(0)))
+        {
+            tap.end(true);
+        }
+        let remaining = match inner.size() {
+            BodySize::Sized(n) => Some(n),
+            _ => None,
+        };
+        DiagActixBody {
+            inner,
+            tap,
+            remaining,
+        }
     }
 }
 
@@ -170,12 +213,23 @@ impl<B: MessageBody> MessageBody for DiagActixBody<B> {
         self.inner.size()
     }
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_next(cx);
         if let Some(tap) = this.tap.as_mut() {
             match &polled {
-                Poll::Ready(Some(Ok(chunk))) => tap.chunk(chunk),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    tap.chunk(chunk);
+                    if let Some(left) = this.remaining.as_mut() {
+                        *left = left.saturating_sub(chunk.len() as u64);
+                        if *left == 0 {
+                            tap.end(true);
+                        }
+                    }
+                }
                 Poll::Ready(Some(Err(_))) => tap.end(false),
                 Poll::Ready(None) => tap.end(true),
                 Poll::Pending => {}
@@ -185,7 +239,11 @@ impl<B: MessageBody> MessageBody for DiagActixBody<B> {
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
-        let DiagActixBody { inner, mut tap } = self;
+        let DiagActixBody {
+            inner,
+            mut tap,
+            remaining,
+        } = self;
         match inner.try_into_bytes() {
             Ok(bytes) => {
                 if let Some(tap) = tap.as_mut() {
@@ -194,7 +252,11 @@ impl<B: MessageBody> MessageBody for DiagActixBody<B> {
                 }
                 Ok(bytes)
             }
-            Err(inner) => Err(DiagActixBody { inner, tap }),
+            Err(inner) => Err(DiagActixBody {
+                inner,
+                tap,
+                remaining,
+            }),
         }
     }
 }

@@ -184,7 +184,7 @@ mod tests {
         );
         assert_eq!(
             authorize(None, &none, &h(&[]), None),
-            Err(AuthError::NotLoopback)
+            Err(AuthError::UnknownPeer)
         );
         // A local reverse proxy forwarding an outsider: refused.
         assert_eq!(

@@ -7,12 +7,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::auth::Secret;
 use crate::events::Events;
+use crate::metrics::registry::MetricsRegistry;
+use crate::metrics::{BucketsError, DEFAULT_MAX_LABEL_SETS, LATENCY_BUCKETS, validate_buckets};
 use crate::net::{Cidr, CidrParseError, TrustedProxies};
 use crate::state::StateRegistry;
 use crate::state::config::ConfigState;
 use crate::state::in_flight::InFlight;
 use crate::state::queues::Queues;
 use crate::state::{ErrorRing, SecretKeys};
+use crate::trace::Sampler;
 
 /// The handle a service keeps: cheap to clone, shared by the middleware, the endpoints
 /// and the service's own code.
@@ -53,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) queues: Queues,
     pub(crate) in_flight: InFlight,
     pub(crate) log_level: crate::log::LogLevelControl,
+    pub(crate) metrics: MetricsRegistry,
+    pub(crate) sampler: Sampler,
 }
 
 /// A configuration value diag could not accept.
@@ -78,6 +83,9 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The HTTP duration buckets are unusable.
+    #[error("http duration buckets: {0}")]
+    Buckets(#[from] BucketsError),
 }
 
 impl Diag {
@@ -189,6 +197,9 @@ pub struct DiagBuilder {
     build_info: std::collections::BTreeMap<String, String>,
     secret_keys: SecretKeys,
     error_ring_capacity: usize,
+    sampling_ratio: f64,
+    http_duration_buckets: Vec<f64>,
+    max_label_sets: usize,
 }
 
 impl Default for DiagBuilder {
@@ -210,6 +221,9 @@ impl Default for DiagBuilder {
             build_info: std::collections::BTreeMap::new(),
             secret_keys: SecretKeys::default(),
             error_ring_capacity: 100,
+            sampling_ratio: 1.0,
+            http_duration_buckets: LATENCY_BUCKETS.to_vec(),
+            max_label_sets: DEFAULT_MAX_LABEL_SETS,
         }
     }
 }
@@ -338,6 +352,31 @@ impl DiagBuilder {
         self
     }
 
+    /// The share of new traces (requests without a valid incoming `traceparent`) that
+    /// are sampled, from 0.0 to 1.0 (clamped). Default 1.0, OpenTelemetry's default
+    /// (`parentbased_always_on`): every request gets an exemplar-worthy trace. Lower it
+    /// when the tracing backend cannot take every trace; incoming `traceparent` flags
+    /// are honoured regardless, and debug-mode requests are always sampled.
+    pub fn sampling_ratio(mut self, ratio: f64) -> Self {
+        self.sampling_ratio = ratio;
+        self
+    }
+
+    /// Bucket upper bounds, in seconds, of `http_server_request_duration_seconds`
+    /// (default [`LATENCY_BUCKETS`], 5 ms to 10 s). Checked by [`DiagBuilder::build`].
+    pub fn http_duration_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
+        self.http_duration_buckets = bounds.into();
+        self
+    }
+
+    /// How many distinct label sets each metric family keeps (default 2,000); beyond
+    /// it, observations fold into the `__overflow__` series and are counted in
+    /// `diag_metrics_overflow_total`.
+    pub fn max_label_sets(mut self, n: usize) -> Self {
+        self.max_label_sets = n;
+        self
+    }
+
     /// Reads these environment variables, each overriding what code set:
     ///
     /// | variable | meaning |
@@ -407,6 +446,7 @@ impl DiagBuilder {
             })
             .transpose()?;
         let debug = crate::debug::DebugMode::new(self.debug, self.token.as_ref())?;
+        validate_buckets(&self.http_duration_buckets)?;
         let inner = Inner {
             service: self.service,
             version: self.version,
@@ -429,6 +469,8 @@ impl DiagBuilder {
             queues: Queues::default(),
             in_flight: InFlight::new(),
             log_level: crate::log::LogLevelControl::default(),
+            metrics: MetricsRegistry::new(self.http_duration_buckets.into(), self.max_label_sets),
+            sampler: Sampler::new(self.sampling_ratio),
         };
         let diag = Diag {
             inner: Arc::new(inner),
@@ -443,6 +485,10 @@ impl DiagBuilder {
             .git_sha()
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
+        diag.inner
+            .metrics
+            .notifier
+            .attach(Arc::downgrade(&diag.inner));
         diag.events().record(
             "start",
             format!("{} {}{sha} started", diag.service(), diag.version()),

@@ -37,6 +37,7 @@ pub mod endpoint;
 pub mod events;
 mod headers;
 pub mod log;
+pub mod metrics;
 pub mod net;
 pub mod request;
 pub mod state;

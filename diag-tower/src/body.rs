@@ -23,8 +23,14 @@ impl<B> DiagBody<B> {
     pub(crate) fn new(inner: B) -> Self {
         DiagBody { inner, tap: None }
     }
+}
 
-    pub(crate) fn tapped(inner: B, tap: Option<BodyTap>) -> Self {
+impl<B: Body> DiagBody<B> {
+    pub(crate) fn tapped(inner: B, mut tap: Option<BodyTap>) -> Self {
+        // A body that is over before it starts (empty, HEAD) may never be polled.
+        if let Some(tap) = tap.as_mut().filter(|_| inner.is_end_stream()) {
+            tap.end(true);
+        }
         DiagBody { inner, tap }
     }
 }
@@ -33,14 +39,24 @@ impl<B: Body> Body for DiagBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        let Some(tap) = this.tap.as_mut() else { return polled };
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        let Some(tap) = this.tap.as_mut() else {
+            return polled;
+        };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     copy_buf(data, tap);
+                }
+                // hyper stops polling a body that says it is over (e.g. `Full` after
+                // its one frame), so the end may never be reported as `None`.
+                if this.inner.is_end_stream() {
+                    tap.end(true);
                 }
             }
             Poll::Ready(Some(Err(_))) => tap.end(false),
@@ -82,13 +98,21 @@ mod tests {
 
     fn stream_body(chunks: Vec<&'static [u8]>) -> impl Body<Data = Bytes, Error = std::io::Error> {
         StreamBody::new(futures_util::stream::iter(
-            chunks.into_iter().map(|c| Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(c)))),
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(c)))),
         ))
     }
 
     fn debug_request(diag: &diag_core::Diag) -> std::sync::Arc<diag_core::debug::DebugRequest> {
-        let view = RequestView { method: "POST", route: Some("/echo"), headers: &(), peer: None };
-        diag.start_debug(DebugLevel::Debug, &view, "/echo", TraceId([7; 16]))
+        let view = RequestView {
+            method: "POST",
+            route: Some("/echo"),
+            uri: "/echo",
+            headers: &(),
+            peer: None,
+        };
+        diag.start_debug(DebugLevel::Debug, &view, TraceId([7; 16]))
     }
 
     #[tokio::test]
@@ -97,13 +121,27 @@ mod tests {
         let dbg = debug_request(&diag);
         dbg.response_head(200, &());
         let tap = BodyTap::new(dbg.clone(), BodySide::Response);
-        let mut body = std::pin::pin!(DiagBody::tapped(stream_body(vec![b"ab", b"", b"cde"]), Some(tap)));
+        let mut body = std::pin::pin!(DiagBody::tapped(
+            stream_body(vec![b"ab", b"", b"cde"]),
+            Some(tap)
+        ));
         let mut frames = Vec::new();
         while let Some(f) = body.frame().await {
             frames.push(f.unwrap().into_data().unwrap());
         }
-        assert_eq!(frames, vec![Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cde")]);
-        let capture = diag.debug_mode().recorder().get(dbg.id()).expect("stored at the end of the body");
+        assert_eq!(
+            frames,
+            vec![
+                Bytes::from_static(b"ab"),
+                Bytes::new(),
+                Bytes::from_static(b"cde")
+            ]
+        );
+        let capture = diag
+            .debug_mode()
+            .recorder()
+            .get(dbg.id())
+            .expect("stored at the end of the body");
         assert!(capture.complete);
         let json = serde_json::to_string(&*capture).unwrap();
         assert!(json.contains("abcde"), "{json}");
@@ -118,7 +156,11 @@ mod tests {
         let mut body = Box::pin(DiagBody::tapped(stream_body(vec![b"ab", b"cd"]), Some(tap)));
         body.frame().await.unwrap().unwrap();
         drop(body);
-        let capture = diag.debug_mode().recorder().get(dbg.id()).expect("stored on drop");
+        let capture = diag
+            .debug_mode()
+            .recorder()
+            .get(dbg.id())
+            .expect("stored on drop");
         assert!(!capture.complete);
     }
 

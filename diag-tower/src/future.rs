@@ -33,6 +33,7 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
 {
     type Output = Result<Response<DiagBody<B>>, E>;
 
@@ -45,17 +46,23 @@ where
                 .map(|r| r.map(|res| res.map(DiagBody::new)));
         };
         let result = {
-            let _entered = guard.scope().enter();
+            let _entered = guard.enter();
             std::task::ready!(this.inner.poll(cx))
         };
         // On an error, dropping the unfinished guard records the failure.
         let guard = this.guard.take();
         Poll::Ready(result.map(|mut res| {
-            let Some(guard) = guard else { return res.map(DiagBody::new) };
+            let Some(guard) = guard else {
+                return res.map(DiagBody::new);
+            };
             let mut extra: Vec<(&'static str, String)> = Vec::new();
-            let tap = guard.finish(res.status().as_u16(), &HttpHeaders(res.headers()), |name, value| {
-                extra.push((name, value.to_owned()));
-            });
+            let tap = guard.finish(
+                res.status().as_u16(),
+                &HttpHeaders(res.headers()),
+                |name, value| {
+                    extra.push((name, value.to_owned()));
+                },
+            );
             let headers = res.headers_mut();
             for (name, value) in extra {
                 if let Ok(value) = HeaderValue::from_str(&value) {

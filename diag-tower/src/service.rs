@@ -16,6 +16,8 @@ pub struct DiagService<S> {
 impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for DiagService<S>
 where
     S: tower::Service<Request<DiagBody<ReqBody>>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body,
+    ResBody: http_body::Body,
 {
     type Response = Response<DiagBody<ResBody>>;
     type Error = S::Error;
@@ -41,7 +43,7 @@ where
         let req = req.map(|body| DiagBody::tapped(body, tap));
         let future = {
             // The handler may run code synchronously in `call`: it belongs to the request.
-            let _entered = guard.scope().enter();
+            let _entered = guard.enter();
             self.inner.call(req)
         };
         ResponseFuture::watched(future, guard)

@@ -32,34 +32,53 @@ fn app() -> Router {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let variant = args.next().unwrap_or_else(|| "bare".into());
-    let addr: SocketAddr = args.next().unwrap_or_else(|| "127.0.0.1:18080".into()).parse()?;
+    let addr: SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:18080".into())
+        .parse()?;
     let sink = tracing_subscriber::fmt::layer().with_writer(std::io::sink);
 
     let router = match variant.as_str() {
         "bare" => {
-            tracing_subscriber::registry().with(sink.with_filter(EnvFilter::new("info"))).init();
+            tracing_subscriber::registry()
+                .with(sink.with_filter(EnvFilter::new("info")))
+                .init();
             app()
         }
         "diag" => {
             let diag = diag_core::Diag::from_env()?.service("load").build()?;
-            tracing_subscriber::registry().with(sink.with_filter(EnvFilter::new("info"))).init();
+            tracing_subscriber::registry()
+                .with(sink.with_filter(EnvFilter::new("info")))
+                .init();
             app().with_diag(&diag)
         }
         "trace" => {
-            tracing_subscriber::registry().with(sink.with_filter(EnvFilter::new("info"))).init();
+            tracing_subscriber::registry()
+                .with(sink.with_filter(EnvFilter::new("info")))
+                .init();
             app().layer(
                 tower_http::trace::TraceLayer::new_for_http()
-                    .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
-                    .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+                    .make_span_with(
+                        tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO),
+                    )
+                    .on_response(
+                        tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                    ),
             )
         }
         other => return Err(format!("unknown variant `{other}`: use bare, diag or trace").into()),
     };
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
     })?;
     Ok(())
 }

@@ -32,8 +32,8 @@ use crate::{Diag, HeaderView};
 /// let headers = vec![("x-debug".to_owned(), "1".to_owned())];
 /// let peer = Some("127.0.0.1:5000".parse().unwrap());
 /// let Decision::Debug(level) = diag.debug_decision(&headers, peer) else { panic!() };
-/// let view = RequestView { method: "POST", route: Some("/cart"), headers: &headers, peer };
-/// let debug = diag.start_debug(level, &view, "/cart?x=1", TraceId([7; 16]));
+/// let view = RequestView { method: "POST", route: Some("/cart"), uri: "/cart?x=1", headers: &headers, peer };
+/// let debug = diag.start_debug(level, &view, TraceId([7; 16]));
 /// debug.request_chunk(b"{\"sku\":");
 /// debug.request_chunk(b"42}");
 /// debug.request_end();
@@ -73,14 +73,13 @@ struct ResponseHead {
 
 impl Diag {
     /// Starts capturing a request that [`Diag::debug_decision`] admitted at `level`.
-    /// `uri` is the path and query as received; `trace_id` the request's trace.
+    /// `trace_id` is the request's trace.
     /// Put [`DebugRequest::session`] in the request's
     /// [`RequestScope`](crate::request::RequestScope) so its spans and logs are recorded.
     pub fn start_debug(
         &self,
         level: DebugLevel,
         req: &RequestView<'_>,
-        uri: &str,
         trace_id: TraceId,
     ) -> Arc<DebugRequest> {
         let mode = self.debug_mode();
@@ -90,7 +89,7 @@ impl Diag {
             session: Arc::new(DebugSession::new(mode.next_id(), level)),
             trace_id,
             method: req.method.to_owned(),
-            uri: redactor.uri(uri),
+            uri: redactor.uri(req.uri),
             route: req.route.map(str::to_owned),
             request_headers: redactor.headers(req.headers),
             request_content_type: req.headers.get_str("content-type").map(str::to_owned),
@@ -272,10 +271,11 @@ mod tests {
         let view = RequestView {
             method: "POST",
             route: Some("/login"),
+            uri,
             headers: h,
             peer: None,
         };
-        diag.start_debug(level, &view, uri, TraceId([0x4b; 16]))
+        diag.start_debug(level, &view, TraceId([0x4b; 16]))
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub struct BodyTap {
 impl BodyTap {
     /// A tap on one side of a debug request's bodies.
     pub fn new(request: Arc<DebugRequest>, side: BodySide) -> Self {
-        BodyTap { request, side, ended: false, _in_flight: None }
+        BodyTap {
+            request,
+            side,
+            ended: false,
+            _in_flight: None,
+        }
     }
 
     /// Keeps `in_flight` alive as long as the tap: logs written while the response

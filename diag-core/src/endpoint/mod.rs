@@ -6,13 +6,15 @@
 
 mod events;
 mod index;
-mod requests;
 mod log_level;
+mod metrics;
+mod requests;
 mod response;
 mod state;
 
 use std::net::SocketAddr;
 
+pub use metrics::{CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE};
 pub use response::DiagResponse;
 
 use crate::Diag;
@@ -101,6 +103,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         methods: "GET, PUT, POST, DELETE",
         shows: "the active log filter; PUT a directive (optionally with a TTL), DELETE to reset",
     },
+    Endpoint {
+        path: "/metrics",
+        methods: "GET",
+        shows: "RED metrics with exemplars and the service's own metrics (OpenMetrics or Prometheus text)",
+    },
 ];
 
 impl Diag {
@@ -155,6 +162,8 @@ impl Diag {
             ("GET" | "HEAD", ["debug", "events"]) => events::serve(self, &req),
             (_, ["debug", "events"]) => DiagResponse::method_not_allowed("GET"),
             (_, ["debug", "log-level"]) => log_level::serve(self, &req),
+            ("GET" | "HEAD", ["metrics"]) => metrics::serve(self, &req),
+            (_, ["metrics"]) => DiagResponse::method_not_allowed("GET"),
             (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }

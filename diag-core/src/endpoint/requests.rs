@@ -113,10 +113,11 @@ mod tests {
         let view = RequestView {
             method: "GET",
             route: Some("/items/{id}"),
+            uri,
             headers: &h,
             peer: None,
         };
-        let debug = diag.start_debug(level, &view, uri, TraceId([9; 16]));
+        let debug = diag.start_debug(level, &view, TraceId([9; 16]));
         debug.response_head(status, &Vec::new());
         debug.response_chunk(b"hello");
         debug.response_end();

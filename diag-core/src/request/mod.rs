@@ -121,18 +121,29 @@ impl Diag {
     pub fn begin(&self, req: &RequestView<'_>) -> RequestGuard {
         let start = Instant::now();
         let decision = self.debug_decision(req.headers, req.peer);
-        let trace = self.inner.sampler.trace_for(req.headers, decision.is_debug());
+        let trace = self
+            .inner
+            .sampler
+            .trace_for(req.headers, decision.is_debug());
         let route = req.route.unwrap_or(UNMATCHED_ROUTE);
-        let active = self.inner.metrics.http.begin(method_label(req.method), route);
+        let active = self
+            .inner
+            .metrics
+            .http
+            .begin(method_label(req.method), route);
         let in_flight = self.inner.in_flight.enter(req.method, route, start);
         let mut scope = RequestScope { trace, debug: None };
         let debug = match decision {
             Decision::Debug(level) => {
-                let request = self.start_debug(level, req, req.uri, trace.trace_id);
+                let request = self.start_debug(level, req, trace.trace_id);
                 scope.debug = Some(request.session().clone());
                 let in_flight = DebugInFlight::begin();
                 let span = crate::log::request_span(&scope);
-                Some(DebugParts { request, span, in_flight })
+                Some(DebugParts {
+                    request,
+                    span,
+                    in_flight,
+                })
             }
             _ => None,
         };
@@ -183,7 +194,9 @@ impl RequestGuard {
     /// For a request in diagnostic mode, the tap that copies the request body into the
     /// capture as the handler reads it; `None` otherwise. Call once.
     pub fn request_tap(&self) -> Option<BodyTap> {
-        self.debug.as_ref().map(|d| BodyTap::new(d.request.clone(), BodySide::Request))
+        self.debug
+            .as_ref()
+            .map(|d| BodyTap::new(d.request.clone(), BodySide::Request))
     }
 
     /// Records the response once its head is ready: duration and count under
@@ -204,7 +217,11 @@ impl RequestGuard {
         if let Some((name, value)) = self.debug_status {
             add_header(name, value);
         }
-        self.diag.inner.metrics.http.finish(self.active, status, self.start, &self.scope.trace);
+        self.diag
+            .inner
+            .metrics
+            .http
+            .finish(self.active, status, self.start, &self.scope.trace);
         let debug = self.debug.take()?;
         for (name, value) in debug.request.response_head(status, response_headers) {
             add_header(name, &value);

@@ -463,6 +463,7 @@ mod tests {
         let view = |route| RequestView {
             method: "GET",
             route,
+            uri: "/",
             headers: &(),
             peer: None,
         };
@@ -487,7 +488,7 @@ mod tests {
                 .iter()
                 .any(|r| r["route"] == crate::request::UNMATCHED_ROUTE)
         );
-        a.finish(200);
+        a.finish(200, &(), |_, _| {});
         drop(b); // dropped unfinished: the client went away
         let v = diag
             .state()

@@ -68,6 +68,31 @@ impl TraceContext {
         })
     }
 
+    /// The `traceparent` header value, formatted on the stack (no allocation).
+    pub fn traceparent(&self) -> Traceparent {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [b'-'; 55];
+        buf[..2].copy_from_slice(b"00");
+        let trace = self
+            .trace_id
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (3 + 2 * i, b));
+        let span = self
+            .span_id
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (36 + 2 * i, b));
+        for (at, b) in trace.chain(span) {
+            buf[at] = HEX[usize::from(b >> 4)];
+            buf[at + 1] = HEX[usize::from(b & 0xf)];
+        }
+        buf[53..].copy_from_slice(if self.sampled { b"01" } else { b"00" });
+        Traceparent(buf)
+    }
+
     /// The `traceparent` header value for this context.
     pub fn to_traceparent(&self) -> String {
         format!(
@@ -76,6 +101,24 @@ impl TraceContext {
             self.span_id,
             if self.sampled { "01" } else { "00" }
         )
+    }
+}
+
+/// A `traceparent` value held on the stack.
+#[derive(Clone, Copy)]
+pub struct Traceparent([u8; 55]);
+
+impl Traceparent {
+    /// The header value.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Traceparent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -145,6 +188,22 @@ mod tests {
                 TraceContext::from_traceparent(bad.as_bytes()),
                 None,
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn stack_traceparent_matches_the_string_one() {
+        for sampled in [true, false] {
+            let c = TraceContext {
+                trace_id: TraceId::random(),
+                span_id: SpanId::random(),
+                sampled,
+            };
+            assert_eq!(c.traceparent().as_str(), c.to_traceparent());
+            assert_eq!(
+                TraceContext::from_traceparent(c.traceparent().as_str().as_bytes()),
+                Some(c)
             );
         }
     }

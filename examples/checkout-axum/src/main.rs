@@ -1,5 +1,6 @@
 //! `cargo run -p checkout-axum`: the demo service on `LISTEN` (default 127.0.0.1:8080).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use checkout_axum::{Config, app};
@@ -11,7 +12,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .version(env!("CARGO_PKG_VERSION"))
         .git_sha(option_env!("GIT_SHA"))
         .build()?;
-    checkout_axum::telemetry::init(&diag, std::io::stdout);
+    checkout_axum::telemetry::init(&diag, std::io::stdout, std::io::stdout().is_terminal());
 
     let config = Config::from_env();
     let router = app(&diag, &config);

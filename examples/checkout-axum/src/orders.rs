@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use diag_core::state::QueueProbe;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 /// An order as `POST /checkout` takes it.
@@ -73,12 +73,16 @@ impl Orders {
                     "order fulfilled"
                 );
                 done.fetch_add(1, Ordering::Relaxed);
+                if let Some(p) = &consumer {
+                    p.consumed();
+                }
             }
         });
         Orders {
             tx,
             next_id: Arc::new(AtomicU64::new(1)),
             processed,
+            probe,
         }
     }
 

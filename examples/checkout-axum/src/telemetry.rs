@@ -7,16 +7,22 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
 
-/// Installs the global subscriber writing log lines to `writer`. The level comes from
-/// `RUST_LOG` (default `info`); a request with a valid `X-Debug` logs at DEBUG anyway,
-/// and only that request.
-pub fn init<W>(diag: &Diag, writer: W)
+/// Installs the global subscriber writing log lines to `writer` (with colours when
+/// `ansi`). The level comes from `RUST_LOG` (default `info`); a request with a valid
+/// `X-Debug` logs at DEBUG anyway, and only that request.
+pub fn init<W>(diag: &Diag, writer: W, ansi: bool)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let service_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let service_filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
-        .with(fmt::layer().with_writer(writer).with_filter(diag.log_filter(service_filter)))
+        .with(
+            fmt::layer()
+                .with_writer(writer)
+                .with_ansi(ansi)
+                .with_filter(diag.log_filter(service_filter)),
+        )
         .with(diag.error_layer())
         .with(diag.debug_recording_layer())
         .init();

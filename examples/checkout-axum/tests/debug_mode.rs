@@ -32,20 +32,32 @@ impl Write for Sink {
 /// One global subscriber for this test binary, installed with the first service.
 async fn start(diag: Diag) -> Running {
     static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| checkout_axum::telemetry::init(&diag, || Sink));
+    INIT.get_or_init(|| checkout_axum::telemetry::init(&diag, || Sink, false));
     Running::start(diag).await
 }
 
 async fn start_with_token() -> Running {
-    start(Diag::builder().service("checkout").token(TOKEN).build().unwrap()).await
+    start(
+        Diag::builder()
+            .service("checkout")
+            .token(TOKEN)
+            .build()
+            .unwrap(),
+    )
+    .await
 }
 
 fn log_lines() -> Vec<String> {
-    String::from_utf8_lossy(&logs().lock().unwrap()).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(&logs().lock().unwrap())
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn header(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,20 +77,42 @@ async fn a_debug_request_gets_its_capture_timings_and_logs() {
     assert!(timing.contains("pricing_fetch;dur="), "{timing}");
     assert!(timing.contains("total;dur="), "{timing}");
     let traceparent = header(&res, "traceparent").unwrap();
-    assert!(traceparent.contains(&trace_id) && traceparent.ends_with("-01"), "forced sampling: {traceparent}");
+    assert!(
+        traceparent.contains(&trace_id) && traceparent.ends_with("-01"),
+        "forced sampling: {traceparent}"
+    );
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["id"], 7001, "the normal body");
 
-    let capture: Value = s.admin(&format!("/debug/requests/{id}")).send().await.unwrap().json().await.unwrap();
+    let capture: Value = s
+        .admin(&format!("/debug/requests/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let text = capture.to_string();
     assert_eq!(capture["complete"], true, "{text}");
     assert_eq!(capture["response"]["status"], 200);
-    assert!(text.contains("cache miss"), "the DEBUG line of the miss: {text}");
+    assert!(
+        text.contains("cache miss"),
+        "the DEBUG line of the miss: {text}"
+    );
     let spans = capture["spans"].as_array().expect("spans");
-    let pricing = spans.iter().find(|s| s["name"] == "pricing_fetch").expect("pricing span");
-    assert!(pricing["duration_ms"].as_f64().unwrap() >= 19.0, "{pricing}");
+    let pricing = spans
+        .iter()
+        .find(|s| s["name"] == "pricing_fetch")
+        .expect("pricing span");
+    assert!(
+        pricing["duration_ms"].as_f64().unwrap() >= 19.0,
+        "{pricing}"
+    );
     for secret in [TOKEN, "cookie-secret", "query-secret", API_KEY] {
-        assert!(!text.contains(secret), "{secret} leaked into the capture: {text}");
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the capture: {text}"
+        );
     }
 
     let waterfall = s
@@ -90,12 +124,17 @@ async fn a_debug_request_gets_its_capture_timings_and_logs() {
         .text()
         .await
         .unwrap();
-    assert!(waterfall.contains("pricing_fetch") && waterfall.contains("cache miss"), "{waterfall}");
+    assert!(
+        waterfall.contains("pricing_fetch") && waterfall.contains("cache miss"),
+        "{waterfall}"
+    );
 
     // The DEBUG line went through the service's normal pipeline, with the trace id.
     let lines = log_lines();
     assert!(
-        lines.iter().any(|l| l.contains("DEBUG") && l.contains("cache miss") && l.contains(&trace_id)),
+        lines
+            .iter()
+            .any(|l| l.contains("DEBUG") && l.contains("cache miss") && l.contains(&trace_id)),
         "{lines:#?}"
     );
 }
@@ -107,9 +146,19 @@ async fn a_normal_request_leaves_no_capture_and_no_debug_line() {
     assert_eq!(res.status(), 200);
     assert!(header(&res, "x-debug-id").is_none());
     assert!(header(&res, "server-timing").is_none());
-    let list: Value = s.admin("/debug/requests").send().await.unwrap().json().await.unwrap();
+    let list: Value = s
+        .admin("/debug/requests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["captures"].as_array().unwrap().len(), 0, "{list}");
-    assert!(!log_lines().iter().any(|l| l.contains("product_id=7002")), "no DEBUG line for a normal request");
+    assert!(
+        !log_lines().iter().any(|l| l.contains("product_id=7002")),
+        "no DEBUG line for a normal request"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,17 +173,40 @@ async fn bad_credentials_are_served_normally_and_counted() {
         ("v1.garbage", "malformed"),
     ];
     for (credential, reason) in cases {
-        let res = s.get("/products/7").header("x-debug", credential).send().await.unwrap();
+        let res = s
+            .get("/products/7")
+            .header("x-debug", credential)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "{credential}");
         assert!(header(&res, "x-debug-id").is_none());
-        assert_eq!(header(&res, "x-debug-status").unwrap(), format!("rejected; reason={reason}"));
+        assert_eq!(
+            header(&res, "x-debug-status").unwrap(),
+            format!("rejected; reason={reason}")
+        );
     }
     let huge = "a".repeat(4096);
-    let res = s.get("/products/7").header("x-debug", huge).send().await.unwrap();
+    let res = s
+        .get("/products/7")
+        .header("x-debug", huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(header(&res, "x-debug-status").unwrap(), "rejected; reason=oversized");
+    assert_eq!(
+        header(&res, "x-debug-status").unwrap(),
+        "rejected; reason=oversized"
+    );
 
-    let list: Value = s.admin("/debug/requests").send().await.unwrap().json().await.unwrap();
+    let list: Value = s
+        .admin("/debug/requests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let rejected = &list["debug"]["rejected"];
     assert_eq!(rejected["invalid"], 2, "{list}");
     assert_eq!(rejected["expired"], 1);
@@ -142,14 +214,26 @@ async fn bad_credentials_are_served_normally_and_counted() {
     assert_eq!(rejected["oversized"], 1);
 
     // A fresh signed credential works.
-    let good = s.diag.mint_debug_credential(Duration::from_secs(60)).unwrap();
-    let res = s.get("/products/7").header("x-debug", good).send().await.unwrap();
+    let good = s
+        .diag
+        .mint_debug_credential(Duration::from_secs(60))
+        .unwrap();
+    let res = s
+        .get("/products/7")
+        .header("x-debug", good)
+        .send()
+        .await
+        .unwrap();
     assert!(header(&res, "x-debug-id").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budget_caps_a_burst_of_200_debug_requests() {
-    let diag = Diag::builder().token(TOKEN).debug_budget(0.5, 20).build().unwrap();
+    let diag = Diag::builder()
+        .token(TOKEN)
+        .debug_budget(0.5, 20)
+        .build()
+        .unwrap();
     let s = start(diag).await;
     let requests = (0..200).map(|_| {
         let req = s.get("/healthz").header("x-debug", TOKEN);
@@ -169,13 +253,31 @@ async fn the_budget_caps_a_burst_of_200_debug_requests() {
     // Burst 20, refilling at 0.5/s: at most a few more within the test's seconds.
     assert!((20..=23).contains(&debugged), "{debugged} debug requests");
     assert_eq!(debugged + exhausted, 200);
-    let events: Value = s.admin("/debug/events?kind=debug_budget_exhausted").send().await.unwrap().json().await.unwrap();
-    assert_eq!(events["events"].as_array().unwrap().len(), 1, "one event, not one per request: {events}");
+    let events: Value = s
+        .admin("/debug/events?kind=debug_budget_exhausted")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        events["events"].as_array().unwrap().len(),
+        1,
+        "one event, not one per request: {events}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_debug_and_normal_requests_do_not_leak_lines() {
-    let s = start(Diag::builder().token(TOKEN).debug_budget(1000.0, 1000).build().unwrap()).await;
+    let s = start(
+        Diag::builder()
+            .token(TOKEN)
+            .debug_budget(1000.0, 1000)
+            .build()
+            .unwrap(),
+    )
+    .await;
     // Product ids 8000..8020 are asked in debug mode, 9000..9020 normally: all misses.
     let debug = (8000..8020).map(|id| {
         let req = s.get(&format!("/products/{id}")).header("x-debug", TOKEN);
@@ -185,8 +287,14 @@ async fn concurrent_debug_and_normal_requests_do_not_leak_lines() {
         let req = s.get(&format!("/products/{id}"));
         async move { req.send().await.unwrap() }
     });
-    let (debug, normal) = tokio::join!(futures_util::future::join_all(debug), futures_util::future::join_all(normal));
-    let trace_ids: Vec<String> = debug.iter().map(|r| header(r, "x-trace-id").unwrap()).collect();
+    let (debug, normal) = tokio::join!(
+        futures_util::future::join_all(debug),
+        futures_util::future::join_all(normal)
+    );
+    let trace_ids: Vec<String> = debug
+        .iter()
+        .map(|r| header(r, "x-trace-id").unwrap())
+        .collect();
     assert!(normal.iter().all(|r| header(r, "x-debug-id").is_none()));
 
     let lines = log_lines();
@@ -195,15 +303,24 @@ async fn concurrent_debug_and_normal_requests_do_not_leak_lines() {
         let line = lines
             .iter()
             .find(|l| l.contains("cache miss") && l.contains(&miss))
-            .unwrap_or_else(|| panic!("no DEBUG line for debug request {id}"));
-        assert!(trace_ids.iter().any(|t| line.contains(t.as_str())), "{line}");
+            .unwrap_or_else(|| panic!("no DEBUG line for debug request {id}: {lines:#?}"));
+        assert!(
+            trace_ids.iter().any(|t| line.contains(t.as_str())),
+            "{line}"
+        );
     }
     for id in 9000..9020 {
         let needle = format!("product_id={id}");
-        assert!(!lines.iter().any(|l| l.contains(&needle)), "normal request {id} logged at DEBUG");
+        assert!(
+            !lines.iter().any(|l| l.contains(&needle)),
+            "normal request {id} logged at DEBUG"
+        );
     }
     // Each debug line carries one of the debug requests' trace ids, never a normal one's.
-    for l in lines.iter().filter(|l| l.contains("DEBUG") && l.contains("product_id=8")) {
+    for l in lines
+        .iter()
+        .filter(|l| l.contains("DEBUG") && l.contains("product_id=8"))
+    {
         assert!(trace_ids.iter().any(|t| l.contains(t.as_str())), "{l}");
     }
 }
@@ -213,12 +330,16 @@ async fn streamed_5_mib_echo_is_byte_identical_in_debug_mode_too() {
     let s = start_with_token().await;
     let payload = diag_conformance::pattern(5 * 1024 * 1024 + 3);
     for debug in [false, true] {
-        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-            payload.chunks(100_003).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = payload
+            .chunks(100_003)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
         let mut req = s
             .post("/echo")
             .header("content-type", "application/octet-stream")
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)));
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )));
         if debug {
             req = req.header("x-debug", TOKEN);
         }
@@ -226,9 +347,19 @@ async fn streamed_5_mib_echo_is_byte_identical_in_debug_mode_too() {
         assert_eq!(header(&res, "x-debug-id").is_some(), debug);
         let id = header(&res, "x-debug-id");
         let got = res.bytes().await.unwrap();
-        assert!(got.as_ref() == payload.as_slice(), "debug={debug}: body differs");
+        assert!(
+            got.as_ref() == payload.as_slice(),
+            "debug={debug}: body differs"
+        );
         if let Some(id) = id {
-            let capture: Value = s.admin(&format!("/debug/requests/{id}")).send().await.unwrap().json().await.unwrap();
+            let capture: Value = s
+                .admin(&format!("/debug/requests/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             assert_eq!(capture["complete"], true);
             assert_eq!(capture["request"]["body"]["truncated"], true, "64 KiB cap");
             assert_eq!(capture["request"]["body"]["total_bytes"], payload.len());
@@ -257,8 +388,17 @@ async fn a_client_that_goes_away_leaves_an_incomplete_capture_and_no_leak() {
     // Poll, bounded: the server notices the hang-up and stores the capture.
     let mut list = Value::Null;
     for _ in 0..100 {
-        list = s.admin("/debug/requests").send().await.unwrap().json().await.unwrap();
-        if list["captures"].as_array().is_some_and(|c| !c.is_empty()) && list["debug"]["in_flight"] == 0 {
+        list = s
+            .admin("/debug/requests")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["captures"].as_array().is_some_and(|c| !c.is_empty())
+            && list["debug"]["in_flight"] == 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -266,11 +406,34 @@ async fn a_client_that_goes_away_leaves_an_incomplete_capture_and_no_leak() {
     let captures = list["captures"].as_array().unwrap();
     assert_eq!(captures.len(), 1, "{list}");
     assert_eq!(captures[0]["complete"], false);
-    assert_eq!(list["debug"]["in_flight"], 0, "debug request still counted: {list}");
-    let requests: Value = s.admin("/debug/state/requests").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        list["debug"]["in_flight"], 0,
+        "debug request still counted: {list}"
+    );
+    let requests: Value = s
+        .admin("/debug/state/requests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(requests["value"]["in_flight"], 0, "{requests}");
-    let metrics = s.get("/metrics").send().await.unwrap().text().await.unwrap();
-    for line in metrics.lines().filter(|l| l.starts_with("http_server_active_requests{")) {
-        assert!(line.ends_with(" 0"), "gauge left up: {line}");
+    let metrics = s
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauges: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("http_server_active_requests{"))
+        .collect();
+    assert!(!gauges.is_empty(), "{metrics}");
+    for line in gauges {
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert_eq!(value, 0.0, "gauge left up: {line}");
     }
 }

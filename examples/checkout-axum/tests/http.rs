@@ -84,13 +84,23 @@ async fn state_shows_every_provider_with_the_token_and_401_without() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let state: Value = res.json().await.unwrap();
-    for name in ["process", "cache", "orders"] {
+    for name in [
+        "process", "cache", "orders", "config", "queues", "requests", "errors", "events",
+    ] {
         assert_eq!(state[name]["status"], "ok", "{name}: {state}");
     }
     assert_eq!(state["process"]["value"]["version"], "1.2.3");
     assert_eq!(state["cache"]["value"]["hits"], 1);
     assert_eq!(state["cache"]["value"]["misses"], 1);
     assert_eq!(state["orders"]["value"]["capacity"], 16);
+    assert_eq!(state["config"]["status"], "ok");
+    assert_eq!(
+        state["config"]["value"]["active"]["pricing_api_key"], "***",
+        "{}",
+        state["config"]
+    );
+    assert_eq!(state["config"]["value"]["active"]["order_queue_capacity"], 16);
+    assert!(!state.to_string().contains(API_KEY), "the key leaked");
 
     let one: Value = s
         .get("/debug/state/cache")

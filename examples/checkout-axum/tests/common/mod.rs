@@ -27,13 +27,30 @@ impl Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
-        Running { base: format!("http://{addr}"), client: reqwest::Client::new(), diag }
+        Running {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            diag,
+        }
     }
 
     pub async fn with_token() -> Running {
-        Running::start(Diag::builder().service("checkout").version("1.2.3").token(TOKEN).build().unwrap()).await
+        Running::start(
+            Diag::builder()
+                .service("checkout")
+                .version("1.2.3")
+                .token(TOKEN)
+                .build()
+                .unwrap(),
+        )
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,151 @@
+//! A monotonically increasing counter with an exemplar on its total.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::exemplar::{Exemplar, ExemplarSlot, newest};
+use super::shard::{self, CacheLine};
+use crate::request::with_current;
+use crate::trace::TraceContext;
+
+#[derive(Debug, Default)]
+struct CounterCell {
+    value: AtomicU64,
+    exemplar: ExemplarSlot,
+}
+
+/// A counter: sharded per thread so concurrent increments do not contend, each shard
+/// with its own exemplar slot (a scrape shows the newest).
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let orders = diag.counter("orders_placed", "Orders placed.").unwrap();
+/// orders.inc();
+/// orders.inc_by(2);
+/// assert_eq!(orders.get(), 3);
+/// ```
+#[derive(Debug)]
+pub struct Counter {
+    shards: Box<[CacheLine<CounterCell>]>,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Counter::new()
+    }
+}
+
+impl Counter {
+    /// A counter at zero.
+    pub fn new() -> Counter {
+        Counter {
+            shards: (0..shard::shard_count())
+                .map(|_| CacheLine::default())
+                .collect(),
+        }
+    }
+
+    /// Adds one; the exemplar comes from the request this thread is working for, when
+    /// its trace is sampled.
+    pub fn inc(&self) {
+        self.inc_by(1);
+    }
+
+    /// Adds `n`; exemplar as for [`Counter::inc`].
+    pub fn inc_by(&self, n: u64) {
+        // The clock is read only when there is an exemplar to timestamp.
+        match with_current(|s| s.map(|s| s.trace).filter(|t| t.sampled)) {
+            Some(t) => self.inc_with_exemplar(n, Some(&t), Instant::now()),
+            None => {
+                self.cell().value.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Adds `n`, attaching `trace` (when sampled) as the exemplar, observed `at`.
+    #[inline]
+    pub fn inc_with_exemplar(&self, n: u64, trace: Option<&TraceContext>, at: Instant) {
+        let cell = self.cell();
+        cell.value.fetch_add(n, Ordering::Relaxed);
+        if let Some(t) = trace.filter(|t| t.sampled) {
+            // Precision loss above 2^53 does not matter for an exemplar's value.
+            cell.exemplar.write(t, n as f64, at);
+        }
+    }
+
+    #[inline]
+    fn cell(&self) -> &CounterCell {
+        &self.shards[shard::this_thread(self.shards.len())].0
+    }
+
+    /// The total.
+    pub fn get(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|c| c.0.value.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// The newest exemplar across shards.
+    pub fn exemplar(&self) -> Option<Exemplar> {
+        self.shards
+            .iter()
+            .fold(None, |acc, c| newest(acc, c.0.exemplar.read()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{SpanId, TraceId};
+
+    fn trace(sampled: bool) -> TraceContext {
+        TraceContext {
+            trace_id: TraceId([7; 16]),
+            span_id: SpanId([8; 8]),
+            sampled,
+        }
+    }
+
+    #[test]
+    fn exemplar_only_for_sampled_traces() {
+        let c = Counter::new();
+        c.inc_with_exemplar(1, Some(&trace(false)), Instant::now());
+        assert_eq!(c.exemplar(), None);
+        c.inc_with_exemplar(1, None, Instant::now());
+        assert_eq!(c.exemplar(), None);
+        c.inc_with_exemplar(2, Some(&trace(true)), Instant::now());
+        let e = c.exemplar().unwrap();
+        assert_eq!((e.trace_id, e.value), (TraceId([7; 16]), 2.0));
+        assert_eq!(c.get(), 4);
+    }
+
+    #[test]
+    fn inc_takes_the_exemplar_from_the_current_request() {
+        let c = Counter::new();
+        let scope = crate::request::RequestScope {
+            trace: trace(true),
+            debug: None,
+        };
+        c.inc();
+        assert_eq!(c.exemplar(), None, "no request: no exemplar");
+        {
+            let _in = scope.enter();
+            c.inc();
+        }
+        assert_eq!(c.exemplar().unwrap().span_id, SpanId([8; 8]));
+    }
+
+    #[test]
+    fn concurrent_increments_all_count() {
+        let c = std::sync::Arc::new(Counter::new());
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || (0..10_000).for_each(|_| c.inc_by(1)))
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(c.get(), 40_000);
+    }
+}

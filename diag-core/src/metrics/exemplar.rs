@@ -1,0 +1,256 @@
+//! Exemplars: the trace behind one observation, so a latency spike on a dashboard
+//! leads to the request that caused it.
+//!
+//! Each bucket (and each counter) has one [`ExemplarSlot`]; the newest sampled
+//! observation replaces what is there. The slot is a **seqlock** over plain atomics:
+//!
+//! - a writer claims the slot by moving its sequence number from even to odd with one
+//!   compare-and-swap, stores the fields, and publishes by storing the next even number.
+//!   A writer that finds the slot claimed does not wait: it skips its write (the other
+//!   writer's exemplar is just as recent, and an exemplar is a sample, not a record);
+//! - a reader (the `/metrics` scrape) copies the fields between two reads of the
+//!   sequence number and keeps the copy only when both reads are the same even
+//!   number, so a torn exemplar (the trace id of one request with the value of
+//!   another) can never be returned. Readers never block writers.
+//!
+//! The fields are atomics read and written with relaxed ordering, so the racing copy
+//! a reader throws away is not undefined behaviour; the fences give the ordering.
+//! A lock-free pointer swap (arc-swap style) was the alternative; it would allocate on
+//! every replacement and needs deferred reclamation; the seqlock allocates nothing.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::trace::{SpanId, TraceContext, TraceId};
+
+/// The OpenMetrics limit on an exemplar's label set: names and values together, in
+/// UTF-8 code points.
+pub const MAX_EXEMPLAR_LABEL_CODE_POINTS: usize = 128;
+
+/// The label set diag writes: `trace_id` (8) + 32 hex digits + `span_id` (7) + 16 hex
+/// digits = 63 code points, within the limit by construction.
+const TRACE_LABELS_CODE_POINTS: usize = "trace_id".len() + 32 + "span_id".len() + 16;
+const _: () = assert!(TRACE_LABELS_CODE_POINTS <= MAX_EXEMPLAR_LABEL_CODE_POINTS);
+
+/// Whether an exemplar label set fits the OpenMetrics limit (128 code points over all
+/// names and values). The encoder drops (never truncates: a cut trace id leads
+/// nowhere) any exemplar whose labels do not fit.
+///
+/// ```
+/// use diag_core::metrics::exemplar_labels_fit;
+/// assert!(exemplar_labels_fit(&[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")]));
+/// assert!(!exemplar_labels_fit(&[("note", &"é".repeat(125))]));
+/// ```
+pub fn exemplar_labels_fit(labels: &[(&str, &str)]) -> bool {
+    labels
+        .iter()
+        .map(|(n, v)| n.chars().count() + v.chars().count())
+        .sum::<usize>()
+        <= MAX_EXEMPLAR_LABEL_CODE_POINTS
+}
+
+/// One exemplar as read back from a slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exemplar {
+    /// The trace of the observation.
+    pub trace_id: TraceId,
+    /// The span (request) of the observation.
+    pub span_id: SpanId,
+    /// The observed value (for a counter, the increment).
+    pub value: f64,
+    /// When it was observed.
+    pub time: SystemTime,
+}
+
+/// Wall-clock time is computed from a monotonic `Instant` and one anchor taken on first
+/// use, so an observation that already has an `Instant` (the request path does) costs
+/// no second clock read. NTP slews after the anchor shift timestamps slightly; an
+/// exemplar timestamp only has to point at the right moment of a trace.
+fn anchor() -> &'static (Instant, SystemTime) {
+    static ANCHOR: OnceLock<(Instant, SystemTime)> = OnceLock::new();
+    ANCHOR.get_or_init(|| (Instant::now(), SystemTime::now()))
+}
+
+/// Nanoseconds since the anchor, plus one so that 0 can mean "never written".
+fn ticks(at: Instant) -> u64 {
+    let nanos = at.saturating_duration_since(anchor().0).as_nanos();
+    u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+}
+
+fn time_of(ticks: u64) -> SystemTime {
+    anchor().1 + Duration::from_nanos(ticks.saturating_sub(1))
+}
+
+/// A single-exemplar cell: written by observers without waiting, read by scrapes
+/// without tearing.
+#[derive(Debug, Default)]
+pub(crate) struct ExemplarSlot {
+    seq: AtomicU64,
+    trace_hi: AtomicU64,
+    trace_lo: AtomicU64,
+    span: AtomicU64,
+    value: AtomicU64,
+    ticks: AtomicU64,
+}
+
+/// How often a reader retries a slot that writers keep replacing before giving up on
+/// it for this scrape.
+const READ_ATTEMPTS: usize = 64;
+
+impl ExemplarSlot {
+    /// Replaces the exemplar unless another writer holds the slot right now.
+    #[inline]
+    pub(crate) fn write(&self, trace: &TraceContext, value: f64, at: Instant) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        if seq & 1 == 1
+            || self
+                .seq
+                .compare_exchange(seq, seq + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        // Orders the odd sequence number before the field stores for any reader that
+        // sees one of them (it then re-reads a different sequence number).
+        fence(Ordering::Release);
+        let (hi, lo) = split_trace(&trace.trace_id);
+        self.trace_hi.store(hi, Ordering::Relaxed);
+        self.trace_lo.store(lo, Ordering::Relaxed);
+        self.span
+            .store(u64::from_ne_bytes(trace.span_id.0), Ordering::Relaxed);
+        self.value.store(value.to_bits(), Ordering::Relaxed);
+        self.ticks.store(ticks(at), Ordering::Relaxed);
+        self.seq.store(seq + 2, Ordering::Release);
+    }
+
+    /// A consistent copy of the exemplar, or `None` when never written (or writers
+    /// kept it busy for every attempt).
+    pub(crate) fn read(&self) -> Option<Exemplar> {
+        for _ in 0..READ_ATTEMPTS {
+            let before = self.seq.load(Ordering::Acquire);
+            if before == 0 {
+                return None;
+            }
+            if before & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let hi = self.trace_hi.load(Ordering::Relaxed);
+            let lo = self.trace_lo.load(Ordering::Relaxed);
+            let span = self.span.load(Ordering::Relaxed);
+            let value = self.value.load(Ordering::Relaxed);
+            let ticks = self.ticks.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                return Some(Exemplar {
+                    trace_id: join_trace(hi, lo),
+                    span_id: SpanId(span.to_ne_bytes()),
+                    value: f64::from_bits(value),
+                    time: time_of(ticks),
+                });
+            }
+        }
+        None
+    }
+}
+
+fn split_trace(id: &TraceId) -> (u64, u64) {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&id.0[..8]);
+    lo.copy_from_slice(&id.0[8..]);
+    (u64::from_ne_bytes(hi), u64::from_ne_bytes(lo))
+}
+
+fn join_trace(hi: u64, lo: u64) -> TraceId {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&hi.to_ne_bytes());
+    b[8..].copy_from_slice(&lo.to_ne_bytes());
+    TraceId(b)
+}
+
+/// The newer of two exemplars (by observation time).
+pub(crate) fn newest(a: Option<Exemplar>, b: Option<Exemplar>) -> Option<Exemplar> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.time > x.time { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn ctx(n: u8) -> TraceContext {
+        TraceContext {
+            trace_id: TraceId([n; 16]),
+            span_id: SpanId([n; 8]),
+            sampled: true,
+        }
+    }
+
+    #[test]
+    fn empty_slot_reads_none_then_last_write_wins() {
+        let slot = ExemplarSlot::default();
+        assert_eq!(slot.read(), None);
+        let t0 = Instant::now();
+        slot.write(&ctx(1), 0.5, t0);
+        slot.write(&ctx(2), 0.7, t0 + Duration::from_millis(3));
+        let e = slot.read().unwrap();
+        assert_eq!(e.trace_id, TraceId([2; 16]));
+        assert_eq!(e.span_id, SpanId([2; 8]));
+        assert_eq!(e.value, 0.7);
+        let age = SystemTime::now().duration_since(e.time).unwrap_or_default();
+        assert!(age < Duration::from_secs(5), "timestamp near now: {age:?}");
+    }
+
+    #[test]
+    fn concurrent_readers_never_see_a_torn_exemplar() {
+        // Each writer writes an exemplar whose every field derives from one byte; a
+        // torn read would mix two bytes.
+        let slot = Arc::new(ExemplarSlot::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (1..=2u8)
+            .map(|w| {
+                let (slot, stop) = (slot.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = w;
+                    while !stop.load(Ordering::Relaxed) {
+                        slot.write(&ctx(n), f64::from(n), Instant::now());
+                        n = n.wrapping_add(2).max(1);
+                    }
+                })
+            })
+            .collect();
+        let mut reads = 0;
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < deadline {
+            if let Some(e) = slot.read() {
+                let n = e.trace_id.0[0];
+                assert!(e.trace_id.0.iter().all(|&b| b == n), "torn trace id");
+                assert_eq!(e.span_id, SpanId([n; 8]), "span from another write");
+                assert_eq!(e.value, f64::from(n), "value from another write");
+                reads += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(reads > 0);
+    }
+
+    #[test]
+    fn label_limit_counts_code_points_not_bytes() {
+        let v = "é".repeat(120); // 240 bytes, 120 code points
+        assert!(exemplar_labels_fit(&[("k", &v)]));
+        assert!(!exemplar_labels_fit(&[("k", &v), ("abcdefgh", "x")]));
+        assert!(exemplar_labels_fit(&[
+            ("trace_id", &"a".repeat(32)),
+            ("span_id", &"b".repeat(16))
+        ]));
+    }
+}

@@ -1,0 +1,336 @@
+//! Metric families: one metric per distinct label set, with a cap on how many.
+//!
+//! Series live in an insert-only open-addressing table sized for the cap: a lookup
+//! hashes the label values, probes, and compares, with one acquire load per probe
+//! and no lock and no allocation when the series exists. Inserting a new label set
+//! takes a mutex (it is rare: once per series for the process's life). Series are
+//! never removed, so a [`SeriesRef`] (a table index) stays valid for the family's life.
+//!
+//! **Cardinality guard**: past the cap (default [`DEFAULT_MAX_LABEL_SETS`]) new label
+//! sets fold into one series whose label values are all [`OVERFLOW_LABEL_VALUE`]; every
+//! folded observation is counted (exported as
+//! `diag_metrics_overflow_total{family="..."}`), and the first one per family is logged
+//! with `tracing::warn!` and recorded on the events timeline as `metric_overflow`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
+
+use crate::diag::Inner;
+
+/// How many distinct label sets a family keeps by default.
+pub const DEFAULT_MAX_LABEL_SETS: usize = 2_000;
+
+/// The largest cap a family accepts.
+pub const MAX_LABEL_SETS_LIMIT: usize = 1 << 20;
+
+/// Every label value of the series that overflowed observations fold into.
+pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
+
+/// A series of a family: a stable index, or the overflow series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesRef(u32);
+
+impl SeriesRef {
+    /// The series that label sets beyond the cap fold into.
+    pub const OVERFLOW: SeriesRef = SeriesRef(u32::MAX);
+}
+
+struct Series<M, const N: usize> {
+    hash: u64,
+    labels: [Box<str>; N],
+    metric: M,
+}
+
+/// Tells the service (log + events timeline) the first time a family overflows.
+#[derive(Default)]
+pub(crate) struct OverflowNotifier {
+    diag: OnceLock<Weak<Inner>>,
+}
+
+impl OverflowNotifier {
+    pub(crate) fn attach(&self, inner: Weak<Inner>) {
+        let _ = self.diag.set(inner);
+    }
+
+    fn notify(&self, family: &str, cap: usize) {
+        let message = format!(
+            "metric family {family} reached its cap of {cap} label sets; further label sets fold into {OVERFLOW_LABEL_VALUE}"
+        );
+        tracing::warn!(family, cap, "{message}");
+        if let Some(inner) = self.diag.get().and_then(Weak::upgrade) {
+            inner.events.record("metric_overflow", message);
+        }
+    }
+}
+
+/// A metric per label set, e.g. one counter per `(region, tier)`. Label values are
+/// given as an array, so a call with the wrong number of labels does not compile.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let logins = diag
+///     .counter_family("logins", "Logins by outcome.", ["outcome"])
+///     .unwrap();
+/// logins.with(["ok"]).inc();
+/// logins.with(["denied"]).inc();
+/// assert_eq!(logins.with(["ok"]).get(), 1);
+/// ```
+pub struct Family<M, const N: usize> {
+    name: String,
+    label_names: [String; N],
+    table: Box<[OnceLock<Box<Series<M, N>>>]>,
+    mask: usize,
+    hasher: RandomState,
+    len: AtomicUsize,
+    cap: usize,
+    /// Table indexes in insertion order, for a stable exposition order. Also the
+    /// insert lock.
+    order: Mutex<Vec<u32>>,
+    make: Box<dyn Fn() -> M + Send + Sync>,
+    overflow: M,
+    overflowed: AtomicU64,
+    warned: AtomicBool,
+    notifier: Arc<OverflowNotifier>,
+}
+
+impl<M, const N: usize> std::fmt::Debug for Family<M, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Family")
+            .field("name", &self.name)
+            .field("label_names", &self.label_names)
+            .field("len", &self.len())
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M, const N: usize> Family<M, N> {
+    pub(crate) fn new(
+        name: &str,
+        label_names: [&str; N],
+        cap: usize,
+        notifier: Arc<OverflowNotifier>,
+        make: impl Fn() -> M + Send + Sync + 'static,
+    ) -> Self {
+        let cap = cap.clamp(1, MAX_LABEL_SETS_LIMIT);
+        // At most half full, so probe sequences stay short.
+        let slots = (cap * 2).next_power_of_two().max(16);
+        Family {
+            name: name.to_owned(),
+            label_names: label_names.map(str::to_owned),
+            table: (0..slots).map(|_| OnceLock::new()).collect(),
+            mask: slots - 1,
+            hasher: RandomState::new(),
+            len: AtomicUsize::new(0),
+            cap,
+            order: Mutex::new(Vec::new()),
+            overflow: make(),
+            make: Box::new(make),
+            overflowed: AtomicU64::new(0),
+            warned: AtomicBool::new(false),
+            notifier,
+        }
+    }
+
+    /// The family's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The label names, in the order values are given.
+    pub fn label_names(&self) -> &[String; N] {
+        &self.label_names
+    }
+
+    /// How many distinct label sets exist (not counting the overflow series).
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether no label set has been seen yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most distinct label sets this family keeps.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// How many observations folded into the overflow series.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// The metric for these label values, created on first use. Beyond the cap, the
+    /// overflow series (and the fold is counted).
+    pub fn with(&self, labels: [&str; N]) -> &M {
+        self.metric(self.series(labels))
+    }
+
+    /// The series for these label values (see [`Family::with`]).
+    pub fn series(&self, labels: [&str; N]) -> SeriesRef {
+        let hash = self.hasher.hash_one(labels);
+        if let Some(found) = self.probe(hash, &labels, false) {
+            return found;
+        }
+        self.insert(hash, labels)
+    }
+
+    /// The metric of a series.
+    pub fn metric(&self, series: SeriesRef) -> &M {
+        self.table
+            .get(series.0 as usize)
+            .and_then(OnceLock::get)
+            .map_or(&self.overflow, |s| &s.metric)
+    }
+
+    /// The label values of a series (all [`OVERFLOW_LABEL_VALUE`] for the overflow
+    /// series).
+    pub fn labels(&self, series: SeriesRef) -> [&str; N] {
+        match self.table.get(series.0 as usize).and_then(OnceLock::get) {
+            Some(s) => std::array::from_fn(|i| &*s.labels[i]),
+            None => [OVERFLOW_LABEL_VALUE; N],
+        }
+    }
+
+    /// Calls `f` with every series in creation order, then the overflow series if
+    /// anything folded into it.
+    pub fn for_each(&self, mut f: impl FnMut([&str; N], &M)) {
+        let order = self.order.lock().clone();
+        for i in order {
+            let r = SeriesRef(i);
+            f(self.labels(r), self.metric(r));
+        }
+        if self.overflowed() > 0 {
+            f([OVERFLOW_LABEL_VALUE; N], &self.overflow);
+        }
+    }
+
+    /// Finds the series, or with `for_insert` the first free slot of its probe
+    /// sequence (returned as `Err`-like `None` from the public path).
+    fn probe(&self, hash: u64, labels: &[&str; N], for_insert: bool) -> Option<SeriesRef> {
+        let mut i = hash as usize & self.mask;
+        for _ in 0..self.table.len() {
+            match self.table[i].get() {
+                Some(s)
+                    if s.hash == hash && s.labels.iter().zip(labels).all(|(a, b)| **a == **b) =>
+                {
+                    return Some(SeriesRef(i as u32));
+                }
+                Some(_) => i = (i + 1) & self.mask,
+                None if for_insert => return Some(SeriesRef(i as u32)),
+                None => return None,
+            }
+        }
+        None
+    }
+
+    #[cold]
+    fn insert(&self, hash: u64, labels: [&str; N]) -> SeriesRef {
+        if self.len() < self.cap {
+            let mut order = self.order.lock();
+            // Another thread may have inserted it (or filled the family) meanwhile.
+            if let Some(r) = self.probe(hash, &labels, true) {
+                let slot = &self.table[r.0 as usize];
+                match slot.get() {
+                    Some(_) => return r,
+                    None if self.len() < self.cap => {
+                        let series = Series {
+                            hash,
+                            labels: labels.map(Box::from),
+                            metric: (self.make)(),
+                        };
+                        if slot.set(Box::new(series)).is_ok() {
+                            self.len.fetch_add(1, Ordering::Relaxed);
+                            order.push(r.0);
+                        }
+                        return r;
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.fold()
+    }
+
+    /// Counts one observation into the overflow series (also for callers that know the
+    /// label set is already folded elsewhere) and returns that series.
+    pub(crate) fn fold(&self) -> SeriesRef {
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        // The plain load keeps the common (already warned) case free of a write.
+        if !self.warned.load(Ordering::Relaxed) && !self.warned.swap(true, Ordering::Relaxed) {
+            self.notifier.notify(&self.name, self.cap);
+        }
+        SeriesRef::OVERFLOW
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Counter;
+
+    fn family(cap: usize) -> Family<Counter, 2> {
+        Family::new("jobs", ["queue", "kind"], cap, Arc::default(), Counter::new)
+    }
+
+    #[test]
+    fn same_labels_same_series() {
+        let f = family(10);
+        let a = f.series(["q1", "x"]);
+        assert_eq!(f.series(["q1", "x"]), a);
+        assert_ne!(f.series(["q1", "y"]), a);
+        assert_ne!(f.series(["q1x", ""]), a, "no ambiguity from concatenation");
+        assert_eq!(f.labels(a), ["q1", "x"]);
+        assert_eq!(f.len(), 3);
+    }
+
+    #[test]
+    fn overflow_folds_counts_and_warns_once() {
+        let f = family(3);
+        for i in 0..3 {
+            f.with([&format!("q{i}"), "k"]).inc();
+        }
+        assert_eq!(f.overflowed(), 0);
+        for i in 3..10 {
+            f.with([&format!("q{i}"), "k"]).inc();
+        }
+        assert_eq!(f.len(), 3, "cap holds");
+        assert_eq!(f.overflowed(), 7);
+        assert!(f.warned.load(Ordering::Relaxed));
+        assert_eq!(f.metric(SeriesRef::OVERFLOW).get(), 7);
+        assert_eq!(f.labels(SeriesRef::OVERFLOW), [OVERFLOW_LABEL_VALUE; 2]);
+        // Known label sets still get their own series.
+        f.with(["q0", "k"]).inc();
+        assert_eq!(f.with(["q0", "k"]).get(), 2);
+        let mut seen = Vec::new();
+        f.for_each(|labels, c| seen.push((labels[0].to_owned(), c.get())));
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[3], (OVERFLOW_LABEL_VALUE.to_owned(), 7));
+    }
+
+    #[test]
+    fn concurrent_inserts_create_each_series_once() {
+        let f = Arc::new(family(1000));
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        f.with([&format!("q{i}"), "k"]).inc();
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(f.len(), 200);
+        let mut total = 0;
+        f.for_each(|_, c| total += c.get());
+        assert_eq!(total, 800);
+    }
+}

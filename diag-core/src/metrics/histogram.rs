@@ -1,0 +1,300 @@
+//! A histogram with atomic buckets and one exemplar slot per bucket.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::exemplar::{Exemplar, ExemplarSlot, newest};
+use super::shard::{self, CacheLine};
+use crate::request::with_current;
+use crate::trace::TraceContext;
+
+/// Bucket upper bounds for web latencies in seconds, as OpenTelemetry's HTTP semantic
+/// conventions recommend for `http.server.request.duration`.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Bucket bounds diag cannot use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BucketsError {
+    /// No bound at all.
+    #[error("a histogram needs at least one bucket bound")]
+    Empty,
+    /// A bound is NaN or infinite (`+Inf` is always added).
+    #[error("bucket bound {0} is not finite (+Inf is implied)")]
+    NotFinite(f64),
+    /// Bounds must strictly increase.
+    #[error("bucket bounds must strictly increase ({0} follows {1})")]
+    NotIncreasing(f64, f64),
+    /// More bounds than [`Histogram::MAX_BUCKETS`].
+    #[error("{0} bucket bounds; at most {max} are allowed", max = Histogram::MAX_BUCKETS)]
+    TooMany(usize),
+}
+
+/// Checks bounds: non-empty, finite, strictly increasing, at most
+/// [`Histogram::MAX_BUCKETS`].
+pub fn validate_buckets(bounds: &[f64]) -> Result<(), BucketsError> {
+    if bounds.is_empty() {
+        return Err(BucketsError::Empty);
+    }
+    if bounds.len() > Histogram::MAX_BUCKETS {
+        return Err(BucketsError::TooMany(bounds.len()));
+    }
+    if let Some(b) = bounds.iter().find(|b| !b.is_finite()) {
+        return Err(BucketsError::NotFinite(*b));
+    }
+    if let Some(w) = bounds.windows(2).find(|w| w[1] <= w[0]) {
+        return Err(BucketsError::NotIncreasing(w[1], w[0]));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct BucketCell {
+    /// Observations in this bucket only (not cumulative): one increment per
+    /// observation; the scrape accumulates.
+    count: AtomicU64,
+    exemplar: ExemplarSlot,
+}
+
+/// A histogram: per-shard bucket counts and sums (see the `shard` module), one
+/// exemplar slot per bucket and shard. Observing is a bucket search, one `fetch_add`,
+/// one compare-and-swap for the sum, and, for a sampled trace, one exemplar write: no
+/// lock, no allocation. Each bucket's count and exemplar share one cache line.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let sizes = diag.histogram("cart_items", "Items per cart.", &[1.0, 5.0, 20.0]).unwrap();
+/// sizes.observe(3.0);
+/// sizes.observe(50.0);
+/// let snap = sizes.snapshot();
+/// assert_eq!(snap.cumulative, vec![0, 1, 1, 2]);
+/// assert_eq!(snap.sum, 53.0);
+/// ```
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: Arc<[f64]>,
+    /// `shards × (bounds + 1)` cells, shard-major.
+    cells: Box<[CacheLine<BucketCell>]>,
+    sums: Box<[CacheLine<AtomicU64>]>,
+}
+
+/// A histogram read at one moment (buckets are read one by one, so a concurrent
+/// observation may show in `sum` but not yet in a bucket, or the other way round).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// Upper bounds, without the implied `+Inf`.
+    pub bounds: Arc<[f64]>,
+    /// Cumulative counts per bound, then `+Inf` (the total count).
+    pub cumulative: Vec<u64>,
+    /// Sum of observed values.
+    pub sum: f64,
+    /// The newest exemplar per bucket (same indexes as `cumulative`).
+    pub exemplars: Vec<Option<Exemplar>>,
+}
+
+impl Histogram {
+    /// The most bucket bounds a histogram may have.
+    pub const MAX_BUCKETS: usize = 64;
+
+    /// A histogram with these bounds; see [`validate_buckets`].
+    pub fn new(bounds: &[f64]) -> Result<Histogram, BucketsError> {
+        validate_buckets(bounds)?;
+        Ok(Histogram::with_bounds(bounds.into()))
+    }
+
+    /// Shares already validated bounds (a family's series all use the same).
+    pub(crate) fn with_bounds(bounds: Arc<[f64]>) -> Histogram {
+        let shards = shard::shard_count();
+        Histogram {
+            cells: (0..shards * (bounds.len() + 1))
+                .map(|_| CacheLine::default())
+                .collect(),
+            sums: (0..shards).map(|_| CacheLine::default()).collect(),
+            bounds,
+        }
+    }
+
+    /// The bucket upper bounds (without `+Inf`).
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+
+    /// Records `v`; the exemplar comes from the request this thread is working for,
+    /// when its trace is sampled. NaN is ignored (it would poison the sum).
+    pub fn observe(&self, v: f64) {
+        // The clock is read only when there is an exemplar to timestamp.
+        match with_current(|s| s.map(|s| s.trace).filter(|t| t.sampled)) {
+            Some(t) => self.observe_with_exemplar(v, Some(&t), Instant::now()),
+            None => self.observe_with_exemplar(v, None, anchor_free_instant()),
+        }
+    }
+
+    /// Records `v` with `trace` (when sampled) as its bucket's exemplar, observed `at`
+    /// (pass the `Instant` you already have; it becomes the exemplar's timestamp).
+    #[inline]
+    pub fn observe_with_exemplar(&self, v: f64, trace: Option<&TraceContext>, at: Instant) {
+        if v.is_nan() {
+            return;
+        }
+        let buckets = self.bounds.len() + 1;
+        let bucket = self.bounds.partition_point(|&ub| ub < v);
+        let shard = shard::this_thread(self.sums.len());
+        let cell = &self.cells[shard * buckets + bucket].0;
+        cell.count.fetch_add(1, Ordering::Relaxed);
+        let sum = &self.sums[shard].0;
+        let mut old = sum.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(old) + v).to_bits();
+            match sum.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(cur) => old = cur,
+            }
+        }
+        if let Some(t) = trace.filter(|t| t.sampled) {
+            cell.exemplar.write(t, v, at);
+        }
+    }
+
+    /// Reads counts, sum and exemplars.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let buckets = self.bounds.len() + 1;
+        let mut counts = vec![0u64; buckets];
+        let mut exemplars = vec![None; buckets];
+        for shard in self.cells.chunks(buckets) {
+            for (b, cell) in shard.iter().enumerate() {
+                counts[b] = counts[b].wrapping_add(cell.0.count.load(Ordering::Relaxed));
+                exemplars[b] = newest(exemplars[b], cell.0.exemplar.read());
+            }
+        }
+        let mut acc = 0u64;
+        let cumulative = counts
+            .iter()
+            .map(|c| {
+                acc = acc.wrapping_add(*c);
+                acc
+            })
+            .collect();
+        HistogramSnapshot {
+            bounds: self.bounds.clone(),
+            cumulative,
+            sum: self
+                .sums
+                .iter()
+                .map(|s| f64::from_bits(s.0.load(Ordering::Relaxed)))
+                .sum(),
+            exemplars,
+        }
+    }
+}
+
+/// Any `Instant`: without an exemplar the timestamp is never stored. A fixed one
+/// avoids reading the clock for nothing.
+fn anchor_free_instant() -> Instant {
+    use std::sync::OnceLock;
+    static ANY: OnceLock<Instant> = OnceLock::new();
+    *ANY.get_or_init(Instant::now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{SpanId, TraceId};
+
+    fn trace(n: u8, sampled: bool) -> TraceContext {
+        TraceContext {
+            trace_id: TraceId([n; 16]),
+            span_id: SpanId([n; 8]),
+            sampled,
+        }
+    }
+
+    #[test]
+    fn rejects_bad_bounds() {
+        assert_eq!(Histogram::new(&[]).unwrap_err(), BucketsError::Empty);
+        assert!(matches!(
+            Histogram::new(&[1.0, f64::INFINITY]),
+            Err(BucketsError::NotFinite(_))
+        ));
+        assert!(matches!(
+            Histogram::new(&[1.0, 1.0]),
+            Err(BucketsError::NotIncreasing(..))
+        ));
+        assert!(matches!(
+            Histogram::new(&vec![1.0; 65]),
+            Err(BucketsError::TooMany(65))
+        ));
+    }
+
+    #[test]
+    fn bucket_bounds_are_inclusive_upper_bounds() {
+        let h = Histogram::new(&[0.1, 1.0]).unwrap();
+        for v in [0.1, 0.05, 1.0, 1.5, f64::NAN] {
+            h.observe(v);
+        }
+        let s = h.snapshot();
+        assert_eq!(s.cumulative, vec![2, 3, 4]);
+        assert!((s.sum - 2.65).abs() < 1e-12);
+    }
+
+    #[test]
+    fn each_exemplar_lies_in_its_bucket() {
+        let h = Histogram::with_bounds(LATENCY_BUCKETS.into());
+        let now = Instant::now();
+        for (i, v) in [0.003, 0.02, 0.3, 0.3, 4.0, 12.0, 0.0749]
+            .into_iter()
+            .enumerate()
+        {
+            h.observe_with_exemplar(v, Some(&trace(i as u8 + 1, true)), now);
+        }
+        let s = h.snapshot();
+        let mut seen = 0;
+        for (b, e) in s.exemplars.iter().enumerate() {
+            let Some(e) = e else { continue };
+            seen += 1;
+            let upper = s.bounds.get(b).copied().unwrap_or(f64::INFINITY);
+            let lower = if b == 0 {
+                f64::NEG_INFINITY
+            } else {
+                s.bounds[b - 1]
+            };
+            assert!(
+                e.value > lower && e.value <= upper,
+                "{} not in ({lower}, {upper}]",
+                e.value
+            );
+        }
+        assert_eq!(seen, 6, "0.3 twice shares one bucket");
+    }
+
+    #[test]
+    fn unsampled_traces_leave_no_exemplar() {
+        let h = Histogram::new(&[1.0]).unwrap();
+        h.observe_with_exemplar(0.5, Some(&trace(1, false)), Instant::now());
+        h.observe_with_exemplar(0.5, None, Instant::now());
+        assert!(h.snapshot().exemplars.iter().all(Option::is_none));
+        assert_eq!(h.snapshot().cumulative[1], 2);
+    }
+
+    #[test]
+    fn threads_hammering_one_series_lose_nothing() {
+        let h = Arc::new(Histogram::new(&[0.5, 1.0]).unwrap());
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    let t = trace(i + 1, true);
+                    for _ in 0..10_000 {
+                        h.observe_with_exemplar(0.25, Some(&t), Instant::now());
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        let s = h.snapshot();
+        assert_eq!(s.cumulative, vec![40_000, 40_000, 40_000]);
+        assert_eq!(s.sum, 10_000.0);
+        assert!(s.exemplars[0].is_some());
+    }
+}

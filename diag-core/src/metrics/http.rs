@@ -1,0 +1,333 @@
+//! The HTTP server RED metrics (rate, errors, duration), named after OpenTelemetry's
+//! HTTP semantic conventions in Prometheus style:
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `http_server_request_duration_seconds` | histogram, exemplars | `method`, `route`, `status` |
+//! | `http_server_requests_total` | counter, exemplar | `method`, `route`, `status` |
+//! | `http_server_active_requests` | gauge | `method`, `route` |
+//!
+//! - `method`: one of the methods HTTP defines; anything else is `_OTHER` (as OTel does),
+//!   so a client cannot mint label values.
+//! - `route`: the route template (`/products/{id}`), or
+//!   [`UNMATCHED_ROUTE`](crate::request::UNMATCHED_ROUTE) when none matched.
+//! - `status`: the numeric code as a string (`"200"`, `"503"`). Codes are a bounded
+//!   set, and during an incident the exact code matters (a 502 from the proxy and a
+//!   503 from the load shedder are different stories; a `5xx` class would merge them).
+//!   Classes are one `sum by` away in PromQL.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::encode::{Encoder, Kind};
+use super::family::{Family, OverflowNotifier, SeriesRef};
+use super::{Counter, Gauge, Histogram};
+use crate::trace::TraceContext;
+
+/// The duration histogram's name.
+pub const DURATION: &str = "http_server_request_duration_seconds";
+/// The request counter's family name (exposed as `http_server_requests_total`).
+pub const REQUESTS: &str = "http_server_requests";
+/// The in-flight gauge's name.
+pub const ACTIVE: &str = "http_server_active_requests";
+
+/// The `method` label for a request method: the method itself when HTTP defines it
+/// (case-sensitive, as methods are), otherwise `_OTHER`.
+///
+/// ```
+/// use diag_core::metrics::method_label;
+/// assert_eq!(method_label("GET"), "GET");
+/// assert_eq!(method_label("get"), "_OTHER");
+/// assert_eq!(method_label("BREW"), "_OTHER");
+/// ```
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        "QUERY" => "QUERY",
+        _ => "_OTHER",
+    }
+}
+
+/// A status code as label text, formatted on the stack.
+struct StatusLabel {
+    buf: [u8; 5],
+    start: usize,
+}
+
+impl StatusLabel {
+    fn new(mut code: u16) -> Self {
+        let mut buf = [b'0'; 5];
+        let mut start = 5;
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (code % 10) as u8;
+            code /= 10;
+            if code == 0 {
+                break;
+            }
+        }
+        StatusLabel { buf, start }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
+    }
+}
+
+/// The two metrics of one `(method, route, status)` series, found with one lookup.
+#[derive(Debug)]
+pub(crate) struct RedSeries {
+    pub(crate) duration: Histogram,
+    pub(crate) requests: Counter,
+}
+
+/// The HTTP server metrics of one [`Diag`](crate::Diag).
+#[derive(Debug)]
+pub(crate) struct HttpMetrics {
+    pub(crate) red: Family<RedSeries, 3>,
+    pub(crate) active: Family<Gauge, 2>,
+}
+
+impl HttpMetrics {
+    pub(crate) fn new(buckets: Arc<[f64]>, cap: usize, notifier: &Arc<OverflowNotifier>) -> Self {
+        HttpMetrics {
+            red: Family::new(
+                DURATION,
+                ["method", "route", "status"],
+                cap,
+                notifier.clone(),
+                move || RedSeries {
+                    duration: Histogram::with_bounds(buckets.clone()),
+                    requests: Counter::new(),
+                },
+            ),
+            active: Family::new(
+                ACTIVE,
+                ["method", "route"],
+                cap,
+                notifier.clone(),
+                Gauge::new,
+            ),
+        }
+    }
+
+    /// A request arrived: counts it as active and returns its `(method, route)` series.
+    pub(crate) fn begin(&self, method: &'static str, route: &str) -> SeriesRef {
+        let series = self.active.series([method, route]);
+        self.active.metric(series).inc();
+        series
+    }
+
+    /// The request ended without a response (guard dropped): only the gauge moves.
+    pub(crate) fn abandon(&self, active: SeriesRef) {
+        self.active.metric(active).dec();
+    }
+
+    /// The response head is ready: duration and count, with the trace as exemplar when
+    /// sampled.
+    pub(crate) fn finish(
+        &self,
+        active: SeriesRef,
+        status: u16,
+        start: Instant,
+        trace: &TraceContext,
+    ) {
+        let now = Instant::now();
+        self.active.metric(active).dec();
+        let series = if active == SeriesRef::OVERFLOW {
+            // The route is already folded away; keep the whole series folded too.
+            self.red.fold()
+        } else {
+            let [method, route] = self.active.labels(active);
+            let status = StatusLabel::new(status);
+            self.red.series([method, route, status.as_str()])
+        };
+        let red = self.red.metric(series);
+        let secs = now.saturating_duration_since(start).as_secs_f64();
+        red.duration.observe_with_exemplar(secs, Some(trace), now);
+        red.requests.inc_with_exemplar(1, Some(trace), now);
+    }
+
+    pub(crate) fn encode(&self, enc: &mut Encoder) {
+        enc.family(
+            DURATION,
+            "Duration of HTTP server requests.",
+            Kind::Histogram,
+        );
+        self.red.for_each(|[method, route, status], s| {
+            let labels = [("method", method), ("route", route), ("status", status)];
+            enc.histogram(DURATION, &labels, &s.duration.snapshot());
+        });
+        enc.family(REQUESTS, "HTTP server requests finished.", Kind::Counter);
+        self.red.for_each(|[method, route, status], s| {
+            let labels = [("method", method), ("route", route), ("status", status)];
+            enc.counter(REQUESTS, &labels, &s.requests);
+        });
+        enc.family(ACTIVE, "HTTP server requests in flight.", Kind::Gauge);
+        self.active.for_each(|[method, route], g| {
+            enc.gauge(ACTIVE, &[("method", method), ("route", route)], g);
+        });
+    }
+
+    /// `(family, folded observations)` for `diag_metrics_overflow_total`.
+    pub(crate) fn overflows(&self) -> [(&str, u64); 2] {
+        [
+            (self.red.name(), self.red.overflowed()),
+            (self.active.name(), self.active.overflowed()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::Diag;
+    use crate::request::{RequestView, UNMATCHED_ROUTE};
+
+    fn view<'a>(
+        method: &'a str,
+        route: Option<&'a str>,
+        headers: &'a dyn crate::HeaderView,
+    ) -> RequestView<'a> {
+        RequestView {
+            method,
+            route,
+            uri: "/",
+            headers,
+            peer: None,
+        }
+    }
+
+    fn active(diag: &Diag, method: &str, route: &str) -> f64 {
+        diag.inner.metrics.http.active.with([method, route]).get()
+    }
+
+    fn red<'a>(diag: &'a Diag, labels: [&str; 3]) -> &'a RedSeries {
+        diag.inner.metrics.http.red.with(labels)
+    }
+
+    #[test]
+    fn finish_records_duration_count_and_exemplar() {
+        let diag = Diag::builder().build().unwrap();
+        let g = diag.begin(&view("GET", Some("/items/{id}"), &()));
+        assert_eq!(active(&diag, "GET", "/items/{id}"), 1.0);
+        let trace = *g.trace();
+        assert!(trace.sampled, "default ratio 1.0");
+        g.finish(404, &(), |_, _| {});
+        assert_eq!(active(&diag, "GET", "/items/{id}"), 0.0);
+        let s = red(&diag, ["GET", "/items/{id}", "404"]);
+        assert_eq!(s.requests.get(), 1);
+        let snap = s.duration.snapshot();
+        assert_eq!(snap.cumulative.last(), Some(&1));
+        let ex = s.requests.exemplar().unwrap();
+        assert_eq!((ex.trace_id, ex.span_id), (trace.trace_id, trace.span_id));
+        let ex = snap.exemplars.iter().flatten().next().unwrap();
+        assert_eq!(ex.trace_id, trace.trace_id);
+    }
+
+    #[test]
+    fn unsampled_requests_leave_no_exemplar() {
+        let diag = Diag::builder().sampling_ratio(0.0).build().unwrap();
+        let g = diag.begin(&view("POST", Some("/pay"), &()));
+        assert!(!g.trace().sampled);
+        g.finish(200, &(), |_, _| {});
+        let s = red(&diag, ["POST", "/pay", "200"]);
+        assert_eq!(s.requests.get(), 1);
+        assert_eq!(s.requests.exemplar(), None);
+        assert!(s.duration.snapshot().exemplars.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn traceparent_is_honoured_and_returned() {
+        let diag = Diag::builder().sampling_ratio(0.0).build().unwrap();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let headers = vec![("traceparent".to_owned(), tp.to_owned())];
+        let g = diag.begin(&view("GET", None, &headers));
+        assert!(g.trace().sampled);
+        let mut out = Vec::new();
+        let _ = g.finish(200, &(), |n, v| out.push((n, v.to_owned())));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, "traceparent");
+        assert!(out[0].1.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(out[0].1.ends_with("-01"));
+        assert!(!out[0].1.contains("00f067aa0ba902b7"), "our own span id");
+        let ex = red(&diag, ["GET", UNMATCHED_ROUTE, "200"])
+            .requests
+            .exemplar()
+            .unwrap();
+        assert_eq!(ex.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn dropped_guard_restores_the_active_gauge() {
+        let diag = Diag::builder().build().unwrap();
+        let a = diag.begin(&view("GET", Some("/slow"), &()));
+        let b = diag.begin(&view("GET", Some("/slow"), &()));
+        assert_eq!(active(&diag, "GET", "/slow"), 2.0);
+        drop(a); // client went away
+        assert_eq!(active(&diag, "GET", "/slow"), 1.0);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _moved = b;
+            panic!("handler panicked");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(active(&diag, "GET", "/slow"), 0.0);
+        assert_eq!(
+            red(&diag, ["GET", "/slow", "200"]).requests.get(),
+            0,
+            "no status, no count"
+        );
+    }
+
+    #[test]
+    fn unknown_methods_fold_to_other() {
+        let diag = Diag::builder().build().unwrap();
+        diag.begin(&view("BREW", Some("/pot"), &()))
+            .finish(418, &(), |_, _| {});
+        assert_eq!(red(&diag, ["_OTHER", "/pot", "418"]).requests.get(), 1);
+    }
+
+    #[test]
+    fn route_overflow_folds_counts_and_records_an_event() {
+        let diag = Diag::builder().max_label_sets(2).build().unwrap();
+        for route in ["/a", "/b", "/c", "/d"] {
+            diag.begin(&view("GET", Some(route), &()))
+                .finish(200, &(), |_, _| {});
+        }
+        let http = &diag.inner.metrics.http;
+        assert_eq!(http.active.len(), 2);
+        assert_eq!(http.active.overflowed(), 2);
+        assert_eq!(http.red.metric(SeriesRef::OVERFLOW).requests.get(), 2);
+        assert_eq!(http.red.overflowed(), 2, "shown and counted");
+        assert_eq!(http.active.metric(SeriesRef::OVERFLOW).get(), 0.0);
+        diag.begin(&view("GET", Some("/e"), &()))
+            .finish(200, &(), |_, _| {});
+        let events: Vec<_> = diag
+            .events()
+            .recent()
+            .into_iter()
+            .filter(|e| e.kind == "metric_overflow")
+            .collect();
+        // Once per family, however often it overflows afterwards.
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[0].message.contains(ACTIVE));
+        assert!(events[1].message.contains(DURATION));
+    }
+
+    #[test]
+    fn status_labels() {
+        for code in [0u16, 7, 42, 200, 404, 599, 65535] {
+            assert_eq!(StatusLabel::new(code).as_str(), code.to_string());
+        }
+    }
+}

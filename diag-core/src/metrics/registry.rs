@@ -1,0 +1,249 @@
+//! Where a [`Diag`](crate::Diag)'s metrics live, and how a scrape walks them.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+
+use super::encode::{Encoder, Format, Kind};
+use super::family::{Family, OverflowNotifier};
+use super::http::HttpMetrics;
+use super::name::MetricError;
+use super::{Counter, Gauge, Histogram};
+
+/// The most metric families a service may register through the `Diag` API; beyond it
+/// registration fails with [`MetricError::TooManyMetrics`].
+pub const MAX_USER_METRICS: usize = 1_000;
+
+/// One series' samples, as a family member writes them.
+pub(crate) trait EncodeSeries: Send + Sync + 'static {
+    const KIND: Kind;
+    fn encode(&self, name: &str, labels: &[(&str, &str)], enc: &mut Encoder);
+}
+
+impl EncodeSeries for Counter {
+    const KIND: Kind = Kind::Counter;
+    fn encode(&self, name: &str, labels: &[(&str, &str)], enc: &mut Encoder) {
+        enc.counter(name, labels, self);
+    }
+}
+
+impl EncodeSeries for Gauge {
+    const KIND: Kind = Kind::Gauge;
+    fn encode(&self, name: &str, labels: &[(&str, &str)], enc: &mut Encoder) {
+        enc.gauge(name, labels, self);
+    }
+}
+
+impl EncodeSeries for Histogram {
+    const KIND: Kind = Kind::Histogram;
+    fn encode(&self, name: &str, labels: &[(&str, &str)], enc: &mut Encoder) {
+        enc.histogram(name, labels, &self.snapshot());
+    }
+}
+
+/// A registered family, type-erased for the scrape.
+pub(crate) trait Exposable: Send + Sync {
+    fn expose(&self, name: &str, enc: &mut Encoder);
+    /// Observations folded into the overflow series, for labelled families.
+    fn overflowed(&self) -> Option<u64>;
+}
+
+struct Single<M>(Arc<M>);
+
+impl<M: EncodeSeries> Exposable for Single<M> {
+    fn expose(&self, name: &str, enc: &mut Encoder) {
+        self.0.encode(name, &[], enc);
+    }
+    fn overflowed(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl<M: EncodeSeries, const N: usize> Exposable for Family<M, N> {
+    fn expose(&self, name: &str, enc: &mut Encoder) {
+        let names = self.label_names();
+        self.for_each(|values, m| {
+            let labels: [(&str, &str); N] = std::array::from_fn(|i| (names[i].as_str(), values[i]));
+            m.encode(name, &labels, enc);
+        });
+    }
+    fn overflowed(&self) -> Option<u64> {
+        Some(Family::overflowed(self))
+    }
+}
+
+#[derive(Clone)]
+struct Registered {
+    name: Arc<str>,
+    help: Arc<str>,
+    kind: Kind,
+    label_names: Arc<[String]>,
+    handle: Arc<dyn Any + Send + Sync>,
+    exposable: Arc<dyn Exposable>,
+}
+
+/// All metrics of one `Diag`: the HTTP RED metrics and the service's own.
+pub(crate) struct MetricsRegistry {
+    pub(crate) http: HttpMetrics,
+    pub(crate) notifier: Arc<OverflowNotifier>,
+    pub(crate) max_label_sets: usize,
+    user: RwLock<HashMap<Arc<str>, Registered>>,
+    /// Registration order, for a stable exposition.
+    order: RwLock<Vec<Arc<str>>>,
+    pub(crate) timers: RwLock<HashMap<Box<str>, Arc<Histogram>>>,
+    /// Observations dropped because a metric name was invalid or taken by another type.
+    pub(crate) rejected: AtomicU64,
+}
+
+impl std::fmt::Debug for MetricsRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsRegistry")
+            .field("metrics", &self.order.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsRegistry {
+    pub(crate) fn new(http_buckets: Arc<[f64]>, max_label_sets: usize) -> Self {
+        let notifier = Arc::new(OverflowNotifier::default());
+        MetricsRegistry {
+            http: HttpMetrics::new(http_buckets, max_label_sets, &notifier),
+            notifier,
+            max_label_sets,
+            user: RwLock::default(),
+            order: RwLock::default(),
+            timers: RwLock::default(),
+            rejected: AtomicU64::new(0),
+        }
+    }
+
+    /// The metric registered as `name` when it has type `T`, this kind and these
+    /// labels; otherwise registers what `make` builds. `name` is already validated.
+    pub(crate) fn get_or_register<T, E>(
+        &self,
+        name: &str,
+        help: &dyn Fn() -> String,
+        kind: Kind,
+        label_names: &[&str],
+        make: impl FnOnce() -> (Arc<T>, Arc<E>),
+    ) -> Result<Arc<T>, MetricError>
+    where
+        T: Any + Send + Sync,
+        E: Exposable + 'static,
+    {
+        let same = |r: &Registered| -> Result<Arc<T>, MetricError> {
+            let labels_match = r.label_names.len() == label_names.len()
+                && r.label_names.iter().zip(label_names).all(|(a, b)| a == b);
+            match (r.kind == kind && labels_match)
+                .then(|| r.handle.clone().downcast::<T>().ok())
+                .flatten()
+            {
+                Some(t) => Ok(t),
+                None => Err(MetricError::Conflict {
+                    name: name.to_owned(),
+                    existing: format!("{:?} with labels {:?}", r.kind, r.label_names),
+                }),
+            }
+        };
+        if let Some(r) = self.user.read().get(name) {
+            return same(r);
+        }
+        let mut user = self.user.write();
+        if let Some(r) = user.get(name) {
+            return same(r);
+        }
+        if user.len() >= MAX_USER_METRICS {
+            return Err(MetricError::TooManyMetrics(MAX_USER_METRICS));
+        }
+        let (handle, exposable) = make();
+        let name: Arc<str> = name.into();
+        user.insert(
+            name.clone(),
+            Registered {
+                name: name.clone(),
+                help: help().into(),
+                kind,
+                label_names: label_names.iter().map(|s| (*s).to_owned()).collect(),
+                handle: handle.clone(),
+                exposable,
+            },
+        );
+        self.order.write().push(name);
+        Ok(handle)
+    }
+
+    pub(crate) fn single<M: EncodeSeries + Any>(
+        &self,
+        name: &str,
+        help: &dyn Fn() -> String,
+        make: impl FnOnce() -> M,
+    ) -> Result<Arc<M>, MetricError> {
+        self.get_or_register(name, help, M::KIND, &[], || {
+            let m = Arc::new(make());
+            (m.clone(), Arc::new(Single(m)))
+        })
+    }
+
+    pub(crate) fn family<M: EncodeSeries + Any, const N: usize>(
+        &self,
+        name: &str,
+        help: &dyn Fn() -> String,
+        label_names: [&str; N],
+        make: impl Fn() -> M + Send + Sync + 'static,
+    ) -> Result<Arc<Family<M, N>>, MetricError> {
+        self.get_or_register(name, help, M::KIND, &label_names, || {
+            let f = Arc::new(Family::new(
+                name,
+                label_names,
+                self.max_label_sets,
+                self.notifier.clone(),
+                make,
+            ));
+            (f.clone(), f)
+        })
+    }
+
+    /// The whole exposition.
+    pub(crate) fn encode(&self, format: Format) -> String {
+        let mut enc = Encoder::new(format);
+        self.http.encode(&mut enc);
+        let registered: Vec<Registered> = {
+            let user = self.user.read();
+            self.order
+                .read()
+                .iter()
+                .filter_map(|n| user.get(n).cloned())
+                .collect()
+        };
+        for r in &registered {
+            enc.family(&r.name, &r.help, r.kind);
+            r.exposable.expose(&r.name, &mut enc);
+        }
+        enc.family(
+            "diag_metrics_overflow",
+            "Observations folded into a family's __overflow__ series because it reached its label set cap.",
+            Kind::Counter,
+        );
+        let http = self.http.overflows();
+        let user = registered
+            .iter()
+            .filter_map(|r| Some((&*r.name, r.exposable.overflowed()?)));
+        for (family, n) in http.into_iter().chain(user) {
+            enc.raw_counter("diag_metrics_overflow", &[("family", family)], n);
+        }
+        enc.family(
+            "diag_metrics_rejected",
+            "Observations dropped because their metric name was invalid or registered with another type.",
+            Kind::Counter,
+        );
+        enc.raw_counter(
+            "diag_metrics_rejected",
+            &[],
+            self.rejected.load(Ordering::Relaxed),
+        );
+        enc.finish()
+    }
+}
