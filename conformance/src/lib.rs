@@ -2,18 +2,61 @@
 //! construction. Each check talks real HTTP to a running service.
 //!
 //! A service under test must:
-//! - mount diag's endpoints and layer, with token [`TOKEN`];
-//! - register a state provider `conformance_panics` that panics, and one `conformance_ok`
-//!   returning `{"ok": true}`;
-//! - route `POST /echo` to a handler that streams the request body back unchanged.
+//! - use the [`Diag`] from [`diag`] (token [`TOKEN`], providers and tracing set up);
+//! - mount diag's endpoints and its middleware;
+//! - route `POST /echo` to a handler that streams the request body back unchanged, with
+//!   `content-type: application/octet-stream`, and `GET /users/{id}` to any 200 handler.
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
+use diag_core::Diag;
 use futures_util::StreamExt;
 use serde_json::Value;
 
 /// The token the service under test is configured with.
 pub const TOKEN: &str = "conformance-token";
+
+/// The handle a service under test uses: token [`TOKEN`], a generous debug budget, a
+/// short provider deadline, and providers that panic, hang, answer, and a stalled queue.
+/// The first call in a process also installs the global `tracing` subscriber with diag's
+/// log filter (log lines go nowhere; the log level endpoint needs the filter).
+pub fn diag() -> Diag {
+    let diag = Diag::builder()
+        .service("conformance")
+        .token(TOKEN)
+        .debug_budget(1000.0, 1000)
+        .provider_deadline(Duration::from_millis(300))
+        .build()
+        .expect("diag");
+    diag.state()
+        .register("conformance_panics", || -> u8 { panic!("boom") })
+        .expect("register");
+    diag.state()
+        .register("conformance_ok", || serde_json::json!({"ok": true}))
+        .expect("register");
+    diag.state()
+        .register("conformance_hangs", || {
+            std::thread::sleep(Duration::from_secs(2))
+        })
+        .expect("register");
+    let queue = diag.queue("conformance_queue").expect("queue");
+    queue.set_capacity(10);
+    queue.produced_n(10);
+    static TRACING: OnceLock<()> = OnceLock::new();
+    TRACING.get_or_init(|| {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::sink)
+                    .with_filter(diag.log_filter(tracing_subscriber::EnvFilter::new("info"))),
+            )
+            .with(diag.debug_recording_layer())
+            .init();
+    });
+    diag
+}
 
 /// A running service.
 pub struct Target {
@@ -50,7 +93,14 @@ pub async fn run_all(t: &Target) {
     index_in_json_and_html(t).await;
     state_isolates_a_panicking_provider(t).await;
     unknown_provider_is_a_json_404(t).await;
-    handler_sees_byte_identical_streamed_body(t).await;
+    stalled_queue_is_flagged(t).await;
+    handler_sees_byte_identical_streamed_body(t, false).await;
+    handler_sees_byte_identical_streamed_body(t, true).await;
+    trace_context_on_every_response(t).await;
+    debug_request_is_captured(t).await;
+    bad_debug_credentials_are_served_normally(t).await;
+    metrics_use_route_templates(t).await;
+    log_level_changes_only_by_put_and_reverts(t).await;
 }
 
 /// `/debug/*` refuses a missing or wrong token with a JSON 401, and takes the right one.
@@ -111,9 +161,16 @@ pub async fn index_in_json_and_html(t: &Target) {
     );
 }
 
-/// A panicking provider is an error entry; the others still render.
+/// A panicking provider is an error entry, a hanging one a timeout that does not hold
+/// the response; the others still render.
 pub async fn state_isolates_a_panicking_provider(t: &Target) {
+    let start = Instant::now();
     let res = t.authed("/debug/state").send().await.expect("request");
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "held by a hanging provider: {:?}",
+        start.elapsed()
+    );
     assert_eq!(res.status(), 200);
     let state: Value = res.json().await.expect("JSON");
     assert_eq!(state["conformance_panics"]["status"], "error", "{state}");
@@ -122,6 +179,7 @@ pub async fn state_isolates_a_panicking_provider(t: &Target) {
             .as_str()
             .is_some_and(|e| e.contains("panicked"))
     );
+    assert_eq!(state["conformance_hangs"]["status"], "timeout", "{state}");
     assert_eq!(state["conformance_ok"]["status"], "ok");
     assert_eq!(state["conformance_ok"]["value"]["ok"], true);
     assert_eq!(state["process"]["status"], "ok");
@@ -145,24 +203,43 @@ pub async fn unknown_provider_is_a_json_404(t: &Target) {
     );
 }
 
+/// A queue whose consumer took nothing of a full queue is flagged.
+pub async fn stalled_queue_is_flagged(t: &Target) {
+    let v: Value = t
+        .authed("/debug/state/queues")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    let text = v.to_string();
+    assert!(text.contains("conformance_queue"), "{text}");
+    assert!(text.contains("\"consumer_lagging\":true"), "{text}");
+}
+
 /// The handler gets exactly the bytes the client sent: a 5 MiB body streamed in uneven
-/// chunks comes back from `/echo` identical.
-pub async fn handler_sees_byte_identical_streamed_body(t: &Target) {
+/// chunks comes back from `/echo` identical, in diagnostic mode too (then the capture is
+/// complete and truncated at its cap).
+pub async fn handler_sees_byte_identical_streamed_body(t: &Target, debug: bool) {
     let payload = pattern(5 * 1024 * 1024 + 17);
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = payload
         .chunks(64 * 1024 + 3)
         .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
         .collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let res = t
+    let mut req = t
         .client
         .post(format!("{}/echo", t.base))
         .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
+        .body(body);
+    if debug {
+        req = req.header("x-debug", TOKEN);
+    }
+    let res = req.send().await.expect("request");
     assert_eq!(res.status(), 200);
+    let debug_id = header(&res, "x-debug-id");
+    assert_eq!(debug_id.is_some(), debug);
     assert_eq!(content_type(&res), "application/octet-stream");
     let mut got = Vec::with_capacity(payload.len());
     let mut stream = res.bytes_stream();
@@ -171,6 +248,221 @@ pub async fn handler_sees_byte_identical_streamed_body(t: &Target) {
     }
     assert_eq!(got.len(), payload.len());
     assert!(got == payload, "echoed body differs from what was sent");
+    if let Some(id) = debug_id {
+        let capture = wait_for_capture(t, &id).await;
+        assert_eq!(capture["complete"], true, "{capture}");
+        assert_eq!(capture["request"]["body"]["truncated"], true);
+        assert_eq!(capture["request"]["body"]["total_bytes"], payload.len());
+        assert_eq!(capture["response"]["body"]["total_bytes"], payload.len());
+    }
+}
+
+/// Every watched response carries `traceparent`; an incoming sampled one is continued.
+pub async fn trace_context_on_every_response(t: &Target) {
+    let res = t.get("/users/1").send().await.expect("request");
+    let tp = header(&res, "traceparent").expect("traceparent");
+    assert_eq!(tp.len(), 55, "{tp}");
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let res = t
+        .get("/users/1")
+        .header("traceparent", parent)
+        .send()
+        .await
+        .expect("request");
+    let tp = header(&res, "traceparent").expect("traceparent");
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && tp.ends_with("-01"),
+        "{tp}"
+    );
+    assert!(!tp.contains("00f067aa0ba902b7"), "a span of its own: {tp}");
+}
+
+/// `X-Debug` with the token: `X-Debug-Id`, `Server-Timing`, and a redacted capture.
+pub async fn debug_request_is_captured(t: &Target) {
+    let res = t
+        .get("/users/42?password=hunter2")
+        .header("x-debug", TOKEN)
+        .header("authorization", "Bearer user-secret")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let id = header(&res, "x-debug-id").expect("x-debug-id");
+    let timing = header(&res, "server-timing").expect("server-timing");
+    assert!(timing.contains("total;dur="), "{timing}");
+    let tp = header(&res, "traceparent").expect("traceparent");
+    assert!(
+        tp.ends_with("-01"),
+        "a debug request's trace is sampled: {tp}"
+    );
+    let capture = wait_for_capture(t, &id).await;
+    let text = capture.to_string();
+    assert_eq!(capture["response"]["status"], 200, "{text}");
+    assert_eq!(capture["request"]["route"], "/users/{id}", "{text}");
+    for secret in [TOKEN, "user-secret", "hunter2"] {
+        assert!(!text.contains(secret), "{secret} in the capture: {text}");
+    }
+    let list: Value = t
+        .authed("/debug/requests")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        list["captures"]
+            .as_array()
+            .expect("captures")
+            .iter()
+            .any(|c| c["id"].to_string() == id)
+    );
+}
+
+/// Garbage, wrong or oversized `X-Debug`: served normally, never a 4xx/5xx.
+pub async fn bad_debug_credentials_are_served_normally(t: &Target) {
+    for bad in ["nope".to_owned(), "v1.1.x".to_owned(), "x".repeat(2048)] {
+        let res = t
+            .get("/users/7")
+            .header("x-debug", bad)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+        assert!(header(&res, "x-debug-id").is_none());
+        assert!(header(&res, "x-debug-status").is_some_and(|s| s.starts_with("rejected")));
+    }
+}
+
+/// `route` is the template, unmatched paths share one value, and scrapes are not traffic.
+pub async fn metrics_use_route_templates(t: &Target) {
+    t.get("/users/31337").send().await.expect("request");
+    t.get("/no/such/path/8675309")
+        .send()
+        .await
+        .expect("request");
+    let text = t
+        .get("/metrics")
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    assert!(text.contains("route=\"/users/{id}\""), "{text}");
+    assert!(text.contains("route=\"unmatched\""), "{text}");
+    for raw in ["31337", "8675309", "route=\"/metrics\"", "route=\"/debug"] {
+        assert!(!text.contains(raw), "{raw} in /metrics");
+    }
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "OpenMetrics when asked for"
+    );
+}
+
+/// `GET /debug/log-level` never changes it; `PUT` does, and a TTL reverts by itself.
+pub async fn log_level_changes_only_by_put_and_reverts(t: &Target) {
+    let before: Value = t
+        .authed("/debug/log-level")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    let res = t
+        .authed("/debug/log-level?directive=trace&ttl_seconds=60")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let after: Value = t
+        .authed("/debug/log-level")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        before["directive"], after["directive"],
+        "a GET mutated the level"
+    );
+
+    let res = t
+        .client
+        .put(format!("{}/debug/log-level", t.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"directive": "debug", "ttl_seconds": 1}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let now: Value = t
+        .authed("/debug/log-level")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(now["directive"], "debug", "{now}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Value = t
+            .authed("/debug/log-level")
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON");
+        if v["directive"] == before["directive"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the TTL did not revert: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events: Value = t
+        .authed("/debug/events?kind=log_level")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        events["events"].as_array().expect("events").len() >= 2,
+        "set and revert recorded: {events}"
+    );
+}
+
+/// The capture of debug request `id`, once stored (the body may still be finishing).
+async fn wait_for_capture(t: &Target, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = t
+            .authed(&format!("/debug/requests/{id}"))
+            .send()
+            .await
+            .expect("request");
+        if res.status() == 200 {
+            return res.json().await.expect("JSON");
+        }
+        assert!(Instant::now() < deadline, "capture {id} never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn header(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 fn content_type(res: &reqwest::Response) -> String {

@@ -1,25 +1,16 @@
 //! diag-actix passes the adapter conformance suite.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use diag_conformance::{TOKEN, Target};
+use diag_conformance::Target;
 
 fn start_server() -> std::net::SocketAddr {
-    let diag = diag_core::Diag::builder()
-        .service("conformance")
-        .token(TOKEN)
-        .build()
-        .unwrap();
-    diag.state()
-        .register("conformance_panics", || -> u8 { panic!("boom") })
-        .unwrap();
-    diag.state()
-        .register("conformance_ok", || serde_json::json!({"ok": true}))
-        .unwrap();
+    let diag = diag_conformance::diag();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = HttpServer::new(move || {
                 App::new()
+                    .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
                     .configure(diag_actix::configure(diag.clone()))
                     .route(
                         "/echo",
@@ -29,6 +20,7 @@ fn start_server() -> std::net::SocketAddr {
                                 .streaming(body)
                         }),
                     )
+                    .route("/users/{id}", web::get().to(|| async { "a user" }))
             })
             .workers(1)
             .bind("127.0.0.1:0")

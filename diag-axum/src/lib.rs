@@ -69,13 +69,16 @@ pub fn endpoints<S: Clone + Send + Sync + 'static>(diag: &Diag) -> Router<S> {
 
 /// One-line setup on an axum [`Router`].
 pub trait DiagRouterExt {
-    /// Wraps every route added so far in diag's layer and mounts the endpoints (which
-    /// are not themselves wrapped, so scrapes do not count as traffic).
+    /// Mounts the endpoints and wraps every route added so far, and the fallback, in
+    /// diag's layer (which does not count diag's own endpoints as traffic).
     fn with_diag(self, diag: &Diag) -> Self;
 }
 
 impl<S: Clone + Send + Sync + 'static> DiagRouterExt for Router<S> {
     fn with_diag(self, diag: &Diag) -> Self {
-        self.layer(layer(diag)).merge(endpoints(diag))
+        // Merge first, then layer: merging after `layer` would swap in the endpoints
+        // router's unlayered default fallback, and unmatched requests would go uncounted.
+        // The layer itself passes diag's own endpoints straight through.
+        self.merge(endpoints(diag)).layer(layer(diag))
     }
 }

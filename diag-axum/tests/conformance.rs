@@ -7,24 +7,14 @@ use axum::body::Body;
 use axum::http::Response;
 use axum::routing::{get, post};
 use diag_axum::DiagRouterExt;
-use diag_conformance::{TOKEN, Target};
+use diag_conformance::Target;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_adapter_conforms() {
-    let diag = diag_core::Diag::builder()
-        .service("conformance")
-        .token(TOKEN)
-        .build()
-        .unwrap();
-    diag.state()
-        .register("conformance_panics", || -> u8 { panic!("boom") })
-        .unwrap();
-    diag.state()
-        .register("conformance_ok", || serde_json::json!({"ok": true}))
-        .unwrap();
+    let diag = diag_conformance::diag();
     let app = Router::new()
         .route("/echo", post(|body: Body| async move { echo(body) }))
-        .route("/hello", get(|| async { "hi" }))
+        .route("/users/{id}", get(|| async { "a user" }))
         .with_diag(&diag);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -40,13 +40,34 @@ const EVENTS_ON_INDEX: usize = 5;
 /// The extension point for sections owned elsewhere: each adds one entry here, shown
 /// in the JSON as a top-level key and in the HTML as its own block.
 ///
-/// Expected: `log_level` (the runtime log level and its TTL, from the log-level part)
-/// and `debug_budget` (debug requests allowed / used / left, from the debug part).
-fn sections(_diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
-    #[allow(unused_mut)] // filled as the log-level and debug-budget parts land
+/// `log_level` (the runtime log level and its TTL) and `debug_mode` (the header, the
+/// budget and how much of it was used, captures kept).
+fn sections(diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
     let mut sections = serde_json::Map::new();
-    // sections.insert("log_level".into(), serde_json::to_value(diag.log_level_summary())...);
-    // sections.insert("debug_budget".into(), serde_json::to_value(diag.debug_budget_summary())...);
+    let log_level = match diag.log_level().current() {
+        Ok(state) => serde_json::json!({
+            "directive": state.directive,
+            "default": state.default,
+            "expires_in_seconds": state.expires_in.map(|d| d.as_secs_f64()),
+        }),
+        // No `log_filter` installed: say so rather than guess.
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    sections.insert("log_level".into(), log_level);
+    let mode = diag.debug_mode();
+    let budget = mode.budget();
+    sections.insert(
+        "debug_mode".into(),
+        serde_json::json!({
+            "header": mode.header(),
+            "budget_per_second": budget.per_second(),
+            "budget_burst": budget.burst(),
+            "activated": mode.activated(),
+            "in_flight": mode.in_flight(),
+            "budget_exhausted": budget.exhausted(),
+            "captures_kept": mode.recorder().stats().kept,
+        }),
+    );
     sections
 }
 

@@ -11,7 +11,6 @@
 
 use super::{DiagResponse, EndpointRequest};
 use crate::Diag;
-use crate::HeaderView;
 use crate::metrics::Format;
 
 /// The content type of the OpenMetrics answer.
@@ -76,7 +75,7 @@ pub(crate) fn negotiate(accept: Option<&str>) -> (Format, &'static str) {
 }
 
 pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
-    let (format, content_type) = negotiate(req.headers.get_str("accept"));
+    let (format, content_type) = negotiate(req.accept().as_deref());
     let body = if req.method == "HEAD" {
         Vec::new()
     } else {

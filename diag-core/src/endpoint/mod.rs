@@ -50,9 +50,14 @@ impl EndpointRequest {
         })
     }
 
+    /// The `Accept` header, all its lines joined (clients may send several).
+    pub(crate) fn accept(&self) -> Option<String> {
+        self.headers.get_joined("accept")
+    }
+
     /// Whether the client prefers `mime` (e.g. `text/html`) over JSON, by its `Accept`.
     pub(crate) fn accepts(&self, mime: &str) -> bool {
-        self.headers.get_str("accept").is_some_and(|a| {
+        self.accept().is_some_and(|a| {
             a.split(',')
                 .any(|part| part.split(';').next().is_some_and(|m| m.trim() == mime))
         })
