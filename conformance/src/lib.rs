@@ -315,7 +315,7 @@ pub async fn debug_request_is_captured(t: &Target) {
             .as_array()
             .expect("captures")
             .iter()
-            .any(|c| c["id"].to_string() == id)
+            .any(|c| c["id"].as_u64().is_some_and(|n| n.to_string() == id))
     );
 }
 
