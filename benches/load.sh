@@ -17,7 +17,8 @@ CONNS=${CONNS:-32}
 PORT=${PORT:-18080}
 export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
 # Debug traffic must not be capped by the budget when its cost is what we measure.
-export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000/1000000}
+export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000}
+export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
 
 cargo build -q --release -p diag-benches --bin load_target
 BIN=target/release/load_target

@@ -48,7 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "diag" => {
             let diag = diag_core::Diag::from_env()?.service("load").build()?;
             tracing_subscriber::registry()
-                .with(sink.with_filter(EnvFilter::new("info")))
+                .with(sink.with_filter(diag.log_filter(EnvFilter::new("info"))))
+                .with(diag.error_layer())
+                .with(diag.debug_recording_layer())
                 .init();
             app().with_diag(&diag)
         }
