@@ -4,10 +4,12 @@
 //! Each bucket (and each counter) has one [`ExemplarSlot`]; the newest sampled
 //! observation replaces what is there. The slot is a **seqlock** over plain atomics:
 //!
-//! - a writer claims the slot by moving its sequence number from even to odd with one
-//!   compare-and-swap, stores the fields, and publishes by storing the next even number.
-//!   A writer that finds the slot claimed does not wait: it skips its write (the other
-//!   writer's exemplar is just as recent, and an exemplar is a sample, not a record);
+//! - a writer makes the sequence number odd, stores the fields, and publishes by
+//!   storing the next even number. The owner of an exclusive shard (see the `shard`
+//!   module) is the slot's only writer and does this with plain stores; writers of the
+//!   shared shard claim the slot with one compare-and-swap, and one that finds the slot
+//!   claimed does not wait: it skips its write (the other writer's exemplar is just as
+//!   recent, and an exemplar is a sample, not a record);
 //! - a reader (the `/metrics` scrape) copies the fields between two reads of the
 //!   sequence number and keeps the copy only when both reads are the same even
 //!   number, so a torn exemplar (the trace id of one request with the value of
@@ -99,9 +101,17 @@ pub(crate) struct ExemplarSlot {
 const READ_ATTEMPTS: usize = 64;
 
 impl ExemplarSlot {
+    /// Replaces the exemplar; the caller is the slot's only writer.
+    #[inline]
+    pub(crate) fn write_exclusive(&self, trace: &TraceContext, value: f64, at: Instant) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq + 1, Ordering::Relaxed);
+        self.publish(seq, trace, value, at);
+    }
+
     /// Replaces the exemplar unless another writer holds the slot right now.
     #[inline]
-    pub(crate) fn write(&self, trace: &TraceContext, value: f64, at: Instant) {
+    pub(crate) fn write_shared(&self, trace: &TraceContext, value: f64, at: Instant) {
         let seq = self.seq.load(Ordering::Relaxed);
         if seq & 1 == 1
             || self
@@ -111,6 +121,13 @@ impl ExemplarSlot {
         {
             return;
         }
+        self.publish(seq, trace, value, at);
+    }
+
+    /// With the sequence number at `seq + 1` (odd, held by this writer): stores the
+    /// fields and releases the slot at `seq + 2`.
+    #[inline]
+    fn publish(&self, seq: u64, trace: &TraceContext, value: f64, at: Instant) {
         // Orders the odd sequence number before the field stores for any reader that
         // sees one of them (it then re-reads a different sequence number).
         fence(Ordering::Release);
@@ -197,8 +214,8 @@ mod tests {
         let slot = ExemplarSlot::default();
         assert_eq!(slot.read(), None);
         let t0 = Instant::now();
-        slot.write(&ctx(1), 0.5, t0);
-        slot.write(&ctx(2), 0.7, t0 + Duration::from_millis(3));
+        slot.write_exclusive(&ctx(1), 0.5, t0);
+        slot.write_shared(&ctx(2), 0.7, t0 + Duration::from_millis(3));
         let e = slot.read().unwrap();
         assert_eq!(e.trace_id, TraceId([2; 16]));
         assert_eq!(e.span_id, SpanId([2; 8]));
@@ -208,18 +225,27 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_readers_never_see_a_torn_exemplar() {
-        // Each writer writes an exemplar whose every field derives from one byte; a
-        // torn read would mix two bytes.
+    fn readers_never_see_a_torn_exemplar_from_shared_writers() {
+        torn_read_check(2, |slot, t, v| slot.write_shared(t, v, Instant::now()));
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_exemplar_from_the_exclusive_writer() {
+        torn_read_check(1, |slot, t, v| slot.write_exclusive(t, v, Instant::now()));
+    }
+
+    /// Each writer writes exemplars whose every field derives from one byte; a torn
+    /// read would mix two bytes.
+    fn torn_read_check(writers: u8, write: fn(&ExemplarSlot, &TraceContext, f64)) {
         let slot = Arc::new(ExemplarSlot::default());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writers: Vec<_> = (1..=2u8)
+        let writers: Vec<_> = (1..=writers)
             .map(|w| {
                 let (slot, stop) = (slot.clone(), stop.clone());
                 std::thread::spawn(move || {
                     let mut n = w;
                     while !stop.load(Ordering::Relaxed) {
-                        slot.write(&ctx(n), f64::from(n), Instant::now());
+                        write(&slot, &ctx(n), f64::from(n));
                         n = n.wrapping_add(2).max(1);
                     }
                 })

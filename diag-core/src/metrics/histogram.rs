@@ -1,7 +1,7 @@
 //! A histogram with atomic buckets and one exemplar slot per bucket.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::exemplar::{Exemplar, ExemplarSlot, newest};
@@ -59,9 +59,11 @@ struct BucketCell {
 }
 
 /// A histogram: per-shard bucket counts and sums (see the `shard` module), one
-/// exemplar slot per bucket and shard. Observing is a bucket search, one `fetch_add`,
-/// one compare-and-swap for the sum, and, for a sampled trace, one exemplar write: no
-/// lock, no allocation. Each bucket's count and exemplar share one cache line.
+/// exemplar slot per bucket and shard. Observing is a bucket search, then, on the
+/// writer thread's own shard, plain stores to the bucket count, the sum and (for a
+/// sampled trace) the bucket's exemplar: no lock, no locked instruction, no
+/// allocation (a shard is allocated on its owner's first write). Each bucket's count
+/// and exemplar share one cache line.
 ///
 /// ```
 /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -75,9 +77,15 @@ struct BucketCell {
 #[derive(Debug)]
 pub struct Histogram {
     bounds: Arc<[f64]>,
-    /// `shards × (bounds + 1)` cells, shard-major.
+    shards: Box<[OnceLock<Box<HistogramShard>>]>,
+}
+
+/// One writer's part: the sum on its own line, then `bounds + 1` bucket cells.
+#[derive(Debug)]
+#[repr(align(64))]
+struct HistogramShard {
+    sum: AtomicU64,
     cells: Box<[CacheLine<BucketCell>]>,
-    sums: Box<[CacheLine<AtomicU64>]>,
 }
 
 /// A histogram read at one moment (buckets are read one by one, so a concurrent
@@ -106,12 +114,8 @@ impl Histogram {
 
     /// Shares already validated bounds (a family's series all use the same).
     pub(crate) fn with_bounds(bounds: Arc<[f64]>) -> Histogram {
-        let shards = shard::shard_count();
         Histogram {
-            cells: (0..shards * (bounds.len() + 1))
-                .map(|_| CacheLine::default())
-                .collect(),
-            sums: (0..shards).map(|_| CacheLine::default()).collect(),
+            shards: (0..shard::shard_count()).map(|_| OnceLock::new()).collect(),
             bounds,
         }
     }
@@ -138,22 +142,36 @@ impl Histogram {
         if v.is_nan() {
             return;
         }
-        let buckets = self.bounds.len() + 1;
         let bucket = self.bounds.partition_point(|&ub| ub < v);
-        let shard = shard::this_thread(self.sums.len());
-        let cell = &self.cells[shard * buckets + bucket].0;
-        cell.count.fetch_add(1, Ordering::Relaxed);
-        let sum = &self.sums[shard].0;
-        let mut old = sum.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(old) + v).to_bits();
-            match sum.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(cur) => old = cur,
+        let shard = shard::this_thread();
+        let Some(slot) = self.shards.get(shard.index) else {
+            return;
+        };
+        let part = slot.get_or_init(|| Box::new(HistogramShard::new(self.bounds.len() + 1)));
+        let Some(cell) = part.cells.get(bucket) else {
+            return;
+        };
+        let cell = &cell.0;
+        let trace = trace.filter(|t| t.sampled);
+        if shard.exclusive {
+            // The only writer: plain loads and stores, no locked instruction.
+            let n = cell.count.load(Ordering::Relaxed);
+            cell.count.store(n.wrapping_add(1), Ordering::Relaxed);
+            let sum = f64::from_bits(part.sum.load(Ordering::Relaxed)) + v;
+            part.sum.store(sum.to_bits(), Ordering::Relaxed);
+            if let Some(t) = trace {
+                cell.exemplar.write_exclusive(t, v, at);
             }
-        }
-        if let Some(t) = trace.filter(|t| t.sampled) {
-            cell.exemplar.write(t, v, at);
+        } else {
+            cell.count.fetch_add(1, Ordering::Relaxed);
+            let _ = part
+                .sum
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    Some((f64::from_bits(old) + v).to_bits())
+                });
+            if let Some(t) = trace {
+                cell.exemplar.write_shared(t, v, at);
+            }
         }
     }
 
@@ -162,8 +180,10 @@ impl Histogram {
         let buckets = self.bounds.len() + 1;
         let mut counts = vec![0u64; buckets];
         let mut exemplars = vec![None; buckets];
-        for shard in self.cells.chunks(buckets) {
-            for (b, cell) in shard.iter().enumerate() {
+        let mut sum = 0.0;
+        for part in self.shards.iter().filter_map(OnceLock::get) {
+            sum += f64::from_bits(part.sum.load(Ordering::Relaxed));
+            for (b, cell) in part.cells.iter().enumerate() {
                 counts[b] = counts[b].wrapping_add(cell.0.count.load(Ordering::Relaxed));
                 exemplars[b] = newest(exemplars[b], cell.0.exemplar.read());
             }
@@ -179,12 +199,17 @@ impl Histogram {
         HistogramSnapshot {
             bounds: self.bounds.clone(),
             cumulative,
-            sum: self
-                .sums
-                .iter()
-                .map(|s| f64::from_bits(s.0.load(Ordering::Relaxed)))
-                .sum(),
+            sum,
             exemplars,
+        }
+    }
+}
+
+impl HistogramShard {
+    fn new(buckets: usize) -> Self {
+        HistogramShard {
+            sum: AtomicU64::new(0.0f64.to_bits()),
+            cells: (0..buckets).map(|_| CacheLine::default()).collect(),
         }
     }
 }

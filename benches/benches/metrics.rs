@@ -1,0 +1,178 @@
+//! Histogram observation with an exemplar: diag's sharded, seqlock-slotted histogram
+//! against prometheus-client's `HistogramWithExemplars` (a write lock per observation),
+//! single-threaded and with two threads hammering one series; plus diag's whole
+//! per-request metrics path (`begin` + `finish`) and its allocation count.
+//!
+//! `cargo bench -p diag-benches --bench metrics -- --warm-up-time 1 --measurement-time 3`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use diag_core::Diag;
+use diag_core::metrics::{Histogram, LATENCY_BUCKETS};
+use diag_core::request::RequestView;
+use diag_core::trace::{SpanId, TraceContext, TraceId};
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+
+/// Counts allocations so the request path's allocation-freedom is measured, not assumed.
+struct CountingAlloc;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Latencies spread over several buckets, the same sequence for both libraries.
+const VALUES: [f64; 8] = [0.003, 0.012, 0.04, 0.09, 0.2, 0.004, 0.6, 0.03];
+
+fn trace() -> TraceContext {
+    TraceContext {
+        trace_id: TraceId([0x4b; 16]),
+        span_id: SpanId([0x0f; 8]),
+        sampled: true,
+    }
+}
+
+/// prometheus-client's exemplar label set at its cheapest: static strings, no per-call
+/// formatting of the ids (a real integration would format them, and allocate, per call).
+type PcLabels = [(&'static str, &'static str); 2];
+const PC_LABELS: PcLabels = [
+    ("trace_id", "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b"),
+    ("span_id", "0f0f0f0f0f0f0f0f"),
+];
+
+fn pc_histogram() -> HistogramWithExemplars<PcLabels> {
+    HistogramWithExemplars::new(LATENCY_BUCKETS.iter().copied())
+}
+
+/// Runs `op(i)` `iters` times on each of two threads started together; returns the
+/// slower thread's time, so time / iters is the cost per observation per thread.
+fn two_threads(iters: u64, op: &(dyn Fn(u64) + Sync)) -> Duration {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        let run = || {
+            barrier.wait();
+            let start = Instant::now();
+            for i in 0..iters {
+                op(i);
+            }
+            start.elapsed()
+        };
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        let a = a.join().unwrap_or_default();
+        let b = b.join().unwrap_or_default();
+        a.max(b)
+    })
+}
+
+fn observe_single(c: &mut Criterion) {
+    let mut g = c.benchmark_group("histogram_observe_exemplar/1_thread");
+    let diag_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
+    let pc_h = pc_histogram();
+    let t = trace();
+    let at = Instant::now();
+    let ts = SystemTime::now();
+    let mut i = 0usize;
+    g.bench_function("diag", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            diag_h.observe_with_exemplar(black_box(VALUES[i & 7]), Some(black_box(&t)), at);
+        })
+    });
+    g.bench_function("diag_reading_clock", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            diag_h.observe_with_exemplar(
+                black_box(VALUES[i & 7]),
+                Some(black_box(&t)),
+                Instant::now(),
+            );
+        })
+    });
+    g.bench_function("prometheus_client", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            pc_h.observe(
+                black_box(VALUES[i & 7]),
+                Some(black_box(PC_LABELS)),
+                Some(ts),
+            );
+        })
+    });
+    g.finish();
+}
+
+fn observe_two_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("histogram_observe_exemplar/2_threads_one_series");
+    let diag_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
+    let pc_h = pc_histogram();
+    let t = trace();
+    let at = Instant::now();
+    let ts = SystemTime::now();
+    g.bench_function("diag", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|i| {
+                diag_h.observe_with_exemplar(
+                    black_box(VALUES[i as usize & 7]),
+                    Some(black_box(&t)),
+                    at,
+                )
+            })
+        })
+    });
+    g.bench_function("prometheus_client", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|i| {
+                pc_h.observe(
+                    black_box(VALUES[i as usize & 7]),
+                    Some(black_box(PC_LABELS)),
+                    Some(ts),
+                )
+            })
+        })
+    });
+    g.finish();
+}
+
+fn request_path(c: &mut Criterion) {
+    let diag = Diag::builder().build().expect("default config");
+    let view = RequestView {
+        method: "GET",
+        route: Some("/products/{id}"),
+        headers: &(),
+        peer: None,
+    };
+    // Warm up: the series is created (and allocated) on first use only.
+    diag.begin(&view).finish(200);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        diag.begin(&view).finish(200);
+    }
+    let per_request = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
+    println!("request_path: {per_request} allocations per begin+finish (steady state)");
+
+    let mut g = c.benchmark_group("request_path");
+    g.bench_function("begin_finish_sampled", |b| {
+        b.iter(|| diag.begin(black_box(&view)).finish(200))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, observe_single, observe_two_threads, request_path);
+criterion_main!(benches);
