@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use diag_core::Diag;
-use diag_core::metrics::{Histogram, LATENCY_BUCKETS};
+use diag_core::metrics::{ExemplarTime, Histogram, LATENCY_BUCKETS};
 use diag_core::request::RequestView;
 use diag_core::trace::{SpanId, TraceContext, TraceId};
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
@@ -86,23 +86,15 @@ fn observe_single(c: &mut Criterion) {
     let diag_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
     let pc_h = pc_histogram();
     let t = trace();
-    let at = Instant::now();
+    // Both libraries store a timestamp the caller made (diag: ExemplarTime,
+    // prometheus-client: SystemTime); the `_reading_clock` rows make it per call.
+    let at = ExemplarTime::now();
     let ts = SystemTime::now();
     let mut i = 0usize;
     g.bench_function("diag", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            diag_h.observe_with_exemplar(black_box(VALUES[i & 7]), Some(black_box(&t)), at);
-        })
-    });
-    g.bench_function("diag_reading_clock", |b| {
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            diag_h.observe_with_exemplar(
-                black_box(VALUES[i & 7]),
-                Some(black_box(&t)),
-                Instant::now(),
-            );
+            diag_h.observe_with_exemplar(black_box(VALUES[i & 7]), black_box(&t), at);
         })
     });
     g.bench_function("prometheus_client", |b| {
@@ -115,6 +107,26 @@ fn observe_single(c: &mut Criterion) {
             );
         })
     });
+    g.bench_function("diag_reading_clock", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            diag_h.observe_with_exemplar(
+                black_box(VALUES[i & 7]),
+                black_box(&t),
+                ExemplarTime::now(),
+            );
+        })
+    });
+    g.bench_function("prometheus_client_reading_clock", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            pc_h.observe(
+                black_box(VALUES[i & 7]),
+                Some(black_box(PC_LABELS)),
+                Some(SystemTime::now()),
+            );
+        })
+    });
     g.finish();
 }
 
@@ -123,16 +135,12 @@ fn observe_two_threads(c: &mut Criterion) {
     let diag_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
     let pc_h = pc_histogram();
     let t = trace();
-    let at = Instant::now();
+    let at = ExemplarTime::now();
     let ts = SystemTime::now();
     g.bench_function("diag", |b| {
         b.iter_custom(|iters| {
             two_threads(iters, &|i| {
-                diag_h.observe_with_exemplar(
-                    black_box(VALUES[i as usize & 7]),
-                    Some(black_box(&t)),
-                    at,
-                )
+                diag_h.observe_with_exemplar(black_box(VALUES[i as usize & 7]), black_box(&t), at)
             })
         })
     });

@@ -2,9 +2,8 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
-use super::exemplar::{Exemplar, ExemplarSlot, newest};
+use super::exemplar::{Exemplar, ExemplarSlot, ExemplarTime, newest};
 use super::shard::{self, CacheLine};
 use crate::request::with_current;
 use crate::trace::TraceContext;
@@ -55,26 +54,27 @@ impl Counter {
     pub fn inc_by(&self, n: u64) {
         // The clock is read only when there is an exemplar to timestamp.
         match with_current(|s| s.map(|s| s.trace).filter(|t| t.sampled)) {
-            Some(t) => self.inc_with_exemplar(n, Some(&t), Instant::now()),
-            None => self.add(n, None, None),
+            Some(t) => self.add(n, Some((&t, ExemplarTime::now()))),
+            None => self.add(n, None),
         }
     }
 
-    /// Adds `n`, attaching `trace` (when sampled) as the exemplar, observed `at`.
+    /// Adds `n`, with `trace` as the exemplar when it is sampled, observed `at`.
     #[inline]
-    pub fn inc_with_exemplar(&self, n: u64, trace: Option<&TraceContext>, at: Instant) {
-        self.add(n, trace.filter(|t| t.sampled), Some(at));
+    pub fn inc_with_exemplar(&self, n: u64, trace: &TraceContext, at: ExemplarTime) {
+        self.add(n, trace.sampled.then_some((trace, at)));
     }
 
+    /// Adds `n`; `exemplar` is already known to be sampled.
     #[inline]
-    fn add(&self, n: u64, trace: Option<&TraceContext>, at: Option<Instant>) {
+    pub(crate) fn add(&self, n: u64, exemplar: Option<(&TraceContext, ExemplarTime)>) {
         let shard = shard::this_thread();
         let Some(slot) = self.shards.get(shard.index) else {
             return;
         };
         let cell = &slot.get_or_init(Box::default).0;
         // Precision loss above 2^53 does not matter for an exemplar's value.
-        let exemplar = trace.zip(at).map(|(t, at)| (t, n as f64, at));
+        let exemplar = exemplar.map(|(t, at)| (t, n as f64, at));
         if shard.exclusive {
             // The only writer: a plain load and store, no locked instruction.
             let v = cell.value.load(Ordering::Relaxed);
@@ -124,11 +124,11 @@ mod tests {
     #[test]
     fn exemplar_only_for_sampled_traces() {
         let c = Counter::new();
-        c.inc_with_exemplar(1, Some(&trace(false)), Instant::now());
+        c.inc_with_exemplar(1, &trace(false), ExemplarTime::now());
         assert_eq!(c.exemplar(), None);
-        c.inc_with_exemplar(1, None, Instant::now());
+        c.add(1, None);
         assert_eq!(c.exemplar(), None);
-        c.inc_with_exemplar(2, Some(&trace(true)), Instant::now());
+        c.inc_with_exemplar(2, &trace(true), ExemplarTime::now());
         let e = c.exemplar().unwrap();
         assert_eq!((e.trace_id, e.value), (TraceId([7; 16]), 2.0));
         assert_eq!(c.get(), 4);

@@ -2,9 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
-use super::exemplar::{Exemplar, ExemplarSlot, newest};
+use super::exemplar::{Exemplar, ExemplarSlot, ExemplarTime, newest};
 use super::shard::{self, CacheLine};
 use crate::request::with_current;
 use crate::trace::TraceContext;
@@ -130,15 +129,21 @@ impl Histogram {
     pub fn observe(&self, v: f64) {
         // The clock is read only when there is an exemplar to timestamp.
         match with_current(|s| s.map(|s| s.trace).filter(|t| t.sampled)) {
-            Some(t) => self.observe_with_exemplar(v, Some(&t), Instant::now()),
-            None => self.observe_with_exemplar(v, None, anchor_free_instant()),
+            Some(t) => self.record(v, Some((&t, ExemplarTime::now()))),
+            None => self.record(v, None),
         }
     }
 
-    /// Records `v` with `trace` (when sampled) as its bucket's exemplar, observed `at`
-    /// (pass the `Instant` you already have; it becomes the exemplar's timestamp).
+    /// Records `v` with `trace` as its bucket's exemplar when the trace is sampled,
+    /// observed `at`.
     #[inline]
-    pub fn observe_with_exemplar(&self, v: f64, trace: Option<&TraceContext>, at: Instant) {
+    pub fn observe_with_exemplar(&self, v: f64, trace: &TraceContext, at: ExemplarTime) {
+        self.record(v, trace.sampled.then_some((trace, at)));
+    }
+
+    /// Records `v`; `exemplar` is already known to be sampled.
+    #[inline]
+    pub(crate) fn record(&self, v: f64, exemplar: Option<(&TraceContext, ExemplarTime)>) {
         if v.is_nan() {
             return;
         }
@@ -152,14 +157,13 @@ impl Histogram {
             return;
         };
         let cell = &cell.0;
-        let trace = trace.filter(|t| t.sampled);
         if shard.exclusive {
             // The only writer: plain loads and stores, no locked instruction.
             let n = cell.count.load(Ordering::Relaxed);
             cell.count.store(n.wrapping_add(1), Ordering::Relaxed);
             let sum = f64::from_bits(part.sum.load(Ordering::Relaxed)) + v;
             part.sum.store(sum.to_bits(), Ordering::Relaxed);
-            if let Some(t) = trace {
+            if let Some((t, at)) = exemplar {
                 cell.exemplar.write_exclusive(t, v, at);
             }
         } else {
@@ -169,7 +173,7 @@ impl Histogram {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
                     Some((f64::from_bits(old) + v).to_bits())
                 });
-            if let Some(t) = trace {
+            if let Some((t, at)) = exemplar {
                 cell.exemplar.write_shared(t, v, at);
             }
         }
@@ -212,14 +216,6 @@ impl HistogramShard {
             cells: (0..buckets).map(|_| CacheLine::default()).collect(),
         }
     }
-}
-
-/// Any `Instant`: without an exemplar the timestamp is never stored. A fixed one
-/// avoids reading the clock for nothing.
-fn anchor_free_instant() -> Instant {
-    use std::sync::OnceLock;
-    static ANY: OnceLock<Instant> = OnceLock::new();
-    *ANY.get_or_init(Instant::now)
 }
 
 #[cfg(test)]
@@ -266,12 +262,12 @@ mod tests {
     #[test]
     fn each_exemplar_lies_in_its_bucket() {
         let h = Histogram::with_bounds(LATENCY_BUCKETS.into());
-        let now = Instant::now();
+        let now = ExemplarTime::now();
         for (i, v) in [0.003, 0.02, 0.3, 0.3, 4.0, 12.0, 0.0749]
             .into_iter()
             .enumerate()
         {
-            h.observe_with_exemplar(v, Some(&trace(i as u8 + 1, true)), now);
+            h.observe_with_exemplar(v, &trace(i as u8 + 1, true), now);
         }
         let s = h.snapshot();
         let mut seen = 0;
@@ -296,8 +292,8 @@ mod tests {
     #[test]
     fn unsampled_traces_leave_no_exemplar() {
         let h = Histogram::new(&[1.0]).unwrap();
-        h.observe_with_exemplar(0.5, Some(&trace(1, false)), Instant::now());
-        h.observe_with_exemplar(0.5, None, Instant::now());
+        h.observe_with_exemplar(0.5, &trace(1, false), ExemplarTime::now());
+        h.record(0.5, None);
         assert!(h.snapshot().exemplars.iter().all(Option::is_none));
         assert_eq!(h.snapshot().cumulative[1], 2);
     }
@@ -311,7 +307,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let t = trace(i + 1, true);
                     for _ in 0..10_000 {
-                        h.observe_with_exemplar(0.25, Some(&t), Instant::now());
+                        h.observe_with_exemplar(0.25, &t, ExemplarTime::now());
                     }
                 })
             })

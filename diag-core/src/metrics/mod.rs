@@ -33,7 +33,7 @@ mod user;
 
 pub use counter::Counter;
 pub use encode::Format;
-pub use exemplar::{Exemplar, MAX_EXEMPLAR_LABEL_CODE_POINTS, exemplar_labels_fit};
+pub use exemplar::{Exemplar, ExemplarTime, MAX_EXEMPLAR_LABEL_CODE_POINTS, exemplar_labels_fit};
 pub use family::{
     DEFAULT_MAX_LABEL_SETS, Family, MAX_LABEL_SETS_LIMIT, OVERFLOW_LABEL_VALUE, SeriesRef,
 };
