@@ -60,24 +60,29 @@ fn pc_histogram() -> HistogramWithExemplars<PcLabels> {
     HistogramWithExemplars::new(LATENCY_BUCKETS.iter().copied())
 }
 
-/// Runs `op(i)` `iters` times on each of two threads started together; returns the
-/// slower thread's time, so time / iters is the cost per observation per thread.
-fn two_threads(iters: u64, op: &(dyn Fn(u64) + Sync)) -> Duration {
+fn timed<F: Fn(u64)>(barrier: &Barrier, iters: u64, op: &F) -> Duration {
+    barrier.wait();
+    let start = Instant::now();
+    for i in 0..iters {
+        op(i);
+    }
+    start.elapsed()
+}
+
+/// Runs `op_a(i)` and `op_b(i)` `iters` times each on two threads started together;
+/// returns the slower thread's time, so time / iters is the cost per observation per
+/// thread.
+fn two_threads<A, B>(iters: u64, op_a: &A, op_b: &B) -> Duration
+where
+    A: Fn(u64) + Sync,
+    B: Fn(u64) + Sync,
+{
     let barrier = Barrier::new(2);
     std::thread::scope(|s| {
-        let run = || {
-            barrier.wait();
-            let start = Instant::now();
-            for i in 0..iters {
-                op(i);
-            }
-            start.elapsed()
-        };
-        let a = s.spawn(run);
-        let b = s.spawn(run);
+        let a = s.spawn(|| timed(&barrier, iters, op_a));
+        let b = s.spawn(|| timed(&barrier, iters, op_b));
         let a = a.join().unwrap_or_default();
-        let b = b.join().unwrap_or_default();
-        a.max(b)
+        a.max(b.join().unwrap_or_default())
     })
 }
 
@@ -133,27 +138,33 @@ fn observe_single(c: &mut Criterion) {
 fn observe_two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("histogram_observe_exemplar/2_threads_one_series");
     let diag_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
+    let other_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
     let pc_h = pc_histogram();
     let t = trace();
     let at = ExemplarTime::now();
     let ts = SystemTime::now();
+    let diag_op = |h: &Histogram, i: u64| {
+        h.observe_with_exemplar(black_box(VALUES[i as usize & 7]), black_box(&t), at)
+    };
+    let on_diag = |i| diag_op(&diag_h, i);
+    let on_other = |i| diag_op(&other_h, i);
+    let on_pc = |i: u64| {
+        pc_h.observe(
+            black_box(VALUES[i as usize & 7]),
+            Some(black_box(PC_LABELS)),
+            Some(ts),
+        )
+    };
     g.bench_function("diag", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, &|i| {
-                diag_h.observe_with_exemplar(black_box(VALUES[i as usize & 7]), black_box(&t), at)
-            })
-        })
+        b.iter_custom(|iters| two_threads(iters, &on_diag, &on_diag))
+    });
+    // Control: two threads on two separate histograms share nothing, so this is the
+    // floor two threads reach on this (shared, noisy) machine.
+    g.bench_function("diag_control_separate_series", |b| {
+        b.iter_custom(|iters| two_threads(iters, &on_diag, &on_other))
     });
     g.bench_function("prometheus_client", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, &|i| {
-                pc_h.observe(
-                    black_box(VALUES[i as usize & 7]),
-                    Some(black_box(PC_LABELS)),
-                    Some(ts),
-                )
-            })
-        })
+        b.iter_custom(|iters| two_threads(iters, &on_pc, &on_pc))
     });
     g.finish();
 }
