@@ -1,9 +1,9 @@
 //! A monotonically increasing counter with an exemplar on its total.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
-use super::exemplar::{Exemplar, ExemplarSlot, newest};
+use super::exemplar::{Exemplar, ExemplarSlot, ExemplarTime, newest};
 use super::shard::{self, CacheLine};
 use crate::request::with_current;
 use crate::trace::TraceContext;
@@ -14,8 +14,9 @@ struct CounterCell {
     exemplar: ExemplarSlot,
 }
 
-/// A counter: sharded per thread so concurrent increments do not contend, each shard
-/// with its own exemplar slot (a scrape shows the newest).
+/// A counter: sharded per writer thread (see the `shard` module) so increments are
+/// plain stores that never contend, each shard with its own exemplar slot (a scrape
+/// shows the newest).
 ///
 /// ```
 /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -26,7 +27,7 @@ struct CounterCell {
 /// ```
 #[derive(Debug)]
 pub struct Counter {
-    shards: Box<[CacheLine<CounterCell>]>,
+    shards: Box<[OnceLock<Box<CacheLine<CounterCell>>>]>,
 }
 
 impl Default for Counter {
@@ -39,9 +40,7 @@ impl Counter {
     /// A counter at zero.
     pub fn new() -> Counter {
         Counter {
-            shards: (0..shard::shard_count())
-                .map(|_| CacheLine::default())
-                .collect(),
+            shards: (0..shard::shard_count()).map(|_| OnceLock::new()).collect(),
         }
     }
 
@@ -55,33 +54,47 @@ impl Counter {
     pub fn inc_by(&self, n: u64) {
         // The clock is read only when there is an exemplar to timestamp.
         match with_current(|s| s.map(|s| s.trace).filter(|t| t.sampled)) {
-            Some(t) => self.inc_with_exemplar(n, Some(&t), Instant::now()),
-            None => {
-                self.cell().value.fetch_add(n, Ordering::Relaxed);
+            Some(t) => self.add(n, Some((&t, ExemplarTime::now()))),
+            None => self.add(n, None),
+        }
+    }
+
+    /// Adds `n`, with `trace` as the exemplar when it is sampled, observed `at`.
+    #[inline]
+    pub fn inc_with_exemplar(&self, n: u64, trace: &TraceContext, at: ExemplarTime) {
+        self.add(n, trace.sampled.then_some((trace, at)));
+    }
+
+    /// Adds `n`; `exemplar` is already known to be sampled.
+    #[inline]
+    pub(crate) fn add(&self, n: u64, exemplar: Option<(&TraceContext, ExemplarTime)>) {
+        let shard = shard::this_thread();
+        let Some(slot) = self.shards.get(shard.index) else {
+            return;
+        };
+        let cell = &slot.get_or_init(Box::default).0;
+        // Precision loss above 2^53 does not matter for an exemplar's value.
+        let exemplar = exemplar.map(|(t, at)| (t, n as f64, at));
+        if shard.exclusive {
+            // The only writer: a plain load and store, no locked instruction.
+            let v = cell.value.load(Ordering::Relaxed);
+            cell.value.store(v.wrapping_add(n), Ordering::Relaxed);
+            if let Some((t, v, at)) = exemplar {
+                cell.exemplar.write_exclusive(t, v, at);
+            }
+        } else {
+            cell.value.fetch_add(n, Ordering::Relaxed);
+            if let Some((t, v, at)) = exemplar {
+                cell.exemplar.write_shared(t, v, at);
             }
         }
-    }
-
-    /// Adds `n`, attaching `trace` (when sampled) as the exemplar, observed `at`.
-    #[inline]
-    pub fn inc_with_exemplar(&self, n: u64, trace: Option<&TraceContext>, at: Instant) {
-        let cell = self.cell();
-        cell.value.fetch_add(n, Ordering::Relaxed);
-        if let Some(t) = trace.filter(|t| t.sampled) {
-            // Precision loss above 2^53 does not matter for an exemplar's value.
-            cell.exemplar.write(t, n as f64, at);
-        }
-    }
-
-    #[inline]
-    fn cell(&self) -> &CounterCell {
-        &self.shards[shard::this_thread(self.shards.len())].0
     }
 
     /// The total.
     pub fn get(&self) -> u64 {
         self.shards
             .iter()
+            .filter_map(OnceLock::get)
             .map(|c| c.0.value.load(Ordering::Relaxed))
             .fold(0, u64::wrapping_add)
     }
@@ -90,6 +103,7 @@ impl Counter {
     pub fn exemplar(&self) -> Option<Exemplar> {
         self.shards
             .iter()
+            .filter_map(OnceLock::get)
             .fold(None, |acc, c| newest(acc, c.0.exemplar.read()))
     }
 }
@@ -110,11 +124,11 @@ mod tests {
     #[test]
     fn exemplar_only_for_sampled_traces() {
         let c = Counter::new();
-        c.inc_with_exemplar(1, Some(&trace(false)), Instant::now());
+        c.inc_with_exemplar(1, &trace(false), ExemplarTime::now());
         assert_eq!(c.exemplar(), None);
-        c.inc_with_exemplar(1, None, Instant::now());
+        c.add(1, None);
         assert_eq!(c.exemplar(), None);
-        c.inc_with_exemplar(2, Some(&trace(true)), Instant::now());
+        c.inc_with_exemplar(2, &trace(true), ExemplarTime::now());
         let e = c.exemplar().unwrap();
         assert_eq!((e.trace_id, e.value), (TraceId([7; 16]), 2.0));
         assert_eq!(c.get(), 4);

@@ -200,9 +200,9 @@ fn push_float(out: &mut String, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::ExemplarTime;
     use crate::metrics::Histogram;
     use crate::trace::{SpanId, TraceContext, TraceId};
-    use std::time::Instant;
 
     fn sampled() -> TraceContext {
         TraceContext {
@@ -225,8 +225,8 @@ mod tests {
     #[test]
     fn openmetrics_histogram_with_exemplar() {
         let h = Histogram::new(&[0.1, 1.0]).unwrap();
-        h.observe_with_exemplar(0.5, Some(&sampled()), Instant::now());
-        h.observe_with_exemplar(0.05, None, Instant::now());
+        h.observe_with_exemplar(0.5, &sampled(), ExemplarTime::now());
+        h.record(0.05, None);
         let mut e = Encoder::new(Format::OpenMetrics);
         e.family("work_seconds", "Work \"done\"\nhere.", Kind::Histogram);
         e.histogram("work_seconds", &[("route", "/a\"b")], &h.snapshot());
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn classic_counter_has_total_name_and_no_exemplar() {
         let c = Counter::new();
-        c.inc_with_exemplar(3, Some(&sampled()), Instant::now());
+        c.inc_with_exemplar(3, &sampled(), ExemplarTime::now());
         let mut e = Encoder::new(Format::Classic);
         e.family("jobs", "Jobs \"run\".", Kind::Counter);
         e.counter("jobs", &[], &c);

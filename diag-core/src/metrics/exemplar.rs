@@ -4,10 +4,12 @@
 //! Each bucket (and each counter) has one [`ExemplarSlot`]; the newest sampled
 //! observation replaces what is there. The slot is a **seqlock** over plain atomics:
 //!
-//! - a writer claims the slot by moving its sequence number from even to odd with one
-//!   compare-and-swap, stores the fields, and publishes by storing the next even number.
-//!   A writer that finds the slot claimed does not wait: it skips its write (the other
-//!   writer's exemplar is just as recent, and an exemplar is a sample, not a record);
+//! - a writer makes the sequence number odd, stores the fields, and publishes by
+//!   storing the next even number. The owner of an exclusive shard (see the `shard`
+//!   module) is the slot's only writer and does this with plain stores; writers of the
+//!   shared shard claim the slot with one compare-and-swap, and one that finds the slot
+//!   claimed does not wait: it skips its write (the other writer's exemplar is just as
+//!   recent, and an exemplar is a sample, not a record);
 //! - a reader (the `/metrics` scrape) copies the fields between two reads of the
 //!   sequence number and keeps the copy only when both reads are the same even
 //!   number, so a torn exemplar (the trace id of one request with the value of
@@ -63,23 +65,54 @@ pub struct Exemplar {
     pub time: SystemTime,
 }
 
-/// Wall-clock time is computed from a monotonic `Instant` and one anchor taken on first
-/// use, so an observation that already has an `Instant` (the request path does) costs
-/// no second clock read. NTP slews after the anchor shift timestamps slightly; an
-/// exemplar timestamp only has to point at the right moment of a trace.
-fn anchor() -> &'static (Instant, SystemTime) {
-    static ANCHOR: OnceLock<(Instant, SystemTime)> = OnceLock::new();
-    ANCHOR.get_or_init(|| (Instant::now(), SystemTime::now()))
-}
+/// When an exemplar's observation happened: nanoseconds since the Unix epoch.
+///
+/// Made once by the caller, like the `SystemTime` prometheus-client takes: converting a
+/// clock reading costs more than the whole observation, so code that observes several
+/// metrics at one moment (the request path: duration and count) converts once.
+///
+/// ```
+/// use diag_core::metrics::ExemplarTime;
+/// let t = ExemplarTime::from_instant(std::time::Instant::now());
+/// let age = ExemplarTime::now().unix_nanos().saturating_sub(t.unix_nanos());
+/// assert!(age < 5_000_000_000);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExemplarTime(u64);
 
-/// Nanoseconds since the anchor, plus one so that 0 can mean "never written".
-fn ticks(at: Instant) -> u64 {
-    let nanos = at.saturating_duration_since(anchor().0).as_nanos();
-    u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
-}
+impl ExemplarTime {
+    /// The current wall-clock time.
+    pub fn now() -> ExemplarTime {
+        ExemplarTime::from_system_time(SystemTime::now())
+    }
 
-fn time_of(ticks: u64) -> SystemTime {
-    anchor().1 + Duration::from_nanos(ticks.saturating_sub(1))
+    /// A wall-clock time.
+    pub fn from_system_time(t: SystemTime) -> ExemplarTime {
+        let nanos = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        ExemplarTime(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// The wall-clock time of a monotonic `Instant` (one anchor pair is taken on first
+    /// use, so no second clock read is needed; NTP slews after the anchor shift the
+    /// result slightly, which an exemplar timestamp tolerates).
+    pub fn from_instant(at: Instant) -> ExemplarTime {
+        static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+        let (instant, unix) = *ANCHOR.get_or_init(|| (Instant::now(), ExemplarTime::now().0));
+        let since = u64::try_from(at.saturating_duration_since(instant).as_nanos()).unwrap_or(0);
+        ExemplarTime(unix.saturating_add(since))
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos(self) -> u64 {
+        self.0
+    }
+
+    fn to_system_time(self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.0)
+    }
 }
 
 /// A single-exemplar cell: written by observers without waiting, read by scrapes
@@ -91,7 +124,7 @@ pub(crate) struct ExemplarSlot {
     trace_lo: AtomicU64,
     span: AtomicU64,
     value: AtomicU64,
-    ticks: AtomicU64,
+    unix_nanos: AtomicU64,
 }
 
 /// How often a reader retries a slot that writers keep replacing before giving up on
@@ -99,9 +132,17 @@ pub(crate) struct ExemplarSlot {
 const READ_ATTEMPTS: usize = 64;
 
 impl ExemplarSlot {
+    /// Replaces the exemplar; the caller is the slot's only writer.
+    #[inline]
+    pub(crate) fn write_exclusive(&self, trace: &TraceContext, value: f64, at: ExemplarTime) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq + 1, Ordering::Relaxed);
+        self.publish(seq, trace, value, at);
+    }
+
     /// Replaces the exemplar unless another writer holds the slot right now.
     #[inline]
-    pub(crate) fn write(&self, trace: &TraceContext, value: f64, at: Instant) {
+    pub(crate) fn write_shared(&self, trace: &TraceContext, value: f64, at: ExemplarTime) {
         let seq = self.seq.load(Ordering::Relaxed);
         if seq & 1 == 1
             || self
@@ -111,6 +152,13 @@ impl ExemplarSlot {
         {
             return;
         }
+        self.publish(seq, trace, value, at);
+    }
+
+    /// With the sequence number at `seq + 1` (odd, held by this writer): stores the
+    /// fields and releases the slot at `seq + 2`.
+    #[inline]
+    fn publish(&self, seq: u64, trace: &TraceContext, value: f64, at: ExemplarTime) {
         // Orders the odd sequence number before the field stores for any reader that
         // sees one of them (it then re-reads a different sequence number).
         fence(Ordering::Release);
@@ -120,7 +168,7 @@ impl ExemplarSlot {
         self.span
             .store(u64::from_ne_bytes(trace.span_id.0), Ordering::Relaxed);
         self.value.store(value.to_bits(), Ordering::Relaxed);
-        self.ticks.store(ticks(at), Ordering::Relaxed);
+        self.unix_nanos.store(at.0, Ordering::Relaxed);
         self.seq.store(seq + 2, Ordering::Release);
     }
 
@@ -140,14 +188,14 @@ impl ExemplarSlot {
             let lo = self.trace_lo.load(Ordering::Relaxed);
             let span = self.span.load(Ordering::Relaxed);
             let value = self.value.load(Ordering::Relaxed);
-            let ticks = self.ticks.load(Ordering::Relaxed);
+            let unix_nanos = self.unix_nanos.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if self.seq.load(Ordering::Relaxed) == before {
                 return Some(Exemplar {
                     trace_id: join_trace(hi, lo),
                     span_id: SpanId(span.to_ne_bytes()),
                     value: f64::from_bits(value),
-                    time: time_of(ticks),
+                    time: ExemplarTime(unix_nanos).to_system_time(),
                 });
             }
         }
@@ -197,8 +245,9 @@ mod tests {
         let slot = ExemplarSlot::default();
         assert_eq!(slot.read(), None);
         let t0 = Instant::now();
-        slot.write(&ctx(1), 0.5, t0);
-        slot.write(&ctx(2), 0.7, t0 + Duration::from_millis(3));
+        slot.write_exclusive(&ctx(1), 0.5, ExemplarTime::from_instant(t0));
+        let t1 = ExemplarTime::from_instant(t0 + Duration::from_millis(3));
+        slot.write_shared(&ctx(2), 0.7, t1);
         let e = slot.read().unwrap();
         assert_eq!(e.trace_id, TraceId([2; 16]));
         assert_eq!(e.span_id, SpanId([2; 8]));
@@ -208,18 +257,29 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_readers_never_see_a_torn_exemplar() {
-        // Each writer writes an exemplar whose every field derives from one byte; a
-        // torn read would mix two bytes.
+    fn readers_never_see_a_torn_exemplar_from_shared_writers() {
+        torn_read_check(2, |slot, t, v| slot.write_shared(t, v, ExemplarTime::now()));
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_exemplar_from_the_exclusive_writer() {
+        torn_read_check(1, |slot, t, v| {
+            slot.write_exclusive(t, v, ExemplarTime::now())
+        });
+    }
+
+    /// Each writer writes exemplars whose every field derives from one byte; a torn
+    /// read would mix two bytes.
+    fn torn_read_check(writers: u8, write: fn(&ExemplarSlot, &TraceContext, f64)) {
         let slot = Arc::new(ExemplarSlot::default());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writers: Vec<_> = (1..=2u8)
+        let writers: Vec<_> = (1..=writers)
             .map(|w| {
                 let (slot, stop) = (slot.clone(), stop.clone());
                 std::thread::spawn(move || {
                     let mut n = w;
                     while !stop.load(Ordering::Relaxed) {
-                        slot.write(&ctx(n), f64::from(n), Instant::now());
+                        write(&slot, &ctx(n), f64::from(n));
                         n = n.wrapping_add(2).max(1);
                     }
                 })

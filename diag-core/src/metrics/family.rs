@@ -1,7 +1,9 @@
 //! Metric families: one metric per distinct label set, with a cap on how many.
 //!
 //! Series live in an insert-only open-addressing table sized for the cap: a lookup
-//! hashes the label values, probes, and compares, with one acquire load per probe
+//! hashes the label values (a per-family randomly seeded multiply-mix hash: several
+//! times faster than SipHash on short labels; a crafted collision can only lengthen
+//! probing, which the cap bounds), probes, and compares, with one acquire load per probe
 //! and no lock and no allocation when the series exists. Inserting a new label set
 //! takes a mutex (it is rare: once per series for the process's life). Series are
 //! never removed, so a [`SeriesRef`] (a table index) stays valid for the family's life.
@@ -84,7 +86,7 @@ pub struct Family<M, const N: usize> {
     label_names: [String; N],
     table: Box<[OnceLock<Box<Series<M, N>>>]>,
     mask: usize,
-    hasher: RandomState,
+    seed: u64,
     len: AtomicUsize,
     cap: usize,
     /// Table indexes in insertion order, for a stable exposition order. Also the
@@ -124,7 +126,7 @@ impl<M, const N: usize> Family<M, N> {
             label_names: label_names.map(str::to_owned),
             table: (0..slots).map(|_| OnceLock::new()).collect(),
             mask: slots - 1,
-            hasher: RandomState::new(),
+            seed: RandomState::new().hash_one(name) | 1,
             len: AtomicUsize::new(0),
             cap,
             order: Mutex::new(Vec::new()),
@@ -174,7 +176,7 @@ impl<M, const N: usize> Family<M, N> {
 
     /// The series for these label values (see [`Family::with`]).
     pub fn series(&self, labels: [&str; N]) -> SeriesRef {
-        let hash = self.hasher.hash_one(labels);
+        let hash = hash_labels(self.seed, &labels);
         if let Some(found) = self.probe(hash, &labels, false) {
             return found;
         }
@@ -270,6 +272,33 @@ impl<M, const N: usize> Family<M, N> {
     }
 }
 
+/// A seeded hash of label values; each value's length takes part, so `["ab", ""]` and
+/// `["a", "b"]` differ.
+#[inline]
+fn hash_labels(seed: u64, labels: &[&str]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    #[inline]
+    fn mix(a: u64, b: u64) -> u64 {
+        let r = u128::from(a) * u128::from(b);
+        (r as u64) ^ ((r >> 64) as u64)
+    }
+    let mut h = seed;
+    for label in labels {
+        let bytes = label.as_bytes();
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            h = mix(h ^ u64::from_le_bytes(word), K);
+        }
+        let rest = chunks.remainder();
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = mix(h ^ u64::from_le_bytes(word), K ^ bytes.len() as u64);
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +306,22 @@ mod tests {
 
     fn family(cap: usize) -> Family<Counter, 2> {
         Family::new("jobs", ["queue", "kind"], cap, Arc::default(), Counter::new)
+    }
+
+    #[test]
+    fn label_hash_separates_boundaries_and_seeds() {
+        let s = 0x1234_5678_9abc_def1;
+        assert_ne!(hash_labels(s, &["ab", ""]), hash_labels(s, &["a", "b"]));
+        assert_ne!(hash_labels(s, &["", "ab"]), hash_labels(s, &["ab", ""]));
+        assert_ne!(
+            hash_labels(s, &["GET", "/a", "200"]),
+            hash_labels(s, &["GET", "/a", "201"])
+        );
+        assert_ne!(hash_labels(s, &["x"]), hash_labels(s ^ 2, &["x"]));
+        assert_eq!(
+            hash_labels(s, &["/products/{id}"]),
+            hash_labels(s, &["/products/{id}"])
+        );
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! A histogram with atomic buckets and one exemplar slot per bucket.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
 
-use super::exemplar::{Exemplar, ExemplarSlot, newest};
+use super::exemplar::{Exemplar, ExemplarSlot, ExemplarTime, newest};
 use super::shard::{self, CacheLine};
 use crate::request::with_current;
 use crate::trace::TraceContext;
@@ -59,9 +58,11 @@ struct BucketCell {
 }
 
 /// A histogram: per-shard bucket counts and sums (see the `shard` module), one
-/// exemplar slot per bucket and shard. Observing is a bucket search, one `fetch_add`,
-/// one compare-and-swap for the sum, and, for a sampled trace, one exemplar write: no
-/// lock, no allocation. Each bucket's count and exemplar share one cache line.
+/// exemplar slot per bucket and shard. Observing is a bucket search, then, on the
+/// writer thread's own shard, plain stores to the bucket count, the sum and (for a
+/// sampled trace) the bucket's exemplar: no lock, no locked instruction, no
+/// allocation (a shard is allocated on its owner's first write). Each bucket's count
+/// and exemplar share one cache line.
 ///
 /// ```
 /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -75,9 +76,15 @@ struct BucketCell {
 #[derive(Debug)]
 pub struct Histogram {
     bounds: Arc<[f64]>,
-    /// `shards × (bounds + 1)` cells, shard-major.
+    shards: Box<[OnceLock<Box<HistogramShard>>]>,
+}
+
+/// One writer's part: the sum on its own line, then `bounds + 1` bucket cells.
+#[derive(Debug)]
+#[repr(align(64))]
+struct HistogramShard {
+    sum: AtomicU64,
     cells: Box<[CacheLine<BucketCell>]>,
-    sums: Box<[CacheLine<AtomicU64>]>,
 }
 
 /// A histogram read at one moment (buckets are read one by one, so a concurrent
@@ -106,12 +113,8 @@ impl Histogram {
 
     /// Shares already validated bounds (a family's series all use the same).
     pub(crate) fn with_bounds(bounds: Arc<[f64]>) -> Histogram {
-        let shards = shard::shard_count();
         Histogram {
-            cells: (0..shards * (bounds.len() + 1))
-                .map(|_| CacheLine::default())
-                .collect(),
-            sums: (0..shards).map(|_| CacheLine::default()).collect(),
+            shards: (0..shard::shard_count()).map(|_| OnceLock::new()).collect(),
             bounds,
         }
     }
@@ -126,34 +129,53 @@ impl Histogram {
     pub fn observe(&self, v: f64) {
         // The clock is read only when there is an exemplar to timestamp.
         match with_current(|s| s.map(|s| s.trace).filter(|t| t.sampled)) {
-            Some(t) => self.observe_with_exemplar(v, Some(&t), Instant::now()),
-            None => self.observe_with_exemplar(v, None, anchor_free_instant()),
+            Some(t) => self.record(v, Some((&t, ExemplarTime::now()))),
+            None => self.record(v, None),
         }
     }
 
-    /// Records `v` with `trace` (when sampled) as its bucket's exemplar, observed `at`
-    /// (pass the `Instant` you already have; it becomes the exemplar's timestamp).
+    /// Records `v` with `trace` as its bucket's exemplar when the trace is sampled,
+    /// observed `at`.
     #[inline]
-    pub fn observe_with_exemplar(&self, v: f64, trace: Option<&TraceContext>, at: Instant) {
+    pub fn observe_with_exemplar(&self, v: f64, trace: &TraceContext, at: ExemplarTime) {
+        self.record(v, trace.sampled.then_some((trace, at)));
+    }
+
+    /// Records `v`; `exemplar` is already known to be sampled.
+    #[inline]
+    pub(crate) fn record(&self, v: f64, exemplar: Option<(&TraceContext, ExemplarTime)>) {
         if v.is_nan() {
             return;
         }
-        let buckets = self.bounds.len() + 1;
         let bucket = self.bounds.partition_point(|&ub| ub < v);
-        let shard = shard::this_thread(self.sums.len());
-        let cell = &self.cells[shard * buckets + bucket].0;
-        cell.count.fetch_add(1, Ordering::Relaxed);
-        let sum = &self.sums[shard].0;
-        let mut old = sum.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(old) + v).to_bits();
-            match sum.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(cur) => old = cur,
+        let shard = shard::this_thread();
+        let Some(slot) = self.shards.get(shard.index) else {
+            return;
+        };
+        let part = slot.get_or_init(|| Box::new(HistogramShard::new(self.bounds.len() + 1)));
+        let Some(cell) = part.cells.get(bucket) else {
+            return;
+        };
+        let cell = &cell.0;
+        if shard.exclusive {
+            // The only writer: plain loads and stores, no locked instruction.
+            let n = cell.count.load(Ordering::Relaxed);
+            cell.count.store(n.wrapping_add(1), Ordering::Relaxed);
+            let sum = f64::from_bits(part.sum.load(Ordering::Relaxed)) + v;
+            part.sum.store(sum.to_bits(), Ordering::Relaxed);
+            if let Some((t, at)) = exemplar {
+                cell.exemplar.write_exclusive(t, v, at);
             }
-        }
-        if let Some(t) = trace.filter(|t| t.sampled) {
-            cell.exemplar.write(t, v, at);
+        } else {
+            cell.count.fetch_add(1, Ordering::Relaxed);
+            let _ = part
+                .sum
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    Some((f64::from_bits(old) + v).to_bits())
+                });
+            if let Some((t, at)) = exemplar {
+                cell.exemplar.write_shared(t, v, at);
+            }
         }
     }
 
@@ -162,8 +184,10 @@ impl Histogram {
         let buckets = self.bounds.len() + 1;
         let mut counts = vec![0u64; buckets];
         let mut exemplars = vec![None; buckets];
-        for shard in self.cells.chunks(buckets) {
-            for (b, cell) in shard.iter().enumerate() {
+        let mut sum = 0.0;
+        for part in self.shards.iter().filter_map(OnceLock::get) {
+            sum += f64::from_bits(part.sum.load(Ordering::Relaxed));
+            for (b, cell) in part.cells.iter().enumerate() {
                 counts[b] = counts[b].wrapping_add(cell.0.count.load(Ordering::Relaxed));
                 exemplars[b] = newest(exemplars[b], cell.0.exemplar.read());
             }
@@ -179,22 +203,19 @@ impl Histogram {
         HistogramSnapshot {
             bounds: self.bounds.clone(),
             cumulative,
-            sum: self
-                .sums
-                .iter()
-                .map(|s| f64::from_bits(s.0.load(Ordering::Relaxed)))
-                .sum(),
+            sum,
             exemplars,
         }
     }
 }
 
-/// Any `Instant`: without an exemplar the timestamp is never stored. A fixed one
-/// avoids reading the clock for nothing.
-fn anchor_free_instant() -> Instant {
-    use std::sync::OnceLock;
-    static ANY: OnceLock<Instant> = OnceLock::new();
-    *ANY.get_or_init(Instant::now)
+impl HistogramShard {
+    fn new(buckets: usize) -> Self {
+        HistogramShard {
+            sum: AtomicU64::new(0.0f64.to_bits()),
+            cells: (0..buckets).map(|_| CacheLine::default()).collect(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -241,12 +262,12 @@ mod tests {
     #[test]
     fn each_exemplar_lies_in_its_bucket() {
         let h = Histogram::with_bounds(LATENCY_BUCKETS.into());
-        let now = Instant::now();
+        let now = ExemplarTime::now();
         for (i, v) in [0.003, 0.02, 0.3, 0.3, 4.0, 12.0, 0.0749]
             .into_iter()
             .enumerate()
         {
-            h.observe_with_exemplar(v, Some(&trace(i as u8 + 1, true)), now);
+            h.observe_with_exemplar(v, &trace(i as u8 + 1, true), now);
         }
         let s = h.snapshot();
         let mut seen = 0;
@@ -271,8 +292,8 @@ mod tests {
     #[test]
     fn unsampled_traces_leave_no_exemplar() {
         let h = Histogram::new(&[1.0]).unwrap();
-        h.observe_with_exemplar(0.5, Some(&trace(1, false)), Instant::now());
-        h.observe_with_exemplar(0.5, None, Instant::now());
+        h.observe_with_exemplar(0.5, &trace(1, false), ExemplarTime::now());
+        h.record(0.5, None);
         assert!(h.snapshot().exemplars.iter().all(Option::is_none));
         assert_eq!(h.snapshot().cumulative[1], 2);
     }
@@ -286,7 +307,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let t = trace(i + 1, true);
                     for _ in 0..10_000 {
-                        h.observe_with_exemplar(0.25, Some(&t), Instant::now());
+                        h.observe_with_exemplar(0.25, &t, ExemplarTime::now());
                     }
                 })
             })

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::encode::{Encoder, Kind};
+use super::exemplar::ExemplarTime;
 use super::family::{Family, OverflowNotifier, SeriesRef};
 use super::{Counter, Gauge, Histogram};
 use crate::trace::TraceContext;
@@ -153,8 +154,12 @@ impl HttpMetrics {
         };
         let red = self.red.metric(series);
         let secs = now.saturating_duration_since(start).as_secs_f64();
-        red.duration.observe_with_exemplar(secs, Some(trace), now);
-        red.requests.inc_with_exemplar(1, Some(trace), now);
+        // One timestamp for both exemplars, and none for an unsampled trace.
+        let exemplar = trace
+            .sampled
+            .then(|| (trace, ExemplarTime::from_instant(now)));
+        red.duration.record(secs, exemplar);
+        red.requests.add(1, exemplar);
     }
 
     pub(crate) fn encode(&self, enc: &mut Encoder) {

@@ -3,8 +3,11 @@
 //!
 //! - [`Histogram`], [`Counter`], [`Gauge`]: lock-free on the observation path; counters
 //!   and histograms are sharded per thread so cores do not fight over cache lines.
-//! - Exemplars (`{trace_id, span_id}`) are attached only for sampled traces, one slot
-//!   per bucket, replaced without blocking (see [`exemplar`](self::exemplar_labels_fit)).
+//! - Exemplars (`{trace_id, span_id}`, see [`Exemplar`]) are attached only for sampled
+//!   traces: one slot per bucket, a seqlock that writers replace without waiting and
+//!   scrapes read without tearing. The label set is 63 code points, inside the
+//!   OpenMetrics limit of 128 by construction; an exemplar whose labels would exceed it
+//!   is dropped, never truncated ([`exemplar_labels_fit`]).
 //! - [`Family`]: one metric per label set, capped (cardinality guard).
 //! - HTTP: `http_server_request_duration_seconds`, `http_server_requests_total`,
 //!   `http_server_active_requests`; see the `http` module docs for the labels.
@@ -33,7 +36,7 @@ mod user;
 
 pub use counter::Counter;
 pub use encode::Format;
-pub use exemplar::{Exemplar, MAX_EXEMPLAR_LABEL_CODE_POINTS, exemplar_labels_fit};
+pub use exemplar::{Exemplar, ExemplarTime, MAX_EXEMPLAR_LABEL_CODE_POINTS, exemplar_labels_fit};
 pub use family::{
     DEFAULT_MAX_LABEL_SETS, Family, MAX_LABEL_SETS_LIMIT, OVERFLOW_LABEL_VALUE, SeriesRef,
 };

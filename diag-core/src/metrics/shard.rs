@@ -1,50 +1,135 @@
 //! Which shard of a metric this thread writes to.
 //!
-//! Two cores incrementing one atomic take turns owning its cache line, which costs far
-//! more than the increment. So counters and histograms keep one cell per shard, each on
-//! its own cache line, and a scrape sums them. Threads get shard numbers round-robin
-//! on first use; with as many shards as cores (capped at [`MAX_SHARDS`] to bound
-//! memory), the runtime's worker threads rarely share one.
+//! Two cores updating one atomic take turns owning its cache line, which costs far
+//! more than the update; and even alone, a locked read-modify-write costs several
+//! times a plain store. So counters and histograms keep one shard per writer thread:
+//!
+//! - a thread claims one of [`exclusive_count`] global shard numbers on its first
+//!   observation and gives it back when it exits. While it holds number `i`, it is the
+//!   only writer of shard `i` of every metric, so it updates with plain atomic loads
+//!   and stores (no lock prefix, no contention);
+//! - threads that find every number taken (more live threads than numbers) share the
+//!   last shard and update it with atomic read-modify-write operations.
+//!
+//! A metric allocates a shard on its first write from that shard's owner, so memory
+//! follows the threads that actually write a series. A scrape sums all shards.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The most shards a metric has: 4 bounds a latency series to about 4 KiB however many
-/// cores the machine has.
-pub const MAX_SHARDS: usize = 4;
+/// The most exclusive shard numbers. Bounds a series' memory on many-core machines: a
+/// latency series takes about 1 KiB per shard that has been written, so at most
+/// 9 KiB, and the HTTP family at its default cap of 2,000 series at most 18 MiB (in
+/// practice far less: a shard is allocated only when its owner writes that series).
+pub const MAX_SHARDS: usize = 8;
+
+static OWNED: [AtomicBool; MAX_SHARDS] = [const { AtomicBool::new(false) }; MAX_SHARDS];
+
+const UNCLAIMED: usize = usize::MAX;
+const SHARED: usize = usize::MAX - 1;
+
+/// Gives the shard number back when the thread exits.
+struct ThreadShard {
+    index: Cell<usize>,
+}
+
+impl Drop for ThreadShard {
+    fn drop(&mut self) {
+        if let Some(owned) = OWNED.get(self.index.get()) {
+            // Release: the next owner sees every value this thread stored.
+            owned.store(false, Ordering::Release);
+        }
+    }
+}
 
 thread_local! {
-    static THREAD_SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    static THREAD_SHARD: ThreadShard = const { ThreadShard { index: Cell::new(UNCLAIMED) } };
 }
 
-/// The number of shards per metric on this machine: cores rounded up to a power of
-/// two, at most [`MAX_SHARDS`].
-pub(crate) fn shard_count() -> usize {
+/// Exclusive shard numbers on this machine: two per core (runtimes keep one worker per
+/// core, plus room for blocking threads), at least 2, at most [`MAX_SHARDS`].
+pub(crate) fn exclusive_count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .next_power_of_two()
-            .min(MAX_SHARDS)
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (2 * cores).clamp(2, MAX_SHARDS)
     })
 }
 
-/// This thread's shard among `count` (a power of two).
-#[inline]
-pub(crate) fn this_thread(count: usize) -> usize {
-    THREAD_SHARD.with(|s| {
-        let mut v = s.get();
-        if v == usize::MAX {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            v = NEXT.fetch_add(1, Ordering::Relaxed);
-            s.set(v);
+/// Shards per metric: the exclusive ones plus the shared one.
+pub(crate) fn shard_count() -> usize {
+    exclusive_count() + 1
+}
+
+/// Where this thread writes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shard {
+    /// Index into a metric's shards.
+    pub(crate) index: usize,
+    /// Whether this thread is the shard's only writer.
+    pub(crate) exclusive: bool,
+}
+
+#[cold]
+fn claim() -> usize {
+    for (i, owned) in OWNED[..exclusive_count()].iter().enumerate() {
+        // Acquire: see every value the previous owner stored.
+        if owned
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return i;
         }
-        v & (count - 1)
-    })
+    }
+    SHARED
+}
+
+/// This thread's shard.
+#[inline]
+pub(crate) fn this_thread() -> Shard {
+    let shared = Shard {
+        index: exclusive_count(),
+        exclusive: false,
+    };
+    // `try_with`: during thread teardown the slot may be gone; share then.
+    THREAD_SHARD
+        .try_with(|t| {
+            let mut i = t.index.get();
+            if i == UNCLAIMED {
+                i = claim();
+                t.index.set(i);
+            }
+            if i == SHARED {
+                shared
+            } else {
+                Shard {
+                    index: i,
+                    exclusive: true,
+                }
+            }
+        })
+        .unwrap_or(shared)
 }
 
 /// Pads a value to its own cache line so shards never share one.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub(crate) struct CacheLine<T>(pub(crate) T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_threads_hold_distinct_shards_and_give_them_back() {
+        let mine = this_thread();
+        let other = std::thread::spawn(this_thread).join().unwrap();
+        if mine.exclusive && other.exclusive {
+            assert_ne!(mine.index, other.index);
+        }
+        // The exited thread's number is free again: a new thread can claim one.
+        let again = std::thread::spawn(this_thread).join().unwrap();
+        assert!(again.index <= exclusive_count());
+    }
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::exemplar::ExemplarTime;
 use super::histogram::{LATENCY_BUCKETS, validate_buckets};
 use super::name::{MetricError, check_label_names, counter_name, plain_name};
 use super::{Counter, Family, Gauge, Histogram};
@@ -214,7 +215,12 @@ impl Drop for Timer {
         if let Some(h) = &self.histogram {
             let now = Instant::now();
             let secs = now.saturating_duration_since(self.start).as_secs_f64();
-            h.observe_with_exemplar(secs, self.trace.as_ref(), now);
+            let exemplar = self
+                .trace
+                .as_ref()
+                .filter(|t| t.sampled)
+                .map(|t| (t, ExemplarTime::from_instant(now)));
+            h.record(secs, exemplar);
         }
     }
 }

@@ -1,0 +1,197 @@
+//! Histogram observation with an exemplar: diag's sharded, seqlock-slotted histogram
+//! against prometheus-client's `HistogramWithExemplars` (a write lock per observation),
+//! single-threaded and with two threads hammering one series; plus diag's whole
+//! per-request metrics path (`begin` + `finish`) and its allocation count.
+//!
+//! `cargo bench -p diag-benches --bench metrics -- --warm-up-time 1 --measurement-time 3`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use diag_core::Diag;
+use diag_core::metrics::{ExemplarTime, Histogram, LATENCY_BUCKETS};
+use diag_core::request::RequestView;
+use diag_core::trace::{SpanId, TraceContext, TraceId};
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+
+/// Counts allocations so the request path's allocation-freedom is measured, not assumed.
+struct CountingAlloc;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Latencies spread over several buckets, the same sequence for both libraries.
+const VALUES: [f64; 8] = [0.003, 0.012, 0.04, 0.09, 0.2, 0.004, 0.6, 0.03];
+
+fn trace() -> TraceContext {
+    TraceContext {
+        trace_id: TraceId([0x4b; 16]),
+        span_id: SpanId([0x0f; 8]),
+        sampled: true,
+    }
+}
+
+/// prometheus-client's exemplar label set at its cheapest: static strings, no per-call
+/// formatting of the ids (a real integration would format them, and allocate, per call).
+type PcLabels = [(&'static str, &'static str); 2];
+const PC_LABELS: PcLabels = [
+    ("trace_id", "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b"),
+    ("span_id", "0f0f0f0f0f0f0f0f"),
+];
+
+fn pc_histogram() -> HistogramWithExemplars<PcLabels> {
+    HistogramWithExemplars::new(LATENCY_BUCKETS.iter().copied())
+}
+
+fn timed<F: Fn(u64)>(barrier: &Barrier, iters: u64, op: &F) -> Duration {
+    barrier.wait();
+    let start = Instant::now();
+    for i in 0..iters {
+        op(i);
+    }
+    start.elapsed()
+}
+
+/// Runs `op_a(i)` and `op_b(i)` `iters` times each on two threads started together;
+/// returns the slower thread's time, so time / iters is the cost per observation per
+/// thread.
+fn two_threads<A, B>(iters: u64, op_a: &A, op_b: &B) -> Duration
+where
+    A: Fn(u64) + Sync,
+    B: Fn(u64) + Sync,
+{
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        let a = s.spawn(|| timed(&barrier, iters, op_a));
+        let b = s.spawn(|| timed(&barrier, iters, op_b));
+        let a = a.join().unwrap_or_default();
+        a.max(b.join().unwrap_or_default())
+    })
+}
+
+fn observe_single(c: &mut Criterion) {
+    let mut g = c.benchmark_group("histogram_observe_exemplar/1_thread");
+    let diag_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
+    let pc_h = pc_histogram();
+    let t = trace();
+    // Both libraries store a timestamp the caller made (diag: ExemplarTime,
+    // prometheus-client: SystemTime); the `_reading_clock` rows make it per call.
+    let at = ExemplarTime::now();
+    let ts = SystemTime::now();
+    let mut i = 0usize;
+    g.bench_function("diag", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            diag_h.observe_with_exemplar(black_box(VALUES[i & 7]), black_box(&t), at);
+        })
+    });
+    g.bench_function("prometheus_client", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            pc_h.observe(
+                black_box(VALUES[i & 7]),
+                Some(black_box(PC_LABELS)),
+                Some(ts),
+            );
+        })
+    });
+    g.bench_function("diag_reading_clock", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            diag_h.observe_with_exemplar(
+                black_box(VALUES[i & 7]),
+                black_box(&t),
+                ExemplarTime::now(),
+            );
+        })
+    });
+    g.bench_function("prometheus_client_reading_clock", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            pc_h.observe(
+                black_box(VALUES[i & 7]),
+                Some(black_box(PC_LABELS)),
+                Some(SystemTime::now()),
+            );
+        })
+    });
+    g.finish();
+}
+
+fn observe_two_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("histogram_observe_exemplar/2_threads_one_series");
+    let diag_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
+    let other_h = Histogram::new(LATENCY_BUCKETS).expect("valid buckets");
+    let pc_h = pc_histogram();
+    let t = trace();
+    let at = ExemplarTime::now();
+    let ts = SystemTime::now();
+    let diag_op = |h: &Histogram, i: u64| {
+        h.observe_with_exemplar(black_box(VALUES[i as usize & 7]), black_box(&t), at)
+    };
+    let on_diag = |i| diag_op(&diag_h, i);
+    let on_other = |i| diag_op(&other_h, i);
+    let on_pc = |i: u64| {
+        pc_h.observe(
+            black_box(VALUES[i as usize & 7]),
+            Some(black_box(PC_LABELS)),
+            Some(ts),
+        )
+    };
+    g.bench_function("diag", |b| {
+        b.iter_custom(|iters| two_threads(iters, &on_diag, &on_diag))
+    });
+    // Control: two threads on two separate histograms share nothing, so this is the
+    // floor two threads reach on this (shared, noisy) machine.
+    g.bench_function("diag_control_separate_series", |b| {
+        b.iter_custom(|iters| two_threads(iters, &on_diag, &on_other))
+    });
+    g.bench_function("prometheus_client", |b| {
+        b.iter_custom(|iters| two_threads(iters, &on_pc, &on_pc))
+    });
+    g.finish();
+}
+
+fn request_path(c: &mut Criterion) {
+    let diag = Diag::builder().build().expect("default config");
+    let view = RequestView {
+        method: "GET",
+        route: Some("/products/{id}"),
+        headers: &(),
+        peer: None,
+    };
+    // Warm up: the series is created (and allocated) on first use only.
+    diag.begin(&view).finish(200);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        diag.begin(&view).finish(200);
+    }
+    let per_request = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
+    println!("request_path: {per_request} allocations per begin+finish (steady state)");
+
+    let mut g = c.benchmark_group("request_path");
+    g.bench_function("begin_finish_sampled", |b| {
+        b.iter(|| diag.begin(black_box(&view)).finish(200))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, observe_single, observe_two_threads, request_path);
+criterion_main!(benches);
