@@ -47,7 +47,7 @@ fn in_flight(c: &mut Criterion) {
                 headers: &(),
                 peer: None,
             }));
-            guard.finish(200, &(), |_, _| {})
+            guard.finish(200, &mut ())
         })
     });
 }

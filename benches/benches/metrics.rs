@@ -174,21 +174,22 @@ fn request_path(c: &mut Criterion) {
     let view = RequestView {
         method: "GET",
         route: Some("/products/{id}"),
+        uri: "/products/7",
         headers: &(),
         peer: None,
     };
     // Warm up: the series is created (and allocated) on first use only.
-    diag.begin(&view).finish(200);
+    diag.begin(&view).finish(200, &mut ());
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..1000 {
-        diag.begin(&view).finish(200);
+        diag.begin(&view).finish(200, &mut ());
     }
     let per_request = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
     println!("request_path: {per_request} allocations per begin+finish (steady state)");
 
     let mut g = c.benchmark_group("request_path");
     g.bench_function("begin_finish_sampled", |b| {
-        b.iter(|| diag.begin(black_box(&view)).finish(200))
+        b.iter(|| diag.begin(black_box(&view)).finish(200, &mut ()))
     });
     g.finish();
 }

@@ -45,24 +45,37 @@ fn bench(c: &mut Criterion) {
     // One subscriber for every variant, as a service would have: the comparison is of
     // the middleware alone.
     tracing_subscriber::registry()
-        .with(fmt::layer().with_writer(std::io::sink).with_filter(diag.log_filter(EnvFilter::new("info"))))
+        .with(
+            fmt::layer()
+                .with_writer(std::io::sink)
+                .with_filter(diag.log_filter(EnvFilter::new("info"))),
+        )
         .with(diag.error_layer())
         .with(diag.debug_recording_layer())
         .init();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     // `with_state(())` turns the routes into services once, as `axum::serve` does;
     // without it axum would build them on every call.
     let bare = app().with_state(());
     let with_diag = app().with_diag(&diag).with_state(());
-    let traced = app().layer(tower_http::trace::TraceLayer::new_for_http()).with_state(());
+    let traced = app()
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(());
 
     let mut group = c.benchmark_group("request");
     let mut run = |name: &str, router: &Router, debug: bool| {
         group.bench_function(name, |b| {
             b.iter(|| {
                 rt.block_on(async {
-                    let res = router.clone().oneshot(request(debug)).await.expect("response");
+                    let res = router
+                        .clone()
+                        .oneshot(request(debug))
+                        .await
+                        .expect("response");
                     black_box(res.into_body().collect().await.expect("body"));
                 })
             })

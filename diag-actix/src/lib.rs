@@ -29,5 +29,5 @@ mod headers;
 mod middleware;
 
 pub use endpoints::configure;
-pub use headers::ActixHeaders;
+pub use headers::{ActixHeaders, ActixHeadersMut};
 pub use middleware::{DiagActixBody, DiagFuture, DiagMiddleware, DiagMiddlewareService};

@@ -6,14 +6,13 @@ use std::task::{Context, Poll};
 use actix_web::HttpMessage;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 use diag_core::Diag;
 use diag_core::debug::BodyTap;
 use diag_core::request::{RequestGuard, RequestView};
 use futures_util::Stream;
 
-use crate::ActixHeaders;
+use crate::{ActixHeaders, ActixHeadersMut};
 
 /// actix-web middleware: trace context, RED metrics per route pattern, and diagnostic
 /// mode for requests that carry a valid `X-Debug` credential. Bodies pass through
@@ -157,16 +156,7 @@ where
         };
         Poll::Ready(result.map(|mut res| {
             let status = res.status().as_u16();
-            let mut extra: Vec<(&'static str, String)> = Vec::new();
-            let tap = guard.finish(status, &ActixHeaders(res.headers()), |name, value| {
-                extra.push((name, value.to_owned()));
-            });
-            for (name, value) in extra {
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    res.headers_mut()
-                        .insert(HeaderName::from_static(name), value);
-                }
-            }
+            let tap = guard.finish(status, &mut ActixHeadersMut(res.headers_mut()));
             res.map_body(|_, body| DiagActixBody::new(body, tap))
         }))
     }

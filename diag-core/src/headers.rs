@@ -67,3 +67,30 @@ impl HeaderView for () {
 
     fn for_each(&self, _: &mut dyn FnMut(&str, &[u8])) {}
 }
+
+/// The response head at [`RequestGuard::finish`](crate::request::RequestGuard::finish):
+/// read (a debug request captures it) and extended with diag's own headers, in place,
+/// without copies.
+///
+/// ```
+/// use diag_core::{HeaderView, ResponseHeaders};
+/// let mut headers: Vec<(String, String)> = Vec::new();
+/// ResponseHeaders::insert(&mut headers, "traceparent", "00-...");
+/// assert_eq!(headers.get_str("traceparent"), Some("00-..."));
+/// ```
+pub trait ResponseHeaders: HeaderView {
+    /// Sets header `name` (lower-case) to `value`, replacing any value it had.
+    fn insert(&mut self, name: &'static str, value: &str);
+}
+
+impl ResponseHeaders for Vec<(String, String)> {
+    fn insert(&mut self, name: &'static str, value: &str) {
+        self.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.push((name.to_owned(), value.to_owned()));
+    }
+}
+
+/// Discards what is inserted (benchmarks, tests that only need the side effects).
+impl ResponseHeaders for () {
+    fn insert(&mut self, _: &'static str, _: &str) {}
+}

@@ -46,5 +46,5 @@ pub mod trace;
 pub use auth::AuthError;
 pub use diag::{ConfigError, Diag, DiagBuilder};
 pub use endpoint::{DiagResponse, EndpointRequest};
-pub use headers::HeaderView;
+pub use headers::{HeaderView, ResponseHeaders};
 pub use state::{ProviderReport, ProviderStatus, RegisterError, StateRegistry};

@@ -3,10 +3,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use diag_core::request::RequestGuard;
-use http::{HeaderName, HeaderValue, Response};
+use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::{DiagBody, HttpHeaders};
+use crate::{DiagBody, HttpHeadersMut};
 
 pin_project! {
     /// The response future of [`DiagService`](crate::DiagService).
@@ -55,20 +55,8 @@ where
             let Some(guard) = guard else {
                 return res.map(DiagBody::new);
             };
-            let mut extra: Vec<(&'static str, String)> = Vec::new();
-            let tap = guard.finish(
-                res.status().as_u16(),
-                &HttpHeaders(res.headers()),
-                |name, value| {
-                    extra.push((name, value.to_owned()));
-                },
-            );
-            let headers = res.headers_mut();
-            for (name, value) in extra {
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    headers.insert(HeaderName::from_static(name), value);
-                }
-            }
+            let status = res.status().as_u16();
+            let tap = guard.finish(status, &mut HttpHeadersMut(res.headers_mut()));
             res.map(|body| DiagBody::tapped(body, tap))
         }))
     }

@@ -30,6 +30,6 @@ mod service;
 pub use body::DiagBody;
 pub use endpoints::DiagEndpoints;
 pub use future::ResponseFuture;
-pub use headers::HttpHeaders;
+pub use headers::{HttpHeaders, HttpHeadersMut};
 pub use layer::{DiagLayer, PeerFn, RouteFn};
 pub use service::DiagService;

@@ -112,7 +112,7 @@ mod tests {
                 peer: None,
             });
             if i != 3 {
-                g.finish(status, &(), |_, _| {});
+                g.finish(status, &mut ());
             } else {
                 drop(g);
             }

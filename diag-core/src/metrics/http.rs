@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(active(&diag, "GET", "/items/{id}"), 1.0);
         let trace = *g.trace();
         assert!(trace.sampled, "default ratio 1.0");
-        g.finish(404, &(), |_, _| {});
+        g.finish(404, &mut ());
         assert_eq!(active(&diag, "GET", "/items/{id}"), 0.0);
         let s = red(&diag, ["GET", "/items/{id}", "404"]);
         assert_eq!(s.requests.get(), 1);
@@ -245,7 +245,7 @@ mod tests {
         let diag = Diag::builder().sampling_ratio(0.0).build().unwrap();
         let g = diag.begin(&view("POST", Some("/pay"), &()));
         assert!(!g.trace().sampled);
-        g.finish(200, &(), |_, _| {});
+        g.finish(200, &mut ());
         let s = red(&diag, ["POST", "/pay", "200"]);
         assert_eq!(s.requests.get(), 1);
         assert_eq!(s.requests.exemplar(), None);
@@ -259,8 +259,8 @@ mod tests {
         let headers = vec![("traceparent".to_owned(), tp.to_owned())];
         let g = diag.begin(&view("GET", None, &headers));
         assert!(g.trace().sampled);
-        let mut out = Vec::new();
-        let _ = g.finish(200, &(), |n, v| out.push((n, v.to_owned())));
+        let mut out: Vec<(String, String)> = Vec::new();
+        let _ = g.finish(200, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].0, "traceparent");
         assert!(out[0].1.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
@@ -298,7 +298,7 @@ mod tests {
     fn unknown_methods_fold_to_other() {
         let diag = Diag::builder().build().unwrap();
         diag.begin(&view("BREW", Some("/pot"), &()))
-            .finish(418, &(), |_, _| {});
+            .finish(418, &mut ());
         assert_eq!(red(&diag, ["_OTHER", "/pot", "418"]).requests.get(), 1);
     }
 
@@ -307,7 +307,7 @@ mod tests {
         let diag = Diag::builder().max_label_sets(2).build().unwrap();
         for route in ["/a", "/b", "/c", "/d"] {
             diag.begin(&view("GET", Some(route), &()))
-                .finish(200, &(), |_, _| {});
+                .finish(200, &mut ());
         }
         let http = &diag.inner.metrics.http;
         assert_eq!(http.active.len(), 2);
@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(http.red.overflowed(), 2, "shown and counted");
         assert_eq!(http.active.metric(SeriesRef::OVERFLOW).get(), 0.0);
         diag.begin(&view("GET", Some("/e"), &()))
-            .finish(200, &(), |_, _| {});
+            .finish(200, &mut ());
         let events: Vec<_> = diag
             .events()
             .recent()

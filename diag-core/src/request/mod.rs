@@ -8,8 +8,8 @@
 //! 2. [`Diag::begin`] with a [`RequestView`] of the request;
 //! 3. wrap the request body with [`RequestGuard::request_tap`] (a debug request's capture);
 //! 4. call the handler and poll its future inside [`RequestGuard::enter`];
-//! 5. when the response head is ready, [`RequestGuard::finish`]: add the headers it gives,
-//!    and wrap the response body with the tap it returns.
+//! 5. when the response head is ready, [`RequestGuard::finish`] with the response headers
+//!    (it adds its own), and wrap the response body with the tap it returns.
 
 mod scope;
 
@@ -24,7 +24,7 @@ use crate::log::DebugInFlight;
 use crate::metrics::{SeriesRef, method_label};
 use crate::state::in_flight::InFlightTicket;
 use crate::trace::TraceContext;
-use crate::{Diag, HeaderView};
+use crate::{Diag, HeaderView, ResponseHeaders};
 
 /// The `route` every request that matched no route shares, so unknown paths never
 /// become label values.
@@ -113,10 +113,10 @@ impl Diag {
     ///     headers: &(),
     ///     peer: None,
     /// });
-    /// let mut added = Vec::new();
-    /// let tap = guard.finish(200, &(), |name, value| added.push((name, value.to_owned())));
+    /// let mut response_headers: Vec<(String, String)> = Vec::new();
+    /// let tap = guard.finish(200, &mut response_headers);
     /// assert!(tap.is_none(), "not a debug request");
-    /// assert_eq!(added[0].0, "traceparent");
+    /// assert_eq!(response_headers[0].0, "traceparent");
     /// ```
     pub fn begin(&self, req: &RequestView<'_>) -> RequestGuard {
         let start = Instant::now();
@@ -200,22 +200,17 @@ impl RequestGuard {
     }
 
     /// Records the response once its head is ready: duration and count under
-    /// `(method, route, status)`, with the trace as exemplar when sampled. Calls
-    /// `add_header` with each header to add to the response (`traceparent`; for a debug
-    /// request `server-timing`, `x-debug-id`, `x-trace-id`; `x-debug-status` when
-    /// diagnostic mode was asked for and refused). For a debug request, returns the tap
-    /// the response body must be wrapped in: the capture is stored when the body ends, or
-    /// as incomplete when it is dropped first.
-    pub fn finish(
-        mut self,
-        status: u16,
-        response_headers: &dyn HeaderView,
-        mut add_header: impl FnMut(&'static str, &str),
-    ) -> Option<BodyTap> {
+    /// `(method, route, status)`, with the trace as exemplar when sampled. Adds diag's
+    /// headers to `headers` (`traceparent`; for a debug request `server-timing`,
+    /// `x-debug-id`, `x-trace-id`; `x-debug-status` when diagnostic mode was asked for
+    /// and refused). For a debug request, returns the tap the response body must be
+    /// wrapped in: the capture is stored when the body ends, or as incomplete when it is
+    /// dropped first.
+    pub fn finish(mut self, status: u16, headers: &mut dyn ResponseHeaders) -> Option<BodyTap> {
         self.finished = true;
-        add_header("traceparent", self.scope.trace.traceparent().as_str());
+        headers.insert("traceparent", self.scope.trace.traceparent().as_str());
         if let Some((name, value)) = self.debug_status {
-            add_header(name, value);
+            headers.insert(name, value);
         }
         self.diag
             .inner
@@ -223,8 +218,8 @@ impl RequestGuard {
             .http
             .finish(self.active, status, self.start, &self.scope.trace);
         let debug = self.debug.take()?;
-        for (name, value) in debug.request.response_head(status, response_headers) {
-            add_header(name, &value);
+        for (name, value) in debug.request.response_head(status, &*headers) {
+            headers.insert(name, &value);
         }
         Some(BodyTap::new(debug.request, BodySide::Response).holding(debug.in_flight))
     }

@@ -488,7 +488,7 @@ mod tests {
                 .iter()
                 .any(|r| r["route"] == crate::request::UNMATCHED_ROUTE)
         );
-        a.finish(200, &(), |_, _| {});
+        a.finish(200, &mut ());
         drop(b); // dropped unfinished: the client went away
         let v = diag
             .state()
