@@ -99,7 +99,10 @@ async fn state_shows_every_provider_with_the_token_and_401_without() {
         "{}",
         state["config"]
     );
-    assert_eq!(state["config"]["value"]["active"]["order_queue_capacity"], 16);
+    assert_eq!(
+        state["config"]["value"]["active"]["order_queue_capacity"],
+        16
+    );
     assert!(!state.to_string().contains(API_KEY), "the key leaked");
 
     let one: Value = s
