@@ -69,13 +69,16 @@ pub fn endpoints<S: Clone + Send + Sync + 'static>(diag: &Diag) -> Router<S> {
 
 /// One-line setup on an axum [`Router`].
 pub trait DiagRouterExt {
-    /// Wraps every route added so far in diag's layer and mounts the endpoints (which
-    /// are not themselves wrapped, so scrapes do not count as traffic).
+    /// Wraps every route added so far, and the fallback, in diag's layer and mounts the
+    /// endpoints (which the layer passes straight through, so scrapes do not count as
+    /// traffic).
     fn with_diag(self, diag: &Diag) -> Self;
 }
 
 impl<S: Clone + Send + Sync + 'static> DiagRouterExt for Router<S> {
     fn with_diag(self, diag: &Diag) -> Self {
-        self.layer(layer(diag)).merge(endpoints(diag))
+        // Layer after the merge: axum's merge takes the merged router's default fallback,
+        // so a layer applied before it would miss every unmatched request (the 404s).
+        self.merge(endpoints(diag)).layer(layer(diag))
     }
 }

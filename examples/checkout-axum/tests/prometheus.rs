@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Running, diag_with_token};
+use common::Running;
 use serde_json::Value;
 
 /// How long any one condition may take to come true before the test fails.
@@ -101,9 +101,18 @@ impl PrometheusProcess {
         }
     }
 
-    /// `GET /api/v1/<path>`'s `data`, or why not.
-    async fn api(&self, client: &reqwest::Client, path: &str) -> Result<Value, String> {
-        let url = format!("{}/api/v1/{path}", self.base);
+    /// `GET /api/v1/<path>?<params>`'s `data`, or why not.
+    async fn api(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Value, String> {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect();
+        let url = format!("{}/api/v1/{path}?{}", self.base, query.join("&"));
         let res = client.get(&url).send().await.map_err(|e| e.to_string())?;
         let body: Value = res.json().await.map_err(|e| e.to_string())?;
         if body["status"] != "success" {
@@ -157,6 +166,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Percent-encodes a query parameter value (everything but RFC 3986's unreserved set).
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -189,7 +211,7 @@ fn find_exemplar(data: &Value, trace_id: &str) -> Option<Value> {
 
 #[tokio::test]
 async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
-    let s = Running::start_with(diag_with_token(|b| b), common::test_config()).await;
+    let s = Running::with_token().await;
     let target = s.base.trim_start_matches("http://").to_owned();
     let prom = PrometheusProcess::start(&target);
     // Exemplars are filtered on their own timestamp: start the window before any request.
@@ -221,7 +243,7 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
     prom.wait_for("the demo target to be up with no scrape error", || {
         let (client, prom, scrape_url) = (&client, &prom, &scrape_url);
         async move {
-            let data = prom.api(client, "targets").await?;
+            let data = prom.api(client, "targets", &[]).await?;
             let target = data["activeTargets"]
                 .as_array()
                 .and_then(|ts| ts.iter().find(|t| t["scrapeUrl"] == scrape_url.as_str()))
@@ -242,7 +264,11 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
             let data = prom
                 .api(
                     client,
-                    "query?query=sum(http_server_requests_total%7Broute%3D%22%2Fproducts%2F%7Bid%7D%22%2Cstatus%3D%22200%22%7D)",
+                    "query",
+                    &[(
+                        "query",
+                        r#"sum(http_server_requests_total{route="/products/{id}",status="200"})"#,
+                    )],
                 )
                 .await?;
             match data["result"][0]["value"][1].as_str() {
@@ -263,11 +289,10 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
                 || {
                     let (client, prom, trace_id) = (&client, &prom, &trace_id);
                     async move {
-                        let path = format!(
-                            "query_exemplars?query={metric}&start={t0:.3}&end={:.3}",
-                            unix_now() + 60.0
-                        );
-                        let data = prom.api(client, &path).await?;
+                        let (start, end) =
+                            (format!("{t0:.3}"), format!("{:.3}", unix_now() + 60.0));
+                        let params = [("query", metric), ("start", &start), ("end", &end)];
+                        let data = prom.api(client, "query_exemplars", &params).await?;
                         find_exemplar(&data, trace_id)
                             .ok_or_else(|| format!("not among the exemplars yet: {data}"))
                     }
@@ -304,7 +329,7 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
 
 #[tokio::test]
 async fn promtool_accepts_the_classic_exposition() {
-    let s = Running::start_with(diag_with_token(|b| b), common::test_config()).await;
+    let s = Running::with_token().await;
     for path in ["/healthz", "/products/5", "/fail", "/nowhere/at/all"] {
         s.get(path).send().await.unwrap();
     }
@@ -364,4 +389,5 @@ fn traceparent_parsing() {
     assert_eq!(t, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(s, "00f067aa0ba902b7");
     assert!(std::panic::catch_unwind(|| parse_traceparent("00-abc-def-01")).is_err());
+    assert_eq!(percent_encode(r#"a{b="/c"}"#), "a%7Bb%3D%22%2Fc%22%7D");
 }
