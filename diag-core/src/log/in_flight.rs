@@ -117,6 +117,7 @@ mod tests {
 
     #[test]
     fn guard_counts_while_alive() {
+        let _serial = crate::tracing_test_lock();
         // Other tests may hold guards concurrently: only assert on our own contribution.
         let g = DebugInFlight::begin();
         assert!(any());

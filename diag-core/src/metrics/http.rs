@@ -330,6 +330,16 @@ mod tests {
     }
 
     #[test]
+    fn handles_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::request::RequestGuard>();
+        send_sync::<crate::metrics::Timer>();
+        send_sync::<Family<Counter, 2>>();
+        send_sync::<Family<Histogram, 1>>();
+        send_sync::<Family<Gauge, 3>>();
+    }
+
+    #[test]
     fn status_labels() {
         for code in [0u16, 7, 42, 200, 404, 599, 65535] {
             assert_eq!(StatusLabel::new(code).as_str(), code.to_string());

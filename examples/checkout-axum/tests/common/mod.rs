@@ -9,6 +9,30 @@ use diag_core::Diag;
 pub const TOKEN: &str = "test-token";
 pub const API_KEY: &str = "pk_live_must_not_leak";
 
+/// The configuration the tests run the demo with.
+pub fn test_config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        pricing_latency_ms: (20, 50),
+        order_queue_capacity: 16,
+        pricing_api_key: API_KEY.into(),
+    }
+}
+
+/// A `Diag` for the demo with the test token and these builder tweaks.
+pub fn diag_with_token(
+    tweak: impl FnOnce(diag_core::DiagBuilder) -> diag_core::DiagBuilder,
+) -> Diag {
+    tweak(
+        Diag::builder()
+            .service("checkout")
+            .version("1.2.3")
+            .token(TOKEN),
+    )
+    .build()
+    .unwrap()
+}
+
 pub struct Running {
     pub base: String,
     pub client: reqwest::Client,
@@ -17,12 +41,12 @@ pub struct Running {
 
 impl Running {
     pub async fn start(diag: Diag) -> Running {
-        let config = Config {
-            listen: "127.0.0.1:0".into(),
-            pricing_latency_ms: (20, 50),
-            order_queue_capacity: 16,
-            pricing_api_key: API_KEY.into(),
-        };
+        Running::start_with(diag, test_config()).await
+    }
+
+    /// Starts the demo with this configuration (its `listen` is ignored: the port is
+    /// ephemeral).
+    pub async fn start_with(diag: Diag, config: Config) -> Running {
         let router = app(&diag, &config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
