@@ -20,6 +20,7 @@
 //! diag.hit("cache_miss");
 //! ```
 
+mod collector;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod counter;
@@ -29,11 +30,13 @@ mod family;
 mod gauge;
 mod histogram;
 pub(crate) mod http;
+pub(crate) mod internals;
 mod name;
 pub(crate) mod registry;
 mod shard;
 mod user;
 
+pub use collector::{MAX_COLLECTED_SERIES, MAX_COLLECTORS, ScrapeWriter};
 pub use counter::Counter;
 pub use encode::Format;
 pub use exemplar::{Exemplar, ExemplarTime, MAX_EXEMPLAR_LABEL_CODE_POINTS, exemplar_labels_fit};
