@@ -481,6 +481,7 @@ impl DiagBuilder {
         crate::state::queues::register(&diag);
         crate::state::in_flight::register(&diag);
         crate::state::events::register(&diag);
+        crate::metrics::internals::register(&diag);
         let sha = diag
             .git_sha()
             .map(|s| format!(" ({s})"))

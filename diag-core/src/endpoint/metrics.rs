@@ -200,32 +200,9 @@ mod tests {
         assert_eq!(ct, CLASSIC_CONTENT_TYPE);
         assert!(!text.contains(" # {"), "no exemplars in classic text");
         assert!(!text.contains("# EOF"));
-        let run = std::process::Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn();
-        let mut child = match run {
-            Ok(c) => c,
-            Err(e) => panic!(
-                "promtool is needed to check the classic exposition ({e}); install the Debian package `prometheus` (apt-get install prometheus)"
-            ),
-        };
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool check metrics failed:\n{}{}\n{text}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(e) = crate::metrics::conformance::check_with_promtool(&text) {
+            panic!("{e}\n{text}");
+        }
     }
 
     #[tokio::test]

@@ -184,6 +184,15 @@ impl LogLevelControl {
     pub(crate) fn shared_slot(&self) -> SharedSlot {
         self.slot.clone()
     }
+
+    /// Whether a runtime change replaces the service's own filter now (a TTL that ran
+    /// out but was not put back yet counts as over).
+    pub(crate) fn override_active(&self) -> bool {
+        self.slot.get().is_some_and(|slot| {
+            let active = slot.load();
+            !active.is_default && active.expiry.as_ref().is_none_or(|e| e.at > Instant::now())
+        })
+    }
 }
 
 impl std::fmt::Debug for LogLevelControl {

@@ -187,3 +187,37 @@ pub(crate) fn check_openmetrics(text: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Runs `promtool check metrics` (the Debian package `prometheus` brings it) on a
+/// classic exposition; the error carries promtool's complaints.
+pub(crate) fn check_with_promtool(text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "promtool is needed to check the classic exposition ({e}); install the Debian package `prometheus` (apt-get install prometheus)"
+            )
+        })?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "promtool check metrics failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

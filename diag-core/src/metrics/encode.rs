@@ -6,6 +6,7 @@
 //! would have to be copied into them on every scrape. The syntax is small; the tests
 //! below and `promtool check metrics` hold it to the spec.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::time::SystemTime;
 
@@ -39,10 +40,16 @@ impl Kind {
     }
 }
 
+/// The OpenMetrics units diag recognises from a family name's suffix (`_seconds`,
+/// `_bytes`); the `# UNIT` line must repeat the suffix exactly.
+const UNITS: [&str; 2] = ["seconds", "bytes"];
+
 /// Accumulates one exposition.
 pub(crate) struct Encoder {
     out: String,
     format: Format,
+    /// Family names declared so far: a collector may not declare one twice.
+    declared: HashSet<Box<str>>,
 }
 
 impl Encoder {
@@ -50,7 +57,32 @@ impl Encoder {
         Encoder {
             out: String::with_capacity(16 * 1024),
             format,
+            declared: HashSet::new(),
         }
+    }
+
+    /// A buffer for one family's samples, written into an exposition later with
+    /// [`Encoder::append_samples`] (a collector may write its families interleaved).
+    pub(crate) fn fragment(format: Format) -> Self {
+        Encoder {
+            out: String::new(),
+            format,
+            declared: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Whether a family of this name was declared in this exposition.
+    pub(crate) fn is_declared(&self, name: &str) -> bool {
+        self.declared.contains(name)
+    }
+
+    /// Appends the samples a [`Encoder::fragment`] holds.
+    pub(crate) fn append_samples(&mut self, fragment: Encoder) {
+        self.out.push_str(&fragment.out);
     }
 
     /// The `# HELP` / `# TYPE` (/ `# UNIT`) lines of a family. `name` is the family
@@ -64,9 +96,15 @@ impl Encoder {
         let _ = write!(self.out, "# HELP {name}{suffix} ");
         self.escape(help, self.format == Format::OpenMetrics);
         let _ = writeln!(self.out, "\n# TYPE {name}{suffix} {}", kind.as_str());
-        if self.format == Format::OpenMetrics && name.ends_with("_seconds") {
-            let _ = writeln!(self.out, "# UNIT {name} seconds");
+        if self.format == Format::OpenMetrics
+            && let Some(unit) = UNITS.iter().find(|u| {
+                name.strip_suffix(**u)
+                    .is_some_and(|stem| stem.ends_with('_') && stem.len() > 1)
+            })
+        {
+            let _ = writeln!(self.out, "# UNIT {name} {unit}");
         }
+        self.declared.insert(name.into());
     }
 
     pub(crate) fn counter(&mut self, name: &str, labels: &[(&str, &str)], c: &Counter) {
@@ -92,9 +130,14 @@ impl Encoder {
     }
 
     pub(crate) fn gauge(&mut self, name: &str, labels: &[(&str, &str)], g: &Gauge) {
+        self.raw_gauge(name, labels, g.get());
+    }
+
+    /// A gauge sample from a plain number (diag's own bookkeeping, collectors).
+    pub(crate) fn raw_gauge(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.sample(name, "", labels, None);
         self.out.push(' ');
-        push_float(&mut self.out, g.get());
+        push_float(&mut self.out, value);
         self.out.push('\n');
     }
 

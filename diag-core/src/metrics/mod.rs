@@ -11,6 +11,48 @@
 //! - [`Family`]: one metric per label set, capped (cardinality guard).
 //! - HTTP: `http_server_request_duration_seconds`, `http_server_requests_total`,
 //!   `http_server_active_requests`; see the `http` module docs for the labels.
+//! - Collectors ([`Diag::register_collector`](crate::Diag::register_collector),
+//!   [`ScrapeWriter`]): functions called on every scrape that write counter and gauge
+//!   samples read from wherever the numbers live; no background task.
+//!
+//! # diag's own metrics
+//!
+//! Everything diag counts internally is on `/metrics` too, read at scrape time, so an
+//! operator can alert on it. Every label is bounded: `reason` and `status` by their
+//! enums, `queue` by [`MAX_QUEUES`](crate::state::MAX_QUEUES), `target` by
+//! [`MAX_ERROR_TARGETS`](crate::state::MAX_ERROR_TARGETS) plus one `__overflow__`
+//! series, `provider` by [`MAX_PROVIDERS`](crate::state::MAX_PROVIDERS).
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `diag_debug_activations_total` | counter | | requests that ran in diagnostic mode |
+//! | `diag_debug_rejected_total` | counter | `reason`: `oversized`, `malformed`, `invalid`, `expired`, `untrusted_network` (all present, from 0) | `X-Debug` headers refused; the requests were served normally |
+//! | `diag_debug_budget_exhausted_total` | counter | | valid `X-Debug` requests refused because the debug budget was spent |
+//! | `diag_debug_in_flight` | gauge | | debug requests running now |
+//! | `diag_debug_recorder_captures` | gauge | | captures the flight recorder keeps now |
+//! | `diag_debug_recorder_bytes` | gauge (unit bytes) | | their approximate size |
+//! | `diag_debug_recorder_stored_total` | counter | | captures stored |
+//! | `diag_debug_recorder_evicted_total` | counter | | captures evicted to make room (oldest first) |
+//! | `diag_debug_recorder_too_large_total` | counter | | captures not kept: alone larger than the byte cap |
+//! | `diag_queue_depth` | gauge | `queue` | items waiting: produced minus consumed |
+//! | `diag_queue_capacity` | gauge | `queue` | configured capacity; absent when unknown or unbounded |
+//! | `diag_queue_produced_total` | counter | `queue` | items put on the queue |
+//! | `diag_queue_consumed_total` | counter | `queue` | items taken off the queue |
+//! | `diag_queue_producer_rate_per_second` | gauge | `queue` | items produced per second over the last minute; absent in the queue's first second |
+//! | `diag_queue_consumer_rate_per_second` | gauge | `queue` | items consumed per second, likewise |
+//! | `diag_queue_consumer_lagging` | gauge | `queue` | 1 while consumers fall behind (see [`QueueSnapshot::consumer_lagging`](crate::state::QueueSnapshot::consumer_lagging)), else 0 |
+//! | `diag_errors_total` | counter | `target` (`__overflow__` for targets past the cap) | ERROR events by target; needs [`Diag::error_layer`](crate::Diag::error_layer) |
+//! | `diag_errors_evicted_total` | counter | | ERROR events pushed out of the error ring |
+//! | `diag_errors_capture_failures_total` | counter | | ERROR events that could not be captured |
+//! | `diag_events_recorded_total` | counter | | events recorded on the timeline |
+//! | `diag_events_evicted_total` | counter | | events pushed out of the timeline |
+//! | `diag_state_provider_calls_total` | counter | `provider`, `status`: `ok`, `error`, `timeout` (all present, from 0) | state provider calls by outcome |
+//! | `diag_log_level_override` | gauge | | 1 while a runtime log level change is active, else 0 |
+//! | `diag_disabled` | gauge | | 1 while the kill switch is on, else 0 |
+//! | `diag_metrics_overflow_total` | counter | `family` | observations folded into a family's `__overflow__` series |
+//! | `diag_metrics_rejected_total` | counter | | observations dropped: invalid metric name or type conflict |
+//! | `diag_metrics_collector_dropped_samples` | gauge | | collector samples left out of this scrape |
+//! | `diag_metrics_collector_panics_total` | counter | | scrapes in which a collector panicked |
 //!
 //! ```
 //! let diag = diag_core::Diag::builder().build().unwrap();
@@ -20,6 +62,7 @@
 //! diag.hit("cache_miss");
 //! ```
 
+mod collector;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod counter;
@@ -29,11 +72,13 @@ mod family;
 mod gauge;
 mod histogram;
 pub(crate) mod http;
+pub(crate) mod internals;
 mod name;
 pub(crate) mod registry;
 mod shard;
 mod user;
 
+pub use collector::{MAX_COLLECTED_SERIES, MAX_COLLECTORS, ScrapeWriter};
 pub use counter::Counter;
 pub use encode::Format;
 pub use exemplar::{Exemplar, ExemplarTime, MAX_EXEMPLAR_LABEL_CODE_POINTS, exemplar_labels_fit};

@@ -35,6 +35,9 @@ pub enum MetricError {
     /// The registry holds its maximum number of metrics.
     #[error("at most {0} metrics can be registered")]
     TooManyMetrics(usize),
+    /// The registry holds its maximum number of collectors.
+    #[error("at most {0} collectors can be registered")]
+    TooManyCollectors(usize),
     /// The histogram's bucket bounds are unusable.
     #[error(transparent)]
     Buckets(#[from] BucketsError),
@@ -58,6 +61,15 @@ fn invalid(name: &str, reason: &'static str) -> MetricError {
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, not reserved.
 fn check_metric_name(name: &str) -> Result<(), MetricError> {
+    check_metric_syntax(name)?;
+    if name.starts_with("diag_") || RESERVED_NAMES.contains(&name) {
+        return Err(MetricError::Reserved(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, at most [`MAX_NAME_LEN`] long.
+fn check_metric_syntax(name: &str) -> Result<(), MetricError> {
     let mut chars = name.chars();
     match chars.next() {
         None => return Err(invalid(name, "empty")),
@@ -75,10 +87,29 @@ fn check_metric_name(name: &str) -> Result<(), MetricError> {
     if name.len() > MAX_NAME_LEN {
         return Err(invalid(name, "longer than 200 characters"));
     }
-    if name.starts_with("diag_") || RESERVED_NAMES.contains(&name) {
-        return Err(MetricError::Reserved(name.to_owned()));
-    }
     Ok(())
+}
+
+/// The family name of a collected counter or gauge. diag's own collectors (`own`)
+/// may use the `diag_` prefix; the service's may not.
+pub(crate) fn collected_name(name: &str, counter: bool, own: bool) -> Result<&str, MetricError> {
+    if !own {
+        return if counter {
+            counter_name(name)
+        } else {
+            plain_name(name, false)
+        };
+    }
+    let base = if counter {
+        name.strip_suffix("_total").unwrap_or(name)
+    } else {
+        name
+    };
+    check_metric_syntax(base)?;
+    if !counter && (base.ends_with("_total") || base.ends_with("_created")) {
+        return Err(invalid(name, "`_total` and `_created` are for counters"));
+    }
+    Ok(base)
 }
 
 /// A counter's family name: `name` without one trailing `_total` (the exposition adds

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
+use super::collector::{self, Collector, MAX_COLLECTORS};
 use super::encode::{Encoder, Format, Kind};
 use super::family::{Family, OverflowNotifier};
 use super::http::HttpMetrics;
@@ -96,6 +97,9 @@ pub(crate) struct MetricsRegistry {
     pub(crate) timers: RwLock<HashMap<Box<str>, Arc<Histogram>>>,
     /// Observations dropped because a metric name was invalid or taken by another type.
     pub(crate) rejected: AtomicU64,
+    /// Called on every scrape, diag's own first.
+    collectors: RwLock<Vec<Arc<Collector>>>,
+    collector_panics: AtomicU64,
 }
 
 impl std::fmt::Debug for MetricsRegistry {
@@ -117,7 +121,19 @@ impl MetricsRegistry {
             order: RwLock::default(),
             timers: RwLock::default(),
             rejected: AtomicU64::new(0),
+            collectors: RwLock::default(),
+            collector_panics: AtomicU64::new(0),
         }
+    }
+
+    /// Adds a collector; the service's count against [`MAX_COLLECTORS`].
+    pub(crate) fn add_collector(&self, collector: Collector) -> Result<(), MetricError> {
+        let mut collectors = self.collectors.write();
+        if !collector.own && collectors.iter().filter(|c| !c.own).count() >= MAX_COLLECTORS {
+            return Err(MetricError::TooManyCollectors(MAX_COLLECTORS));
+        }
+        collectors.push(Arc::new(collector));
+        Ok(())
     }
 
     /// The metric registered as `name` when it has type `T`, this kind and these
@@ -222,6 +238,11 @@ impl MetricsRegistry {
             enc.family(&r.name, &r.help, r.kind);
             r.exposable.expose(&r.name, &mut enc);
         }
+        // Cloned out so a collector may register metrics (or collectors) without
+        // deadlocking the scrape.
+        let collectors = self.collectors.read().clone();
+        let (dropped, panics) = collector::run(&collectors, &mut enc);
+        let panics = self.collector_panics.fetch_add(panics, Ordering::Relaxed) + panics;
         enc.family(
             "diag_metrics_overflow",
             "Observations folded into a family's __overflow__ series because it reached its label set cap.",
@@ -244,6 +265,22 @@ impl MetricsRegistry {
             &[],
             self.rejected.load(Ordering::Relaxed),
         );
+        enc.family(
+            "diag_metrics_collector_dropped_samples",
+            "Samples collectors wrote during this scrape that were left out: invalid or taken names, changed labels, repeated series, over the per-family cap, or from a collector that panicked.",
+            Kind::Gauge,
+        );
+        enc.raw_gauge(
+            "diag_metrics_collector_dropped_samples",
+            &[],
+            dropped as f64,
+        );
+        enc.family(
+            "diag_metrics_collector_panics",
+            "Scrapes in which a collector panicked (its samples were left out).",
+            Kind::Counter,
+        );
+        enc.raw_counter("diag_metrics_collector_panics", &[], panics);
         enc.finish()
     }
 }

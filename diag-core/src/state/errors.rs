@@ -146,6 +146,20 @@ impl ErrorRing {
         self.inner.lock().per_target.get(target).copied()
     }
 
+    /// The per-target counts (at most [`MAX_ERROR_TARGETS`], unordered) and the
+    /// events of targets that came after the table was full.
+    pub(crate) fn per_target(&self) -> (Vec<(String, u64)>, u64) {
+        let counts = {
+            let inner = self.inner.lock();
+            inner
+                .per_target
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        };
+        (counts, self.target_overflow.load(Ordering::Relaxed))
+    }
+
     fn report(&self) -> ErrorsReport {
         let inner = self.inner.lock();
         let mut per_target: Vec<TargetCount> = inner

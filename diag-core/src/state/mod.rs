@@ -36,5 +36,5 @@ pub use queues::{
     MAX_QUEUES, MAX_SAMPLES, MIN_RATE_WINDOW, QueueProbe, QueueSnapshot, RATE_WINDOW,
 };
 pub use redaction::{DEFAULT_SECRET_KEYS, REDACTED, SecretKeys};
-pub use registry::{RegisterError, StateRegistry};
+pub use registry::{MAX_PROVIDERS, RegisterError, StateRegistry};
 pub use report::{ProviderReport, ProviderStatus};

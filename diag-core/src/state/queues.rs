@@ -256,6 +256,11 @@ pub(crate) struct Queues {
 }
 
 impl Queues {
+    /// Every probe, in registration order.
+    pub(crate) fn probes(&self) -> Vec<QueueProbe> {
+        self.probes.read().clone()
+    }
+
     fn snapshot_at(&self, now: Instant) -> std::collections::BTreeMap<String, QueueSnapshot> {
         self.probes
             .read()

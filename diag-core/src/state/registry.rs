@@ -3,6 +3,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -16,6 +17,17 @@ type BoxFuture = Pin<Box<dyn Future<Output = serde_json::Result<serde_json::Valu
 enum Provider {
     Sync(Arc<dyn Fn() -> serde_json::Result<serde_json::Value> + Send + Sync>),
     Async(Arc<dyn Fn() -> BoxFuture + Send + Sync>),
+}
+
+/// The most providers one registry holds (the built-ins included), which also bounds
+/// the `provider` label of `diag_state_provider_calls_total`.
+pub const MAX_PROVIDERS: usize = 256;
+
+/// A provider and how its calls ended, by [`ProviderStatus`] (in `ProviderStatus::ALL`
+/// order).
+struct Entry {
+    provider: Provider,
+    outcomes: [AtomicU64; 3],
 }
 
 /// Why a provider could not be registered.
@@ -51,7 +63,7 @@ pub enum RegisterError {
 /// # }
 /// ```
 pub struct StateRegistry {
-    providers: RwLock<BTreeMap<String, Arc<Provider>>>,
+    providers: RwLock<BTreeMap<String, Arc<Entry>>>,
     deadline: Duration,
     max_bytes: usize,
     max_total_bytes: usize,
@@ -115,8 +127,8 @@ impl StateRegistry {
 
     /// Calls one provider, or `None` when no provider has that name.
     pub async fn collect(&self, name: &str) -> Option<ProviderReport> {
-        let provider = self.providers.read().get(name).cloned()?;
-        Some(self.call(provider).await)
+        let entry = self.providers.read().get(name).cloned()?;
+        Some(self.call(entry).await)
     }
 
     /// Calls every provider concurrently and returns the reports by name. When they
@@ -124,7 +136,7 @@ impl StateRegistry {
     /// ([`DiagBuilder::state_max_total_bytes`](crate::DiagBuilder::state_max_total_bytes)),
     /// the largest are replaced by error entries saying so.
     pub async fn collect_all(&self) -> BTreeMap<String, ProviderReport> {
-        let providers: Vec<(String, Arc<Provider>)> = self
+        let providers: Vec<(String, Arc<Entry>)> = self
             .providers
             .read()
             .iter()
@@ -149,16 +161,46 @@ impl StateRegistry {
         if map.contains_key(name) {
             return Err(RegisterError::Duplicate(name.to_owned()));
         }
-        map.insert(name.to_owned(), Arc::new(provider));
+        if map.len() >= MAX_PROVIDERS {
+            return Err(RegisterError::TooMany {
+                what: "state providers",
+                cap: MAX_PROVIDERS,
+            });
+        }
+        let outcomes = std::array::from_fn(|_| AtomicU64::new(0));
+        map.insert(name.to_owned(), Arc::new(Entry { provider, outcomes }));
         Ok(())
     }
 
-    async fn call(&self, provider: Arc<Provider>) -> ProviderReport {
+    /// How each registered provider's calls ended since it was registered, by name and
+    /// then in [`ProviderStatus::ALL`] order.
+    pub(crate) fn outcomes(&self) -> Vec<(String, [u64; 3])> {
+        self.providers
+            .read()
+            .iter()
+            .map(|(name, e)| {
+                let counts = std::array::from_fn(|i| e.outcomes[i].load(Ordering::Relaxed));
+                (name.clone(), counts)
+            })
+            .collect()
+    }
+
+    async fn call(&self, entry: Arc<Entry>) -> ProviderReport {
+        let report = self.call_provider(&entry.provider).await;
+        let slot = ProviderStatus::ALL
+            .iter()
+            .position(|s| *s == report.status)
+            .unwrap_or(0);
+        entry.outcomes[slot].fetch_add(1, Ordering::Relaxed);
+        report
+    }
+
+    async fn call_provider(&self, provider: &Provider) -> ProviderReport {
         let start = Instant::now();
         // Microsecond precision is plenty, and keeps the JSON readable.
         let ms = |start: Instant| (start.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         // Both kinds run as their own task, so a panic or a hang stays inside it.
-        let task = match &*provider {
+        let task = match provider {
             Provider::Sync(f) => {
                 let f = f.clone();
                 tokio::task::spawn_blocking(move || f())

@@ -12,6 +12,24 @@ pub enum ProviderStatus {
     Timeout,
 }
 
+impl ProviderStatus {
+    /// Every status, in a fixed order (for exporting one counter per status).
+    pub const ALL: [ProviderStatus; 3] = [
+        ProviderStatus::Ok,
+        ProviderStatus::Error,
+        ProviderStatus::Timeout,
+    ];
+
+    /// The status as `/debug/state` and the `status` label spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderStatus::Ok => "ok",
+            ProviderStatus::Error => "error",
+            ProviderStatus::Timeout => "timeout",
+        }
+    }
+}
+
 /// One provider's entry in `/debug/state`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProviderReport {

@@ -1,0 +1,236 @@
+//! diag's own numbers on `/metrics`: what debug mode, the queues, the error ring, the
+//! events timeline, the state providers and the log level count internally, read at
+//! scrape time by one collector (see [`super::collector`]) so an operator can alert on
+//! them. The names are listed in the [`metrics`](crate::metrics) module docs.
+//!
+//! Every label here is bounded: `reason` and `status` by their enums, `queue` by
+//! [`MAX_QUEUES`](crate::state::MAX_QUEUES), `target` by
+//! [`MAX_ERROR_TARGETS`](crate::state::MAX_ERROR_TARGETS) (plus one `__overflow__`
+//! series), `provider` by [`MAX_PROVIDERS`](crate::state::MAX_PROVIDERS).
+
+use std::sync::Arc;
+
+use super::collector::{Collector, ScrapeWriter};
+use super::family::OVERFLOW_LABEL_VALUE;
+use crate::Diag;
+use crate::debug::RejectReason;
+use crate::diag::Inner;
+use crate::state::ProviderStatus;
+
+#[cfg(test)]
+mod tests;
+
+/// Registers diag's own collector; called once by the builder.
+pub(crate) fn register(diag: &Diag) {
+    // Weak: the collector lives inside the `Inner` it reads.
+    let weak = Arc::downgrade(&diag.inner);
+    let _ = diag.inner.metrics.add_collector(Collector {
+        collect: Box::new(move |w| {
+            if let Some(inner) = weak.upgrade() {
+                collect(&inner, w);
+            }
+        }),
+        own: true,
+    });
+}
+
+fn collect(inner: &Inner, w: &mut ScrapeWriter) {
+    debug_mode(inner, w);
+    queues(inner, w);
+    errors(inner, w);
+    events(inner, w);
+    state_providers(inner, w);
+    switches(inner, w);
+}
+
+fn debug_mode(inner: &Inner, w: &mut ScrapeWriter) {
+    let mode = &inner.debug;
+    w.counter(
+        "diag_debug_activations_total",
+        "Requests that ran in diagnostic mode (X-Debug accepted within budget).",
+        &[],
+        mode.activated(),
+    );
+    for reason in RejectReason::ALL {
+        w.counter(
+            "diag_debug_rejected_total",
+            "X-Debug headers refused, by reason; the requests were served normally.",
+            &[("reason", reason.as_str())],
+            mode.rejected(reason),
+        );
+    }
+    w.counter(
+        "diag_debug_budget_exhausted_total",
+        "Valid X-Debug requests served without diagnostics because the debug budget was spent.",
+        &[],
+        mode.budget().exhausted(),
+    );
+    w.gauge(
+        "diag_debug_in_flight",
+        "Requests running in diagnostic mode now.",
+        &[],
+        mode.in_flight() as f64,
+    );
+    let rec = mode.recorder().stats();
+    w.gauge(
+        "diag_debug_recorder_captures",
+        "Debug captures the flight recorder keeps now.",
+        &[],
+        rec.kept as f64,
+    );
+    w.gauge(
+        "diag_debug_recorder_bytes",
+        "Approximate size of the captures the flight recorder keeps now.",
+        &[],
+        rec.bytes as f64,
+    );
+    w.counter(
+        "diag_debug_recorder_stored_total",
+        "Debug captures stored in the flight recorder.",
+        &[],
+        rec.stored,
+    );
+    w.counter(
+        "diag_debug_recorder_evicted_total",
+        "Debug captures evicted from the flight recorder to make room (oldest first).",
+        &[],
+        rec.evicted,
+    );
+    w.counter(
+        "diag_debug_recorder_too_large_total",
+        "Debug captures not kept because alone they exceed the flight recorder's byte cap.",
+        &[],
+        rec.too_large,
+    );
+}
+
+fn queues(inner: &Inner, w: &mut ScrapeWriter) {
+    // Cloned out of the lock: snapshots take each probe's own sample lock.
+    let probes = inner.queues.probes();
+    for probe in &probes {
+        let snap = probe.snapshot();
+        let queue = [("queue", probe.name())];
+        w.gauge(
+            "diag_queue_depth",
+            "Items waiting in the queue: produced minus consumed.",
+            &queue,
+            snap.depth as f64,
+        );
+        if let Some(capacity) = snap.capacity {
+            w.gauge(
+                "diag_queue_capacity",
+                "The queue's configured capacity (absent when unknown or unbounded).",
+                &queue,
+                capacity as f64,
+            );
+        }
+        w.counter(
+            "diag_queue_produced_total",
+            "Items put on the queue.",
+            &queue,
+            snap.produced_total,
+        );
+        w.counter(
+            "diag_queue_consumed_total",
+            "Items taken off the queue.",
+            &queue,
+            snap.consumed_total,
+        );
+        if let Some(rate) = snap.producer_rate_per_s {
+            w.gauge(
+                "diag_queue_producer_rate_per_second",
+                "Items produced per second over the last minute (absent during the first second).",
+                &queue,
+                rate,
+            );
+        }
+        if let Some(rate) = snap.consumer_rate_per_s {
+            w.gauge(
+                "diag_queue_consumer_rate_per_second",
+                "Items consumed per second over the last minute (absent during the first second).",
+                &queue,
+                rate,
+            );
+        }
+        w.gauge(
+            "diag_queue_consumer_lagging",
+            "1 while the queue's consumers fall behind (depth grew and they took under 90% of what was produced over the window, or depth is at 90% of capacity), else 0.",
+            &queue,
+            f64::from(u8::from(snap.consumer_lagging)),
+        );
+    }
+}
+
+fn errors(inner: &Inner, w: &mut ScrapeWriter) {
+    const HELP: &str = "ERROR events by target (module path); targets past the table's cap count under target=\"__overflow__\". Needs diag's error layer in the subscriber.";
+    let (mut per_target, overflow) = inner.errors.per_target();
+    per_target.sort_unstable();
+    for (target, count) in &per_target {
+        w.counter("diag_errors_total", HELP, &[("target", target)], *count);
+    }
+    if overflow > 0 {
+        w.counter(
+            "diag_errors_total",
+            HELP,
+            &[("target", OVERFLOW_LABEL_VALUE)],
+            overflow,
+        );
+    }
+    w.counter(
+        "diag_errors_evicted_total",
+        "ERROR events pushed out of the error ring by newer ones.",
+        &[],
+        inner.errors.evicted(),
+    );
+    w.counter(
+        "diag_errors_capture_failures_total",
+        "ERROR events that could not be captured (a field's Debug panicked).",
+        &[],
+        inner.errors.capture_failures(),
+    );
+}
+
+fn events(inner: &Inner, w: &mut ScrapeWriter) {
+    w.counter(
+        "diag_events_recorded_total",
+        "Events recorded on the \"what changed\" timeline.",
+        &[],
+        inner.events.last_seq(),
+    );
+    w.counter(
+        "diag_events_evicted_total",
+        "Events pushed out of the timeline by newer ones.",
+        &[],
+        inner.events.evicted(),
+    );
+}
+
+fn state_providers(inner: &Inner, w: &mut ScrapeWriter) {
+    for (provider, counts) in inner.state.outcomes() {
+        for (status, count) in ProviderStatus::ALL.iter().zip(counts) {
+            w.counter(
+                "diag_state_provider_calls_total",
+                "State provider calls by outcome: ok, error (panic, unserializable or oversized value), timeout.",
+                &[("provider", &provider), ("status", status.as_str())],
+                count,
+            );
+        }
+    }
+}
+
+fn switches(inner: &Inner, w: &mut ScrapeWriter) {
+    w.gauge(
+        "diag_log_level_override",
+        "1 while a runtime log level change replaces the service's own filter, else 0.",
+        &[],
+        f64::from(u8::from(inner.log_level.override_active())),
+    );
+    w.gauge(
+        "diag_disabled",
+        "1 while diag's kill switch is on (requests pass straight through), else 0.",
+        &[],
+        f64::from(u8::from(
+            inner.disabled.load(std::sync::atomic::Ordering::Relaxed),
+        )),
+    );
+}
