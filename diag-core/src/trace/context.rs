@@ -109,6 +109,12 @@ impl TraceContext {
 pub struct Traceparent([u8; 55]);
 
 impl Traceparent {
+    /// The header value as bytes: only lower-case hex digits and `-`, always a valid
+    /// HTTP header value.
+    pub fn as_bytes(&self) -> &[u8; 55] {
+        &self.0
+    }
+
     /// The header value.
     pub fn as_str(&self) -> &str {
         // Only ASCII was written.
