@@ -22,9 +22,9 @@
 
 #![warn(missing_docs)]
 
-mod bodies;
+mod layer;
 
-pub use bodies::{AxumBodies, AxumResponseFuture, DiagAxumLayer, DiagAxumService};
+pub use layer::{AxumResponseFuture, DiagAxumLayer, DiagAxumService};
 
 use std::net::SocketAddr;
 
