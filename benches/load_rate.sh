@@ -6,6 +6,7 @@
 # request's latency from when it was due.
 #
 #   RATE=5000 benches/load_rate.sh      # ROUNDS=3 SECONDS=5 CONNS=20 by default
+#   LOAD_TARGET=/path/to/old/load_target benches/load_rate.sh   # another build's server
 #
 # The server is pinned to CPU 0, the client to CPU 1. Variants alternate round by round.
 set -euo pipefail
@@ -27,7 +28,7 @@ ADDR="127.0.0.1:$PORT"
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
 start_server() {
-  taskset -c 0 "$DIR/load_target" "$1" "$ADDR" >/dev/null 2>&1 &
+  taskset -c 0 "${LOAD_TARGET:-$DIR/load_target}" "$1" "$ADDR" >/dev/null 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://$ADDR/products/7" && return 0; sleep 0.05; done
   echo "server $1 did not start" >&2; exit 1
