@@ -25,18 +25,6 @@ impl<B> DiagBody<B> {
     }
 }
 
-impl<B> DiagBody<B> {
-    /// The wrapped body itself when nothing is copied from it (the request is not in
-    /// diagnostic mode), so an adapter whose framework has a single body type can hand
-    /// that body on as it came, without boxing the wrapper; the wrapper otherwise.
-    pub fn into_untapped(self) -> Result<B, Self> {
-        match self.tap {
-            None => Ok(self.inner),
-            Some(_) => Err(self),
-        }
-    }
-}
-
 impl<B: Body> DiagBody<B> {
     /// `inner`, copied into a debug request's capture through `tap` as it is read (the
     /// tap from [`RequestGuard::request_tap`](diag_core::request::RequestGuard::request_tap)
@@ -178,15 +166,6 @@ mod tests {
             .get(dbg.id())
             .expect("stored on drop");
         assert!(!capture.complete);
-    }
-
-    #[test]
-    fn only_an_untapped_body_unwraps() {
-        let full = || http_body_util::Full::new(Bytes::from_static(b"x"));
-        assert!(DiagBody::new(full()).into_untapped().is_ok());
-        let diag = diag_core::Diag::builder().build().unwrap();
-        let tap = BodyTap::new(debug_request(&diag), BodySide::Request);
-        assert!(DiagBody::tapped(full(), Some(tap)).into_untapped().is_err());
     }
 
     #[test]
