@@ -21,7 +21,7 @@ export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000}
 export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
 
 cargo build -q --release -p diag-benches --bin load_target
-BIN=target/release/load_target
+BIN=${CARGO_TARGET_DIR:-target}/release/load_target
 URL="http://127.0.0.1:$PORT/products/7"
 TICK=$(getconf CLK_TCK)
 tmp=$(mktemp -d)

@@ -22,6 +22,10 @@
 
 #![warn(missing_docs)]
 
+mod layer;
+
+pub use layer::{AxumResponseFuture, DiagAxumLayer, DiagAxumService};
+
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -79,6 +83,6 @@ impl<S: Clone + Send + Sync + 'static> DiagRouterExt for Router<S> {
         // Merge first, then layer: merging after `layer` would swap in the endpoints
         // router's unlayered default fallback, and unmatched requests would go uncounted.
         // The layer itself passes diag's own endpoints straight through.
-        self.merge(endpoints(diag)).layer(layer(diag))
+        self.merge(endpoints(diag)).layer(DiagAxumLayer::new(diag))
     }
 }

@@ -3,6 +3,8 @@
 //! Adapters implement [`HeaderView`] over their framework's header map (http 1.x in
 //! `diag-tower`, actix-web's own in `diag-actix`), so the core never names a framework type.
 
+use crate::trace::Traceparent;
+
 /// Read access to a request's headers, as the core needs it.
 ///
 /// Names passed in are lower-case ASCII.
@@ -81,6 +83,13 @@ impl HeaderView for () {
 pub trait ResponseHeaders: HeaderView {
     /// Sets header `name` (lower-case) to `value`, replacing any value it had.
     fn insert(&mut self, name: &'static str, value: &str);
+
+    /// Sets `traceparent`, which every watched response carries. An adapter may
+    /// override this to build the value without validating it: a [`Traceparent`] is
+    /// always 55 bytes of lower-case hex digits and dashes.
+    fn insert_traceparent(&mut self, value: &Traceparent) {
+        self.insert("traceparent", value.as_str());
+    }
 }
 
 impl ResponseHeaders for Vec<(String, String)> {

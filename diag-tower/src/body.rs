@@ -26,7 +26,11 @@ impl<B> DiagBody<B> {
 }
 
 impl<B: Body> DiagBody<B> {
-    pub(crate) fn tapped(inner: B, mut tap: Option<BodyTap>) -> Self {
+    /// `inner`, copied into a debug request's capture through `tap` as it is read (the
+    /// tap from [`RequestGuard::request_tap`](diag_core::request::RequestGuard::request_tap)
+    /// or [`RequestGuard::finish`](diag_core::request::RequestGuard::finish)); with no tap,
+    /// passed through as it is.
+    pub fn tapped(inner: B, mut tap: Option<BodyTap>) -> Self {
         // A body that is over before it starts (empty, HEAD) may never be polled.
         if let Some(tap) = tap.as_mut().filter(|_| inner.is_end_stream()) {
             tap.end(true);

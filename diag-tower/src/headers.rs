@@ -1,5 +1,21 @@
+use diag_core::trace::Traceparent;
 use diag_core::{HeaderView, ResponseHeaders};
 use http::{HeaderName, HeaderValue};
+
+/// Names the request path looks up on every request, parsed once: `HeaderMap::get`
+/// with a `&str` parses (validates, lower-cases) the name on every call.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const X_DEBUG: HeaderName = HeaderName::from_static("x-debug");
+
+/// `map.get(name)`, without parsing the names asked for on every request.
+fn get<'a>(map: &'a http::HeaderMap, name: &str) -> Option<&'a [u8]> {
+    let value = match name {
+        "traceparent" => map.get(TRACEPARENT),
+        "x-debug" => map.get(X_DEBUG),
+        _ => map.get(name),
+    };
+    value.map(HeaderValue::as_bytes)
+}
 
 /// An `http::HeaderMap` seen through diag's framework-neutral [`HeaderView`].
 ///
@@ -8,13 +24,14 @@ use http::{HeaderName, HeaderValue};
 /// let mut map = http::HeaderMap::new();
 /// map.insert("x-debug", "1".parse().unwrap());
 /// assert_eq!(diag_tower::HttpHeaders(&map).get("x-debug"), Some(&b"1"[..]));
+/// assert_eq!(diag_tower::HttpHeaders(&map).get("traceparent"), None);
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct HttpHeaders<'a>(pub &'a http::HeaderMap);
 
 impl HeaderView for HttpHeaders<'_> {
     fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0.get(name).map(|v| v.as_bytes())
+        get(self.0, name)
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
@@ -31,7 +48,7 @@ pub struct HttpHeadersMut<'a>(pub &'a mut http::HeaderMap);
 
 impl HeaderView for HttpHeadersMut<'_> {
     fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0.get(name).map(|v| v.as_bytes())
+        get(self.0, name)
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
@@ -45,5 +62,14 @@ impl ResponseHeaders for HttpHeadersMut<'_> {
         if let Ok(value) = HeaderValue::from_str(value) {
             self.0.insert(HeaderName::from_static(name), value);
         }
+    }
+
+    fn insert_traceparent(&mut self, value: &Traceparent) {
+        let bytes = bytes::Bytes::copy_from_slice(value.as_bytes());
+        // SAFETY: a `Traceparent` holds only lower-case hex digits and `-` (its bytes are
+        // written by `TraceContext::traceparent` alone), all visible ASCII, which is what
+        // a header value may contain. Debug builds of `http` check it anyway.
+        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) };
+        self.0.insert(TRACEPARENT, value);
     }
 }

@@ -232,25 +232,27 @@ impl Capture {
     }
 }
 
-pub(crate) fn span(s: &SpanTiming, redactor: &Redactor) -> CapturedSpan {
+pub(crate) fn span(mut s: SpanTiming, redactor: &Redactor) -> CapturedSpan {
+    redactor.redact_fields(&mut s.fields);
     CapturedSpan {
         id: s.id,
         parent: s.parent,
-        name: s.name.clone(),
-        target: s.target.clone(),
+        name: s.name,
+        target: s.target,
         start_ms: ms(s.start_offset),
         duration_ms: ms(s.duration),
-        fields: redactor.fields(&s.fields),
+        fields: s.fields,
     }
 }
 
-pub(crate) fn log(l: &LogLine, redactor: &Redactor) -> CapturedLog {
+pub(crate) fn log(mut l: LogLine, redactor: &Redactor) -> CapturedLog {
+    redactor.redact_fields(&mut l.fields);
     CapturedLog {
         offset_ms: ms(l.offset),
-        level: l.level.clone(),
-        target: l.target.clone(),
-        message: l.message.clone(),
-        fields: redactor.fields(&l.fields),
+        level: l.level,
+        target: l.target,
+        message: l.message,
+        fields: l.fields,
         span: l.span,
     }
 }

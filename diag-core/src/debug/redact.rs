@@ -119,17 +119,20 @@ impl Redactor {
     }
 
     /// Span or log fields with secret ones redacted.
+    #[cfg(test)]
     pub(crate) fn fields(&self, fields: &[(String, String)]) -> Vec<(String, String)> {
+        let mut fields = fields.to_vec();
+        self.redact_fields(&mut fields);
         fields
-            .iter()
-            .map(|(k, v)| {
-                if self.is_secret_field(k) || self.is_secret_header(k) {
-                    (k.clone(), REDACTED.to_owned())
-                } else {
-                    (k.clone(), v.clone())
-                }
-            })
-            .collect()
+    }
+
+    /// Redacts secret span or log fields in place.
+    pub(crate) fn redact_fields(&self, fields: &mut [(String, String)]) {
+        for (k, v) in fields {
+            if self.is_secret_field(k) || self.is_secret_header(k) {
+                REDACTED.clone_into(v);
+            }
+        }
     }
 
     /// A text body, redacted as its content type and completeness allow.

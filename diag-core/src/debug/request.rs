@@ -173,6 +173,7 @@ impl DebugRequest {
         let mode = self.diag.debug_mode();
         let redactor = &mode.redactor;
         let (dropped_spans, dropped_logs) = self.session.dropped();
+        let (spans, logs) = self.session.take_records();
         let request_body = self
             .request_body
             .lock()
@@ -211,16 +212,12 @@ impl DebugRequest {
                 body: request_body,
             },
             response,
-            spans: self
-                .session
-                .spans()
-                .iter()
+            spans: spans
+                .into_iter()
                 .map(|s| capture::span(s, redactor))
                 .collect(),
-            logs: self
-                .session
-                .logs()
-                .iter()
+            logs: logs
+                .into_iter()
                 .map(|l| capture::log(l, redactor))
                 .collect(),
             dropped_spans,

@@ -35,7 +35,10 @@ pub fn debug_response_headers(
     trace_id: TraceId,
 ) -> Vec<(&'static str, String)> {
     vec![
-        ("server-timing", server_timing(&session.spans(), elapsed)),
+        (
+            "server-timing",
+            session.with_spans(|spans| server_timing(spans, elapsed)),
+        ),
         ("x-debug-id", session.id.to_string()),
         ("x-trace-id", trace_id.to_string()),
     ]

@@ -116,6 +116,20 @@ impl DebugSession {
         self.logs.lock().clone()
     }
 
+    /// Calls `f` with the spans kept so far, without copying them.
+    pub(crate) fn with_spans<R>(&self, f: impl FnOnce(&[SpanTiming]) -> R) -> R {
+        f(&self.spans.lock())
+    }
+
+    /// Moves out the spans and log lines kept so far: the capture takes them when it is
+    /// stored, and nothing reads the session's records after that.
+    pub(crate) fn take_records(&self) -> (Vec<SpanTiming>, Vec<LogLine>) {
+        (
+            std::mem::take(&mut *self.spans.lock()),
+            std::mem::take(&mut *self.logs.lock()),
+        )
+    }
+
     /// How many spans and log lines were dropped over the caps.
     pub fn dropped(&self) -> (u64, u64) {
         (

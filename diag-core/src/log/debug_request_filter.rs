@@ -56,7 +56,7 @@ where
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if in_flight::any() {
+        if in_flight::interest_open() {
             return Interest::sometimes();
         }
         match self.service.get() {
@@ -66,7 +66,7 @@ where
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        if in_flight::any() {
+        if in_flight::interest_open() {
             return Some(LevelFilter::TRACE);
         }
         match self.service.get() {

@@ -75,7 +75,7 @@ where
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         let interest = Filter::<S>::callsite_enabled(&self.slot.load().filter, meta);
-        if interest.is_always() || !in_flight::any() {
+        if interest.is_always() || !in_flight::interest_open() {
             interest
         } else {
             Interest::sometimes()
@@ -88,7 +88,7 @@ where
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        if in_flight::any() {
+        if in_flight::interest_open() {
             Some(LevelFilter::TRACE)
         } else {
             Filter::<S>::max_level_hint(&self.slot.load().filter)

@@ -1,33 +1,60 @@
 //! The process-wide count of debug requests in flight: what keeps diag's filters free
 //! while no debug request runs.
 //!
-//! While the count is zero, diag's filters give callsites the service filter's own
-//! interest (`never` for a `debug!` under an INFO filter) and its own max level, so a
-//! disabled `debug!` costs what it costs without diag. When the count leaves zero, the
-//! callsite interest cache is rebuilt and every callsite becomes `sometimes`: each span
-//! or event is then checked, and one relaxed load of the count ends the check for
-//! anything outside a debug request. When it drops back to zero, the cache is rebuilt
-//! again. Only the 0 -> 1 and 1 -> 0 transitions rebuild; the request path holds a
-//! [`DebugInFlight`] guard for as long as a debug request runs.
+//! While no debug request has run for [`LINGER`], diag's filters give callsites the
+//! service filter's own interest (`never` for a `debug!` under an INFO filter) and its
+//! own max level, so a disabled `debug!` costs what it costs without diag. When the
+//! first debug request starts, the callsite interest cache is rebuilt and every
+//! callsite becomes `sometimes`: each span or event is then checked, and one relaxed
+//! load of the count ends the check for anything outside a debug request. When the
+//! last one ends, the cache is not rebuilt at once: a thread of diag's own rebuilds it
+//! once no debug request has run for [`LINGER`]. A rebuild walks every callsite, so
+//! rebuilding on every 0 -> 1 and 1 -> 0 transition made each debug request pay two
+//! walks whenever debug requests come one at a time; now a stream of them pays none.
 //!
 //! Rebuilds are serialized with the transitions under one lock, so a rebuild never
-//! reads a count that moves across zero while it runs. One narrow race remains: a
-//! callsite hit for the very first time at the instant a debug request starts may
-//! keep `never` until the next rebuild, and miss that request's lines.
+//! reads a state that moves while it runs. One narrow race remains: a callsite hit for
+//! the very first time at the instant a debug request starts may keep `never` until the
+//! next rebuild, and miss that request's lines. (While the interest is open, new
+//! callsites register as `sometimes`.)
 //!
 //! tracing-core rebuilds for every registered dispatcher, except when only one was
 //! ever registered: then it rebuilds for the calling thread's default. A service with a
 //! global subscriber (`.init()`) is fine; tests with `with_default` keep a second
 //! dispatcher alive or start the request inside `with_default`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, const_mutex};
 
+/// How long callsites stay `sometimes` after the last debug request ends, before the
+/// interest cache is rebuilt to the service filter's own.
+pub(crate) const LINGER: Duration = Duration::from_millis(500);
+
 static DEBUG_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether the interest cache was last built for debug requests (callsites
+/// `sometimes`, max level TRACE). Written only under [`TRANSITIONS`].
+static OPEN: AtomicBool = AtomicBool::new(false);
+
 /// Held while the count crosses zero and while the interest cache is rebuilt.
-static TRANSITIONS: Mutex<()> = const_mutex(());
+static TRANSITIONS: Mutex<Closing> = const_mutex(Closing {
+    idle_since: None,
+    closer: None,
+    armed: false,
+});
+
+/// When the last debug request ended, and the thread that closes the interest
+/// [`LINGER`] after that.
+struct Closing {
+    idle_since: Option<Instant>,
+    closer: Option<std::thread::Thread>,
+    /// The closer will look at `idle_since` again by itself (it sleeps with a timeout,
+    /// or is about to check): no need to wake it. Keeps a stream of debug requests from
+    /// paying a thread wake-up each.
+    armed: bool,
+}
 
 /// Whether any debug request is in flight, in this process, right now.
 ///
@@ -36,6 +63,14 @@ static TRANSITIONS: Mutex<()> = const_mutex(());
 #[inline]
 pub(crate) fn any() -> bool {
     DEBUG_IN_FLIGHT.load(Ordering::Relaxed) != 0
+}
+
+/// Whether callsite interest and max level must admit debug requests' events: a debug
+/// request is in flight, or one ended less than [`LINGER`] ago. For
+/// `callsite_enabled` and `max_level_hint`; per-event checks use [`any`].
+#[inline]
+pub(crate) fn interest_open() -> bool {
+    OPEN.load(Ordering::Relaxed) || any()
 }
 
 /// How many debug requests are in flight (for `/debug` and tests).
@@ -48,13 +83,17 @@ pub(crate) fn count() -> usize {
 /// Call it before the request's root span is created.
 #[allow(dead_code)] // called by the request path as it lands
 pub(crate) fn debug_begin() {
-    // Above zero, no rebuild is needed: count up without the lock.
+    // Above zero, nothing changes: count up without the lock.
     if step(|n| (n > 0).then(|| n + 1)) {
         return;
     }
-    let _crossing = TRANSITIONS.lock();
+    let mut closing = TRANSITIONS.lock();
     if DEBUG_IN_FLIGHT.fetch_add(1, Ordering::Relaxed) == 0 {
-        tracing::callsite::rebuild_interest_cache();
+        closing.idle_since = None;
+        // Still open from an earlier debug request: the cache is already right.
+        if !OPEN.swap(true, Ordering::Relaxed) {
+            tracing::callsite::rebuild_interest_cache();
+        }
     }
 }
 
@@ -64,11 +103,70 @@ pub(crate) fn debug_end() {
     if step(|n| (n > 1).then(|| n - 1)) {
         return;
     }
-    let _crossing = TRANSITIONS.lock();
+    let mut closing = TRANSITIONS.lock();
     // Never wrap below zero, even if a caller pairs these wrongly.
     let before =
         DEBUG_IN_FLIGHT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     if before == Ok(1) {
+        closing.idle_since = Some(Instant::now());
+        schedule_close(&mut closing);
+    }
+}
+
+/// Wakes (or starts) the thread that closes the interest after [`LINGER`]; without
+/// one, closes it now.
+fn schedule_close(closing: &mut Closing) {
+    if closing.armed {
+        return;
+    }
+    if let Some(closer) = &closing.closer {
+        closing.armed = true;
+        closer.unpark();
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("diag-debug-interest".into())
+        .spawn(close_when_idle);
+    match spawned {
+        Ok(handle) => {
+            closing.closer = Some(handle.thread().clone());
+            closing.armed = true;
+        }
+        Err(_) => close(closing),
+    }
+}
+
+/// The closer thread: sleeps until [`LINGER`] after the last debug request ended, then
+/// rebuilds the interest cache for the service filter alone.
+fn close_when_idle() {
+    loop {
+        let wait = {
+            let mut closing = TRANSITIONS.lock();
+            let wait = match closing.idle_since {
+                None => None,
+                Some(since) => match LINGER.checked_sub(since.elapsed()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
+                        close(&mut closing);
+                        None
+                    }
+                },
+            };
+            closing.armed = wait.is_some();
+            wait
+        };
+        match wait {
+            Some(left) => std::thread::park_timeout(left),
+            None => std::thread::park(),
+        }
+    }
+}
+
+/// Back to the service filter's own interest, unless a debug request runs. Called
+/// under [`TRANSITIONS`].
+fn close(closing: &mut Closing) {
+    closing.idle_since = None;
+    if DEBUG_IN_FLIGHT.load(Ordering::Relaxed) == 0 && OPEN.swap(false, Ordering::Relaxed) {
         tracing::callsite::rebuild_interest_cache();
     }
 }
@@ -123,5 +221,22 @@ mod tests {
         assert!(any());
         assert!(count() >= 1);
         drop(g);
+    }
+
+    #[test]
+    fn interest_stays_open_for_the_linger_then_closes() {
+        let _serial = crate::tracing_test_lock();
+        let g = DebugInFlight::begin();
+        assert!(interest_open());
+        let ended = Instant::now();
+        drop(g);
+        // Other tests may run debug requests meanwhile; the interest closes once no
+        // debug request has run for LINGER.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while interest_open() {
+            assert!(Instant::now() < deadline, "interest never closed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(ended.elapsed() >= LINGER, "closed before the linger");
     }
 }

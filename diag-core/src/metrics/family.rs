@@ -39,6 +39,16 @@ pub struct SeriesRef(u32);
 impl SeriesRef {
     /// The series that label sets beyond the cap fold into.
     pub const OVERFLOW: SeriesRef = SeriesRef(u32::MAX);
+
+    /// The table index, or `None` for the overflow series.
+    pub(crate) fn index(self) -> Option<u32> {
+        (self != SeriesRef::OVERFLOW).then_some(self.0)
+    }
+
+    /// The series at a table index that [`SeriesRef::index`] returned.
+    pub(crate) fn from_index(index: u32) -> SeriesRef {
+        SeriesRef(index)
+    }
 }
 
 struct Series<M, const N: usize> {

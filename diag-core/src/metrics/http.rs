@@ -17,6 +17,7 @@
 //!   Classes are one `sum by` away in PromQL.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::encode::{Encoder, Kind};
@@ -91,11 +92,62 @@ pub(crate) struct RedSeries {
     pub(crate) requests: Counter,
 }
 
+/// How many `(status, series)` pairs a route remembers: a route answers with a handful
+/// of statuses; one it forgot is found by a normal lookup.
+const STATUS_MEMO: usize = 4;
+
+/// The in-flight gauge of one `(method, route)` series, and what the request path
+/// remembers about the pair so it hashes the labels once per request: the `(method,
+/// route, status)` series it finished with lately, and the in-flight tracker's index.
+/// Label sets are never removed, so a remembered series stays right; folded (overflow)
+/// series are never remembered, so every folded observation is still counted.
+#[derive(Debug)]
+pub(crate) struct RouteSeries {
+    pub(crate) active: Gauge,
+    /// `(status + 1) << 32 | red series index`; 0 is empty.
+    by_status: [AtomicU64; STATUS_MEMO],
+    /// The in-flight tracker's route index, [`ROUTE_UNKNOWN`] until found.
+    pub(crate) in_flight_route: AtomicU32,
+}
+
+/// `RouteSeries::in_flight_route` before the first request of the pair finds it.
+pub(crate) const ROUTE_UNKNOWN: u32 = u32::MAX;
+
+impl RouteSeries {
+    fn new() -> Self {
+        RouteSeries {
+            active: Gauge::new(),
+            by_status: std::array::from_fn(|_| AtomicU64::new(0)),
+            in_flight_route: AtomicU32::new(ROUTE_UNKNOWN),
+        }
+    }
+
+    fn remembered(&self, status: u16) -> Option<SeriesRef> {
+        let tag = (u64::from(status) + 1) << 32;
+        self.by_status.iter().find_map(|slot| {
+            let v = slot.load(Ordering::Relaxed);
+            (v & !u64::from(u32::MAX) == tag).then(|| SeriesRef::from_index(v as u32))
+        })
+    }
+
+    fn remember(&self, status: u16, series: SeriesRef) {
+        let Some(index) = series.index() else { return };
+        let packed = (u64::from(status) + 1) << 32 | u64::from(index);
+        // The first free slot, else the status's own slot (last writer wins).
+        let slot = self
+            .by_status
+            .iter()
+            .find(|s| s.load(Ordering::Relaxed) == 0)
+            .unwrap_or(&self.by_status[usize::from(status) % STATUS_MEMO]);
+        slot.store(packed, Ordering::Relaxed);
+    }
+}
+
 /// The HTTP server metrics of one [`Diag`](crate::Diag).
 #[derive(Debug)]
 pub(crate) struct HttpMetrics {
     pub(crate) red: Family<RedSeries, 3>,
-    pub(crate) active: Family<Gauge, 2>,
+    pub(crate) active: Family<RouteSeries, 2>,
 }
 
 impl HttpMetrics {
@@ -116,7 +168,7 @@ impl HttpMetrics {
                 ["method", "route"],
                 cap,
                 notifier.clone(),
-                Gauge::new,
+                RouteSeries::new,
             ),
         }
     }
@@ -124,13 +176,21 @@ impl HttpMetrics {
     /// A request arrived: counts it as active and returns its `(method, route)` series.
     pub(crate) fn begin(&self, method: &'static str, route: &str) -> SeriesRef {
         let series = self.active.series([method, route]);
-        self.active.metric(series).inc();
+        self.active.metric(series).active.inc();
         series
+    }
+
+    /// Where the request path remembers the in-flight tracker's index of this series'
+    /// `(method, route)`; `None` for the overflow series (many routes share it).
+    pub(crate) fn in_flight_memo(&self, active: SeriesRef) -> Option<&AtomicU32> {
+        active
+            .index()
+            .map(|_| &self.active.metric(active).in_flight_route)
     }
 
     /// The request ended without a response (guard dropped): only the gauge moves.
     pub(crate) fn abandon(&self, active: SeriesRef) {
-        self.active.metric(active).dec();
+        self.active.metric(active).active.dec();
     }
 
     /// The response head is ready: duration and count, with the trace as exemplar when
@@ -143,14 +203,19 @@ impl HttpMetrics {
         trace: &TraceContext,
     ) {
         let now = Instant::now();
-        self.active.metric(active).dec();
+        let route = self.active.metric(active);
+        route.active.dec();
         let series = if active == SeriesRef::OVERFLOW {
             // The route is already folded away; keep the whole series folded too.
             self.red.fold()
+        } else if let Some(series) = route.remembered(status) {
+            series
         } else {
-            let [method, route] = self.active.labels(active);
-            let status = StatusLabel::new(status);
-            self.red.series([method, route, status.as_str()])
+            let [method, route_label] = self.active.labels(active);
+            let label = StatusLabel::new(status);
+            let series = self.red.series([method, route_label, label.as_str()]);
+            route.remember(status, series);
+            series
         };
         let red = self.red.metric(series);
         let secs = now.saturating_duration_since(start).as_secs_f64();
@@ -178,8 +243,8 @@ impl HttpMetrics {
             enc.counter(REQUESTS, &labels, &s.requests);
         });
         enc.family(ACTIVE, "HTTP server requests in flight.", Kind::Gauge);
-        self.active.for_each(|[method, route], g| {
-            enc.gauge(ACTIVE, &[("method", method), ("route", route)], g);
+        self.active.for_each(|[method, route], r| {
+            enc.gauge(ACTIVE, &[("method", method), ("route", route)], &r.active);
         });
     }
 
@@ -214,7 +279,13 @@ mod tests {
     }
 
     fn active(diag: &Diag, method: &str, route: &str) -> f64 {
-        diag.inner.metrics.http.active.with([method, route]).get()
+        diag.inner
+            .metrics
+            .http
+            .active
+            .with([method, route])
+            .active
+            .get()
     }
 
     fn red<'a>(diag: &'a Diag, labels: [&str; 3]) -> &'a RedSeries {
@@ -295,6 +366,42 @@ mod tests {
     }
 
     #[test]
+    fn remembered_statuses_count_in_their_own_series() {
+        let diag = Diag::builder().build().unwrap();
+        // More statuses than a route remembers, twice round, interleaved.
+        let statuses = [200, 404, 500, 201, 503, 204, 200, 302];
+        for _ in 0..2 {
+            for status in statuses {
+                diag.begin(&view("GET", Some("/memo"), &()))
+                    .finish(status, &mut ());
+            }
+        }
+        for status in [404, 500, 201, 503, 204, 302] {
+            let s = red(&diag, ["GET", "/memo", &status.to_string()]);
+            assert_eq!(s.requests.get(), 2, "status {status}");
+        }
+        assert_eq!(red(&diag, ["GET", "/memo", "200"]).requests.get(), 4);
+        assert_eq!(diag.inner.metrics.http.red.len(), statuses.len() - 1);
+        assert_eq!(active(&diag, "GET", "/memo"), 0.0);
+    }
+
+    #[test]
+    fn a_full_red_family_keeps_counting_folds() {
+        // Room for two (method, route, status) sets: the third status folds, every time.
+        let diag = Diag::builder().max_label_sets(2).build().unwrap();
+        for _ in 0..3 {
+            for status in [200, 201, 202] {
+                diag.begin(&view("GET", Some("/f"), &()))
+                    .finish(status, &mut ());
+            }
+        }
+        let http = &diag.inner.metrics.http;
+        assert_eq!(http.red.overflowed(), 3);
+        assert_eq!(http.red.metric(SeriesRef::OVERFLOW).requests.get(), 3);
+        assert_eq!(red(&diag, ["GET", "/f", "200"]).requests.get(), 3);
+    }
+
+    #[test]
     fn unknown_methods_fold_to_other() {
         let diag = Diag::builder().build().unwrap();
         diag.begin(&view("BREW", Some("/pot"), &()))
@@ -314,7 +421,7 @@ mod tests {
         assert_eq!(http.active.overflowed(), 2);
         assert_eq!(http.red.metric(SeriesRef::OVERFLOW).requests.get(), 2);
         assert_eq!(http.red.overflowed(), 2, "shown and counted");
-        assert_eq!(http.active.metric(SeriesRef::OVERFLOW).get(), 0.0);
+        assert_eq!(http.active.metric(SeriesRef::OVERFLOW).active.get(), 0.0);
         diag.begin(&view("GET", Some("/e"), &()))
             .finish(200, &mut ());
         let events: Vec<_> = diag

@@ -58,10 +58,12 @@ pub struct RequestGuard {
     active: SeriesRef,
     /// This request's place in the `requests` state provider.
     in_flight: InFlightTicket,
-    /// Present only for a request in diagnostic mode.
-    debug: Option<DebugParts>,
-    /// `X-Debug-Status` for a request that asked for diagnostic mode and did not get it.
-    debug_status: Option<(&'static str, &'static str)>,
+    /// Present only for a request in diagnostic mode; boxed so the guard every request
+    /// carries (and every future holding it moves) stays small.
+    debug: Option<Box<DebugParts>>,
+    /// The debug decision, for the `X-Debug-Status` of a request that asked for
+    /// diagnostic mode and did not get it.
+    decision: Decision,
 }
 
 /// What only a debug request carries.
@@ -131,7 +133,13 @@ impl Diag {
             .metrics
             .http
             .begin(method_label(req.method), route);
-        let in_flight = self.inner.in_flight.enter(req.method, route, start);
+        let in_flight = match self.inner.metrics.http.in_flight_memo(active) {
+            Some(memo) => self
+                .inner
+                .in_flight
+                .enter_remembered(req.method, route, start, memo),
+            None => self.inner.in_flight.enter(req.method, route, start),
+        };
         let mut scope = RequestScope { trace, debug: None };
         let debug = match decision {
             Decision::Debug(level) => {
@@ -139,11 +147,11 @@ impl Diag {
                 scope.debug = Some(request.session().clone());
                 let in_flight = DebugInFlight::begin();
                 let span = crate::log::request_span(&scope);
-                Some(DebugParts {
+                Some(Box::new(DebugParts {
                     request,
                     span,
                     in_flight,
-                })
+                }))
             }
             _ => None,
         };
@@ -155,7 +163,7 @@ impl Diag {
             active,
             in_flight,
             debug,
-            debug_status: decision.status_header(),
+            decision,
         }
     }
 }
@@ -208,8 +216,8 @@ impl RequestGuard {
     /// dropped first.
     pub fn finish(mut self, status: u16, headers: &mut dyn ResponseHeaders) -> Option<BodyTap> {
         self.finished = true;
-        headers.insert("traceparent", self.scope.trace.traceparent().as_str());
-        if let Some((name, value)) = self.debug_status {
+        headers.insert_traceparent(&self.scope.trace.traceparent());
+        if let Some((name, value)) = self.decision.status_header() {
             headers.insert(name, value);
         }
         self.diag

@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -186,12 +186,44 @@ impl InFlight {
 
     /// Starts counting a request that arrived at `at`.
     pub(crate) fn enter(&self, method: &str, route: &str, at: Instant) -> InFlightTicket {
-        let route_index = self
-            .find(canonical_method(method), route, true)
+        self.enter_route(self.route_index(method, route), at)
+    }
+
+    /// [`enter`](Self::enter) for a caller that keeps `memo` per `(method, route)`
+    /// (it starts as any value past the table, e.g. `u32::MAX`): the route is looked up
+    /// once, not hashed again on every request. An overflowed route is not remembered,
+    /// so each of its requests is still counted in `route_overflow`.
+    pub(crate) fn enter_remembered(
+        &self,
+        method: &str,
+        route: &str,
+        at: Instant,
+        memo: &AtomicU32,
+    ) -> InFlightTicket {
+        let known = memo.load(Ordering::Relaxed) as usize;
+        let route_index = if known < OVERFLOW {
+            known
+        } else {
+            let index = self.route_index(method, route);
+            if index != OVERFLOW {
+                memo.store(index as u32, Ordering::Relaxed);
+            }
+            index
+        };
+        self.enter_route(route_index, at)
+    }
+
+    /// The table index of `(method, route)`, claiming one if needed; [`OVERFLOW`] (and
+    /// counted) past the cap.
+    fn route_index(&self, method: &str, route: &str) -> usize {
+        self.find(canonical_method(method), route, true)
             .unwrap_or_else(|| {
                 self.route_overflow.fetch_add(1, Ordering::Relaxed);
                 OVERFLOW
-            });
+            })
+    }
+
+    fn enter_route(&self, route_index: usize, at: Instant) -> InFlightTicket {
         let micros = at.saturating_duration_since(self.epoch).as_micros() as u64 & MICROS_MASK;
         let packed = ((route_index as u64 + 1) << MICROS_BITS) | micros;
         let slot = SLOT_HINT.with(|hint| {
@@ -442,6 +474,35 @@ mod tests {
         let f = InFlight::new();
         let _g = f.start("BREW", "/pot");
         assert_eq!(f.in_flight("PROPFIND", "/pot"), 1);
+    }
+
+    #[test]
+    fn remembered_routes_count_like_looked_up_ones() {
+        let f = InFlight::new();
+        let memo = AtomicU32::new(u32::MAX);
+        let a = f.enter_remembered("GET", "/m", f.epoch, &memo);
+        assert_ne!(memo.load(Ordering::Relaxed), u32::MAX, "remembered");
+        let b = f.enter_remembered("GET", "/m", f.epoch, &memo);
+        let c = f.enter("GET", "/m", f.epoch);
+        assert_eq!(f.in_flight("GET", "/m"), 3);
+        for t in [a, b, c] {
+            f.leave(t);
+        }
+        assert_eq!(f.total(), 0);
+        // Past the cap nothing is remembered: every request counts as an overflow.
+        let full = InFlight::new();
+        let guards: Vec<_> = (0..MAX_ROUTES)
+            .map(|i| full.start("GET", &format!("/r{i}")))
+            .collect();
+        let memo = AtomicU32::new(u32::MAX);
+        let over: Vec<_> = (0..3)
+            .map(|_| full.enter_remembered("GET", "/late", full.epoch, &memo))
+            .collect();
+        assert_eq!(memo.load(Ordering::Relaxed), u32::MAX);
+        assert_eq!(full.report_at(Instant::now()).route_overflow, 3);
+        over.into_iter().for_each(|t| full.leave(t));
+        drop(guards);
+        assert_eq!(full.total(), 0);
     }
 
     #[test]

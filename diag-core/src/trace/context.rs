@@ -70,25 +70,10 @@ impl TraceContext {
 
     /// The `traceparent` header value, formatted on the stack (no allocation).
     pub fn traceparent(&self) -> Traceparent {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut buf = [b'-'; 55];
         buf[..2].copy_from_slice(b"00");
-        let trace = self
-            .trace_id
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (3 + 2 * i, b));
-        let span = self
-            .span_id
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (36 + 2 * i, b));
-        for (at, b) in trace.chain(span) {
-            buf[at] = HEX[usize::from(b >> 4)];
-            buf[at + 1] = HEX[usize::from(b & 0xf)];
-        }
+        hex_into(&mut buf[3..35], &self.trace_id.0);
+        hex_into(&mut buf[36..52], &self.span_id.0);
         buf[53..].copy_from_slice(if self.sampled { b"01" } else { b"00" });
         Traceparent(buf)
     }
@@ -109,6 +94,12 @@ impl TraceContext {
 pub struct Traceparent([u8; 55]);
 
 impl Traceparent {
+    /// The header value as bytes: only lower-case hex digits and `-`, always a valid
+    /// HTTP header value.
+    pub fn as_bytes(&self) -> &[u8; 55] {
+        &self.0
+    }
+
     /// The header value.
     pub fn as_str(&self) -> &str {
         // Only ASCII was written.
@@ -133,13 +124,18 @@ fn hex_byte(two: &[u8]) -> Option<u8> {
     Some(nibble(two[0])? << 4 | nibble(two[1])?)
 }
 
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+/// Writes `bytes` as lower-case hex into `out` (two digits per byte).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 32];
-    for (i, b) in bytes.iter().enumerate() {
-        buf[2 * i] = HEX[usize::from(b >> 4)];
-        buf[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
+}
+
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    let mut buf = [0u8; 32];
+    hex_into(&mut buf, bytes);
     // Only ASCII hex digits were written.
     f.write_str(std::str::from_utf8(&buf[..bytes.len() * 2]).map_err(|_| fmt::Error)?)
 }

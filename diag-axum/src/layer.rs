@@ -1,0 +1,153 @@
+//! [`DiagAxumLayer`]: diag's middleware for axum, with axum's own [`Body`] on both sides.
+//!
+//! Inside a [`Router`](axum::Router), every route takes and returns [`Body`]. The generic
+//! [`DiagLayer`](diag_tower::DiagLayer) changes the body type (`DiagBody<Body>`), so axum
+//! boxes the body again (`Body::new`) on the way in and out, and each `Request::map`
+//! moves the request head twice: about 60 ns a request. Only a request in diagnostic
+//! mode needs its bodies wrapped (to copy them into the capture); this layer follows the
+//! adapter sequence of `diag_core::request` with axum's types and hands every other
+//! request's `Body` through untouched.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use diag_core::Diag;
+use diag_core::request::{RequestGuard, RequestView};
+use diag_tower::{DiagBody, HttpHeaders, HttpHeadersMut};
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::{connect_info_peer, matched_route};
+
+/// The layer [`DiagRouterExt::with_diag`](crate::DiagRouterExt::with_diag) applies: what
+/// [`layer`](crate::layer)'s [`DiagLayer`](diag_tower::DiagLayer) does (route templates
+/// from `MatchedPath`, peer from `ConnectInfo`), with bodies kept as axum's [`Body`]
+/// unless a debug request taps them.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let app: axum::Router = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "hi" }))
+///     .layer(diag_axum::DiagAxumLayer::new(&diag));
+/// # let _ = app;
+/// ```
+#[derive(Clone, Debug)]
+pub struct DiagAxumLayer {
+    diag: Diag,
+}
+
+impl DiagAxumLayer {
+    /// The layer for `diag`.
+    pub fn new(diag: &Diag) -> Self {
+        DiagAxumLayer { diag: diag.clone() }
+    }
+}
+
+impl<S> Layer<S> for DiagAxumLayer {
+    type Service = DiagAxumService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DiagAxumService {
+            inner,
+            diag: self.diag.clone(),
+        }
+    }
+}
+
+/// The service [`DiagAxumLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct DiagAxumService<S> {
+    inner: S,
+    diag: Diag,
+}
+
+/// `body` wrapped in the capture's tap, boxed as a [`Body`], when there is a tap.
+fn tapped(body: Body, tap: Option<diag_core::debug::BodyTap>) -> Body {
+    match tap {
+        None => body,
+        Some(tap) => Body::new(DiagBody::tapped(body, Some(tap))),
+    }
+}
+
+impl<S> Service<Request<Body>> for DiagAxumService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = AxumResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        if !self.diag.watches(req.uri().path()) {
+            return AxumResponseFuture {
+                inner: self.inner.call(req),
+                guard: None,
+            };
+        }
+        let guard = self.diag.begin(&RequestView {
+            method: req.method().as_str(),
+            route: matched_route(req.extensions()),
+            uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
+            headers: &HttpHeaders(req.headers()),
+            peer: connect_info_peer(req.extensions()),
+        });
+        let req = match guard.request_tap() {
+            None => req,
+            tap => req.map(|body| tapped(body, tap)),
+        };
+        let inner = {
+            // The handler may run code synchronously in `call`: it belongs to the request.
+            let _entered = guard.enter();
+            self.inner.call(req)
+        };
+        AxumResponseFuture {
+            inner,
+            guard: Some(guard),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`DiagAxumService`].
+    pub struct AxumResponseFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<RequestGuard>,
+    }
+}
+
+impl<F, E> Future for AxumResponseFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(guard) = this.guard.as_ref() else {
+            return this.inner.poll(cx);
+        };
+        let result = {
+            let _entered = guard.enter();
+            std::task::ready!(this.inner.poll(cx))
+        };
+        // On an error, dropping the unfinished guard records the failure.
+        let guard = this.guard.take();
+        Poll::Ready(result.map(|mut res| {
+            let Some(guard) = guard else { return res };
+            let status = res.status().as_u16();
+            let tap = guard.finish(status, &mut HttpHeadersMut(res.headers_mut()));
+            match tap {
+                None => res,
+                tap => res.map(|body| tapped(body, tap)),
+            }
+        }))
+    }
+}
