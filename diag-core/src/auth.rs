@@ -119,16 +119,7 @@ pub(crate) fn is_loopback(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
-    fn peer(s: &str) -> Option<SocketAddr> {
-        Some(SocketAddr::new(s.parse().unwrap(), 40000))
-    }
+    use crate::test_support::{headers as h, peer};
 
     #[test]
     fn constant_time_eq_is_equality() {

@@ -49,11 +49,5 @@ pub use endpoint::{DiagResponse, EndpointRequest};
 pub use headers::{HeaderView, ResponseHeaders};
 pub use state::{ProviderReport, ProviderStatus, RegisterError, StateRegistry};
 
-/// Serializes the unit tests that install `tracing` dispatchers or start debug requests:
-/// tracing's callsite interest cache is process-wide, so such tests running side by side
-/// would change each other's interest mid-test.
 #[cfg(test)]
-pub(crate) fn tracing_test_lock() -> parking_lot::MutexGuard<'static, ()> {
-    static LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-    LOCK.lock()
-}
+pub(crate) mod test_support;

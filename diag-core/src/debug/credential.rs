@@ -171,16 +171,7 @@ fn now_unix() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
-    fn peer(s: &str) -> Option<SocketAddr> {
-        Some(SocketAddr::new(s.parse().unwrap(), 40000))
-    }
+    use crate::test_support::{headers as h, peer};
 
     #[test]
     fn each_reason() {

@@ -114,6 +114,7 @@ impl Diag {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_support::{headers, peer};
     use std::net::SocketAddr;
     use std::sync::atomic::AtomicUsize;
     use std::time::{Duration, SystemTime};
@@ -121,15 +122,6 @@ mod tests {
     use super::*;
     use crate::debug::{MAX_CREDENTIAL_BYTES, sign_credential};
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
-    fn peer(s: &str) -> Option<SocketAddr> {
-        Some(SocketAddr::new(s.parse().unwrap(), 40000))
-    }
     fn now() -> u64 {
         SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -249,17 +249,11 @@ impl std::fmt::Debug for DebugRequest {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_support::headers;
     use std::time::Duration;
 
     use super::*;
     use crate::debug::{Decision, LogLine, SpanTiming, render_waterfall};
-
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
 
     fn start(diag: &Diag, h: &Vec<(String, String)>, uri: &str) -> Arc<DebugRequest> {
         let Decision::Debug(level) = diag.debug_decision(h, None) else {

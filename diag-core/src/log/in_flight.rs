@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn guard_counts_while_alive() {
-        let _serial = crate::tracing_test_lock();
+        let _serial = crate::test_support::tracing_test_lock();
         // Other tests may hold guards concurrently: only assert on our own contribution.
         let g = DebugInFlight::begin();
         assert!(any());
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn interest_stays_open_for_the_linger_then_closes() {
-        let _serial = crate::tracing_test_lock();
+        let _serial = crate::test_support::tracing_test_lock();
         let g = DebugInFlight::begin();
         assert!(interest_open());
         let ended = Instant::now();

@@ -85,7 +85,7 @@ fn in_request<R>(scope: &RequestScope, f: impl FnOnce() -> R) -> R {
 
 #[test]
 fn debug_lines_of_a_debug_request_are_written_with_the_trace_id_and_recorded() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let out = Buffer::default();
     let (dispatch, _) = service(&diag, "info", &out);
@@ -122,7 +122,7 @@ fn debug_lines_of_a_debug_request_are_written_with_the_trace_id_and_recorded() {
 
 #[test]
 fn debug_lines_outside_a_debug_request_are_not_written() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let out = Buffer::default();
     let (dispatch, _) = service(&diag, "info", &out);
@@ -151,7 +151,7 @@ fn debug_lines_outside_a_debug_request_are_not_written() {
 
 #[test]
 fn trace_lines_only_when_the_session_asks_for_trace() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let out = Buffer::default();
     let (dispatch, _) = service(&diag, "info", &out);
@@ -173,7 +173,7 @@ fn trace_lines_only_when_the_session_asks_for_trace() {
 
 #[test]
 fn concurrent_requests_do_not_leak_into_each_other() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let out = Buffer::default();
     let (dispatch, _) = service(&diag, "info", &out);
@@ -225,7 +225,7 @@ fn concurrent_requests_do_not_leak_into_each_other() {
 
 #[test]
 fn span_timings_keep_parents_and_durations_across_threads() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let out = Buffer::default();
     let (dispatch, _) = service(&diag, "warn", &out);
@@ -291,7 +291,7 @@ fn span_timings_keep_parents_and_durations_across_threads() {
 
 #[test]
 fn runtime_level_changes_and_its_ttl_runs_out_by_itself() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let out = Buffer::default();
     let (dispatch, filter) = service(&diag, "info", &out);
@@ -343,7 +343,7 @@ fn runtime_level_changes_and_its_ttl_runs_out_by_itself() {
 
 #[test]
 fn a_ttl_on_top_of_a_ttl_goes_back_to_what_was_there_before_both() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let _filter = diag.log_filter(EnvFilter::new("warn"));
     diag.log_level().set("info", None).unwrap();
@@ -368,7 +368,7 @@ fn a_ttl_on_top_of_a_ttl_goes_back_to_what_was_there_before_both() {
 
 #[test]
 fn changes_need_an_installed_filter_and_a_valid_directive() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     assert_eq!(diag.log_level().current(), Err(LogLevelError::NotInstalled));
     assert_eq!(
@@ -395,7 +395,7 @@ fn changes_need_an_installed_filter_and_a_valid_directive() {
 
 #[test]
 fn a_callsite_first_hit_while_idle_still_logs_in_a_later_debug_request() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let out = Buffer::default();
     let (dispatch, _) = service(&diag, "info", &out);

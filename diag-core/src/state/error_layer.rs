@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn captures_error_with_trace_id_fields_and_redaction() {
-        let _serial = crate::tracing_test_lock();
+        let _serial = crate::test_support::tracing_test_lock();
         let diag = Diag::builder().build().unwrap();
         let seen = Arc::new(AtomicUsize::new(0));
         let subscriber = tracing_subscriber::registry()
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn non_error_callsites_are_never_offered_to_the_layer() {
-        let _serial = crate::tracing_test_lock();
+        let _serial = crate::test_support::tracing_test_lock();
         let diag = Diag::builder().build().unwrap();
         let subscriber = tracing_subscriber::registry().with(diag.error_layer());
         tracing::subscriber::with_default(subscriber, || {
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_panicking_field_is_contained_and_counted() {
-        let _serial = crate::tracing_test_lock();
+        let _serial = crate::test_support::tracing_test_lock();
         struct Bomb;
         impl fmt::Debug for Bomb {
             fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -94,7 +94,7 @@ fn get(
 
 #[test]
 fn debug_mode_activations_rejections_budget_and_flight_recorder() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder()
         .token("s3cret")
         .debug_budget(0.001, 5)
@@ -241,7 +241,7 @@ fn record(target: &str) -> ErrorRecord {
 
 #[test]
 fn errors_per_target_with_overflow_and_evictions() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().error_ring_capacity(5).build().unwrap();
     let subscriber = tracing_subscriber::registry().with(diag.error_layer());
     tracing::subscriber::with_default(subscriber, || {
@@ -363,7 +363,7 @@ fn providers_are_capped() {
 
 #[test]
 fn log_level_override_and_kill_switch() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
     let text = scrape(&diag);
     assert_value(&text, "diag_log_level_override", 0.0);
@@ -381,7 +381,7 @@ fn log_level_override_and_kill_switch() {
 
 #[test]
 fn every_source_busy_passes_promtool_and_the_openmetrics_check() {
-    let _serial = crate::tracing_test_lock();
+    let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder()
         .token("s3cret")
         .debug_budget(0.001, 1)
