@@ -85,6 +85,17 @@ impl Target {
     fn authed(&self, path: &str) -> reqwest::RequestBuilder {
         self.get(path).bearer_auth(TOKEN)
     }
+
+    /// `GET path` with the token, as JSON.
+    async fn authed_json(&self, path: &str) -> Value {
+        self.authed(path)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON")
+    }
 }
 
 /// Runs every check.
@@ -205,14 +216,7 @@ pub async fn unknown_provider_is_a_json_404(t: &Target) {
 
 /// A queue whose consumer took nothing of a full queue is flagged.
 pub async fn stalled_queue_is_flagged(t: &Target) {
-    let v: Value = t
-        .authed("/debug/state/queues")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let v: Value = t.authed_json("/debug/state/queues").await;
     let text = v.to_string();
     assert!(text.contains("conformance_queue"), "{text}");
     assert!(text.contains("\"consumer_lagging\":true"), "{text}");
@@ -302,14 +306,7 @@ pub async fn debug_request_is_captured(t: &Target) {
     for secret in [TOKEN, "user-secret", "hunter2"] {
         assert!(!text.contains(secret), "{secret} in the capture: {text}");
     }
-    let list: Value = t
-        .authed("/debug/requests")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let list: Value = t.authed_json("/debug/requests").await;
     assert!(
         list["captures"]
             .as_array()
@@ -366,28 +363,14 @@ pub async fn metrics_use_route_templates(t: &Target) {
 
 /// `GET /debug/log-level` never changes it; `PUT` does, and a TTL reverts by itself.
 pub async fn log_level_changes_only_by_put_and_reverts(t: &Target) {
-    let before: Value = t
-        .authed("/debug/log-level")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let before: Value = t.authed_json("/debug/log-level").await;
     let res = t
         .authed("/debug/log-level?directive=trace&ttl_seconds=60")
         .send()
         .await
         .expect("request");
     assert_eq!(res.status(), 200);
-    let after: Value = t
-        .authed("/debug/log-level")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let after: Value = t.authed_json("/debug/log-level").await;
     assert_eq!(
         before["directive"], after["directive"],
         "a GET mutated the level"
@@ -402,39 +385,18 @@ pub async fn log_level_changes_only_by_put_and_reverts(t: &Target) {
         .await
         .expect("request");
     assert_eq!(res.status(), 200);
-    let now: Value = t
-        .authed("/debug/log-level")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let now: Value = t.authed_json("/debug/log-level").await;
     assert_eq!(now["directive"], "debug", "{now}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let v: Value = t
-            .authed("/debug/log-level")
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("JSON");
+        let v: Value = t.authed_json("/debug/log-level").await;
         if v["directive"] == before["directive"] {
             break;
         }
         assert!(Instant::now() < deadline, "the TTL did not revert: {v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let events: Value = t
-        .authed("/debug/events?kind=log_level")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON");
+    let events: Value = t.authed_json("/debug/events?kind=log_level").await;
     assert!(
         events["events"].as_array().expect("events").len() >= 2,
         "set and revert recorded: {events}"

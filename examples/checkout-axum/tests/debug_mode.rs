@@ -84,14 +84,7 @@ async fn a_debug_request_gets_its_capture_timings_and_logs() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["id"], 7001, "the normal body");
 
-    let capture: Value = s
-        .admin(&format!("/debug/requests/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let capture: Value = s.admin_json(&format!("/debug/requests/{id}")).await;
     let text = capture.to_string();
     assert_eq!(capture["complete"], true, "{text}");
     assert_eq!(capture["response"]["status"], 200);
@@ -146,14 +139,7 @@ async fn a_normal_request_leaves_no_capture_and_no_debug_line() {
     assert_eq!(res.status(), 200);
     assert!(header(&res, "x-debug-id").is_none());
     assert!(header(&res, "server-timing").is_none());
-    let list: Value = s
-        .admin("/debug/requests")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.admin_json("/debug/requests").await;
     assert_eq!(list["captures"].as_array().unwrap().len(), 0, "{list}");
     assert!(
         !log_lines().iter().any(|l| l.contains("product_id=7002")),
@@ -199,14 +185,7 @@ async fn bad_credentials_are_served_normally_and_counted() {
         "rejected; reason=oversized"
     );
 
-    let list: Value = s
-        .admin("/debug/requests")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.admin_json("/debug/requests").await;
     let rejected = &list["debug"]["rejected"];
     assert_eq!(rejected["invalid"], 2, "{list}");
     assert_eq!(rejected["expired"], 1);
@@ -254,13 +233,8 @@ async fn the_budget_caps_a_burst_of_200_debug_requests() {
     assert!((20..=23).contains(&debugged), "{debugged} debug requests");
     assert_eq!(debugged + exhausted, 200);
     let events: Value = s
-        .admin("/debug/events?kind=debug_budget_exhausted")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .admin_json("/debug/events?kind=debug_budget_exhausted")
+        .await;
     assert_eq!(
         events["events"].as_array().unwrap().len(),
         1,
@@ -352,14 +326,7 @@ async fn streamed_5_mib_echo_is_byte_identical_in_debug_mode_too() {
             "debug={debug}: body differs"
         );
         if let Some(id) = id {
-            let capture: Value = s
-                .admin(&format!("/debug/requests/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let capture: Value = s.admin_json(&format!("/debug/requests/{id}")).await;
             assert_eq!(capture["complete"], true);
             assert_eq!(capture["request"]["body"]["truncated"], true, "64 KiB cap");
             assert_eq!(capture["request"]["body"]["total_bytes"], payload.len());
@@ -388,14 +355,7 @@ async fn a_client_that_goes_away_leaves_an_incomplete_capture_and_no_leak() {
     // Poll, bounded: the server notices the hang-up and stores the capture.
     let mut list = Value::Null;
     for _ in 0..100 {
-        list = s
-            .admin("/debug/requests")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        list = s.admin_json("/debug/requests").await;
         if list["captures"].as_array().is_some_and(|c| !c.is_empty())
             && list["debug"]["in_flight"] == 0
         {
@@ -410,14 +370,7 @@ async fn a_client_that_goes_away_leaves_an_incomplete_capture_and_no_leak() {
         list["debug"]["in_flight"], 0,
         "debug request still counted: {list}"
     );
-    let requests: Value = s
-        .admin("/debug/state/requests")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let requests: Value = s.admin_json("/debug/state/requests").await;
     assert_eq!(requests["value"]["in_flight"], 0, "{requests}");
     let metrics = s
         .get("/metrics")

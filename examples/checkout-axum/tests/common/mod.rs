@@ -92,4 +92,9 @@ impl Running {
     pub fn admin(&self, path: &str) -> reqwest::RequestBuilder {
         self.get(path).bearer_auth(TOKEN)
     }
+
+    /// `GET path` with the token, as JSON.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        self.admin(path).send().await.unwrap().json().await.unwrap()
+    }
 }
