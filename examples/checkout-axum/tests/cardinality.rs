@@ -292,14 +292,7 @@ async fn a_service_metric_folds_label_sets_past_its_cap() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401, "the timeline needs the token");
-    let page: Value = s
-        .admin("/debug/events?kind=metric_overflow")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = s.admin_json("/debug/events?kind=metric_overflow").await;
     let ours: Vec<&Value> = page["events"]
         .as_array()
         .unwrap()

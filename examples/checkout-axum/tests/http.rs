@@ -20,14 +20,7 @@ async fn demo_routes_behave() {
         "ok"
     );
 
-    let p: Value = s
-        .get("/products/7")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p: Value = s.get_json("/products/7").await;
     assert_eq!(p["id"], 7);
     assert!(p["price_cents"].as_u64().unwrap() >= 1000);
 
@@ -56,14 +49,7 @@ async fn demo_routes_behave() {
     assert_eq!(res.headers()["content-type"], "text/x-demo");
     assert_eq!(res.text().await.unwrap(), "héllo");
 
-    let slow: Value = s
-        .get("/slow?ms=30")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let slow: Value = s.get_json("/slow?ms=30").await;
     assert_eq!(slow["slept_ms"], 30);
     assert_eq!(s.get("/fail").send().await.unwrap().status(), 500);
 }
@@ -105,15 +91,7 @@ async fn state_shows_every_provider_with_the_token_and_401_without() {
     );
     assert!(!state.to_string().contains(API_KEY), "the key leaked");
 
-    let one: Value = s
-        .get("/debug/state/cache")
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = s.admin_json("/debug/state/cache").await;
     assert_eq!(one["value"]["entries"], 1);
 }
 

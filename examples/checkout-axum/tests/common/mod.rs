@@ -93,6 +93,11 @@ impl Running {
         self.get(path).bearer_auth(TOKEN)
     }
 
+    /// `GET path`, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).send().await.unwrap().json().await.unwrap()
+    }
+
     /// `GET path` with the token, as JSON.
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         self.admin(path).send().await.unwrap().json().await.unwrap()
