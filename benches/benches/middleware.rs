@@ -8,51 +8,16 @@
 use std::hint::black_box;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::Path;
-use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use diag_axum::DiagRouterExt;
+use diag_benches::{app, bench_diag, install_subscriber, request};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use tracing_subscriber::prelude::*;
-use tracing_subscriber::{EnvFilter, fmt};
-
-async fn product(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
-    tracing::debug!(product_id = id, "looking up product");
-    axum::Json(serde_json::json!({ "id": id, "name": "widget", "price_cents": 1299 }))
-}
-
-fn app() -> Router {
-    Router::new().route("/products/{id}", get(product))
-}
-
-fn request(debug: bool) -> http::Request<Body> {
-    let mut req = http::Request::get("/products/7");
-    if debug {
-        req = req.header("x-debug", "bench-token");
-    }
-    req.body(Body::empty()).expect("request")
-}
 
 fn bench(c: &mut Criterion) {
-    let diag = diag_core::Diag::builder()
-        .service("bench")
-        .token("bench-token")
-        .debug_budget(1e9, u32::MAX)
-        .build()
-        .expect("diag");
-    // One subscriber for every variant, as a service would have: the comparison is of
-    // the middleware alone.
-    tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .with_writer(std::io::sink)
-                .with_filter(diag.log_filter(EnvFilter::new("info"))),
-        )
-        .with(diag.error_layer())
-        .with(diag.debug_recording_layer())
-        .init();
+    let diag = bench_diag().expect("diag");
+    // One subscriber for every variant, as a service would have.
+    install_subscriber(&diag);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -73,7 +38,7 @@ fn bench(c: &mut Criterion) {
                 rt.block_on(async {
                     let res = router
                         .clone()
-                        .oneshot(request(debug))
+                        .oneshot(request(debug).expect("request"))
                         .await
                         .expect("response");
                     black_box(res.into_body().collect().await.expect("body"));

@@ -12,22 +12,11 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
-use axum::extract::Path;
-use axum::routing::get;
 use diag_axum::DiagRouterExt;
+use diag_benches::{app, install_subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-async fn product(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
-    tracing::debug!(product_id = id, "looking up product");
-    axum::Json(serde_json::json!({ "id": id, "name": "widget", "price_cents": 1299 }))
-}
-
-fn app() -> Router {
-    Router::new().route("/products/{id}", get(product))
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -47,11 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         "diag" => {
             let diag = diag_core::Diag::from_env()?.service("load").build()?;
-            tracing_subscriber::registry()
-                .with(sink.with_filter(diag.log_filter(EnvFilter::new("info"))))
-                .with(diag.error_layer())
-                .with(diag.debug_recording_layer())
-                .init();
+            install_subscriber(&diag);
             app().with_diag(&diag)
         }
         "trace" => {

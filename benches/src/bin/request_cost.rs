@@ -13,53 +13,18 @@
 
 use std::time::Instant;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::Path;
-use axum::http::Request;
-use axum::routing::get;
 use diag_axum::DiagRouterExt;
+use diag_benches::{app, bench_diag, install_subscriber, request};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use tracing_subscriber::prelude::*;
-use tracing_subscriber::{EnvFilter, fmt};
-
-async fn product(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
-    tracing::debug!(product_id = id, "looking up product");
-    axum::Json(serde_json::json!({ "id": id, "name": "widget", "price_cents": 1299 }))
-}
-
-fn app() -> Router {
-    Router::new().route("/products/{id}", get(product))
-}
-
-fn request(debug: bool) -> Result<Request<Body>, axum::http::Error> {
-    let mut req = Request::get("/products/7");
-    if debug {
-        req = req.header("x-debug", "bench-token");
-    }
-    req.body(Body::empty())
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let variant = args.next().unwrap_or_else(|| "diag".into());
     let count: u64 = args.next().map_or(Ok(100_000), |n| n.parse())?;
 
-    let diag = diag_core::Diag::builder()
-        .service("bench")
-        .token("bench-token")
-        .debug_budget(1e9, u32::MAX)
-        .build()?;
-    tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .with_writer(std::io::sink)
-                .with_filter(diag.log_filter(EnvFilter::new("info"))),
-        )
-        .with(diag.error_layer())
-        .with(diag.debug_recording_layer())
-        .init();
+    let diag = bench_diag()?;
+    install_subscriber(&diag);
     let router = match variant.as_str() {
         "bare" => app().with_state(()),
         "diag" | "debug" => app().with_diag(&diag).with_state(()),
