@@ -112,6 +112,25 @@ pub async fn run_all(t: &Target) {
     bad_debug_credentials_are_served_normally(t).await;
     metrics_use_route_templates(t).await;
     log_level_changes_only_by_put_and_reverts(t).await;
+    oversized_endpoint_body_is_refused(t).await;
+}
+
+/// An endpoint body over 64 KiB is refused with a JSON 413, not buffered.
+pub async fn oversized_endpoint_body_is_refused(t: &Target) {
+    let res = t
+        .client
+        .put(format!("{}/debug/log-level", t.base))
+        .bearer_auth(TOKEN)
+        .body(vec![b'a'; 70 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.expect("JSON");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("65536")),
+        "{body}"
+    );
 }
 
 /// `/debug/*` refuses a missing or wrong token with a JSON 401, and takes the right one.

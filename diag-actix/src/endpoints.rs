@@ -32,10 +32,7 @@ async fn serve(req: HttpRequest, mut payload: web::Payload, diag: web::Data<Diag
             return respond(DiagResponse::error(400, "could not read the request body"));
         };
         if body.len() + chunk.len() > EndpointRequest::MAX_BODY {
-            return respond(DiagResponse::error(
-                413,
-                &format!("request body over {} bytes", EndpointRequest::MAX_BODY),
-            ));
+            return respond(DiagResponse::body_too_large());
         }
         body.extend_from_slice(&chunk);
     }

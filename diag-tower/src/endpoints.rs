@@ -77,10 +77,7 @@ where
             {
                 Ok(collected) => collected.to_bytes().to_vec(),
                 Err(_) => {
-                    return Ok(into_response(DiagResponse::error(
-                        413,
-                        &format!("request body over {} bytes", EndpointRequest::MAX_BODY),
-                    )));
+                    return Ok(into_response(DiagResponse::body_too_large()));
                 }
             };
             let request = EndpointRequest {

@@ -52,6 +52,18 @@ impl DiagResponse {
         DiagResponse::new(status, JSON, body)
     }
 
+    /// 413: the request body is over [`EndpointRequest::MAX_BODY`](crate::EndpointRequest::MAX_BODY).
+    /// Adapters answer with it while reading an endpoint's body.
+    pub fn body_too_large() -> Self {
+        DiagResponse::error(
+            413,
+            &format!(
+                "request body over {} bytes",
+                crate::EndpointRequest::MAX_BODY
+            ),
+        )
+    }
+
     pub(crate) fn unauthorized(e: AuthError) -> Self {
         let mut r = DiagResponse::error(401, &e.to_string());
         r.headers
