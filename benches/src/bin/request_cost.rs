@@ -8,8 +8,8 @@
 //! ```
 //!
 //! Run it with two counts and divide the difference by the difference of counts to take
-//! start-up out. Variants: `bare`, `diag`, `debug` (every request in diagnostic mode),
-//! `trace` (tower-http's `TraceLayer`).
+//! start-up out. Variants: `bare`, `noop` (an empty `Router::layer`), `diag`, `debug` (every request in
+//! diagnostic mode), `trace` (tower-http's `TraceLayer`).
 
 use std::time::Instant;
 
@@ -28,6 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = match variant.as_str() {
         "bare" => app().with_state(()),
         "diag" | "debug" => app().with_diag(&diag).with_state(()),
+        // The floor of any axum middleware: `Router::layer` with a layer that does nothing.
+        "noop" => app()
+            .layer(tower::layer::util::Identity::new())
+            .with_state(()),
         "trace" => app()
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(()),
