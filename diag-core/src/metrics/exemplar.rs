@@ -24,6 +24,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::clock::MonoTime;
+
 use crate::trace::{SpanId, TraceContext, TraceId};
 
 /// The OpenMetrics limit on an exemplar's label set: names and values together, in
@@ -103,6 +105,14 @@ impl ExemplarTime {
         let (instant, unix) = *ANCHOR.get_or_init(|| (Instant::now(), ExemplarTime::now().0));
         let since = u64::try_from(at.saturating_duration_since(instant).as_nanos()).unwrap_or(0);
         ExemplarTime(unix.saturating_add(since))
+    }
+
+    /// The wall-clock time of a request-path clock reading (one anchor pair, as for
+    /// [`from_instant`](Self::from_instant)).
+    pub(crate) fn from_mono(at: MonoTime) -> ExemplarTime {
+        static ANCHOR: OnceLock<(MonoTime, u64)> = OnceLock::new();
+        let (mono, unix) = *ANCHOR.get_or_init(|| (MonoTime::now(), ExemplarTime::now().0));
+        ExemplarTime(unix.saturating_add(at.nanos_since(mono)))
     }
 
     /// Nanoseconds since the Unix epoch.

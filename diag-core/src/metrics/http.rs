@@ -18,12 +18,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
 
 use super::encode::{Encoder, Kind};
 use super::exemplar::ExemplarTime;
 use super::family::{Family, OverflowNotifier, SeriesRef};
+use super::route_hint;
 use super::{Counter, Gauge, Histogram};
+use crate::clock::MonoTime;
 use crate::trace::TraceContext;
 
 /// The duration histogram's name.
@@ -175,8 +176,22 @@ impl HttpMetrics {
 
     /// A request arrived: counts it as active and returns its `(method, route)` series.
     pub(crate) fn begin(&self, method: &'static str, route: &str) -> SeriesRef {
-        let series = self.active.series([method, route]);
+        let series = self.route_series(method, route);
         self.active.metric(series).active.inc();
+        series
+    }
+
+    /// The `(method, route)` series: by the route string's address when this thread
+    /// has seen it (confirmed against the series' labels), else by a label lookup.
+    fn route_series(&self, method: &'static str, route: &str) -> SeriesRef {
+        let owner = self as *const HttpMetrics as usize;
+        if let Some(hinted) = route_hint::lookup(owner, method, route)
+            && self.active.labels(hinted) == [method, route]
+        {
+            return hinted;
+        }
+        let series = self.active.series([method, route]);
+        route_hint::remember(owner, method, route, series);
         series
     }
 
@@ -199,10 +214,10 @@ impl HttpMetrics {
         &self,
         active: SeriesRef,
         status: u16,
-        start: Instant,
+        start: MonoTime,
         trace: &TraceContext,
     ) {
-        let now = Instant::now();
+        let now = MonoTime::now();
         let route = self.active.metric(active);
         route.active.dec();
         let series = if active == SeriesRef::OVERFLOW {
@@ -218,11 +233,9 @@ impl HttpMetrics {
             series
         };
         let red = self.red.metric(series);
-        let secs = now.saturating_duration_since(start).as_secs_f64();
+        let secs = now.nanos_since(start) as f64 * 1e-9;
         // One timestamp for both exemplars, and none for an unsampled trace.
-        let exemplar = trace
-            .sampled
-            .then(|| (trace, ExemplarTime::from_instant(now)));
+        let exemplar = trace.sampled.then(|| (trace, ExemplarTime::from_mono(now)));
         red.duration.record(secs, exemplar);
         red.requests.add(1, exemplar);
     }
@@ -342,6 +355,33 @@ mod tests {
             .exemplar()
             .unwrap();
         assert_eq!(ex.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn a_reused_route_address_never_picks_the_wrong_series() {
+        let diag = Diag::builder().build().unwrap();
+        let other = Diag::builder().build().unwrap();
+        // One buffer, so both routes have the same address and length.
+        let mut route = String::from("/a/{x}");
+        for _ in 0..2 {
+            diag.begin(&view("GET", Some(&route), &()))
+                .finish(200, &mut ());
+        }
+        route.replace_range(1..2, "b");
+        diag.begin(&view("GET", Some(&route), &()))
+            .finish(200, &mut ());
+        // Same address in another Diag, and another method on the same address.
+        other
+            .begin(&view("GET", Some(&route), &()))
+            .finish(200, &mut ());
+        diag.begin(&view("PUT", Some(&route), &()))
+            .finish(200, &mut ());
+        assert_eq!(red(&diag, ["GET", "/a/{x}", "200"]).requests.get(), 2);
+        assert_eq!(red(&diag, ["GET", "/b/{x}", "200"]).requests.get(), 1);
+        assert_eq!(red(&diag, ["PUT", "/b/{x}", "200"]).requests.get(), 1);
+        assert_eq!(red(&other, ["GET", "/b/{x}", "200"]).requests.get(), 1);
+        assert_eq!(other.inner.metrics.http.red.len(), 1);
+        assert_eq!(diag.inner.metrics.http.red.len(), 3);
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub(crate) mod http;
 pub(crate) mod internals;
 mod name;
 pub(crate) mod registry;
+mod route_hint;
 mod shard;
 mod user;
 

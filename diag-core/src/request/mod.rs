@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clock::MonoTime;
 use crate::debug::{BodySide, BodyTap, DebugRequest, Decision};
 use crate::log::DebugInFlight;
 use crate::metrics::{SeriesRef, method_label};
@@ -50,7 +51,7 @@ pub struct RequestView<'a> {
 #[must_use = "call finish() with the response status"]
 pub struct RequestGuard {
     diag: Diag,
-    start: Instant,
+    start: MonoTime,
     finished: bool,
     /// The request's trace and, in diagnostic mode, its debug session.
     scope: RequestScope,
@@ -121,7 +122,7 @@ impl Diag {
     /// assert_eq!(response_headers[0].0, "traceparent");
     /// ```
     pub fn begin(&self, req: &RequestView<'_>) -> RequestGuard {
-        let start = Instant::now();
+        let start = MonoTime::now();
         let decision = self.debug_decision(req.headers, req.peer);
         let trace = self
             .inner
@@ -171,7 +172,7 @@ impl Diag {
 impl RequestGuard {
     /// When the request arrived.
     pub fn started(&self) -> Instant {
-        self.start
+        self.start.to_instant()
     }
 
     /// The request's scope: its trace and, in diagnostic mode, its debug session.

@@ -17,11 +17,11 @@
 use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::Diag;
+use crate::clock::MonoTime;
 
 /// The most distinct `(method, route)` pairs tracked.
 pub const MAX_ROUTES: usize = 128;
@@ -53,7 +53,7 @@ pub struct InFlight {
     /// 0: free; else `(route index + 1) << 48 | start micros since epoch`.
     slots: Box<[AtomicU64]>,
     without_age: AtomicU64,
-    epoch: Instant,
+    epoch: MonoTime,
 }
 
 #[derive(Default)]
@@ -142,7 +142,7 @@ impl InFlight {
             route_overflow: AtomicU64::new(0),
             slots: (0..AGE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             without_age: AtomicU64::new(0),
-            epoch: Instant::now(),
+            epoch: MonoTime::now(),
         }
     }
 
@@ -151,7 +151,7 @@ impl InFlight {
     pub fn start(&self, method: &str, route: &str) -> InFlightGuard<'_> {
         InFlightGuard {
             owner: self,
-            ticket: self.enter(method, route, Instant::now()),
+            ticket: self.enter(method, route, MonoTime::now()),
         }
     }
 
@@ -185,7 +185,7 @@ impl InFlight {
     }
 
     /// Starts counting a request that arrived at `at`.
-    pub(crate) fn enter(&self, method: &str, route: &str, at: Instant) -> InFlightTicket {
+    pub(crate) fn enter(&self, method: &str, route: &str, at: MonoTime) -> InFlightTicket {
         self.enter_route(self.route_index(method, route), at)
     }
 
@@ -197,7 +197,7 @@ impl InFlight {
         &self,
         method: &str,
         route: &str,
-        at: Instant,
+        at: MonoTime,
         memo: &AtomicU32,
     ) -> InFlightTicket {
         let known = memo.load(Ordering::Relaxed) as usize;
@@ -223,8 +223,8 @@ impl InFlight {
             })
     }
 
-    fn enter_route(&self, route_index: usize, at: Instant) -> InFlightTicket {
-        let micros = at.saturating_duration_since(self.epoch).as_micros() as u64 & MICROS_MASK;
+    fn enter_route(&self, route_index: usize, at: MonoTime) -> InFlightTicket {
+        let micros = (at.nanos_since(self.epoch) / 1000) & MICROS_MASK;
         let packed = ((route_index as u64 + 1) << MICROS_BITS) | micros;
         let slot = SLOT_HINT.with(|hint| {
             let mut start = hint.get();
@@ -309,8 +309,8 @@ impl InFlight {
         None
     }
 
-    fn report_at(&self, now: Instant) -> RequestsReport {
-        let now_micros = now.saturating_duration_since(self.epoch).as_micros() as u64 & MICROS_MASK;
+    fn report_at(&self, now: MonoTime) -> RequestsReport {
+        let now_micros = (now.nanos_since(self.epoch) / 1000) & MICROS_MASK;
         let mut oldest: Vec<Option<u64>> = vec![None; self.routes.len()];
         let mut counts: Vec<u64> = self
             .routes
@@ -410,7 +410,7 @@ pub(crate) fn register(diag: &Diag) {
     let weak = std::sync::Arc::downgrade(&diag.inner);
     let _ = diag.state().register("requests", move || {
         weak.upgrade()
-            .map(|inner| inner.in_flight.report_at(Instant::now()))
+            .map(|inner| inner.in_flight.report_at(MonoTime::now()))
     });
 }
 
@@ -458,7 +458,7 @@ mod tests {
             0,
             "table is full: it overflowed"
         );
-        let rep = f.report_at(Instant::now());
+        let rep = f.report_at(MonoTime::now());
         assert_eq!(rep.routes_tracked, MAX_ROUTES);
         assert_eq!(rep.route_overflow, 11);
         assert_eq!(rep.in_flight, MAX_ROUTES as u64 + 11);
@@ -499,7 +499,7 @@ mod tests {
             .map(|_| full.enter_remembered("GET", "/late", full.epoch, &memo))
             .collect();
         assert_eq!(memo.load(Ordering::Relaxed), u32::MAX);
-        assert_eq!(full.report_at(Instant::now()).route_overflow, 3);
+        assert_eq!(full.report_at(MonoTime::now()).route_overflow, 3);
         over.into_iter().for_each(|t| full.leave(t));
         drop(guards);
         assert_eq!(full.total(), 0);
@@ -510,7 +510,7 @@ mod tests {
         let f = InFlight::new();
         let guards: Vec<_> = (0..AGE_SLOTS + 50).map(|_| f.start("GET", "/x")).collect();
         assert_eq!(f.in_flight("GET", "/x"), (AGE_SLOTS + 50) as u64);
-        let rep = f.report_at(Instant::now());
+        let rep = f.report_at(MonoTime::now());
         assert!(rep.requests_without_age >= 50);
         assert!(rep.routes[0].oldest_age_ms.is_some());
         drop(guards);

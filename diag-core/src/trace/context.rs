@@ -1,5 +1,7 @@
 use std::fmt;
 
+use super::hex::{hex8, hex16};
+
 /// A W3C trace id: 16 bytes, shown as 32 lower-case hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceId(pub [u8; 16]);
@@ -72,8 +74,8 @@ impl TraceContext {
     pub fn traceparent(&self) -> Traceparent {
         let mut buf = [b'-'; 55];
         buf[..2].copy_from_slice(b"00");
-        hex_into(&mut buf[3..35], &self.trace_id.0);
-        hex_into(&mut buf[36..52], &self.span_id.0);
+        buf[3..35].copy_from_slice(&hex16(self.trace_id.0));
+        buf[36..52].copy_from_slice(&hex8(self.span_id.0));
         buf[53..].copy_from_slice(if self.sampled { b"01" } else { b"00" });
         Traceparent(buf)
     }
@@ -124,25 +126,14 @@ fn hex_byte(two: &[u8]) -> Option<u8> {
     Some(nibble(two[0])? << 4 | nibble(two[1])?)
 }
 
-/// Writes `bytes` as lower-case hex into `out` (two digits per byte).
-fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0xf)];
-    }
-}
-
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    let mut buf = [0u8; 32];
-    hex_into(&mut buf, bytes);
+fn write_hex(f: &mut fmt::Formatter<'_>, digits: &[u8]) -> fmt::Result {
     // Only ASCII hex digits were written.
-    f.write_str(std::str::from_utf8(&buf[..bytes.len() * 2]).map_err(|_| fmt::Error)?)
+    f.write_str(std::str::from_utf8(digits).map_err(|_| fmt::Error)?)
 }
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
+        write_hex(f, &hex16(self.0))
     }
 }
 
@@ -154,7 +145,7 @@ impl fmt::Debug for TraceId {
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
+        write_hex(f, &hex8(self.0))
     }
 }
 

@@ -1,6 +1,7 @@
 //! W3C trace context: the ids every request carries, and whether its trace is sampled.
 
 mod context;
+mod hex;
 mod id;
 mod sampler;
 
