@@ -107,6 +107,7 @@ pub async fn run_all(t: &Target) {
     stalled_queue_is_flagged(t).await;
     handler_sees_byte_identical_streamed_body(t, false).await;
     handler_sees_byte_identical_streamed_body(t, true).await;
+    client_that_goes_away_leaves_an_incomplete_capture(t).await;
     trace_context_on_every_response(t).await;
     debug_request_is_captured(t).await;
     bad_debug_credentials_are_served_normally(t).await;
@@ -280,6 +281,51 @@ pub async fn handler_sees_byte_identical_streamed_body(t: &Target, debug: bool) 
     }
 }
 
+/// A client that hangs up in the middle of a debug request's streamed echo: the capture
+/// is stored, marked incomplete, and the request no longer counts as in flight.
+pub async fn client_that_goes_away_leaves_an_incomplete_capture(t: &Target) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = t.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nhost: x\r\nx-debug: {TOKEN}\r\n\
+         content-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        8 * 1024 * 1024
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn.write_all(&pattern(256 * 1024)).await.expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end_of_head = loop {
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = conn.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed before the response head");
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..end_of_head]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-debug-id:"))
+        .map(|v| v.trim().to_owned())
+        .expect("x-debug-id");
+    drop(conn);
+
+    let capture = wait_for_capture(t, &id).await;
+    assert_eq!(capture["complete"], false, "{capture}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = t.authed_json("/debug/requests").await;
+        if list["debug"]["in_flight"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still in flight: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Every watched response carries `traceparent`; an incoming sampled one is continued.
 pub async fn trace_context_on_every_response(t: &Target) {
     let res = t.get("/users/1").send().await.expect("request");
@@ -320,6 +366,8 @@ pub async fn debug_request_is_captured(t: &Target) {
     );
     let capture = wait_for_capture(t, &id).await;
     let text = capture.to_string();
+    // The body is small and sized: its end must be seen even if never polled to `None`.
+    assert_eq!(capture["complete"], true, "{text}");
     assert_eq!(capture["response"]["status"], 200, "{text}");
     assert_eq!(capture["request"]["route"], "/users/{id}", "{text}");
     for secret in [TOKEN, "user-secret", "hunter2"] {

@@ -2,6 +2,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Buf;
+use diag_core::body::Polled;
 use diag_core::debug::BodyTap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -33,7 +34,7 @@ impl<B: Body> DiagBody<B> {
     pub fn tapped(inner: B, mut tap: Option<BodyTap>) -> Self {
         // A body that is over before it starts (empty, HEAD) may never be polled.
         if let Some(tap) = tap.as_mut().filter(|_| inner.is_end_stream()) {
-            tap.end(true);
+            tap.observe(Polled::End);
         }
         DiagBody { inner, tap }
     }
@@ -55,16 +56,16 @@ impl<B: Body> Body for DiagBody<B> {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    copy_buf(data, tap);
+                    for_each_slice(data, |slice| tap.observe(Polled::Data(slice)));
                 }
                 // hyper stops polling a body that says it is over (e.g. `Full` after
                 // its one frame), so the end may never be reported as `None`.
                 if this.inner.is_end_stream() {
-                    tap.end(true);
+                    tap.observe(Polled::End);
                 }
             }
-            Poll::Ready(Some(Err(_))) => tap.end(false),
-            Poll::Ready(None) => tap.end(true),
+            Poll::Ready(Some(Err(_))) => tap.observe(Polled::Error),
+            Poll::Ready(None) => tap.observe(Polled::End),
             Poll::Pending => {}
         }
         polled
@@ -79,15 +80,16 @@ impl<B: Body> Body for DiagBody<B> {
     }
 }
 
-/// Copies a frame's bytes without advancing it (it still goes to its reader whole).
-fn copy_buf(data: &impl Buf, tap: &BodyTap) {
+/// Hands each slice of a frame's bytes to `f`, without advancing the frame (it still
+/// goes to its reader whole).
+fn for_each_slice(data: &impl Buf, mut f: impl FnMut(&[u8])) {
     let mut slices = [std::io::IoSlice::new(&[]); 16];
     let n = data.chunks_vectored(&mut slices);
     if n == 0 {
-        tap.chunk(data.chunk());
+        f(data.chunk());
     }
     for s in &slices[..n] {
-        tap.chunk(s);
+        f(s);
     }
 }
 
