@@ -126,24 +126,14 @@ pub async fn oversized_endpoint_body_is_refused(t: &Target) {
         .send()
         .await
         .expect("request");
-    assert_eq!(res.status(), 413);
-    let body: Value = res.json().await.expect("JSON");
-    assert!(
-        body["error"].as_str().is_some_and(|e| e.contains("65536")),
-        "{body}"
-    );
+    assert_json_error(res, 413, "65536").await;
 }
 
 /// `/debug/*` refuses a missing or wrong token with a JSON 401, and takes the right one.
 pub async fn endpoints_require_the_token(t: &Target) {
     for path in ["/debug", "/debug/state", "/debug/state/process"] {
         let res = t.get(path).send().await.expect("request");
-        assert_eq!(res.status(), 401, "{path} without token");
-        let body: Value = res.json().await.expect("401 body is JSON");
-        assert!(
-            body["error"].as_str().is_some_and(|e| e.contains("token")),
-            "{body}"
-        );
+        assert_json_error(res, 401, "token").await;
 
         let res = t
             .get(path)
@@ -224,14 +214,7 @@ pub async fn unknown_provider_is_a_json_404(t: &Target) {
         .send()
         .await
         .expect("request");
-    assert_eq!(res.status(), 404);
-    let body: Value = res.json().await.expect("JSON");
-    assert!(
-        body["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("process")),
-        "{body}"
-    );
+    assert_json_error(res, 404, "process").await;
 }
 
 /// A queue whose consumer took nothing of a full queue is flagged.
@@ -314,7 +297,14 @@ pub async fn client_that_goes_away_leaves_an_incomplete_capture(t: &Target) {
     drop(conn);
 
     let capture = wait_for_capture(t, &id).await;
-    assert_eq!(capture["complete"], false, "{capture}");
+    let bodies = (
+        &capture["request"]["body"]["total_bytes"],
+        &capture["response"]["body"]["total_bytes"],
+    );
+    assert_eq!(
+        capture["complete"], false,
+        "capture {id}, bodies {bodies:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let list = t.authed_json("/debug/requests").await;
@@ -485,6 +475,17 @@ async fn wait_for_capture(t: &Target, id: &str) -> Value {
         assert!(Instant::now() < deadline, "capture {id} never stored");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Asserts that `res` has this status and a JSON body whose `error` mentions `mentions`.
+async fn assert_json_error(res: reqwest::Response, status: u16, mentions: &str) {
+    let url = res.url().clone();
+    assert_eq!(res.status(), status, "{url}");
+    let body: Value = res.json().await.expect("a JSON error");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains(mentions)),
+        "{url}: {body}"
+    );
 }
 
 fn header(res: &reqwest::Response, name: &str) -> Option<String> {

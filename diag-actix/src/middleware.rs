@@ -252,3 +252,90 @@ fn polled_item<E>(item: &Option<Result<Bytes, E>>) -> Polled<'_> {
         None => Polled::End,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::{BodyStream, SizedStream};
+    use diag_core::debug::{BodySide, DebugLevel};
+    use diag_core::trace::TraceId;
+
+    /// The response tap of a debug request whose head was sent, and its capture id.
+    fn response_tap(diag: &Diag) -> (BodyTap, u64) {
+        let view = RequestView {
+            method: "GET",
+            route: Some("/file"),
+            uri: "/file",
+            headers: &(),
+            peer: None,
+        };
+        let dbg = diag.start_debug(DebugLevel::Debug, &view, TraceId([9; 16]));
+        dbg.response_head(200, &());
+        let id = dbg.id();
+        (BodyTap::new(dbg, BodySide::Response), id)
+    }
+
+    /// Whether the capture was stored complete, or `None` while it is not stored.
+    fn stored_complete(diag: &Diag, id: u64) -> Option<bool> {
+        diag.debug_mode().recorder().get(id).map(|c| c.complete)
+    }
+
+    /// One poll, as actix's dispatcher makes it.
+    fn poll_once<B: MessageBody + Unpin>(body: &mut B) -> Poll<Option<Result<Bytes, B::Error>>> {
+        let waker = futures_util::task::noop_waker();
+        Pin::new(body).poll_next(&mut Context::from_waker(&waker))
+    }
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn a_sized_body_is_complete_once_its_bytes_are_sent() {
+        let diag = Diag::builder().build().unwrap();
+        let (tap, id) = response_tap(&diag);
+        let mut body = DiagActixBody::new(SizedStream::new(5, chunks(&[b"abc", b"de"])), Some(tap));
+        assert_eq!(body.size(), BodySize::Sized(5));
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(b))) if b == "abc"));
+        assert_eq!(stored_complete(&diag, id), None);
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(b))) if b == "de"));
+        // actix stops polling here: the final `None` never comes.
+        assert_eq!(stored_complete(&diag, id), Some(true));
+    }
+
+    #[test]
+    fn an_empty_body_is_complete_unpolled_and_a_stream_dropped_early_is_not() {
+        let diag = Diag::builder().build().unwrap();
+        let (tap, empty) = response_tap(&diag);
+        let _body = DiagActixBody::new((), Some(tap));
+        assert_eq!(stored_complete(&diag, empty), Some(true));
+
+        let (tap, dropped) = response_tap(&diag);
+        let mut body = DiagActixBody::new(BodyStream::new(chunks(&[b"ab", b"cd"])), Some(tap));
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(_)))));
+        drop(body);
+        assert_eq!(stored_complete(&diag, dropped), Some(false));
+    }
+
+    #[test]
+    fn a_body_taken_whole_is_captured_and_complete() {
+        let diag = Diag::builder().build().unwrap();
+        let (tap, id) = response_tap(&diag);
+        let body = DiagActixBody::new(Bytes::from_static(b"whole"), Some(tap));
+        let Ok(bytes) = body.try_into_bytes() else {
+            panic!("a `Bytes` body is taken whole");
+        };
+        assert_eq!(bytes, "whole");
+        let capture = diag.debug_mode().recorder().get(id).unwrap();
+        assert!(capture.complete);
+        let text = capture.response.as_ref().unwrap().body.text.clone();
+        assert_eq!(text.as_deref(), Some("whole"));
+    }
+}
