@@ -5,7 +5,9 @@
 //! - use the [`Diag`] from [`diag`] (token [`TOKEN`], providers and tracing set up);
 //! - mount diag's endpoints and its middleware;
 //! - route `POST /echo` to a handler that streams the request body back unchanged, with
-//!   `content-type: application/octet-stream`, and `GET /users/{id}` to any 200 handler.
+//!   `content-type: application/octet-stream`, `GET /users/{id}` to any 200 handler, and
+//!   `GET /sized` to a handler that streams [`SIZED_BODY`] bytes in several chunks under
+//!   a `content-length` header it sets itself.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -13,6 +15,9 @@ use std::time::{Duration, Instant};
 use diag_core::Diag;
 use futures_util::StreamExt;
 use serde_json::Value;
+
+/// The length of the body `GET /sized` streams.
+pub const SIZED_BODY: usize = 64 * 1024;
 
 /// The token the service under test is configured with.
 pub const TOKEN: &str = "conformance-token";
@@ -107,8 +112,10 @@ pub async fn run_all(t: &Target) {
     stalled_queue_is_flagged(t).await;
     handler_sees_byte_identical_streamed_body(t, false).await;
     handler_sees_byte_identical_streamed_body(t, true).await;
+    client_that_goes_away_leaves_an_incomplete_capture(t).await;
     trace_context_on_every_response(t).await;
     debug_request_is_captured(t).await;
+    sized_streamed_response_is_captured_complete(t).await;
     bad_debug_credentials_are_served_normally(t).await;
     metrics_use_route_templates(t).await;
     log_level_changes_only_by_put_and_reverts(t).await;
@@ -125,24 +132,14 @@ pub async fn oversized_endpoint_body_is_refused(t: &Target) {
         .send()
         .await
         .expect("request");
-    assert_eq!(res.status(), 413);
-    let body: Value = res.json().await.expect("JSON");
-    assert!(
-        body["error"].as_str().is_some_and(|e| e.contains("65536")),
-        "{body}"
-    );
+    assert_json_error(res, 413, "65536").await;
 }
 
 /// `/debug/*` refuses a missing or wrong token with a JSON 401, and takes the right one.
 pub async fn endpoints_require_the_token(t: &Target) {
     for path in ["/debug", "/debug/state", "/debug/state/process"] {
         let res = t.get(path).send().await.expect("request");
-        assert_eq!(res.status(), 401, "{path} without token");
-        let body: Value = res.json().await.expect("401 body is JSON");
-        assert!(
-            body["error"].as_str().is_some_and(|e| e.contains("token")),
-            "{body}"
-        );
+        assert_json_error(res, 401, "token").await;
 
         let res = t
             .get(path)
@@ -223,14 +220,7 @@ pub async fn unknown_provider_is_a_json_404(t: &Target) {
         .send()
         .await
         .expect("request");
-    assert_eq!(res.status(), 404);
-    let body: Value = res.json().await.expect("JSON");
-    assert!(
-        body["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("process")),
-        "{body}"
-    );
+    assert_json_error(res, 404, "process").await;
 }
 
 /// A queue whose consumer took nothing of a full queue is flagged.
@@ -280,6 +270,58 @@ pub async fn handler_sees_byte_identical_streamed_body(t: &Target, debug: bool) 
     }
 }
 
+/// A client that hangs up in the middle of a debug request's streamed echo: the capture
+/// is stored, marked incomplete, and the request no longer counts as in flight.
+pub async fn client_that_goes_away_leaves_an_incomplete_capture(t: &Target) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = t.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nhost: x\r\nx-debug: {TOKEN}\r\n\
+         content-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        8 * 1024 * 1024
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn.write_all(&pattern(256 * 1024)).await.expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end_of_head = loop {
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = conn.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed before the response head");
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..end_of_head]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-debug-id:"))
+        .map(|v| v.trim().to_owned())
+        .expect("x-debug-id");
+    drop(conn);
+
+    let capture = wait_for_capture(t, &id).await;
+    let bodies = (
+        &capture["request"]["body"]["total_bytes"],
+        &capture["response"]["body"]["total_bytes"],
+    );
+    assert_eq!(
+        capture["complete"], false,
+        "capture {id}, bodies {bodies:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = t.authed_json("/debug/requests").await;
+        if list["debug"]["in_flight"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still in flight: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Every watched response carries `traceparent`; an incoming sampled one is continued.
 pub async fn trace_context_on_every_response(t: &Target) {
     let res = t.get("/users/1").send().await.expect("request");
@@ -320,6 +362,8 @@ pub async fn debug_request_is_captured(t: &Target) {
     );
     let capture = wait_for_capture(t, &id).await;
     let text = capture.to_string();
+    // The body is small and sized: its end must be seen even if never polled to `None`.
+    assert_eq!(capture["complete"], true, "{text}");
     assert_eq!(capture["response"]["status"], 200, "{text}");
     assert_eq!(capture["request"]["route"], "/users/{id}", "{text}");
     for secret in [TOKEN, "user-secret", "hunter2"] {
@@ -332,6 +376,27 @@ pub async fn debug_request_is_captured(t: &Target) {
             .expect("captures")
             .iter()
             .any(|c| c["id"].as_u64().is_some_and(|n| n.to_string() == id))
+    );
+}
+
+/// A streamed response whose `content-length` the handler set: servers stop polling
+/// once that many bytes went out, so the capture must end on the length, not on a
+/// final poll that never comes.
+pub async fn sized_streamed_response_is_captured_complete(t: &Target) {
+    let res = t
+        .get("/sized")
+        .header("x-debug", TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let id = header(&res, "x-debug-id").expect("x-debug-id");
+    assert_eq!(res.bytes().await.expect("body").len(), SIZED_BODY);
+    let capture = wait_for_capture(t, &id).await;
+    assert_eq!(capture["complete"], true, "{capture}");
+    assert_eq!(
+        capture["response"]["body"]["total_bytes"], SIZED_BODY,
+        "{capture}"
     );
 }
 
@@ -437,6 +502,17 @@ async fn wait_for_capture(t: &Target, id: &str) -> Value {
         assert!(Instant::now() < deadline, "capture {id} never stored");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Asserts that `res` has this status and a JSON body whose `error` mentions `mentions`.
+async fn assert_json_error(res: reqwest::Response, status: u16, mentions: &str) {
+    let url = res.url().clone();
+    assert_eq!(res.status(), status, "{url}");
+    let body: Value = res.json().await.expect("a JSON error");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains(mentions)),
+        "{url}: {body}"
+    );
 }
 
 fn header(res: &reqwest::Response, name: &str) -> Option<String> {

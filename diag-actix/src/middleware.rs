@@ -8,6 +8,7 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::web::Bytes;
 use diag_core::Diag;
+use diag_core::body::Polled;
 use diag_core::debug::BodyTap;
 use diag_core::request::{RequestGuard, RequestView};
 use futures_util::Stream;
@@ -169,29 +170,21 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         tap: Option<BodyTap>,
-        // Bytes still to come when the size is known: actix stops polling once they
-        // are sent, so the end may never be reported as `None`.
-        remaining: Option<u64>,
     }
 }
 
 impl<B: MessageBody> DiagActixBody<B> {
-    fn new(inner: B, mut tap: Option<BodyTap>) -> Self {
-        // A body that is over before it starts (empty, HEAD) may never be polled.
-        if let Some(tap) = tap
-            .as_mut()
-            .filter(|_| matches!(inner.size(), BodySize::None | BodySize::Sized(0)))
-        {
-            tap.end(true);
-        }
-        let remaining = match inner.size() {
+    fn new(inner: B, tap: Option<BodyTap>) -> Self {
+        // actix stops polling a body of known size once it is sent (and never polls an
+        // empty one), so the tap must know the size to see the end.
+        let exact_size = match inner.size() {
+            BodySize::None => Some(0),
             BodySize::Sized(n) => Some(n),
-            _ => None,
+            BodySize::Stream => None,
         };
         DiagActixBody {
+            tap: tap.map(|tap| tap.with_exact_size(exact_size)),
             inner,
-            tap,
-            remaining,
         }
     }
 }
@@ -209,44 +202,23 @@ impl<B: MessageBody> MessageBody for DiagActixBody<B> {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_next(cx);
-        if let Some(tap) = this.tap.as_mut() {
-            match &polled {
-                Poll::Ready(Some(Ok(chunk))) => {
-                    tap.chunk(chunk);
-                    if let Some(left) = this.remaining.as_mut() {
-                        *left = left.saturating_sub(chunk.len() as u64);
-                        if *left == 0 {
-                            tap.end(true);
-                        }
-                    }
-                }
-                Poll::Ready(Some(Err(_))) => tap.end(false),
-                Poll::Ready(None) => tap.end(true),
-                Poll::Pending => {}
-            }
+        if let (Some(tap), Poll::Ready(item)) = (this.tap.as_mut(), &polled) {
+            tap.observe(polled_item(item));
         }
         polled
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
-        let DiagActixBody {
-            inner,
-            mut tap,
-            remaining,
-        } = self;
+        let DiagActixBody { inner, mut tap } = self;
         match inner.try_into_bytes() {
             Ok(bytes) => {
                 if let Some(tap) = tap.as_mut() {
-                    tap.chunk(&bytes);
-                    tap.end(true);
+                    tap.observe(Polled::Data(&bytes));
+                    tap.observe(Polled::End);
                 }
                 Ok(bytes)
             }
-            Err(inner) => Err(DiagActixBody {
-                inner,
-                tap,
-                remaining,
-            }),
+            Err(inner) => Err(DiagActixBody { inner, tap }),
         }
     }
 }
@@ -265,12 +237,105 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = Pin::new(&mut self.inner).poll_next(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(chunk))) => self.tap.chunk(chunk),
-            Poll::Ready(Some(Err(_))) => self.tap.end(false),
-            Poll::Ready(None) => self.tap.end(true),
-            Poll::Pending => {}
+        if let Poll::Ready(item) = &polled {
+            self.tap.observe(polled_item(item));
         }
         polled
+    }
+}
+
+/// An actix body or payload item, in the tap's words.
+fn polled_item<E>(item: &Option<Result<Bytes, E>>) -> Polled<'_> {
+    match item {
+        Some(Ok(chunk)) => Polled::Data(chunk),
+        Some(Err(_)) => Polled::Error,
+        None => Polled::End,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::{BodyStream, SizedStream};
+    use diag_core::debug::{BodySide, DebugLevel};
+    use diag_core::trace::TraceId;
+
+    /// The response tap of a debug request whose head was sent, and its capture id.
+    fn response_tap(diag: &Diag) -> (BodyTap, u64) {
+        let view = RequestView {
+            method: "GET",
+            route: Some("/file"),
+            uri: "/file",
+            headers: &(),
+            peer: None,
+        };
+        let dbg = diag.start_debug(DebugLevel::Debug, &view, TraceId([9; 16]));
+        dbg.response_head(200, &());
+        let id = dbg.id();
+        (BodyTap::new(dbg, BodySide::Response), id)
+    }
+
+    /// Whether the capture was stored complete, or `None` while it is not stored.
+    fn stored_complete(diag: &Diag, id: u64) -> Option<bool> {
+        diag.debug_mode().recorder().get(id).map(|c| c.complete)
+    }
+
+    /// One poll, as actix's dispatcher makes it.
+    fn poll_once<B: MessageBody + Unpin>(body: &mut B) -> Poll<Option<Result<Bytes, B::Error>>> {
+        let waker = futures_util::task::noop_waker();
+        Pin::new(body).poll_next(&mut Context::from_waker(&waker))
+    }
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn a_sized_body_is_complete_once_its_bytes_are_sent() {
+        let diag = Diag::builder().build().unwrap();
+        let (tap, id) = response_tap(&diag);
+        let mut body = DiagActixBody::new(SizedStream::new(5, chunks(&[b"abc", b"de"])), Some(tap));
+        assert_eq!(body.size(), BodySize::Sized(5));
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(b))) if b == "abc"));
+        assert_eq!(stored_complete(&diag, id), None);
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(b))) if b == "de"));
+        // actix stops polling here: the final `None` never comes.
+        assert_eq!(stored_complete(&diag, id), Some(true));
+    }
+
+    #[test]
+    fn an_empty_body_is_complete_unpolled_and_a_stream_dropped_early_is_not() {
+        let diag = Diag::builder().build().unwrap();
+        let (tap, empty) = response_tap(&diag);
+        let _body = DiagActixBody::new((), Some(tap));
+        assert_eq!(stored_complete(&diag, empty), Some(true));
+
+        let (tap, dropped) = response_tap(&diag);
+        let mut body = DiagActixBody::new(BodyStream::new(chunks(&[b"ab", b"cd"])), Some(tap));
+        assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(_)))));
+        drop(body);
+        assert_eq!(stored_complete(&diag, dropped), Some(false));
+    }
+
+    #[test]
+    fn a_body_taken_whole_is_captured_and_complete() {
+        let diag = Diag::builder().build().unwrap();
+        let (tap, id) = response_tap(&diag);
+        let body = DiagActixBody::new(Bytes::from_static(b"whole"), Some(tap));
+        let Ok(bytes) = body.try_into_bytes() else {
+            panic!("a `Bytes` body is taken whole");
+        };
+        assert_eq!(bytes, "whole");
+        let capture = diag.debug_mode().recorder().get(id).unwrap();
+        assert!(capture.complete);
+        let text = capture.response.as_ref().unwrap().body.text.clone();
+        assert_eq!(text.as_deref(), Some("whole"));
     }
 }

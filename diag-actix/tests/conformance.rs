@@ -21,6 +21,18 @@ fn start_server() -> std::net::SocketAddr {
                         }),
                     )
                     .route("/users/{id}", web::get().to(|| async { "a user" }))
+                    .route(
+                        "/sized",
+                        web::get().to(|| async {
+                            let size = diag_conformance::SIZED_BODY;
+                            let chunks = (0..4).map(move |_| {
+                                Ok::<_, std::io::Error>(web::Bytes::from(vec![b's'; size / 4]))
+                            });
+                            HttpResponse::Ok()
+                                .no_chunking(size as u64)
+                                .streaming(futures_util::stream::iter(chunks))
+                        }),
+                    )
             })
             .workers(1)
             .bind("127.0.0.1:0")

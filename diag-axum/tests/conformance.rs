@@ -15,6 +15,7 @@ async fn axum_adapter_conforms() {
     let app = Router::new()
         .route("/echo", post(|body: Body| async move { echo(body) }))
         .route("/users/{id}", get(|| async { "a user" }))
+        .route("/sized", get(|| async { sized() }))
         .with_diag(&diag);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -27,6 +28,15 @@ async fn axum_adapter_conforms() {
         .unwrap();
     });
     diag_conformance::run_all(&Target::new(format!("http://{addr}"))).await;
+}
+
+fn sized() -> Response<Body> {
+    let chunk = diag_conformance::SIZED_BODY / 4;
+    let chunks = (0..4).map(move |_| Ok::<_, std::io::Error>(vec![b's'; chunk]));
+    Response::builder()
+        .header("content-length", diag_conformance::SIZED_BODY)
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap()
 }
 
 fn echo(body: Body) -> Response<Body> {

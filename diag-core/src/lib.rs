@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod body;
 mod clock;
 pub mod debug;
 mod diag;

@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use crate::{Diag, EndpointRequest};
+
 /// Header lines from `(name, value)` pairs.
 pub(crate) fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -21,4 +23,21 @@ pub(crate) fn peer(ip: &str) -> Option<SocketAddr> {
 pub(crate) fn tracing_test_lock() -> parking_lot::MutexGuard<'static, ()> {
     static LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
     LOCK.lock()
+}
+
+/// `GET /metrics` with this `Accept` through [`Diag::serve`]: the content type and the
+/// exposition text. The answer must be a 200.
+pub(crate) async fn scrape_metrics(diag: &Diag, accept: Option<&str>) -> (String, String) {
+    let mut req = EndpointRequest {
+        method: "GET".into(),
+        path: "/metrics".into(),
+        ..Default::default()
+    };
+    if let Some(a) = accept {
+        req.headers.push(("accept".into(), a.into()));
+    }
+    let resp = diag.serve(req).await;
+    assert_eq!(resp.status, 200);
+    let content_type = resp.header("content-type").unwrap_or_default().to_owned();
+    (content_type, String::from_utf8(resp.body).unwrap())
 }

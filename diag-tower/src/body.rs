@@ -2,6 +2,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Buf;
+use diag_core::body::Polled;
 use diag_core::debug::BodyTap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -33,7 +34,7 @@ impl<B: Body> DiagBody<B> {
     pub fn tapped(inner: B, mut tap: Option<BodyTap>) -> Self {
         // A body that is over before it starts (empty, HEAD) may never be polled.
         if let Some(tap) = tap.as_mut().filter(|_| inner.is_end_stream()) {
-            tap.end(true);
+            tap.observe(Polled::End);
         }
         DiagBody { inner, tap }
     }
@@ -55,16 +56,16 @@ impl<B: Body> Body for DiagBody<B> {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    copy_buf(data, tap);
+                    for_each_slice(data, |slice| tap.observe(Polled::Data(slice)));
                 }
                 // hyper stops polling a body that says it is over (e.g. `Full` after
                 // its one frame), so the end may never be reported as `None`.
                 if this.inner.is_end_stream() {
-                    tap.end(true);
+                    tap.observe(Polled::End);
                 }
             }
-            Poll::Ready(Some(Err(_))) => tap.end(false),
-            Poll::Ready(None) => tap.end(true),
+            Poll::Ready(Some(Err(_))) => tap.observe(Polled::Error),
+            Poll::Ready(None) => tap.observe(Polled::End),
             Poll::Pending => {}
         }
         polled
@@ -79,15 +80,16 @@ impl<B: Body> Body for DiagBody<B> {
     }
 }
 
-/// Copies a frame's bytes without advancing it (it still goes to its reader whole).
-fn copy_buf(data: &impl Buf, tap: &BodyTap) {
+/// Hands each slice of a frame's bytes to `f`, without advancing the frame (it still
+/// goes to its reader whole).
+fn for_each_slice(data: &impl Buf, mut f: impl FnMut(&[u8])) {
     let mut slices = [std::io::IoSlice::new(&[]); 16];
     let n = data.chunks_vectored(&mut slices);
     if n == 0 {
-        tap.chunk(data.chunk());
+        f(data.chunk());
     }
     for s in &slices[..n] {
-        tap.chunk(s);
+        f(s);
     }
 }
 
@@ -95,7 +97,7 @@ fn copy_buf(data: &impl Buf, tap: &BodyTap) {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use diag_core::debug::{BodySide, DebugLevel};
+    use diag_core::debug::{BodySide, Capture, DebugLevel};
     use diag_core::request::RequestView;
     use diag_core::trace::TraceId;
     use http_body_util::{BodyExt, StreamBody};
@@ -108,7 +110,8 @@ mod tests {
         ))
     }
 
-    fn debug_request(diag: &diag_core::Diag) -> std::sync::Arc<diag_core::debug::DebugRequest> {
+    /// The response tap of a debug request whose head was sent, and its capture id.
+    fn response_tap(diag: &diag_core::Diag) -> (BodyTap, u64) {
         let view = RequestView {
             method: "POST",
             route: Some("/echo"),
@@ -116,15 +119,20 @@ mod tests {
             headers: &(),
             peer: None,
         };
-        diag.start_debug(DebugLevel::Debug, &view, TraceId([7; 16]))
+        let dbg = diag.start_debug(DebugLevel::Debug, &view, TraceId([7; 16]));
+        dbg.response_head(200, &());
+        let id = dbg.id();
+        (BodyTap::new(dbg, BodySide::Response), id)
+    }
+
+    fn stored(diag: &diag_core::Diag, id: u64) -> Option<std::sync::Arc<Capture>> {
+        diag.debug_mode().recorder().get(id)
     }
 
     #[tokio::test]
     async fn frames_pass_unchanged_and_are_captured() {
         let diag = diag_core::Diag::builder().build().unwrap();
-        let dbg = debug_request(&diag);
-        dbg.response_head(200, &());
-        let tap = BodyTap::new(dbg.clone(), BodySide::Response);
+        let (tap, id) = response_tap(&diag);
         let mut body = std::pin::pin!(DiagBody::tapped(
             stream_body(vec![b"ab", b"", b"cde"]),
             Some(tap)
@@ -141,11 +149,7 @@ mod tests {
                 Bytes::from_static(b"cde")
             ]
         );
-        let capture = diag
-            .debug_mode()
-            .recorder()
-            .get(dbg.id())
-            .expect("stored at the end of the body");
+        let capture = stored(&diag, id).expect("stored at the end of the body");
         assert!(capture.complete);
         let json = serde_json::to_string(&*capture).unwrap();
         assert!(json.contains("abcde"), "{json}");
@@ -154,18 +158,42 @@ mod tests {
     #[tokio::test]
     async fn dropped_before_the_end_is_stored_incomplete() {
         let diag = diag_core::Diag::builder().build().unwrap();
-        let dbg = debug_request(&diag);
-        dbg.response_head(200, &());
-        let tap = BodyTap::new(dbg.clone(), BodySide::Response);
+        let (tap, id) = response_tap(&diag);
         let mut body = Box::pin(DiagBody::tapped(stream_body(vec![b"ab", b"cd"]), Some(tap)));
         body.frame().await.unwrap().unwrap();
         drop(body);
-        let capture = diag
-            .debug_mode()
-            .recorder()
-            .get(dbg.id())
-            .expect("stored on drop");
-        assert!(!capture.complete);
+        assert!(!stored(&diag, id).expect("stored on drop").complete);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_says_it_is_over_is_complete_without_its_end_polled() {
+        let diag = diag_core::Diag::builder().build().unwrap();
+        let (tap, id) = response_tap(&diag);
+        let full = http_body_util::Full::new(Bytes::from_static(b"hello"));
+        let mut body = Box::pin(DiagBody::tapped(full, Some(tap)));
+        body.frame().await.unwrap().unwrap();
+        // hyper stops here: `is_end_stream` is true, `None` is never polled.
+        assert!(body.is_end_stream());
+        let capture = stored(&diag, id).expect("stored after the last frame");
+        assert!(capture.complete);
+
+        let (tap, empty) = response_tap(&diag);
+        let _body = DiagBody::tapped(http_body_util::Empty::<Bytes>::new(), Some(tap));
+        assert!(stored(&diag, empty).expect("stored unpolled").complete);
+    }
+
+    #[tokio::test]
+    async fn a_failed_body_is_stored_incomplete() {
+        let diag = diag_core::Diag::builder().build().unwrap();
+        let (tap, id) = response_tap(&diag);
+        let failing = StreamBody::new(futures_util::stream::iter([
+            Ok(Frame::data(Bytes::from_static(b"ab"))),
+            Err(std::io::Error::other("reset")),
+        ]));
+        let mut body = Box::pin(DiagBody::tapped(failing, Some(tap)));
+        body.frame().await.unwrap().unwrap();
+        assert!(body.frame().await.unwrap().is_err());
+        assert!(!stored(&diag, id).expect("stored at the error").complete);
     }
 
     #[test]

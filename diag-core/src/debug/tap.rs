@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::DebugRequest;
+use crate::body::Polled;
 
 /// Which body a [`BodyTap`] watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,14 +16,48 @@ pub enum BodySide {
 /// into the capture as the frame passes, and ends the capture exactly once, at the
 /// body's end or, when the body is dropped first, as incomplete.
 ///
-/// Adapters call [`chunk`](Self::chunk) for every data frame (without consuming it),
-/// [`end`](Self::end) when the body reports its end or an error, and simply drop the tap
-/// with the body otherwise.
+/// An adapter's body wrapper does type conversion only: it hands every poll result of
+/// the body it wraps to [`observe`](Self::observe) as a [`Polled`] (without consuming
+/// the frame), states the body's exact size when its framework knows it up front with
+/// [`with_exact_size`](Self::with_exact_size), and simply drops the tap with the body
+/// otherwise.
+///
+/// ```
+/// use diag_core::Diag;
+/// use diag_core::body::Polled;
+/// use diag_core::request::RequestView;
+///
+/// let diag = Diag::builder().token("s3cret").build().unwrap();
+/// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+/// let guard = diag.begin(&RequestView {
+///     method: "GET",
+///     route: Some("/hello"),
+///     uri: "/hello",
+///     headers: &headers,
+///     peer: None,
+/// });
+/// let id = guard.debug_id().expect("a debug request");
+/// let mut response_headers: Vec<(String, String)> = Vec::new();
+/// let mut tap = guard.finish(200, &mut response_headers).expect("a debug request has a tap");
+///
+/// // What the response body wrapper does with each poll of the body:
+/// tap.observe(Polled::Data(b"hello, "));
+/// tap.observe(Polled::Data(b"world"));
+/// tap.observe(Polled::End);
+///
+/// let capture = diag.debug_mode().recorder().get(id).expect("stored at the body's end");
+/// assert!(capture.complete);
+/// let body = &capture.response.as_ref().unwrap().body;
+/// assert_eq!(body.text.as_deref(), Some("hello, world"));
+/// ```
 #[derive(Debug)]
 pub struct BodyTap {
     request: Arc<DebugRequest>,
     side: BodySide,
     ended: bool,
+    /// Bytes still to come, for a body whose exact size was stated: frameworks stop
+    /// polling such a body once that many bytes passed, so its end may never be polled.
+    remaining: Option<u64>,
     /// Keeps the request counted as a debug request in flight until the body is done.
     _in_flight: Option<crate::log::DebugInFlight>,
 }
@@ -34,6 +69,7 @@ impl BodyTap {
             request,
             side,
             ended: false,
+            remaining: None,
             _in_flight: None,
         }
     }
@@ -45,8 +81,67 @@ impl BodyTap {
         self
     }
 
-    /// Copies a data frame (up to the capture cap).
-    pub fn chunk(&self, data: &[u8]) {
+    /// States the body's exact size in bytes, as its framework reports it before the
+    /// first frame (`None`: not known, e.g. a stream). The tap then ends the capture of
+    /// this body, complete, as soon as that many bytes were observed, and at once for
+    /// `Some(0)` (an empty body, the body of a `HEAD` response), since a framework
+    /// stops polling a body of known size when it is all sent and may never poll the
+    /// body's final end. Give the size the body has before its first poll: the tap
+    /// counts down from it.
+    ///
+    /// ```
+    /// use diag_core::Diag;
+    /// use diag_core::body::Polled;
+    /// use diag_core::request::RequestView;
+    ///
+    /// let diag = Diag::builder().token("s3cret").build().unwrap();
+    /// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET",
+    ///     route: None,
+    ///     uri: "/file",
+    ///     headers: &headers,
+    ///     peer: None,
+    /// });
+    /// let id = guard.debug_id().unwrap();
+    /// let tap = guard.finish(200, &mut Vec::<(String, String)>::new()).unwrap();
+    ///
+    /// let mut tap = tap.with_exact_size(Some(5));
+    /// tap.observe(Polled::Data(b"abc"));
+    /// assert!(diag.debug_mode().recorder().get(id).is_none(), "2 bytes still to come");
+    /// tap.observe(Polled::Data(b"de"));
+    /// // No `Polled::End` came (the server stopped polling), yet the body is complete.
+    /// assert!(diag.debug_mode().recorder().get(id).unwrap().complete);
+    /// ```
+    pub fn with_exact_size(mut self, size: Option<u64>) -> Self {
+        self.remaining = size;
+        if size == Some(0) {
+            self.end(true);
+        }
+        self
+    }
+
+    /// Takes in what one poll of the body produced: copies data (up to the capture
+    /// cap), and ends the capture at the body's end (complete) or at its error (not
+    /// complete). Only the first end counts. See the example on [`BodyTap`].
+    pub fn observe(&mut self, polled: Polled<'_>) {
+        match polled {
+            Polled::Data(data) => {
+                self.copy(data);
+                let Some(left) = self.remaining.as_mut() else {
+                    return;
+                };
+                *left = left.saturating_sub(data.len() as u64);
+                if *left == 0 {
+                    self.end(true);
+                }
+            }
+            Polled::Error => self.end(false),
+            Polled::End => self.end(true),
+        }
+    }
+
+    fn copy(&self, data: &[u8]) {
         match self.side {
             BodySide::Request => self.request.request_chunk(data),
             BodySide::Response => self.request.response_chunk(data),
@@ -54,7 +149,7 @@ impl BodyTap {
     }
 
     /// The body ended: `complete` is false when it failed. Only the first call counts.
-    pub fn end(&mut self, complete: bool) {
+    fn end(&mut self, complete: bool) {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
@@ -72,5 +167,126 @@ impl BodyTap {
 impl Drop for BodyTap {
     fn drop(&mut self) {
         self.end(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Diag;
+    use crate::request::RequestView;
+
+    /// A debug request through the real request path, its response head sent; the
+    /// response tap and the capture id.
+    fn response_tap(diag: &Diag, request_body: &[Polled<'_>]) -> (BodyTap, u64) {
+        let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+        let guard = diag.begin(&RequestView {
+            method: "POST",
+            route: Some("/echo"),
+            uri: "/echo",
+            headers: &headers,
+            peer: None,
+        });
+        let id = guard.debug_id().unwrap();
+        let mut request_tap = guard.request_tap().unwrap();
+        for polled in request_body {
+            request_tap.observe(*polled);
+        }
+        drop(request_tap);
+        let tap = guard
+            .finish(200, &mut Vec::<(String, String)>::new())
+            .unwrap();
+        (tap, id)
+    }
+
+    fn diag() -> Diag {
+        Diag::builder()
+            .token("s3cret")
+            .capture_body_limit(4)
+            .build()
+            .unwrap()
+    }
+
+    fn stored(diag: &Diag, id: u64) -> Option<Arc<crate::debug::Capture>> {
+        diag.debug_mode().recorder().get(id)
+    }
+
+    #[test]
+    fn data_then_end_is_stored_complete_and_capped() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = diag();
+        let (mut tap, id) = response_tap(&diag, &[Polled::Data(b"in"), Polled::End]);
+        tap.observe(Polled::Data(b"abc"));
+        tap.observe(Polled::Data(b""));
+        tap.observe(Polled::Data(b"def"));
+        assert!(stored(&diag, id).is_none(), "not over yet");
+        tap.observe(Polled::End);
+        let capture = stored(&diag, id).unwrap();
+        assert!(capture.complete);
+        let body = &capture.response.as_ref().unwrap().body;
+        assert_eq!(body.text.as_deref(), Some("abcd"));
+        assert_eq!(
+            (body.total_bytes, body.truncated, body.ended),
+            (6, true, true)
+        );
+        let request = &capture.request.body;
+        assert_eq!((request.text.as_deref(), request.ended), (Some("in"), true));
+    }
+
+    #[test]
+    fn an_error_or_a_drop_stores_incomplete() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = diag();
+        let (mut tap, failed) = response_tap(&diag, &[]);
+        tap.observe(Polled::Data(b"ab"));
+        tap.observe(Polled::Error);
+        assert!(!stored(&diag, failed).unwrap().complete);
+        tap.observe(Polled::End);
+        assert!(
+            !stored(&diag, failed).unwrap().complete,
+            "the first end counts"
+        );
+
+        let (mut tap, dropped) = response_tap(&diag, &[]);
+        tap.observe(Polled::Data(b"ab"));
+        drop(tap);
+        assert!(!stored(&diag, dropped).unwrap().complete);
+    }
+
+    #[test]
+    fn a_request_body_that_failed_is_not_ended() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = diag();
+        let (mut tap, id) = response_tap(&diag, &[Polled::Data(b"in"), Polled::Error]);
+        tap.observe(Polled::End);
+        let capture = stored(&diag, id).unwrap();
+        assert!(capture.complete, "the response decides");
+        assert!(!capture.request.body.ended);
+    }
+
+    #[test]
+    fn an_exact_size_ends_the_body_when_it_is_all_seen() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = diag();
+        let (tap, id) = response_tap(&diag, &[]);
+        let mut tap = tap.with_exact_size(Some(4));
+        tap.observe(Polled::Data(b"ab"));
+        assert!(stored(&diag, id).is_none());
+        tap.observe(Polled::Data(b"cd"));
+        assert!(stored(&diag, id).unwrap().complete);
+
+        let (tap, empty) = response_tap(&diag, &[]);
+        let _tap = tap.with_exact_size(Some(0));
+        assert!(
+            stored(&diag, empty).unwrap().complete,
+            "ended before any poll"
+        );
+
+        let (tap, unknown) = response_tap(&diag, &[]);
+        let mut tap = tap.with_exact_size(None);
+        tap.observe(Polled::Data(b"abcd"));
+        assert!(stored(&diag, unknown).is_none(), "a stream ends at its end");
+        drop(tap);
+        assert!(!stored(&diag, unknown).unwrap().complete);
     }
 }

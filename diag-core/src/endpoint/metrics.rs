@@ -89,6 +89,7 @@ mod tests {
     use super::*;
 
     use crate::request::RequestView;
+    use crate::test_support::scrape_metrics;
     use crate::trace::{SpanId, TraceContext, TraceId};
 
     fn busy_diag() -> Diag {
@@ -145,25 +146,11 @@ mod tests {
         diag
     }
 
-    async fn scrape(diag: &Diag, accept: Option<&str>) -> (String, String) {
-        let mut req = EndpointRequest {
-            method: "GET".into(),
-            path: "/metrics".into(),
-            ..Default::default()
-        };
-        if let Some(a) = accept {
-            req.headers.push(("accept".into(), a.into()));
-        }
-        let resp = diag.serve(req).await;
-        assert_eq!(resp.status, 200);
-        let ct = resp.header("content-type").unwrap_or_default().to_owned();
-        (ct, String::from_utf8(resp.body).unwrap())
-    }
-
     #[tokio::test]
     async fn openmetrics_exposition_is_well_formed() {
         let diag = busy_diag();
-        let (ct, text) = scrape(&diag, Some("application/openmetrics-text;version=1.0.0")).await;
+        let (ct, text) =
+            scrape_metrics(&diag, Some("application/openmetrics-text;version=1.0.0")).await;
         assert_eq!(ct, OPENMETRICS_CONTENT_TYPE);
         if let Err(e) = crate::metrics::conformance::check_openmetrics(&text) {
             panic!("{e}\n{text}");
@@ -196,7 +183,7 @@ mod tests {
     #[tokio::test]
     async fn classic_exposition_passes_promtool() {
         let diag = busy_diag();
-        let (ct, text) = scrape(&diag, None).await;
+        let (ct, text) = scrape_metrics(&diag, None).await;
         assert_eq!(ct, CLASSIC_CONTENT_TYPE);
         assert!(!text.contains(" # {"), "no exemplars in classic text");
         assert!(!text.contains("# EOF"));

@@ -75,6 +75,8 @@ struct DebugParts {
     /// Counts the request in the log filter's "debug requests in flight" until the
     /// response body is done.
     in_flight: DebugInFlight,
+    /// A `HEAD` request: its response has no body whatever its `Content-Length` says.
+    head: bool,
 }
 
 /// A request made current on this thread; see [`RequestGuard::enter`].
@@ -152,6 +154,7 @@ impl Diag {
                     request,
                     span,
                     in_flight,
+                    head: req.method == "HEAD",
                 }))
             }
             _ => None,
@@ -227,10 +230,23 @@ impl RequestGuard {
             .http
             .finish(self.active, status, self.start, &self.scope.trace);
         let debug = self.debug.take()?;
+        // The body's length is known from the head: a server stops polling once it has
+        // sent that much, so the tap must not wait for an end it will never see.
+        let size = if debug.head || matches!(status, 100..=199 | 204 | 304) {
+            Some(0)
+        } else {
+            headers
+                .get("content-length")
+                .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+        };
         for (name, value) in debug.request.response_head(status, &*headers) {
             headers.insert(name, &value);
         }
-        Some(BodyTap::new(debug.request, BodySide::Response).holding(debug.in_flight))
+        Some(
+            BodyTap::new(debug.request, BodySide::Response)
+                .holding(debug.in_flight)
+                .with_exact_size(size),
+        )
     }
 }
 

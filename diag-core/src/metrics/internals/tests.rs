@@ -5,35 +5,32 @@ use std::time::Duration;
 
 use tracing_subscriber::prelude::*;
 
+use crate::body::Polled;
 use crate::metrics::conformance::{check_openmetrics, check_with_promtool};
 use crate::request::RequestView;
 use crate::state::{ErrorRecord, MAX_ERROR_TARGETS, MAX_PROVIDERS, RegisterError};
+use crate::test_support::scrape_metrics;
 use crate::{Diag, EndpointRequest};
 
 const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0";
 
-/// The whole answer to `GET /metrics` with this `Accept`, on a runtime of its own so
-/// tests can hold the tracing lock without awaiting under it.
-fn serve(diag: &Diag, req: EndpointRequest) -> crate::DiagResponse {
+/// `f` run to its end on a runtime of its own, so tests can hold the tracing lock
+/// without awaiting under it.
+fn on_own_runtime<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(diag.serve(req))
+        .block_on(f)
 }
 
+fn serve(diag: &Diag, req: EndpointRequest) -> crate::DiagResponse {
+    on_own_runtime(diag.serve(req))
+}
+
+/// The text of `GET /metrics` with this `Accept`.
 fn scrape_as(diag: &Diag, accept: Option<&str>) -> String {
-    let mut req = EndpointRequest {
-        method: "GET".into(),
-        path: "/metrics".into(),
-        ..Default::default()
-    };
-    if let Some(a) = accept {
-        req.headers.push(("accept".into(), a.into()));
-    }
-    let resp = serve(diag, req);
-    assert_eq!(resp.status, 200);
-    String::from_utf8(resp.body).unwrap()
+    on_own_runtime(scrape_metrics(diag, accept)).1
 }
 
 /// Scrapes in OpenMetrics (checked structurally) and classic text; returns the
@@ -85,8 +82,8 @@ fn get(
         headers: &headers,
         peer: Some(peer.parse().unwrap()),
     });
-    if let Some(tap) = guard.request_tap() {
-        tap.chunk(&vec![b'x'; 12_000]);
+    if let Some(mut tap) = guard.request_tap() {
+        tap.observe(Polled::Data(&vec![b'x'; 12_000]));
     }
     let mut response: Vec<(String, String)> = Vec::new();
     guard.finish(201, &mut response)
@@ -122,12 +119,12 @@ fn debug_mode_activations_rejections_budget_and_flight_recorder() {
     // Two captures fit; the third evicts the first.
     for _ in 0..3 {
         let mut tap = get(&diag, &[("x-debug", "s3cret")], "/orders", remote).unwrap();
-        tap.end(true);
+        tap.observe(Polled::End);
     }
     // A capture larger than the recorder's 10 kB (its URI alone is 12 kB).
     let long_uri = format!("/orders?{}", "a".repeat(12_000));
     let mut tap = get(&diag, &[("x-debug", "s3cret")], &long_uri, remote).unwrap();
-    tap.end(true);
+    tap.observe(Polled::End);
     drop(tap); // the response body is done: the request is no longer in flight
     // A debug request still running is in flight.
     let running = diag.begin(&RequestView {
@@ -390,7 +387,7 @@ fn every_source_busy_passes_promtool_and_the_openmetrics_check() {
     let remote = "203.0.113.9:4000";
     get(&diag, &[("x-debug", "nope")], "/", remote);
     if let Some(mut tap) = get(&diag, &[("x-debug", "s3cret")], "/", remote) {
-        tap.end(true);
+        tap.observe(Polled::End);
     }
     get(&diag, &[("x-debug", "s3cret")], "/", remote);
     let q = diag.queue("jobs.high-priority").unwrap();
