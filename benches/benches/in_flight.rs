@@ -45,7 +45,7 @@ fn in_flight(c: &mut Criterion) {
                 route: Some("/products/{id}"),
                 uri: "/products/7",
                 headers: &(),
-                peer: None,
+                peer: &|| None,
             }));
             guard.finish(200, &mut ())
         })

@@ -176,7 +176,7 @@ fn request_path(c: &mut Criterion) {
         route: Some("/products/{id}"),
         uri: "/products/7",
         headers: &(),
-        peer: None,
+        peer: &|| None,
     };
     // Warm up: the series is created (and allocated) on first use only.
     diag.begin(&view).finish(200, &mut ());

@@ -102,7 +102,7 @@ where
             route: route.as_deref(),
             uri: &uri,
             headers: &ActixHeaders(req.headers()),
-            peer: req.peer_addr(),
+            peer: &|| req.peer_addr(),
         });
         if let Some(tap) = guard.request_tap() {
             let payload = req.take_payload();
@@ -267,7 +267,7 @@ mod tests {
             route: Some("/file"),
             uri: "/file",
             headers: &(),
-            peer: None,
+            peer: &|| None,
         };
         let dbg = diag.start_debug(DebugLevel::Debug, &view, TraceId([9; 16]));
         dbg.response_head(200, &());

@@ -96,7 +96,7 @@ where
             route: matched_route(req.extensions()),
             uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             headers: &HttpHeaders(req.headers()),
-            peer: connect_info_peer(req.extensions()),
+            peer: &|| connect_info_peer(req.extensions()),
         });
         let req = match guard.request_tap() {
             None => req,

@@ -117,7 +117,7 @@ mod tests {
             route: Some("/echo"),
             uri: "/echo",
             headers: &(),
-            peer: None,
+            peer: &|| None,
         };
         let dbg = diag.start_debug(DebugLevel::Debug, &view, TraceId([7; 16]));
         dbg.response_head(200, &());

@@ -37,7 +37,7 @@ where
             route: (self.layer.route)(req.extensions()),
             uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             headers: &HttpHeaders(req.headers()),
-            peer: (self.layer.peer)(req.extensions()),
+            peer: &|| (self.layer.peer)(req.extensions()),
         });
         let tap: Option<BodyTap> = guard.request_tap();
         let req = req.map(|body| DiagBody::tapped(body, tap));

@@ -73,6 +73,16 @@ impl Diag {
     /// assert_eq!(diag.debug_mode().rejected(RejectReason::Invalid), 1);
     /// ```
     pub fn debug_decision(&self, headers: &dyn HeaderView, peer: Option<SocketAddr>) -> Decision {
+        self.decide_debug(headers, &|| peer)
+    }
+
+    /// [`debug_decision`](Self::debug_decision) with the peer found only if the debug
+    /// header is there.
+    pub(crate) fn decide_debug(
+        &self,
+        headers: &dyn HeaderView,
+        peer: &dyn Fn() -> Option<SocketAddr>,
+    ) -> Decision {
         let mode = &self.inner.debug;
         let Some(value) = headers.get(&mode.header) else {
             return Decision::NotRequested;
@@ -82,7 +92,7 @@ impl Diag {
         }
         if let Err(reason) = mode
             .policy(&self.inner.trusted_proxies)
-            .check(value, headers, peer)
+            .check(value, headers, peer())
         {
             mode.rejections.record(reason);
             return Decision::Rejected(reason);
@@ -121,6 +131,35 @@ mod tests {
 
     use super::*;
     use crate::debug::{MAX_CREDENTIAL_BYTES, sign_credential};
+
+    #[test]
+    fn the_peer_is_looked_up_only_when_debug_is_asked_for() {
+        let diag = Diag::builder().build().unwrap();
+        let lookups = AtomicUsize::new(0);
+        let find_peer = || {
+            lookups.fetch_add(1, Ordering::Relaxed);
+            peer("127.0.0.1")
+        };
+        let view = |headers| crate::request::RequestView {
+            method: "GET",
+            route: None,
+            uri: "/",
+            headers,
+            peer: &find_peer,
+        };
+        let plain = headers(&[("accept", "*/*")]);
+        diag.begin(&view(&plain)).finish(200, &mut ());
+        assert_eq!(lookups.load(Ordering::Relaxed), 0);
+        // `X-Debug: 1` is judged by the peer (loopback is trusted by default).
+        let asking = headers(&[("x-debug", "1")]);
+        let guard = diag.begin(&view(&asking));
+        assert_eq!(lookups.load(Ordering::Relaxed), 1);
+        assert!(
+            guard.debug_id().is_some(),
+            "loopback peer asked with X-Debug: 1"
+        );
+        let _ = guard.finish(200, &mut ());
+    }
 
     fn now() -> u64 {
         SystemTime::now()

@@ -32,7 +32,7 @@ use crate::{Diag, HeaderView};
 /// let headers = vec![("x-debug".to_owned(), "1".to_owned())];
 /// let peer = Some("127.0.0.1:5000".parse().unwrap());
 /// let Decision::Debug(level) = diag.debug_decision(&headers, peer) else { panic!() };
-/// let view = RequestView { method: "POST", route: Some("/cart"), uri: "/cart?x=1", headers: &headers, peer };
+/// let view = RequestView { method: "POST", route: Some("/cart"), uri: "/cart?x=1", headers: &headers, peer: &|| peer };
 /// let debug = diag.start_debug(level, &view, TraceId([7; 16]));
 /// debug.request_chunk(b"{\"sku\":");
 /// debug.request_chunk(b"42}");
@@ -264,7 +264,7 @@ mod tests {
             route: Some("/login"),
             uri,
             headers: h,
-            peer: None,
+            peer: &|| None,
         };
         diag.start_debug(level, &view, TraceId([0x4b; 16]))
     }

@@ -34,7 +34,7 @@ pub enum BodySide {
 ///     route: Some("/hello"),
 ///     uri: "/hello",
 ///     headers: &headers,
-///     peer: None,
+///     peer: &|| None,
 /// });
 /// let id = guard.debug_id().expect("a debug request");
 /// let mut response_headers: Vec<(String, String)> = Vec::new();
@@ -101,7 +101,7 @@ impl BodyTap {
     ///     route: None,
     ///     uri: "/file",
     ///     headers: &headers,
-    ///     peer: None,
+    ///     peer: &|| None,
     /// });
     /// let id = guard.debug_id().unwrap();
     /// let tap = guard.finish(200, &mut Vec::<(String, String)>::new()).unwrap();
@@ -185,7 +185,7 @@ mod tests {
             route: Some("/echo"),
             uri: "/echo",
             headers: &headers,
-            peer: None,
+            peer: &|| None,
         });
         let id = guard.debug_id().unwrap();
         let mut request_tap = guard.request_tap().unwrap();

@@ -110,7 +110,7 @@ mod tests {
                 route,
                 uri: "/",
                 headers: &(),
-                peer: None,
+                peer: &|| None,
             });
             if i != 3 {
                 g.finish(status, &mut ());

@@ -115,7 +115,7 @@ mod tests {
             route: Some("/items/{id}"),
             uri,
             headers: &h,
-            peer: None,
+            peer: &|| None,
         };
         let debug = diag.start_debug(level, &view, TraceId([9; 16]));
         debug.response_head(status, &Vec::new());

@@ -287,7 +287,7 @@ mod tests {
             route,
             uri: "/",
             headers,
-            peer: None,
+            peer: &|| None,
         }
     }
 

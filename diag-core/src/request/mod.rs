@@ -43,8 +43,10 @@ pub struct RequestView<'a> {
     pub uri: &'a str,
     /// The request headers.
     pub headers: &'a dyn HeaderView,
-    /// The TCP peer, when known.
-    pub peer: Option<SocketAddr>,
+    /// The TCP peer, when known. Called only for a request that asks for diagnostic
+    /// mode (trusted networks are checked against it): finding the peer is a lookup in
+    /// most frameworks, which every other request skips.
+    pub peer: &'a dyn Fn() -> Option<SocketAddr>,
 }
 
 /// Tracks one request from [`Diag::begin`] to [`RequestGuard::finish`].
@@ -116,7 +118,7 @@ impl Diag {
     ///     route: Some("/products/{id}"),
     ///     uri: "/products/7",
     ///     headers: &(),
-    ///     peer: None,
+    ///     peer: &|| None,
     /// });
     /// let mut response_headers: Vec<(String, String)> = Vec::new();
     /// let tap = guard.finish(200, &mut response_headers);
@@ -125,7 +127,7 @@ impl Diag {
     /// ```
     pub fn begin(&self, req: &RequestView<'_>) -> RequestGuard {
         let start = MonoTime::now();
-        let decision = self.debug_decision(req.headers, req.peer);
+        let decision = self.decide_debug(req.headers, req.peer);
         let trace = self
             .inner
             .sampler

@@ -526,7 +526,7 @@ mod tests {
             route,
             uri: "/",
             headers: &(),
-            peer: None,
+            peer: &|| None,
         };
         let a = diag.begin(&view(Some("/slow/{id}")));
         let b = diag.begin(&view(None));

@@ -80,7 +80,7 @@ fn get(
         route: Some("/orders"),
         uri,
         headers: &headers,
-        peer: Some(peer.parse().unwrap()),
+        peer: &|| peer.parse().ok(),
     });
     if let Some(mut tap) = guard.request_tap() {
         tap.observe(Polled::Data(&vec![b'x'; 12_000]));
@@ -132,7 +132,7 @@ fn debug_mode_activations_rejections_budget_and_flight_recorder() {
         route: Some("/slow"),
         uri: "/slow",
         headers: &vec![("x-debug".to_owned(), "s3cret".to_owned())],
-        peer: None,
+        peer: &|| None,
     });
     assert!(running.debug_id().is_some());
     // The budget (burst 5) is spent now.
