@@ -34,6 +34,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .init();
             app()
         }
+        // Diagnosis variants: the bare app under diag's subscriber; an empty `Router::layer`.
+        "bare_diag_subscriber" => {
+            let diag = diag_core::Diag::from_env()?.service("load").build()?;
+            install_subscriber(&diag);
+            app()
+        }
+        "noop" => {
+            tracing_subscriber::registry()
+                .with(sink.with_filter(EnvFilter::new("info")))
+                .init();
+            app().layer(tower::layer::util::Identity::new())
+        }
         "diag" => {
             let diag = diag_core::Diag::from_env()?.service("load").build()?;
             install_subscriber(&diag);

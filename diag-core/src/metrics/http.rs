@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::encode::{Encoder, Kind};
 use super::exemplar::ExemplarTime;
 use super::family::{Family, OverflowNotifier, SeriesRef};
+use super::active::ActiveCount;
 use super::route_hint;
-use super::{Counter, Gauge, Histogram};
+use super::{Counter, Histogram};
 use crate::clock::MonoTime;
 use crate::trace::TraceContext;
 
@@ -104,7 +105,7 @@ const STATUS_MEMO: usize = 4;
 /// series are never remembered, so every folded observation is still counted.
 #[derive(Debug)]
 pub(crate) struct RouteSeries {
-    pub(crate) active: Gauge,
+    pub(crate) active: ActiveCount,
     /// `(status + 1) << 32 | red series index`; 0 is empty.
     by_status: [AtomicU64; STATUS_MEMO],
     /// The in-flight tracker's route index, [`ROUTE_UNKNOWN`] until found.
@@ -117,7 +118,7 @@ pub(crate) const ROUTE_UNKNOWN: u32 = u32::MAX;
 impl RouteSeries {
     fn new() -> Self {
         RouteSeries {
-            active: Gauge::new(),
+            active: ActiveCount::default(),
             by_status: std::array::from_fn(|_| AtomicU64::new(0)),
             in_flight_route: AtomicU32::new(ROUTE_UNKNOWN),
         }
@@ -257,7 +258,7 @@ impl HttpMetrics {
         });
         enc.family(ACTIVE, "HTTP server requests in flight.", Kind::Gauge);
         self.active.for_each(|[method, route], r| {
-            enc.gauge(ACTIVE, &[("method", method), ("route", route)], &r.active);
+            enc.raw_gauge(ACTIVE, &[("method", method), ("route", route)], r.active.get());
         });
     }
 
@@ -483,7 +484,7 @@ mod tests {
         send_sync::<crate::metrics::Timer>();
         send_sync::<Family<Counter, 2>>();
         send_sync::<Family<Histogram, 1>>();
-        send_sync::<Family<Gauge, 3>>();
+        send_sync::<Family<crate::metrics::Gauge, 3>>();
     }
 
     #[test]

@@ -62,6 +62,7 @@
 //! diag.hit("cache_miss");
 //! ```
 
+mod active;
 mod collector;
 #[cfg(test)]
 pub(crate) mod conformance;

@@ -11,7 +11,9 @@ use std::hash::BuildHasher;
 use super::{SpanId, TraceId};
 
 thread_local! {
-    static STATE: Cell<u64> = Cell::new(seed());
+    /// 0 until this thread's first id; a `const` initializer keeps every access free of
+    /// the lazy-initialization check (three ids a request).
+    static STATE: Cell<u64> = const { Cell::new(0) };
 }
 
 fn seed() -> u64 {
@@ -22,7 +24,11 @@ fn seed() -> u64 {
 /// The next 64 random bits of this thread's generator (wyrand).
 pub(crate) fn next_u64() -> u64 {
     STATE.with(|s| {
-        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+        let mut x = s.get();
+        if x == 0 {
+            x = seed();
+        }
+        let x = x.wrapping_add(0xa076_1d64_78bd_642f);
         s.set(x);
         let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
         (t >> 64) as u64 ^ t as u64
