@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
-# Loopback load benchmark: the server pinned to CPU 0, wrk (Debian's `wrk`) pinned to CPU 1,
-# the variants alternated round by round in one run so machine noise hits them alike.
+# Loopback load benchmark at saturation: the server pinned to CPU 0, wrk (Debian's `wrk`)
+# pinned to CPU 1, the variants alternated round by round in one run so machine noise
+# hits them alike.
 #
-#   benches/load.sh            # ROUNDS=3 DURATION=5s CONNS=32 by default
+#   benches/load.sh            # ROUNDS=5 DURATION=5s CONNS=32 by default
 #
-# Prints one markdown row per variant and round: throughput, p50/p99 latency, and server CPU
-# time per request (from /proc/PID/stat, clock-tick resolution over the whole run).
+# Variants (benches/src/bin/load_target.rs): bare axum; diag with every feature on and no
+# debug traffic; the same diag server with every request in diagnostic mode; tower-http's
+# TraceLayer at INFO for scale. Prints one markdown row per variant and round
+# (throughput, p50/p99 latency, server CPU time per request from /proc/PID/stat), then
+# per-round ratios and their medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "load.sh needs wrk: apt-get install wrk" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "load.sh needs taskset (util-linux)" >&2; exit 1; }
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
 PORT=${PORT:-18080}
+VARIANTS=${VARIANTS:-bare diag trace}
 export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
 # Debug traffic must not be capped by the budget when its cost is what we measure.
 export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000}
 export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
 
 cargo build -q --release -p diag-benches --bin load_target
-BIN=${CARGO_TARGET_DIR:-target}/release/load_target
+BIN=${LOAD_TARGET:-${CARGO_TARGET_DIR:-target}/release/load_target}
 URL="http://127.0.0.1:$PORT/products/7"
 TICK=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
@@ -53,47 +58,52 @@ start_server() {
 
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; }
 
-# wrk_run OUT CONNS [LUA]
-wrk_run() {
-  local out=$1 conns=$2 lua=${3:-}
-  taskset -c 1 wrk -t1 -c"$conns" -d"$DURATION" --latency ${lua:+-s "$lua"} "$URL" >"$out"
-}
-
-report() { # label wrk_output cpu_ticks
-  local label=$1 out=$2 ticks=$3
+# measure NAME ROUND [LUA]: one wrk run against the running server; a markdown row, and
+# "NAME ROUND req/s cpu-µs/req" appended to $tmp/results
+measure() {
+  local name=$1 round=$2 lua=${3:-}
+  local c0 c1
+  c0=$(cpu_ticks "$SERVER")
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" --latency ${lua:+-s "$lua"} "$URL" >"$tmp/out"
+  c1=$(cpu_ticks "$SERVER")
   local rps p50 p99 reqs
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
-  p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
-  p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
-  reqs=$(awk '/requests in/ {print $1}' "$out")
-  awk -v l="$label" -v r="$rps" -v a="$p50" -v b="$p99" -v t="$ticks" -v n="$reqs" -v k="$TICK" \
-    'BEGIN { printf "| %s | %.0f | %d | %d | %.2f |\n", l, r, a, b, (t / k) * 1e6 / n }'
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/out")
+  p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$tmp/out")")
+  p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$tmp/out")")
+  reqs=$(awk '/requests in/ {print $1}' "$tmp/out")
+  awk -v l="$name ($round)" -v r="$rps" -v a="$p50" -v b="$p99" -v t=$((c1 - c0)) -v n="$reqs" \
+    -v k="$TICK" -v f="$tmp/results" -v name="$name" -v round="$round" 'BEGIN {
+      cpu = (t / k) * 1e6 / n
+      printf "| %s | %.0f | %d | %d | %.2f |\n", l, r, a, b, cpu
+      printf "%s %d %.0f %.3f\n", name, round, r, cpu >> f }'
 }
 
 echo "| variant (round) | req/s | p50 µs | p99 µs | server CPU µs/req |"
 echo "|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
-  for variant in bare diag trace; do
+  for variant in $VARIANTS; do
     start_server "$variant"
-    wrk_run "$tmp/warm" "$CONNS"   # warm-up, discarded
-    c0=$(cpu_ticks "$SERVER"); wrk_run "$tmp/out" "$CONNS"; c1=$(cpu_ticks "$SERVER")
-    report "$variant ($round)" "$tmp/out" $((c1 - c0))
+    taskset -c 1 wrk -t1 -c"$CONNS" -d1s "$URL" >/dev/null   # warm-up, discarded
+    measure "$variant" "$round"
     if [ "$variant" = diag ]; then
-      # Every request in diagnostic mode.
-      c0=$(cpu_ticks "$SERVER"); wrk_run "$tmp/out" "$CONNS" "$tmp/debug.lua"; c1=$(cpu_ticks "$SERVER")
-      report "diag, all debug ($round)" "$tmp/out" $((c1 - c0))
-      # 10% of connections in diagnostic mode; the p99 is the normal requests' own.
-      deb=$((CONNS / 10)); [ "$deb" -lt 1 ] && deb=1
-      c0=$(cpu_ticks "$SERVER")
-      wrk_run "$tmp/dbg" "$deb" "$tmp/debug.lua" &
-      dpid=$!
-      wrk_run "$tmp/out" $((CONNS - deb))
-      wait "$dpid"
-      c1=$(cpu_ticks "$SERVER")
-      nd=$(awk '/requests in/ {print $1}' "$tmp/dbg"); nn=$(awk '/requests in/ {print $1}' "$tmp/out")
-      report "diag, normal beside $deb debug conns ($((100 * nd / (nd + nn)))% debug) ($round)" "$tmp/out" 0 \
-        | sed 's/| [0-9.]* |$/| - |/'
+      # The same server with every request in diagnostic mode.
+      measure "diag, all debug" "$round" "$tmp/debug.lua"
     fi
     stop_server
   done
 done
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+get() { awk -v n="$1" -v r="$2" -v c="$3" '$0 ~ "^" n " [0-9]" && $(NF - 2) == r { print $c }' "$tmp/results"; }
+echo
+echo "| round | diag / bare req/s | diag − bare CPU µs/req | debug / normal CPU per request |"
+echo "|---|---|---|---|"
+: >"$tmp/ratios"
+for round in $(seq 1 "$ROUNDS"); do
+  awk -v r="$round" -v br="$(get bare "$round" 3)" -v dr="$(get diag "$round" 3)" \
+      -v bc="$(get bare "$round" 4)" -v dc="$(get diag "$round" 4)" -v xc="$(get "diag, all debug" "$round" 6)" \
+      -v f="$tmp/ratios" 'BEGIN {
+        printf "| %d | %.3f | %+.2f | %.2f |\n", r, dr / br, dc - bc, xc / dc
+        printf "%.3f %.3f %.3f\n", dr / br, dc - bc, xc / dc >> f }'
+done
+echo "| median | $(awk '{print $1}' "$tmp/ratios" | median) | $(awk '{print $2}' "$tmp/ratios" | median) | $(awk '{print $3}' "$tmp/ratios" | median) |"

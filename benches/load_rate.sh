@@ -5,19 +5,23 @@
 # client (benches/src/bin/load_client.rs) sends at a fixed RATE and measures each
 # request's latency from when it was due.
 #
-#   RATE=5000 benches/load_rate.sh      # ROUNDS=3 SECONDS=5 CONNS=20 by default
+#   benches/load_rate.sh      # ROUNDS=8 SECONDS=5 CONNS=20 RATE=10000 by default
 #   LOAD_TARGET=/path/to/old/load_target benches/load_rate.sh   # another build's server
 #
-# The server is pinned to CPU 0, the client to CPU 1. Variants alternate round by round.
+# The server is pinned to CPU 0, the client to CPU 1. Each round serves both diag
+# variants from one server process, in alternating order (ABBA), after a bare-axum run
+# for scale. Prints one row per variant and round, then the p99s of normal requests
+# pooled over all rounds and the median of the per-round ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v taskset >/dev/null || { echo "load_rate.sh needs taskset (util-linux)" >&2; exit 1; }
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-8}
 SECONDS_PER_RUN=${SECONDS:-5}
 CONNS=${CONNS:-20}
-RATE=${RATE:-5000}
+RATE=${RATE:-10000}
 PORT=${PORT:-18081}
+DEBUG_CONNS=$((CONNS / 10))
 export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
 export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000}
 export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
@@ -25,7 +29,8 @@ export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
 cargo build -q --release -p diag-benches --bin load_target --bin load_client
 DIR=${CARGO_TARGET_DIR:-target}/release
 ADDR="127.0.0.1:$PORT"
-trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
 start_server() {
   taskset -c 0 "${LOAD_TARGET:-$DIR/load_target}" "$1" "$ADDR" >/dev/null 2>&1 &
@@ -35,23 +40,44 @@ start_server() {
 }
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; }
 
-# run LABEL DEBUG_CONNS: one markdown row per kind of request
+# run LABEL DEBUG_CONNS POOL: one markdown row per kind of request; normal latencies
+# appended to $tmp/POOL, this run's normal p99 to $tmp/POOL.p99
 run() {
-  local label=$1 debug=$2
+  local label=$1 debug=$2 pool=$3
   taskset -c 1 "$DIR/load_client" "$ADDR" 1000 1 "$CONNS" 0 >/dev/null   # warm-up
-  taskset -c 1 "$DIR/load_client" "$ADDR" "$RATE" "$SECONDS_PER_RUN" "$CONNS" "$debug" |
-    awk -v l="$label" '{ kind = $1; sub(":", "", kind);
-      printf "| %s | %s | %s | %s | %s | %s | %s |\n", l, kind, $2, $6, $9, $12, $15 }'
+  LATENCIES_OUT="$tmp/$pool" taskset -c 1 "$DIR/load_client" "$ADDR" "$RATE" "$SECONDS_PER_RUN" "$CONNS" "$debug" >"$tmp/out"
+  awk '/^normal/ {print $9}' "$tmp/out" >>"$tmp/$pool.p99"
+  awk -v l="$label" '{ kind = $1; sub(":", "", kind);
+    printf "| %s | %s | %s | %s | %s | %s | %s |\n", l, kind, $2, $6, $9, $12, $15 }' "$tmp/out"
 }
 
 echo "| variant (round) | requests | count | p50 µs | p99 µs | p99.9 µs | max µs |"
 echo "|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
   start_server bare
-  run "bare ($round)" 0
+  run "bare ($round)" 0 bare
   stop_server
   start_server diag
-  run "diag, no debug ($round)" 0
-  run "diag, $((CONNS / 10)) of $CONNS conns debug ($round)" $((CONNS / 10))
+  if [ $((round % 2)) = 1 ]; then
+    run "diag, no debug ($round)" 0 quiet
+    run "diag, $DEBUG_CONNS of $CONNS conns debug ($round)" "$DEBUG_CONNS" mixed
+  else
+    run "diag, $DEBUG_CONNS of $CONNS conns debug ($round)" "$DEBUG_CONNS" mixed
+    run "diag, no debug ($round)" 0 quiet
+  fi
   stop_server
 done
+
+p99() { sort -n "$1" | awk '{ v[NR] = $1 } END { i = int((NR - 1) * 0.99 + 0.5) + 1; print v[i] }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo
+echo "| normal requests, all rounds pooled | count | p99 µs |"
+echo "|---|---|---|"
+for pool in bare quiet mixed; do
+  echo "| $pool | $(wc -l <"$tmp/$pool") | $(p99 "$tmp/$pool") |"
+done
+ratio=$(awk -v a="$(p99 "$tmp/mixed")" -v b="$(p99 "$tmp/quiet")" 'BEGIN { printf "%.2f", a / b }')
+per_round=$(paste "$tmp/mixed.p99" "$tmp/quiet.p99" | awk '{ printf "%.2f\n", $1 / $2 }')
+echo
+echo "normal p99 with ${DEBUG_CONNS} of ${CONNS} connections debug / without: pooled $ratio," \
+  "median of rounds $(echo "$per_round" | median) (rounds: $(echo $per_round))"

@@ -8,7 +8,9 @@
 //! Requests `GET /products/7` over keep-alive connections, each connection sending
 //! `RATE / CONNECTIONS` requests per second on its own schedule. The first
 //! `DEBUG_CONNECTIONS` connections send `X-Debug: $DIAG_TOKEN`. Prints one line per
-//! kind (normal, debug): count, p50, p99, p99.9 and max latency in µs.
+//! kind (normal, debug): count, p50, p99, p99.9 and max latency in µs. With
+//! `LATENCIES_OUT=FILE` it also appends every normal request's latency (µs, one per
+//! line) to FILE, so a script can pool several runs.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -59,6 +61,18 @@ fn main() -> Result<(), BoxError> {
         Ok::<_, BoxError>((normal, debug))
     })?;
     let (normal, debug) = results;
+    if let Ok(path) = std::env::var("LATENCIES_OUT") {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let mut out = std::io::BufWriter::new(file);
+        for l in &normal {
+            writeln!(out, "{l}")?;
+        }
+        out.flush()?;
+    }
     report("normal", normal, duration);
     report("debug", debug, duration);
     Ok(())

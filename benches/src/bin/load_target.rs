@@ -4,7 +4,10 @@
 //! - `bare`: axum alone;
 //! - `diag`: with every diag feature on (layer, metrics, log filter, recorder), no debug
 //!   traffic unless the client sends `X-Debug`;
-//! - `trace`: the stack users pick today, tower-http's `TraceLayer` logging at INFO.
+//! - `trace`: the stack users pick today, tower-http's `TraceLayer` logging at INFO;
+//! - `noop`: axum with an empty `Router::layer` (what any route-aware middleware costs);
+//! - `bare_diag_subscriber`: axum alone under diag's subscriber (log filter, error and
+//!   debug recording layers), to tell the subscriber's share from the middleware's.
 //!
 //! Every variant installs the same fmt subscriber at INFO writing to a sink, so the
 //! comparison is of the middleware alone. A single-threaded runtime keeps the server on
@@ -34,7 +37,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .init();
             app()
         }
-        // Diagnosis variants: the bare app under diag's subscriber; an empty `Router::layer`.
         "bare_diag_subscriber" => {
             let diag = diag_core::Diag::from_env()?.service("load").build()?;
             install_subscriber(&diag);
@@ -65,7 +67,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ),
             )
         }
-        other => return Err(format!("unknown variant `{other}`: use bare, diag or trace").into()),
+        other => {
+            return Err(format!(
+                "unknown variant `{other}`: use bare, diag, trace, noop or bare_diag_subscriber"
+            )
+            .into());
+        }
     };
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -52,6 +52,10 @@ mod tests {
         count.dec();
         count.dec();
         count.dec();
-        assert_eq!(count.get(), -1.0, "a negative sum reads as negative, not 2^64 - 1");
+        assert_eq!(
+            count.get(),
+            -1.0,
+            "a negative sum reads as negative, not 2^64 - 1"
+        );
     }
 }

@@ -19,10 +19,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::active::ActiveCount;
 use super::encode::{Encoder, Kind};
 use super::exemplar::ExemplarTime;
 use super::family::{Family, OverflowNotifier, SeriesRef};
-use super::active::ActiveCount;
 use super::route_hint;
 use super::{Counter, Histogram};
 use crate::clock::MonoTime;
@@ -258,7 +258,11 @@ impl HttpMetrics {
         });
         enc.family(ACTIVE, "HTTP server requests in flight.", Kind::Gauge);
         self.active.for_each(|[method, route], r| {
-            enc.raw_gauge(ACTIVE, &[("method", method), ("route", route)], r.active.get());
+            enc.raw_gauge(
+                ACTIVE,
+                &[("method", method), ("route", route)],
+                r.active.get(),
+            );
         });
     }
 
