@@ -32,6 +32,7 @@ mod request;
 mod server_timing;
 mod session;
 mod signed;
+mod stored;
 mod tap;
 mod throttle;
 mod waterfall;

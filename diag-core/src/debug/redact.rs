@@ -1,5 +1,8 @@
-//! Secrets out of captures, before they are stored: nothing a capture holds, and so
-//! nothing `/debug/requests` serves, carries a credential or a configured secret field.
+//! Secrets out of captures, when they are read: the flight recorder keeps a capture as
+//! it was recorded and redacts it for every reader (`FlightRecorder::get`/`recent`, the
+//! capture list), so nothing `/debug/requests` serves, as JSON or as text, carries a
+//! credential or a configured secret field. Redacting on read keeps the cost off the
+//! debug request itself, which the recorder may evict before anyone looks.
 //!
 //! - Header values of `authorization`, `proxy-authorization`, `cookie`, `set-cookie`,
 //!   the debug header, and configured headers become `[redacted]`.

@@ -1,0 +1,280 @@
+//! [`StoredCapture`]: a debug request as the flight recorder keeps it, raw, and its
+//! redaction into the [`Capture`] every reader gets.
+//!
+//! Redaction happens when a capture is read, not when it is stored: storing is on the
+//! request path of every debug request, reading is a person at `/debug/requests`. The
+//! raw bytes (credentials included) live only in this type, inside the bounded recorder;
+//! the recorder hands out nothing but [`StoredCapture::redacted`], and this type's
+//! `Debug` shows no header, URI, body or field.
+
+use std::time::{Duration, SystemTime};
+
+use super::DebugLevel;
+use super::capture::{self, BodyCapture, Capture, CapturedRequest, CapturedResponse};
+use super::redact::Redactor;
+use super::session::{LogLine, SpanTiming};
+use crate::trace::TraceId;
+
+/// Header lines in one buffer: names and values back to back, with where each ends.
+/// Two allocations however many lines, so storing and freeing them is cheap.
+#[derive(Default)]
+pub(crate) struct HeaderLines {
+    text: String,
+    /// For each line: where its name ends and where its value ends, in `text`.
+    ends: Vec<(u32, u32)>,
+}
+
+impl HeaderLines {
+    /// Copies every line of `headers`, as they are (values as lossy UTF-8).
+    pub(crate) fn copy(headers: &dyn crate::HeaderView) -> Self {
+        let mut lines = HeaderLines::default();
+        headers.for_each(&mut |name, value| {
+            lines.text.push_str(name);
+            let name_end = lines.text.len();
+            lines.text.push_str(&String::from_utf8_lossy(value));
+            // A header block past 4 GiB is not a header block: stop copying.
+            if let (Ok(n), Ok(v)) = (u32::try_from(name_end), u32::try_from(lines.text.len())) {
+                lines.ends.push((n, v));
+            }
+        });
+        lines
+    }
+
+    /// The lines, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let (name_end, value_end) = (name_end as usize, value_end as usize);
+            let line = (
+                self.text.get(start..name_end).unwrap_or(""),
+                self.text.get(name_end..value_end).unwrap_or(""),
+            );
+            start = value_end;
+            line
+        })
+    }
+
+    /// The first value of `name` (any case).
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    fn bytes(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * std::mem::size_of::<(u32, u32)>()
+    }
+}
+
+impl crate::HeaderView for HeaderLines {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        HeaderLines::get(self, name).map(str::as_bytes)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        for (name, value) in self.iter() {
+            f(name, value.as_bytes());
+        }
+    }
+}
+
+/// The response side of a stored capture.
+pub(crate) struct StoredResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderLines,
+    pub(crate) body: BodyCapture,
+    /// From arrival to the response head.
+    pub(crate) at: Duration,
+}
+
+/// One finished debug request as the flight recorder keeps it: unredacted, moved out of
+/// the [`DebugRequest`](super::DebugRequest) without copying. Read it only through
+/// [`redacted`](Self::redacted).
+pub(crate) struct StoredCapture {
+    pub(crate) id: u64,
+    pub(crate) started_at: SystemTime,
+    pub(crate) trace_id: TraceId,
+    pub(crate) level: DebugLevel,
+    pub(crate) complete: bool,
+    pub(crate) duration: Duration,
+    pub(crate) method: String,
+    /// Path and query, as received.
+    pub(crate) uri: String,
+    pub(crate) route: Option<String>,
+    pub(crate) request_headers: HeaderLines,
+    pub(crate) request_body: BodyCapture,
+    pub(crate) response: Option<StoredResponse>,
+    pub(crate) spans: Vec<SpanTiming>,
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) dropped_spans: u64,
+    pub(crate) dropped_logs: u64,
+}
+
+impl StoredCapture {
+    /// The capture as it may be shown: secret headers, query parameters, body fields
+    /// and span and log fields redacted.
+    pub(crate) fn redacted(&self, redactor: &Redactor) -> Capture {
+        let request_type = self.request_headers.get("content-type");
+        Capture {
+            id: self.id,
+            time_unix: self.time_unix(),
+            trace_id: self.trace_id.to_string(),
+            level: self.level,
+            complete: self.complete,
+            duration_ms: self.duration_ms(),
+            response_head_ms: self.response.as_ref().map(|r| capture::ms(r.at)),
+            request: CapturedRequest {
+                method: self.method.clone(),
+                uri: self.redacted_uri(redactor),
+                route: self.route.clone(),
+                headers: redactor.headers(&self.request_headers),
+                body: self.request_body.finish(request_type, redactor),
+            },
+            response: self.response.as_ref().map(|r| CapturedResponse {
+                status: r.status,
+                headers: redactor.headers(&r.headers),
+                body: r.body.finish(r.headers.get("content-type"), redactor),
+            }),
+            spans: self
+                .spans
+                .iter()
+                .map(|s| capture::span(s.clone(), redactor))
+                .collect(),
+            logs: self
+                .logs
+                .iter()
+                .map(|l| capture::log(l.clone(), redactor))
+                .collect(),
+            dropped_spans: self.dropped_spans,
+            dropped_logs: self.dropped_logs,
+        }
+    }
+
+    /// When the request arrived, in seconds since the Unix epoch.
+    pub(crate) fn time_unix(&self) -> f64 {
+        self.started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
+
+    /// From arrival to the end of the response body (or to the abandonment), in ms.
+    pub(crate) fn duration_ms(&self) -> f64 {
+        capture::ms(self.duration)
+    }
+
+    /// The URI with secret query parameters redacted (what the capture list shows).
+    pub(crate) fn redacted_uri(&self, redactor: &Redactor) -> String {
+        redactor.uri(&self.uri)
+    }
+
+    /// Roughly how much memory the capture holds, for the recorder's byte cap.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        fn fields(p: &[(String, String)]) -> usize {
+            p.iter().map(|(a, b)| a.len() + b.len() + 48).sum()
+        }
+        let mut n = std::mem::size_of::<StoredCapture>();
+        n += self.method.len() + self.uri.len() + self.route.as_ref().map_or(0, String::len);
+        n += self.request_headers.bytes() + self.request_body.bytes();
+        if let Some(r) = &self.response {
+            n += std::mem::size_of::<StoredResponse>() + r.headers.bytes() + r.body.bytes();
+        }
+        n += self
+            .spans
+            .iter()
+            .map(|s| {
+                std::mem::size_of::<SpanTiming>()
+                    + s.name.len()
+                    + s.target.len()
+                    + fields(&s.fields)
+            })
+            .sum::<usize>();
+        n += self
+            .logs
+            .iter()
+            .map(|l| {
+                std::mem::size_of::<LogLine>()
+                    + l.level.len()
+                    + l.target.len()
+                    + l.message.len()
+                    + fields(&l.fields)
+            })
+            .sum::<usize>();
+        n
+    }
+}
+
+/// Names only what is safe to print: the stored capture holds credentials.
+impl std::fmt::Debug for StoredCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCapture")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .field("route", &self.route)
+            .field("complete", &self.complete)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::test_support::headers;
+
+    /// A complete `GET /` capture with a `body_len`-byte text request body.
+    pub(crate) fn stored(id: u64, body_len: usize) -> StoredCapture {
+        let mut body = BodyCapture::new(body_len.max(64));
+        body.push("x".repeat(body_len).as_bytes());
+        body.end();
+        StoredCapture {
+            id,
+            started_at: SystemTime::UNIX_EPOCH,
+            trace_id: TraceId([0; 16]),
+            level: DebugLevel::Debug,
+            complete: true,
+            duration: Duration::from_millis(1),
+            method: "GET".into(),
+            uri: "/".into(),
+            route: None,
+            request_headers: HeaderLines::default(),
+            request_body: body,
+            response: None,
+            spans: vec![],
+            logs: vec![],
+            dropped_spans: 0,
+            dropped_logs: 0,
+        }
+    }
+
+    #[test]
+    fn header_lines_keep_order_values_and_case_insensitive_lookup() {
+        let h = headers(&[
+            ("content-type", "application/json"),
+            ("x-a", ""),
+            ("x-b", "two words"),
+        ]);
+        let lines = HeaderLines::copy(&h);
+        let all: Vec<(&str, &str)> = lines.iter().collect();
+        assert_eq!(
+            all,
+            [
+                ("content-type", "application/json"),
+                ("x-a", ""),
+                ("x-b", "two words")
+            ]
+        );
+        assert_eq!(lines.get("Content-Type"), Some("application/json"));
+        assert_eq!(lines.get("x-c"), None);
+        assert_eq!(HeaderLines::default().iter().count(), 0);
+    }
+
+    #[test]
+    fn debug_output_shows_no_uri_header_or_body() {
+        let mut s = stored(3, 0);
+        s.uri = "/login?token=SECRET-Q".into();
+        s.request_headers = HeaderLines::copy(&headers(&[("authorization", "SECRET-H")]));
+        s.request_body.push(b"SECRET-B");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("id: 3"));
+    }
+}
