@@ -25,14 +25,23 @@ pub(crate) struct HeaderLines {
 }
 
 impl HeaderLines {
-    /// Copies every line of `headers`, as they are (values as lossy UTF-8).
+    /// Copies every line of `headers`, as they are (values as lossy UTF-8). Sized in a
+    /// first pass, so the copy is two allocations and no reallocation.
     pub(crate) fn copy(headers: &dyn crate::HeaderView) -> Self {
-        let mut lines = HeaderLines::default();
+        let (mut count, mut len) = (0usize, 0usize);
+        headers.for_each(&mut |name, value| {
+            count += 1;
+            len += name.len() + value.len();
+        });
+        let mut lines = HeaderLines {
+            text: String::with_capacity(len),
+            ends: Vec::with_capacity(count),
+        };
         headers.for_each(&mut |name, value| {
             lines.text.push_str(name);
             let name_end = lines.text.len();
             lines.text.push_str(&String::from_utf8_lossy(value));
-            // A header block past 4 GiB is not a header block: stop copying.
+            // A header block past 4 GiB is not a header block: lines past it are left out.
             if let (Ok(n), Ok(v)) = (u32::try_from(name_end), u32::try_from(lines.text.len())) {
                 lines.ends.push((n, v));
             }
