@@ -249,27 +249,27 @@ impl Capture {
     }
 }
 
-pub(crate) fn span(mut s: SpanTiming, redactor: &Redactor) -> CapturedSpan {
-    redactor.redact_fields(&mut s.fields);
+/// A recorded span as a reader gets it, secret fields redacted.
+pub(crate) fn span(s: &SpanTiming, redactor: &Redactor) -> CapturedSpan {
     CapturedSpan {
         id: s.id,
         parent: s.parent,
-        name: s.name,
-        target: s.target,
+        name: s.name.to_string(),
+        target: s.target.to_string(),
         start_ms: ms(s.start_offset),
         duration_ms: ms(s.duration),
-        fields: s.fields,
+        fields: redactor.fields(&s.fields),
     }
 }
 
-pub(crate) fn log(mut l: LogLine, redactor: &Redactor) -> CapturedLog {
-    redactor.redact_fields(&mut l.fields);
+/// A recorded log line as a reader gets it, secret fields redacted.
+pub(crate) fn log(l: &LogLine, redactor: &Redactor) -> CapturedLog {
     CapturedLog {
         offset_ms: ms(l.offset),
-        level: l.level,
-        target: l.target,
-        message: l.message,
-        fields: l.fields,
+        level: l.level.to_string(),
+        target: l.target.to_string(),
+        message: l.message.clone(),
+        fields: redactor.fields(&l.fields),
         span: l.span,
     }
 }

@@ -156,7 +156,7 @@ mod tests {
         SpanTiming {
             id: 1,
             parent: None,
-            name: name.into(),
+            name: name.to_owned().into(),
             target: "t".into(),
             start_offset: Duration::ZERO,
             duration: Duration::from_millis(ms),

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use super::DebugLevel;
 use super::capture::{self, BodyCapture, Capture, CapturedRequest, CapturedResponse};
 use super::redact::Redactor;
-use super::session::{LogLine, SpanTiming};
+use super::session::{LogLine, SpanTiming, StaticText};
 use crate::trace::TraceId;
 
 /// Header lines in one buffer: names and values back to back, with where each ends.
@@ -147,12 +147,12 @@ impl StoredCapture {
             spans: self
                 .spans
                 .iter()
-                .map(|s| capture::span(s.clone(), redactor))
+                .map(|s| capture::span(s, redactor))
                 .collect(),
             logs: self
                 .logs
                 .iter()
-                .map(|l| capture::log(l.clone(), redactor))
+                .map(|l| capture::log(l, redactor))
                 .collect(),
             dropped_spans: self.dropped_spans,
             dropped_logs: self.dropped_logs,
@@ -178,7 +178,7 @@ impl StoredCapture {
 
     /// Roughly how much memory the capture holds, for the recorder's byte cap.
     pub(crate) fn approx_bytes(&self) -> usize {
-        fn fields(p: &[(String, String)]) -> usize {
+        fn fields(p: &[(StaticText, String)]) -> usize {
             p.iter().map(|(a, b)| a.len() + b.len() + 48).sum()
         }
         let mut n = std::mem::size_of::<StoredCapture>();

@@ -5,6 +5,8 @@ use std::fmt::{self, Write};
 
 use tracing::field::{Field, Visit};
 
+use crate::debug::StaticText;
+
 /// The most fields kept per span or event; further ones are left out.
 pub(crate) const MAX_FIELDS: usize = 32;
 /// The longest rendered field value, in bytes; longer ones are cut and end with `…`.
@@ -32,12 +34,12 @@ const SECRET_NAMES: &[&str] = &[
 #[derive(Default)]
 pub(crate) struct FieldRecorder {
     pub(crate) message: Option<String>,
-    pub(crate) fields: Vec<(String, String)>,
+    pub(crate) fields: Vec<(StaticText, String)>,
 }
 
 impl FieldRecorder {
     /// Starts from fields already recorded (a span's `record` adds to them).
-    pub(crate) fn with_fields(fields: Vec<(String, String)>) -> Self {
+    pub(crate) fn with_fields(fields: Vec<(StaticText, String)>) -> Self {
         FieldRecorder {
             message: None,
             fields,
@@ -58,7 +60,8 @@ impl FieldRecorder {
         if let Some(slot) = self.fields.iter_mut().find(|(n, _)| n == field.name()) {
             slot.1 = rendered;
         } else if self.fields.len() < MAX_FIELDS {
-            self.fields.push((field.name().to_owned(), rendered));
+            self.fields
+                .push((StaticText::Borrowed(field.name()), rendered));
         }
     }
 }

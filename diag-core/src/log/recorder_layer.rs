@@ -14,7 +14,7 @@ use super::debug_request_filter::DebugRequestFilter;
 use super::fields::FieldRecorder;
 use super::{in_flight, mark};
 use crate::Diag;
-use crate::debug::{DebugSession, LogLine, SpanTiming};
+use crate::debug::{DebugSession, LogLine, SpanTiming, StaticText};
 
 /// A [`Layer`] that writes, for spans and events inside a debug request, into that
 /// request's [`DebugSession`]: each span's start offset, duration, parent, name, target
@@ -31,7 +31,7 @@ pub struct DebugRecordingLayer;
 struct OpenSpan {
     session: Arc<DebugSession>,
     opened: Instant,
-    fields: Vec<(String, String)>,
+    fields: Vec<(StaticText, String)>,
 }
 
 impl Diag {
@@ -111,8 +111,8 @@ where
         event.record(&mut fields);
         session.record_log(LogLine {
             offset: session.started.elapsed(),
-            level: meta.level().to_string(),
-            target: meta.target().to_owned(),
+            level: StaticText::Borrowed(meta.level().as_str()),
+            target: StaticText::Borrowed(meta.target()),
             message: fields.message.unwrap_or_default(),
             fields: fields.fields,
             span: span
@@ -139,8 +139,8 @@ where
         open.session.record_span(SpanTiming {
             id: id.into_u64(),
             parent,
-            name: meta.name().to_owned(),
-            target: meta.target().to_owned(),
+            name: StaticText::Borrowed(meta.name()),
+            target: StaticText::Borrowed(meta.target()),
             start_offset: open.opened.saturating_duration_since(open.session.started),
             duration: closed.saturating_duration_since(open.opened),
             fields: open.fields,
