@@ -137,7 +137,7 @@ impl DebugRequest {
         &self,
         status: u16,
         headers: &dyn HeaderView,
-    ) -> Vec<(&'static str, String)> {
+    ) -> [(&'static str, String); 3] {
         let at = self.session.started.elapsed();
         let head = ResponseHead {
             status,

@@ -34,8 +34,8 @@ pub fn debug_response_headers(
     session: &DebugSession,
     elapsed: Duration,
     trace_id: TraceId,
-) -> Vec<(&'static str, String)> {
-    vec![
+) -> [(&'static str, String); 3] {
+    [
         (
             "server-timing",
             session.with_spans(|spans| server_timing(spans, elapsed)),

@@ -40,7 +40,10 @@ impl HeaderLines {
         headers.for_each(&mut |name, value| {
             lines.text.push_str(name);
             let name_end = lines.text.len();
-            lines.text.push_str(&String::from_utf8_lossy(value));
+            match std::str::from_utf8(value) {
+                Ok(v) => lines.text.push_str(v),
+                Err(_) => lines.text.push_str(&String::from_utf8_lossy(value)),
+            }
             // A header block past 4 GiB is not a header block: lines past it are left out.
             if let (Ok(n), Ok(v)) = (u32::try_from(name_end), u32::try_from(lines.text.len())) {
                 lines.ends.push((n, v));
