@@ -11,7 +11,7 @@ use super::DebugLevel;
 use super::capture::BodyCapture;
 use super::server_timing::debug_response_headers;
 use super::session::DebugSession;
-use super::stored::{HeaderLines, StoredCapture, StoredResponse};
+use super::stored::{HeaderLines, RequestHead, StoredCapture, StoredResponse};
 use crate::request::RequestView;
 use crate::trace::TraceId;
 use crate::{Diag, HeaderView};
@@ -59,10 +59,7 @@ pub struct DebugRequest {
 /// The request as received: moved into the capture when it is stored.
 #[derive(Default)]
 struct RequestSide {
-    method: String,
-    uri: String,
-    route: Option<String>,
-    headers: HeaderLines,
+    head: RequestHead,
     body: BodyCapture,
 }
 
@@ -94,10 +91,7 @@ impl Diag {
             session: Arc::new(DebugSession::new(mode.next_id(), level)),
             trace_id,
             request: Mutex::new(RequestSide {
-                method: req.method.to_owned(),
-                uri: req.uri.to_owned(),
-                route: req.route.map(str::to_owned),
-                headers: HeaderLines::copy(req.headers),
+                head: RequestHead::copy(req.method, req.uri, req.route, req.headers),
                 body: BodyCapture::new(mode.body_limit),
             }),
             response: Mutex::new(ResponseSide {
@@ -196,10 +190,7 @@ impl DebugRequest {
             level: self.session.level,
             complete,
             duration: self.session.started.elapsed(),
-            method: request.method,
-            uri: request.uri,
-            route: request.route,
-            request_headers: request.headers,
+            request: request.head,
             request_body: request.body,
             response,
             spans,

@@ -20,6 +20,8 @@ use crate::trace::TraceId;
 #[derive(Default)]
 pub(crate) struct HeaderLines {
     text: String,
+    /// Where the first line starts in `text` (a [`RequestHead`] puts its request line first).
+    start: u32,
     /// For each line: where its name ends and where its value ends, in `text`.
     ends: Vec<(u32, u32)>,
 }
@@ -28,15 +30,31 @@ impl HeaderLines {
     /// Copies every line of `headers`, as they are (values as lossy UTF-8). Sized in a
     /// first pass, so the copy is two allocations and no reallocation.
     pub(crate) fn copy(headers: &dyn crate::HeaderView) -> Self {
-        let (mut count, mut len) = (0usize, 0usize);
+        Self::copy_after(&[], headers).0
+    }
+
+    /// Copies the `lead` texts, then every line of `headers`, into one buffer; returns
+    /// it with where each lead text ends.
+    fn copy_after<const N: usize>(
+        lead: &[&str; N],
+        headers: &dyn crate::HeaderView,
+    ) -> (Self, [u32; N]) {
+        let (mut count, mut len) = (0usize, lead.iter().map(|t| t.len()).sum::<usize>());
         headers.for_each(&mut |name, value| {
             count += 1;
             len += name.len() + value.len();
         });
         let mut lines = HeaderLines {
             text: String::with_capacity(len),
+            start: 0,
             ends: Vec::with_capacity(count),
         };
+        let mut lead_ends = [0u32; N];
+        for (text, end) in lead.iter().zip(&mut lead_ends) {
+            lines.text.push_str(text);
+            *end = u32::try_from(lines.text.len()).unwrap_or(u32::MAX);
+        }
+        lines.start = lead_ends.last().copied().unwrap_or(0);
         headers.for_each(&mut |name, value| {
             lines.text.push_str(name);
             let name_end = lines.text.len();
@@ -49,12 +67,12 @@ impl HeaderLines {
                 lines.ends.push((n, v));
             }
         });
-        lines
+        (lines, lead_ends)
     }
 
     /// The lines, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut start = 0usize;
+        let mut start = self.start as usize;
         self.ends.iter().map(move |&(name_end, value_end)| {
             let (name_end, value_end) = (name_end as usize, value_end as usize);
             let line = (
@@ -90,6 +108,61 @@ impl crate::HeaderView for HeaderLines {
     }
 }
 
+/// The request line (method, URI as received, route) and header lines, in one buffer:
+/// two allocations per capture for all of them.
+#[derive(Default)]
+pub(crate) struct RequestHead {
+    lines: HeaderLines,
+    /// Where the method, the URI and the route end in `lines.text`.
+    ends: [u32; 3],
+    has_route: bool,
+}
+
+impl RequestHead {
+    /// Copies the request line and every header line.
+    pub(crate) fn copy(
+        method: &str,
+        uri: &str,
+        route: Option<&str>,
+        headers: &dyn crate::HeaderView,
+    ) -> Self {
+        let (lines, ends) = HeaderLines::copy_after(&[method, uri, route.unwrap_or("")], headers);
+        RequestHead {
+            lines,
+            ends,
+            has_route: route.is_some(),
+        }
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.lines
+            .text
+            .get(start..self.ends[i] as usize)
+            .unwrap_or("")
+    }
+
+    /// `GET`, `POST`, ...
+    pub(crate) fn method(&self) -> &str {
+        self.part(0)
+    }
+
+    /// Path and query as received (not redacted).
+    pub(crate) fn uri(&self) -> &str {
+        self.part(1)
+    }
+
+    /// The matched route template, if a route matched.
+    pub(crate) fn route(&self) -> Option<&str> {
+        self.has_route.then(|| self.part(2))
+    }
+
+    /// The header lines (not redacted).
+    pub(crate) fn headers(&self) -> &HeaderLines {
+        &self.lines
+    }
+}
+
 /// The response side of a stored capture.
 pub(crate) struct StoredResponse {
     pub(crate) status: u16,
@@ -109,11 +182,7 @@ pub(crate) struct StoredCapture {
     pub(crate) level: DebugLevel,
     pub(crate) complete: bool,
     pub(crate) duration: Duration,
-    pub(crate) method: String,
-    /// Path and query, as received.
-    pub(crate) uri: String,
-    pub(crate) route: Option<String>,
-    pub(crate) request_headers: HeaderLines,
+    pub(crate) request: RequestHead,
     pub(crate) request_body: BodyCapture,
     pub(crate) response: Option<StoredResponse>,
     pub(crate) spans: Vec<SpanTiming>,
@@ -126,7 +195,8 @@ impl StoredCapture {
     /// The capture as it may be shown: secret headers, query parameters, body fields
     /// and span and log fields redacted.
     pub(crate) fn redacted(&self, redactor: &Redactor) -> Capture {
-        let request_type = self.request_headers.get("content-type");
+        let head = &self.request;
+        let request_type = head.headers().get("content-type");
         Capture {
             id: self.id,
             time_unix: self.time_unix(),
@@ -136,10 +206,10 @@ impl StoredCapture {
             duration_ms: self.duration_ms(),
             response_head_ms: self.response.as_ref().map(|r| capture::ms(r.at)),
             request: CapturedRequest {
-                method: self.method.clone(),
+                method: head.method().to_owned(),
                 uri: self.redacted_uri(redactor),
-                route: self.route.clone(),
-                headers: redactor.headers(&self.request_headers),
+                route: head.route().map(str::to_owned),
+                headers: redactor.headers(head.headers()),
                 body: self.request_body.finish(request_type, redactor),
             },
             response: self.response.as_ref().map(|r| CapturedResponse {
@@ -176,7 +246,7 @@ impl StoredCapture {
 
     /// The URI with secret query parameters redacted (what the capture list shows).
     pub(crate) fn redacted_uri(&self, redactor: &Redactor) -> String {
-        redactor.uri(&self.uri)
+        redactor.uri(self.request.uri())
     }
 
     /// Roughly how much memory the capture holds, for the recorder's byte cap.
@@ -185,8 +255,7 @@ impl StoredCapture {
             p.iter().map(|(a, b)| a.len() + b.len() + 48).sum()
         }
         let mut n = std::mem::size_of::<StoredCapture>();
-        n += self.method.len() + self.uri.len() + self.route.as_ref().map_or(0, String::len);
-        n += self.request_headers.bytes() + self.request_body.bytes();
+        n += self.request.lines.bytes() + self.request_body.bytes();
         if let Some(r) = &self.response {
             n += std::mem::size_of::<StoredResponse>() + r.headers.bytes() + r.body.bytes();
         }
@@ -220,8 +289,8 @@ impl std::fmt::Debug for StoredCapture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredCapture")
             .field("id", &self.id)
-            .field("method", &self.method)
-            .field("route", &self.route)
+            .field("method", &self.request.method())
+            .field("route", &self.request.route())
             .field("complete", &self.complete)
             .finish_non_exhaustive()
     }
@@ -244,10 +313,7 @@ pub(crate) mod tests {
             level: DebugLevel::Debug,
             complete: true,
             duration: Duration::from_millis(1),
-            method: "GET".into(),
-            uri: "/".into(),
-            route: None,
-            request_headers: HeaderLines::default(),
+            request: RequestHead::copy("GET", "/", None, &headers(&[])),
             request_body: body,
             response: None,
             spans: vec![],
@@ -280,10 +346,32 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn request_head_keeps_its_line_apart_from_the_headers() {
+        let h = headers(&[("accept", "*/*"), ("x-a", "1")]);
+        let head = RequestHead::copy("POST", "/cart?x=1", Some("/cart"), &h);
+        assert_eq!(
+            (head.method(), head.uri(), head.route()),
+            ("POST", "/cart?x=1", Some("/cart"))
+        );
+        let lines: Vec<(&str, &str)> = head.headers().iter().collect();
+        assert_eq!(lines, [("accept", "*/*"), ("x-a", "1")]);
+        let bare = RequestHead::copy("GET", "/", None, &headers(&[]));
+        assert_eq!(
+            (bare.method(), bare.uri(), bare.route()),
+            ("GET", "/", None)
+        );
+        assert_eq!(bare.headers().iter().count(), 0);
+    }
+
+    #[test]
     fn debug_output_shows_no_uri_header_or_body() {
         let mut s = stored(3, 0);
-        s.uri = "/login?token=SECRET-Q".into();
-        s.request_headers = HeaderLines::copy(&headers(&[("authorization", "SECRET-H")]));
+        s.request = RequestHead::copy(
+            "GET",
+            "/login?token=SECRET-Q",
+            Some("/login"),
+            &headers(&[("authorization", "SECRET-H")]),
+        );
         s.request_body.push(b"SECRET-B");
         let shown = format!("{s:?}");
         assert!(!shown.contains("SECRET"), "{shown}");

@@ -58,8 +58,8 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         .map(|c| Summary {
             id: c.id,
             time_unix: c.time_unix(),
-            method: c.method.clone(),
-            route: c.route.clone(),
+            method: c.request.method().to_owned(),
+            route: c.request.route().map(str::to_owned),
             uri: c.redacted_uri(recorder.redactor()),
             status: c.response.as_ref().map(|r| r.status),
             duration_ms: c.duration_ms(),
