@@ -175,8 +175,8 @@ pub struct CapturedLog {
     pub span: Option<u64>,
 }
 
-/// One finished debug request, as the flight recorder keeps it and
-/// `/debug/requests/{id}` serves it.
+/// One finished debug request, redacted, as the flight recorder hands it out (it keeps
+/// the raw record and redacts it on each read) and `/debug/requests/{id}` serves it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Capture {
     /// The debug id (`X-Debug-Id`), increasing.
