@@ -259,12 +259,13 @@ mod tests {
 
         let diag = Diag::builder()
             .token("tok")
+            .debug_token("SECRET-DEBUGTOKEN")
             .redact_header("X-Internal-Key")
             .redact_field("ssn")
             .build()
             .unwrap();
         let h = headers(&[
-            ("x-debug", "tok"),
+            ("x-debug", "SECRET-DEBUGTOKEN"),
             ("authorization", "Bearer SECRET-AUTH"),
             ("proxy-authorization", "Basic SECRET-PROXY"),
             ("cookie", "sid=SECRET-COOKIE"),
@@ -335,6 +336,18 @@ mod tests {
         assert!(served[2].contains(r#"\"user\":\"ann\""#), "{}", served[2]);
         assert!(served[2].contains("checking"));
         assert!(served[4].contains(r#""ok":true"#), "{}", served[4]);
-        assert!(served[4].contains("x-internal-key: [redacted]"));
+        for header in [
+            "x-debug",
+            "authorization",
+            "proxy-authorization",
+            "cookie",
+            "x-internal-key",
+            "set-cookie",
+        ] {
+            assert!(
+                served[4].contains(&format!("{header}: [redacted]")),
+                "{header}"
+            );
+        }
     }
 }
