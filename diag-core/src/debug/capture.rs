@@ -1,5 +1,6 @@
 //! What one debug request's capture holds: the request and response heads, the first
-//! bytes of each body, and the session's spans and log lines, all redacted.
+//! bytes of each body, and the session's spans and log lines, all redacted. A [`Capture`]
+//! is made, redacted, each time one is read from the flight recorder (see `stored.rs`).
 
 use serde::Serialize;
 
@@ -9,13 +10,24 @@ use super::redact::{BodyRedaction, Redactor};
 use super::session::{LogLine, SpanTiming};
 
 /// The first `cap` bytes of a body fed frame by frame, and how many bytes went by.
-/// It copies what fits and never holds on to a frame.
-#[derive(Debug)]
+/// It copies what fits and never holds on to a frame. The default keeps nothing.
+#[derive(Default)]
 pub(crate) struct BodyCapture {
     bytes: Vec<u8>,
     cap: usize,
     seen: u64,
     ended: bool,
+}
+
+/// Sizes only: the bytes are not redacted yet.
+impl std::fmt::Debug for BodyCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyCapture")
+            .field("captured", &self.bytes.len())
+            .field("seen", &self.seen)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BodyCapture {
@@ -43,7 +55,12 @@ impl BodyCapture {
         self.ended = true;
     }
 
-    /// The captured body, redacted, for storage.
+    /// The memory the copy holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// The captured body, redacted, for a reader.
     pub(crate) fn finish(&self, content_type: Option<&str>, redactor: &Redactor) -> CapturedBody {
         let truncated = self.seen > self.bytes.len() as u64;
         let complete = self.ended && !truncated;
@@ -158,8 +175,8 @@ pub struct CapturedLog {
     pub span: Option<u64>,
 }
 
-/// One finished debug request, as the flight recorder keeps it and
-/// `/debug/requests/{id}` serves it.
+/// One finished debug request, redacted, as the flight recorder hands it out (it keeps
+/// the raw record and redacts it on each read) and `/debug/requests/{id}` serves it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Capture {
     /// The debug id (`X-Debug-Id`), increasing.
@@ -232,27 +249,27 @@ impl Capture {
     }
 }
 
-pub(crate) fn span(mut s: SpanTiming, redactor: &Redactor) -> CapturedSpan {
-    redactor.redact_fields(&mut s.fields);
+/// A recorded span as a reader gets it, secret fields redacted.
+pub(crate) fn span(s: &SpanTiming, redactor: &Redactor) -> CapturedSpan {
     CapturedSpan {
         id: s.id,
         parent: s.parent,
-        name: s.name,
-        target: s.target,
+        name: s.name.to_string(),
+        target: s.target.to_string(),
         start_ms: ms(s.start_offset),
         duration_ms: ms(s.duration),
-        fields: s.fields,
+        fields: redactor.fields(&s.fields),
     }
 }
 
-pub(crate) fn log(mut l: LogLine, redactor: &Redactor) -> CapturedLog {
-    redactor.redact_fields(&mut l.fields);
+/// A recorded log line as a reader gets it, secret fields redacted.
+pub(crate) fn log(l: &LogLine, redactor: &Redactor) -> CapturedLog {
     CapturedLog {
         offset_ms: ms(l.offset),
-        level: l.level,
-        target: l.target,
-        message: l.message,
-        fields: l.fields,
+        level: l.level.to_string(),
+        target: l.target.to_string(),
+        message: l.message.clone(),
+        fields: redactor.fields(&l.fields),
         span: l.span,
     }
 }

@@ -4,8 +4,8 @@
 //! short-lived credential, or `1` from a trusted network) runs in diagnostic mode, within
 //! a budget: its DEBUG (or, with `X-Debug-Level: trace`, TRACE) logs and its spans are
 //! recorded, its bodies are captured up to a cap, its response carries `Server-Timing`,
-//! `X-Debug-Id` and `X-Trace-Id`, and the redacted capture lands in the
-//! [`FlightRecorder`], served at `/debug/requests[/{id}]`.
+//! `X-Debug-Id` and `X-Trace-Id`, and the capture lands in the [`FlightRecorder`],
+//! which redacts it for every reader, served at `/debug/requests[/{id}]`.
 //!
 //! The path through this module, for an adapter:
 //! 1. [`Diag::debug_decision`](crate::Diag::debug_decision) → [`Decision`];
@@ -32,6 +32,7 @@ mod request;
 mod server_timing;
 mod session;
 mod signed;
+mod stored;
 mod tap;
 mod throttle;
 mod waterfall;
@@ -48,7 +49,7 @@ pub use recorder::{FlightRecorder, RecorderStats};
 pub use redact::{ALWAYS_REDACTED_HEADERS, BodyRedaction, DEFAULT_FIELDS, REDACTED};
 pub use request::DebugRequest;
 pub use server_timing::{MAX_TIMINGS, debug_response_headers, server_timing};
-pub use session::{DebugLevel, DebugSession, LogLine, SpanTiming};
+pub use session::{DebugLevel, DebugSession, LogLine, SpanTiming, StaticText};
 pub use signed::{MAX_TTL, sign_credential};
 pub use tap::{BodySide, BodyTap};
 pub use waterfall::render as render_waterfall;

@@ -7,10 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::capture::Capture;
+use super::redact::{DEFAULT_FIELDS, Redactor};
+use super::stored::StoredCapture;
 
-/// A ring of finished [`Capture`]s bounded by count and by (approximate) bytes. The
+/// A ring of finished debug requests bounded by count and by (approximate) bytes. The
 /// oldest are evicted first and counted; a capture larger than the whole byte budget is
 /// not kept, and counted too.
+///
+/// It keeps captures as they were recorded and redacts them when they are read: every
+/// [`Capture`] it hands out ([`get`](Self::get), [`recent`](Self::recent)) is redacted
+/// with the `Diag`'s rules, so nothing read from it carries a secret, and a debug
+/// request does not pay for redaction nobody may ever read.
 ///
 /// ```
 /// let recorder = diag_core::debug::FlightRecorder::new(100, 8 << 20);
@@ -20,6 +27,7 @@ use super::capture::Capture;
 #[derive(Debug)]
 pub struct FlightRecorder {
     ring: Mutex<Ring>,
+    redactor: Redactor,
     max_captures: usize,
     max_bytes: usize,
     stored: AtomicU64,
@@ -29,7 +37,7 @@ pub struct FlightRecorder {
 
 #[derive(Debug, Default)]
 struct Ring {
-    captures: VecDeque<(Arc<Capture>, usize)>,
+    captures: VecDeque<(Arc<StoredCapture>, usize)>,
     bytes: usize,
 }
 
@@ -54,10 +62,22 @@ pub struct RecorderStats {
 
 impl FlightRecorder {
     /// An empty recorder keeping at most `max_captures` captures and `max_bytes` bytes
-    /// (each at least 1).
+    /// (each at least 1), redacting the always-secret headers, `X-Debug` and
+    /// [`DEFAULT_FIELDS`].
     pub fn new(max_captures: usize, max_bytes: usize) -> Self {
+        let fields: Vec<String> = DEFAULT_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        Self::with_redactor(
+            max_captures,
+            max_bytes,
+            Redactor::new("x-debug", &[], &fields),
+        )
+    }
+
+    /// An empty recorder whose readers get captures redacted by `redactor`.
+    pub(crate) fn with_redactor(max_captures: usize, max_bytes: usize, redactor: Redactor) -> Self {
         FlightRecorder {
             ring: Mutex::new(Ring::default()),
+            redactor,
             max_captures: max_captures.max(1),
             max_bytes: max_bytes.max(1),
             stored: AtomicU64::new(0),
@@ -67,7 +87,7 @@ impl FlightRecorder {
     }
 
     /// Keeps `capture`, evicting the oldest as needed.
-    pub fn store(&self, capture: Capture) {
+    pub(crate) fn store(&self, capture: StoredCapture) {
         let size = capture.approx_bytes();
         if size > self.max_bytes {
             self.too_large.fetch_add(1, Ordering::Relaxed);
@@ -95,8 +115,17 @@ impl FlightRecorder {
         self.stored.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The kept captures, newest first.
+    /// The kept captures, newest first, redacted.
     pub fn recent(&self) -> Vec<Arc<Capture>> {
+        self.recent_stored()
+            .iter()
+            .map(|c| Arc::new(c.redacted(&self.redactor)))
+            .collect()
+    }
+
+    /// The kept captures, newest first, unredacted: for crate readers that redact what
+    /// they show themselves (the capture list shows a few fields of each).
+    pub(crate) fn recent_stored(&self) -> Vec<Arc<StoredCapture>> {
         self.ring
             .lock()
             .captures
@@ -106,14 +135,22 @@ impl FlightRecorder {
             .collect()
     }
 
-    /// The capture with `id`, if still kept.
+    /// The capture with `id`, if still kept, redacted.
     pub fn get(&self, id: u64) -> Option<Arc<Capture>> {
-        self.ring
+        let stored = self
+            .ring
             .lock()
             .captures
             .iter()
             .find(|(c, _)| c.id == id)
-            .map(|(c, _)| c.clone())
+            .map(|(c, _)| c.clone())?;
+        // Redacted outside the lock: the request path stores under it.
+        Some(Arc::new(stored.redacted(&self.redactor)))
+    }
+
+    /// The rules captures are redacted with when read.
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// How many captures were evicted to make room.
@@ -141,7 +178,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::debug::DebugLevel;
     use crate::debug::capture::{CapturedBody, CapturedRequest};
+    use crate::debug::stored::tests::stored;
 
+    /// A public capture, as the waterfall tests render them.
     pub(crate) fn capture(id: u64, body_len: usize) -> Capture {
         Capture {
             id,
@@ -182,7 +221,7 @@ pub(crate) mod tests {
     fn evicts_oldest_by_count() {
         let r = FlightRecorder::new(3, usize::MAX);
         for id in 1..=5 {
-            r.store(capture(id, 10));
+            r.store(stored(id, 10));
         }
         assert_eq!(ids(&r), [5, 4, 3]);
         assert_eq!(r.evicted(), 2);
@@ -193,18 +232,18 @@ pub(crate) mod tests {
 
     #[test]
     fn evicts_oldest_by_bytes() {
-        let one = capture(0, 1000).approx_bytes();
+        let one = stored(0, 1000).approx_bytes();
         // Room for two and a half captures: the third evicts the first.
         let r = FlightRecorder::new(100, one * 5 / 2);
         for id in 1..=4 {
-            r.store(capture(id, 1000));
+            r.store(stored(id, 1000));
         }
         assert_eq!(ids(&r), [4, 3]);
         let s = r.stats();
         assert_eq!(s.evicted, 2);
         assert_eq!(s.bytes, 2 * one);
         // A capture bigger than everything is refused and counted, nothing evicted.
-        r.store(capture(9, one * 3));
+        r.store(stored(9, one * 3));
         assert_eq!(ids(&r), [4, 3]);
         assert_eq!(r.stats().too_large, 1);
         assert_eq!(r.stats().evicted, 2);

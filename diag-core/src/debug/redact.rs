@@ -1,5 +1,8 @@
-//! Secrets out of captures, before they are stored: nothing a capture holds, and so
-//! nothing `/debug/requests` serves, carries a credential or a configured secret field.
+//! Secrets out of captures, when they are read: the flight recorder keeps a capture as
+//! it was recorded and redacts it for every reader (`FlightRecorder::get`/`recent`, the
+//! capture list), so nothing `/debug/requests` serves, as JSON or as text, carries a
+//! credential or a configured secret field. Redacting on read keeps the cost off the
+//! debug request itself, which the recorder may evict before anyone looks.
 //!
 //! - Header values of `authorization`, `proxy-authorization`, `cookie`, `set-cookie`,
 //!   the debug header, and configured headers become `[redacted]`.
@@ -118,21 +121,20 @@ impl Redactor {
             .join("&")
     }
 
-    /// Span or log fields with secret ones redacted.
-    #[cfg(test)]
-    pub(crate) fn fields(&self, fields: &[(String, String)]) -> Vec<(String, String)> {
-        let mut fields = fields.to_vec();
-        self.redact_fields(&mut fields);
+    /// Span or log fields, copied for a reader, with secret ones redacted.
+    pub(crate) fn fields<K: AsRef<str>>(&self, fields: &[(K, String)]) -> Vec<(String, String)> {
         fields
-    }
-
-    /// Redacts secret span or log fields in place.
-    pub(crate) fn redact_fields(&self, fields: &mut [(String, String)]) {
-        for (k, v) in fields {
-            if self.is_secret_field(k) || self.is_secret_header(k) {
-                REDACTED.clone_into(v);
-            }
-        }
+            .iter()
+            .map(|(k, v)| {
+                let k = k.as_ref();
+                let v = if self.is_secret_field(k) || self.is_secret_header(k) {
+                    REDACTED
+                } else {
+                    v
+                };
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
     }
 
     /// A text body, redacted as its content type and completeness allow.

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
 use super::DebugLevel;
-use super::capture::{self, BodyCapture, Capture, CapturedRequest, CapturedResponse};
+use super::capture::BodyCapture;
 use super::server_timing::debug_response_headers;
 use super::session::DebugSession;
+use super::stored::{HeaderLines, RequestHead, StoredCapture, StoredResponse};
 use crate::request::RequestView;
 use crate::trace::TraceId;
 use crate::{Diag, HeaderView};
@@ -22,7 +22,8 @@ use crate::{Diag, HeaderView};
 /// request guard. The capture is stored in the flight recorder exactly once: by
 /// [`response_end`](Self::response_end) (complete), by
 /// [`finish_incomplete`](Self::finish_incomplete), or, failing both, when the last
-/// handle drops (incomplete).
+/// handle drops (incomplete). It is stored as recorded and redacted when it is read:
+/// the flight recorder hands out only redacted captures.
 ///
 /// ```
 /// use diag_core::debug::{Decision, DebugLevel};
@@ -44,19 +45,22 @@ use crate::{Diag, HeaderView};
 /// let stored = diag.debug_mode().recorder().get(debug.id()).unwrap();
 /// assert!(stored.complete);
 /// assert_eq!(stored.request.body.text.as_deref(), Some("{\"sku\":42}"));
+/// assert_eq!(stored.request.headers[0].1, "[redacted]");
 /// ```
 pub struct DebugRequest {
     diag: Diag,
     session: Arc<DebugSession>,
     trace_id: TraceId,
-    method: String,
-    uri: String,
-    route: Option<String>,
-    request_headers: Vec<(String, String)>,
-    request_content_type: Option<String>,
-    request_body: Mutex<BodyCapture>,
+    request: Mutex<RequestSide>,
     response: Mutex<ResponseSide>,
     stored: AtomicBool,
+}
+
+/// The request as received: moved into the capture when it is stored.
+#[derive(Default)]
+struct RequestSide {
+    head: RequestHead,
+    body: BodyCapture,
 }
 
 struct ResponseSide {
@@ -66,8 +70,7 @@ struct ResponseSide {
 
 struct ResponseHead {
     status: u16,
-    headers: Vec<(String, String)>,
-    content_type: Option<String>,
+    headers: HeaderLines,
     at: std::time::Duration,
 }
 
@@ -84,16 +87,13 @@ impl Diag {
     ) -> Arc<DebugRequest> {
         let mode = self.debug_mode();
         mode.in_flight.fetch_add(1, Ordering::Relaxed);
-        let redactor = &mode.redactor;
         Arc::new(DebugRequest {
             session: Arc::new(DebugSession::new(mode.next_id(), level)),
             trace_id,
-            method: req.method.to_owned(),
-            uri: redactor.uri(req.uri),
-            route: req.route.map(str::to_owned),
-            request_headers: redactor.headers(req.headers),
-            request_content_type: req.headers.get_str("content-type").map(str::to_owned),
-            request_body: Mutex::new(BodyCapture::new(mode.body_limit)),
+            request: Mutex::new(RequestSide {
+                head: RequestHead::copy(req.method, req.uri, req.route, req.headers),
+                body: BodyCapture::new(mode.body_limit),
+            }),
             response: Mutex::new(ResponseSide {
                 head: None,
                 body: BodyCapture::new(mode.body_limit),
@@ -117,12 +117,12 @@ impl DebugRequest {
 
     /// Call with every request-body frame's data as the handler reads it.
     pub fn request_chunk(&self, chunk: &[u8]) {
-        self.request_body.lock().push(chunk);
+        self.request.lock().body.push(chunk);
     }
 
     /// Call when the request body reports its end.
     pub fn request_end(&self) {
-        self.request_body.lock().end();
+        self.request.lock().body.end();
     }
 
     /// Call once the response head is ready, with its status and headers. Returns the
@@ -131,13 +131,11 @@ impl DebugRequest {
         &self,
         status: u16,
         headers: &dyn HeaderView,
-    ) -> Vec<(&'static str, String)> {
+    ) -> [(&'static str, String); 3] {
         let at = self.session.started.elapsed();
-        let redactor = &self.diag.debug_mode().redactor;
         let head = ResponseHead {
             status,
-            headers: redactor.headers(headers),
-            content_type: headers.get_str("content-type").map(str::to_owned),
+            headers: HeaderLines::copy(headers),
             at,
         };
         self.response.lock().head = Some(head);
@@ -166,64 +164,41 @@ impl DebugRequest {
         self.store(false);
     }
 
+    /// Moves what was recorded into the flight recorder, unredacted (it redacts on
+    /// read): nothing is copied or rendered here.
     fn store(&self, complete: bool) {
         if self.stored.swap(true, Ordering::AcqRel) {
             return;
         }
-        let mode = self.diag.debug_mode();
-        let redactor = &mode.redactor;
         let (dropped_spans, dropped_logs) = self.session.dropped();
         let (spans, logs) = self.session.take_records();
-        let request_body = self
-            .request_body
-            .lock()
-            .finish(self.request_content_type.as_deref(), redactor);
-        let (response, head_ms) = {
-            let side = self.response.lock();
-            match &side.head {
-                Some(h) => (
-                    Some(CapturedResponse {
-                        status: h.status,
-                        headers: h.headers.clone(),
-                        body: side.body.finish(h.content_type.as_deref(), redactor),
-                    }),
-                    Some(capture::ms(h.at)),
-                ),
-                None => (None, None),
-            }
+        let request = std::mem::take(&mut *self.request.lock());
+        let response = {
+            let mut side = self.response.lock();
+            let body = std::mem::take(&mut side.body);
+            side.head.take().map(|h| StoredResponse {
+                status: h.status,
+                headers: h.headers,
+                body,
+                at: h.at,
+            })
         };
-        let capture = Capture {
+        let capture = StoredCapture {
             id: self.session.id,
-            time_unix: self
-                .session
-                .started_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-            trace_id: self.trace_id.to_string(),
+            started_at: self.session.started_at,
+            trace_id: self.trace_id,
             level: self.session.level,
             complete,
-            duration_ms: capture::ms(self.session.started.elapsed()),
-            response_head_ms: head_ms,
-            request: CapturedRequest {
-                method: self.method.clone(),
-                uri: self.uri.clone(),
-                route: self.route.clone(),
-                headers: self.request_headers.clone(),
-                body: request_body,
-            },
+            duration: self.session.started.elapsed(),
+            request: request.head,
+            request_body: request.body,
             response,
-            spans: spans
-                .into_iter()
-                .map(|s| capture::span(s, redactor))
-                .collect(),
-            logs: logs
-                .into_iter()
-                .map(|l| capture::log(l, redactor))
-                .collect(),
+            spans,
+            logs,
             dropped_spans,
             dropped_logs,
         };
-        mode.recorder().store(capture);
+        self.diag.debug_mode().recorder().store(capture);
     }
 }
 
@@ -239,10 +214,9 @@ impl Drop for DebugRequest {
 
 impl std::fmt::Debug for DebugRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URI or headers: they are not redacted yet.
         f.debug_struct("DebugRequest")
             .field("id", &self.session.id)
-            .field("method", &self.method)
-            .field("uri", &self.uri)
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,7 @@
 //! `X-Trace-Id` is sent explicitly (32 hex digits) because no response `traceparent`
 //! is standard and a person with curl wants the id to paste into the tracing backend.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -33,8 +34,8 @@ pub fn debug_response_headers(
     session: &DebugSession,
     elapsed: Duration,
     trace_id: TraceId,
-) -> Vec<(&'static str, String)> {
-    vec![
+) -> [(&'static str, String); 3] {
+    [
         (
             "server-timing",
             session.with_spans(|spans| server_timing(spans, elapsed)),
@@ -58,31 +59,44 @@ pub fn server_timing(spans: &[SpanTiming], total: Duration) -> String {
         }
     }
     by_name.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let mut out = String::new();
+    let mut out = String::with_capacity(64);
     for (name, dur, count) in by_name.into_iter().take(MAX_TIMINGS) {
         let token = token(name);
-        let mut desc = String::new();
-        if token != name {
-            desc.push_str(name);
-        }
-        if count > 1 {
-            if !desc.is_empty() {
-                desc.push(' ');
+        let renamed = token != name;
+        out.push_str(&token);
+        out.push_str(";dur=");
+        push_millis(&mut out, dur);
+        if renamed || count > 1 {
+            let mut desc = String::new();
+            if renamed {
+                desc.push_str(name);
             }
-            let _ = write!(desc, "({count} spans)");
-        }
-        let _ = write!(out, "{token};dur={}", millis(dur));
-        if !desc.is_empty() {
-            let _ = write!(out, ";desc={}", quoted(&desc));
+            if count > 1 {
+                if !desc.is_empty() {
+                    desc.push(' ');
+                }
+                let _ = write!(desc, "({count} spans)");
+            }
+            out.push_str(";desc=");
+            push_quoted(&mut out, &desc);
         }
         out.push_str(", ");
     }
-    let _ = write!(out, "total;dur={}", millis(total));
+    out.push_str("total;dur=");
+    push_millis(&mut out, total);
     out
 }
 
-/// A metric name that is an RFC 7230 token; `total` is kept for the total.
-fn token(name: &str) -> String {
+/// A metric name that is an RFC 7230 token; `total` is kept for the total. Borrowed
+/// when `name` already is one (the usual case).
+fn token(name: &str) -> Cow<'_, str> {
+    let valid = !name.is_empty()
+        && name.chars().count() <= MAX_NAME
+        && name.chars().all(is_tchar)
+        && !name.eq_ignore_ascii_case("total");
+    if valid {
+        return Cow::Borrowed(name);
+    }
     let mut t: String = name
         .chars()
         .take(MAX_NAME)
@@ -94,16 +108,15 @@ fn token(name: &str) -> String {
     if t.eq_ignore_ascii_case("total") {
         t.insert_str(0, "span_");
     }
-    t
+    Cow::Owned(t)
 }
 
 fn is_tchar(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
-/// A quoted-string of visible ASCII: `"` and `\` escaped, anything else replaced.
-fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+/// Appends a quoted-string of visible ASCII: `"` and `\\` escaped, anything else replaced.
+fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars().take(MAX_DESC) {
         match c {
@@ -116,14 +129,23 @@ fn quoted(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
-/// Milliseconds with at most three decimals, trailing zeros dropped.
-fn millis(d: Duration) -> String {
-    let s = format!("{:.3}", d.as_secs_f64() * 1000.0);
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_owned()
+/// Appends milliseconds with at most three decimals (to the nearest microsecond),
+/// trailing zeros dropped.
+fn push_millis(out: &mut String, d: Duration) {
+    let micros = u64::try_from(d.as_nanos().saturating_add(500) / 1000).unwrap_or(u64::MAX);
+    let _ = write!(out, "{}", micros / 1000);
+    let mut frac = micros % 1000;
+    if frac != 0 {
+        out.push('.');
+        let mut digits = 3;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        let _ = write!(out, "{frac:0digits$}");
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +156,7 @@ mod tests {
         SpanTiming {
             id: 1,
             parent: None,
-            name: name.into(),
+            name: name.to_owned().into(),
             target: "t".into(),
             start_offset: Duration::ZERO,
             duration: Duration::from_millis(ms),
@@ -178,6 +200,34 @@ mod tests {
         assert_eq!(names[0], "s15");
         assert_eq!(names[9], "s6");
         assert_eq!(names[10], "total");
+    }
+
+    #[test]
+    fn millis_round_to_the_microsecond_without_trailing_zeros() {
+        let cases = [
+            (Duration::ZERO, "0"),
+            (Duration::from_millis(12), "12"),
+            (Duration::from_micros(12_300), "12.3"),
+            (Duration::from_micros(12_030), "12.03"),
+            (Duration::from_micros(12_345), "12.345"),
+            (Duration::from_nanos(1_499), "0.001"),
+            (Duration::from_nanos(999_600), "1"),
+            (Duration::from_secs(90), "90000"),
+        ];
+        for (d, want) in cases {
+            let mut out = String::new();
+            push_millis(&mut out, d);
+            assert_eq!(out, want, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_to_a_token() {
+        let long = "n".repeat(MAX_NAME + 5);
+        let v = server_timing(&[span(&long, 1)], Duration::from_millis(1));
+        let token = v.split(';').next().unwrap();
+        assert_eq!(token, "n".repeat(MAX_NAME));
+        assert!(v.contains(&format!(";desc=\"{long}\"")), "{v}");
     }
 
     #[test]

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,6 +14,11 @@ pub enum DebugLevel {
     Trace,
 }
 
+/// A field name, or a span's or event's name, target or level: borrowed from the
+/// callsite's `'static` metadata when recorded by the tracing layer, so recording and
+/// freeing a record does not allocate for them.
+pub type StaticText = Cow<'static, str>;
+
 /// A span that closed while a debug request ran.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SpanTiming {
@@ -21,15 +27,15 @@ pub struct SpanTiming {
     /// The enclosing span's id, when it is part of the request.
     pub parent: Option<u64>,
     /// The span's name.
-    pub name: String,
+    pub name: StaticText,
     /// The span's target (module path, usually).
-    pub target: String,
+    pub target: StaticText,
     /// When the span opened, counted from the request's start.
     pub start_offset: Duration,
     /// How long it stayed open.
     pub duration: Duration,
     /// Its recorded fields, rendered.
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<(StaticText, String)>,
 }
 
 /// One log event of a debug request.
@@ -38,13 +44,13 @@ pub struct LogLine {
     /// When it happened, counted from the request's start.
     pub offset: Duration,
     /// `ERROR` .. `TRACE`.
-    pub level: String,
+    pub level: StaticText,
     /// The event's target.
-    pub target: String,
+    pub target: StaticText,
     /// The `message` field.
     pub message: String,
     /// The other fields, rendered.
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<(StaticText, String)>,
     /// The span it was emitted in, if that span belongs to the request.
     pub span: Option<u64>,
 }

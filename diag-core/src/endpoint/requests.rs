@@ -50,18 +50,19 @@ fn wants_text(req: &EndpointRequest) -> bool {
 
 pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     let mode = diag.debug_mode();
-    let captures = mode
-        .recorder()
-        .recent()
+    let recorder = mode.recorder();
+    // Only a few fields of each capture: the URI is the one that needs redacting.
+    let captures = recorder
+        .recent_stored()
         .iter()
         .map(|c| Summary {
             id: c.id,
-            time_unix: c.time_unix,
-            method: c.request.method.clone(),
-            route: c.request.route.clone(),
-            uri: c.request.uri.clone(),
+            time_unix: c.time_unix(),
+            method: c.request.method().to_owned(),
+            route: c.request.route().map(str::to_owned),
+            uri: c.redacted_uri(recorder.redactor()),
             status: c.response.as_ref().map(|r| r.status),
-            duration_ms: c.duration_ms,
+            duration_ms: c.duration_ms(),
             complete: c.complete,
         })
         .collect();
@@ -245,5 +246,108 @@ mod tests {
         let index = get(&diag, "/debug", None, None).await;
         let index = String::from_utf8(index.body).unwrap();
         assert!(index.contains("/debug/requests/{id}"));
+    }
+
+    /// Captures are stored raw and redacted on read: every way a capture leaves the
+    /// recorder (the list, one as JSON, plain or pretty, one as text, `recent`, `get`,
+    /// `Debug`) must be free of the request's secrets.
+    #[tokio::test]
+    async fn no_read_path_serves_a_secret() {
+        use crate::debug::{LogLine, SpanTiming};
+        use crate::test_support::headers;
+        use std::time::Duration;
+
+        let diag = Diag::builder()
+            .token("tok")
+            .debug_token("SECRET-DEBUGTOKEN")
+            .redact_header("X-Internal-Key")
+            .redact_field("ssn")
+            .build()
+            .unwrap();
+        let h = headers(&[
+            ("x-debug", "SECRET-DEBUGTOKEN"),
+            ("authorization", "Bearer SECRET-AUTH"),
+            ("proxy-authorization", "Basic SECRET-PROXY"),
+            ("cookie", "sid=SECRET-COOKIE"),
+            ("x-internal-key", "SECRET-INTERNAL"),
+            ("content-type", "application/json"),
+        ]);
+        let Decision::Debug(level) = diag.debug_decision(&h, None) else {
+            panic!("not admitted")
+        };
+        let view = RequestView {
+            method: "POST",
+            route: Some("/login"),
+            uri: "/login?user=ann&token=SECRET-QUERY&SSN=SECRET-QSSN",
+            headers: &h,
+            peer: None,
+        };
+        let debug = diag.start_debug(level, &view, TraceId([3; 16]));
+        debug.session().record_span(SpanTiming {
+            id: 1,
+            parent: None,
+            name: "check".into(),
+            target: "app".into(),
+            start_offset: Duration::ZERO,
+            duration: Duration::from_millis(1),
+            fields: vec![("ssn".into(), "SECRET-SPAN".into())],
+        });
+        debug.session().record_log(LogLine {
+            offset: Duration::ZERO,
+            level: "DEBUG".into(),
+            target: "app".into(),
+            message: "checking".into(),
+            fields: vec![("password".into(), "SECRET-LOG".into())],
+            span: Some(1),
+        });
+        debug.request_chunk(br#"{"user":"ann","password":"SECRET-PW","ssn":"SECRET-SSN"}"#);
+        debug.request_end();
+        let resp = headers(&[
+            ("set-cookie", "sid=SECRET-SETCOOKIE"),
+            ("content-type", "application/json; charset=utf-8"),
+        ]);
+        debug.response_head(200, &resp);
+        debug.response_chunk(br#"{"ok":true,"access_token":"SECRET-RESP"}"#);
+        debug.response_end();
+        let id = debug.id();
+
+        let mut served = Vec::new();
+        for (path, query, accept) in [
+            ("/debug/requests".to_owned(), None, None),
+            ("/debug/requests".to_owned(), Some("pretty=1"), None),
+            (format!("/debug/requests/{id}"), None, None),
+            (format!("/debug/requests/{id}"), Some("pretty=1"), None),
+            (format!("/debug/requests/{id}"), Some("format=text"), None),
+            (format!("/debug/requests/{id}"), None, Some("text/plain")),
+        ] {
+            let r = get(&diag, &path, query, accept).await;
+            assert_eq!(r.status, 200, "{path}");
+            served.push(String::from_utf8(r.body).unwrap());
+        }
+        let recorder = diag.debug_mode().recorder();
+        served.push(serde_json::to_string(&*recorder.recent()[0]).unwrap());
+        served.push(serde_json::to_string(&*recorder.get(id).unwrap()).unwrap());
+        served.push(format!("{recorder:?} {debug:?}"));
+        for text in &served {
+            assert!(!text.contains("SECRET"), "leak in:\n{text}");
+        }
+        // What is not secret is all there.
+        assert!(served[0].contains("/login?user=ann&token=[redacted]&SSN=[redacted]"));
+        assert!(served[2].contains(r#"\"user\":\"ann\""#), "{}", served[2]);
+        assert!(served[2].contains("checking"));
+        assert!(served[4].contains(r#""ok":true"#), "{}", served[4]);
+        for header in [
+            "x-debug",
+            "authorization",
+            "proxy-authorization",
+            "cookie",
+            "x-internal-key",
+            "set-cookie",
+        ] {
+            assert!(
+                served[4].contains(&format!("{header}: [redacted]")),
+                "{header}"
+            );
+        }
     }
 }

@@ -5,6 +5,8 @@ use std::fmt::{self, Write};
 
 use tracing::field::{Field, Visit};
 
+use crate::debug::StaticText;
+
 /// The most fields kept per span or event; further ones are left out.
 pub(crate) const MAX_FIELDS: usize = 32;
 /// The longest rendered field value, in bytes; longer ones are cut and end with `…`.
@@ -32,12 +34,12 @@ const SECRET_NAMES: &[&str] = &[
 #[derive(Default)]
 pub(crate) struct FieldRecorder {
     pub(crate) message: Option<String>,
-    pub(crate) fields: Vec<(String, String)>,
+    pub(crate) fields: Vec<(StaticText, String)>,
 }
 
 impl FieldRecorder {
     /// Starts from fields already recorded (a span's `record` adds to them).
-    pub(crate) fn with_fields(fields: Vec<(String, String)>) -> Self {
+    pub(crate) fn with_fields(fields: Vec<(StaticText, String)>) -> Self {
         FieldRecorder {
             message: None,
             fields,
@@ -45,32 +47,88 @@ impl FieldRecorder {
     }
 
     fn push(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        self.push_rendered(field, || bounded(value));
+    }
+
+    /// Keeps `render()` as `field`'s value (the message, or a field unless secret).
+    fn push_rendered(&mut self, field: &Field, render: impl FnOnce() -> String) {
         if field.name() == "message" {
-            self.message = Some(bounded(value));
+            self.message = Some(render());
             return;
         }
         let rendered = if is_secret(field.name()) {
             REDACTED.to_owned()
         } else {
-            bounded(value)
+            render()
         };
         // A span's later `record` replaces the value it declared empty.
         if let Some(slot) = self.fields.iter_mut().find(|(n, _)| n == field.name()) {
             slot.1 = rendered;
         } else if self.fields.len() < MAX_FIELDS {
-            self.fields.push((field.name().to_owned(), rendered));
+            self.fields
+                .push((StaticText::Borrowed(field.name()), rendered));
         }
     }
 }
 
+// Strings and integers are copied or rendered directly: no trip through `fmt`.
 impl Visit for FieldRecorder {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, format_args!("{value}"));
+        self.push_rendered(field, || bounded_str(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push_rendered(field, || decimal(value, false));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push_rendered(field, || decimal(value.unsigned_abs(), value < 0));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push_rendered(field, || if value { "true" } else { "false" }.to_owned());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.push(field, format_args!("{value:?}"));
     }
+}
+
+/// `value` in decimal, with a `-` when `negative`.
+fn decimal(mut value: u64, negative: bool) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(digits.len() - at + usize::from(negative));
+    if negative {
+        out.push('-');
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+    out
+}
+
+/// `value`, cut at [`MAX_VALUE_BYTES`] on a character boundary (then ending with `…`).
+fn bounded_str(value: &str) -> String {
+    if value.len() <= MAX_VALUE_BYTES {
+        return value.to_owned();
+    }
+    let mut cut = MAX_VALUE_BYTES;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::with_capacity(cut + '…'.len_utf8());
+    out.push_str(&value[..cut]);
+    out.push('…');
+    out
 }
 
 fn is_secret(name: &str) -> bool {
@@ -136,5 +194,46 @@ mod tests {
         assert!(s.ends_with('…'));
         assert!(s.len() <= MAX_VALUE_BYTES + '…'.len_utf8());
         assert_eq!(bounded(format_args!("short {}", 1)), "short 1");
+        assert_eq!(bounded_str(&long), s, "the direct path cuts the same way");
+        assert_eq!(bounded_str("short"), "short");
+    }
+
+    #[test]
+    fn integers_render_as_fmt_does() {
+        for v in [0u64, 7, 10, 1299, u64::MAX] {
+            assert_eq!(decimal(v, false), v.to_string());
+        }
+        for v in [i64::MIN, -1, 0, 42, i64::MAX] {
+            assert_eq!(decimal(v.unsigned_abs(), v < 0), v.to_string());
+        }
+    }
+
+    #[test]
+    fn every_kind_of_value_is_recorded_and_secrets_redacted() {
+        use tracing::field::{Field, Visit};
+        let cs = tracing::callsite!(name: "t", kind: tracing::metadata::Kind::EVENT, fields: s, u, i, b, d, password, message);
+        let fields = tracing::callsite::Callsite::metadata(cs).fields();
+        let f = |name: &str| -> Field { fields.field(name).unwrap() };
+        let mut r = FieldRecorder::default();
+        r.record_str(&f("s"), "text");
+        r.record_u64(&f("u"), 1299);
+        r.record_i64(&f("i"), -5);
+        r.record_bool(&f("b"), true);
+        r.record_debug(&f("d"), &Some(1));
+        r.record_str(&f("password"), "hunter2");
+        r.record_str(&f("message"), "hello");
+        let got: Vec<(&str, &str)> = r.fields.iter().map(|(k, v)| (&**k, v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("s", "text"),
+                ("u", "1299"),
+                ("i", "-5"),
+                ("b", "true"),
+                ("d", "Some(1)"),
+                ("password", REDACTED)
+            ]
+        );
+        assert_eq!(r.message.as_deref(), Some("hello"));
     }
 }

@@ -18,9 +18,29 @@ use super::in_flight;
 use crate::debug::DebugSession;
 use crate::request::with_current;
 
-/// The debug session a span belongs to, kept in the span's extensions.
-#[derive(Clone, Debug)]
-pub(crate) struct DebugMark(pub(crate) Arc<DebugSession>);
+/// The debug session a span belongs to, kept in the span's extensions, and what the
+/// recording layer keeps of the span while it is open (one extension for both: one
+/// allocation and one lookup fewer per span of a debug request).
+pub(crate) struct DebugMark {
+    pub(crate) session: Arc<DebugSession>,
+    /// Set by the recording layer when the span opens, taken when it closes.
+    pub(crate) open: Option<OpenSpan>,
+}
+
+/// A span's state while it is open.
+pub(crate) struct OpenSpan {
+    pub(crate) opened: std::time::Instant,
+    pub(crate) fields: Vec<(crate::debug::StaticText, String)>,
+}
+
+impl std::fmt::Debug for DebugMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DebugMark")
+            .field("session", &self.session.id)
+            .field("open", &self.open.is_some())
+            .finish()
+    }
+}
 
 /// The session of the debug request that code running on this thread, in the span
 /// context `cx`, works for: the thread's current request scope first, then the mark
@@ -64,7 +84,7 @@ where
     cx.lookup_current().is_some_and(|span| {
         span.extensions()
             .get::<DebugMark>()
-            .is_some_and(|m| m.0.admits(level))
+            .is_some_and(|m| m.session.admits(level))
     })
 }
 
@@ -86,7 +106,10 @@ where
     if let Some(session) = session {
         let mut ext = span.extensions_mut();
         if ext.get_mut::<DebugMark>().is_none() {
-            ext.insert(DebugMark(session));
+            ext.insert(DebugMark {
+                session,
+                open: None,
+            });
         }
     }
 }
@@ -96,5 +119,7 @@ pub(crate) fn marked<S>(span: &SpanRef<'_, S>) -> Option<Arc<DebugSession>>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    span.extensions().get::<DebugMark>().map(|m| m.0.clone())
+    span.extensions()
+        .get::<DebugMark>()
+        .map(|m| m.session.clone())
 }

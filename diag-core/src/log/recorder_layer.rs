@@ -12,9 +12,10 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::debug_request_filter::DebugRequestFilter;
 use super::fields::FieldRecorder;
-use super::{in_flight, mark};
+use super::in_flight;
+use super::mark::{self, DebugMark, OpenSpan};
 use crate::Diag;
-use crate::debug::{DebugSession, LogLine, SpanTiming};
+use crate::debug::{DebugSession, LogLine, SpanTiming, StaticText};
 
 /// A [`Layer`] that writes, for spans and events inside a debug request, into that
 /// request's [`DebugSession`]: each span's start offset, duration, parent, name, target
@@ -26,13 +27,6 @@ use crate::debug::{DebugSession, LogLine, SpanTiming};
 /// service's log output: the record is kept even when the service logs nowhere.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DebugRecordingLayer;
-
-/// A span's state while it is open, kept in its extensions.
-struct OpenSpan {
-    session: Arc<DebugSession>,
-    opened: Instant,
-    fields: Vec<(String, String)>,
-}
 
 impl Diag {
     /// The layer that records spans and logs of debug requests into their
@@ -65,14 +59,14 @@ where
             return;
         }
         let Some(span) = cx.span(id) else { return };
+        let mut ext = span.extensions_mut();
         // The filter marked it just before (filters see new spans before their layer).
-        let Some(session) = mark::marked(&span) else {
+        let Some(mark) = ext.get_mut::<DebugMark>() else {
             return;
         };
         let mut fields = FieldRecorder::default();
         attrs.record(&mut fields);
-        span.extensions_mut().insert(OpenSpan {
-            session,
+        mark.open = Some(OpenSpan {
             opened: Instant::now(),
             fields: fields.fields,
         });
@@ -84,7 +78,7 @@ where
         }
         let Some(span) = cx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(open) = ext.get_mut::<OpenSpan>() {
+        if let Some(open) = ext.get_mut::<DebugMark>().and_then(|m| m.open.as_mut()) {
             let mut fields = FieldRecorder::with_fields(std::mem::take(&mut open.fields));
             values.record(&mut fields);
             open.fields = fields.fields;
@@ -111,8 +105,8 @@ where
         event.record(&mut fields);
         session.record_log(LogLine {
             offset: session.started.elapsed(),
-            level: meta.level().to_string(),
-            target: meta.target().to_owned(),
+            level: StaticText::Borrowed(meta.level().as_str()),
+            target: StaticText::Borrowed(meta.target()),
             message: fields.message.unwrap_or_default(),
             fields: fields.fields,
             span: span
@@ -124,24 +118,33 @@ where
     fn on_close(&self, id: span::Id, cx: Context<'_, S>) {
         let Some(span) = cx.span(&id) else { return };
         // A read lock first: most spans closing were never part of a debug request.
-        if span.extensions().get::<OpenSpan>().is_none() {
+        if span
+            .extensions()
+            .get::<DebugMark>()
+            .is_none_or(|m| m.open.is_none())
+        {
             return;
         }
-        let Some(open) = span.extensions_mut().remove::<OpenSpan>() else {
-            return;
+        let (session, open) = {
+            let mut ext = span.extensions_mut();
+            let Some(mark) = ext.get_mut::<DebugMark>() else {
+                return;
+            };
+            let Some(open) = mark.open.take() else { return };
+            (mark.session.clone(), open)
         };
         let closed = Instant::now();
         let meta = span.metadata();
         let parent = span
             .parent()
-            .filter(|p| in_session(p, &open.session))
+            .filter(|p| in_session(p, &session))
             .map(|p| p.id().into_u64());
-        open.session.record_span(SpanTiming {
+        session.record_span(SpanTiming {
             id: id.into_u64(),
             parent,
-            name: meta.name().to_owned(),
-            target: meta.target().to_owned(),
-            start_offset: open.opened.saturating_duration_since(open.session.started),
+            name: StaticText::Borrowed(meta.name()),
+            target: StaticText::Borrowed(meta.target()),
+            start_offset: open.opened.saturating_duration_since(session.started),
             duration: closed.saturating_duration_since(open.opened),
             fields: open.fields,
         });

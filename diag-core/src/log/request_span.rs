@@ -5,15 +5,16 @@ use tracing::Span;
 use crate::request::RequestScope;
 
 /// The root span of the request `scope` describes: target `diag`, name `request`, level
-/// DEBUG, fields `trace_id` (32 hex digits) and, for a debug request, `debug_id` (the
-/// capture id served at `/debug/requests/{id}`).
+/// DEBUG, one field, `trace_id` (32 hex digits).
 ///
 /// For a debug request the span is always enabled (the per-request filter lets it
 /// through) and carries the request's debug mark, which every span opened inside it
 /// inherits; since `fmt` prints the fields of the spans an event is in, every log line
-/// of a debug request shows `request{trace_id=… debug_id=…}`. For other requests it
-/// exists only when the service's own filter enables `diag=debug`, and is otherwise
-/// [`Span::none`], which costs one filter check.
+/// of a debug request shows `request{trace_id=…}`. The debug id is not a field: it is
+/// in the response's `X-Debug-Id` and at the top of the capture, and each field on this
+/// span is formatted by every log layer of the service for every debug request. For
+/// other requests the span exists only when the service's own filter enables
+/// `diag=debug`, and is otherwise [`Span::none`], which costs one filter check.
 ///
 /// The request path instruments the handler's future with it, inside the request's
 /// scope: `scope.enter()` around each poll, and the span entered by `.instrument(span)`.
@@ -33,13 +34,5 @@ use crate::request::RequestScope;
 pub fn request_span(scope: &RequestScope) -> Span {
     // Created with the scope current, so the filters see a debug request and mark it.
     let _current = scope.enter();
-    match &scope.debug {
-        Some(session) => tracing::debug_span!(
-            target: "diag",
-            "request",
-            trace_id = %scope.trace.trace_id,
-            debug_id = session.id,
-        ),
-        None => tracing::debug_span!(target: "diag", "request", trace_id = %scope.trace.trace_id),
-    }
+    tracing::debug_span!(target: "diag", "request", trace_id = %scope.trace.trace_id)
 }
