@@ -280,7 +280,7 @@ mod tests {
             route: Some("/login"),
             uri: "/login?user=ann&token=SECRET-QUERY&SSN=SECRET-QSSN",
             headers: &h,
-            peer: None,
+            peer: &|| None,
         };
         let debug = diag.start_debug(level, &view, TraceId([3; 16]));
         debug.session().record_span(SpanTiming {
