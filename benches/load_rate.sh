@@ -7,6 +7,7 @@
 #
 #   benches/load_rate.sh      # ROUNDS=8 SECONDS=5 CONNS=20 RATE=10000 by default
 #   LOAD_TARGET=/path/to/old/load_target benches/load_rate.sh   # another build's server
+#   BARE=0 benches/load_rate.sh     # skip the bare-axum run of each round
 #
 # The server is pinned to CPU 0, the client to CPU 1. Each round serves both diag
 # variants from one server process, in alternating order (ABBA), after a bare-axum run
@@ -54,9 +55,11 @@ run() {
 echo "| variant (round) | requests | count | p50 µs | p99 µs | p99.9 µs | max µs |"
 echo "|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
-  start_server bare
-  run "bare ($round)" 0 bare
-  stop_server
+  if [ "${BARE:-1}" = 1 ]; then
+    start_server bare
+    run "bare ($round)" 0 bare
+    stop_server
+  fi
   start_server diag
   if [ $((round % 2)) = 1 ]; then
     run "diag, no debug ($round)" 0 quiet
@@ -74,6 +77,7 @@ echo
 echo "| normal requests, all rounds pooled | count | p99 µs |"
 echo "|---|---|---|"
 for pool in bare quiet mixed; do
+  [ -s "$tmp/$pool" ] || continue
   echo "| $pool | $(wc -l <"$tmp/$pool") | $(p99 "$tmp/$pool") |"
 done
 ratio=$(awk -v a="$(p99 "$tmp/mixed")" -v b="$(p99 "$tmp/quiet")" 'BEGIN { printf "%.2f", a / b }')

@@ -9,7 +9,7 @@
 //!
 //! Run it with two counts and divide the difference by the difference of counts to take
 //! start-up out. Variants: `bare`, `noop` (an empty `Router::layer`), `diag`, `debug` (every request in
-//! diagnostic mode), `trace` (tower-http's `TraceLayer`).
+//! diagnostic mode), `mixed` (every tenth), `trace` (tower-http's `TraceLayer`).
 
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     install_subscriber(&diag);
     let router = match variant.as_str() {
         "bare" => app().with_state(()),
-        "diag" | "debug" => app().with_diag(&diag).with_state(()),
+        "diag" | "debug" | "mixed" => app().with_diag(&diag).with_state(()),
         // The floor of any axum middleware: `Router::layer` with a layer that does nothing.
         "noop" => app()
             .layer(tower::layer::util::Identity::new())
@@ -37,13 +37,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with_state(()),
         other => return Err(format!("unknown variant `{other}`").into()),
     };
-    let debug = variant == "debug";
+    // `mixed`: every tenth request in diagnostic mode.
+    let debug_every = match variant.as_str() {
+        "debug" => 1,
+        "mixed" => 10,
+        _ => 0,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let started = Instant::now();
     rt.block_on(async {
-        for _ in 0..count {
+        for i in 0..count {
+            let debug = debug_every > 0 && i % debug_every == 0;
             let res = router.clone().oneshot(request(debug)?).await?;
             std::hint::black_box(res.into_body().collect().await?);
         }

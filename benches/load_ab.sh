@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Paired loopback comparison: two servers on the SAME core (CPU 0) at the same time, each
+# saturated by its own wrk on CPU 1. The scheduler gives each half the core, so whatever
+# else disturbs the machine (other VMs on the host, builds) hits both alike, and the
+# ratio of their request counts is the ratio of their per-request costs. Sequential runs
+# of the same server on this machine swing by ±15% from one run to the next; these
+# ratios repeat within about 1% (the A/A check below).
+#
+#   benches/load_ab.sh                         # the standard pairs, ROUNDS=3 DURATION=4s
+#   benches/load_ab.sh bare diag               # one pair of load_target variants
+#   B_LUA=mixed benches/load_ab.sh diag diag   # B's client sends every 10th request with X-Debug
+#   B_LUA=debug benches/load_ab.sh diag diag   # B's client sends X-Debug on every request
+#   B_ENV=DIAG_DISABLED=1 benches/load_ab.sh diag diag   # B with the kill switch on
+#
+# Prints per round each side's requests and server CPU per request (/proc/PID/stat), and
+# B/A: requests (throughput under an equal share of the core) and CPU per request.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "load_ab.sh needs wrk: apt-get install wrk" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "load_ab.sh needs taskset (util-linux)" >&2; exit 1; }
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-4s}
+CONNS=${CONNS:-32}
+export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
+export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000}
+export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
+
+cargo build -q --release -p diag-benches --bin load_target
+BIN=${LOAD_TARGET:-${CARGO_TARGET_DIR:-target}/release/load_target}
+TICK=$(getconf CLK_TCK)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
+
+cat >"$tmp/debug.lua" <<'LUA'
+local token = os.getenv("DIAG_TOKEN")
+request = function()
+  return wrk.format("GET", nil, { ["X-Debug"] = token })
+end
+LUA
+cat >"$tmp/mixed.lua" <<'LUA'
+local token = os.getenv("DIAG_TOKEN")
+local n = 0
+request = function()
+  n = n + 1
+  if n % 10 == 0 then
+    return wrk.format("GET", nil, { ["X-Debug"] = token })
+  end
+  return wrk.format("GET", nil)
+end
+LUA
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+wait_up() { for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/products/7" && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
+
+# pair A B: ROUNDS paired runs
+pair() {
+  local a=$1 b=$2 lua=""
+  [ -n "${B_LUA:-}" ] && lua="$tmp/${B_LUA}.lua"
+  echo "A = $a, B = $b${B_ENV:+ ($B_ENV)}${B_LUA:+, B traffic: $B_LUA}"
+  for round in $(seq 1 "$ROUNDS"); do
+    taskset -c 0 "$BIN" "$a" 127.0.0.1:18111 >/dev/null 2>&1 &
+    local sa=$!
+    env ${B_ENV:-} taskset -c 0 "$BIN" "$b" 127.0.0.1:18112 >/dev/null 2>&1 &
+    local sb=$!
+    wait_up 18111; wait_up 18112
+    taskset -c 1 wrk -t1 -c"$CONNS" -d1s http://127.0.0.1:18111/products/7 >/dev/null &
+    taskset -c 1 wrk -t1 -c"$CONNS" -d1s ${lua:+-s "$lua"} http://127.0.0.1:18112/products/7 >/dev/null
+    wait %3 2>/dev/null || true
+    local a0 b0 a1 b1
+    a0=$(cpu_ticks "$sa"); b0=$(cpu_ticks "$sb")
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" http://127.0.0.1:18111/products/7 >"$tmp/a" &
+    local wa=$!
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" ${lua:+-s "$lua"} http://127.0.0.1:18112/products/7 >"$tmp/b"
+    wait "$wa"
+    a1=$(cpu_ticks "$sa"); b1=$(cpu_ticks "$sb")
+    awk -v r="$round" -v ta=$((a1 - a0)) -v tb=$((b1 - b0)) -v k="$TICK" \
+        -v na="$(awk '/requests in/ {print $1}' "$tmp/a")" -v nb="$(awk '/requests in/ {print $1}' "$tmp/b")" 'BEGIN {
+      ca = (ta / k) * 1e6 / na; cb = (tb / k) * 1e6 / nb
+      printf "  round %d: A %d requests, %.2f µs CPU each | B %d requests, %.2f µs CPU each | B/A requests %.3f, CPU per request %.3f (%+.2f µs)\n",
+        r, na, ca, nb, cb, nb / na, cb / ca, cb - ca }'
+    kill "$sa" "$sb"; wait "$sa" "$sb" 2>/dev/null || true
+  done
+}
+
+if [ $# -ge 2 ]; then
+  pair "$1" "$2"
+else
+  pair bare bare                                  # A/A: how far apart two identical servers land
+  pair bare noop                                  # the floor of any route-aware axum middleware
+  pair bare diag                                  # diag, every feature on, no debug traffic
+  B_ENV=DIAG_DISABLED=1 pair diag diag            # diag's per-request work, kill switch on in B
+  B_LUA=mixed pair diag diag                      # 10% of B's requests in diagnostic mode
+  B_LUA=debug pair diag diag                      # every B request in diagnostic mode
+  pair bare trace                                 # tower-http TraceLayer at INFO, for scale
+fi
