@@ -1,6 +1,7 @@
 //! The cost diag's per-request log filter adds to a service's logging, against the
 //! service's plain `EnvFilter`: a disabled `debug!` and an enabled `info!` (to a sink),
-//! with no debug request in flight.
+//! with no debug request in flight; and a disabled `debug!` and `trace!` outside a
+//! DEBUG-level debug request that is in flight.
 //!
 //! Each case has its own callsites and its own dispatcher, alive only while it runs:
 //! tracing-core combines callsite interest over every live dispatcher, so sharing
@@ -72,6 +73,45 @@ fn bench(c: &mut Criterion) {
                 "disabled_debug/diag_filter_info_without_recording_layer",
                 |b| b.iter(|| tracing::debug!(n = black_box(1u64), "disabled")),
             );
+        });
+    }
+    {
+        // A DEBUG-level debug request in flight elsewhere in the process opens callsite
+        // interest up to DEBUG: code outside it pays a per-event check for `debug!`,
+        // but `trace!` stays closed (only a TRACE-level debug request opens it).
+        let diag = diag_core::Diag::builder()
+            .token("bench-token")
+            .build()
+            .expect("diag builds");
+        let d = Dispatch::new(
+            tracing_subscriber::registry()
+                .with(
+                    fmt::layer()
+                        .with_writer(std::io::sink)
+                        .with_filter(diag.log_filter(EnvFilter::new("info"))),
+                )
+                .with(diag.debug_recording_layer()),
+        );
+        tracing::dispatcher::with_default(&d, || {
+            let headers = vec![("x-debug".to_owned(), "bench-token".to_owned())];
+            let elsewhere = diag.begin(&diag_core::request::RequestView {
+                method: "GET",
+                route: None,
+                uri: "/",
+                headers: &headers,
+                peer: &|| None,
+            });
+            assert!(
+                elsewhere.debug_id().is_some(),
+                "a debug request is in flight"
+            );
+            g.bench_function("disabled_debug/debug_request_elsewhere", |b| {
+                b.iter(|| tracing::debug!(n = black_box(1u64), "disabled"))
+            });
+            g.bench_function("disabled_trace/debug_request_elsewhere", |b| {
+                b.iter(|| tracing::trace!(n = black_box(1u64), "disabled"))
+            });
+            drop(elsewhere);
         });
     }
     g.finish();

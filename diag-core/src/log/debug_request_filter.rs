@@ -56,7 +56,7 @@ where
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if in_flight::interest_open() {
+        if in_flight::interest_open_for(meta.level()) {
             return Interest::sometimes();
         }
         match self.service.get() {
@@ -66,8 +66,8 @@ where
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        if in_flight::interest_open() {
-            return Some(LevelFilter::TRACE);
+        if let Some(open) = in_flight::open_level() {
+            return Some(open);
         }
         match self.service.get() {
             Some(slot) => Filter::<S>::max_level_hint(&slot.load().filter),

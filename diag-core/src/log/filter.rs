@@ -32,8 +32,9 @@ use super::{in_flight, mark};
 ///   the max level hint are the service filter's own: a disabled `debug!` costs what it
 ///   costs without diag.
 /// - While one is, a callsite the service's filter enables for good keeps
-///   [`Interest::always`]; any other gets [`Interest::sometimes`], so it is asked per
-///   event, and the max level hint is `TRACE`. (Crossing between the two rebuilds the
+///   [`Interest::always`]; any other up to the debug requests' level (DEBUG, or TRACE
+///   while a TRACE-level debug request runs) gets [`Interest::sometimes`], so it is
+///   asked per event, and the max level hint rises to that level. (Crossing between the two rebuilds the
 ///   callsite interest cache; see the `in_flight` notes in the module docs.)
 /// - Per event, a level above the service filter's most verbose level is turned away by
 ///   comparing with a cached level; then one relaxed load of the process-wide count of
@@ -75,7 +76,7 @@ where
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         let interest = Filter::<S>::callsite_enabled(&self.slot.load().filter, meta);
-        if interest.is_always() || !in_flight::interest_open() {
+        if interest.is_always() || !in_flight::interest_open_for(meta.level()) {
             interest
         } else {
             Interest::sometimes()
@@ -88,10 +89,11 @@ where
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        if in_flight::interest_open() {
-            Some(LevelFilter::TRACE)
-        } else {
-            Filter::<S>::max_level_hint(&self.slot.load().filter)
+        let service = Filter::<S>::max_level_hint(&self.slot.load().filter);
+        match in_flight::open_level() {
+            // `None` (no hint) from the service's filter already admits everything.
+            Some(open) => service.map(|s| s.max(open)),
+            None => service,
         }
     }
 

@@ -5,12 +5,18 @@
 //! service filter's own interest (`never` for a `debug!` under an INFO filter) and its
 //! own max level, so a disabled `debug!` costs what it costs without diag. When the
 //! first debug request starts, the callsite interest cache is rebuilt and every
-//! callsite becomes `sometimes`: each span or event is then checked, and one relaxed
+//! callsite up to the debug requests' level becomes `sometimes`: each span or event is then checked, and one relaxed
 //! load of the count ends the check for anything outside a debug request. When the
 //! last one ends, the cache is not rebuilt at once: a thread of diag's own rebuilds it
 //! once no debug request has run for [`LINGER`]. A rebuild walks every callsite, so
 //! rebuilding on every 0 -> 1 and 1 -> 0 transition made each debug request pay two
 //! walks whenever debug requests come one at a time; now a stream of them pays none.
+//!
+//! TRACE is opened separately: while only DEBUG-level debug requests run, TRACE
+//! callsites (libraries have many) keep the service filter's interest and the max
+//! level stays DEBUG, so they are turned away by the level check as without diag. The
+//! first TRACE-level debug request rebuilds the cache once more; TRACE closes together
+//! with the rest, [`LINGER`] after the last debug request.
 //!
 //! Rebuilds are serialized with the transitions under one lock, so a rebuild never
 //! reads a state that moves while it runs. One narrow race remains: a callsite hit for
@@ -28,15 +34,25 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, const_mutex};
 
+use crate::debug::DebugLevel;
+
 /// How long callsites stay `sometimes` after the last debug request ends, before the
 /// interest cache is rebuilt to the service filter's own.
 pub(crate) const LINGER: Duration = Duration::from_millis(500);
 
 static DEBUG_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether the interest cache was last built for debug requests (callsites
-/// `sometimes`, max level TRACE). Written only under [`TRANSITIONS`].
+/// How many of those asked for TRACE (`X-Debug-Level: trace`).
+static TRACE_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the interest cache was last built for debug requests (DEBUG callsites
+/// `sometimes`, max level DEBUG). Written only under [`TRANSITIONS`].
 static OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether it was also built for a TRACE debug request (TRACE callsites `sometimes`,
+/// max level TRACE). Set only with [`OPEN`], cleared with it. Written only under
+/// [`TRANSITIONS`].
+static TRACE_OPEN: AtomicBool = AtomicBool::new(false);
 
 /// Held while the count crosses zero and while the interest cache is rebuilt.
 static TRANSITIONS: Mutex<Closing> = const_mutex(Closing {
@@ -73,6 +89,32 @@ pub(crate) fn interest_open() -> bool {
     OPEN.load(Ordering::Relaxed) || any()
 }
 
+/// Whether a callsite at `level` must be asked per event: the interest is open, and
+/// for a TRACE callsite, open for TRACE too. Libraries are full of `trace!` callsites;
+/// while only DEBUG-level debug requests run they keep the service filter's interest
+/// (and the max level stays DEBUG), so they cost no more than without diag.
+#[inline]
+pub(crate) fn interest_open_for(level: &tracing::Level) -> bool {
+    interest_open() && (*level != tracing::Level::TRACE || trace_interest_open())
+}
+
+/// Whether a TRACE debug request is in flight, or the interest was built for one and
+/// has not closed since.
+#[inline]
+pub(crate) fn trace_interest_open() -> bool {
+    TRACE_OPEN.load(Ordering::Relaxed) || TRACE_IN_FLIGHT.load(Ordering::Relaxed) != 0
+}
+
+/// The most verbose level the interest admits now: `None` while it is closed.
+pub(crate) fn open_level() -> Option<tracing::level_filters::LevelFilter> {
+    use tracing::level_filters::LevelFilter;
+    match (interest_open(), trace_interest_open()) {
+        (_, true) => Some(LevelFilter::TRACE),
+        (true, false) => Some(LevelFilter::DEBUG),
+        (false, false) => None,
+    }
+}
+
 /// How many debug requests are in flight (for `/debug` and tests).
 #[allow(dead_code)] // read by the debug index and capture parts as they land
 pub(crate) fn count() -> usize {
@@ -80,26 +122,38 @@ pub(crate) fn count() -> usize {
 }
 
 /// Counts a debug request as started; pair with [`debug_end`]. Prefer [`DebugInFlight`].
-/// Call it before the request's root span is created.
-#[allow(dead_code)] // called by the request path as it lands
-pub(crate) fn debug_begin() {
-    // Above zero, nothing changes: count up without the lock.
-    if step(|n| (n > 0).then(|| n + 1)) {
+/// Call it before the request's root span is created. `trace`: the request logs at TRACE.
+pub(crate) fn debug_begin(trace: bool) {
+    if trace {
+        TRACE_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+    }
+    // Above zero, with the interest already right for this level, nothing changes:
+    // count up without the lock.
+    if (!trace || TRACE_OPEN.load(Ordering::Relaxed)) && step(|n| (n > 0).then(|| n + 1)) {
         return;
     }
     let mut closing = TRANSITIONS.lock();
+    let mut rebuild = false;
     if DEBUG_IN_FLIGHT.fetch_add(1, Ordering::Relaxed) == 0 {
         closing.idle_since = None;
         // Still open from an earlier debug request: the cache is already right.
-        if !OPEN.swap(true, Ordering::Relaxed) {
-            tracing::callsite::rebuild_interest_cache();
-        }
+        rebuild |= !OPEN.swap(true, Ordering::Relaxed);
+    }
+    if trace {
+        rebuild |= !TRACE_OPEN.swap(true, Ordering::Relaxed);
+    }
+    if rebuild {
+        tracing::callsite::rebuild_interest_cache();
     }
 }
 
 /// Counts a debug request as finished.
-#[allow(dead_code)] // called by the request path as it lands
-pub(crate) fn debug_end() {
+pub(crate) fn debug_end(trace: bool) {
+    if trace {
+        // Never wrap below zero, even if a caller pairs these wrongly.
+        let _ = TRACE_IN_FLIGHT
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
     if step(|n| (n > 1).then(|| n - 1)) {
         return;
     }
@@ -167,6 +221,7 @@ fn close_when_idle() {
 fn close(closing: &mut Closing) {
     closing.idle_since = None;
     if DEBUG_IN_FLIGHT.load(Ordering::Relaxed) == 0 && OPEN.swap(false, Ordering::Relaxed) {
+        TRACE_OPEN.store(false, Ordering::Relaxed);
         tracing::callsite::rebuild_interest_cache();
     }
 }
@@ -189,23 +244,24 @@ fn step(f: impl Fn(usize) -> Option<usize>) -> bool {
 ///
 /// The request path creates it when it decides a request runs in debug mode and keeps
 /// it until the handler's future and the response body are done.
-#[allow(dead_code)] // held by the request path as it lands
 #[must_use = "the request counts as in flight only while the guard lives"]
 #[derive(Debug)]
-pub(crate) struct DebugInFlight(());
+pub(crate) struct DebugInFlight {
+    trace: bool,
+}
 
-#[allow(dead_code)] // called by the request path as it lands
 impl DebugInFlight {
-    /// Counts one more debug request in flight.
-    pub(crate) fn begin() -> Self {
-        debug_begin();
-        DebugInFlight(())
+    /// Counts one more debug request in flight, logging at `level`.
+    pub(crate) fn begin(level: DebugLevel) -> Self {
+        let trace = level == DebugLevel::Trace;
+        debug_begin(trace);
+        DebugInFlight { trace }
     }
 }
 
 impl Drop for DebugInFlight {
     fn drop(&mut self) {
-        debug_end();
+        debug_end(self.trace);
     }
 }
 
@@ -217,7 +273,7 @@ mod tests {
     fn guard_counts_while_alive() {
         let _serial = crate::test_support::tracing_test_lock();
         // Other tests may hold guards concurrently: only assert on our own contribution.
-        let g = DebugInFlight::begin();
+        let g = DebugInFlight::begin(DebugLevel::Debug);
         assert!(any());
         assert!(count() >= 1);
         drop(g);
@@ -226,7 +282,7 @@ mod tests {
     #[test]
     fn interest_stays_open_for_the_linger_then_closes() {
         let _serial = crate::test_support::tracing_test_lock();
-        let g = DebugInFlight::begin();
+        let g = DebugInFlight::begin(DebugLevel::Debug);
         assert!(interest_open());
         let ended = Instant::now();
         drop(g);

@@ -76,7 +76,7 @@ fn session(scope: &RequestScope) -> &DebugSession {
 /// Runs `f` as the request path would: counted in flight when debug, root span
 /// created, scope current and span entered.
 fn in_request<R>(scope: &RequestScope, f: impl FnOnce() -> R) -> R {
-    let _counted = scope.debug.is_some().then(DebugInFlight::begin);
+    let _counted = scope.debug.as_ref().map(|d| DebugInFlight::begin(d.level));
     let span = request_span(scope);
     let _current = scope.enter();
     let _entered = span.enter();
@@ -128,7 +128,7 @@ fn debug_lines_outside_a_debug_request_are_not_written() {
     let (dispatch, _) = service(&diag, "info", &out);
     let plain = scope(1, None);
     // Another debug request in flight takes the filter off its fast path.
-    let _other = DebugInFlight::begin();
+    let _other = DebugInFlight::begin(DebugLevel::Debug);
     tracing::dispatcher::with_default(&dispatch, || {
         tracing::debug!("outside any request");
         in_request(&plain, || {
@@ -420,4 +420,47 @@ fn a_callsite_first_hit_while_idle_still_logs_in_a_later_debug_request() {
     let logs = session(&req).logs();
     let messages: Vec<_> = logs.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(messages, ["same-callsite", "same-info-callsite"]);
+}
+
+#[test]
+fn trace_callsites_stay_closed_while_only_debug_level_requests_run() {
+    use tracing_subscriber::Registry;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::Filter;
+    let _serial = crate::test_support::tracing_test_lock();
+    let diag = Diag::builder().build().unwrap();
+    let filter = diag.log_filter(EnvFilter::new("info"));
+    // Spans made under a subscriber that takes everything, for their static metadata.
+    let (trace_site, debug_site) =
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            let trace = tracing::trace_span!("probe_trace").metadata().unwrap();
+            let debug = tracing::debug_span!("probe_debug").metadata().unwrap();
+            (trace, debug)
+        });
+    let interest = |meta| Filter::<Registry>::callsite_enabled(&filter, meta);
+    // A TRACE request of an earlier test leaves TRACE open until every debug request
+    // has been idle for the linger (only tests holding the lock start TRACE ones).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while in_flight::trace_interest_open() {
+        assert!(Instant::now() < deadline, "TRACE interest never closed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let at_debug = DebugInFlight::begin(DebugLevel::Debug);
+    assert!(interest(debug_site).is_sometimes());
+    assert!(
+        interest(trace_site).is_never(),
+        "trace! stays as cheap as without diag"
+    );
+    assert_eq!(
+        Filter::<Registry>::max_level_hint(&filter),
+        Some(LevelFilter::DEBUG)
+    );
+    let at_trace = DebugInFlight::begin(DebugLevel::Trace);
+    assert!(interest(trace_site).is_sometimes());
+    assert_eq!(
+        Filter::<Registry>::max_level_hint(&filter),
+        Some(LevelFilter::TRACE)
+    );
+    drop(at_trace);
+    drop(at_debug);
 }

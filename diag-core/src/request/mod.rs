@@ -150,7 +150,7 @@ impl Diag {
             Decision::Debug(level) => {
                 let request = self.start_debug(level, req, trace.trace_id);
                 scope.debug = Some(request.session().clone());
-                let in_flight = DebugInFlight::begin();
+                let in_flight = DebugInFlight::begin(level);
                 let span = crate::log::request_span(&scope);
                 Some(Box::new(DebugParts {
                     request,
