@@ -12,18 +12,14 @@
 # per-round ratios and their medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { echo "load.sh needs wrk: apt-get install wrk" >&2; exit 1; }
-command -v taskset >/dev/null || { echo "load.sh needs taskset (util-linux)" >&2; exit 1; }
+. benches/common.sh
+need wrk taskset curl
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
 PORT=${PORT:-18080}
 VARIANTS=${VARIANTS:-bare diag trace}
-export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
-# Debug traffic must not be capped by the budget when its cost is what we measure.
-export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000}
-export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
 
 cargo build -q --release -p diag-benches --bin load_target
 BIN=${LOAD_TARGET:-${CARGO_TARGET_DIR:-target}/release/load_target}
@@ -32,14 +28,7 @@ TICK=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
-cat >"$tmp/debug.lua" <<'LUA'
-local token = os.getenv("DIAG_TOKEN")
-request = function()
-  return wrk.format("GET", nil, { ["X-Debug"] = token })
-end
-LUA
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+write_lua "$tmp"
 
 # to microseconds: "1.23ms" -> 1230
 to_us() {
@@ -52,8 +41,7 @@ to_us() {
 start_server() {
   taskset -c 0 "$BIN" "$1" "127.0.0.1:$PORT" >/dev/null 2>&1 &
   SERVER=$!
-  for _ in $(seq 1 100); do curl -sf -o /dev/null "$URL" && return 0; sleep 0.05; done
-  echo "server $1 did not start" >&2; exit 1
+  wait_up "$URL"
 }
 
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; }
@@ -93,7 +81,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 get() { awk -v n="$1" -v r="$2" -v c="$3" '$0 ~ "^" n " [0-9]" && $(NF - 2) == r { print $c }' "$tmp/results"; }
 echo
 echo "| round | diag / bare req/s | diag − bare CPU µs/req | debug / normal CPU per request |"

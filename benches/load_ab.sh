@@ -16,15 +16,12 @@
 # B/A: requests (throughput under an equal share of the core) and CPU per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { echo "load_ab.sh needs wrk: apt-get install wrk" >&2; exit 1; }
-command -v taskset >/dev/null || { echo "load_ab.sh needs taskset (util-linux)" >&2; exit 1; }
+. benches/common.sh
+need wrk taskset curl
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
 CONNS=${CONNS:-32}
-export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
-export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000}
-export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
 
 cargo build -q --release -p diag-benches --bin load_target
 BIN=${LOAD_TARGET:-${CARGO_TARGET_DIR:-target}/release/load_target}
@@ -32,26 +29,8 @@ TICK=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
-cat >"$tmp/debug.lua" <<'LUA'
-local token = os.getenv("DIAG_TOKEN")
-request = function()
-  return wrk.format("GET", nil, { ["X-Debug"] = token })
-end
-LUA
-cat >"$tmp/mixed.lua" <<'LUA'
-local token = os.getenv("DIAG_TOKEN")
-local n = 0
-request = function()
-  n = n + 1
-  if n % 10 == 0 then
-    return wrk.format("GET", nil, { ["X-Debug"] = token })
-  end
-  return wrk.format("GET", nil)
-end
-LUA
+write_lua "$tmp"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-wait_up() { for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/products/7" && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
 
 # pair A B: ROUNDS paired runs
 pair() {
@@ -63,7 +42,8 @@ pair() {
     local sa=$!
     env ${B_ENV:-} taskset -c 0 "$BIN" "$b" 127.0.0.1:18112 >/dev/null 2>&1 &
     local sb=$!
-    wait_up 18111; wait_up 18112
+    wait_up http://127.0.0.1:18111/products/7
+    wait_up http://127.0.0.1:18112/products/7
     taskset -c 1 wrk -t1 -c"$CONNS" -d1s http://127.0.0.1:18111/products/7 >/dev/null &
     taskset -c 1 wrk -t1 -c"$CONNS" -d1s ${lua:+-s "$lua"} http://127.0.0.1:18112/products/7 >/dev/null
     wait %3 2>/dev/null || true

@@ -15,7 +15,8 @@
 # pooled over all rounds and the median of the per-round ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v taskset >/dev/null || { echo "load_rate.sh needs taskset (util-linux)" >&2; exit 1; }
+. benches/common.sh
+need taskset curl
 
 ROUNDS=${ROUNDS:-8}
 SECONDS_PER_RUN=${SECONDS:-5}
@@ -23,9 +24,6 @@ CONNS=${CONNS:-20}
 RATE=${RATE:-10000}
 PORT=${PORT:-18081}
 DEBUG_CONNS=$((CONNS / 10))
-export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
-export DIAG_DEBUG_BUDGET=${DIAG_DEBUG_BUDGET:-1000000}
-export DIAG_DEBUG_BURST=${DIAG_DEBUG_BURST:-1000000}
 
 cargo build -q --release -p diag-benches --bin load_target --bin load_client
 DIR=${CARGO_TARGET_DIR:-target}/release
@@ -36,8 +34,7 @@ trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
 start_server() {
   taskset -c 0 "${LOAD_TARGET:-$DIR/load_target}" "$1" "$ADDR" >/dev/null 2>&1 &
   SERVER=$!
-  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://$ADDR/products/7" && return 0; sleep 0.05; done
-  echo "server $1 did not start" >&2; exit 1
+  wait_up "http://$ADDR/products/7"
 }
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; }
 
@@ -72,7 +69,6 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 p99() { sort -n "$1" | awk '{ v[NR] = $1 } END { i = int((NR - 1) * 0.99 + 0.5) + 1; print v[i] }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
 echo "| normal requests, all rounds pooled | count | p99 µs |"
 echo "|---|---|---|"

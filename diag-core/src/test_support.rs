@@ -41,3 +41,17 @@ pub(crate) async fn scrape_metrics(diag: &Diag, accept: Option<&str>) -> (String
     let content_type = resp.header("content-type").unwrap_or_default().to_owned();
     (content_type, String::from_utf8(resp.body).unwrap())
 }
+
+/// The headers of a debug request that carries every kind of secret redaction must hide:
+/// the `X-Debug` credential `SECRET-DEBUGTOKEN`, `Authorization`, `Proxy-Authorization`,
+/// `Cookie` and a configured header `X-Internal-Key`, each value marked `SECRET-`.
+pub(crate) fn secret_headers() -> Vec<(String, String)> {
+    headers(&[
+        ("x-debug", "SECRET-DEBUGTOKEN"),
+        ("authorization", "Bearer SECRET-AUTH"),
+        ("proxy-authorization", "Basic SECRET-PROXY"),
+        ("cookie", "sid=SECRET-COOKIE"),
+        ("x-internal-key", "SECRET-INTERNAL"),
+        ("content-type", "application/json"),
+    ])
+}

@@ -223,7 +223,7 @@ impl std::fmt::Debug for DebugRequest {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_support::headers;
+    use crate::test_support::{headers, secret_headers};
     use std::time::Duration;
 
     use super::*;
@@ -252,14 +252,7 @@ mod tests {
             .capture_body_limit(128)
             .build()
             .unwrap();
-        let h = headers(&[
-            ("x-debug", "SECRET-DEBUGTOKEN"),
-            ("authorization", "Bearer SECRET-AUTH"),
-            ("proxy-authorization", "Basic SECRET-PROXY"),
-            ("cookie", "sid=SECRET-COOKIE"),
-            ("x-internal-key", "SECRET-INTERNAL"),
-            ("content-type", "application/json"),
-        ]);
+        let h = secret_headers();
         let debug = start(&diag, &h, "/login?next=%2F&token=SECRET-QUERY");
         let session = debug.session().clone();
         session.record_span(SpanTiming {

@@ -254,7 +254,7 @@ mod tests {
     #[tokio::test]
     async fn no_read_path_serves_a_secret() {
         use crate::debug::{LogLine, SpanTiming};
-        use crate::test_support::headers;
+        use crate::test_support::{headers, secret_headers};
         use std::time::Duration;
 
         let diag = Diag::builder()
@@ -264,14 +264,7 @@ mod tests {
             .redact_field("ssn")
             .build()
             .unwrap();
-        let h = headers(&[
-            ("x-debug", "SECRET-DEBUGTOKEN"),
-            ("authorization", "Bearer SECRET-AUTH"),
-            ("proxy-authorization", "Basic SECRET-PROXY"),
-            ("cookie", "sid=SECRET-COOKIE"),
-            ("x-internal-key", "SECRET-INTERNAL"),
-            ("content-type", "application/json"),
-        ]);
+        let h = secret_headers();
         let Decision::Debug(level) = diag.debug_decision(&h, None) else {
             panic!("not admitted")
         };
