@@ -78,11 +78,11 @@ impl Visit for FieldRecorder {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push_rendered(field, || decimal(value, false));
+        self.push_rendered(field, || itoa::Buffer::new().format(value).to_owned());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push_rendered(field, || decimal(value.unsigned_abs(), value < 0));
+        self.push_rendered(field, || itoa::Buffer::new().format(value).to_owned());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -92,28 +92,6 @@ impl Visit for FieldRecorder {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.push(field, format_args!("{value:?}"));
     }
-}
-
-/// `value` in decimal, with a `-` when `negative`.
-fn decimal(mut value: u64, negative: bool) -> String {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    let mut out = String::with_capacity(digits.len() - at + usize::from(negative));
-    if negative {
-        out.push('-');
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
-    out
 }
 
 /// `value`, cut at [`MAX_VALUE_BYTES`] on a character boundary (then ending with `…`).
@@ -196,16 +174,6 @@ mod tests {
         assert_eq!(bounded(format_args!("short {}", 1)), "short 1");
         assert_eq!(bounded_str(&long), s, "the direct path cuts the same way");
         assert_eq!(bounded_str("short"), "short");
-    }
-
-    #[test]
-    fn integers_render_as_fmt_does() {
-        for v in [0u64, 7, 10, 1299, u64::MAX] {
-            assert_eq!(decimal(v, false), v.to_string());
-        }
-        for v in [i64::MIN, -1, 0, 42, i64::MAX] {
-            assert_eq!(decimal(v.unsigned_abs(), v < 0), v.to_string());
-        }
     }
 
     #[test]
