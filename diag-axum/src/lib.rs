@@ -1,7 +1,7 @@
 //! # diag-axum
 //!
 //! [diag](diag_core) for axum in one line: [`DiagRouterExt::with_diag`] wraps every route
-//! in the [`DiagLayer`](diag_tower::DiagLayer) (route templates from [`MatchedPath`]) and
+//! in the [`DiagAxumLayer`] (route templates from [`MatchedPath`]) and
 //! mounts the diagnostics endpoints (`/metrics`, `/debug`, `/debug/...`).
 //!
 //! ```no_run
