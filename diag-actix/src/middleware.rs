@@ -142,24 +142,18 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(guard) = this.guard.as_ref() else {
-            return this
-                .inner
-                .poll(cx)
-                .map(|r| r.map(|res| res.map_body(|_, b| DiagActixBody::new(b, None))));
-        };
-        let result = {
-            let _entered = guard.enter();
-            std::task::ready!(this.inner.poll(cx))
-        };
-        let Some(guard) = this.guard.take() else {
-            return Poll::Pending;
-        };
-        Poll::Ready(result.map(|mut res| {
-            let status = res.status().as_u16();
-            let tap = guard.finish(status, &mut ActixHeadersMut(res.headers_mut()));
-            res.map_body(|_, body| DiagActixBody::new(body, tap))
-        }))
+        RequestGuard::poll_response(
+            this.guard,
+            || this.inner.poll(cx),
+            |guard, mut res| {
+                let Some(guard) = guard else {
+                    return res.map_body(|_, body| DiagActixBody::new(body, None));
+                };
+                let status = res.status().as_u16();
+                let tap = guard.finish(status, &mut ActixHeadersMut(res.headers_mut()));
+                res.map_body(|_, body| DiagActixBody::new(body, tap))
+            },
+        )
     }
 }
 

@@ -131,23 +131,18 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(guard) = this.guard.as_ref() else {
-            return this.inner.poll(cx);
-        };
-        let result = {
-            let _entered = guard.enter();
-            std::task::ready!(this.inner.poll(cx))
-        };
-        // On an error, dropping the unfinished guard records the failure.
-        let guard = this.guard.take();
-        Poll::Ready(result.map(|mut res| {
-            let Some(guard) = guard else { return res };
-            let status = res.status().as_u16();
-            let tap = guard.finish(status, &mut HttpHeadersMut(res.headers_mut()));
-            match tap {
-                None => res,
-                tap => res.map(|body| tapped(body, tap)),
-            }
-        }))
+        RequestGuard::poll_response(
+            this.guard,
+            || this.inner.poll(cx),
+            |guard, mut res| {
+                let Some(guard) = guard else { return res };
+                let status = res.status().as_u16();
+                let tap = guard.finish(status, &mut HttpHeadersMut(res.headers_mut()));
+                match tap {
+                    None => res,
+                    tap => res.map(|body| tapped(body, tap)),
+                }
+            },
+        )
     }
 }

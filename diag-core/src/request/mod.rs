@@ -7,7 +7,8 @@
 //! 1. skip paths where [`Diag::watches`] says no (diag's own endpoints, kill switch on);
 //! 2. [`Diag::begin`] with a [`RequestView`] of the request;
 //! 3. wrap the request body with [`RequestGuard::request_tap`] (a debug request's capture);
-//! 4. call the handler and poll its future inside [`RequestGuard::enter`];
+//! 4. call the handler inside [`RequestGuard::enter`] and poll its future through
+//!    [`RequestGuard::poll_response`], which enters the request around each poll;
 //! 5. when the response head is ready, [`RequestGuard::finish`] with the response headers
 //!    (it adds its own), and wrap the response body with the tap it returns.
 
@@ -17,6 +18,7 @@ pub use scope::{Entered, RequestScope, with_current};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use crate::clock::MonoTime;
@@ -203,6 +205,54 @@ impl RequestGuard {
             _span: self.debug.as_ref().map(|d| d.span.enter()),
             _scope: self.scope.enter(),
         }
+    }
+
+    /// One poll of the handler's response future, for the request whose guard is in
+    /// `slot` (`None` for a request the middleware does not watch): `poll` runs with the
+    /// request current ([`enter`](Self::enter)); once it is ready with a response,
+    /// `respond` gets the guard (taken out of `slot`) and the response, to
+    /// [`finish`](Self::finish) it and wrap its body; when it is ready with an error,
+    /// the guard is dropped unfinished, which records the failure. Every adapter's
+    /// response future is this call plus its framework's types.
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use diag_core::request::{RequestGuard, RequestView};
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+    /// });
+    /// let mut slot = Some(guard);
+    /// let polled = RequestGuard::poll_response(
+    ///     &mut slot,
+    ///     || Poll::Ready(Ok::<_, ()>(Vec::<(String, String)>::new())),
+    ///     |guard, mut headers| {
+    ///         if let Some(guard) = guard {
+    ///             let _tap = guard.finish(200, &mut headers);
+    ///         }
+    ///         headers
+    ///     },
+    /// );
+    /// let Poll::Ready(Ok(headers)) = polled else { panic!() };
+    /// assert_eq!(headers[0].0, "traceparent");
+    /// assert!(slot.is_none());
+    /// ```
+    #[inline]
+    pub fn poll_response<R, E, Out>(
+        slot: &mut Option<RequestGuard>,
+        poll: impl FnOnce() -> Poll<Result<R, E>>,
+        respond: impl FnOnce(Option<RequestGuard>, R) -> Out,
+    ) -> Poll<Result<Out, E>> {
+        let result = match slot.as_ref() {
+            None => std::task::ready!(poll()),
+            Some(guard) => {
+                let _entered = guard.enter();
+                std::task::ready!(poll())
+            }
+        };
+        // On an error, dropping the unfinished guard records the failure.
+        let guard = slot.take();
+        Poll::Ready(result.map(|response| respond(guard, response)))
     }
 
     /// For a request in diagnostic mode, the tap that copies the request body into the
