@@ -29,6 +29,11 @@ pub enum Polled<'a> {
     /// The bytes of a data frame, which still go to their reader unchanged. A frame
     /// whose bytes sit in several slices is observed once per slice, in order.
     Data(&'a [u8]),
+    /// This many bytes of a data frame that the adapter could not look at without
+    /// consuming them (a buffer that shows fewer slices than it holds). They are
+    /// counted, not copied, and the copy stops there, so it stays an exact prefix of
+    /// the body and is marked truncated.
+    Unseen(u64),
     /// The body failed: it ends here, not complete. The error itself goes on to the
     /// reader; the capture does not keep it (body error types need not be `Display`).
     Error,

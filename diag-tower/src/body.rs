@@ -56,7 +56,14 @@ impl<B: Body> Body for DiagBody<B> {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    for_each_slice(data, |slice| tap.observe(Polled::Data(slice)));
+                    let mut seen = 0;
+                    for_each_slice(data, |slice| {
+                        seen += slice.len();
+                        tap.observe(Polled::Data(slice));
+                    });
+                    if seen < data.remaining() {
+                        tap.observe(Polled::Unseen((data.remaining() - seen) as u64));
+                    }
                 }
                 // hyper stops polling a body that says it is over (e.g. `Full` after
                 // its one frame), so the end may never be reported as `None`.
@@ -81,7 +88,9 @@ impl<B: Body> Body for DiagBody<B> {
 }
 
 /// Hands each slice of a frame's bytes to `f`, without advancing the frame (it still
-/// goes to its reader whole).
+/// goes to its reader whole). A buffer may show fewer slices than it holds (at most 16
+/// are asked for; `Buf`'s default shows only its first): the caller counts the rest as
+/// unseen.
 fn for_each_slice(data: &impl Buf, mut f: impl FnMut(&[u8])) {
     let mut slices = [std::io::IoSlice::new(&[]); 16];
     let n = data.chunks_vectored(&mut slices);
@@ -153,6 +162,56 @@ mod tests {
         assert!(capture.complete);
         let json = serde_json::to_string(&*capture).unwrap();
         assert!(json.contains("abcde"), "{json}");
+    }
+
+    /// A buffer of several segments that shows only its first one (`Buf`'s default
+    /// `chunks_vectored`), as some `Buf` types do.
+    struct Segmented(std::collections::VecDeque<Bytes>);
+
+    impl Buf for Segmented {
+        fn remaining(&self) -> usize {
+            self.0.iter().map(Bytes::len).sum()
+        }
+        fn chunk(&self) -> &[u8] {
+            self.0.front().map_or(&[], |b| b)
+        }
+        fn advance(&mut self, mut n: usize) {
+            while let Some(front) = self.0.front_mut() {
+                if front.len() > n {
+                    front.advance(n);
+                    return;
+                }
+                n -= front.len();
+                self.0.pop_front();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_a_buffer_does_not_show_are_counted_and_the_copy_stays_a_prefix() {
+        let diag = diag_core::Diag::builder().build().unwrap();
+        let (tap, id) = response_tap(&diag);
+        let segments = ["ab", "cd", "ef"].map(|s| Bytes::from_static(s.as_bytes()));
+        let frames = vec![Ok::<_, std::io::Error>(Frame::data(Segmented(
+            segments.into(),
+        )))];
+        let body = DiagBody::tapped(
+            StreamBody::new(futures_util::stream::iter(frames)),
+            Some(tap),
+        );
+        let read = body.collect().await.unwrap().to_bytes();
+        assert_eq!(
+            read,
+            Bytes::from_static(b"abcdef"),
+            "the reader gets every byte"
+        );
+        let capture = serde_json::to_value(&*stored(&diag, id).expect("stored")).unwrap();
+        let captured = &capture["response"]["body"];
+        assert_eq!(captured["total_bytes"], 6, "{capture}");
+        assert_eq!(captured["truncated"], true, "{capture}");
+        assert_eq!(capture["complete"], true, "{capture}");
+        let text = captured.to_string();
+        assert!(text.contains("ab") && !text.contains("ef"), "{text}");
     }
 
     #[tokio::test]

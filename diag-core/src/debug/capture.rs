@@ -50,6 +50,13 @@ impl BodyCapture {
         }
     }
 
+    /// Counts `n` bytes that went by without being seen, and stops copying: what is
+    /// kept must stay a prefix of the body.
+    pub(crate) fn skip(&mut self, n: u64) {
+        self.seen = self.seen.saturating_add(n);
+        self.cap = self.bytes.len();
+    }
+
     /// Marks the body as read to its end.
     pub(crate) fn end(&mut self) {
         self.ended = true;

@@ -120,6 +120,18 @@ impl DebugRequest {
         self.request.lock().body.push(chunk);
     }
 
+    /// Call for request body bytes that went by unseen (see [`Polled::Unseen`]).
+    ///
+    /// [`Polled::Unseen`]: crate::body::Polled::Unseen
+    pub(crate) fn request_skipped(&self, n: u64) {
+        self.request.lock().body.skip(n);
+    }
+
+    /// Call for response body bytes that went by unseen.
+    pub(crate) fn response_skipped(&self, n: u64) {
+        self.response.lock().body.skip(n);
+    }
+
     /// Call when the request body reports its end.
     pub fn request_end(&self) {
         self.request.lock().body.end();

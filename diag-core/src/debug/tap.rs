@@ -128,16 +128,28 @@ impl BodyTap {
         match polled {
             Polled::Data(data) => {
                 self.copy(data);
-                let Some(left) = self.remaining.as_mut() else {
-                    return;
-                };
-                *left = left.saturating_sub(data.len() as u64);
-                if *left == 0 {
-                    self.end(true);
+                self.count_down(data.len() as u64);
+            }
+            Polled::Unseen(n) => {
+                match self.side {
+                    BodySide::Request => self.request.request_skipped(n),
+                    BodySide::Response => self.request.response_skipped(n),
                 }
+                self.count_down(n);
             }
             Polled::Error => self.end(false),
             Polled::End => self.end(true),
+        }
+    }
+
+    /// With an exact size known, ends the capture once that many bytes went by.
+    fn count_down(&mut self, n: u64) {
+        let Some(left) = self.remaining.as_mut() else {
+            return;
+        };
+        *left = left.saturating_sub(n);
+        if *left == 0 {
+            self.end(true);
         }
     }
 
@@ -262,6 +274,22 @@ mod tests {
         let capture = stored(&diag, id).unwrap();
         assert!(capture.complete, "the response decides");
         assert!(!capture.request.body.ended);
+    }
+
+    #[test]
+    fn unseen_bytes_are_counted_toward_the_size_and_end_the_copy() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = diag();
+        let (tap, id) = response_tap(&diag, &[]);
+        let mut tap = tap.with_exact_size(Some(6));
+        tap.observe(Polled::Data(b"a"));
+        tap.observe(Polled::Unseen(3));
+        tap.observe(Polled::Data(b"ef"));
+        let capture = stored(&diag, id).expect("6 bytes went by");
+        assert!(capture.complete);
+        let body = &capture.response.as_ref().unwrap().body;
+        assert_eq!(body.text.as_deref(), Some("a"), "a prefix, no hole");
+        assert_eq!((body.total_bytes, body.truncated), (6, true));
     }
 
     #[test]
