@@ -115,8 +115,8 @@ pub(crate) fn open_level() -> Option<tracing::level_filters::LevelFilter> {
     }
 }
 
-/// How many debug requests are in flight (for `/debug` and tests).
-#[allow(dead_code)] // read by the debug index and capture parts as they land
+/// How many debug requests are in flight.
+#[cfg(test)]
 pub(crate) fn count() -> usize {
     DEBUG_IN_FLIGHT.load(Ordering::Relaxed)
 }

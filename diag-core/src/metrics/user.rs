@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use super::exemplar::ExemplarTime;
 use super::histogram::{LATENCY_BUCKETS, validate_buckets};
 use super::name::{MetricError, check_label_names, counter_name, plain_name};
 use super::{Counter, Family, Gauge, Histogram};
 use crate::Diag;
+use crate::clock::MonoTime;
 use crate::request::with_current;
 use crate::trace::TraceContext;
 
@@ -165,7 +165,7 @@ impl Diag {
         Timer {
             histogram,
             trace: with_current(|s| s.map(|s| s.trace)),
-            start: Instant::now(),
+            start: MonoTime::now(),
         }
     }
 
@@ -202,7 +202,7 @@ impl Diag {
 pub struct Timer {
     histogram: Option<Arc<Histogram>>,
     trace: Option<TraceContext>,
-    start: Instant,
+    start: MonoTime,
 }
 
 impl Timer {
@@ -213,13 +213,13 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         if let Some(h) = &self.histogram {
-            let now = Instant::now();
-            let secs = now.saturating_duration_since(self.start).as_secs_f64();
+            let now = MonoTime::now();
+            let secs = now.nanos_since(self.start) as f64 * 1e-9;
             let exemplar = self
                 .trace
                 .as_ref()
                 .filter(|t| t.sampled)
-                .map(|t| (t, ExemplarTime::from_instant(now)));
+                .map(|t| (t, ExemplarTime::from_mono(now)));
             h.record(secs, exemplar);
         }
     }
