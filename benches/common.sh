@@ -21,6 +21,13 @@ request = function()
   return wrk.format("GET", nil, { ["X-Debug"] = token })
 end
 LUA
+  # plain.lua: every request without X-Debug, built by the same Lua path as the others
+  # (wrk's per-request Lua call changes how the client paces its requests).
+  cat >"$1/plain.lua" <<'LUA'
+request = function()
+  return wrk.format("GET", nil)
+end
+LUA
   cat >"$1/mixed.lua" <<'LUA'
 local token = os.getenv("DIAG_TOKEN")
 local n = 0

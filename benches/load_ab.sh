@@ -11,6 +11,8 @@
 #   B_LUA=mixed benches/load_ab.sh diag diag   # B's client sends every 10th request with X-Debug
 #   B_LUA=debug benches/load_ab.sh diag diag   # B's client sends X-Debug on every request
 #   B_ENV=DIAG_DISABLED=1 benches/load_ab.sh diag diag   # B with the kill switch on
+#   A_BIN=/tmp/old/load_target benches/load_ab.sh diag diag   # another build's server as A
+#   A_ENV=... B_ENV=... B_BIN=...                        # the same for either side
 #
 # Prints per round each side's requests and server CPU per request (/proc/PID/stat), and
 # B/A: requests (throughput under an equal share of the core) and CPU per request.
@@ -25,6 +27,8 @@ CONNS=${CONNS:-32}
 
 cargo build -q --release -p diag-benches --bin load_target
 BIN=${LOAD_TARGET:-${CARGO_TARGET_DIR:-target}/release/load_target}
+BIN_A=${A_BIN:-$BIN}
+BIN_B=${B_BIN:-$BIN}
 TICK=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
@@ -36,11 +40,11 @@ write_lua "$tmp"
 pair() {
   local a=$1 b=$2 lua=""
   [ -n "${B_LUA:-}" ] && lua="$tmp/${B_LUA}.lua"
-  echo "A = $a, B = $b${B_ENV:+ ($B_ENV)}${B_LUA:+, B traffic: $B_LUA}"
+  echo "A = $a${A_BIN:+ ($A_BIN)}${A_ENV:+ ($A_ENV)}, B = $b${B_BIN:+ ($B_BIN)}${B_ENV:+ ($B_ENV)}${B_LUA:+, B traffic: $B_LUA}"
   for round in $(seq 1 "$ROUNDS"); do
-    taskset -c 0 "$BIN" "$a" 127.0.0.1:18111 >/dev/null 2>&1 &
+    env ${A_ENV:-} taskset -c 0 "$BIN_A" "$a" 127.0.0.1:18111 >/dev/null 2>&1 &
     local sa=$!
-    env ${B_ENV:-} taskset -c 0 "$BIN" "$b" 127.0.0.1:18112 >/dev/null 2>&1 &
+    env ${B_ENV:-} taskset -c 0 "$BIN_B" "$b" 127.0.0.1:18112 >/dev/null 2>&1 &
     local sb=$!
     wait_up http://127.0.0.1:18111/products/7
     wait_up http://127.0.0.1:18112/products/7

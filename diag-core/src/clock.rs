@@ -2,6 +2,17 @@
 //! and subtracted as plain nanoseconds. `std::time::Instant` reads the same clock
 //! (`CLOCK_MONOTONIC` on Linux), but its subtraction (`Timespec::sub_timespec`, not
 //! inlined, checked) cost about as much as the reading itself, three times a request.
+//!
+//! On x86-64 Linux, when the kernel itself keeps time with the TSC (its clocksource is
+//! `tsc`: it found the counter invariant and synchronized across CPUs), readings come
+//! from `rdtsc`, scaled to nanoseconds: about 10 ns a reading here against 25 ns for
+//! `clock_gettime` through the vDSO, and no load of the kernel's time page, which the
+//! TCP stack between two requests pushes out of the cache. The scale is calibrated
+//! against `CLOCK_MONOTONIC` over the process's first readings (for
+//! `tsc::WINDOW`, those come from `clock_gettime`), then fixed; the two clocks then
+//! agree to about a microsecond per second, plenty for request durations and in-flight
+//! ages. Anywhere else (another clocksource, another platform) every reading is
+//! `clock_gettime`.
 
 use std::time::{Duration, Instant};
 
@@ -15,15 +26,21 @@ impl MonoTime {
     #[cfg(unix)]
     #[inline]
     pub(crate) fn now() -> MonoTime {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC exists on every
-        // unix std supports. The call cannot fail with these arguments; on the
-        // impossible failure `ts` stays zero, which only makes a duration read long.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        MonoTime((ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64)
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if let Some(nanos) = tsc::read() {
+            return MonoTime(nanos);
+        }
+        MonoTime::now_slow()
+    }
+
+    /// `CLOCK_MONOTONIC`; also calibrates the TSC scale until it is ready.
+    #[cfg(unix)]
+    #[cold]
+    fn now_slow() -> MonoTime {
+        let nanos = clock_gettime_nanos();
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        tsc::calibrate(nanos);
+        MonoTime(nanos)
     }
 
     /// Reads the clock.
@@ -47,6 +64,129 @@ impl MonoTime {
         instant
             .checked_sub(Duration::from_nanos(now.nanos_since(self)))
             .unwrap_or(instant)
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds.
+#[cfg(unix)]
+#[inline]
+fn clock_gettime_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC exists on every
+    // unix std supports. The call cannot fail with these arguments; on the
+    // impossible failure `ts` stays zero, which only makes a duration read long.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+/// The TSC, scaled to `CLOCK_MONOTONIC` nanoseconds once calibrated.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod tsc {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    /// How long the first readings calibrate the scale (from `clock_gettime`) before
+    /// the TSC takes over: over this long, a reading's jitter of tens of nanoseconds
+    /// makes a relative error below one in a million.
+    pub(super) const WINDOW: u64 = 200_000_000;
+
+    /// `nanos = base_nanos + (tsc - base_tsc) * mult >> 32`.
+    #[derive(Debug)]
+    pub(super) struct Scale {
+        base_tsc: u64,
+        base_nanos: u64,
+        mult: u64,
+    }
+
+    /// Set once, when calibrated; never freed (one small allocation per process).
+    static SCALE: AtomicPtr<Scale> = AtomicPtr::new(std::ptr::null_mut());
+
+    /// The first `(tsc, nanos)` pair, or `None` when the TSC is not to be used.
+    static FIRST: OnceLock<Option<(u64, u64)>> = OnceLock::new();
+
+    #[inline]
+    fn rdtsc() -> u64 {
+        // SAFETY: `rdtsc` exists on every x86-64 CPU and has no preconditions.
+        #[allow(unused_unsafe)]
+        unsafe {
+            core::arch::x86_64::_rdtsc()
+        }
+    }
+
+    /// The time in nanoseconds, once the scale is calibrated.
+    #[inline]
+    pub(super) fn read() -> Option<u64> {
+        let scale = SCALE.load(Ordering::Acquire);
+        if scale.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null SCALE points to a leaked, never-mutated `Scale`
+        // (published with Release after it was written).
+        let scale = unsafe { &*scale };
+        // A CPU whose counter reads a hair behind the calibrating one's: no wrap.
+        let ticks = rdtsc().saturating_sub(scale.base_tsc);
+        let nanos = (u128::from(ticks) * u128::from(scale.mult)) >> 32;
+        Some(scale.base_nanos.wrapping_add(nanos as u64))
+    }
+
+    /// Whether the kernel keeps time with the TSC (it checked the counter is invariant
+    /// and synchronized across CPUs before choosing it).
+    fn kernel_uses_tsc() -> bool {
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .is_ok_and(|s| s.trim() == "tsc")
+    }
+
+    /// With `nanos` just read from `clock_gettime`: remembers the first pair, and once
+    /// [`WINDOW`] has passed since, publishes the scale between the two pairs.
+    #[cold]
+    pub(super) fn calibrate(nanos: u64) {
+        let tsc = rdtsc();
+        let first = FIRST.get_or_init(|| kernel_uses_tsc().then_some((tsc, nanos)));
+        let Some((tsc0, nanos0)) = *first else {
+            return;
+        };
+        let elapsed = nanos.saturating_sub(nanos0);
+        let ticks = tsc.saturating_sub(tsc0);
+        if elapsed < WINDOW || ticks == 0 {
+            return;
+        }
+        let mult = (u128::from(elapsed) << 32) / u128::from(ticks);
+        // A counter between 100 MHz and 20 GHz, or something is wrong: keep the kernel's clock.
+        if !(u128::from(u32::MAX) / 20..=u128::from(u32::MAX) * 10).contains(&mult) {
+            return;
+        }
+        let scale = Box::into_raw(Box::new(Scale {
+            base_tsc: tsc,
+            base_nanos: nanos,
+            mult: mult as u64,
+        }));
+        if SCALE
+            .compare_exchange(
+                std::ptr::null_mut(),
+                scale,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // Another thread published first.
+            // SAFETY: `scale` came from `Box::into_raw` above and was never shared.
+            drop(unsafe { Box::from_raw(scale) });
+        }
+    }
+
+    /// Whether the TSC is in use (calibrated), for tests.
+    #[cfg(test)]
+    pub(super) fn active() -> bool {
+        !SCALE.load(Ordering::Acquire).is_null()
+    }
+
+    #[cfg(test)]
+    pub(super) fn expected() -> bool {
+        kernel_uses_tsc()
     }
 }
 
@@ -79,6 +219,41 @@ mod tests {
             "{measured} vs {elapsed}"
         );
         assert_eq!(a.nanos_since(b), 0, "saturates");
+    }
+
+    /// Once calibrated (where the kernel uses the TSC), readings still measure what
+    /// `Instant` measures.
+    #[test]
+    fn the_calibrated_clock_agrees_with_instant() {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(2) {
+            let _ = MonoTime::now();
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            if tsc::active() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        assert_eq!(
+            tsc::active(),
+            tsc::expected(),
+            "the TSC is used exactly when the kernel's clocksource is tsc"
+        );
+        for _ in 0..3 {
+            let (a, i) = (MonoTime::now(), Instant::now());
+            std::thread::sleep(Duration::from_millis(50));
+            let (b, elapsed) = (MonoTime::now(), i.elapsed().as_nanos() as u64);
+            let measured = b.nanos_since(a);
+            // Within 1% (the readings themselves are ~100 ns apart).
+            assert!(
+                measured.abs_diff(elapsed) < elapsed / 100,
+                "{measured} vs {elapsed}"
+            );
+        }
+        // And the absolute readings stay on CLOCK_MONOTONIC's timeline.
+        let (mono, kernel) = (MonoTime::now().0, clock_gettime_nanos());
+        assert!(mono.abs_diff(kernel) < 1_000_000, "{mono} vs {kernel}");
     }
 
     #[test]

@@ -9,13 +9,24 @@ const X_DEBUG: HeaderName = HeaderName::from_static("x-debug");
 
 /// `map.get(name)`, without parsing the names asked for on every request.
 fn get<'a>(map: &'a http::HeaderMap, name: &str) -> Option<&'a [u8]> {
-    let value = match name {
-        "traceparent" => map.get(TRACEPARENT),
-        "x-debug" => map.get(X_DEBUG),
-        _ => map.get(name),
+    let known = match name {
+        "traceparent" => &TRACEPARENT,
+        "x-debug" => &X_DEBUG,
+        _ => return map.get(name).map(HeaderValue::as_bytes),
+    };
+    let value = if map.keys_len() <= SCAN_MAX {
+        // Comparing a few names is cheaper than hashing one (`HeaderMap` hashes the
+        // name byte by byte, a chain of dependent multiplies); the first entry with
+        // the name holds its first value.
+        map.iter().find_map(|(n, v)| (n == known).then_some(v))
+    } else {
+        map.get(known)
     };
     value.map(HeaderValue::as_bytes)
 }
+
+/// Up to this many distinct header names, [`get`] compares names instead of hashing.
+const SCAN_MAX: usize = 8;
 
 /// An `http::HeaderMap` seen through diag's framework-neutral [`HeaderView`].
 ///
@@ -71,5 +82,40 @@ impl ResponseHeaders for HttpHeadersMut<'_> {
         // a header value may contain. Debug builds of `http` check it anyway.
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) };
         self.0.insert(TRACEPARENT, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(names: usize) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for i in 0..names {
+            map.insert(
+                HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("f"),
+            );
+        }
+        map.append(X_DEBUG, HeaderValue::from_static("first"));
+        map.append(X_DEBUG, HeaderValue::from_static("second"));
+        map.insert(TRACEPARENT, HeaderValue::from_static("tp"));
+        map
+    }
+
+    #[test]
+    fn known_names_are_found_by_scan_or_hash_alike() {
+        // Below, at and above the scan limit (the two names add two keys).
+        for fillers in [0, SCAN_MAX - 2, SCAN_MAX - 1, 3 * SCAN_MAX] {
+            let map = map(fillers);
+            assert_eq!(map.keys_len() <= SCAN_MAX, fillers + 2 <= SCAN_MAX);
+            let view = HttpHeaders(&map);
+            assert_eq!(view.get("x-debug"), Some(&b"first"[..]), "{fillers}");
+            assert_eq!(view.get("traceparent"), Some(&b"tp"[..]), "{fillers}");
+            assert_eq!(view.get("x-filler-0").is_some(), fillers > 0);
+            let mut map = map;
+            map.remove(X_DEBUG);
+            assert_eq!(HttpHeaders(&map).get("x-debug"), None, "{fillers}");
+        }
     }
 }

@@ -116,7 +116,7 @@ impl Encoder {
         self.counter_value(name, labels, value, None);
     }
 
-    fn counter_value(
+    pub(crate) fn counter_value(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],

@@ -19,12 +19,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::Histogram;
 use super::active::ActiveCount;
 use super::encode::{Encoder, Kind};
 use super::exemplar::ExemplarTime;
+use super::exemplar::{Exemplar, newest};
 use super::family::{Family, OverflowNotifier, SeriesRef};
+use super::histogram::HistogramSnapshot;
 use super::route_hint;
-use super::{Counter, Histogram};
 use crate::clock::MonoTime;
 use crate::trace::TraceContext;
 
@@ -60,11 +62,44 @@ pub fn method_label(method: &str) -> &'static str {
     }
 }
 
-/// The two metrics of one `(method, route, status)` series, found with one lookup.
+/// One `(method, route, status)` series. `http_server_requests_total` is the
+/// histogram's count, and its exemplar the newest of the histogram's bucket exemplars
+/// (the last sampled request's), so a request updates one metric, not two: a separate
+/// counter cost every request its own cache lines for the same number.
 #[derive(Debug)]
 pub(crate) struct RedSeries {
     pub(crate) duration: Histogram,
-    pub(crate) requests: Counter,
+}
+
+/// A series' request count and newest exemplar, as `http_server_requests_total` shows
+/// them (the exemplar's value is the increment, 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RequestCount {
+    pub(crate) count: u64,
+    pub(crate) exemplar: Option<Exemplar>,
+}
+
+impl RequestCount {
+    fn of(duration: &HistogramSnapshot) -> RequestCount {
+        let exemplar = duration
+            .exemplars
+            .iter()
+            .copied()
+            .fold(None, newest)
+            .map(|e| Exemplar { value: 1.0, ..e });
+        RequestCount {
+            count: duration.cumulative.last().copied().unwrap_or(0),
+            exemplar,
+        }
+    }
+}
+
+#[cfg(test)]
+impl RedSeries {
+    /// The count and exemplar of `http_server_requests_total` for this series.
+    pub(crate) fn requests(&self) -> RequestCount {
+        RequestCount::of(&self.duration.snapshot())
+    }
 }
 
 /// How many `(status, series)` pairs a route remembers: a route answers with a handful
@@ -135,7 +170,6 @@ impl HttpMetrics {
                 notifier.clone(),
                 move || RedSeries {
                     duration: Histogram::with_bounds(buckets.clone()),
-                    requests: Counter::new(),
                 },
             ),
             active: Family::new(
@@ -208,10 +242,9 @@ impl HttpMetrics {
         };
         let red = self.red.metric(series);
         let secs = now.nanos_since(start) as f64 * 1e-9;
-        // One timestamp for both exemplars, and none for an unsampled trace.
+        // No exemplar (nor its timestamp) for an unsampled trace.
         let exemplar = trace.sampled.then(|| (trace, ExemplarTime::from_mono(now)));
         red.duration.record(secs, exemplar);
-        red.requests.add(1, exemplar);
     }
 
     pub(crate) fn encode(&self, enc: &mut Encoder) {
@@ -220,14 +253,23 @@ impl HttpMetrics {
             "Duration of HTTP server requests.",
             Kind::Histogram,
         );
+        // One snapshot per series for both families (the counter is the histogram's
+        // count), so the two agree in every scrape.
+        let mut counts = Vec::with_capacity(self.red.len());
         self.red.for_each(|[method, route, status], s| {
             let labels = [("method", method), ("route", route), ("status", status)];
-            enc.histogram(DURATION, &labels, &s.duration.snapshot());
+            let snapshot = s.duration.snapshot();
+            enc.histogram(DURATION, &labels, &snapshot);
+            counts.push(RequestCount::of(&snapshot));
         });
         enc.family(REQUESTS, "HTTP server requests finished.", Kind::Counter);
-        self.red.for_each(|[method, route, status], s| {
+        let mut counts = counts.into_iter();
+        self.red.for_each(|[method, route, status], _| {
             let labels = [("method", method), ("route", route), ("status", status)];
-            enc.counter(REQUESTS, &labels, &s.requests);
+            // A series added between the two walks shows in the next scrape.
+            if let Some(c) = counts.next() {
+                enc.counter_value(REQUESTS, &labels, c.count, c.exemplar);
+            }
         });
         enc.family(ACTIVE, "HTTP server requests in flight.", Kind::Gauge);
         self.active.for_each(|[method, route], r| {
@@ -293,13 +335,49 @@ mod tests {
         g.finish(404, &mut ());
         assert_eq!(active(&diag, "GET", "/items/{id}"), 0.0);
         let s = red(&diag, ["GET", "/items/{id}", "404"]);
-        assert_eq!(s.requests.get(), 1);
+        assert_eq!(s.requests().count, 1);
         let snap = s.duration.snapshot();
         assert_eq!(snap.cumulative.last(), Some(&1));
-        let ex = s.requests.exemplar().unwrap();
+        let ex = s.requests().exemplar.unwrap();
         assert_eq!((ex.trace_id, ex.span_id), (trace.trace_id, trace.span_id));
         let ex = snap.exemplars.iter().flatten().next().unwrap();
         assert_eq!(ex.trace_id, trace.trace_id);
+    }
+
+    #[test]
+    fn the_request_counter_is_the_histograms_count_with_the_newest_exemplar() {
+        let diag = Diag::builder().build().unwrap();
+        // Far apart in duration (different buckets), the slow one first.
+        let slow = diag.begin(&view("GET", Some("/c"), &()));
+        let slow_trace = *slow.trace();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        slow.finish(200, &mut ());
+        let fast = diag.begin(&view("GET", Some("/c"), &()));
+        let fast_trace = *fast.trace();
+        fast.finish(200, &mut ());
+        let s = red(&diag, ["GET", "/c", "200"]);
+        let snap = s.duration.snapshot();
+        assert_eq!(snap.exemplars.iter().flatten().count(), 2, "two buckets");
+        let count = s.requests();
+        assert_eq!(count.count, 2);
+        let ex = count.exemplar.unwrap();
+        assert_eq!(
+            ex.trace_id, fast_trace.trace_id,
+            "the newest, not the slowest"
+        );
+        assert_ne!(ex.trace_id, slow_trace.trace_id);
+        assert_eq!(ex.value, 1.0, "a counter exemplar carries the increment");
+        // And so it is exposed.
+        let text = diag
+            .inner
+            .metrics
+            .encode(crate::metrics::encode::Format::OpenMetrics);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("http_server_requests_total{") && l.contains("route=\"/c\""))
+            .unwrap();
+        assert!(line.contains(" 2 # {"), "{line}");
+        assert!(line.contains(&fast_trace.trace_id.to_string()), "{line}");
     }
 
     #[test]
@@ -309,8 +387,8 @@ mod tests {
         assert!(!g.trace().sampled);
         g.finish(200, &mut ());
         let s = red(&diag, ["POST", "/pay", "200"]);
-        assert_eq!(s.requests.get(), 1);
-        assert_eq!(s.requests.exemplar(), None);
+        assert_eq!(s.requests().count, 1);
+        assert_eq!(s.requests().exemplar, None);
         assert!(s.duration.snapshot().exemplars.iter().all(Option::is_none));
     }
 
@@ -329,8 +407,8 @@ mod tests {
         assert!(out[0].1.ends_with("-01"));
         assert!(!out[0].1.contains("00f067aa0ba902b7"), "our own span id");
         let ex = red(&diag, ["GET", UNMATCHED_ROUTE, "200"])
-            .requests
-            .exemplar()
+            .requests()
+            .exemplar
             .unwrap();
         assert_eq!(ex.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
@@ -354,10 +432,10 @@ mod tests {
             .finish(200, &mut ());
         diag.begin(&view("PUT", Some(&route), &()))
             .finish(200, &mut ());
-        assert_eq!(red(&diag, ["GET", "/a/{x}", "200"]).requests.get(), 2);
-        assert_eq!(red(&diag, ["GET", "/b/{x}", "200"]).requests.get(), 1);
-        assert_eq!(red(&diag, ["PUT", "/b/{x}", "200"]).requests.get(), 1);
-        assert_eq!(red(&other, ["GET", "/b/{x}", "200"]).requests.get(), 1);
+        assert_eq!(red(&diag, ["GET", "/a/{x}", "200"]).requests().count, 2);
+        assert_eq!(red(&diag, ["GET", "/b/{x}", "200"]).requests().count, 1);
+        assert_eq!(red(&diag, ["PUT", "/b/{x}", "200"]).requests().count, 1);
+        assert_eq!(red(&other, ["GET", "/b/{x}", "200"]).requests().count, 1);
         assert_eq!(other.inner.metrics.http.red.len(), 1);
         assert_eq!(diag.inner.metrics.http.red.len(), 3);
     }
@@ -377,7 +455,7 @@ mod tests {
         assert!(panicked.is_err());
         assert_eq!(active(&diag, "GET", "/slow"), 0.0);
         assert_eq!(
-            red(&diag, ["GET", "/slow", "200"]).requests.get(),
+            red(&diag, ["GET", "/slow", "200"]).requests().count,
             0,
             "no status, no count"
         );
@@ -396,9 +474,9 @@ mod tests {
         }
         for status in [404, 500, 201, 503, 204, 302] {
             let s = red(&diag, ["GET", "/memo", &status.to_string()]);
-            assert_eq!(s.requests.get(), 2, "status {status}");
+            assert_eq!(s.requests().count, 2, "status {status}");
         }
-        assert_eq!(red(&diag, ["GET", "/memo", "200"]).requests.get(), 4);
+        assert_eq!(red(&diag, ["GET", "/memo", "200"]).requests().count, 4);
         assert_eq!(diag.inner.metrics.http.red.len(), statuses.len() - 1);
         assert_eq!(active(&diag, "GET", "/memo"), 0.0);
     }
@@ -415,8 +493,8 @@ mod tests {
         }
         let http = &diag.inner.metrics.http;
         assert_eq!(http.red.overflowed(), 3);
-        assert_eq!(http.red.metric(SeriesRef::OVERFLOW).requests.get(), 3);
-        assert_eq!(red(&diag, ["GET", "/f", "200"]).requests.get(), 3);
+        assert_eq!(http.red.metric(SeriesRef::OVERFLOW).requests().count, 3);
+        assert_eq!(red(&diag, ["GET", "/f", "200"]).requests().count, 3);
     }
 
     #[test]
@@ -424,7 +502,7 @@ mod tests {
         let diag = Diag::builder().build().unwrap();
         diag.begin(&view("BREW", Some("/pot"), &()))
             .finish(418, &mut ());
-        assert_eq!(red(&diag, ["_OTHER", "/pot", "418"]).requests.get(), 1);
+        assert_eq!(red(&diag, ["_OTHER", "/pot", "418"]).requests().count, 1);
     }
 
     #[test]
@@ -437,7 +515,7 @@ mod tests {
         let http = &diag.inner.metrics.http;
         assert_eq!(http.active.len(), 2);
         assert_eq!(http.active.overflowed(), 2);
-        assert_eq!(http.red.metric(SeriesRef::OVERFLOW).requests.get(), 2);
+        assert_eq!(http.red.metric(SeriesRef::OVERFLOW).requests().count, 2);
         assert_eq!(http.red.overflowed(), 2, "shown and counted");
         assert_eq!(http.active.metric(SeriesRef::OVERFLOW).active.get(), 0.0);
         diag.begin(&view("GET", Some("/e"), &()))
@@ -459,7 +537,7 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<crate::request::RequestGuard>();
         send_sync::<crate::metrics::Timer>();
-        send_sync::<Family<Counter, 2>>();
+        send_sync::<Family<crate::metrics::Counter, 2>>();
         send_sync::<Family<Histogram, 1>>();
         send_sync::<Family<crate::metrics::Gauge, 3>>();
     }
