@@ -6,12 +6,17 @@ use http::{HeaderName, HeaderValue};
 /// with a `&str` parses (validates, lower-cases) the name on every call.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_DEBUG: HeaderName = HeaderName::from_static("x-debug");
+const X_DEBUG_LEVEL: HeaderName = HeaderName::from_static("x-debug-level");
 
 /// `map.get(name)`, without parsing the names asked for on every request.
 fn get<'a>(map: &'a http::HeaderMap, name: &str) -> Option<&'a [u8]> {
     let known = match name {
         "traceparent" => &TRACEPARENT,
         "x-debug" => &X_DEBUG,
+        // Asked only on a debug request's path: parsed once here too, not per call.
+        "x-debug-level" => &X_DEBUG_LEVEL,
+        "content-length" => &http::header::CONTENT_LENGTH,
+        "forwarded" => &http::header::FORWARDED,
         _ => return map.get(name).map(HeaderValue::as_bytes),
     };
     let value = if map.keys_len() <= SCAN_MAX {
@@ -23,6 +28,23 @@ fn get<'a>(map: &'a http::HeaderMap, name: &str) -> Option<&'a [u8]> {
         map.get(known)
     };
     value.map(HeaderValue::as_bytes)
+}
+
+/// The name of a header diag adds to a debug request's response: its own names are
+/// parsed at compile time (`HeaderName::from_static` with a name known only at run time
+/// parses it on every call).
+fn response_header_name(name: &'static str) -> HeaderName {
+    const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+    const X_DEBUG_ID: HeaderName = HeaderName::from_static("x-debug-id");
+    const X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
+    const X_DEBUG_STATUS: HeaderName = HeaderName::from_static("x-debug-status");
+    match name {
+        "server-timing" => SERVER_TIMING,
+        "x-debug-id" => X_DEBUG_ID,
+        "x-trace-id" => X_TRACE_ID,
+        "x-debug-status" => X_DEBUG_STATUS,
+        _ => HeaderName::from_static(name),
+    }
 }
 
 /// Up to this many distinct header names, [`get`] compares names instead of hashing.
@@ -71,7 +93,7 @@ impl ResponseHeaders for HttpHeadersMut<'_> {
     fn insert(&mut self, name: &'static str, value: &str) {
         // diag only produces valid values; one that is not is dropped, never a panic.
         if let Ok(value) = HeaderValue::from_str(value) {
-            self.0.insert(HeaderName::from_static(name), value);
+            self.0.insert(response_header_name(name), value);
         }
     }
 
@@ -100,18 +122,23 @@ mod tests {
         map.append(X_DEBUG, HeaderValue::from_static("first"));
         map.append(X_DEBUG, HeaderValue::from_static("second"));
         map.insert(TRACEPARENT, HeaderValue::from_static("tp"));
+        map.insert(X_DEBUG_LEVEL, HeaderValue::from_static("trace"));
+        map.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("5"));
         map
     }
 
     #[test]
     fn known_names_are_found_by_scan_or_hash_alike() {
-        // Below, at and above the scan limit (the two names add two keys).
-        for fillers in [0, SCAN_MAX - 2, SCAN_MAX - 1, 3 * SCAN_MAX] {
+        // Below, at and above the scan limit (the known names add four keys).
+        for fillers in [0, SCAN_MAX - 4, SCAN_MAX - 3, 3 * SCAN_MAX] {
             let map = map(fillers);
-            assert_eq!(map.keys_len() <= SCAN_MAX, fillers + 2 <= SCAN_MAX);
+            assert_eq!(map.keys_len() <= SCAN_MAX, fillers + 4 <= SCAN_MAX);
             let view = HttpHeaders(&map);
             assert_eq!(view.get("x-debug"), Some(&b"first"[..]), "{fillers}");
             assert_eq!(view.get("traceparent"), Some(&b"tp"[..]), "{fillers}");
+            assert_eq!(view.get("x-debug-level"), Some(&b"trace"[..]));
+            assert_eq!(view.get("content-length"), Some(&b"5"[..]));
+            assert_eq!(view.get("forwarded"), None);
             assert_eq!(view.get("x-filler-0").is_some(), fillers > 0);
             let mut map = map;
             map.remove(X_DEBUG);

@@ -144,7 +144,7 @@ impl DebugRequest {
         status: u16,
         headers: &dyn HeaderView,
     ) -> [(&'static str, String); 3] {
-        let at = self.session.started.elapsed();
+        let at = self.session.elapsed();
         let head = ResponseHead {
             status,
             headers: HeaderLines::copy(headers),
@@ -201,7 +201,7 @@ impl DebugRequest {
             trace_id: self.trace_id,
             level: self.session.level,
             complete,
-            duration: self.session.started.elapsed(),
+            duration: self.session.elapsed(),
             request: request.head,
             request_body: request.body,
             response,

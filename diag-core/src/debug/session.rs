@@ -2,6 +2,8 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::clock::MonoTime;
+
 use parking_lot::Mutex;
 
 /// How much a debug request logs.
@@ -66,6 +68,9 @@ pub struct DebugSession {
     pub level: DebugLevel,
     /// When the request arrived.
     pub started: Instant,
+    /// The same moment on the request path's clock, which span and log offsets are
+    /// measured from (no `Instant` arithmetic per span and line).
+    pub(crate) started_mono: MonoTime,
     /// The same moment, as wall-clock time.
     pub started_at: SystemTime,
     spans: Mutex<Vec<SpanTiming>>,
@@ -86,12 +91,25 @@ impl DebugSession {
             id,
             level,
             started: Instant::now(),
+            started_mono: MonoTime::now(),
             started_at: SystemTime::now(),
             spans: Mutex::new(Vec::new()),
             logs: Mutex::new(Vec::new()),
             dropped_spans: AtomicU64::new(0),
             dropped_logs: AtomicU64::new(0),
         }
+    }
+
+    /// Time since the request arrived.
+    #[inline]
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.since_start(MonoTime::now())
+    }
+
+    /// From the request's arrival to `at`.
+    #[inline]
+    pub(crate) fn since_start(&self, at: MonoTime) -> Duration {
+        Duration::from_nanos(at.nanos_since(self.started_mono))
     }
 
     /// Whether an event at `level` is logged for this request.

@@ -29,7 +29,7 @@ pub(crate) struct DebugMark {
 
 /// A span's state while it is open.
 pub(crate) struct OpenSpan {
-    pub(crate) opened: std::time::Instant,
+    pub(crate) opened: crate::clock::MonoTime,
     pub(crate) fields: Vec<(crate::debug::StaticText, String)>,
 }
 

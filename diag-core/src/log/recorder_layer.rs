@@ -1,7 +1,9 @@
 //! [`DebugRecordingLayer`]: what a debug request's record shows of its spans and logs.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
+
+use crate::clock::MonoTime;
 
 use tracing::span;
 use tracing::{Event, Subscriber};
@@ -67,7 +69,7 @@ where
         let mut fields = FieldRecorder::default();
         attrs.record(&mut fields);
         mark.open = Some(OpenSpan {
-            opened: Instant::now(),
+            opened: MonoTime::now(),
             fields: fields.fields,
         });
     }
@@ -104,7 +106,7 @@ where
         let mut fields = FieldRecorder::default();
         event.record(&mut fields);
         session.record_log(LogLine {
-            offset: session.started.elapsed(),
+            offset: session.elapsed(),
             level: StaticText::Borrowed(meta.level().as_str()),
             target: StaticText::Borrowed(meta.target()),
             message: fields.message.unwrap_or_default(),
@@ -133,7 +135,7 @@ where
             let Some(open) = mark.open.take() else { return };
             (mark.session.clone(), open)
         };
-        let closed = Instant::now();
+        let closed = MonoTime::now();
         let meta = span.metadata();
         let parent = span
             .parent()
@@ -144,8 +146,8 @@ where
             parent,
             name: StaticText::Borrowed(meta.name()),
             target: StaticText::Borrowed(meta.target()),
-            start_offset: open.opened.saturating_duration_since(session.started),
-            duration: closed.saturating_duration_since(open.opened),
+            start_offset: session.since_start(open.opened),
+            duration: Duration::from_nanos(closed.nanos_since(open.opened)),
             fields: open.fields,
         });
     }
