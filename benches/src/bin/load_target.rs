@@ -7,19 +7,26 @@
 //! - `trace`: the stack users pick today, tower-http's `TraceLayer` logging at INFO;
 //! - `noop`: axum with an empty `Router::layer` (what any route-aware middleware costs);
 //! - `bare_diag_subscriber`: axum alone under diag's subscriber (log filter, error and
-//!   debug recording layers), to tell the subscriber's share from the middleware's.
+//!   debug recording layers), to tell the subscriber's share from the middleware's;
+//! - `touch`: a calibration, axum plus a layer that writes `TOUCH_LINES` cache lines
+//!   (default 24) on separate pages per request: against `TOUCH_LINES=0`, the price of a
+//!   cache line on the request path between two loopback requests.
 //!
 //! Every variant installs the same fmt subscriber at INFO writing to a sink, so the
 //! comparison is of the middleware alone. A single-threaded runtime keeps the server on
 //! the one core the script pins it to.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use diag_axum::DiagRouterExt;
 use diag_benches::{app, install_subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// 64-bit words in a page and a line: the `touch` variant's stride.
+const PAGE_WORDS: usize = (4096 + 64) / 8;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -41,6 +48,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let diag = diag_core::Diag::from_env()?.service("load").build()?;
             install_subscriber(&diag);
             app()
+        }
+        "touch" => {
+            // Calibration, not a middleware: a `map_request` layer that reads and
+            // writes TOUCH_LINES cache lines (default 24), each on its own page, per
+            // request. Against TOUCH_LINES=0 it prices a cache line the request path
+            // touches on loopback.
+            tracing_subscriber::registry()
+                .with(sink.with_filter(EnvFilter::new("info")))
+                .init();
+            let lines: usize = std::env::var("TOUCH_LINES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(24);
+            let words: &'static [AtomicU64] = Box::leak(
+                (0..lines * PAGE_WORDS + 1)
+                    .map(|_| AtomicU64::new(0))
+                    .collect::<Box<[_]>>(),
+            );
+            app().layer(axum::middleware::map_request(
+                move |req: axum::extract::Request| async move {
+                    for line in 0..lines {
+                        let word = &words[line * PAGE_WORDS];
+                        word.store(word.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    }
+                    req
+                },
+            ))
         }
         "noop" => {
             tracing_subscriber::registry()
@@ -69,7 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => {
             return Err(format!(
-                "unknown variant `{other}`: use bare, diag, trace, noop or bare_diag_subscriber"
+                "unknown variant `{other}`: use bare, diag, trace, noop, bare_diag_subscriber or touch"
             )
             .into());
         }
