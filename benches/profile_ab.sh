@@ -39,7 +39,7 @@ wa=$!
 taskset -c 1 wrk -t1 -c32 -d"${SECONDS_RUN}s" http://127.0.0.1:18112/products/7 >"$tmp/b" &
 wb=$!
 sleep 1
-perf record -q -F 9999 -C 0 -o "$tmp/perf.data" -- sleep $((SECONDS_RUN - 2)) >/dev/null 2>&1
+perf record -q -F "${FREQ:-1999}" -C 0 -o "$tmp/perf.data" -- sleep $((SECONDS_RUN - 2)) >/dev/null 2>&1
 wait "$wa" "$wb"
 a1=$(cpu_ticks "$sa"); b1=$(cpu_ticks "$sb")
 na=$(awk '/requests in/ {print $1}' "$tmp/a"); nb=$(awk '/requests in/ {print $1}' "$tmp/b")
