@@ -12,7 +12,9 @@
 //! `tsc::WINDOW`, those come from `clock_gettime`), then fixed; the two clocks then
 //! agree to about a microsecond per second, plenty for request durations and in-flight
 //! ages. Anywhere else (another clocksource, another platform) every reading is
-//! `clock_gettime`.
+//! `clock_gettime`. The clocksource is read once: a kernel that later finds its TSC
+//! unstable and switches away at run time leaves this clock on the TSC (its readings
+//! still never make a negative duration: every subtraction saturates).
 
 use std::time::{Duration, Instant};
 
