@@ -212,7 +212,7 @@ impl<M, const N: usize> Family<M, N> {
 
     /// Calls `f` with every series in creation order, then the overflow series if
     /// anything folded into it.
-    pub fn for_each(&self, mut f: impl FnMut([&str; N], &M)) {
+    pub fn for_each<'a>(&'a self, mut f: impl FnMut([&'a str; N], &'a M)) {
         let order = self.order.lock().clone();
         for i in order {
             let r = SeriesRef(i);

@@ -254,23 +254,23 @@ impl HttpMetrics {
             Kind::Histogram,
         );
         // One snapshot per series for both families (the counter is the histogram's
-        // count), so the two agree in every scrape.
+        // count), taken in one walk, so the two agree in every scrape.
         let mut counts = Vec::with_capacity(self.red.len());
-        self.red.for_each(|[method, route, status], s| {
-            let labels = [("method", method), ("route", route), ("status", status)];
+        self.red.for_each(|labels, s| {
+            let [method, route, status] = labels;
             let snapshot = s.duration.snapshot();
-            enc.histogram(DURATION, &labels, &snapshot);
-            counts.push(RequestCount::of(&snapshot));
+            enc.histogram(
+                DURATION,
+                &[("method", method), ("route", route), ("status", status)],
+                &snapshot,
+            );
+            counts.push((labels, RequestCount::of(&snapshot)));
         });
         enc.family(REQUESTS, "HTTP server requests finished.", Kind::Counter);
-        let mut counts = counts.into_iter();
-        self.red.for_each(|[method, route, status], _| {
+        for ([method, route, status], c) in counts {
             let labels = [("method", method), ("route", route), ("status", status)];
-            // A series added between the two walks shows in the next scrape.
-            if let Some(c) = counts.next() {
-                enc.counter_value(REQUESTS, &labels, c.count, c.exemplar);
-            }
-        });
+            enc.counter_value(REQUESTS, &labels, c.count, c.exemplar);
+        }
         enc.family(ACTIVE, "HTTP server requests in flight.", Kind::Gauge);
         self.active.for_each(|[method, route], r| {
             enc.raw_gauge(
