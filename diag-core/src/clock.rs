@@ -53,6 +53,12 @@ impl MonoTime {
         MonoTime(u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
+    /// Nanoseconds since the clock's origin.
+    #[inline]
+    pub(crate) fn nanos(self) -> u64 {
+        self.0
+    }
+
     /// Nanoseconds from `earlier` to `self`, 0 if `earlier` is later.
     #[inline]
     pub(crate) fn nanos_since(self, earlier: MonoTime) -> u64 {

@@ -107,12 +107,17 @@ impl ExemplarTime {
         ExemplarTime(unix.saturating_add(since))
     }
 
-    /// The wall-clock time of a request-path clock reading (one anchor pair, as for
-    /// [`from_instant`](Self::from_instant)).
+    /// The wall-clock time of a request-path clock reading: the reading plus the
+    /// offset between the two clocks, measured again every [`REANCHOR_NANOS`]. The
+    /// request path's clock may be the TSC, which does not follow NTP's frequency
+    /// corrections; re-anchoring keeps exemplar timestamps within a few microseconds of
+    /// the wall clock however long the process runs.
+    #[inline]
     pub(crate) fn from_mono(at: MonoTime) -> ExemplarTime {
-        static ANCHOR: OnceLock<(MonoTime, u64)> = OnceLock::new();
-        let (mono, unix) = *ANCHOR.get_or_init(|| (MonoTime::now(), ExemplarTime::now().0));
-        ExemplarTime(unix.saturating_add(at.nanos_since(mono)))
+        static ANCHOR: MonoAnchor = MonoAnchor::new();
+        ExemplarTime(ANCHOR.to_unix(at.nanos(), || {
+            (MonoTime::now().nanos(), ExemplarTime::now().0)
+        }))
     }
 
     /// Nanoseconds since the Unix epoch.
@@ -122,6 +127,43 @@ impl ExemplarTime {
 
     fn to_system_time(self) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(self.0)
+    }
+}
+
+/// How often [`ExemplarTime::from_mono`] measures the request path's clock against the
+/// wall clock again.
+const REANCHOR_NANOS: u64 = 10_000_000_000;
+
+/// The offset between the request path's clock and the wall clock, measured again
+/// once it is [`REANCHOR_NANOS`] old.
+struct MonoAnchor {
+    /// Unix nanoseconds minus clock nanoseconds (wrapping), as last measured.
+    offset: AtomicU64,
+    /// The clock reading of that measurement; 0 before the first.
+    at: AtomicU64,
+}
+
+impl MonoAnchor {
+    const fn new() -> MonoAnchor {
+        MonoAnchor {
+            offset: AtomicU64::new(0),
+            at: AtomicU64::new(0),
+        }
+    }
+
+    /// The Unix nanoseconds of clock reading `at`; `measure` reads `(clock, unix)`
+    /// now. Threads that race to measure each store a fresh pair; a reader that pairs
+    /// a new `at` with the previous offset is off by one interval's drift.
+    #[inline]
+    fn to_unix(&self, at: u64, measure: impl FnOnce() -> (u64, u64)) -> u64 {
+        let anchored = self.at.load(Ordering::Relaxed);
+        if anchored == 0 || at.saturating_sub(anchored) > REANCHOR_NANOS {
+            let (clock, unix) = measure();
+            self.offset
+                .store(unix.wrapping_sub(clock), Ordering::Relaxed);
+            self.at.store(clock.max(1), Ordering::Relaxed);
+        }
+        at.wrapping_add(self.offset.load(Ordering::Relaxed))
     }
 }
 
@@ -264,6 +306,33 @@ mod tests {
         assert_eq!(e.value, 0.7);
         let age = SystemTime::now().duration_since(e.time).unwrap_or_default();
         assert!(age < Duration::from_secs(5), "timestamp near now: {age:?}");
+    }
+
+    #[test]
+    fn the_request_clock_anchor_follows_the_wall_clock() {
+        let anchor = MonoAnchor::new();
+        let sec = 1_000_000_000;
+        // First use measures: clock 1 s is unix 100 s.
+        assert_eq!(anchor.to_unix(sec, || (sec, 100 * sec)), 100 * sec);
+        // Within the interval, no new measurement (the clock is not read again).
+        let later = sec + REANCHOR_NANOS;
+        assert_eq!(anchor.to_unix(later, || unreachable!()), 99 * sec + later);
+        // Past it, a new measurement: the wall clock has moved 2 s more than the
+        // request clock (NTP corrections the TSC does not follow), and readings follow.
+        let past = later + 1;
+        let unix = anchor.to_unix(past, || (past, 99 * sec + past + 2 * sec));
+        assert_eq!(unix, 101 * sec + past);
+        assert_eq!(
+            anchor.to_unix(past + 5, || unreachable!()),
+            101 * sec + past + 5
+        );
+    }
+
+    #[test]
+    fn request_clock_readings_map_to_now() {
+        let t = ExemplarTime::from_mono(MonoTime::now());
+        let now = ExemplarTime::now();
+        assert!(now.0.abs_diff(t.0) < 50_000_000, "{t:?} vs {now:?}");
     }
 
     #[test]
