@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use super::capture::Capture;
 use super::redact::{DEFAULT_FIELDS, Redactor};
 use super::stored::StoredCapture;
+use crate::trace::TraceId;
 
 /// A ring of finished debug requests bounded by count and by (approximate) bytes. The
 /// oldest are evicted first and counted; a capture larger than the whole byte budget is
@@ -145,6 +146,20 @@ impl FlightRecorder {
             .find(|(c, _)| c.id == id)
             .map(|(c, _)| c.clone())?;
         // Redacted outside the lock: the request path stores under it.
+        Some(Arc::new(stored.redacted(&self.redactor)))
+    }
+
+    /// The newest kept capture of the trace `trace_id`, redacted: the way from a debug
+    /// request's exemplar (or its `X-Trace-Id`) to its capture.
+    pub fn by_trace(&self, trace_id: &TraceId) -> Option<Arc<Capture>> {
+        let stored = self
+            .ring
+            .lock()
+            .captures
+            .iter()
+            .rev()
+            .find(|(c, _)| c.trace_id == *trace_id)
+            .map(|(c, _)| c.clone())?;
         Some(Arc::new(stored.redacted(&self.redactor)))
     }
 

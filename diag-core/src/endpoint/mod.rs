@@ -91,12 +91,12 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         path: "/debug/requests",
         methods: "GET",
-        shows: "recent debug (X-Debug) requests kept by the flight recorder, newest first",
+        shows: "recent debug (X-Debug) requests kept by the flight recorder, newest first (?trace_id= for one trace's)",
     },
     Endpoint {
         path: "/debug/requests/{id}",
         methods: "GET",
-        shows: "one debug request: spans, logs, redacted request and response (JSON, or a text waterfall with Accept: text/plain or ?format=text)",
+        shows: "one debug request by its X-Debug-Id, or by trace id (X-Trace-Id, an exemplar's trace_id): spans, logs, redacted request and response (JSON, or a text waterfall with Accept: text/plain or ?format=text)",
     },
     Endpoint {
         path: "/debug/events",

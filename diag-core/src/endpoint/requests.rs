@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::{DiagResponse, EndpointRequest};
 use crate::Diag;
 use crate::debug::{RecorderStats, RejectReason, render_waterfall};
+use crate::trace::TraceId;
 
 #[derive(Serialize)]
 struct List {
@@ -16,6 +17,7 @@ struct List {
 #[derive(Serialize)]
 struct Summary {
     id: u64,
+    trace_id: String,
     time_unix: f64,
     method: String,
     route: Option<String>,
@@ -51,12 +53,24 @@ fn wants_text(req: &EndpointRequest) -> bool {
 pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     let mode = diag.debug_mode();
     let recorder = mode.recorder();
+    // `?trace_id=`: the captures of one trace (from an exemplar or an `X-Trace-Id`).
+    let trace = match req.query_param("trace_id") {
+        None => None,
+        Some(hex) => match TraceId::from_hex(hex) {
+            Some(id) => Some(id),
+            None => {
+                return DiagResponse::error(400, &format!("trace_id `{hex}` is not 32 hex digits"));
+            }
+        },
+    };
     // Only a few fields of each capture: the URI is the one that needs redacting.
     let captures = recorder
         .recent_stored()
         .iter()
+        .filter(|c| trace.is_none_or(|t| c.trace_id == t))
         .map(|c| Summary {
             id: c.id,
+            trace_id: c.trace_id.to_string(),
             time_unix: c.time_unix(),
             method: c.request.method().to_owned(),
             route: c.request.route().map(str::to_owned),
@@ -82,14 +96,18 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     DiagResponse::json(200, &list, pretty(req))
 }
 
+/// `id` is the debug id (`X-Debug-Id`), or a trace id (32 hex digits: `X-Trace-Id`, or
+/// the `trace_id` of an exemplar), which finds the newest capture of that trace.
 pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagResponse {
-    let capture = id
-        .parse::<u64>()
-        .ok()
-        .and_then(|id| diag.debug_mode().recorder().get(id));
+    let recorder = diag.debug_mode().recorder();
+    let capture = match TraceId::from_hex(id) {
+        Some(trace) => recorder.by_trace(&trace),
+        None => id.parse::<u64>().ok().and_then(|id| recorder.get(id)),
+    };
     let Some(capture) = capture else {
         return DiagResponse::not_found(&format!(
-            "no debug capture with id `{id}` (never existed, or evicted); see /debug/requests"
+            "no debug capture with id or trace id `{id}` (never existed, or evicted; only \
+             requests in diagnostic mode are captured); see /debug/requests"
         ));
     };
     if wants_text(req) {
@@ -107,6 +125,10 @@ mod tests {
     use crate::{Diag, DiagResponse, EndpointRequest};
 
     fn run_debug_request(diag: &Diag, uri: &str, status: u16) -> u64 {
+        run_traced_debug_request(diag, uri, status, TraceId([9; 16]))
+    }
+
+    fn run_traced_debug_request(diag: &Diag, uri: &str, status: u16, trace: TraceId) -> u64 {
         let h = vec![("x-debug".to_owned(), "tok".to_owned())];
         let Decision::Debug(level) = diag.debug_decision(&h, None) else {
             panic!("not admitted")
@@ -118,7 +140,7 @@ mod tests {
             headers: &h,
             peer: &|| None,
         };
-        let debug = diag.start_debug(level, &view, TraceId([9; 16]));
+        let debug = diag.start_debug(level, &view, trace);
         debug.response_head(status, &Vec::new());
         debug.response_chunk(b"hello");
         debug.response_end();
@@ -223,6 +245,90 @@ mod tests {
         }
     }
 
+    /// From a trace id (an exemplar's, or `X-Trace-Id`) to the capture.
+    #[tokio::test]
+    async fn captures_are_found_by_trace_id() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let a = TraceId([0xa1; 16]);
+        let b = TraceId([0xb2; 16]);
+        let a_first = run_traced_debug_request(&diag, "/items/1", 200, a);
+        let b_only = run_traced_debug_request(&diag, "/items/2", 503, b);
+        // The same trace replayed: its newest capture wins.
+        let a_again = run_traced_debug_request(&diag, "/items/3", 404, a);
+
+        let one = get(&diag, &format!("/debug/requests/{b}"), None, None).await;
+        assert_eq!(one.status, 200);
+        let c = json(&one);
+        assert_eq!(
+            (c["id"].as_u64(), c["trace_id"].as_str()),
+            (Some(b_only), Some(&*b.to_string()))
+        );
+        let upper = b.to_string().to_uppercase();
+        let one = get(&diag, &format!("/debug/requests/{upper}"), None, None).await;
+        assert_eq!(json(&one)["id"], b_only, "upper-case hex too");
+        let newest = get(&diag, &format!("/debug/requests/{a}"), None, None).await;
+        assert_eq!(json(&newest)["id"], a_again);
+        let text = get(
+            &diag,
+            &format!("/debug/requests/{a}"),
+            Some("format=text"),
+            None,
+        )
+        .await;
+        assert!(
+            String::from_utf8(text.body)
+                .unwrap()
+                .starts_with("GET /items/3 -> 404")
+        );
+
+        // The list shows each capture's trace and filters by it.
+        let list = get(
+            &diag,
+            "/debug/requests",
+            Some(&format!("trace_id={a}")),
+            None,
+        )
+        .await;
+        let v = json(&list);
+        let found: Vec<(u64, String)> = v["captures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_u64().unwrap(),
+                    c["trace_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(found, [(a_again, a.to_string()), (a_first, a.to_string())]);
+        let all = json(&get(&diag, "/debug/requests", None, None).await);
+        assert_eq!(all["captures"].as_array().unwrap().len(), 3);
+
+        // A trace with no capture (a normal request's exemplar), and a malformed one.
+        let other = TraceId([0xc3; 16]);
+        let missing = get(&diag, &format!("/debug/requests/{other}"), None, None).await;
+        assert_eq!(missing.status, 404);
+        assert!(
+            json(&missing)["error"]
+                .as_str()
+                .unwrap()
+                .contains("diagnostic mode")
+        );
+        let none = json(
+            &get(
+                &diag,
+                "/debug/requests",
+                Some(&format!("trace_id={other}")),
+                None,
+            )
+            .await,
+        );
+        assert_eq!(none["captures"].as_array().unwrap().len(), 0);
+        let bad = get(&diag, "/debug/requests", Some("trace_id=xyz"), None).await;
+        assert_eq!(bad.status, 400);
+    }
+
     #[tokio::test]
     async fn guarded_listed_and_get_only() {
         let diag = Diag::builder().token("tok").build().unwrap();
@@ -312,6 +418,12 @@ mod tests {
             (format!("/debug/requests/{id}"), Some("pretty=1"), None),
             (format!("/debug/requests/{id}"), Some("format=text"), None),
             (format!("/debug/requests/{id}"), None, Some("text/plain")),
+            (format!("/debug/requests/{}", TraceId([3; 16])), None, None),
+            (
+                format!("/debug/requests/{}", TraceId([3; 16])),
+                Some("format=text"),
+                None,
+            ),
         ] {
             let r = get(&diag, &path, query, accept).await;
             assert_eq!(r.status, 200, "{path}");
@@ -320,6 +432,8 @@ mod tests {
         let recorder = diag.debug_mode().recorder();
         served.push(serde_json::to_string(&*recorder.recent()[0]).unwrap());
         served.push(serde_json::to_string(&*recorder.get(id).unwrap()).unwrap());
+        let by_trace = recorder.by_trace(&TraceId([3; 16])).unwrap();
+        served.push(serde_json::to_string(&*by_trace).unwrap());
         served.push(format!("{recorder:?} {debug:?}"));
         for text in &served {
             assert!(!text.contains("SECRET"), "leak in:\n{text}");

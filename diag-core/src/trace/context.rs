@@ -6,6 +6,29 @@ use super::hex::{hex8, hex16};
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceId(pub [u8; 16]);
 
+impl TraceId {
+    /// Parses 32 hex digits (either case), as exemplars and `X-Trace-Id` show a trace
+    /// id; `None` for anything else, and for the all-zero id W3C calls invalid.
+    ///
+    /// ```
+    /// use diag_core::trace::TraceId;
+    /// let id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    /// assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert_eq!(TraceId::from_hex("4BF92F3577B34DA6A3CE929D0E0E4736"), Some(id));
+    /// assert_eq!(TraceId::from_hex("4bf92f35"), None);
+    /// assert_eq!(TraceId::from_hex(&"0".repeat(32)), None);
+    /// ```
+    pub fn from_hex(hex: &str) -> Option<TraceId> {
+        let hex: [u8; 32] = hex.as_bytes().try_into().ok()?;
+        let hex = hex.map(|c| c.to_ascii_lowercase());
+        let mut id = [0u8; 16];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = hex_byte(&hex[2 * i..2 * i + 2])?;
+        }
+        (id != [0; 16]).then_some(TraceId(id))
+    }
+}
+
 /// A W3C span id: 8 bytes, shown as 16 lower-case hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SpanId(pub [u8; 8]);

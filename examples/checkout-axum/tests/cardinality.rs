@@ -12,7 +12,6 @@ use common::{Running, diag_with_token};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0";
 const IN_FLIGHT: usize = 32;
 const PRODUCTS: u64 = 5_000;
 const UNKNOWN_PATHS: usize = 5_000;
@@ -133,17 +132,6 @@ async fn get_all(s: &Running, paths: Vec<String>) -> BTreeMap<u16, usize> {
     by_status
 }
 
-async fn openmetrics(s: &Running) -> String {
-    let res = s
-        .get("/metrics")
-        .header("accept", OPENMETRICS)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.text().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_metrics_stay_bounded_under_distinct_urls() {
     let config = Config {
@@ -166,7 +154,7 @@ async fn http_metrics_stay_bounded_under_distinct_urls() {
     );
     assert_eq!(get_all(&s, bad_ids).await, BTreeMap::from([(400, BAD_IDS)]));
 
-    let text = openmetrics(&s).await;
+    let text = s.openmetrics().await;
     let all = samples(&text);
     let http: Vec<&Sample> = all
         .iter()
@@ -265,7 +253,7 @@ async fn a_service_metric_folds_label_sets_past_its_cap() {
     // A label set that made it in keeps its own series after the cap is reached.
     redemptions.with(["SPRING0"]).inc();
 
-    let text = openmetrics(&s).await;
+    let text = s.openmetrics().await;
     let series: Vec<Sample> = samples(&text)
         .into_iter()
         .filter(|x| x.name == "coupon_redemptions_total")

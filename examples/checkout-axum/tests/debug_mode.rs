@@ -60,19 +60,23 @@ fn header(res: &reqwest::Response, name: &str) -> Option<String> {
         .map(|v| v.to_str().unwrap().to_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_debug_request_gets_its_capture_timings_and_logs() {
-    let s = start_with_token().await;
-    let res = s
-        .get("/products/7001?coupon=x&token=query-secret")
-        .header("x-debug", TOKEN)
-        .header("cookie", "session=cookie-secret")
-        .send()
-        .await
-        .unwrap();
+/// Sends `request` with the debug token; the 200 response, its `X-Debug-Id` and its
+/// `X-Trace-Id`.
+async fn in_debug_mode(request: reqwest::RequestBuilder) -> (reqwest::Response, String, String) {
+    let res = request.header("x-debug", TOKEN).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let id = header(&res, "x-debug-id").expect("X-Debug-Id");
     let trace_id = header(&res, "x-trace-id").expect("X-Trace-Id");
+    (res, id, trace_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_request_gets_its_capture_timings_and_logs() {
+    let s = start_with_token().await;
+    let request = s
+        .get("/products/7001?coupon=x&token=query-secret")
+        .header("cookie", "session=cookie-secret");
+    let (res, id, trace_id) = in_debug_mode(request).await;
     let timing = header(&res, "server-timing").expect("Server-Timing");
     assert!(timing.contains("pricing_fetch;dur="), "{timing}");
     assert!(timing.contains("total;dur="), "{timing}");
@@ -108,15 +112,11 @@ async fn a_debug_request_gets_its_capture_timings_and_logs() {
         );
     }
 
-    let waterfall = s
-        .admin(&format!("/debug/requests/{id}"))
-        .header("accept", "text/plain")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let waterfall = common::text(
+        s.admin(&format!("/debug/requests/{id}"))
+            .header("accept", "text/plain"),
+    )
+    .await;
     assert!(
         waterfall.contains("pricing_fetch") && waterfall.contains("cache miss"),
         "{waterfall}"
@@ -130,6 +130,45 @@ async fn a_debug_request_gets_its_capture_timings_and_logs() {
             .any(|l| l.contains("DEBUG") && l.contains("cache miss") && l.contains(&trace_id)),
         "{lines:#?}"
     );
+}
+
+/// The chain an on-call engineer follows: a slow bucket's exemplar on `/metrics` names a
+/// trace; for a request in diagnostic mode (always sampled), that trace id opens its
+/// capture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_requests_exemplar_leads_to_its_capture() {
+    let s = start_with_token().await;
+    // Its own product id: the tests of this file share one log buffer.
+    let (_, id, trace_id) = in_debug_mode(s.get("/products/7003")).await;
+
+    let metrics = s.openmetrics().await;
+    let exemplar_of = |family: &str| -> Option<String> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(family) && l.contains(r#"route="/products/{id}""#))
+            .find_map(|l| {
+                let (_, ex) = l.split_once(r#"# {trace_id=""#)?;
+                Some(ex.split('"').next()?.to_owned())
+            })
+    };
+    for family in [
+        "http_server_request_duration_seconds_bucket{",
+        "http_server_requests_total{",
+    ] {
+        assert_eq!(
+            exemplar_of(family).as_deref(),
+            Some(&*trace_id),
+            "{family} exemplar:\n{metrics}"
+        );
+    }
+
+    let capture: Value = s.admin_json(&format!("/debug/requests/{trace_id}")).await;
+    assert_eq!(capture["id"].to_string(), id, "{capture}");
+    assert_eq!(capture["trace_id"], trace_id);
+    let listed: Value = s
+        .admin_json(&format!("/debug/requests?trace_id={trace_id}"))
+        .await;
+    assert_eq!(listed["captures"][0]["id"].to_string(), id, "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,14 +411,7 @@ async fn a_client_that_goes_away_leaves_an_incomplete_capture_and_no_leak() {
     );
     let requests: Value = s.admin_json("/debug/state/requests").await;
     assert_eq!(requests["value"]["in_flight"], 0, "{requests}");
-    let metrics = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::text(s.get("/metrics")).await;
     let gauges: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("http_server_active_requests{"))

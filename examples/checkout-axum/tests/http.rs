@@ -9,16 +9,7 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn demo_routes_behave() {
     let s = Running::with_token().await;
-    assert_eq!(
-        s.get("/healthz")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "ok"
-    );
+    assert_eq!(common::text(s.get("/healthz")).await, "ok");
 
     let p: Value = s.get_json("/products/7").await;
     assert_eq!(p["id"], 7);

@@ -304,14 +304,7 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
 
     // Nothing of what was scraped was refused (out-of-order exemplars, duplicate or
     // out-of-bounds samples, limits), as Prometheus counts it about itself.
-    let own = client
-        .get(format!("{}/metrics", prom.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let own = common::text(client.get(format!("{}/metrics", prom.base))).await;
     let refused: Vec<&str> = own
         .lines()
         .filter(|l| l.starts_with("prometheus_target_scrapes_"))

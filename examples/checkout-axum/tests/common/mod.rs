@@ -102,4 +102,19 @@ impl Running {
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         self.admin(path).send().await.unwrap().json().await.unwrap()
     }
+
+    /// `GET /metrics` as Prometheus asks for it: OpenMetrics, with exemplars.
+    pub async fn openmetrics(&self) -> String {
+        text(self.get("/metrics").header("accept", OPENMETRICS)).await
+    }
+}
+
+/// The `Accept` of a Prometheus scrape that wants exemplars.
+pub const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0";
+
+/// Sends `request`, expects a 2xx, and returns the body as text.
+pub async fn text(request: reqwest::RequestBuilder) -> String {
+    let res = request.send().await.unwrap();
+    assert!(res.status().is_success(), "{}: {}", res.url(), res.status());
+    res.text().await.unwrap()
 }
