@@ -181,6 +181,12 @@ pub async fn index_in_json_and_html(t: &Target) {
         .await
         .expect("request");
     assert!(content_type(&res).starts_with("text/html"));
+    // diag's pages show what clients sent: a browser must not sniff them into HTML.
+    assert_eq!(
+        header(&res, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(header(&res, "cache-control").as_deref(), Some("no-store"));
     let html = res.text().await.expect("body");
     assert!(
         html.contains("<table") && html.contains("/debug/state"),

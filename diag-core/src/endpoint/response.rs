@@ -16,13 +16,16 @@ pub struct DiagResponse {
 pub(crate) const JSON: &str = "application/json";
 
 impl DiagResponse {
-    /// A response with `content-type` set.
+    /// A response with `content-type` set, never cached, and never content-sniffed:
+    /// diag's pages show what clients sent (captured bodies, URIs), which a browser must
+    /// not take for HTML or script.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         DiagResponse {
             status,
             headers: vec![
                 ("content-type", content_type.to_owned()),
                 ("cache-control", "no-store".to_owned()),
+                ("x-content-type-options", "nosniff".to_owned()),
             ],
             body: body.into(),
         }
