@@ -91,7 +91,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         path: "/debug/requests",
         methods: "GET",
-        shows: "recent debug (X-Debug) requests kept by the flight recorder, newest first (?trace_id= for one trace's)",
+        shows: "recent debug (X-Debug) requests kept by the flight recorder, newest first (?trace_id= for one trace's; text with Accept: text/plain or ?format=text)",
     },
     Endpoint {
         path: "/debug/requests/{id}",

@@ -93,7 +93,74 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
                 .collect(),
         },
     };
+    if wants_text(req) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        return DiagResponse::new(200, "text/plain; charset=utf-8", render_list(&list, now));
+    }
     DiagResponse::json(200, &list, pretty(req))
+}
+
+/// The list as a person reads it in a terminal (`Accept: text/plain` or
+/// `?format=text`): the recorder's counts, then one line per capture, newest first.
+fn render_list(list: &List, now_unix: f64) -> String {
+    use std::fmt::Write as _;
+    let r = &list.recorder;
+    let d = &list.debug;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} debug requests kept (of {}, {} KiB of {} KiB), {} evicted; \
+         {} activated, {} in flight, {} over budget",
+        r.kept,
+        r.max_captures,
+        r.bytes / 1024,
+        r.max_bytes / 1024,
+        r.evicted,
+        d.activated,
+        d.in_flight,
+        d.budget_exhausted,
+    );
+    if list.captures.is_empty() {
+        out.push_str("(none: send a request with X-Debug to capture one)\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:>6}  {:>8}  {:>6}  {:>11}  request",
+        "id", "age", "status", "duration"
+    );
+    for c in &list.captures {
+        let status = c.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+        let _ = writeln!(
+            out,
+            "{:>6}  {:>8}  {:>6}  {:>8.1} ms  {} {}  trace {}{}",
+            c.id,
+            age(now_unix - c.time_unix),
+            status,
+            c.duration_ms,
+            c.method,
+            c.uri,
+            c.trace_id,
+            if c.complete { "" } else { "  (incomplete)" },
+        );
+    }
+    out
+}
+
+/// `secs` ago, to the precision a person needs.
+fn age(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 1.0 {
+        format!("{:.0} ms", secs * 1000.0)
+    } else if secs < 90.0 {
+        format!("{secs:.1} s")
+    } else if secs < 90.0 * 60.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
 }
 
 /// `id` is the debug id (`X-Debug-Id`), or a trace id (32 hex digits: `X-Trace-Id`, or
@@ -202,6 +269,35 @@ mod tests {
         assert_eq!(v["recorder"]["evicted"], 1);
         assert_eq!(v["debug"]["activated"], 3);
         assert_eq!(v["debug"]["rejected"]["expired"], 0);
+
+        // The same list as text, for a terminal.
+        let text = get(&diag, "/debug/requests", None, Some("text/plain")).await;
+        assert!(
+            text.header("content-type")
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let text = String::from_utf8(text.body).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("2 debug requests kept (of 2,") && lines[0].contains("1 evicted"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("status") && lines[1].contains("request"),
+            "{text}"
+        );
+        let trace = "09".repeat(16);
+        for (line, id, status, uri) in [
+            (lines[2], third, "500", "GET /items/3 "),
+            (lines[3], second, "404", "GET /items/2?token=[redacted] "),
+        ] {
+            assert!(line.trim_start().starts_with(&format!("{id} ")), "{line}");
+            assert!(line.contains(&format!(" {status} ")), "{line}");
+            assert!(line.contains(uri) && line.contains(&trace), "{line}");
+            assert!(!line.contains("incomplete"), "{line}");
+        }
+        assert_eq!(lines.len(), 4, "{text}");
 
         let one = get(&diag, &format!("/debug/requests/{second}"), None, None).await;
         assert_eq!(one.status, 200);
@@ -330,6 +426,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_empty_list_as_text_says_how_to_fill_it() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let text = get(&diag, "/debug/requests", Some("format=text"), None).await;
+        let text = String::from_utf8(text.body).unwrap();
+        assert!(text.starts_with("0 debug requests kept"), "{text}");
+        assert!(text.contains("send a request with X-Debug"), "{text}");
+    }
+
+    #[test]
+    fn ages_read_like_a_person_says_them() {
+        use super::age;
+        assert_eq!(age(0.0123), "12 ms");
+        assert_eq!(age(-1.0), "0 ms", "a clock step back is not a negative age");
+        assert_eq!(age(4.26), "4.3 s");
+        assert_eq!(age(600.0), "10 min");
+        assert_eq!(age(7200.0), "2.0 h");
+    }
+
+    #[tokio::test]
     async fn guarded_listed_and_get_only() {
         let diag = Diag::builder().token("tok").build().unwrap();
         let anonymous = diag
@@ -424,6 +539,7 @@ mod tests {
                 Some("format=text"),
                 None,
             ),
+            ("/debug/requests".to_owned(), Some("format=text"), None),
         ] {
             let r = get(&diag, &path, query, accept).await;
             assert_eq!(r.status, 200, "{path}");
