@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) log_level: crate::log::LogLevelControl,
     pub(crate) metrics: MetricsRegistry,
     pub(crate) sampler: Sampler,
+    /// Where debug requests' traces go, when configured.
+    pub(crate) otlp: Option<crate::otlp::OtlpExporter>,
 }
 
 /// A configuration value diag could not accept.
@@ -86,6 +88,9 @@ pub enum ConfigError {
     /// The HTTP duration buckets are unusable.
     #[error("http duration buckets: {0}")]
     Buckets(#[from] BucketsError),
+    /// The OTLP endpoint is not a plain `http://` URL, or its thread could not start.
+    #[error("otlp endpoint: {0}")]
+    Otlp(String),
 }
 
 impl Diag {
@@ -200,6 +205,7 @@ pub struct DiagBuilder {
     sampling_ratio: f64,
     http_duration_buckets: Vec<f64>,
     max_label_sets: usize,
+    otlp_endpoint: Option<String>,
 }
 
 impl Default for DiagBuilder {
@@ -224,6 +230,7 @@ impl Default for DiagBuilder {
             sampling_ratio: 1.0,
             http_duration_buckets: LATENCY_BUCKETS.to_vec(),
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
+            otlp_endpoint: None,
         }
     }
 }
@@ -377,6 +384,25 @@ impl DiagBuilder {
         self
     }
 
+    /// Sends the trace of every request in diagnostic mode to an OpenTelemetry
+    /// collector: OTLP/HTTP with protobuf to `url` (`http://host:port`, path
+    /// `/v1/traces` when none is given; plain HTTP only, so a collector or agent beside
+    /// the service). Redacted like the flight recorder's captures, sent from a thread
+    /// of diag's own, dropped and counted when its queue is full. See [`crate::otlp`].
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder()
+    ///     .otlp_endpoint("http://127.0.0.1:4318")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = diag;
+    /// assert!(diag_core::Diag::builder().otlp_endpoint("https://x").build().is_err());
+    /// ```
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp_endpoint = Some(url.into());
+        self
+    }
+
     /// Reads these environment variables, each overriding what code set:
     ///
     /// | variable | meaning |
@@ -396,6 +422,7 @@ impl DiagBuilder {
     /// | `DIAG_RECORDER_BYTES` | bytes of captures kept (default 8388608) |
     /// | `DIAG_REDACT_HEADERS` | comma-separated extra headers redacted in captures |
     /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures |
+    /// | `DIAG_OTLP_ENDPOINT` | send debug requests' traces there ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces` |
     ///
     /// ```
     /// // SAFETY: doc test, single-threaded.
@@ -427,6 +454,20 @@ impl DiagBuilder {
             self.metrics_public = b;
         }
         self = self.debug_from_env()?;
+        let otlp = [
+            ("DIAG_OTLP_ENDPOINT", ""),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "/v1/traces"),
+        ]
+        .into_iter()
+        .find_map(|(name, suffix)| {
+            let url = std::env::var(name).ok()?;
+            let url = url.trim().trim_end_matches('/');
+            (!url.is_empty()).then(|| format!("{url}{suffix}"))
+        });
+        if let Some(url) = otlp {
+            self.otlp_endpoint = Some(url);
+        }
         Ok(self)
     }
 
@@ -447,6 +488,23 @@ impl DiagBuilder {
             .transpose()?;
         let debug = crate::debug::DebugMode::new(self.debug, self.token.as_ref())?;
         validate_buckets(&self.http_duration_buckets)?;
+        let otlp = match &self.otlp_endpoint {
+            None => None,
+            Some(url) => {
+                let endpoint = crate::otlp::Endpoint::parse(url).map_err(ConfigError::Otlp)?;
+                let source = crate::otlp::Source {
+                    service: self.service.clone(),
+                    version: self.version.clone(),
+                };
+                let exporter = crate::otlp::OtlpExporter::start(
+                    endpoint,
+                    source,
+                    debug.recorder().redactor().clone(),
+                )
+                .map_err(|e| ConfigError::Otlp(e.to_string()))?;
+                Some(exporter)
+            }
+        };
         let inner = Inner {
             service: self.service,
             version: self.version,
@@ -471,6 +529,7 @@ impl DiagBuilder {
             log_level: crate::log::LogLevelControl::default(),
             metrics: MetricsRegistry::new(self.http_duration_buckets.into(), self.max_label_sets),
             sampler: Sampler::new(self.sampling_ratio),
+            otlp,
         };
         let diag = Diag {
             inner: Arc::new(inner),

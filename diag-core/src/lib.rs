@@ -41,6 +41,7 @@ mod headers;
 pub mod log;
 pub mod metrics;
 pub mod net;
+pub mod otlp;
 pub mod request;
 pub mod state;
 pub mod trace;

@@ -192,6 +192,9 @@ pub struct Capture {
     pub time_unix: f64,
     /// The request's trace id (32 hex digits).
     pub trace_id: String,
+    /// The request's own span id (16 hex digits): the one in its `traceparent`, its
+    /// exemplars and, when traces are sent to a collector, its server span.
+    pub span_id: String,
     /// The log level the request ran at.
     pub level: DebugLevel,
     /// `false` when the exchange ended early: the client went away before the response

@@ -21,18 +21,18 @@
 
 mod base64;
 mod budget;
-mod capture;
+pub(crate) mod capture;
 mod config;
 mod credential;
 mod decision;
 mod mode;
 mod recorder;
-mod redact;
+pub(crate) mod redact;
 mod request;
 mod server_timing;
 mod session;
 mod signed;
-mod stored;
+pub(crate) mod stored;
 mod tap;
 mod throttle;
 mod waterfall;

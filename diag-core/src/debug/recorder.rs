@@ -88,13 +88,12 @@ impl FlightRecorder {
     }
 
     /// Keeps `capture`, evicting the oldest as needed.
-    pub(crate) fn store(&self, capture: StoredCapture) {
+    pub(crate) fn store(&self, capture: Arc<StoredCapture>) {
         let size = capture.approx_bytes();
         if size > self.max_bytes {
             self.too_large.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let capture = Arc::new(capture);
         let mut evicted = 0;
         {
             let mut ring = self.ring.lock();
@@ -201,6 +200,7 @@ pub(crate) mod tests {
             id,
             time_unix: 0.0,
             trace_id: "0".repeat(32),
+            span_id: "0".repeat(16),
             level: DebugLevel::Debug,
             complete: true,
             duration_ms: 1.0,
@@ -236,7 +236,7 @@ pub(crate) mod tests {
     fn evicts_oldest_by_count() {
         let r = FlightRecorder::new(3, usize::MAX);
         for id in 1..=5 {
-            r.store(stored(id, 10));
+            r.store(Arc::new(stored(id, 10)));
         }
         assert_eq!(ids(&r), [5, 4, 3]);
         assert_eq!(r.evicted(), 2);
@@ -251,14 +251,14 @@ pub(crate) mod tests {
         // Room for two and a half captures: the third evicts the first.
         let r = FlightRecorder::new(100, one * 5 / 2);
         for id in 1..=4 {
-            r.store(stored(id, 1000));
+            r.store(Arc::new(stored(id, 1000)));
         }
         assert_eq!(ids(&r), [4, 3]);
         let s = r.stats();
         assert_eq!(s.evicted, 2);
         assert_eq!(s.bytes, 2 * one);
         // A capture bigger than everything is refused and counted, nothing evicted.
-        r.store(stored(9, one * 3));
+        r.store(Arc::new(stored(9, one * 3)));
         assert_eq!(ids(&r), [4, 3]);
         assert_eq!(r.stats().too_large, 1);
         assert_eq!(r.stats().evicted, 2);

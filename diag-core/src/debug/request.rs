@@ -13,7 +13,7 @@ use super::server_timing::debug_response_headers;
 use super::session::DebugSession;
 use super::stored::{HeaderLines, RequestHead, StoredCapture, StoredResponse};
 use crate::request::RequestView;
-use crate::trace::TraceId;
+use crate::trace::{SpanId, TraceId};
 use crate::{Diag, HeaderView};
 
 /// One request running in diagnostic mode.
@@ -51,6 +51,7 @@ pub struct DebugRequest {
     diag: Diag,
     session: Arc<DebugSession>,
     trace_id: TraceId,
+    span_id: SpanId,
     request: Mutex<RequestSide>,
     response: Mutex<ResponseSide>,
     stored: AtomicBool,
@@ -85,11 +86,23 @@ impl Diag {
         req: &RequestView<'_>,
         trace_id: TraceId,
     ) -> Arc<DebugRequest> {
+        self.start_debug_traced(level, req, trace_id, SpanId::random())
+    }
+
+    /// [`start_debug`](Self::start_debug) for a request whose own span id is known.
+    pub(crate) fn start_debug_traced(
+        &self,
+        level: DebugLevel,
+        req: &RequestView<'_>,
+        trace_id: TraceId,
+        span_id: SpanId,
+    ) -> Arc<DebugRequest> {
         let mode = self.debug_mode();
         mode.in_flight.fetch_add(1, Ordering::Relaxed);
         Arc::new(DebugRequest {
             session: Arc::new(DebugSession::new(mode.next_id(), level)),
             trace_id,
+            span_id,
             request: Mutex::new(RequestSide {
                 head: RequestHead::copy(req.method, req.uri, req.route, req.headers),
                 body: BodyCapture::new(mode.body_limit),
@@ -199,6 +212,7 @@ impl DebugRequest {
             id: self.session.id,
             started_at: self.session.started_at,
             trace_id: self.trace_id,
+            span_id: self.span_id,
             level: self.session.level,
             complete,
             duration: self.session.elapsed(),
@@ -210,6 +224,10 @@ impl DebugRequest {
             dropped_spans,
             dropped_logs,
         };
+        let capture = Arc::new(capture);
+        if let Some(otlp) = &self.diag.inner.otlp {
+            otlp.export(capture.clone());
+        }
         self.diag.debug_mode().recorder().store(capture);
     }
 }

@@ -13,7 +13,7 @@ use super::DebugLevel;
 use super::capture::{self, BodyCapture, Capture, CapturedRequest, CapturedResponse};
 use super::redact::Redactor;
 use super::session::{LogLine, SpanTiming, StaticText};
-use crate::trace::TraceId;
+use crate::trace::{SpanId, TraceId};
 
 /// Header lines in one buffer: names and values back to back, with where each ends.
 /// Two allocations however many lines, so storing and freeing them is cheap.
@@ -179,6 +179,8 @@ pub(crate) struct StoredCapture {
     pub(crate) id: u64,
     pub(crate) started_at: SystemTime,
     pub(crate) trace_id: TraceId,
+    /// The request's own span (the one in its `traceparent` and exemplars).
+    pub(crate) span_id: SpanId,
     pub(crate) level: DebugLevel,
     pub(crate) complete: bool,
     pub(crate) duration: Duration,
@@ -201,6 +203,7 @@ impl StoredCapture {
             id: self.id,
             time_unix: self.time_unix(),
             trace_id: self.trace_id.to_string(),
+            span_id: self.span_id.to_string(),
             level: self.level,
             complete: self.complete,
             duration_ms: self.duration_ms(),
@@ -310,6 +313,7 @@ pub(crate) mod tests {
             id,
             started_at: SystemTime::UNIX_EPOCH,
             trace_id: TraceId([0; 16]),
+            span_id: SpanId([1; 8]),
             level: DebugLevel::Debug,
             complete: true,
             duration: Duration::from_millis(1),

@@ -150,7 +150,7 @@ impl Diag {
         let mut scope = RequestScope { trace, debug: None };
         let debug = match decision {
             Decision::Debug(level) => {
-                let request = self.start_debug(level, req, trace.trace_id);
+                let request = self.start_debug_traced(level, req, trace.trace_id, trace.span_id);
                 scope.debug = Some(request.session().clone());
                 let in_flight = DebugInFlight::begin(level);
                 let span = crate::log::request_span(&scope);

@@ -10,13 +10,12 @@ mod common;
 
 use std::fs::File;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::Running;
+use common::{Running, free_port};
 use serde_json::Value;
 
 /// How long any one condition may take to come true before the test fails.
@@ -154,16 +153,6 @@ impl Drop for PrometheusProcess {
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A loopback port nobody listens on right now (never 9090: the Debian package's own
-/// Prometheus may be there).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Percent-encodes a query parameter value (everything but RFC 3986's unreserved set).

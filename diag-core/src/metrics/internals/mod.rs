@@ -36,6 +36,7 @@ pub(crate) fn register(diag: &Diag) {
 
 fn collect(inner: &Inner, w: &mut ScrapeWriter) {
     debug_mode(inner, w);
+    otlp(inner, w);
     queues(inner, w);
     errors(inner, w);
     events(inner, w);
@@ -102,6 +103,24 @@ fn debug_mode(inner: &Inner, w: &mut ScrapeWriter) {
         &[],
         rec.too_large,
     );
+}
+
+/// Only when traces are sent somewhere.
+fn otlp(inner: &Inner, w: &mut ScrapeWriter) {
+    let Some(otlp) = &inner.otlp else { return };
+    let s = &otlp.stats;
+    for (outcome, n) in [
+        ("sent", &s.exported),
+        ("failed", &s.failed),
+        ("dropped", &s.dropped),
+    ] {
+        w.counter(
+            "diag_otlp_exports_total",
+            "Debug requests' traces sent to the OTLP collector, by outcome (dropped: the queue was full).",
+            &[("outcome", outcome)],
+            n.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
 }
 
 fn queues(inner: &Inner, w: &mut ScrapeWriter) {

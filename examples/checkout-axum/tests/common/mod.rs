@@ -112,6 +112,16 @@ impl Running {
 /// The `Accept` of a Prometheus scrape that wants exemplars.
 pub const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0";
 
+/// A loopback port nobody listens on right now (the kernel picks it, so never a fixed
+/// port such as 9090, where the Debian package's own Prometheus may be).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Sends `request`, expects a 2xx, and returns the body as text.
 pub async fn text(request: reqwest::RequestBuilder) -> String {
     let res = request.send().await.unwrap();

@@ -1,0 +1,576 @@
+//! Sends the trace of every request in diagnostic mode to an OpenTelemetry collector
+//! (OTLP/HTTP, protobuf), so the forced trace of a debug request exists in the tracing
+//! backend under the `X-Trace-Id` its response carried and its exemplars name.
+//!
+//! Configured with [`DiagBuilder::otlp_endpoint`](crate::DiagBuilder::otlp_endpoint), or
+//! from the environment (`DIAG_OTLP_ENDPOINT`, else OpenTelemetry's
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` +
+//! `/v1/traces`). Plain `http://` only: point it at a collector or agent beside the
+//! service.
+//!
+//! What is sent is the capture as `/debug/requests/{id}` shows it, redacted the same
+//! way: a server span for the request (`{method} {route}`, its status, the HTTP
+//! attributes; its span id is the request's own, the one in its `traceparent` and its
+//! exemplars), a span for each span the request recorded, its log lines as span events.
+//! The request path only hands the stored capture to a queue ([`QUEUE`] captures; when
+//! full, a capture is dropped and counted); a thread of diag's own redacts, encodes and
+//! posts it (5 s timeouts, no retry). Counts: `diag_otlp_exports_total{outcome}`.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Duration;
+
+use crate::debug::redact::Redactor;
+use crate::debug::stored::StoredCapture;
+use crate::debug::{Capture, CapturedSpan};
+
+/// Captures waiting to be sent, at most.
+pub const QUEUE: usize = 64;
+
+/// Connect, write and read timeouts of one post.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where traces go: `http://host:port/path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// `host:port`.
+    authority: String,
+    path: String,
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port][/path]` (port 80, path `/v1/traces` when absent).
+    pub(crate) fn parse(url: &str) -> Result<Endpoint, String> {
+        let rest = url.trim().strip_prefix("http://").ok_or_else(|| {
+            format!("`{url}`: only http:// is supported (send to a local collector)")
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(format!("`{url}`: no host"));
+        }
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let path = if path.is_empty() || path == "/" {
+            "/v1/traces"
+        } else {
+            path
+        };
+        Ok(Endpoint {
+            authority,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// How the exports went.
+#[derive(Debug, Default)]
+pub(crate) struct OtlpStats {
+    pub(crate) exported: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
+/// The queue to the exporting thread.
+#[derive(Debug)]
+pub(crate) struct OtlpExporter {
+    tx: SyncSender<Arc<StoredCapture>>,
+    pub(crate) stats: Arc<OtlpStats>,
+}
+
+/// Who the spans are from.
+#[derive(Clone, Debug)]
+pub(crate) struct Source {
+    pub(crate) service: String,
+    pub(crate) version: String,
+}
+
+impl OtlpExporter {
+    /// Starts the exporting thread; it ends when the exporter is dropped.
+    pub(crate) fn start(
+        endpoint: Endpoint,
+        source: Source,
+        redactor: Redactor,
+    ) -> std::io::Result<OtlpExporter> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let stats = Arc::new(OtlpStats::default());
+        let thread_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("diag-otlp".into())
+            .spawn(move || run(rx, endpoint, source, redactor, thread_stats))?;
+        Ok(OtlpExporter { tx, stats })
+    }
+
+    /// Queues `capture`; never blocks. A full queue (or a stopped thread) drops it.
+    pub(crate) fn export(&self, capture: Arc<StoredCapture>) {
+        if self.tx.try_send(capture).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn run(
+    rx: Receiver<Arc<StoredCapture>>,
+    endpoint: Endpoint,
+    source: Source,
+    redactor: Redactor,
+    stats: Arc<OtlpStats>,
+) {
+    let mut warned: Option<std::time::Instant> = None;
+    for stored in rx {
+        let capture = stored.redacted(&redactor);
+        let body = encode(&capture, &stored.trace_id.0, &stored.span_id.0, &source);
+        match post(&endpoint, &body) {
+            Ok(()) => {
+                stats.exported.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                // One warning a minute at most: a collector that is down must not flood
+                // the logs it is meant to spare.
+                if warned.is_none_or(|w| w.elapsed() > Duration::from_secs(60)) {
+                    warned = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        "diag: could not send a debug request's trace to {}{}: {e}",
+                        endpoint.authority,
+                        endpoint.path
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One `POST` with `Connection: close`; a 2xx status is success.
+fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
+    let addr = endpoint
+        .authority
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        endpoint.path,
+        endpoint.authority,
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| e.to_string())?;
+    stream.write_all(body).map_err(|e| e.to_string())?;
+    // The status line is all that is needed: `HTTP/1.1 200 OK`.
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    while n < buf.len() {
+        match stream.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if buf[..n].contains(&b'\n') {
+                    break;
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let line = String::from_utf8_lossy(&buf[..n]);
+    let status = line.split(' ').nth(1).unwrap_or("");
+    if status.starts_with('2') {
+        Ok(())
+    } else {
+        Err(format!(
+            "the collector answered `{}`",
+            line.lines().next().unwrap_or("")
+        ))
+    }
+}
+
+/// The spans of one capture as an OTLP `ExportTraceServiceRequest`.
+pub(crate) fn encode(
+    c: &Capture,
+    trace_id: &[u8; 16],
+    span_id: &[u8; 8],
+    source: &Source,
+) -> Vec<u8> {
+    let start = c.time_unix;
+    let nanos = |ms_from_start: f64| -> u64 { ((start + ms_from_start / 1000.0) * 1e9) as u64 };
+    // The recorded root span (diag's `request` span) is the server span itself: its
+    // children hang from the server span.
+    let root_recorded = c
+        .spans
+        .iter()
+        .find(|s| s.parent.is_none() && s.name == "request" && s.target == "diag")
+        .map(|s| s.id);
+    let ids: Vec<[u8; 8]> = c.spans.iter().map(|s| child_id(span_id, s)).collect();
+    // The server span stands for the recorded root and for no span at all.
+    let index = |id: Option<u64>, at_ms: f64| -> Option<usize> {
+        let id = id.filter(|id| Some(*id) != root_recorded)?;
+        open_span(&c.spans, id, at_ms)
+    };
+    let otlp_parent = |child: &CapturedSpan| -> [u8; 8] {
+        index(child.parent, child.start_ms).map_or(*span_id, |i| ids[i])
+    };
+    let span_of_log = |span: Option<u64>, at_ms: f64| -> Option<usize> { index(span, at_ms) };
+
+    let mut out = Pb::default();
+    out.message(1, |rs| {
+        rs.message(1, |resource| {
+            resource.message(1, |kv| kv_str(kv, "service.name", &source.service));
+            resource.message(1, |kv| kv_str(kv, "service.version", &source.version));
+        });
+        rs.message(2, |ss| {
+            ss.message(1, |scope| {
+                scope.string(1, "diag");
+                scope.string(2, env!("CARGO_PKG_VERSION"));
+            });
+            // The server span: the whole request.
+            ss.message(2, |span| {
+                span.bytes(1, trace_id);
+                span.bytes(2, span_id);
+                let route = c
+                    .request
+                    .route
+                    .as_deref()
+                    .unwrap_or(crate::request::UNMATCHED_ROUTE);
+                span.string(5, &format!("{} {route}", c.request.method));
+                span.uint(6, 2); // SPAN_KIND_SERVER
+                span.fixed64(7, nanos(0.0));
+                span.fixed64(8, nanos(c.duration_ms));
+                let (path, query) = c
+                    .request
+                    .uri
+                    .split_once('?')
+                    .unwrap_or((&c.request.uri, ""));
+                span.message(9, |kv| kv_str(kv, "http.request.method", &c.request.method));
+                span.message(9, |kv| kv_str(kv, "http.route", route));
+                span.message(9, |kv| kv_str(kv, "url.path", path));
+                if !query.is_empty() {
+                    span.message(9, |kv| kv_str(kv, "url.query", query));
+                }
+                if let Some(r) = &c.response {
+                    span.message(9, |kv| {
+                        kv_int(kv, "http.response.status_code", i64::from(r.status))
+                    });
+                }
+                span.message(9, |kv| kv_int(kv, "diag.debug_id", c.id as i64));
+                span.message(9, |kv| {
+                    kv_str(kv, "diag.level", &format!("{:?}", c.level).to_lowercase())
+                });
+                for log in c
+                    .logs
+                    .iter()
+                    .filter(|l| span_of_log(l.span, l.offset_ms).is_none())
+                {
+                    span.message(11, |ev| log_event(ev, log, &nanos));
+                }
+                let failed = c.response.as_ref().is_none_or(|r| r.status >= 500);
+                if failed || !c.complete {
+                    span.message(15, |status| {
+                        let message = match (&c.response, c.complete) {
+                            (None, _) => "no response".to_owned(),
+                            (Some(r), true) => format!("HTTP {}", r.status),
+                            (Some(_), false) => {
+                                "the client went away before the response ended".to_owned()
+                            }
+                        };
+                        status.string(2, &message);
+                        status.uint(3, 2); // STATUS_CODE_ERROR
+                    });
+                }
+            });
+            for (i, s) in c.spans.iter().enumerate() {
+                if Some(s.id) == root_recorded && s.parent.is_none() {
+                    continue;
+                }
+                ss.message(2, |span| {
+                    span.bytes(1, trace_id);
+                    span.bytes(2, &ids[i]);
+                    span.bytes(4, &otlp_parent(s));
+                    span.string(5, &s.name);
+                    span.uint(6, 1); // SPAN_KIND_INTERNAL
+                    span.fixed64(7, nanos(s.start_ms));
+                    span.fixed64(8, nanos(s.start_ms + s.duration_ms));
+                    span.message(9, |kv| kv_str(kv, "code.namespace", &s.target));
+                    for (k, v) in &s.fields {
+                        span.message(9, |kv| kv_str(kv, k, v));
+                    }
+                    for log in c
+                        .logs
+                        .iter()
+                        .filter(|l| span_of_log(l.span, l.offset_ms) == Some(i))
+                    {
+                        span.message(11, |ev| log_event(ev, log, &nanos));
+                    }
+                });
+            }
+        });
+    });
+    out.0
+}
+
+/// The recorded span with tracing id `id` that was open at `at_ms` (tracing reuses the
+/// ids of closed spans, so an id alone may name several), else the first with that id.
+fn open_span(spans: &[CapturedSpan], id: u64, at_ms: f64) -> Option<usize> {
+    spans
+        .iter()
+        .position(|s| s.id == id && s.start_ms <= at_ms && at_ms <= s.start_ms + s.duration_ms)
+        .or_else(|| spans.iter().position(|s| s.id == id))
+}
+
+fn log_event(ev: &mut Pb, log: &crate::debug::CapturedLog, nanos: &dyn Fn(f64) -> u64) {
+    ev.fixed64(1, nanos(log.offset_ms));
+    ev.string(2, &log.message);
+    ev.message(3, |kv| kv_str(kv, "log.level", &log.level));
+    ev.message(3, |kv| kv_str(kv, "code.namespace", &log.target));
+    for (k, v) in &log.fields {
+        ev.message(3, |kv| kv_str(kv, k, v));
+    }
+}
+
+/// A span id for a recorded span: distinct per span and request (tracing's ids are
+/// reused once a span closes, so its start takes part).
+fn child_id(request_span: &[u8; 8], s: &CapturedSpan) -> [u8; 8] {
+    let mut x = u64::from_be_bytes(*request_span)
+        ^ s.id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ (s.start_ms * 1e6) as u64;
+    // splitmix64's finalizer.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x | 1).to_be_bytes()
+}
+
+fn kv_str(kv: &mut Pb, key: &str, value: &str) {
+    kv.string(1, key);
+    kv.message(2, |v| v.string(1, value));
+}
+
+fn kv_int(kv: &mut Pb, key: &str, value: i64) {
+    kv.string(1, key);
+    kv.message(2, |v| {
+        v.tag(3, 0);
+        v.varint(value as u64);
+    });
+}
+
+/// Just enough protobuf: the wire format of the messages above.
+#[derive(Default)]
+pub(crate) struct Pb(pub(crate) Vec<u8>);
+
+impl Pb {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    fn tag(&mut self, field: u32, wire: u8) {
+        self.varint(u64::from(field << 3 | u32::from(wire)));
+    }
+
+    fn bytes(&mut self, field: u32, b: &[u8]) {
+        self.tag(field, 2);
+        self.varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+    }
+
+    fn string(&mut self, field: u32, s: &str) {
+        self.bytes(field, s.as_bytes());
+    }
+
+    fn uint(&mut self, field: u32, v: u64) {
+        self.tag(field, 0);
+        self.varint(v);
+    }
+
+    fn fixed64(&mut self, field: u32, v: u64) {
+        self.tag(field, 1);
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn message(&mut self, field: u32, f: impl FnOnce(&mut Pb)) {
+        let mut inner = Pb::default();
+        f(&mut inner);
+        self.bytes(field, &inner.0);
+    }
+}
+
+/// Unix nanoseconds now, for tests.
+#[cfg(test)]
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_with_defaults() {
+        let e = Endpoint::parse("http://collector:4318/v1/traces").unwrap();
+        assert_eq!(
+            (e.authority.as_str(), e.path.as_str()),
+            ("collector:4318", "/v1/traces")
+        );
+        let e = Endpoint::parse("http://127.0.0.1:4318").unwrap();
+        assert_eq!(
+            (e.authority.as_str(), e.path.as_str()),
+            ("127.0.0.1:4318", "/v1/traces")
+        );
+        let e = Endpoint::parse("http://otel/").unwrap();
+        assert_eq!(e.authority, "otel:80");
+        assert!(
+            Endpoint::parse("https://collector:4318")
+                .unwrap_err()
+                .contains("only http://")
+        );
+        assert!(Endpoint::parse("http:///v1/traces").is_err());
+    }
+
+    use crate::Diag;
+    use crate::debug::Decision;
+    use crate::request::RequestView;
+    use crate::trace::TraceId;
+
+    /// One finished debug request through `diag`, as an adapter would drive it.
+    fn debug_request(diag: &Diag) {
+        let h = vec![("x-debug".to_owned(), "tok".to_owned())];
+        let Decision::Debug(level) = diag.debug_decision(&h, None) else {
+            panic!("not admitted")
+        };
+        let view = RequestView {
+            method: "GET",
+            route: Some("/x"),
+            uri: "/x",
+            headers: &h,
+            peer: &|| None,
+        };
+        let debug = diag.start_debug(level, &view, TraceId([5; 16]));
+        debug.response_head(200, &Vec::new());
+        debug.response_end();
+    }
+
+    fn otlp_diag(endpoint: &str) -> Diag {
+        Diag::builder()
+            .token("tok")
+            .debug_budget(1e9, u32::MAX)
+            .otlp_endpoint(endpoint)
+            .build()
+            .unwrap()
+    }
+
+    fn stats(diag: &Diag) -> [u64; 3] {
+        let s = &diag.inner.otlp.as_ref().unwrap().stats;
+        [&s.exported, &s.failed, &s.dropped].map(|n| n.load(Ordering::Relaxed))
+    }
+
+    /// Polls until `done`, for at most 10 s.
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_collector_that_is_not_there_is_counted_not_felt() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Nothing listens there any more.
+        let diag = otlp_diag(&format!("http://127.0.0.1:{port}"));
+        debug_request(&diag);
+        eventually("the failed export is counted", || stats(&diag) == [0, 1, 0]);
+    }
+
+    #[test]
+    fn a_stuck_collector_fills_the_queue_and_the_rest_is_dropped_without_waiting() {
+        // Accepts connections, never answers: each post waits for its timeout.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let diag = otlp_diag(&format!("http://{}", listener.local_addr().unwrap()));
+        let started = std::time::Instant::now();
+        for _ in 0..QUEUE + 10 {
+            debug_request(&diag);
+        }
+        // The request path never waited for the collector.
+        assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
+        // One in the thread's hands, QUEUE waiting, the rest dropped.
+        eventually("the overflow is counted", || stats(&diag)[2] >= 9);
+        assert_eq!(stats(&diag)[0], 0);
+        drop(listener);
+    }
+
+    fn span(id: u64, start_ms: f64, duration_ms: f64) -> CapturedSpan {
+        CapturedSpan {
+            id,
+            parent: None,
+            name: format!("s{id}"),
+            target: "t".into(),
+            start_ms,
+            duration_ms,
+            fields: vec![],
+        }
+    }
+
+    #[test]
+    fn a_reused_tracing_id_names_the_span_open_at_the_time() {
+        // Id 7 closed at 10 ms and was reused by a span open from 20 to 30 ms.
+        let spans = [span(7, 0.0, 10.0), span(3, 0.0, 40.0), span(7, 20.0, 10.0)];
+        assert_eq!(open_span(&spans, 7, 5.0), Some(0));
+        assert_eq!(open_span(&spans, 7, 25.0), Some(2));
+        assert_eq!(
+            open_span(&spans, 7, 15.0),
+            Some(0),
+            "none open then: the first"
+        );
+        assert_eq!(open_span(&spans, 9, 5.0), None);
+        let request = [0x11; 8];
+        let ids: Vec<[u8; 8]> = spans.iter().map(|s| child_id(&request, s)).collect();
+        assert_ne!(
+            ids[0], ids[2],
+            "the two spans of one tracing id get their own ids"
+        );
+        assert!(ids.iter().all(|id| *id != [0; 8] && *id != request));
+    }
+
+    #[test]
+    fn varints_and_fixed_fields_follow_the_wire_format() {
+        let mut pb = Pb::default();
+        pb.uint(1, 300);
+        assert_eq!(pb.0, [0x08, 0xac, 0x02]);
+        let mut pb = Pb::default();
+        pb.fixed64(7, 1);
+        assert_eq!(pb.0, [0x39, 1, 0, 0, 0, 0, 0, 0, 0]);
+        let mut pb = Pb::default();
+        pb.message(2, |m| m.string(1, "hi"));
+        assert_eq!(pb.0, [0x12, 4, 0x0a, 2, b'h', b'i']);
+        assert!(now_nanos() > 1_700_000_000_000_000_000);
+    }
+}

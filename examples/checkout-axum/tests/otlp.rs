@@ -1,0 +1,247 @@
+//! A debug request's forced trace, received by a real OTLP receiver: Arize Phoenix
+//! (`arize-phoenix` from PyPI; it takes OTLP/HTTP protobuf on `/v1/traces` and serves
+//! the spans it keeps on `/v1/projects/{project}/spans`). The trace arrives under the
+//! `X-Trace-Id` the response carried, its server span under the request's own span id
+//! (the one in `traceparent` and the exemplars), the handler's spans under it, its DEBUG
+//! lines as events, and nothing secret.
+//!
+//! Needs the `phoenix` command: `scripts/test` installs it into a virtualenv and names
+//! it in `DIAG_TEST_PHOENIX`. A missing receiver fails the test; it never skips.
+
+mod common;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{API_KEY, Running, TOKEN, free_port};
+use diag_core::Diag;
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// A Phoenix server on free loopback ports with its own working directory, killed and
+/// removed on drop.
+struct Phoenix {
+    child: Child,
+    dir: PathBuf,
+    log: PathBuf,
+    base: String,
+}
+
+impl Phoenix {
+    fn start() -> Phoenix {
+        let Ok(program) = std::env::var("DIAG_TEST_PHOENIX") else {
+            panic!(
+                "DIAG_TEST_PHOENIX is not set: this test needs Arize Phoenix (pip package \
+                 `arize-phoenix`) as its OTLP receiver; run scripts/test, which installs it"
+            );
+        };
+        let (port, grpc) = (free_port(), free_port());
+        let dir =
+            std::env::temp_dir().join(format!("diag-phoenix-test-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("phoenix.log");
+        let child = Command::new(&program)
+            .arg("serve")
+            .env("PHOENIX_WORKING_DIR", &dir)
+            .env("PHOENIX_HOST", "127.0.0.1")
+            .env("PHOENIX_PORT", port.to_string())
+            .env("PHOENIX_GRPC_PORT", grpc.to_string())
+            .env("PHOENIX_TELEMETRY_ENABLED", "false")
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.join("phoenix.out")).unwrap())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{program} serve` ({e})"));
+        Phoenix {
+            child,
+            dir,
+            log,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `check` until it answers, failing with Phoenix's log after [`PATIENCE`].
+    async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut check: impl AsyncFnMut() -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("phoenix exited ({status}); its log:\n{}", self.log());
+            }
+            let last = match check().await {
+                Ok(t) => return t,
+                Err(e) => e,
+            };
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last: {last}\nphoenix log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Phoenix {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The spans Phoenix keeps for `trace_id`, once there are at least `at_least`.
+async fn spans_of(
+    client: &reqwest::Client,
+    base: &str,
+    trace_id: &str,
+    at_least: usize,
+) -> Result<Vec<Value>, String> {
+    let url = format!("{base}/v1/projects/default/spans?limit=1000");
+    let res = client.get(&url).send().await.map_err(|e| e.to_string())?;
+    let body: Value = res.json().await.map_err(|e| e.to_string())?;
+    let spans: Vec<Value> = body["data"]
+        .as_array()
+        .ok_or_else(|| format!("{url}: {body}"))?
+        .iter()
+        .filter(|s| s["context"]["trace_id"] == trace_id)
+        .cloned()
+        .collect();
+    if spans.len() >= at_least {
+        Ok(spans)
+    } else {
+        Err(format!("{} spans of {trace_id} so far", spans.len()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_requests_trace_reaches_a_real_otlp_receiver() {
+    let mut phoenix = Phoenix::start();
+    let client = reqwest::Client::new();
+    let base = phoenix.base.clone();
+    phoenix
+        .wait_for("phoenix to listen", async || {
+            let res = client.get(format!("{base}/v1/projects")).send().await;
+            res.map_err(|e| e.to_string())?
+                .error_for_status()
+                .map_err(|e| e.to_string())
+                .map(drop)
+        })
+        .await;
+
+    let diag = Diag::builder()
+        .service("checkout")
+        .version("1.2.3")
+        .token(TOKEN)
+        .otlp_endpoint(format!("{base}/v1/traces"))
+        .build()
+        .unwrap();
+    checkout_axum::telemetry::init(&diag, std::io::sink, false);
+    let s = Running::start(diag).await;
+
+    let res = s
+        .get("/products/7301?token=query-secret")
+        .header("x-debug", TOKEN)
+        .header("cookie", "session=cookie-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
+    let trace_id = header("x-trace-id");
+    let debug_id = header("x-debug-id");
+    let own_span = header("traceparent").split('-').nth(2).unwrap().to_owned();
+    // A normal request sends nothing.
+    let normal = s.get("/products/7302").send().await.unwrap();
+    let normal_trace = normal.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .split('-')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+
+    let spans = phoenix
+        .wait_for("the debug request's spans", async || {
+            spans_of(&client, &base, &trace_id, 2).await
+        })
+        .await;
+    let by_name = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} span in {spans:#?}"))
+    };
+    let server = by_name("GET /products/{id}");
+    assert_eq!(
+        server["context"]["span_id"], own_span,
+        "the request's own span id"
+    );
+    assert_eq!(server["parent_id"], Value::Null);
+    // (Phoenix's `span_kind` is its own OpenInference kind, not OTLP's.)
+    let attrs = &server["attributes"];
+    let attr = |path: &[&str]| -> Value {
+        let flat = path.join(".");
+        if !attrs[&flat].is_null() {
+            return attrs[&flat].clone();
+        }
+        path.iter().fold(attrs.clone(), |v, k| v[*k].clone())
+    };
+    assert_eq!(attr(&["http", "response", "status_code"]), 200, "{attrs}");
+    assert_eq!(attr(&["http", "route"]), "/products/{id}", "{attrs}");
+    assert_eq!(attr(&["diag", "debug_id"]).to_string(), debug_id, "{attrs}");
+    let pricing = by_name("pricing_fetch");
+    assert_eq!(
+        pricing["parent_id"], server["context"]["span_id"],
+        "{pricing}"
+    );
+    let (start, end) = (
+        pricing["start_time"].as_str().unwrap(),
+        pricing["end_time"].as_str().unwrap(),
+    );
+    assert!(start < end, "{start} .. {end}");
+    let everything = serde_json::to_string(&spans).unwrap();
+    assert!(
+        everything.contains("cache miss"),
+        "the DEBUG line as an event: {everything}"
+    );
+    for secret in [TOKEN, "query-secret", "cookie-secret", API_KEY] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} reached the collector: {everything}"
+        );
+    }
+
+    // Nothing of the normal request, and the counts say one sent (counted once the
+    // receiver's answer is read, which may come after the spans show).
+    assert!(spans_of(&client, &base, &normal_trace, 1).await.is_err());
+    let metrics = phoenix
+        .wait_for("the export to be counted", async || {
+            let metrics = common::text(s.get("/metrics")).await;
+            if metrics.contains(r#"diag_otlp_exports_total{outcome="sent"} 1"#) {
+                Ok(metrics)
+            } else {
+                Err(metrics)
+            }
+        })
+        .await;
+    assert!(
+        metrics.contains(r#"diag_otlp_exports_total{outcome="failed"} 0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"diag_otlp_exports_total{outcome="dropped"} 0"#),
+        "{metrics}"
+    );
+}
