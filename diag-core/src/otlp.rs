@@ -11,7 +11,8 @@
 //! What is sent is the capture as `/debug/requests/{id}` shows it, redacted the same
 //! way: a server span for the request (`{method} {route}`, its status, the HTTP
 //! attributes; its span id is the request's own, the one in its `traceparent` and its
-//! exemplars), a span for each span the request recorded, its log lines as span events.
+//! exemplars; its parent the caller's span when the request came with a `traceparent`),
+//! a span for each span the request recorded, its log lines as span events.
 //! The request path only hands the stored capture to a queue ([`QUEUE`] captures; when
 //! full, a capture is dropped and counted); a thread of diag's own redacts, encodes and
 //! posts it (5 s timeouts, no retry). Counts: `diag_otlp_exports_total{outcome}`.
@@ -130,7 +131,12 @@ fn run(
     let mut warned: Option<std::time::Instant> = None;
     for stored in rx {
         let capture = stored.redacted(&redactor);
-        let body = encode(&capture, &stored.trace_id.0, &stored.span_id.0, &source);
+        let ids = Ids {
+            trace: stored.trace_id.0,
+            span: stored.span_id.0,
+            parent: stored.parent_span_id.map(|p| p.0),
+        };
+        let body = encode(&capture, &ids, &source);
         match post(&endpoint, &body) {
             Ok(()) => {
                 stats.exported.fetch_add(1, Ordering::Relaxed);
@@ -205,13 +211,17 @@ fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
     }
 }
 
+/// The ids of the request's server span.
+pub(crate) struct Ids {
+    pub(crate) trace: [u8; 16],
+    pub(crate) span: [u8; 8],
+    /// The caller's span, when the request continued its trace.
+    pub(crate) parent: Option<[u8; 8]>,
+}
+
 /// The spans of one capture as an OTLP `ExportTraceServiceRequest`.
-pub(crate) fn encode(
-    c: &Capture,
-    trace_id: &[u8; 16],
-    span_id: &[u8; 8],
-    source: &Source,
-) -> Vec<u8> {
+pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
+    let (trace_id, span_id) = (&request.trace, &request.span);
     let start = c.time_unix;
     let nanos = |ms_from_start: f64| -> u64 { ((start + ms_from_start / 1000.0) * 1e9) as u64 };
     // The recorded root span (diag's `request` span) is the server span itself: its
@@ -247,6 +257,9 @@ pub(crate) fn encode(
             ss.message(2, |span| {
                 span.bytes(1, trace_id);
                 span.bytes(2, span_id);
+                if let Some(parent) = &request.parent {
+                    span.bytes(4, parent);
+                }
                 let route = c
                     .request
                     .route

@@ -13,7 +13,7 @@ use super::server_timing::debug_response_headers;
 use super::session::DebugSession;
 use super::stored::{HeaderLines, RequestHead, StoredCapture, StoredResponse};
 use crate::request::RequestView;
-use crate::trace::{SpanId, TraceId};
+use crate::trace::{SpanId, TraceContext, TraceId};
 use crate::{Diag, HeaderView};
 
 /// One request running in diagnostic mode.
@@ -52,6 +52,8 @@ pub struct DebugRequest {
     session: Arc<DebugSession>,
     trace_id: TraceId,
     span_id: SpanId,
+    /// The caller's span, when the request came with a `traceparent` of this trace.
+    parent_span_id: Option<SpanId>,
     request: Mutex<RequestSide>,
     response: Mutex<ResponseSide>,
     stored: AtomicBool,
@@ -103,6 +105,12 @@ impl Diag {
             session: Arc::new(DebugSession::new(mode.next_id(), level)),
             trace_id,
             span_id,
+            parent_span_id: req
+                .headers
+                .get("traceparent")
+                .and_then(TraceContext::from_traceparent)
+                .filter(|caller| caller.trace_id == trace_id)
+                .map(|caller| caller.span_id),
             request: Mutex::new(RequestSide {
                 head: RequestHead::copy(req.method, req.uri, req.route, req.headers),
                 body: BodyCapture::new(mode.body_limit),
@@ -213,6 +221,7 @@ impl DebugRequest {
             started_at: self.session.started_at,
             trace_id: self.trace_id,
             span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
             level: self.session.level,
             complete,
             duration: self.session.elapsed(),

@@ -181,6 +181,8 @@ pub(crate) struct StoredCapture {
     pub(crate) trace_id: TraceId,
     /// The request's own span (the one in its `traceparent` and exemplars).
     pub(crate) span_id: SpanId,
+    /// The caller's span, from an incoming `traceparent` of the same trace.
+    pub(crate) parent_span_id: Option<SpanId>,
     pub(crate) level: DebugLevel,
     pub(crate) complete: bool,
     pub(crate) duration: Duration,
@@ -314,6 +316,7 @@ pub(crate) mod tests {
             started_at: SystemTime::UNIX_EPOCH,
             trace_id: TraceId([0; 16]),
             span_id: SpanId([1; 8]),
+            parent_span_id: None,
             level: DebugLevel::Debug,
             complete: true,
             duration: Duration::from_millis(1),

@@ -1,9 +1,10 @@
 //! A debug request's forced trace, received by a real OTLP receiver: Arize Phoenix
 //! (`arize-phoenix` from PyPI; it takes OTLP/HTTP protobuf on `/v1/traces` and serves
 //! the spans it keeps on `/v1/projects/{project}/spans`). The trace arrives under the
-//! `X-Trace-Id` the response carried, its server span under the request's own span id
-//! (the one in `traceparent` and the exemplars), the handler's spans under it, its DEBUG
-//! lines as events, and nothing secret.
+//! `X-Trace-Id` the response carried (here the caller's trace, which diag continues and
+//! forces sampled), its server span under the request's own span id (the one in
+//! `traceparent` and the exemplars) and under the caller's span, the handler's spans
+//! under it, its DEBUG lines as events, and nothing secret.
 //!
 //! Needs the `phoenix` command: `scripts/test` installs it into a virtualenv and names
 //! it in `DIAG_TEST_PHOENIX`. A missing receiver fails the test; it never skips.
@@ -150,10 +151,13 @@ async fn a_debug_requests_trace_reaches_a_real_otlp_receiver() {
     checkout_axum::telemetry::init(&diag, std::io::sink, false);
     let s = Running::start(diag).await;
 
+    // Replayed from a caller that traces: the request continues the caller's trace.
+    let (caller_trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     let res = s
         .get("/products/7301?token=query-secret")
         .header("x-debug", TOKEN)
         .header("cookie", "session=cookie-secret")
+        .header("traceparent", format!("00-{caller_trace}-{caller_span}-00"))
         .send()
         .await
         .unwrap();
@@ -188,7 +192,8 @@ async fn a_debug_requests_trace_reaches_a_real_otlp_receiver() {
         server["context"]["span_id"], own_span,
         "the request's own span id"
     );
-    assert_eq!(server["parent_id"], Value::Null);
+    assert_eq!(server["parent_id"], caller_span, "under the caller's span");
+    assert_eq!(trace_id, caller_trace, "the caller's trace, forced sampled");
     // (Phoenix's `span_kind` is its own OpenInference kind, not OTLP's.)
     let attrs = &server["attributes"];
     let attr = |path: &[&str]| -> Value {
