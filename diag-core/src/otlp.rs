@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use crate::debug::redact::Redactor;
 use crate::debug::stored::StoredCapture;
+use crate::debug::throttle::Throttle;
 use crate::debug::{Capture, CapturedSpan};
 
 /// Captures waiting to be sent, at most.
@@ -78,7 +79,7 @@ impl Endpoint {
 /// How the exports went.
 #[derive(Debug, Default)]
 pub(crate) struct OtlpStats {
-    pub(crate) exported: AtomicU64,
+    pub(crate) sent: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) dropped: AtomicU64,
 }
@@ -128,7 +129,9 @@ fn run(
     redactor: Redactor,
     stats: Arc<OtlpStats>,
 ) {
-    let mut warned: Option<std::time::Instant> = None;
+    // One warning a minute at most: a collector that is down must not flood the logs
+    // it is meant to spare.
+    let warnings = Throttle::new(Duration::from_secs(60));
     for stored in rx {
         let capture = stored.redacted(&redactor);
         let ids = Ids {
@@ -139,14 +142,11 @@ fn run(
         let body = encode(&capture, &ids, &source);
         match post(&endpoint, &body) {
             Ok(()) => {
-                stats.exported.fetch_add(1, Ordering::Relaxed);
+                stats.sent.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                // One warning a minute at most: a collector that is down must not flood
-                // the logs it is meant to spare.
-                if warned.is_none_or(|w| w.elapsed() > Duration::from_secs(60)) {
-                    warned = Some(std::time::Instant::now());
+                if warnings.ready() {
                     tracing::warn!(
                         "diag: could not send a debug request's trace to {}{}: {e}",
                         endpoint.authority,
@@ -498,7 +498,7 @@ mod tests {
 
     fn stats(diag: &Diag) -> [u64; 3] {
         let s = &diag.inner.otlp.as_ref().unwrap().stats;
-        [&s.exported, &s.failed, &s.dropped].map(|n| n.load(Ordering::Relaxed))
+        [&s.sent, &s.failed, &s.dropped].map(|n| n.load(Ordering::Relaxed))
     }
 
     /// Polls until `done`, for at most 10 s.

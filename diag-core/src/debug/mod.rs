@@ -34,7 +34,7 @@ mod session;
 mod signed;
 pub(crate) mod stored;
 mod tap;
-mod throttle;
+pub(crate) mod throttle;
 mod waterfall;
 
 pub use budget::DebugBudget;

@@ -105,6 +105,8 @@ impl Diag {
             session: Arc::new(DebugSession::new(mode.next_id(), level)),
             trace_id,
             span_id,
+            // Read again here, on the debug path only: the trace context every request
+            // carries keeps no parent span, to stay small.
             parent_span_id: req
                 .headers
                 .get("traceparent")

@@ -110,7 +110,7 @@ fn otlp(inner: &Inner, w: &mut ScrapeWriter) {
     let Some(otlp) = &inner.otlp else { return };
     let s = &otlp.stats;
     for (outcome, n) in [
-        ("sent", &s.exported),
+        ("sent", &s.sent),
         ("failed", &s.failed),
         ("dropped", &s.dropped),
     ] {
