@@ -137,28 +137,26 @@ impl FlightRecorder {
 
     /// The capture with `id`, if still kept, redacted.
     pub fn get(&self, id: u64) -> Option<Arc<Capture>> {
-        let stored = self
-            .ring
-            .lock()
-            .captures
-            .iter()
-            .find(|(c, _)| c.id == id)
-            .map(|(c, _)| c.clone())?;
-        // Redacted outside the lock: the request path stores under it.
-        Some(Arc::new(stored.redacted(&self.redactor)))
+        self.newest(|c| c.id == id)
     }
 
     /// The newest kept capture of the trace `trace_id`, redacted: the way from a debug
     /// request's exemplar (or its `X-Trace-Id`) to its capture.
     pub fn by_trace(&self, trace_id: &TraceId) -> Option<Arc<Capture>> {
+        self.newest(|c| c.trace_id == *trace_id)
+    }
+
+    /// The newest kept capture `matches` accepts, redacted.
+    fn newest(&self, matches: impl Fn(&StoredCapture) -> bool) -> Option<Arc<Capture>> {
         let stored = self
             .ring
             .lock()
             .captures
             .iter()
             .rev()
-            .find(|(c, _)| c.trace_id == *trace_id)
+            .find(|(c, _)| matches(c))
             .map(|(c, _)| c.clone())?;
+        // Redacted outside the lock: the request path stores under it.
         Some(Arc::new(stored.redacted(&self.redactor)))
     }
 
