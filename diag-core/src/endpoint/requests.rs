@@ -97,14 +97,15 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        return DiagResponse::new(200, "text/plain; charset=utf-8", render_list(&list, now));
+        let text = render_list(&list, now, trace.is_some());
+        return DiagResponse::new(200, "text/plain; charset=utf-8", text);
     }
     DiagResponse::json(200, &list, pretty(req))
 }
 
 /// The list as a person reads it in a terminal (`Accept: text/plain` or
 /// `?format=text`): the recorder's counts, then one line per capture, newest first.
-fn render_list(list: &List, now_unix: f64) -> String {
+fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     use std::fmt::Write as _;
     let r = &list.recorder;
     let d = &list.debug;
@@ -123,7 +124,11 @@ fn render_list(list: &List, now_unix: f64) -> String {
         d.budget_exhausted,
     );
     if list.captures.is_empty() {
-        out.push_str("(none: send a request with X-Debug to capture one)\n");
+        out.push_str(if one_trace {
+            "(no capture of that trace: only requests in diagnostic mode are captured)\n"
+        } else {
+            "(none: send a request with X-Debug to capture one)\n"
+        });
         return out;
     }
     let _ = writeln!(
@@ -432,6 +437,11 @@ mod tests {
         let text = String::from_utf8(text.body).unwrap();
         assert!(text.starts_with("0 debug requests kept"), "{text}");
         assert!(text.contains("send a request with X-Debug"), "{text}");
+        let trace = TraceId([7; 16]);
+        let query = format!("format=text&trace_id={trace}");
+        let text = get(&diag, "/debug/requests", Some(&query), None).await;
+        let text = String::from_utf8(text.body).unwrap();
+        assert!(text.contains("no capture of that trace"), "{text}");
     }
 
     #[test]
