@@ -110,8 +110,9 @@ impl ExemplarTime {
     /// The wall-clock time of a request-path clock reading: the reading plus the
     /// offset between the two clocks, measured again every [`REANCHOR_NANOS`]. The
     /// request path's clock may be the TSC, which does not follow NTP's frequency
-    /// corrections; re-anchoring keeps exemplar timestamps within a few microseconds of
-    /// the wall clock however long the process runs.
+    /// corrections (up to some hundred parts per million); re-anchoring keeps exemplar
+    /// timestamps within about a millisecond of the wall clock however long the process
+    /// runs.
     #[inline]
     pub(crate) fn from_mono(at: MonoTime) -> ExemplarTime {
         static ANCHOR: MonoAnchor = MonoAnchor::new();
