@@ -422,7 +422,7 @@ impl DiagBuilder {
     /// | `DIAG_RECORDER_BYTES` | bytes of captures kept (default 8388608) |
     /// | `DIAG_REDACT_HEADERS` | comma-separated extra headers redacted in captures |
     /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures |
-    /// | `DIAG_OTLP_ENDPOINT` | send debug requests' traces there ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces` |
+    /// | `DIAG_OTLP_ENDPOINT` | send debug requests' traces there ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, unless `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` names another protocol than `http/protobuf` |
     ///
     /// ```
     /// // SAFETY: doc test, single-threaded.
@@ -454,17 +454,7 @@ impl DiagBuilder {
             self.metrics_public = b;
         }
         self = self.debug_from_env()?;
-        let otlp = [
-            ("DIAG_OTLP_ENDPOINT", ""),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "/v1/traces"),
-        ]
-        .into_iter()
-        .find_map(|(name, suffix)| {
-            let url = std::env::var(name).ok()?;
-            let url = url.trim().trim_end_matches('/');
-            (!url.is_empty()).then(|| format!("{url}{suffix}"))
-        });
+        let otlp = crate::otlp::endpoint_from_env(|name| std::env::var(name).ok());
         if let Some(url) = otlp {
             self.otlp_endpoint = Some(url);
         }

@@ -76,6 +76,29 @@ impl Endpoint {
     }
 }
 
+/// The endpoint the environment names, read through `var`: `DIAG_OTLP_ENDPOINT`, else
+/// OpenTelemetry's `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// with `/v1/traces`. OpenTelemetry's only where its exporters speak what diag speaks,
+/// OTLP/HTTP with protobuf (`OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` unset or
+/// `http/protobuf`): a gRPC endpoint would only collect failures.
+pub(crate) fn endpoint_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let protocol =
+        var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    let otel = protocol.is_none_or(|p| p.trim() == "http/protobuf");
+    [
+        ("DIAG_OTLP_ENDPOINT", "", true),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", otel),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "/v1/traces", otel),
+    ]
+    .into_iter()
+    .filter(|(_, _, usable)| *usable)
+    .find_map(|(name, suffix, _)| {
+        let url = var(name)?;
+        let url = url.trim().trim_end_matches('/');
+        (!url.is_empty()).then(|| format!("{url}{suffix}"))
+    })
+}
+
 /// How the exports went.
 #[derive(Debug, Default)]
 pub(crate) struct OtlpStats {
@@ -441,6 +464,47 @@ fn now_nanos() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_names_the_endpoint() {
+        fn env(vars: &[(&str, &str)]) -> Option<String> {
+            endpoint_from_env(|name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        }
+        assert_eq!(env(&[]), None);
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318/");
+        assert_eq!(env(&[base]).as_deref(), Some("http://otel:4318/v1/traces"));
+        let traces = (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://t:4318/v1/traces",
+        );
+        assert_eq!(
+            env(&[base, traces]).as_deref(),
+            Some("http://t:4318/v1/traces")
+        );
+        let own = ("DIAG_OTLP_ENDPOINT", "http://diag:4318");
+        assert_eq!(
+            env(&[base, traces, own]).as_deref(),
+            Some("http://diag:4318")
+        );
+        // OpenTelemetry's, for another protocol: not for diag; diag's own still is.
+        let grpc = ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+        assert_eq!(env(&[base, grpc]), None);
+        assert_eq!(env(&[base, grpc, own]).as_deref(), Some("http://diag:4318"));
+        let http = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf");
+        assert_eq!(
+            env(&[base, grpc, http]).as_deref(),
+            Some("http://otel:4318/v1/traces")
+        );
+        assert_eq!(
+            env(&[("DIAG_OTLP_ENDPOINT", " ")]),
+            None,
+            "empty means none"
+        );
+    }
 
     #[test]
     fn endpoints_parse_with_defaults() {
