@@ -12,7 +12,8 @@
 //! way: a server span for the request (`{method} {route}`, its status, the HTTP
 //! attributes; its span id is the request's own, the one in its `traceparent` and its
 //! exemplars; its parent the caller's span when the request came with a `traceparent`),
-//! a span for each span the request recorded, its log lines as span events.
+//! a span for each span the request recorded, its log lines as span events. Headers and
+//! bodies are not sent: they stay in the flight recorder.
 //! The request path only hands the stored capture to a queue ([`QUEUE`] captures; when
 //! full, a capture is dropped and counted); a thread of diag's own redacts, encodes and
 //! posts it (5 s timeouts, no retry). Counts: `diag_otlp_exports_total{outcome}`.
