@@ -362,7 +362,9 @@ impl DiagBuilder {
     /// The share of new traces (requests without a valid incoming `traceparent`) that
     /// are sampled, from 0.0 to 1.0 (clamped). Default 1.0, OpenTelemetry's default
     /// (`parentbased_always_on`): every request gets an exemplar-worthy trace. Lower it
-    /// when the tracing backend cannot take every trace; incoming `traceparent` flags
+    /// when the tracing backend cannot take every trace (with an
+    /// [`otlp_endpoint`](Self::otlp_endpoint), every sampled request's server span is
+    /// sent, so that every exemplar leads to a trace); incoming `traceparent` flags
     /// are honoured regardless, and debug-mode requests are always sampled.
     pub fn sampling_ratio(mut self, ratio: f64) -> Self {
         self.sampling_ratio = ratio;
@@ -384,11 +386,14 @@ impl DiagBuilder {
         self
     }
 
-    /// Sends the trace of every request in diagnostic mode to an OpenTelemetry
-    /// collector: OTLP/HTTP with protobuf to `url` (`http://host:port`, path
-    /// `/v1/traces` when none is given; plain HTTP only, so a collector or agent beside
-    /// the service). Redacted like the flight recorder's captures, sent from a thread
-    /// of diag's own, dropped and counted when its queue is full. See [`crate::otlp`].
+    /// Sends traces to an OpenTelemetry collector: OTLP/HTTP with protobuf to `url`
+    /// (`http://host:port`, path `/v1/traces` when none is given; plain HTTP only, so a
+    /// collector or agent beside the service). Each request in diagnostic mode sends
+    /// its whole recorded trace, redacted like the flight recorder's captures; every
+    /// other request whose trace is sampled ([`sampling_ratio`](Self::sampling_ratio))
+    /// sends its server span (method, route, status, timing; no path, headers or
+    /// bodies). Sent in batches from a thread of diag's own, dropped and counted when
+    /// its queues are full. See [`crate::otlp`].
     ///
     /// ```
     /// let diag = diag_core::Diag::builder()
@@ -422,7 +427,8 @@ impl DiagBuilder {
     /// | `DIAG_RECORDER_BYTES` | bytes of captures kept (default 8388608) |
     /// | `DIAG_REDACT_HEADERS` | comma-separated extra headers redacted in captures |
     /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures |
-    /// | `DIAG_OTLP_ENDPOINT` | send debug requests' traces there ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, unless `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` names another protocol than `http/protobuf` |
+    /// | `DIAG_SAMPLING_RATIO` | the share of new traces sampled, 0 to 1 (default 1; [`sampling_ratio`](Self::sampling_ratio)) |
+    /// | `DIAG_OTLP_ENDPOINT` | send traces there (debug requests' whole traces, sampled requests' server spans) ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, unless `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` names another protocol than `http/protobuf` |
     ///
     /// ```
     /// // SAFETY: doc test, single-threaded.
@@ -454,6 +460,9 @@ impl DiagBuilder {
             self.metrics_public = b;
         }
         self = self.debug_from_env()?;
+        if let Some(ratio) = sampling_ratio_from_env(|name| std::env::var(name).ok())? {
+            self.sampling_ratio = ratio;
+        }
         let otlp = crate::otlp::endpoint_from_env(|name| std::env::var(name).ok());
         if let Some(url) = otlp {
             self.otlp_endpoint = Some(url);
@@ -539,11 +548,31 @@ impl DiagBuilder {
             .metrics
             .notifier
             .attach(Arc::downgrade(&diag.inner));
+        if let Some(otlp) = &diag.inner.otlp {
+            otlp.attach(Arc::downgrade(&diag.inner));
+        }
         diag.events().record(
             "start",
             format!("{} {}{sha} started", diag.service(), diag.version()),
         );
         Ok(diag)
+    }
+}
+
+/// `DIAG_SAMPLING_RATIO`, read through `var`: a number from 0 to 1, or nothing.
+fn sampling_ratio_from_env(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<f64>, ConfigError> {
+    const NAME: &str = "DIAG_SAMPLING_RATIO";
+    let Some(v) = var(NAME).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(Some(r)),
+        _ => Err(ConfigError::Env {
+            name: NAME,
+            reason: format!("`{v}` is not a ratio from 0 to 1"),
+        }),
     }
 }
 
@@ -559,5 +588,29 @@ fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
                 reason: format!("`{other}` is not a boolean (use 1 or 0)"),
             }),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sampling_ratio_comes_from_the_environment() {
+        let ratio = |v: Option<&str>| {
+            sampling_ratio_from_env(|name| {
+                assert_eq!(name, "DIAG_SAMPLING_RATIO");
+                v.map(str::to_owned)
+            })
+        };
+        assert_eq!(ratio(None).unwrap(), None);
+        assert_eq!(ratio(Some(" ")).unwrap(), None);
+        assert_eq!(ratio(Some("0.01")).unwrap(), Some(0.01));
+        assert_eq!(ratio(Some("0")).unwrap(), Some(0.0));
+        assert_eq!(ratio(Some("1")).unwrap(), Some(1.0));
+        for bad in ["1.5", "-0.1", "half", "NaN"] {
+            let err = ratio(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("DIAG_SAMPLING_RATIO"), "{bad}: {err}");
+        }
     }
 }

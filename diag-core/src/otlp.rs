@@ -1,6 +1,7 @@
-//! Sends the trace of every request in diagnostic mode to an OpenTelemetry collector
-//! (OTLP/HTTP, protobuf), so the forced trace of a debug request exists in the tracing
-//! backend under the `X-Trace-Id` its response carried and its exemplars name.
+//! Sends traces to an OpenTelemetry collector (OTLP/HTTP, protobuf), so that every
+//! trace id diag hands out as an exemplar exists in the tracing backend: the whole
+//! recorded trace of every request in diagnostic mode (under the `X-Trace-Id` its response
+//! carried), and the server span of every other request whose trace is sampled.
 //!
 //! Configured with [`DiagBuilder::otlp_endpoint`](crate::DiagBuilder::otlp_endpoint), or
 //! from the environment (`DIAG_OTLP_ENDPOINT`, else OpenTelemetry's
@@ -8,30 +9,61 @@
 //! `/v1/traces`). Plain `http://` only: point it at a collector or agent beside the
 //! service.
 //!
-//! What is sent is the capture as `/debug/requests/{id}` shows it, redacted the same
-//! way: a server span for the request (`{method} {route}`, its status, the HTTP
+//! For a debug request, what is sent is the capture as `/debug/requests/{id}` shows it,
+//! redacted the same way: a server span for the request (`{method} {route}`, its status, the HTTP
 //! attributes; its span id is the request's own, the one in its `traceparent` and its
 //! exemplars; its parent the caller's span when the request came with a `traceparent`),
 //! a span for each span the request recorded, its log lines as span events. Headers and
 //! bodies are not sent: they stay in the flight recorder.
-//! The request path only hands the stored capture to a queue ([`QUEUE`] captures; when
-//! full, a capture is dropped and counted); a thread of diag's own redacts, encodes and
-//! posts it (5 s timeouts, no retry). Counts: `diag_otlp_exports_total{outcome}`.
+//!
+//! For any other request with a sampled trace (see
+//! [`DiagBuilder::sampling_ratio`](crate::DiagBuilder::sampling_ratio); a caller's
+//! `traceparent` decides for its trace), a server span: `{method} {route}` (just the
+//! method for a request no route matched), the request's span id and trace id (the ones
+//! in its `traceparent` and its exemplars), the caller's span as parent,
+//! `http.request.method`, `http.route`, `http.response.status_code`, from arrival to the
+//! response head (what the duration histogram measures), an error status for a 5xx or a
+//! request that never got a response. No path, query, header or body: those are a debug
+//! request's, redacted.
+//!
+//! The request path only hands the stored capture, or the span's ids and times, to a
+//! queue ([`QUEUE`] captures, [`SPAN_QUEUE`] spans; when full, it is dropped and counted);
+//! a thread of diag's own redacts, encodes and posts them (spans in batches of up to
+//! [`BATCH`], at least once a second; 5 s timeouts, no retry). Counts, per request:
+//! `diag_otlp_exports_total{outcome}`.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
+use crate::clock::MonoTime;
 use crate::debug::redact::Redactor;
 use crate::debug::stored::StoredCapture;
 use crate::debug::throttle::Throttle;
 use crate::debug::{Capture, CapturedSpan};
+use crate::diag::Inner;
+use crate::metrics::ExemplarTime;
+use crate::metrics::SeriesRef;
+use crate::trace::{SpanId, TraceContext};
 
-/// Captures waiting to be sent, at most.
+/// Debug requests' captures waiting to be sent, at most.
 pub const QUEUE: usize = 64;
+
+/// Other sampled requests' server spans waiting to be sent, at most (about 64 bytes
+/// each).
+pub const SPAN_QUEUE: usize = 4096;
+
+/// Server spans per post: a full batch is sent at once, a partial one every
+/// [`FLUSH`].
+pub const BATCH: usize = 512;
+
+/// The longest a server span waits for its batch.
+const FLUSH: Duration = Duration::from_secs(1);
 
 /// Connect, write and read timeouts of one post.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,10 +140,34 @@ pub(crate) struct OtlpStats {
     pub(crate) dropped: AtomicU64,
 }
 
-/// The queue to the exporting thread.
+/// A request outside diagnostic mode whose trace is sampled, as its server span will
+/// show it: ids and clock readings only, labels read on the exporting thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestSpan {
+    pub(crate) trace: TraceContext,
+    /// The caller's span, when the request continued its trace.
+    pub(crate) parent: Option<SpanId>,
+    /// The request's `(method, route)` series of `http_server_active_requests`.
+    pub(crate) series: SeriesRef,
+    /// `None`: the request ended without a response.
+    pub(crate) status: Option<u16>,
+    pub(crate) start: MonoTime,
+    pub(crate) end: MonoTime,
+}
+
+enum Msg {
+    Capture(Arc<StoredCapture>),
+    /// A batch of spans is ready.
+    Flush,
+}
+
+/// The queues to the exporting thread.
 #[derive(Debug)]
 pub(crate) struct OtlpExporter {
-    tx: SyncSender<Arc<StoredCapture>>,
+    tx: SyncSender<Msg>,
+    spans: Arc<Mutex<Vec<RequestSpan>>>,
+    /// The handle whose route labels the spans name, once built.
+    owner: Arc<OnceLock<Weak<Inner>>>,
     pub(crate) stats: Arc<OtlpStats>,
 }
 
@@ -129,52 +185,147 @@ impl OtlpExporter {
         source: Source,
         redactor: Redactor,
     ) -> std::io::Result<OtlpExporter> {
+        // Captures and "a batch is ready" share one channel, so the thread sleeps on
+        // one thing; a full channel means the thread is busy and will flush anyway.
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let stats = Arc::new(OtlpStats::default());
-        let thread_stats = stats.clone();
+        let spans = Arc::new(Mutex::new(Vec::with_capacity(BATCH)));
+        let owner = Arc::new(OnceLock::new());
+        let thread = Thread {
+            endpoint,
+            source,
+            redactor,
+            stats: stats.clone(),
+            spans: spans.clone(),
+            owner: owner.clone(),
+            warnings: Throttle::new(Duration::from_secs(60)),
+        };
         std::thread::Builder::new()
             .name("diag-otlp".into())
-            .spawn(move || run(rx, endpoint, source, redactor, thread_stats))?;
-        Ok(OtlpExporter { tx, stats })
+            .spawn(move || thread.run(rx))?;
+        Ok(OtlpExporter {
+            tx,
+            spans,
+            owner,
+            stats,
+        })
+    }
+
+    /// Names the handle whose series the spans refer to (once, after it is built).
+    pub(crate) fn attach(&self, owner: Weak<Inner>) {
+        let _ = self.owner.set(owner);
     }
 
     /// Queues `capture`; never blocks. A full queue (or a stopped thread) drops it.
     pub(crate) fn export(&self, capture: Arc<StoredCapture>) {
-        if self.tx.try_send(capture).is_err() {
+        if self.tx.try_send(Msg::Capture(capture)).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a sampled request's server span: a short lock and a copy; never blocks on
+    /// the collector. Beyond [`SPAN_QUEUE`] waiting spans, it is dropped and counted.
+    pub(crate) fn export_span(&self, span: RequestSpan) {
+        let waiting = {
+            let mut spans = self.spans.lock();
+            if spans.len() >= SPAN_QUEUE {
+                drop(spans);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            spans.push(span);
+            spans.len()
+        };
+        if waiting == BATCH {
+            // A full channel means the thread is awake already.
+            let _ = self.tx.try_send(Msg::Flush);
         }
     }
 }
 
-fn run(
-    rx: Receiver<Arc<StoredCapture>>,
+/// The exporting thread's side.
+struct Thread {
     endpoint: Endpoint,
     source: Source,
     redactor: Redactor,
     stats: Arc<OtlpStats>,
-) {
-    // One warning a minute at most: a collector that is down must not flood the logs
-    // it is meant to spare.
-    let warnings = Throttle::new(Duration::from_secs(60));
-    for stored in rx {
-        let capture = stored.redacted(&redactor);
+    spans: Arc<Mutex<Vec<RequestSpan>>>,
+    owner: Arc<OnceLock<Weak<Inner>>>,
+    /// One warning a minute at most: a collector that is down must not flood the logs
+    /// it is meant to spare.
+    warnings: Throttle,
+}
+
+impl Thread {
+    /// Until the exporter is dropped (with its handle).
+    fn run(self, rx: Receiver<Msg>) {
+        let mut spare = Vec::with_capacity(BATCH);
+        let mut flushed = Instant::now();
+        loop {
+            let wait = FLUSH.saturating_sub(flushed.elapsed());
+            let flush = match rx.recv_timeout(wait) {
+                Ok(Msg::Capture(stored)) => {
+                    self.send_capture(&stored);
+                    flushed.elapsed() >= FLUSH
+                }
+                Ok(Msg::Flush) | Err(RecvTimeoutError::Timeout) => true,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            if flush {
+                flushed = Instant::now();
+                spare = self.send_spans(spare);
+            }
+        }
+    }
+
+    fn send_capture(&self, stored: &StoredCapture) {
+        let capture = stored.redacted(&self.redactor);
         let ids = Ids {
             trace: stored.trace_id.0,
             span: stored.span_id.0,
             parent: stored.parent_span_id.map(|p| p.0),
         };
-        let body = encode(&capture, &ids, &source);
-        match post(&endpoint, &body) {
+        let body = encode(&capture, &ids, &self.source);
+        self.outcome(post(&self.endpoint, &body), 1, "a debug request's trace");
+    }
+
+    /// Sends the waiting spans, in batches; returns the emptied buffer for next time.
+    fn send_spans(&self, spare: Vec<RequestSpan>) -> Vec<RequestSpan> {
+        let mut batch = std::mem::replace(&mut *self.spans.lock(), spare);
+        if batch.is_empty() {
+            return batch;
+        }
+        let Some(inner) = self.owner.get().and_then(Weak::upgrade) else {
+            // The handle is gone: nothing can name the routes, and nobody is left to ask.
+            batch.clear();
+            return batch;
+        };
+        for chunk in batch.chunks(BATCH) {
+            let body = encode_spans(chunk, &self.source, &|series| {
+                inner.metrics.http.active.labels(series)
+            });
+            self.outcome(
+                post(&self.endpoint, &body),
+                chunk.len() as u64,
+                "requests' spans",
+            );
+        }
+        batch.clear();
+        batch
+    }
+
+    fn outcome(&self, result: Result<(), String>, requests: u64, what: &str) {
+        match result {
             Ok(()) => {
-                stats.sent.fetch_add(1, Ordering::Relaxed);
+                self.stats.sent.fetch_add(requests, Ordering::Relaxed);
             }
             Err(e) => {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                if warnings.ready() {
+                self.stats.failed.fetch_add(requests, Ordering::Relaxed);
+                if self.warnings.ready() {
                     tracing::warn!(
-                        "diag: could not send a debug request's trace to {}{}: {e}",
-                        endpoint.authority,
-                        endpoint.path
+                        "diag: could not send {what} to {}{}: {e}",
+                        self.endpoint.authority,
+                        self.endpoint.path
                     );
                 }
             }
@@ -266,6 +417,96 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
     };
     let span_of_log = |span: Option<u64>, at_ms: f64| -> Option<usize> { index(span, at_ms) };
 
+    export_request(source, |ss| {
+        // The server span: the whole request.
+        ss.message(2, |span| {
+            span.bytes(1, trace_id);
+            span.bytes(2, span_id);
+            if let Some(parent) = &request.parent {
+                span.bytes(4, parent);
+            }
+            let route = c
+                .request
+                .route
+                .as_deref()
+                .unwrap_or(crate::request::UNMATCHED_ROUTE);
+            span.string(5, &format!("{} {route}", c.request.method));
+            span.uint(6, 2); // SPAN_KIND_SERVER
+            span.fixed64(7, nanos(0.0));
+            span.fixed64(8, nanos(c.duration_ms));
+            let (path, query) = c
+                .request
+                .uri
+                .split_once('?')
+                .unwrap_or((&c.request.uri, ""));
+            span.message(9, |kv| kv_str(kv, "http.request.method", &c.request.method));
+            span.message(9, |kv| kv_str(kv, "http.route", route));
+            span.message(9, |kv| kv_str(kv, "url.path", path));
+            if !query.is_empty() {
+                span.message(9, |kv| kv_str(kv, "url.query", query));
+            }
+            if let Some(r) = &c.response {
+                span.message(9, |kv| {
+                    kv_int(kv, "http.response.status_code", i64::from(r.status))
+                });
+            }
+            span.message(9, |kv| kv_int(kv, "diag.debug_id", c.id as i64));
+            span.message(9, |kv| {
+                kv_str(kv, "diag.level", &format!("{:?}", c.level).to_lowercase())
+            });
+            for log in c
+                .logs
+                .iter()
+                .filter(|l| span_of_log(l.span, l.offset_ms).is_none())
+            {
+                span.message(11, |ev| log_event(ev, log, &nanos));
+            }
+            let failed = c.response.as_ref().is_none_or(|r| r.status >= 500);
+            if failed || !c.complete {
+                span.message(15, |status| {
+                    let message = match (&c.response, c.complete) {
+                        (None, _) => "no response".to_owned(),
+                        (Some(r), true) => format!("HTTP {}", r.status),
+                        (Some(_), false) => {
+                            "the client went away before the response ended".to_owned()
+                        }
+                    };
+                    status.string(2, &message);
+                    status.uint(3, 2); // STATUS_CODE_ERROR
+                });
+            }
+        });
+        for (i, s) in c.spans.iter().enumerate() {
+            if Some(s.id) == root_recorded && s.parent.is_none() {
+                continue;
+            }
+            ss.message(2, |span| {
+                span.bytes(1, trace_id);
+                span.bytes(2, &ids[i]);
+                span.bytes(4, &otlp_parent(s));
+                span.string(5, &s.name);
+                span.uint(6, 1); // SPAN_KIND_INTERNAL
+                span.fixed64(7, nanos(s.start_ms));
+                span.fixed64(8, nanos(s.start_ms + s.duration_ms));
+                span.message(9, |kv| kv_str(kv, "code.namespace", &s.target));
+                for (k, v) in &s.fields {
+                    span.message(9, |kv| kv_str(kv, k, v));
+                }
+                for log in c
+                    .logs
+                    .iter()
+                    .filter(|l| span_of_log(l.span, l.offset_ms) == Some(i))
+                {
+                    span.message(11, |ev| log_event(ev, log, &nanos));
+                }
+            });
+        }
+    })
+}
+
+/// An `ExportTraceServiceRequest` from `source` whose one scope (diag) holds the spans
+/// `spans` writes.
+fn export_request(source: &Source, spans: impl FnOnce(&mut Pb)) -> Vec<u8> {
     let mut out = Pb::default();
     out.message(1, |rs| {
         rs.message(1, |resource| {
@@ -277,92 +518,61 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
                 scope.string(1, "diag");
                 scope.string(2, env!("CARGO_PKG_VERSION"));
             });
-            // The server span: the whole request.
-            ss.message(2, |span| {
-                span.bytes(1, trace_id);
-                span.bytes(2, span_id);
-                if let Some(parent) = &request.parent {
-                    span.bytes(4, parent);
-                }
-                let route = c
-                    .request
-                    .route
-                    .as_deref()
-                    .unwrap_or(crate::request::UNMATCHED_ROUTE);
-                span.string(5, &format!("{} {route}", c.request.method));
-                span.uint(6, 2); // SPAN_KIND_SERVER
-                span.fixed64(7, nanos(0.0));
-                span.fixed64(8, nanos(c.duration_ms));
-                let (path, query) = c
-                    .request
-                    .uri
-                    .split_once('?')
-                    .unwrap_or((&c.request.uri, ""));
-                span.message(9, |kv| kv_str(kv, "http.request.method", &c.request.method));
-                span.message(9, |kv| kv_str(kv, "http.route", route));
-                span.message(9, |kv| kv_str(kv, "url.path", path));
-                if !query.is_empty() {
-                    span.message(9, |kv| kv_str(kv, "url.query", query));
-                }
-                if let Some(r) = &c.response {
-                    span.message(9, |kv| {
-                        kv_int(kv, "http.response.status_code", i64::from(r.status))
-                    });
-                }
-                span.message(9, |kv| kv_int(kv, "diag.debug_id", c.id as i64));
-                span.message(9, |kv| {
-                    kv_str(kv, "diag.level", &format!("{:?}", c.level).to_lowercase())
-                });
-                for log in c
-                    .logs
-                    .iter()
-                    .filter(|l| span_of_log(l.span, l.offset_ms).is_none())
-                {
-                    span.message(11, |ev| log_event(ev, log, &nanos));
-                }
-                let failed = c.response.as_ref().is_none_or(|r| r.status >= 500);
-                if failed || !c.complete {
-                    span.message(15, |status| {
-                        let message = match (&c.response, c.complete) {
-                            (None, _) => "no response".to_owned(),
-                            (Some(r), true) => format!("HTTP {}", r.status),
-                            (Some(_), false) => {
-                                "the client went away before the response ended".to_owned()
-                            }
-                        };
-                        status.string(2, &message);
-                        status.uint(3, 2); // STATUS_CODE_ERROR
-                    });
-                }
-            });
-            for (i, s) in c.spans.iter().enumerate() {
-                if Some(s.id) == root_recorded && s.parent.is_none() {
-                    continue;
-                }
-                ss.message(2, |span| {
-                    span.bytes(1, trace_id);
-                    span.bytes(2, &ids[i]);
-                    span.bytes(4, &otlp_parent(s));
-                    span.string(5, &s.name);
-                    span.uint(6, 1); // SPAN_KIND_INTERNAL
-                    span.fixed64(7, nanos(s.start_ms));
-                    span.fixed64(8, nanos(s.start_ms + s.duration_ms));
-                    span.message(9, |kv| kv_str(kv, "code.namespace", &s.target));
-                    for (k, v) in &s.fields {
-                        span.message(9, |kv| kv_str(kv, k, v));
-                    }
-                    for log in c
-                        .logs
-                        .iter()
-                        .filter(|l| span_of_log(l.span, l.offset_ms) == Some(i))
-                    {
-                        span.message(11, |ev| log_event(ev, log, &nanos));
-                    }
-                });
-            }
+            spans(ss);
         });
     });
     out.0
+}
+
+/// Server spans of requests outside diagnostic mode; `labels` names a series'
+/// `[method, route]`.
+fn encode_spans<'a>(
+    spans: &[RequestSpan],
+    source: &Source,
+    labels: &dyn Fn(SeriesRef) -> [&'a str; 2],
+) -> Vec<u8> {
+    export_request(source, |ss| {
+        for s in spans {
+            let [method, route] = labels(s.series);
+            let matched = route != crate::request::UNMATCHED_ROUTE
+                && route != crate::metrics::OVERFLOW_LABEL_VALUE;
+            ss.message(2, |span| {
+                span.bytes(1, &s.trace.trace_id.0);
+                span.bytes(2, &s.trace.span_id.0);
+                if let Some(parent) = &s.parent {
+                    span.bytes(4, &parent.0);
+                }
+                if matched {
+                    span.string(5, &format!("{method} {route}"));
+                } else {
+                    span.string(5, method);
+                }
+                span.uint(6, 2); // SPAN_KIND_SERVER
+                span.fixed64(7, ExemplarTime::from_mono(s.start).unix_nanos());
+                span.fixed64(8, ExemplarTime::from_mono(s.end).unix_nanos());
+                span.message(9, |kv| kv_str(kv, "http.request.method", method));
+                if matched {
+                    span.message(9, |kv| kv_str(kv, "http.route", route));
+                }
+                if let Some(status) = s.status {
+                    span.message(9, |kv| {
+                        kv_int(kv, "http.response.status_code", i64::from(status))
+                    });
+                }
+                let error = match s.status {
+                    None => Some("no response".to_owned()),
+                    Some(status) if status >= 500 => Some(format!("HTTP {status}")),
+                    Some(_) => None,
+                };
+                if let Some(message) = error {
+                    span.message(15, |st| {
+                        st.string(2, &message);
+                        st.uint(3, 2); // STATUS_CODE_ERROR
+                    });
+                }
+            });
+        }
+    })
 }
 
 /// The recorded span with tracing id `id` that was open at `at_ms` (tracing reuses the
@@ -603,6 +813,139 @@ mod tests {
         eventually("the overflow is counted", || stats(&diag)[2] >= 9);
         assert_eq!(stats(&diag)[0], 0);
         drop(listener);
+    }
+
+    /// A collector that answers every post with 200 and keeps the bodies.
+    fn collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let posts = Arc::new(Mutex::new(Vec::new()));
+        let kept = posts.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let body = loop {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break Some(buf[end + 4..end + 4 + len].to_vec());
+                    }
+                };
+                if let Some(body) = body {
+                    kept.lock().push(body);
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            }
+        });
+        (url, posts)
+    }
+
+    /// One request outside diagnostic mode, with `headers`, answered with `status`
+    /// (`None`: dropped unanswered); its trace context.
+    fn normal_request(diag: &Diag, headers: &[(&str, &str)], status: Option<u16>) -> TraceContext {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let guard = diag.begin(&RequestView {
+            method: "GET",
+            route: Some("/products/{id}"),
+            uri: "/products/7",
+            headers: &headers,
+            peer: &|| None,
+        });
+        let trace = *guard.trace();
+        if let Some(status) = status {
+            assert!(
+                guard
+                    .finish(status, &mut Vec::<(String, String)>::new())
+                    .is_none()
+            );
+        }
+        trace
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn sampled_requests_send_their_server_spans_in_batches() {
+        let (url, posts) = collector();
+        let diag = otlp_diag(&url);
+        let traces: Vec<TraceContext> = (0..BATCH + 10)
+            .map(|_| normal_request(&diag, &[], Some(200)))
+            .collect();
+        // A caller that does not sample: nothing is sent for its trace.
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let unsampled = normal_request(&diag, &[("traceparent", caller)], Some(200));
+        assert!(!unsampled.sampled);
+        // A sampling caller: its span is the parent; a request without a response
+        // is sent too, as an error.
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let continued = normal_request(&diag, &[("traceparent", caller)], None);
+        let total = BATCH as u64 + 11;
+        eventually("every sampled request counted as sent", || {
+            stats(&diag) == [total, 0, 0]
+        });
+        let posts = posts.lock();
+        // One full batch at once, the rest within a second: two posts (three if the
+        // once-a-second flush came while the requests were still being made).
+        assert!((2..=3).contains(&posts.len()), "{} posts", posts.len());
+        let all: Vec<u8> = posts.concat();
+        for t in &traces {
+            assert!(contains(&all, &t.trace_id.0) && contains(&all, &t.span_id.0));
+        }
+        assert!(contains(&all, &continued.span_id.0));
+        assert!(contains(
+            &all,
+            &[0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+        ));
+        assert!(!contains(&all, &unsampled.span_id.0));
+        assert!(contains(&all, b"GET /products/{id}") && contains(&all, b"no response"));
+    }
+
+    #[test]
+    fn a_stuck_collector_drops_spans_beyond_the_queue_without_waiting() {
+        // Accepts connections, never answers: each post waits for its timeout.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let diag = otlp_diag(&format!("http://{}", listener.local_addr().unwrap()));
+        let waiting = || diag.inner.otlp.as_ref().unwrap().spans.lock().len();
+        let started = std::time::Instant::now();
+        // A full batch: the thread takes it and waits on the collector.
+        for _ in 0..BATCH {
+            normal_request(&diag, &[], Some(200));
+        }
+        eventually("the thread takes the batch", || waiting() == 0);
+        for _ in 0..SPAN_QUEUE + 100 {
+            normal_request(&diag, &[], Some(200));
+        }
+        // The request path never waited for the collector.
+        assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
+        assert_eq!(waiting(), SPAN_QUEUE);
+        assert_eq!(stats(&diag), [0, 0, 100]);
+        drop(listener);
+    }
+
+    #[test]
+    fn without_a_collector_nothing_is_queued() {
+        let diag = Diag::builder().build().unwrap();
+        assert!(diag.inner.otlp.is_none());
+        normal_request(&diag, &[], Some(200));
     }
 
     fn span(id: u64, start_ms: f64, duration_ms: f64) -> CapturedSpan {

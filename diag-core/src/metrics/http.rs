@@ -217,14 +217,14 @@ impl HttpMetrics {
     }
 
     /// The response head is ready: duration and count, with the trace as exemplar when
-    /// sampled.
+    /// sampled. Returns the clock reading the duration ends at.
     pub(crate) fn finish(
         &self,
         active: SeriesRef,
         status: u16,
         start: MonoTime,
         trace: &TraceContext,
-    ) {
+    ) -> MonoTime {
         let now = MonoTime::now();
         let route = self.active.metric(active);
         route.active.dec();
@@ -245,6 +245,7 @@ impl HttpMetrics {
         // No exemplar (nor its timestamp) for an unsampled trace.
         let exemplar = trace.sampled.then(|| (trace, ExemplarTime::from_mono(now)));
         red.duration.record(secs, exemplar);
+        now
     }
 
     pub(crate) fn encode(&self, enc: &mut Encoder) {

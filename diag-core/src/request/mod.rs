@@ -26,7 +26,7 @@ use crate::debug::{BodySide, BodyTap, DebugRequest, Decision};
 use crate::log::DebugInFlight;
 use crate::metrics::{SeriesRef, method_label};
 use crate::state::in_flight::InFlightTicket;
-use crate::trace::TraceContext;
+use crate::trace::{SpanId, TraceContext};
 use crate::{Diag, HeaderView, ResponseHeaders};
 
 /// The `route` every request that matched no route shares, so unknown paths never
@@ -59,6 +59,9 @@ pub struct RequestGuard {
     finished: bool,
     /// The request's trace and, in diagnostic mode, its debug session.
     scope: RequestScope,
+    /// The caller's span, when the request continued its trace (the parent of its
+    /// server span, when that is sent to an OTLP collector).
+    parent: Option<SpanId>,
     /// This request's `http_server_active_requests` series.
     active: SeriesRef,
     /// This request's place in the `requests` state provider.
@@ -130,10 +133,10 @@ impl Diag {
     pub fn begin(&self, req: &RequestView<'_>) -> RequestGuard {
         let start = MonoTime::now();
         let decision = self.decide_debug(req.headers, req.peer);
-        let trace = self
+        let (trace, parent) = self
             .inner
             .sampler
-            .trace_for(req.headers, decision.is_debug());
+            .context_for(req.headers, decision.is_debug());
         let route = req.route.unwrap_or(UNMATCHED_ROUTE);
         let active = self
             .inner
@@ -168,6 +171,7 @@ impl Diag {
             start,
             finished: false,
             scope,
+            parent,
             active,
             in_flight,
             debug,
@@ -276,11 +280,13 @@ impl RequestGuard {
         if let Some((name, value)) = self.decision.status_header() {
             headers.insert(name, value);
         }
-        self.diag
-            .inner
-            .metrics
-            .http
-            .finish(self.active, status, self.start, &self.scope.trace);
+        let end =
+            self.diag
+                .inner
+                .metrics
+                .http
+                .finish(self.active, status, self.start, &self.scope.trace);
+        self.export_span(Some(status), end);
         let debug = self.debug.take()?;
         // The body's length is known from the head: a server stops polling once it has
         // sent that much, so the tap must not wait for an end it will never see.
@@ -302,6 +308,26 @@ impl RequestGuard {
     }
 }
 
+impl RequestGuard {
+    /// With an OTLP collector, queues the server span of a sampled request outside
+    /// diagnostic mode (a debug request's whole capture is sent instead).
+    fn export_span(&self, status: Option<u16>, end: MonoTime) {
+        if !self.scope.trace.sampled || self.debug.is_some() {
+            return;
+        }
+        if let Some(otlp) = &self.diag.inner.otlp {
+            otlp.export_span(crate::otlp::RequestSpan {
+                trace: self.scope.trace,
+                parent: self.parent,
+                series: self.active,
+                status,
+                start: self.start,
+                end,
+            });
+        }
+    }
+}
+
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.diag.inner.in_flight.leave(self.in_flight);
@@ -310,6 +336,7 @@ impl Drop for RequestGuard {
             // No status to record; the in-flight gauge must still come down, and a debug
             // request's capture is stored as incomplete.
             self.diag.inner.metrics.http.abandon(self.active);
+            self.export_span(None, MonoTime::now());
             if let Some(debug) = &self.debug {
                 debug.request.finish_incomplete();
             }

@@ -71,22 +71,34 @@ impl Sampler {
     /// otherwise a new trace sampled by ratio. `force_sample` marks the request as
     /// sampled either way (debug-mode requests: their trace must exist).
     pub fn trace_for(&self, headers: &dyn HeaderView, force_sample: bool) -> TraceContext {
+        self.context_for(headers, force_sample).0
+    }
+
+    /// [`trace_for`](Self::trace_for), with the caller's span id when the request
+    /// continues its trace.
+    pub(crate) fn context_for(
+        &self,
+        headers: &dyn HeaderView,
+        force_sample: bool,
+    ) -> (TraceContext, Option<SpanId>) {
         if let Some(parent) = headers
             .get("traceparent")
             .and_then(TraceContext::from_traceparent)
         {
-            return TraceContext {
+            let own = TraceContext {
                 trace_id: parent.trace_id,
                 span_id: SpanId::random(),
                 sampled: parent.sampled || force_sample,
             };
+            return (own, Some(parent.span_id));
         }
         let trace_id = TraceId::random();
-        TraceContext {
+        let own = TraceContext {
             trace_id,
             span_id: SpanId::random(),
             sampled: self.should_sample(&trace_id, force_sample),
-        }
+        };
+        (own, None)
     }
 }
 

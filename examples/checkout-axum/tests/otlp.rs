@@ -1,10 +1,12 @@
-//! A debug request's forced trace, received by a real OTLP receiver: Arize Phoenix
+//! Traces received by a real OTLP receiver: Arize Phoenix
 //! (`arize-phoenix` from PyPI; it takes OTLP/HTTP protobuf on `/v1/traces` and serves
 //! the spans it keeps on `/v1/projects/{project}/spans`). The trace arrives under the
 //! `X-Trace-Id` the response carried (here the caller's trace, which diag continues and
 //! forces sampled), its server span under the request's own span id (the one in
 //! `traceparent` and the exemplars) and under the caller's span, the handler's spans
-//! under it, its DEBUG lines as events, and nothing secret.
+//! under it, its DEBUG lines as events, and nothing secret. A normal request whose
+//! trace is sampled arrives as its server span, under the ids its response carried; one
+//! whose caller does not sample does not arrive.
 //!
 //! Needs the `phoenix` command: `scripts/test` installs it into a virtualenv and names
 //! it in `DIAG_TEST_PHOENIX`. A missing receiver fails the test; it never skips.
@@ -127,7 +129,7 @@ async fn spans_of(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_debug_requests_trace_reaches_a_real_otlp_receiver() {
+async fn traces_reach_a_real_otlp_receiver() {
     let mut phoenix = Phoenix::start();
     let client = reqwest::Client::new();
     let base = phoenix.base.clone();
@@ -166,15 +168,31 @@ async fn a_debug_requests_trace_reaches_a_real_otlp_receiver() {
     let trace_id = header("x-trace-id");
     let debug_id = header("x-debug-id");
     let own_span = header("traceparent").split('-').nth(2).unwrap().to_owned();
-    // A normal request sends nothing.
+    // A normal request (sampled: the default ratio is 1) sends its server span; one
+    // whose caller does not sample sends nothing.
+    let ids = |res: &reqwest::Response| -> (String, String) {
+        let tp = res.headers()["traceparent"].to_str().unwrap().to_owned();
+        let mut parts = tp.split('-').skip(1);
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
+    };
     let normal = s.get("/products/7302").send().await.unwrap();
-    let normal_trace = normal.headers()["traceparent"]
-        .to_str()
-        .unwrap()
-        .split('-')
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let (normal_trace, normal_span) = ids(&normal);
+    let unsampled = s
+        .get("/products/7303")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        )
+        .send()
+        .await
+        .unwrap();
+    let (unsampled_trace, _) = ids(&unsampled);
+    let missing = s.get("/no/such/route").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let (missing_trace, _) = ids(&missing);
 
     let spans = phoenix
         .wait_for("the debug request's spans", async || {
@@ -228,13 +246,45 @@ async fn a_debug_requests_trace_reaches_a_real_otlp_receiver() {
         );
     }
 
-    // Nothing of the normal request, and the counts say one sent (counted once the
-    // receiver's answer is read, which may come after the spans show).
-    assert!(spans_of(&client, &base, &normal_trace, 1).await.is_err());
+    // The normal request: its server span alone, under the span id and trace id its
+    // response and exemplars carry, no parent (it started the trace).
+    let normal = phoenix
+        .wait_for("the normal request's server span", async || {
+            spans_of(&client, &base, &normal_trace, 1).await
+        })
+        .await;
+    assert_eq!(normal.len(), 1, "{normal:#?}");
+    let span = &normal[0];
+    assert_eq!(span["name"], "GET /products/{id}", "{span}");
+    assert_eq!(span["context"]["span_id"], normal_span, "{span}");
+    assert!(span["parent_id"].is_null(), "{span}");
+    let attrs = &span["attributes"];
+    let status = attrs["http.response.status_code"].clone();
+    let status = if status.is_null() {
+        attrs["http"]["response"]["status_code"].clone()
+    } else {
+        status
+    };
+    assert_eq!(status, 200, "{span}");
+    assert!(
+        !serde_json::to_string(span).unwrap().contains("7302"),
+        "no path: {span}"
+    );
+    // A route nobody registered: the method alone names it, never the raw path.
+    let missing = phoenix
+        .wait_for("the unmatched request's server span", async || {
+            spans_of(&client, &base, &missing_trace, 1).await
+        })
+        .await;
+    assert_eq!(missing[0]["name"], "GET", "{missing:#?}");
+    assert!(spans_of(&client, &base, &unsampled_trace, 1).await.is_err());
+
+    // The counts say three sent: the debug request, the normal one, the unmatched one
+    // (counted once the receiver's answer is read, which may come after the spans show).
     let metrics = phoenix
-        .wait_for("the export to be counted", async || {
+        .wait_for("the exports to be counted", async || {
             let metrics = common::text(s.get("/metrics")).await;
-            if metrics.contains(r#"diag_otlp_exports_total{outcome="sent"} 1"#) {
+            if metrics.contains(r#"diag_otlp_exports_total{outcome="sent"} 3"#) {
                 Ok(metrics)
             } else {
                 Err(metrics)

@@ -116,7 +116,7 @@ fn otlp(inner: &Inner, w: &mut ScrapeWriter) {
     ] {
         w.counter(
             "diag_otlp_exports_total",
-            "Debug requests' traces sent to the OTLP collector, by outcome (dropped: the queue was full).",
+            "Requests whose trace was sent to the OTLP collector (a debug request's whole trace, another sampled request's server span), by outcome (dropped: the queue was full).",
             &[("outcome", outcome)],
             n.load(std::sync::atomic::Ordering::Relaxed),
         );
