@@ -189,7 +189,8 @@ impl OtlpExporter {
         // one thing; a full channel means the thread is busy and will flush anyway.
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let stats = Arc::new(OtlpStats::default());
-        let spans = Arc::new(Mutex::new(Vec::with_capacity(BATCH)));
+        // Both buffers hold a full queue from the start: no growth under the lock.
+        let spans = Arc::new(Mutex::new(Vec::with_capacity(SPAN_QUEUE)));
         let owner = Arc::new(OnceLock::new());
         let thread = Thread {
             endpoint,
@@ -259,7 +260,7 @@ struct Thread {
 impl Thread {
     /// Until the exporter is dropped (with its handle).
     fn run(self, rx: Receiver<Msg>) {
-        let mut spare = Vec::with_capacity(BATCH);
+        let mut spare = Vec::with_capacity(SPAN_QUEUE);
         let mut flushed = Instant::now();
         loop {
             let wait = FLUSH.saturating_sub(flushed.elapsed());
@@ -507,7 +508,12 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
 /// An `ExportTraceServiceRequest` from `source` whose one scope (diag) holds the spans
 /// `spans` writes.
 fn export_request(source: &Source, spans: impl FnOnce(&mut Pb)) -> Vec<u8> {
-    let mut out = Pb::default();
+    export_request_sized(source, 0, spans)
+}
+
+/// [`export_request`] into a buffer of `capacity` bytes to begin with.
+fn export_request_sized(source: &Source, capacity: usize, spans: impl FnOnce(&mut Pb)) -> Vec<u8> {
+    let mut out = Pb(Vec::with_capacity(capacity));
     out.message(1, |rs| {
         rs.message(1, |resource| {
             resource.message(1, |kv| kv_str(kv, "service.name", &source.service));
@@ -531,7 +537,8 @@ fn encode_spans<'a>(
     source: &Source,
     labels: &dyn Fn(SeriesRef) -> [&'a str; 2],
 ) -> Vec<u8> {
-    export_request(source, |ss| {
+    // About 170 bytes a span.
+    export_request_sized(source, 256 * spans.len(), |ss| {
         for s in spans {
             let [method, route] = labels(s.series);
             let matched = route != crate::request::UNMATCHED_ROUTE
@@ -543,7 +550,7 @@ fn encode_spans<'a>(
                     span.bytes(4, &parent.0);
                 }
                 if matched {
-                    span.string(5, &format!("{method} {route}"));
+                    span.string_of(5, &[method, " ", route]);
                 } else {
                     span.string(5, method);
                 }
@@ -657,10 +664,40 @@ impl Pb {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
 
+    /// A nested message, written in place: a one-byte length goes before it, and only
+    /// a message of 128 bytes or more moves to make room for a longer one. No buffer
+    /// per message.
     fn message(&mut self, field: u32, f: impl FnOnce(&mut Pb)) {
-        let mut inner = Pb::default();
-        f(&mut inner);
-        self.bytes(field, &inner.0);
+        self.tag(field, 2);
+        let at = self.0.len();
+        self.0.push(0);
+        f(self);
+        let mut len = (self.0.len() - at - 1) as u64;
+        if len < 0x80 {
+            self.0[at] = len as u8;
+            return;
+        }
+        let mut varint = [0u8; 10];
+        let mut n = 0;
+        while len >= 0x80 {
+            varint[n] = len as u8 | 0x80;
+            len >>= 7;
+            n += 1;
+        }
+        varint[n] = len as u8;
+        let end = self.0.len();
+        self.0.resize(end + n, 0);
+        self.0.copy_within(at + 1..end, at + 1 + n);
+        self.0[at..=at + n].copy_from_slice(&varint[..=n]);
+    }
+
+    /// A string field made of `parts`, without joining them first.
+    fn string_of(&mut self, field: u32, parts: &[&str]) {
+        self.tag(field, 2);
+        self.varint(parts.iter().map(|p| p.len() as u64).sum());
+        for p in parts {
+            self.0.extend_from_slice(p.as_bytes());
+        }
     }
 }
 
@@ -992,6 +1029,18 @@ mod tests {
         let mut pb = Pb::default();
         pb.message(2, |m| m.string(1, "hi"));
         assert_eq!(pb.0, [0x12, 4, 0x0a, 2, b'h', b'i']);
+        // A message longer than 127 bytes: a two-byte length before it, nested ones
+        // inside it intact.
+        let long = "x".repeat(200);
+        let mut pb = Pb::default();
+        pb.message(2, |m| {
+            m.string(1, &long);
+            m.message(3, |n| n.string_of(1, &["a", " ", "b"]));
+        });
+        let mut expected = vec![0x12, 210, 1, 0x0a, 200, 1];
+        expected.extend_from_slice(long.as_bytes());
+        expected.extend_from_slice(&[0x1a, 5, 0x0a, 3, b'a', b' ', b'b']);
+        assert_eq!(pb.0, expected);
         assert!(now_nanos() > 1_700_000_000_000_000_000);
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! Run it with two counts and divide the difference by the difference of counts to take
 //! start-up out. Variants: `bare`, `noop` (an empty `Router::layer`), `diag`, `debug` (every request in
-//! diagnostic mode), `mixed` (every tenth), `trace` (tower-http's `TraceLayer`).
+//! diagnostic mode), `mixed` (every tenth), `trace` (tower-http's `TraceLayer`), `export`
+//! (`diag` sending every request's server span to an OTLP collector, see `otlp_sink`).
 
 use std::time::Instant;
 
@@ -23,11 +24,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let variant = args.next().unwrap_or_else(|| "diag".into());
     let count: u64 = args.next().map_or(Ok(100_000), |n| n.parse())?;
 
-    let diag = bench_diag()?;
+    // `export`: diag sending every request's server span to the OTLP collector at
+    // DIAG_OTLP_ENDPOINT (default 127.0.0.1:4318; `otlp_sink` stands in for one).
+    let diag = if variant == "export" {
+        let url =
+            std::env::var("DIAG_OTLP_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4318".into());
+        diag_core::Diag::builder()
+            .service("bench")
+            .token(diag_benches::TOKEN)
+            .otlp_endpoint(url)
+            .build()?
+    } else {
+        bench_diag()?
+    };
     install_subscriber(&diag);
     let router = match variant.as_str() {
         "bare" => app().with_state(()),
-        "diag" | "debug" | "mixed" => app().with_diag(&diag).with_state(()),
+        "diag" | "debug" | "mixed" | "export" => app().with_diag(&diag).with_state(()),
         // The floor of any axum middleware: `Router::layer` with a layer that does nothing.
         "noop" => app()
             .layer(tower::layer::util::Identity::new())
