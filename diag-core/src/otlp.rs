@@ -30,7 +30,8 @@
 //! queue ([`QUEUE`] captures, [`SPAN_QUEUE`] spans; when full, it is dropped and counted);
 //! a thread of diag's own redacts, encodes and posts them (spans in batches of up to
 //! [`BATCH`], at least once a second; 5 s timeouts, no retry). Counts, per request:
-//! `diag_otlp_exports_total{outcome}`.
+//! `diag_otlp_exports_total{outcome}`. Spans still waiting when the process exits (at
+//! most a second's worth) are not sent.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
