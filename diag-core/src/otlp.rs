@@ -90,6 +90,10 @@ impl Endpoint {
         if authority.is_empty() {
             return Err(format!("`{url}`: no host"));
         }
+        if authority.contains('@') {
+            // Not supported, and it would be printed in warnings and on `/debug`.
+            return Err("credentials in the URL are not supported".to_owned());
+        }
         let authority = if authority
             .rsplit_once(':')
             .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
@@ -170,6 +174,8 @@ pub(crate) struct OtlpExporter {
     /// The handle whose route labels the spans name, once built.
     owner: Arc<OnceLock<Weak<Inner>>>,
     pub(crate) stats: Arc<OtlpStats>,
+    /// Where the spans go, as `/debug` shows it.
+    url: String,
 }
 
 /// Who the spans are from.
@@ -193,6 +199,7 @@ impl OtlpExporter {
         // Both buffers hold a full queue from the start: no growth under the lock.
         let spans = Arc::new(Mutex::new(Vec::with_capacity(SPAN_QUEUE)));
         let owner = Arc::new(OnceLock::new());
+        let url = format!("http://{}{}", endpoint.authority, endpoint.path);
         let thread = Thread {
             endpoint,
             source,
@@ -210,6 +217,19 @@ impl OtlpExporter {
             spans,
             owner,
             stats,
+            url,
+        })
+    }
+
+    /// What `/debug` shows: where traces go and how that is going.
+    pub(crate) fn status(&self) -> serde_json::Value {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "endpoint": self.url,
+            "sent": n(&self.stats.sent),
+            "failed": n(&self.stats.failed),
+            "dropped": n(&self.stats.dropped),
+            "spans_waiting": self.spans.lock().len(),
         })
     }
 
@@ -775,6 +795,8 @@ mod tests {
                 .contains("only http://")
         );
         assert!(Endpoint::parse("http:///v1/traces").is_err());
+        let err = Endpoint::parse("http://user:secret@collector:4318").unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
     }
 
     use crate::Diag;

@@ -40,8 +40,9 @@ const EVENTS_ON_INDEX: usize = 5;
 /// The extension point for sections owned elsewhere: each adds one entry here, shown
 /// in the JSON as a top-level key and in the HTML as its own block.
 ///
-/// `log_level` (the runtime log level and its TTL) and `debug_mode` (the header, the
-/// budget and how much of it was used, captures kept).
+/// `log_level` (the runtime log level and its TTL), `debug_mode` (the header, the
+/// budget and how much of it was used, captures kept) and `tracing` (the sampling ratio;
+/// the OTLP collector, if any, and how the exports went).
 fn sections(diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
     let mut sections = serde_json::Map::new();
     let log_level = match diag.log_level().current() {
@@ -66,6 +67,13 @@ fn sections(diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
             "in_flight": mode.in_flight(),
             "budget_exhausted": budget.exhausted(),
             "captures_kept": mode.recorder().stats().kept,
+        }),
+    );
+    sections.insert(
+        "tracing".into(),
+        serde_json::json!({
+            "sampling_ratio": diag.inner.sampler.ratio(),
+            "otlp": diag.inner.otlp.as_ref().map(|o| o.status()),
         }),
     );
     sections
@@ -250,6 +258,8 @@ mod tests {
         assert_eq!(v["disabled"], true);
         assert_eq!(v["config"]["port"], 8080);
         assert_eq!(v["config"]["stripe_api_key"], "***");
+        assert_eq!(v["tracing"]["sampling_ratio"], 1.0);
+        assert!(v["tracing"]["otlp"].is_null(), "no collector configured");
         assert_eq!(v["events"]["recent"], 2);
         assert_eq!(v["events"]["latest"][0]["kind"], "kill_switch");
         let paths: Vec<&str> = v["endpoints"]
@@ -264,6 +274,23 @@ mod tests {
             "config", "errors", "events", "process", "queues", "requests",
         ] {
             assert!(providers.contains(&Value::from(p)), "{p} missing");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_index_says_where_traces_go() {
+        let diag = Diag::builder()
+            .sampling_ratio(0.25)
+            .otlp_endpoint("http://127.0.0.1:9/v1/traces")
+            .build()
+            .unwrap();
+        let resp = diag.serve(request(None)).await;
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        let tracing = &v["tracing"];
+        assert_eq!(tracing["sampling_ratio"], 0.25);
+        assert_eq!(tracing["otlp"]["endpoint"], "http://127.0.0.1:9/v1/traces");
+        for n in ["sent", "failed", "dropped", "spans_waiting"] {
+            assert_eq!(tracing["otlp"][n], 0, "{n}");
         }
     }
 
