@@ -59,8 +59,8 @@ pub const QUEUE: usize = 64;
 /// each).
 pub const SPAN_QUEUE: usize = 4096;
 
-/// Server spans per post: a full batch is sent at once, a partial one every
-/// [`FLUSH`].
+/// Server spans per post: a full batch is sent at once, a partial one within a
+/// second.
 pub const BATCH: usize = 512;
 
 /// The longest a server span waits for its batch.
