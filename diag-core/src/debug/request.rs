@@ -88,16 +88,25 @@ impl Diag {
         req: &RequestView<'_>,
         trace_id: TraceId,
     ) -> Arc<DebugRequest> {
-        self.start_debug_traced(level, req, trace_id, SpanId::random())
+        // The caller's span, when the request continues its trace.
+        let parent = req
+            .headers
+            .get("traceparent")
+            .and_then(TraceContext::from_traceparent)
+            .filter(|caller| caller.trace_id == trace_id)
+            .map(|caller| caller.span_id);
+        self.start_debug_traced(level, req, trace_id, SpanId::random(), parent)
     }
 
-    /// [`start_debug`](Self::start_debug) for a request whose own span id is known.
+    /// [`start_debug`](Self::start_debug) for a request whose own span id and
+    /// caller's span id are known.
     pub(crate) fn start_debug_traced(
         &self,
         level: DebugLevel,
         req: &RequestView<'_>,
         trace_id: TraceId,
         span_id: SpanId,
+        parent_span_id: Option<SpanId>,
     ) -> Arc<DebugRequest> {
         let mode = self.debug_mode();
         mode.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -105,14 +114,7 @@ impl Diag {
             session: Arc::new(DebugSession::new(mode.next_id(), level)),
             trace_id,
             span_id,
-            // Read again here, on the debug path only: the trace context every request
-            // carries keeps no parent span, to stay small.
-            parent_span_id: req
-                .headers
-                .get("traceparent")
-                .and_then(TraceContext::from_traceparent)
-                .filter(|caller| caller.trace_id == trace_id)
-                .map(|caller| caller.span_id),
+            parent_span_id,
             request: Mutex::new(RequestSide {
                 head: RequestHead::copy(req.method, req.uri, req.route, req.headers),
                 body: BodyCapture::new(mode.body_limit),

@@ -153,7 +153,8 @@ impl Diag {
         let mut scope = RequestScope { trace, debug: None };
         let debug = match decision {
             Decision::Debug(level) => {
-                let request = self.start_debug_traced(level, req, trace.trace_id, trace.span_id);
+                let request =
+                    self.start_debug_traced(level, req, trace.trace_id, trace.span_id, parent);
                 scope.debug = Some(request.session().clone());
                 let in_flight = DebugInFlight::begin(level);
                 let span = crate::log::request_span(&scope);
@@ -306,9 +307,7 @@ impl RequestGuard {
                 .with_exact_size(size),
         )
     }
-}
 
-impl RequestGuard {
     /// With an OTLP collector, queues the server span of a sampled request outside
     /// diagnostic mode (a debug request's whole capture is sent instead).
     fn export_span(&self, status: Option<u16>, end: MonoTime) {
