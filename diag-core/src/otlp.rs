@@ -439,7 +439,7 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
     };
     let span_of_log = |span: Option<u64>, at_ms: f64| -> Option<usize> { index(span, at_ms) };
 
-    export_request(source, |ss| {
+    export_request(source, 0, |ss| {
         // The server span: the whole request.
         ss.message(2, |span| {
             span.bytes(1, trace_id);
@@ -527,13 +527,8 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
 }
 
 /// An `ExportTraceServiceRequest` from `source` whose one scope (diag) holds the spans
-/// `spans` writes.
-fn export_request(source: &Source, spans: impl FnOnce(&mut Pb)) -> Vec<u8> {
-    export_request_sized(source, 0, spans)
-}
-
-/// [`export_request`] into a buffer of `capacity` bytes to begin with.
-fn export_request_sized(source: &Source, capacity: usize, spans: impl FnOnce(&mut Pb)) -> Vec<u8> {
+/// `spans` writes, in a buffer of `capacity` bytes to begin with.
+fn export_request(source: &Source, capacity: usize, spans: impl FnOnce(&mut Pb)) -> Vec<u8> {
     let mut out = Pb(Vec::with_capacity(capacity));
     out.message(1, |rs| {
         rs.message(1, |resource| {
@@ -559,7 +554,7 @@ fn encode_spans<'a>(
     labels: &dyn Fn(SeriesRef) -> [&'a str; 2],
 ) -> Vec<u8> {
     // About 170 bytes a span.
-    export_request_sized(source, 256 * spans.len(), |ss| {
+    export_request(source, 256 * spans.len(), |ss| {
         for s in spans {
             let [method, route] = labels(s.series);
             let matched = route != crate::request::UNMATCHED_ROUTE
