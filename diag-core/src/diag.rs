@@ -169,6 +169,27 @@ impl Diag {
     pub fn git_sha(&self) -> Option<&str> {
         self.inner.git_sha.as_deref()
     }
+
+    /// Sends every trace waiting for the OTLP collector now, and waits for it, `timeout`
+    /// at most: call it on the way out (after the server's graceful shutdown), or the
+    /// server spans of the last second and any debug capture still queued are lost with
+    /// the process. `true` when all of them reached the collector, or when no
+    /// collector is configured; `false` on a timeout or a failed post (counted in
+    /// `diag_otlp_exports_total{outcome="failed"}`). Blocks the calling thread: from
+    /// async code, call it inside `spawn_blocking`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// // No collector configured: nothing to send.
+    /// assert!(diag.flush_traces(Duration::from_secs(5)));
+    /// ```
+    pub fn flush_traces(&self, timeout: Duration) -> bool {
+        self.inner
+            .otlp
+            .as_ref()
+            .is_none_or(|otlp| otlp.flush(timeout))
+    }
 }
 
 impl std::fmt::Debug for Diag {

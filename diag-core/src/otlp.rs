@@ -31,12 +31,13 @@
 //! a thread of diag's own redacts, encodes and posts them (spans in batches of up to
 //! [`BATCH`], at least once a second; 5 s timeouts, no retry). Counts, per request:
 //! `diag_otlp_exports_total{outcome}`. Spans still waiting when the process exits (at
-//! most a second's worth) are not sent.
+//! most a second's worth) are sent only if the service calls
+//! [`Diag::flush_traces`](crate::Diag::flush_traces) on its way out.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -164,6 +165,8 @@ enum Msg {
     Capture(Arc<StoredCapture>),
     /// A batch of spans is ready.
     Flush,
+    /// Send everything waiting now, then answer (`Diag::flush_traces`).
+    FlushNow(SyncSender<()>),
 }
 
 /// The queues to the exporting thread.
@@ -263,6 +266,31 @@ impl OtlpExporter {
             let _ = self.tx.try_send(Msg::Flush);
         }
     }
+
+    /// Has the thread send every capture and span queued before the call, and waits
+    /// for it, `timeout` at most. `true` when all of them reached the collector.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let failed = self.stats.failed.load(Ordering::Relaxed);
+        let (ack, acked) = std::sync::mpsc::sync_channel(1);
+        let mut msg = Msg::FlushNow(ack);
+        // A full channel: the thread is busy with captures; the flush waits its turn.
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => return false,
+            }
+        }
+        acked
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
+            && self.stats.failed.load(Ordering::Relaxed) == failed
+    }
 }
 
 /// The exporting thread's side.
@@ -285,17 +313,27 @@ impl Thread {
         let mut flushed = Instant::now();
         loop {
             let wait = FLUSH.saturating_sub(flushed.elapsed());
+            let mut ack = None;
             let flush = match rx.recv_timeout(wait) {
                 Ok(Msg::Capture(stored)) => {
                     self.send_capture(&stored);
                     flushed.elapsed() >= FLUSH
                 }
                 Ok(Msg::Flush) | Err(RecvTimeoutError::Timeout) => true,
+                // Captures queued before it came through the channel first.
+                Ok(Msg::FlushNow(reply)) => {
+                    ack = Some(reply);
+                    true
+                }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             if flush {
                 flushed = Instant::now();
                 spare = self.send_spans(spare);
+            }
+            if let Some(reply) = ack {
+                // The caller may have stopped waiting.
+                let _ = reply.try_send(());
             }
         }
     }
@@ -840,15 +878,15 @@ mod tests {
         }
     }
 
+    /// A loopback URL where nothing listens (a port bound, then let go).
+    fn nobody_there() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    }
+
     #[test]
     fn a_collector_that_is_not_there_is_counted_not_felt() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // Nothing listens there any more.
-        let diag = otlp_diag(&format!("http://127.0.0.1:{port}"));
+        let diag = otlp_diag(&nobody_there());
         debug_request(&diag);
         eventually("the failed export is counted", || stats(&diag) == [0, 1, 0]);
     }
@@ -972,6 +1010,45 @@ mod tests {
         ));
         assert!(!contains(&all, &unsampled.span_id.0));
         assert!(contains(&all, b"GET /products/{id}") && contains(&all, b"no response"));
+    }
+
+    #[test]
+    fn flushing_sends_what_waits_before_the_timer_would() {
+        let (url, posts) = collector();
+        let diag = otlp_diag(&url);
+        let normal: Vec<TraceContext> = (0..3)
+            .map(|_| normal_request(&diag, &[], Some(200)))
+            .collect();
+        debug_request(&diag);
+        // Three spans are far from a batch: without a flush they would wait up to a
+        // second. After it, the collector has them and the capture already.
+        assert!(diag.flush_traces(Duration::from_secs(10)));
+        assert_eq!(stats(&diag), [4, 0, 0]);
+        let all: Vec<u8> = posts.lock().concat();
+        for t in &normal {
+            assert!(contains(&all, &t.span_id.0));
+        }
+        // Nothing waiting: a second flush has nothing to send and succeeds.
+        assert!(diag.flush_traces(Duration::from_secs(10)));
+        assert_eq!(stats(&diag), [4, 0, 0]);
+    }
+
+    #[test]
+    fn a_flush_that_cannot_reach_the_collector_says_so_in_time() {
+        // Nothing listens there: the post fails.
+        let diag = otlp_diag(&nobody_there());
+        normal_request(&diag, &[], Some(200));
+        assert!(!diag.flush_traces(Duration::from_secs(10)));
+        assert_eq!(stats(&diag), [0, 1, 0]);
+        // A collector that never answers: the flush gives up at its timeout, well
+        // before the post's own.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let diag = otlp_diag(&format!("http://{}", listener.local_addr().unwrap()));
+        normal_request(&diag, &[], Some(200));
+        let started = std::time::Instant::now();
+        assert!(!diag.flush_traces(Duration::from_millis(300)));
+        assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
+        drop(listener);
     }
 
     #[test]

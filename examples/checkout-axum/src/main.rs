@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use checkout_axum::{Config, app};
 
@@ -33,5 +34,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    // The last second's server spans (and any debug capture still queued) would go
+    // down with the process: send them to the collector first.
+    let flushed = tokio::task::spawn_blocking(move || diag.flush_traces(Duration::from_secs(5)));
+    if !flushed.await? {
+        tracing::warn!("some traces did not reach the OTLP collector before exit");
+    }
     Ok(())
 }

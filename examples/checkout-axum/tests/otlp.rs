@@ -6,7 +6,8 @@
 //! `traceparent` and the exemplars) and under the caller's span, the handler's spans
 //! under it, its DEBUG lines as events, and nothing secret. A normal request whose
 //! trace is sampled arrives as its server span, under the ids its response carried; one
-//! whose caller does not sample does not arrive.
+//! whose caller does not sample does not arrive. `Diag::flush_traces` sends what waits
+//! for its batch, and the receiver takes it.
 //!
 //! Needs the `phoenix` command: `scripts/test` installs it into a virtualenv and names
 //! it in `DIAG_TEST_PHOENIX`. A missing receiver fails the test; it never skips.
@@ -193,6 +194,14 @@ async fn traces_reach_a_real_otlp_receiver() {
     let missing = s.get("/no/such/route").send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let (missing_trace, _) = ids(&missing);
+    // The normal requests' spans wait for their batch (up to a second); flushing, as
+    // the demo does on its way out, sends them now, and the receiver takes them all.
+    let diag = s.diag.clone();
+    let flushed = tokio::task::spawn_blocking(move || diag.flush_traces(Duration::from_secs(30)));
+    assert!(
+        flushed.await.unwrap(),
+        "the receiver refused a flushed post"
+    );
 
     let spans = phoenix
         .wait_for("the debug request's spans", async || {
