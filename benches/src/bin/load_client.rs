@@ -11,6 +11,14 @@
 //! kind (normal, debug): count, p50, p99, p99.9 and max latency in µs. With
 //! `LATENCIES_OUT=FILE` it also appends every normal request's latency (µs, one per
 //! line) to FILE, so a script can pool several runs.
+//!
+//! With `PHASE_MS=N` (`benches/load_p99.sh`), the run alternates phases of N ms: the
+//! debug connections send `X-Debug` only in odd phases and plain requests in even ones,
+//! and the normal connections' latencies are split by the phase their request was due
+//! in, skipping the first `SETTLE_MS` of each phase (default N / 2: diag keeps its log
+//! callsites open for 500 ms after the last debug request). Both halves of the
+//! comparison then meet the same machine noise, minute by minute. `PHASE_CONTROL=1`
+//! keeps X-Debug off in every phase: an A/A run, the method's own noise.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,6 +40,7 @@ fn main() -> Result<(), BoxError> {
     let debug_conns: usize = debug_conns.parse()?;
     let token = std::env::var("DIAG_TOKEN").unwrap_or_default();
     let interval = Duration::from_secs_f64(conns as f64 / rate);
+    let phases = Phases::from_env()?;
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -41,14 +50,26 @@ fn main() -> Result<(), BoxError> {
         let tasks: Vec<_> = (0..conns)
             .map(|i| {
                 let debug = i < debug_conns;
-                let request = if debug {
-                    format!("GET /products/7 HTTP/1.1\r\nhost: bench\r\nx-debug: {token}\r\n\r\n")
+                let plain = "GET /products/7 HTTP/1.1\r\nhost: bench\r\n\r\n".to_owned();
+                let requests = if debug {
+                    let asks = format!(
+                        "GET /products/7 HTTP/1.1\r\nhost: bench\r\nx-debug: {token}\r\n\r\n"
+                    );
+                    match phases {
+                        None => Requests::Always(asks),
+                        Some(p) if p.control => Requests::Always(plain),
+                        Some(p) => Requests::OddPhases {
+                            plain,
+                            asks,
+                            phase: p.length,
+                        },
+                    }
                 } else {
-                    "GET /products/7 HTTP/1.1\r\nhost: bench\r\n\r\n".to_owned()
+                    Requests::Always(plain)
                 };
                 // Spread the connections' schedules evenly over one interval.
                 let first = start + interval.mul_f64(i as f64 / conns as f64);
-                let task = connection(addr, request, first, interval, start + duration);
+                let task = connection(addr, requests, start, first, interval, start + duration);
                 (tokio::spawn(task), debug)
             })
             .collect();
@@ -61,6 +82,12 @@ fn main() -> Result<(), BoxError> {
         Ok::<_, BoxError>((normal, debug))
     })?;
     let (normal, debug) = results;
+    if let Some(phases) = phases {
+        phases.report(&normal);
+        return Ok(());
+    }
+    let normal: Vec<u64> = normal.into_iter().map(|(_, l)| l).collect();
+    let debug: Vec<u64> = debug.into_iter().map(|(_, l)| l).collect();
     if let Ok(path) = std::env::var("LATENCIES_OUT") {
         use std::io::Write;
         let file = std::fs::OpenOptions::new()
@@ -78,15 +105,43 @@ fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// One keep-alive connection: sends on schedule, returns each request's latency (µs)
-/// from its due time.
+/// What a connection sends.
+enum Requests {
+    /// The same request every time.
+    Always(String),
+    /// `plain` in even phases of `phase`, `asks` (with `X-Debug`) in odd ones.
+    OddPhases {
+        plain: String,
+        asks: String,
+        phase: Duration,
+    },
+}
+
+impl Requests {
+    fn at(&self, since_start: Duration) -> &str {
+        match self {
+            Requests::Always(r) => r,
+            Requests::OddPhases { plain, asks, phase } => {
+                if (since_start.as_nanos() / phase.as_nanos()) % 2 == 1 {
+                    asks
+                } else {
+                    plain
+                }
+            }
+        }
+    }
+}
+
+/// One keep-alive connection: sends on schedule, returns each request's due time (since
+/// `start`) and latency (µs) from its due time.
 async fn connection(
     addr: SocketAddr,
-    request: String,
+    requests: Requests,
+    start: Instant,
     first: Instant,
     interval: Duration,
     end: Instant,
-) -> Result<Vec<u64>, BoxError> {
+) -> Result<Vec<(Duration, u64)>, BoxError> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);
@@ -94,12 +149,137 @@ async fn connection(
     let mut due = first;
     while due < end {
         wait_until(due).await;
-        stream.write_all(request.as_bytes()).await?;
+        let since_start = due - start;
+        stream
+            .write_all(requests.at(since_start).as_bytes())
+            .await?;
         read_response(&mut stream, &mut buf).await?;
-        latencies.push(due.elapsed().as_micros() as u64);
+        latencies.push((since_start, due.elapsed().as_micros() as u64));
         due += interval;
     }
     Ok(latencies)
+}
+
+/// The alternating phases of a `PHASE_MS` run.
+#[derive(Clone, Copy)]
+struct Phases {
+    length: Duration,
+    settle: Duration,
+    control: bool,
+}
+
+impl Phases {
+    fn from_env() -> Result<Option<Self>, BoxError> {
+        let Ok(ms) = std::env::var("PHASE_MS") else {
+            return Ok(None);
+        };
+        let length = Duration::from_millis(ms.parse()?);
+        let settle = match std::env::var("SETTLE_MS") {
+            Ok(ms) => Duration::from_millis(ms.parse()?),
+            Err(_) => length / 2,
+        };
+        if length.is_zero() || settle >= length {
+            return Err("PHASE_MS must be > 0 and SETTLE_MS < PHASE_MS".into());
+        }
+        let control = std::env::var("PHASE_CONTROL").is_ok_and(|v| v == "1");
+        Ok(Some(Phases {
+            length,
+            settle,
+            control,
+        }))
+    }
+
+    /// The phase a request due at `t` counts in: `Some((index, odd))`, or `None` while
+    /// the phase settles.
+    fn of(&self, t: Duration) -> Option<(u128, bool)> {
+        let index = t.as_nanos() / self.length.as_nanos();
+        let into = t.as_nanos() % self.length.as_nanos();
+        (into >= self.settle.as_nanos()).then_some((index, index % 2 == 1))
+    }
+
+    /// Normal requests' p99 in odd (debug) and even (quiet) phases, pooled, for the
+    /// whole run and for each half of it (how far the estimate moves).
+    fn report(&self, normal: &[(Duration, u64)]) {
+        let phases = normal
+            .iter()
+            .filter_map(|&(t, _)| self.of(t))
+            .map(|(i, _)| i);
+        let last = phases.max().unwrap_or(0);
+        let split = |from: u128, to: u128| {
+            let (mut odd, mut even) = (Vec::new(), Vec::new());
+            for &(t, l) in normal {
+                if let Some((i, is_odd)) = self.of(t)
+                    && (from..to).contains(&i)
+                {
+                    if is_odd { &mut odd } else { &mut even }.push(l);
+                }
+            }
+            (odd, even)
+        };
+        // Each phase's own p99 (its counted part: ~RATE × 0.9 × (PHASE_MS − SETTLE_MS)
+        // requests), then the median over the odd and over the even phases: a stall
+        // of the VM lifts the p99 of the phase it falls in, not the median.
+        let mut by_phase: std::collections::BTreeMap<u128, Vec<u64>> = Default::default();
+        for &(t, l) in normal {
+            if let Some((i, _)) = self.of(t) {
+                by_phase.entry(i).or_default().push(l);
+            }
+        }
+        let (mut odd_p99s, mut even_p99s) = (Vec::new(), Vec::new());
+        for (i, latencies) in by_phase {
+            if i % 2 == 1 {
+                &mut odd_p99s
+            } else {
+                &mut even_p99s
+            }
+            .push(p99(latencies));
+        }
+        let (odd_n, even_n) = (odd_p99s.len(), even_p99s.len());
+        let (odd_median, even_median) = (quantile(odd_p99s, 0.5), quantile(even_p99s, 0.5));
+        println!(
+            "per-phase p99, median over phases: odd {odd_median} µs ({odd_n} phases), \
+             even {even_median} µs ({even_n} phases); odd / even {:.3}",
+            odd_median as f64 / even_median.max(1) as f64
+        );
+        let label = if self.control {
+            "odd phases (no X-Debug: control)"
+        } else {
+            "odd phases (X-Debug on)"
+        };
+        let count = last + 1;
+        let half = count / 2;
+        for (part, from, to) in [
+            ("whole run", 0, count),
+            ("first half", 0, half),
+            ("second half", half, count),
+        ] {
+            let (odd, even) = split(from, to);
+            let (p_odd, p_even) = (p99(odd.clone()), p99(even.clone()));
+            println!(
+                "{part}: normal requests, {label}: {} requests, p50 {} µs, p99 {} µs; \
+                 even phases: {} requests, p50 {} µs, p99 {} µs; p99 odd / even {:.3}",
+                odd.len(),
+                quantile(odd, 0.5),
+                p_odd,
+                even.len(),
+                quantile(even, 0.5),
+                p_even,
+                p_odd as f64 / p_even.max(1) as f64,
+            );
+        }
+    }
+}
+
+fn p99(latencies: Vec<u64>) -> u64 {
+    quantile(latencies, 0.99)
+}
+
+fn quantile(mut latencies: Vec<u64>, q: f64) -> u64 {
+    if latencies.is_empty() {
+        return 0;
+    }
+    latencies.sort_unstable();
+    latencies[((latencies.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Waits until `due`. tokio's timer ticks in milliseconds, too coarse for latencies of
