@@ -166,7 +166,37 @@ fn observe_two_threads(c: &mut Criterion) {
     g.bench_function("prometheus_client", |b| {
         b.iter_custom(|iters| two_threads(iters, &on_pc, &on_pc))
     });
+    // Threads beyond the exclusive shard numbers (two per core, capped) share one
+    // shard and update it with locked read-modify-writes: hold every exclusive number
+    // with parked threads, then measure two more on one series.
+    holding_every_exclusive_shard(&diag_h, || {
+        g.bench_function("diag_beyond_exclusive_shards", |b| {
+            b.iter_custom(|iters| two_threads(iters, &on_diag, &on_diag))
+        });
+    });
     g.finish();
+}
+
+/// Runs `f` while parked threads hold every exclusive shard number (each claims one
+/// with an observation on `h`), so any other thread writes the shared shard.
+fn holding_every_exclusive_shard(h: &Histogram, f: impl FnOnce()) {
+    // More holders than there can be exclusive numbers (at most two per core); the
+    // extra ones share, which is harmless.
+    let holders = 2 * std::thread::available_parallelism().map_or(1, |n| n.get()) + 1;
+    let claimed = Barrier::new(holders + 1);
+    let done = Barrier::new(holders + 1);
+    std::thread::scope(|s| {
+        for _ in 0..holders {
+            s.spawn(|| {
+                h.observe(0.001);
+                claimed.wait();
+                done.wait();
+            });
+        }
+        claimed.wait();
+        f();
+        done.wait();
+    });
 }
 
 fn request_path(c: &mut Criterion) {
