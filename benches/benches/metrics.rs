@@ -221,6 +221,29 @@ fn request_path(c: &mut Criterion) {
     g.bench_function("begin_finish_sampled", |b| {
         b.iter(|| diag.begin(black_box(&view)).finish(200, &mut ()))
     });
+    // Two threads serving the same route of one Diag, as two runtime workers do, against
+    // two threads each with a Diag of its own (nothing shared): what the lines the
+    // request path shares between threads cost.
+    let other = Diag::builder().build().expect("default config");
+    other.begin(&view).finish(200, &mut ());
+    fn one_request(d: &Diag) {
+        let view = RequestView {
+            method: "GET",
+            route: Some("/products/{id}"),
+            uri: "/products/7",
+            headers: &(),
+            peer: &|| None,
+        };
+        drop(d.begin(black_box(&view)).finish(200, &mut ()));
+    }
+    let on_diag = |_| one_request(&diag);
+    let on_other = |_| one_request(&other);
+    g.bench_function("begin_finish_2_threads_one_diag", |b| {
+        b.iter_custom(|iters| two_threads(iters, &on_diag, &on_diag))
+    });
+    g.bench_function("begin_finish_2_threads_separate_diags", |b| {
+        b.iter_custom(|iters| two_threads(iters, &on_diag, &on_other))
+    });
     g.finish();
 }
 
