@@ -199,8 +199,8 @@ fn holding_every_exclusive_shard(h: &Histogram, f: impl FnOnce()) {
     });
 }
 
-fn request_path(c: &mut Criterion) {
-    let diag = Diag::builder().build().expect("default config");
+/// One request on `diag`'s path: `begin`, then `finish(200)`.
+fn one_request(diag: &Diag) {
     let view = RequestView {
         method: "GET",
         route: Some("/products/{id}"),
@@ -208,34 +208,27 @@ fn request_path(c: &mut Criterion) {
         headers: &(),
         peer: &|| None,
     };
+    drop(diag.begin(black_box(&view)).finish(200, &mut ()));
+}
+
+fn request_path(c: &mut Criterion) {
+    let diag = Diag::builder().build().expect("default config");
     // Warm up: the series is created (and allocated) on first use only.
-    diag.begin(&view).finish(200, &mut ());
+    one_request(&diag);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..1000 {
-        diag.begin(&view).finish(200, &mut ());
+        one_request(&diag);
     }
     let per_request = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
     println!("request_path: {per_request} allocations per begin+finish (steady state)");
 
     let mut g = c.benchmark_group("request_path");
-    g.bench_function("begin_finish_sampled", |b| {
-        b.iter(|| diag.begin(black_box(&view)).finish(200, &mut ()))
-    });
+    g.bench_function("begin_finish_sampled", |b| b.iter(|| one_request(&diag)));
     // Two threads serving the same route of one Diag, as two runtime workers do, against
     // two threads each with a Diag of its own (nothing shared): what the lines the
     // request path shares between threads cost.
     let other = Diag::builder().build().expect("default config");
-    other.begin(&view).finish(200, &mut ());
-    fn one_request(d: &Diag) {
-        let view = RequestView {
-            method: "GET",
-            route: Some("/products/{id}"),
-            uri: "/products/7",
-            headers: &(),
-            peer: &|| None,
-        };
-        drop(d.begin(black_box(&view)).finish(200, &mut ()));
-    }
+    one_request(&other);
     let on_diag = |_| one_request(&diag);
     let on_other = |_| one_request(&other);
     g.bench_function("begin_finish_2_threads_one_diag", |b| {
