@@ -20,6 +20,7 @@
 //! comparison then meet the same machine noise, minute by minute. `PHASE_CONTROL=1`
 //! keeps X-Debug off in every phase: an A/A run, the method's own noise.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -189,56 +190,36 @@ impl Phases {
         }))
     }
 
-    /// The phase a request due at `t` counts in: `Some((index, odd))`, or `None` while
-    /// the phase settles.
-    fn of(&self, t: Duration) -> Option<(u128, bool)> {
+    /// The phase a request due at `t` counts in (odd phases carry the debug traffic), or
+    /// `None` while the phase settles.
+    fn of(&self, t: Duration) -> Option<u128> {
         let index = t.as_nanos() / self.length.as_nanos();
         let into = t.as_nanos() % self.length.as_nanos();
-        (into >= self.settle.as_nanos()).then_some((index, index % 2 == 1))
+        (into >= self.settle.as_nanos()).then_some(index)
     }
 
-    /// Normal requests' p99 in odd (debug) and even (quiet) phases, pooled, for the
-    /// whole run and for each half of it (how far the estimate moves).
+    /// Normal requests' p99 in odd (debug) and even (quiet) phases: the median over
+    /// phases of each phase's own p99, then pooled, for the whole run and for each half
+    /// of it (how far the estimate moves).
     fn report(&self, normal: &[(Duration, u64)]) {
-        let phases = normal
-            .iter()
-            .filter_map(|&(t, _)| self.of(t))
-            .map(|(i, _)| i);
-        let last = phases.max().unwrap_or(0);
-        let split = |from: u128, to: u128| {
-            let (mut odd, mut even) = (Vec::new(), Vec::new());
-            for &(t, l) in normal {
-                if let Some((i, is_odd)) = self.of(t)
-                    && (from..to).contains(&i)
-                {
-                    if is_odd { &mut odd } else { &mut even }.push(l);
-                }
-            }
-            (odd, even)
-        };
-        // Each phase's own p99 (its counted part: ~RATE × 0.9 × (PHASE_MS − SETTLE_MS)
-        // requests), then the median over the odd and over the even phases: a stall
-        // of the VM lifts the p99 of the phase it falls in, not the median.
-        let mut by_phase: std::collections::BTreeMap<u128, Vec<u64>> = Default::default();
+        let mut by_phase: BTreeMap<u128, Vec<u64>> = BTreeMap::new();
         for &(t, l) in normal {
-            if let Some((i, _)) = self.of(t) {
+            if let Some(i) = self.of(t) {
                 by_phase.entry(i).or_default().push(l);
             }
         }
-        let (mut odd_p99s, mut even_p99s) = (Vec::new(), Vec::new());
-        for (i, latencies) in by_phase {
-            if i % 2 == 1 {
-                &mut odd_p99s
-            } else {
-                &mut even_p99s
-            }
-            .push(p99(latencies));
-        }
-        let (odd_n, even_n) = (odd_p99s.len(), even_p99s.len());
-        let (odd_median, even_median) = (quantile(odd_p99s, 0.5), quantile(even_p99s, 0.5));
+        by_phase.values_mut().for_each(|l| l.sort_unstable());
+        // Each phase's own p99 (its counted part: ~RATE × 0.9 × (PHASE_MS − SETTLE_MS)
+        // requests), then the median over the odd and over the even phases: a stall
+        // of the VM lifts the p99 of the phase it falls in, not the median.
+        let [even_p99s, odd_p99s] =
+            by_parity(by_phase.iter().map(|(i, l)| (*i, vec![quantile(l, 0.99)])));
+        let (odd_median, even_median) = (quantile(&odd_p99s, 0.5), quantile(&even_p99s, 0.5));
         println!(
-            "per-phase p99, median over phases: odd {odd_median} µs ({odd_n} phases), \
-             even {even_median} µs ({even_n} phases); odd / even {:.3}",
+            "per-phase p99, median over phases: odd {odd_median} µs ({} phases), \
+             even {even_median} µs ({} phases); odd / even {:.3}",
+            odd_p99s.len(),
+            even_p99s.len(),
             odd_median as f64 / even_median.max(1) as f64
         );
         let label = if self.control {
@@ -246,23 +227,23 @@ impl Phases {
         } else {
             "odd phases (X-Debug on)"
         };
-        let count = last + 1;
+        let count = by_phase.keys().next_back().map_or(0, |last| last + 1);
         let half = count / 2;
-        for (part, from, to) in [
-            ("whole run", 0, count),
-            ("first half", 0, half),
-            ("second half", half, count),
+        for (part, phases) in [
+            ("whole run", 0..count),
+            ("first half", 0..half),
+            ("second half", half..count),
         ] {
-            let (odd, even) = split(from, to);
-            let (p_odd, p_even) = (p99(odd.clone()), p99(even.clone()));
+            let [even, odd] = by_parity(by_phase.range(phases).map(|(i, l)| (*i, l.clone())));
+            let (p_odd, p_even) = (quantile(&odd, 0.99), quantile(&even, 0.99));
             println!(
                 "{part}: normal requests, {label}: {} requests, p50 {} µs, p99 {} µs; \
                  even phases: {} requests, p50 {} µs, p99 {} µs; p99 odd / even {:.3}",
                 odd.len(),
-                quantile(odd, 0.5),
+                quantile(&odd, 0.5),
                 p_odd,
                 even.len(),
-                quantile(even, 0.5),
+                quantile(&even, 0.5),
                 p_even,
                 p_odd as f64 / p_even.max(1) as f64,
             );
@@ -270,16 +251,22 @@ impl Phases {
     }
 }
 
-fn p99(latencies: Vec<u64>) -> u64 {
-    quantile(latencies, 0.99)
+/// The values of even and of odd phases, each pooled and sorted.
+fn by_parity(phases: impl Iterator<Item = (u128, Vec<u64>)>) -> [Vec<u64>; 2] {
+    let mut pooled = [Vec::new(), Vec::new()];
+    for (i, values) in phases {
+        pooled[(i % 2) as usize].extend(values);
+    }
+    pooled.iter_mut().for_each(|v| v.sort_unstable());
+    pooled
 }
 
-fn quantile(mut latencies: Vec<u64>, q: f64) -> u64 {
-    if latencies.is_empty() {
+/// The `q` quantile of `sorted` (0 when empty).
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
         return 0;
     }
-    latencies.sort_unstable();
-    latencies[((latencies.len() - 1) as f64 * q).round() as usize]
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Waits until `due`. tokio's timer ticks in milliseconds, too coarse for latencies of
@@ -334,7 +321,7 @@ fn report(kind: &str, mut latencies: Vec<u64>, duration: Duration) {
         return;
     }
     latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let at = |q| quantile(&latencies, q);
     println!(
         "{kind}: {} requests ({:.0}/s), p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
         latencies.len(),
