@@ -1,4 +1,5 @@
-# Shared by the loopback benchmark scripts (load.sh, load_ab.sh, load_rate.sh); sourced.
+# Shared by the loopback benchmark scripts (load.sh, load_ab.sh, load_rate.sh, load_p99.sh,
+# load_mixed.sh); sourced.
 
 export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
 # Debug traffic must not be capped by the budget when its cost is what we measure.
@@ -53,3 +54,10 @@ wait_up() {
 
 # median: of the numbers on stdin, one per line.
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# wrk_us PERCENTILE FILE: that line of wrk --latency output ("99%  1.23ms") in µs (1230).
+wrk_us() {
+  awk -v p="$1" '$1 == p {
+    n = $2 + 0; u = $2; sub(/^[0-9.]+/, "", u);
+    m = (u == "ms") ? 1000 : (u == "s") ? 1000000 : 1; printf "%.0f", n * m }' "$2"
+}

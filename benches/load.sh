@@ -30,14 +30,6 @@ trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
 write_lua "$tmp"
 
-# to microseconds: "1.23ms" -> 1230
-to_us() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
-    if (u == "us") m = 1; else if (u == "ms") m = 1000; else if (u == "s") m = 1000000; else m = 1;
-    printf "%.0f", n * m }'
-}
-
 start_server() {
   taskset -c 0 "$BIN" "$1" "127.0.0.1:$PORT" >/dev/null 2>&1 &
   SERVER=$!
@@ -56,8 +48,8 @@ measure() {
   c1=$(cpu_ticks "$SERVER")
   local rps p50 p99 reqs
   rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/out")
-  p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$tmp/out")")
-  p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$tmp/out")")
+  p50=$(wrk_us 50% "$tmp/out")
+  p99=$(wrk_us 99% "$tmp/out")
   reqs=$(awk '/requests in/ {print $1}' "$tmp/out")
   awk -v l="$name ($round)" -v r="$rps" -v a="$p50" -v b="$p99" -v t=$((c1 - c0)) -v n="$reqs" \
     -v k="$TICK" -v f="$tmp/results" -v name="$name" -v round="$round" 'BEGIN {

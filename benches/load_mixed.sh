@@ -34,10 +34,6 @@ SERVER=$!
 wait_up "$URL"
 taskset -c 1 wrk -t1 -c"$MAIN_CONNS" -d1s "$URL" >/dev/null   # warm-up
 
-# "50%" line of wrk's latency distribution -> µs
-us() { awk -v p="$1" '$1 == p { v = $2; n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
-  m = (u == "ms") ? 1000 : (u == "s") ? 1000000 : 1; printf "%.0f", n * m }' "$2"; }
-
 echo "| round | side traffic | normal p50 µs | normal p99 µs | normal requests | side requests | side share |"
 echo "|---|---|---|---|---|---|---|"
 : >"$tmp/p99s"
@@ -49,7 +45,7 @@ for round in $(seq 1 "$ROUNDS"); do
     taskset -c 1 wrk -t1 -c"$MAIN_CONNS" -d"$DURATION" --latency "$URL" >"$tmp/main"
     wait %2 2>/dev/null || wait
     n=$(awk '/requests in/ {print $1}' "$tmp/main"); s=$(awk '/requests in/ {print $1}' "$tmp/side")
-    p50=$(us 50% "$tmp/main"); p99=$(us 99% "$tmp/main")
+    p50=$(wrk_us 50% "$tmp/main"); p99=$(wrk_us 99% "$tmp/main")
     echo "$round $side $p99" >>"$tmp/p99s"
     awk -v r="$round" -v t="$side" -v a="$p50" -v b="$p99" -v n="$n" -v s="$s" 'BEGIN {
       printf "| %d | %s | %d | %d | %d | %d | %.1f%% |\n", r, t, a, b, n, s, 100 * s / (n + s) }'
