@@ -884,6 +884,14 @@ mod tests {
         format!("http://{}", listener.local_addr().unwrap())
     }
 
+    /// A collector that accepts connections and never answers (each post waits for its
+    /// timeout), while the returned listener lives, and a `Diag` sending to it.
+    fn stuck_collector() -> (std::net::TcpListener, Diag) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let diag = otlp_diag(&format!("http://{}", listener.local_addr().unwrap()));
+        (listener, diag)
+    }
+
     #[test]
     fn a_collector_that_is_not_there_is_counted_not_felt() {
         let diag = otlp_diag(&nobody_there());
@@ -893,9 +901,7 @@ mod tests {
 
     #[test]
     fn a_stuck_collector_fills_the_queue_and_the_rest_is_dropped_without_waiting() {
-        // Accepts connections, never answers: each post waits for its timeout.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let diag = otlp_diag(&format!("http://{}", listener.local_addr().unwrap()));
+        let (listener, diag) = stuck_collector();
         let started = std::time::Instant::now();
         for _ in 0..QUEUE + 10 {
             debug_request(&diag);
@@ -1042,8 +1048,7 @@ mod tests {
         assert_eq!(stats(&diag), [0, 1, 0]);
         // A collector that never answers: the flush gives up at its timeout, well
         // before the post's own.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let diag = otlp_diag(&format!("http://{}", listener.local_addr().unwrap()));
+        let (listener, diag) = stuck_collector();
         normal_request(&diag, &[], Some(200));
         let started = std::time::Instant::now();
         assert!(!diag.flush_traces(Duration::from_millis(300)));
@@ -1053,9 +1058,7 @@ mod tests {
 
     #[test]
     fn a_stuck_collector_drops_spans_beyond_the_queue_without_waiting() {
-        // Accepts connections, never answers: each post waits for its timeout.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let diag = otlp_diag(&format!("http://{}", listener.local_addr().unwrap()));
+        let (listener, diag) = stuck_collector();
         let waiting = || diag.inner.otlp.as_ref().unwrap().spans.lock().len();
         let started = std::time::Instant::now();
         // A full batch: the thread takes it and waits on the collector.
