@@ -222,6 +222,17 @@ impl Phases {
             even_p99s.len(),
             odd_median as f64 / even_median.max(1) as f64
         );
+        // Each odd phase with the even phase before it, for a paired comparison pooled
+        // over runs by `load_p99.sh`.
+        let pairs: Vec<String> = by_phase
+            .iter()
+            .filter(|(i, _)| *i % 2 == 1)
+            .filter_map(|(i, odd)| {
+                let even = by_phase.get(&(i - 1))?;
+                Some(format!("{}:{}", quantile(even, 0.99), quantile(odd, 0.99)))
+            })
+            .collect();
+        println!("phase pairs, p99 µs even:odd: {}", pairs.join(" "));
         let label = if self.control {
             "odd phases (no X-Debug: control)"
         } else {
