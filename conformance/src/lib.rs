@@ -24,8 +24,8 @@ pub const TOKEN: &str = "conformance-token";
 
 /// The handle a service under test uses: token [`TOKEN`], a generous debug budget, a
 /// short provider deadline, and providers that panic, hang, answer, and a stalled queue.
-/// The first call in a process also installs the global `tracing` subscriber with diag's
-/// log filter (log lines go nowhere; the log level endpoint needs the filter).
+/// The first call in a process also installs the global `tracing` subscriber
+/// ([`install_tracing`]; the log level endpoint needs diag's log filter).
 pub fn diag() -> Diag {
     let diag = Diag::builder()
         .service("conformance")
@@ -48,6 +48,14 @@ pub fn diag() -> Diag {
     let queue = diag.queue("conformance_queue").expect("queue");
     queue.set_capacity(10);
     queue.produced_n(10);
+    install_tracing(&diag);
+    diag
+}
+
+/// Installs the process's global `tracing` subscriber, the first time it is called: a
+/// fmt layer writing nowhere behind `diag`'s log filter (at INFO), and `diag`'s debug
+/// recording layer. Later calls, with any `Diag`, do nothing.
+pub fn install_tracing(diag: &Diag) {
     static TRACING: OnceLock<()> = OnceLock::new();
     TRACING.get_or_init(|| {
         use tracing_subscriber::prelude::*;
@@ -60,7 +68,6 @@ pub fn diag() -> Diag {
             .with(diag.debug_recording_layer())
             .init();
     });
-    diag
 }
 
 /// A running service.
@@ -83,11 +90,13 @@ impl Target {
         }
     }
 
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(format!("{}{path}", self.base))
     }
 
-    fn authed(&self, path: &str) -> reqwest::RequestBuilder {
+    /// `GET path` with the token.
+    pub fn authed(&self, path: &str) -> reqwest::RequestBuilder {
         self.get(path).bearer_auth(TOKEN)
     }
 
@@ -494,7 +503,9 @@ pub async fn log_level_changes_only_by_put_and_reverts(t: &Target) {
 }
 
 /// The capture of debug request `id`, once stored (the body may still be finishing).
-async fn wait_for_capture(t: &Target, id: &str) -> Value {
+/// The capture `id` as JSON, once stored (it is stored when the response body ends,
+/// which the client may see first); fails after 10 s.
+pub async fn wait_for_capture(t: &Target, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let res = t

@@ -1,6 +1,6 @@
 //! diag-axum passes the adapter conformance suite.
 
-use std::net::SocketAddr;
+mod common;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,16 +17,7 @@ async fn axum_adapter_conforms() {
         .route("/users/{id}", get(|| async { "a user" }))
         .route("/sized", get(|| async { sized() }))
         .with_diag(&diag);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = common::serve(app).await;
     diag_conformance::run_all(&Target::new(format!("http://{addr}"))).await;
 }
 

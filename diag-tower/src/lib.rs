@@ -3,6 +3,8 @@
 //! [diag](diag_core) for any [`tower::Service`] over `http` 1.x requests (axum, hyper,
 //! tonic): [`DiagLayer`] watches every request, [`DiagEndpoints`] serves the diagnostics
 //! endpoints as a tower service, and [`admin::serve`] runs them on a listener of their own.
+//! On the client side, [`PropagateLayer`] carries the current request's trace to the
+//! services it calls.
 //!
 //! ```
 //! use diag_tower::DiagLayer;
@@ -25,6 +27,7 @@ mod endpoints;
 mod future;
 mod headers;
 mod layer;
+mod propagate;
 mod service;
 
 pub use body::DiagBody;
@@ -32,4 +35,5 @@ pub use endpoints::DiagEndpoints;
 pub use future::ResponseFuture;
 pub use headers::{HttpHeaders, HttpHeadersMut};
 pub use layer::{DiagLayer, PeerFn, RouteFn};
+pub use propagate::{Propagate, PropagateLayer};
 pub use service::DiagService;

@@ -7,3 +7,31 @@ mod sampler;
 
 pub use context::{SpanId, TraceContext, TraceId, Traceparent};
 pub use sampler::Sampler;
+
+/// The `traceparent` an outgoing call should carry when it is made for the request this
+/// thread is working for (see [`crate::request::with_current`]): the request's trace,
+/// its server span as the caller, and its sampled flag, which a request in diagnostic
+/// mode always has set, so the services it calls record their part of its trace too.
+/// `None` outside a request, for example in a task spawned by the handler: read it
+/// before spawning and move it in.
+///
+/// `diag_tower::PropagateLayer` adds it to a tower client's requests; with any other
+/// client (`reqwest`, for one), add the header yourself. The `X-Debug` credential is
+/// never forwarded: diagnostic mode stays with the service that was asked for it.
+///
+/// ```
+/// use diag_core::request::RequestView;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// assert!(diag_core::trace::outgoing_traceparent().is_none(), "no request");
+///
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+/// });
+/// let _entered = guard.enter();
+/// let tp = diag_core::trace::outgoing_traceparent().unwrap();
+/// // e.g. reqwest: client.get(url).header("traceparent", tp.as_str())
+/// assert_eq!(tp.as_str(), guard.trace().to_traceparent());
+/// ```
+pub fn outgoing_traceparent() -> Option<Traceparent> {
+    crate::request::with_current(|scope| scope.map(|s| s.trace.traceparent()))
+}

@@ -1,0 +1,186 @@
+//! A request's trace crosses to the services it calls: the front service calls a pricing
+//! service through hyper-util's client with `PropagateLayer`, both watched by diag, over
+//! real sockets.
+
+mod common;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use bytes::Bytes;
+use diag_axum::DiagRouterExt;
+use diag_conformance::{TOKEN, Target, wait_for_capture};
+use diag_core::Diag;
+use diag_tower::{Propagate, PropagateLayer};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+type PricingClient = Propagate<Client<HttpConnector, Empty<Bytes>>>;
+
+/// Two services that sample nothing on their own, so whatever the pricing service
+/// records, it records because the front's `traceparent` said so.
+async fn services() -> (Diag, String, Diag, String) {
+    let front = Diag::builder()
+        .service("front")
+        .token(TOKEN)
+        .sampling_ratio(0.0)
+        .build()
+        .unwrap();
+    let pricing = Diag::builder()
+        .service("pricing")
+        .token(TOKEN)
+        .sampling_ratio(0.0)
+        .build()
+        .unwrap();
+    diag_conformance::install_tracing(&front);
+    // Pricing answers with the traceparent it was sent.
+    let pricing_addr = common::serve(
+        Router::new()
+            .route(
+                "/quote/{id}",
+                get(|headers: HeaderMap| async move {
+                    headers
+                        .get("traceparent")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default()
+                }),
+            )
+            .with_diag(&pricing),
+    )
+    .await;
+    let client: PricingClient = ServiceBuilder::new()
+        .layer(PropagateLayer::new())
+        .service(Client::builder(TokioExecutor::new()).build_http());
+    let quote_url = format!("http://{pricing_addr}/quote/7");
+    let front_addr = common::serve(
+        Router::new()
+            .route(
+                "/products/{id}",
+                get(
+                    |State((mut client, url)): State<(PricingClient, String)>| async move {
+                        let req = http::Request::get(url).body(Empty::new()).unwrap();
+                        let res = client.ready().await.unwrap().call(req).await.unwrap();
+                        let body = res.into_body().collect().await.unwrap().to_bytes();
+                        String::from_utf8(body.to_vec()).unwrap()
+                    },
+                ),
+            )
+            .with_state((client, quote_url))
+            .with_diag(&front),
+    )
+    .await;
+    (
+        front,
+        format!("http://{front_addr}"),
+        pricing,
+        format!("http://{pricing_addr}"),
+    )
+}
+
+fn header(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_called_service_continues_the_callers_trace() {
+    let (_front, front_url, _pricing, pricing_url) = services().await;
+    let http = reqwest::Client::new();
+
+    // A normal request, not sampled: pricing was called as a child of the front's server
+    // span, with the sampled flag off, exactly what the front answered with.
+    let res = http
+        .get(format!("{front_url}/products/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let front_tp = header(&res, "traceparent");
+    assert!(front_tp.ends_with("-00"), "{front_tp}");
+    assert_eq!(res.text().await.unwrap(), front_tp);
+
+    // A traceparent from further up: the trace id goes all the way through.
+    let upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let res = http
+        .get(format!("{front_url}/products/7"))
+        .header("traceparent", upstream)
+        .send()
+        .await
+        .unwrap();
+    let front_tp = header(&res, "traceparent");
+    assert!(front_tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
+    assert_ne!(front_tp, upstream, "the front has a span of its own");
+    assert_eq!(res.text().await.unwrap(), front_tp);
+
+    // Outside any request, the pricing service is called without a trace context.
+    let res = http
+        .get(format!("{pricing_url}/quote/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_requests_forced_trace_is_recorded_downstream_too() {
+    let (_front, front_url, _pricing, pricing_url) = services().await;
+    let http = reqwest::Client::new();
+    let res = http
+        .get(format!("{front_url}/products/7"))
+        .header("x-debug", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let trace_id = header(&res, "x-trace-id");
+    let debug_id = header(&res, "x-debug-id");
+    let timing = header(&res, "server-timing");
+    let sent = res.text().await.unwrap();
+    assert!(
+        sent.starts_with(&format!("00-{trace_id}-")) && sent.ends_with("-01"),
+        "pricing was sent {sent}"
+    );
+    assert!(timing.contains("http_client;dur="), "{timing}");
+
+    // Pricing sampled nothing by itself, yet its request carries the front's trace as
+    // an exemplar: the forced trace continues in the service that was called.
+    let metrics = http
+        .get(format!("{pricing_url}/metrics"))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/openmetrics-text")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("http_server_request_duration_seconds_bucket")
+                && l.contains("/quote/{id}")
+                && l.contains(&format!(r#"trace_id="{trace_id}""#))
+        ),
+        "no exemplar of {trace_id} on pricing's /metrics:\n{metrics}"
+    );
+
+    // The front's capture times the call.
+    let capture = wait_for_capture(&Target::new(front_url), &debug_id).await;
+    let span = capture["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "http_client")
+        .unwrap_or_else(|| panic!("no http_client span: {capture}"));
+    assert!(span["duration_ms"].as_f64().unwrap() > 0.0, "{span}");
+    let fields = span["fields"].to_string();
+    assert!(fields.contains(r#"["host","127.0.0.1"]"#), "{fields}");
+    assert!(fields.contains(r#"["method","GET"]"#), "{fields}");
+}
