@@ -104,7 +104,10 @@ where
             headers: &ActixHeaders(req.headers()),
             peer: &|| req.peer_addr(),
         });
-        if let Some(tap) = guard.request_tap() {
+        // A request without a body (no `Content-Length`, not chunked) has no payload at
+        // all, which no handler polls: its capture's body is over from the start.
+        let empty = matches!(req.parts().1, Payload::None).then_some(0);
+        if let Some(tap) = guard.request_tap().map(|t| t.with_exact_size(empty)) {
             let payload = req.take_payload();
             req.set_payload(Payload::Stream {
                 payload: Box::pin(TappedPayload {
