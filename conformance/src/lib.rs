@@ -90,6 +90,11 @@ impl Target {
         }
     }
 
+    /// The client the checks use (keep-alive, 30 s timeout).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(format!("{}{path}", self.base))
@@ -379,6 +384,8 @@ pub async fn debug_request_is_captured(t: &Target) {
     let text = capture.to_string();
     // The body is small and sized: its end must be seen even if never polled to `None`.
     assert_eq!(capture["complete"], true, "{text}");
+    // A GET has no body, and no handler polls one to its end: still not "end not seen".
+    assert_eq!(capture["request"]["body"]["ended"], true, "{text}");
     assert_eq!(capture["response"]["status"], 200, "{text}");
     assert_eq!(capture["request"]["route"], "/users/{id}", "{text}");
     for secret in [TOKEN, "user-secret", "hunter2"] {

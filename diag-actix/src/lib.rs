@@ -13,6 +13,7 @@
 //!     let diag = diag_core::Diag::builder().service("orders").build().unwrap();
 //!     HttpServer::new(move || {
 //!         App::new()
+//!             .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
 //!             .configure(diag_actix::configure(diag.clone()))
 //!             .route("/", web::get().to(|| async { "hello" }))
 //!     })

@@ -1,0 +1,26 @@
+//! `cargo run -p orders-actix`: the demo orders service on `LISTEN` (default
+//! 127.0.0.1:8081).
+
+use std::time::Duration;
+
+use orders_actix::{Config, init_tracing, server, settings};
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let diag = settings(diag_core::Diag::from_env()?).build()?;
+    init_tracing(&diag, std::io::stdout);
+    let config = Config::from_env();
+    let listener = std::net::TcpListener::bind(&config.listen)?;
+    tracing::info!("orders listening on http://{}", listener.local_addr()?);
+    if std::env::var_os("DIAG_TOKEN").is_none() {
+        tracing::warn!("DIAG_TOKEN is not set: /debug/* answers loopback clients only");
+    }
+    // actix stops on Ctrl-C by itself, after its graceful shutdown.
+    server(diag.clone(), &config, listener)?.await?;
+    let flushed =
+        actix_web::rt::task::spawn_blocking(move || diag.flush_traces(Duration::from_secs(5)));
+    if !flushed.await? {
+        tracing::warn!("some traces did not reach the OTLP collector before exit");
+    }
+    Ok(())
+}
