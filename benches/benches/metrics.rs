@@ -237,6 +237,14 @@ fn request_path(c: &mut Criterion) {
     g.bench_function("begin_finish_2_threads_separate_diags", |b| {
         b.iter_custom(|iters| two_threads(iters, &on_diag, &on_other))
     });
+    // The same with a leaked `Diag` (no reference count written per request).
+    let leaked = Diag::builder().build().expect("default config").leak();
+    one_request(&leaked);
+    let on_leaked = |_| one_request(&leaked);
+    g.bench_function("begin_finish_leaked", |b| b.iter(|| one_request(&leaked)));
+    g.bench_function("begin_finish_2_threads_one_leaked_diag", |b| {
+        b.iter_custom(|iters| two_threads(iters, &on_leaked, &on_leaked))
+    });
     g.finish();
 }
 

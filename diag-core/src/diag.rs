@@ -32,7 +32,37 @@ use crate::trace::Sampler;
 /// ```
 #[derive(Clone)]
 pub struct Diag {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Handle,
+}
+
+/// How a [`Diag`] holds its state: reference-counted, or, after [`Diag::leak`], for the
+/// rest of the process, so that cloning and dropping a handle (the middleware does both
+/// on every request) writes no counter that every core shares.
+pub(crate) enum Handle {
+    Counted(Arc<Inner>),
+    Process(&'static Arc<Inner>),
+}
+
+impl Clone for Handle {
+    #[inline]
+    fn clone(&self) -> Handle {
+        match self {
+            Handle::Counted(inner) => Handle::Counted(Arc::clone(inner)),
+            Handle::Process(inner) => Handle::Process(inner),
+        }
+    }
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Arc<Inner>;
+
+    #[inline]
+    fn deref(&self) -> &Arc<Inner> {
+        match self {
+            Handle::Counted(inner) => inner,
+            Handle::Process(inner) => inner,
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -189,6 +219,31 @@ impl Diag {
             .otlp
             .as_ref()
             .is_none_or(|otlp| otlp.flush(timeout))
+    }
+}
+
+impl Diag {
+    /// For the `Diag` a service builds at start and serves with until it exits: this
+    /// handle, and every clone made from it from now on, refers to diag's state without
+    /// a reference count. The middleware clones the handle into every request (axum's
+    /// router clones the layered service, the request's guard keeps one) and drops it at
+    /// the end: with a count, that is four atomic writes to one cache line per request,
+    /// which every core serving requests pulls back and forth (see BENCHMARKS.md,
+    /// "Metrics"). The price: the state is never freed and diag's threads run until the
+    /// process ends, so call it once, not on a `Diag` per test or per tenant.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().service("checkout").build().unwrap().leak();
+    /// let for_the_router = diag.clone(); // no reference count written
+    /// assert_eq!(for_the_router.service(), "checkout");
+    /// ```
+    pub fn leak(self) -> Diag {
+        match self.inner {
+            Handle::Process(_) => self,
+            Handle::Counted(inner) => Diag {
+                inner: Handle::Process(Box::leak(Box::new(inner))),
+            },
+        }
     }
 }
 
@@ -552,7 +607,7 @@ impl DiagBuilder {
             otlp,
         };
         let diag = Diag {
-            inner: Arc::new(inner),
+            inner: Handle::Counted(Arc::new(inner)),
         };
         crate::state::process::register(&diag);
         crate::state::config::register(&diag);
@@ -615,6 +670,26 @@ fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leaked_diag_is_cloned_without_counting_and_still_shares_its_state() {
+        let diag = Diag::builder().build().unwrap();
+        let counted = diag.clone();
+        let before = Arc::strong_count(&diag.inner);
+        assert_eq!(Arc::strong_count(&counted.clone().inner), before + 1);
+        let leaked = diag.leak();
+        let clones: Vec<Diag> = (0..3).map(|_| leaked.clone()).collect();
+        assert_eq!(
+            Arc::strong_count(&leaked.inner),
+            before,
+            "clones of a leaked Diag take no reference"
+        );
+        drop(clones);
+        assert_eq!(Arc::strong_count(&leaked.inner), before);
+        // The same state as the counted handles, and leaking twice changes nothing.
+        leaked.clone().leak().set_disabled(true);
+        assert!(counted.is_disabled());
+    }
 
     #[test]
     fn the_sampling_ratio_comes_from_the_environment() {

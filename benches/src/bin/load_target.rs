@@ -87,6 +87,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             install_subscriber(&diag);
             app().with_diag(&diag)
         }
+        "diag_leaked" => {
+            // As a service that follows the README: the process's one `Diag`, leaked.
+            let diag = diag_core::Diag::from_env()?.service("load").build()?.leak();
+            install_subscriber(&diag);
+            app().with_diag(&diag)
+        }
         "trace" => {
             tracing_subscriber::registry()
                 .with(sink.with_filter(EnvFilter::new("info")))
@@ -103,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => {
             return Err(format!(
-                "unknown variant `{other}`: use bare, diag, trace, noop, bare_diag_subscriber or touch"
+                "unknown variant `{other}`: use bare, diag, diag_leaked, trace, noop, bare_diag_subscriber or touch"
             )
             .into());
         }

@@ -12,7 +12,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .service("checkout")
         .version(env!("CARGO_PKG_VERSION"))
         .git_sha(option_env!("GIT_SHA"))
-        .build()?;
+        .build()?
+        // The process's one Diag: its per-request clones then write no shared counter.
+        .leak();
     checkout_axum::telemetry::init(&diag, std::io::stdout, std::io::stdout().is_terminal());
 
     let config = Config::from_env();

@@ -7,7 +7,8 @@ use orders_actix::{Config, init_tracing, server, settings};
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let diag = settings(diag_core::Diag::from_env()?).build()?;
+    // The process's one Diag: its per-request clones then write no shared counter.
+    let diag = settings(diag_core::Diag::from_env()?).build()?.leak();
     init_tracing(&diag, std::io::stdout);
     let config = Config::from_env();
     let listener = std::net::TcpListener::bind(&config.listen)?;
