@@ -91,7 +91,7 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     let index = Index {
         service: diag.service(),
         version: diag.version(),
-        uptime_seconds: diag.uptime().as_secs_f64(),
+        uptime_seconds: crate::clock::seconds_to_ms(diag.uptime()),
         diag_version: env!("CARGO_PKG_VERSION"),
         disabled: diag.is_disabled(),
         endpoints: ENDPOINTS

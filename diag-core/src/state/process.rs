@@ -107,7 +107,7 @@ pub(crate) fn register(diag: &Diag) {
                 .map_or(0.0, |d| d.as_secs_f64()),
             uptime_seconds: inner
                 .as_ref()
-                .map_or(0.0, |i| i.started.elapsed().as_secs_f64()),
+                .map_or(0.0, |i| crate::clock::seconds_to_ms(i.started.elapsed())),
             rss_bytes: field("VmRSS:").map(|kb| kb * 1024),
             threads: field("Threads:"),
             open_fds: std::fs::read_dir("/proc/self/fd")
