@@ -4,7 +4,7 @@ use http::{HeaderName, HeaderValue};
 
 /// Names the request path looks up on every request, parsed once: `HeaderMap::get`
 /// with a `&str` parses (validates, lower-cases) the name on every call.
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_DEBUG: HeaderName = HeaderName::from_static("x-debug");
 const X_DEBUG_LEVEL: HeaderName = HeaderName::from_static("x-debug-level");
 

@@ -6,7 +6,7 @@ use http::{HeaderValue, Request};
 use tower::{Layer, Service};
 use tracing::instrument::{Instrument, Instrumented};
 
-const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+use crate::headers::TRACEPARENT;
 
 /// For an HTTP client built on tower (hyper-util's `Client`, a tonic channel, ...):
 /// every request sent while the service is working for a request gets that request's
