@@ -509,7 +509,6 @@ pub async fn log_level_changes_only_by_put_and_reverts(t: &Target) {
     );
 }
 
-/// The capture of debug request `id`, once stored (the body may still be finishing).
 /// The capture `id` as JSON, once stored (it is stored when the response body ends,
 /// which the client may see first); fails after 10 s.
 pub async fn wait_for_capture(t: &Target, id: &str) -> Value {

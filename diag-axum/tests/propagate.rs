@@ -23,7 +23,8 @@ type PricingClient = Propagate<Client<HttpConnector, Empty<Bytes>>>;
 
 /// Two services that sample nothing on their own, so whatever the pricing service
 /// records, it records because the front's `traceparent` said so.
-async fn services() -> (Diag, String, Diag, String) {
+/// Their base URLs, front and pricing.
+async fn services() -> (String, String) {
     let front = Diag::builder()
         .service("front")
         .token(TOKEN)
@@ -74,9 +75,7 @@ async fn services() -> (Diag, String, Diag, String) {
     )
     .await;
     (
-        front,
         format!("http://{front_addr}"),
-        pricing,
         format!("http://{pricing_addr}"),
     )
 }
@@ -92,7 +91,7 @@ fn header(res: &reqwest::Response, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_called_service_continues_the_callers_trace() {
-    let (_front, front_url, _pricing, pricing_url) = services().await;
+    let (front_url, pricing_url) = services().await;
     let http = reqwest::Client::new();
 
     // A normal request, not sampled: pricing was called as a child of the front's server
@@ -131,7 +130,7 @@ async fn the_called_service_continues_the_callers_trace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_debug_requests_forced_trace_is_recorded_downstream_too() {
-    let (_front, front_url, _pricing, pricing_url) = services().await;
+    let (front_url, pricing_url) = services().await;
     let http = reqwest::Client::new();
     let res = http
         .get(format!("{front_url}/products/7"))
