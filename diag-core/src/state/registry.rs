@@ -3,7 +3,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -28,6 +28,29 @@ pub const MAX_PROVIDERS: usize = 256;
 struct Entry {
     provider: Provider,
     outcomes: [AtomicU64; 3],
+    /// Set while a call of the provider runs. One call at a time: a provider that hangs
+    /// (a lock held by a stuck thread, in the incident being looked at) then holds one
+    /// blocking thread, not one more per read of `/debug/state`, which would drain the
+    /// runtime's blocking pool the service itself needs.
+    running: Arc<AtomicBool>,
+}
+
+/// The right to call a provider, released when the call ends however it ends (returned,
+/// panicked, or, for an async provider past its deadline, cancelled).
+struct Running(Arc<AtomicBool>);
+
+impl Running {
+    fn claim(flag: &Arc<AtomicBool>) -> Option<Running> {
+        flag.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| Running(flag.clone()))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// Why a provider could not be registered.
@@ -168,7 +191,13 @@ impl StateRegistry {
             });
         }
         let outcomes = std::array::from_fn(|_| AtomicU64::new(0));
-        map.insert(name.to_owned(), Arc::new(Entry { provider, outcomes }));
+        let running = Arc::new(AtomicBool::new(false));
+        let entry = Entry {
+            provider,
+            outcomes,
+            running,
+        };
+        map.insert(name.to_owned(), Arc::new(entry));
         Ok(())
     }
 
@@ -186,7 +215,7 @@ impl StateRegistry {
     }
 
     async fn call(&self, entry: Arc<Entry>) -> ProviderReport {
-        let report = self.call_provider(&entry.provider).await;
+        let report = self.call_provider(&entry).await;
         let slot = ProviderStatus::ALL
             .iter()
             .position(|s| *s == report.status)
@@ -195,21 +224,47 @@ impl StateRegistry {
         report
     }
 
-    async fn call_provider(&self, provider: &Provider) -> ProviderReport {
+    async fn call_provider(&self, entry: &Entry) -> ProviderReport {
         let start = Instant::now();
         // Microsecond precision is plenty, and keeps the JSON readable.
         let ms = |start: Instant| (start.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-        // Both kinds run as their own task, so a panic or a hang stays inside it.
-        let task = match provider {
+        // Another read's call still running: wait for it within this read's deadline
+        // (two people reading at once each get an answer), never start a second one.
+        let claim = loop {
+            if let Some(claim) = Running::claim(&entry.running) {
+                break claim;
+            }
+            if start.elapsed() >= self.deadline {
+                return ProviderReport::failed(
+                    ProviderStatus::Timeout,
+                    format!(
+                        "an earlier read's call has not returned after {} ms; \
+                         not called again until it does",
+                        self.deadline.as_millis()
+                    ),
+                    ms(start),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        // Both kinds run as their own task, so a panic or a hang stays inside it; the
+        // task holds the claim until it ends.
+        let task = match &entry.provider {
             Provider::Sync(f) => {
                 let f = f.clone();
-                tokio::task::spawn_blocking(move || f())
+                tokio::task::spawn_blocking(move || {
+                    let _claim = claim;
+                    f()
+                })
             }
             Provider::Async(f) => {
                 let f = f.clone();
                 // Building the future may itself panic: catch that too.
                 match std::panic::catch_unwind(AssertUnwindSafe(|| f())) {
-                    Ok(fut) => tokio::spawn(fut),
+                    Ok(fut) => tokio::spawn(async move {
+                        let _claim = claim;
+                        fut.await
+                    }),
                     Err(panic) => {
                         return ProviderReport::failed(
                             ProviderStatus::Error,
@@ -221,7 +276,8 @@ impl StateRegistry {
             }
         };
         let abort = task.abort_handle();
-        let outcome = tokio::time::timeout(self.deadline, task.map(|r| r)).await;
+        let left = self.deadline.saturating_sub(start.elapsed());
+        let outcome = tokio::time::timeout(left, task.map(|r| r)).await;
         let elapsed = ms(start);
         match outcome {
             Err(_) => {
@@ -352,6 +408,60 @@ mod tests {
         assert_eq!(all["stuck"].status, ProviderStatus::Timeout);
         assert_eq!(all["stuck_async"].status, ProviderStatus::Timeout);
         assert_eq!(all["quick"].status, ProviderStatus::Ok);
+    }
+
+    /// A provider that hangs holds one blocking thread however often `/debug/state` is
+    /// read, and is called again once it returns; readers at once each get an answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_provider_is_not_called_again_until_it_returns() {
+        let r = StateRegistry::new(Duration::from_millis(100), 1024);
+        let calls = Arc::new(AtomicU64::new(0));
+        let released = Arc::new(AtomicBool::new(false));
+        let (c, rel) = (calls.clone(), released.clone());
+        r.register("hung", move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            while !rel.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            "back"
+        })
+        .unwrap();
+        for _ in 0..5 {
+            let rep = r.collect("hung").await.unwrap();
+            assert_eq!(rep.status, ProviderStatus::Timeout);
+        }
+        let concurrent = futures_util::future::join_all((0..5).map(|_| r.collect("hung"))).await;
+        assert!(
+            concurrent
+                .iter()
+                .all(|rep| rep.as_ref().unwrap().status == ProviderStatus::Timeout)
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one thread stuck, not eleven"
+        );
+        let rep = r.collect("hung").await.unwrap();
+        assert!(rep.error.unwrap().contains("not called again"));
+
+        released.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let rep = loop {
+            let rep = r.collect("hung").await.unwrap();
+            if rep.status == ProviderStatus::Ok || Instant::now() > deadline {
+                break rep;
+            }
+        };
+        assert_eq!(rep.value, Some(serde_json::json!("back")));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // A quick provider read by ten at once: each reader gets its value.
+        r.register("quick", || 7).unwrap();
+        let all = futures_util::future::join_all((0..10).map(|_| r.collect("quick"))).await;
+        assert!(
+            all.iter()
+                .all(|rep| rep.as_ref().unwrap().status == ProviderStatus::Ok)
+        );
     }
 
     #[tokio::test]
