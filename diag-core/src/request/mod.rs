@@ -299,6 +299,11 @@ impl RequestGuard {
                 .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
         };
         for (name, value) in debug.request.response_head(status, &*headers) {
+            let value = if name == "server-timing" {
+                with_service_timings(&*headers, value)
+            } else {
+                value
+            };
             headers.insert(name, &value);
         }
         Some(
@@ -327,6 +332,26 @@ impl RequestGuard {
     }
 }
 
+/// diag's `Server-Timing` entries after the ones the service's handler set, if any: the
+/// service's own are kept, not replaced.
+fn with_service_timings(headers: &dyn HeaderView, diag_timings: String) -> String {
+    let mut all = String::new();
+    headers.for_each(&mut |name, value| {
+        if name.eq_ignore_ascii_case("server-timing")
+            && let Ok(value) = std::str::from_utf8(value)
+            && !value.trim().is_empty()
+        {
+            all.push_str(value.trim());
+            all.push_str(", ");
+        }
+    });
+    if all.is_empty() {
+        return diag_timings;
+    }
+    all.push_str(&diag_timings);
+    all
+}
+
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.diag.inner.in_flight.leave(self.in_flight);
@@ -340,5 +365,48 @@ impl Drop for RequestGuard {
                 debug.request.finish_incomplete();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A debug request's `Server-Timing` adds diag's entries to the handler's own.
+    #[test]
+    fn the_services_own_server_timing_is_kept() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = Diag::builder().token("t").build().unwrap();
+        let headers = crate::test_support::headers(&[("x-debug", "t")]);
+        let finish = |own: &[(&str, &str)]| {
+            let guard = diag.begin(&RequestView {
+                method: "GET",
+                route: Some("/"),
+                uri: "/",
+                headers: &headers,
+                peer: &|| None,
+            });
+            let mut response = crate::test_support::headers(own);
+            let _tap = guard.finish(200, &mut response);
+            let timings: Vec<String> = response
+                .into_iter()
+                .filter(|(n, _)| n == "server-timing")
+                .map(|(_, v)| v)
+                .collect();
+            assert_eq!(timings.len(), 1, "{timings:?}");
+            timings[0].clone()
+        };
+        let merged = finish(&[
+            ("server-timing", "cdn;dur=3"),
+            ("server-timing", "db;dur=5.2"),
+        ]);
+        assert!(merged.starts_with("cdn;dur=3, db;dur=5.2, "), "{merged}");
+        assert!(merged.contains("total;dur="), "{merged}");
+        let alone = finish(&[]);
+        assert!(
+            !alone.starts_with(',') && alone.contains("total;dur="),
+            "{alone}"
+        );
+        assert!(!alone.contains("cdn") && !alone.contains("db;"), "{alone}");
     }
 }
