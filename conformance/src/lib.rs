@@ -375,6 +375,16 @@ pub async fn debug_request_is_captured(t: &Target) {
     let id = header(&res, "x-debug-id").expect("x-debug-id");
     let timing = header(&res, "server-timing").expect("server-timing");
     assert!(timing.contains("total;dur="), "{timing}");
+    // The capture stays on the instance that served the request, which says who it is.
+    let instance = header(&res, "x-debug-instance").expect("x-debug-instance");
+    assert_eq!(t.authed_json("/debug").await["instance"], instance.as_str());
+    // Asked for a capture it does not have, an instance says which one it is.
+    let missing = t
+        .authed("/debug/requests/999999")
+        .send()
+        .await
+        .expect("request");
+    assert_json_error(missing, 404, &instance).await;
     let tp = header(&res, "traceparent").expect("traceparent");
     assert!(
         tp.ends_with("-01"),

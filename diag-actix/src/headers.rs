@@ -28,12 +28,14 @@ fn response_header_name(name: &'static str) -> HeaderName {
     const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
     const X_DEBUG_ID: HeaderName = HeaderName::from_static("x-debug-id");
     const X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
+    const X_DEBUG_INSTANCE: HeaderName = HeaderName::from_static("x-debug-instance");
     const X_DEBUG_STATUS: HeaderName = HeaderName::from_static("x-debug-status");
     match name {
         "traceparent" => TRACEPARENT,
         "server-timing" => SERVER_TIMING,
         "x-debug-id" => X_DEBUG_ID,
         "x-trace-id" => X_TRACE_ID,
+        "x-debug-instance" => X_DEBUG_INSTANCE,
         "x-debug-status" => X_DEBUG_STATUS,
         _ => HeaderName::from_static(name),
     }

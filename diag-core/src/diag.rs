@@ -68,6 +68,8 @@ impl std::ops::Deref for Handle {
 pub(crate) struct Inner {
     pub(crate) service: String,
     pub(crate) version: String,
+    /// Which process this is among the service's instances (see [`Diag::instance`]).
+    pub(crate) instance: String,
     pub(crate) token: Option<Secret>,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) admin_addr: Option<SocketAddr>,
@@ -132,6 +134,22 @@ impl Diag {
     /// A builder preloaded from the environment; see [`DiagBuilder::from_env`].
     pub fn from_env() -> Result<DiagBuilder, ConfigError> {
         DiagBuilder::default().from_env()
+    }
+
+    /// Which of the service's instances this process is: `DIAG_INSTANCE`, or the builder's
+    /// [`instance`](DiagBuilder::instance), or `<hostname>:<pid>` (in Kubernetes the
+    /// hostname is the pod's name). Debug responses carry it as `X-Debug-Instance`: a
+    /// capture lives in the memory of the instance that served the request, so behind a
+    /// load balancer this names where to read it.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().instance("checkout-7f9c-x2").build().unwrap();
+    /// assert_eq!(diag.instance(), "checkout-7f9c-x2");
+    /// let default = diag_core::Diag::builder().build().unwrap();
+    /// assert!(default.instance().ends_with(&format!(":{}", std::process::id())));
+    /// ```
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     /// The service name given to the builder.
@@ -264,6 +282,7 @@ impl std::fmt::Debug for Diag {
 pub struct DiagBuilder {
     service: String,
     version: String,
+    instance: Option<String>,
     token: Option<Secret>,
     trusted_proxies: Vec<String>,
     admin_addr: Option<String>,
@@ -289,6 +308,7 @@ impl Default for DiagBuilder {
         DiagBuilder {
             service: "unknown_service".to_owned(),
             version: "0.0.0".to_owned(),
+            instance: None,
             token: None,
             trusted_proxies: Vec::new(),
             admin_addr: None,
@@ -321,6 +341,13 @@ impl DiagBuilder {
     /// The service's version, shown on `/debug` and by the `process` provider.
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
+        self
+    }
+
+    /// This process's name among the service's instances (default `<hostname>:<pid>`;
+    /// see [`Diag::instance`]).
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = Some(name.into());
         self
     }
 
@@ -492,6 +519,7 @@ impl DiagBuilder {
     /// | `DIAG_DISABLED` | `1`/`true`: start with the kill switch on |
     /// | `DIAG_TRUSTED_PROXIES` | comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed |
     /// | `DIAG_ADMIN_ADDR` | serve the endpoints on this separate address |
+    /// | `DIAG_INSTANCE` | this process's name among the service's instances (default `<hostname>:<pid>`) |
     /// | `DIAG_METRICS_PUBLIC` | `0`/`false`: `/metrics` needs the token too |
     /// | `DIAG_DEBUG_TOKEN` | a separate token for `X-Debug` and key for signed debug credentials (default: `DIAG_TOKEN`) |
     /// | `DIAG_DEBUG_HEADER` | the debug request header (default `x-debug`) |
@@ -515,6 +543,11 @@ impl DiagBuilder {
     pub fn from_env(mut self) -> Result<Self, ConfigError> {
         if let Ok(token) = std::env::var("DIAG_TOKEN") {
             self = self.token(token);
+        }
+        if let Ok(name) = std::env::var("DIAG_INSTANCE")
+            && !name.trim().is_empty()
+        {
+            self.instance = Some(name.trim().to_owned());
         }
         if let Some(b) = env_bool("DIAG_DISABLED")? {
             self.disabled = b;
@@ -563,6 +596,7 @@ impl DiagBuilder {
             .transpose()?;
         let debug = crate::debug::DebugMode::new(self.debug, self.token.as_ref())?;
         validate_buckets(&self.http_duration_buckets)?;
+        let instance = self.instance.unwrap_or_else(default_instance);
         let otlp = match &self.otlp_endpoint {
             None => None,
             Some(url) => {
@@ -570,6 +604,7 @@ impl DiagBuilder {
                 let source = crate::otlp::Source {
                     service: self.service.clone(),
                     version: self.version.clone(),
+                    instance: instance.clone(),
                 };
                 let exporter = crate::otlp::OtlpExporter::start(
                     endpoint,
@@ -583,6 +618,7 @@ impl DiagBuilder {
         let inner = Inner {
             service: self.service,
             version: self.version,
+            instance,
             token: self.token,
             trusted_proxies: TrustedProxies::new(nets),
             admin_addr,
@@ -633,6 +669,34 @@ impl DiagBuilder {
         );
         Ok(diag)
     }
+}
+
+/// `<hostname>:<pid>`; the hostname from the kernel (`gethostname`), else `HOSTNAME`.
+fn default_instance() -> String {
+    let host = hostname()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
+}
+
+#[cfg(unix)]
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is valid for writes of its length; gethostname writes at most that
+    // many bytes (NUL-terminated when it fits, which a 256-byte buffer always does on
+    // Linux, whose host names are at most 64 bytes).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    std::str::from_utf8(&buf[..len]).ok().map(str::to_owned)
+}
+
+#[cfg(not(unix))]
+fn hostname() -> Option<String> {
+    None
 }
 
 /// `DIAG_SAMPLING_RATIO`, read through `var`: a number from 0 to 1, or nothing.

@@ -186,6 +186,8 @@ pub(crate) struct OtlpExporter {
 pub(crate) struct Source {
     pub(crate) service: String,
     pub(crate) version: String,
+    /// `service.instance.id`: the process (see `Diag::instance`).
+    pub(crate) instance: String,
 }
 
 impl OtlpExporter {
@@ -572,6 +574,7 @@ fn export_request(source: &Source, capacity: usize, spans: impl FnOnce(&mut Pb))
         rs.message(1, |resource| {
             resource.message(1, |kv| kv_str(kv, "service.name", &source.service));
             resource.message(1, |kv| kv_str(kv, "service.version", &source.version));
+            resource.message(1, |kv| kv_str(kv, "service.instance.id", &source.instance));
         });
         rs.message(2, |ss| {
             ss.message(1, |scope| {
@@ -1016,6 +1019,9 @@ mod tests {
         ));
         assert!(!contains(&all, &unsampled.span_id.0));
         assert!(contains(&all, b"GET /products/{id}") && contains(&all, b"no response"));
+        // The resource names the process among the service's instances.
+        assert!(contains(&all, b"service.instance.id"));
+        assert!(contains(&all, diag.instance().as_bytes()));
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::Diag;
 struct Index<'a> {
     service: &'a str,
     version: &'a str,
+    /// Which of the service's instances answered (captures stay on theirs).
+    instance: &'a str,
     uptime_seconds: f64,
     diag_version: &'static str,
     disabled: bool,
@@ -91,6 +93,7 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     let index = Index {
         service: diag.service(),
         version: diag.version(),
+        instance: diag.instance(),
         uptime_seconds: crate::clock::seconds_to_ms(diag.uptime()),
         diag_version: env!("CARGO_PKG_VERSION"),
         disabled: diag.is_disabled(),
@@ -131,13 +134,14 @@ fn html(index: &Index<'_>) -> String {
          <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:60em}}\
          td,th{{text-align:left;padding:.2em .8em .2em 0;vertical-align:top}}code{{background:#f3f3f3}}</style>\
          </head><body><h1>{s} <small>{v}{sha}</small></h1>\
-         <p>Up for {up:.0} s. diag {dv}.{off}</p><h2>Endpoints</h2><table><tr><th>path</th><th>methods</th><th>shows</th></tr>",
+         <p>Instance <code>{inst}</code>, up for {up:.0} s. diag {dv}.{off}</p><h2>Endpoints</h2><table><tr><th>path</th><th>methods</th><th>shows</th></tr>",
         s = escape(index.service),
         v = escape(index.version),
         sha = index
             .git_sha
             .map(|g| format!(" <code>{}</code>", escape(g)))
             .unwrap_or_default(),
+        inst = escape(index.instance),
         up = index.uptime_seconds,
         dv = index.diag_version,
         off = if index.disabled {

@@ -178,8 +178,11 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
     };
     let Some(capture) = capture else {
         return DiagResponse::not_found(&format!(
-            "no debug capture with id or trace id `{id}` (never existed, or evicted; only \
-             requests in diagnostic mode are captured); see /debug/requests"
+            "no debug capture with id or trace id `{id}` on this instance ({}): a capture \
+             is kept by the instance that served the request, named in its \
+             X-Debug-Instance header; here it never existed or was evicted (only requests \
+             in diagnostic mode are captured); see /debug/requests",
+            diag.instance()
         ));
     };
     if wants_text(req) {

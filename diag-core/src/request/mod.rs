@@ -306,6 +306,8 @@ impl RequestGuard {
             };
             headers.insert(name, &value);
         }
+        // The capture stays in this process: say which one, for a load-balanced service.
+        headers.insert("x-debug-instance", &self.diag.inner.instance);
         Some(
             BodyTap::new(debug.request, BodySide::Response)
                 .holding(debug.in_flight)
