@@ -13,6 +13,7 @@
 #
 #   benches/load_p99.sh       # ROUNDS=2 SECONDS=60 PHASE_MS=2000 CONNS=20 RATE=10000
 #   LOAD_TARGET=/path/to/old/load_target benches/load_p99.sh   # another build's server
+#   RT=1 benches/load_p99.sh     # the server at SCHED_FIFO priority (needs root)
 #
 # The server (diag, every feature on) is pinned to CPU 0, the client to CPU 1.
 set -euo pipefail
@@ -61,7 +62,11 @@ activations() {
     awk '$1 == "diag_debug_activations_total" { print $2 }'
 }
 
-taskset -c 0 "${LOAD_TARGET:-$DIR/load_target}" diag "$ADDR" >/dev/null 2>&1 &
+# RT=1: the server at real-time priority (SCHED_FIFO 50), so nothing else in this VM
+# preempts it between requests (the client, which spins before each send, stays normal).
+RT_PREFIX=()
+[ "${RT:-0}" = 1 ] && RT_PREFIX=(chrt -f 50)
+"${RT_PREFIX[@]}" taskset -c 0 "${LOAD_TARGET:-$DIR/load_target}" diag "$ADDR" >/dev/null 2>&1 &
 SERVER=$!
 wait_up "http://$ADDR/products/7"
 env -u PHASE_MS taskset -c 1 "$DIR/load_client" "$ADDR" 1000 1 "$CONNS" 0 >/dev/null   # warm-up
