@@ -7,9 +7,10 @@
 # the p99 of two identical runs a minute apart can differ by 10x (scheduling stalls of
 # other tenants); phases two seconds apart meet the same stalls. Each round is a control
 # run (the same phases, no X-Debug in any: how far apart two identical halves land)
-# followed by the real one. At the end, every odd phase's p99 over the even phase's just
-# before it, pooled over all rounds: the median ratio with a distribution-free 95%
-# confidence interval, for the controls and for the real runs.
+# followed by the real one. At the end, benches/src/bin/phase_stats.rs compares the
+# phases' p99s pooled over all rounds (each odd phase against the even ones beside it),
+# for the controls and the real runs, and the real runs against the controls, with 95%
+# intervals.
 #
 #   benches/load_p99.sh       # ROUNDS=2 SECONDS=60 PHASE_MS=2000 CONNS=20 RATE=10000
 #   LOAD_TARGET=/path/to/old/load_target benches/load_p99.sh   # another build's server
@@ -29,32 +30,11 @@ PORT=${PORT:-18082}
 DEBUG_CONNS=$((CONNS / 10))
 export PHASE_MS=${PHASE_MS:-2000}
 
-cargo build -q --release -p diag-benches --bin load_target --bin load_client
+cargo build -q --release -p diag-benches --bin load_target --bin load_client --bin phase_stats
 DIR=${CARGO_TARGET_DIR:-target}/release
 ADDR="127.0.0.1:$PORT"
-PAIRS=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$PAIRS"' EXIT
-
-# The "even:odd" p99 pairs of a load_client run, as odd / even ratios, one a line.
-ratios() {
-  sed -n 's/.*phase pairs, p99 µs even:odd: //p' | tr ' ' '\n' |
-    awk -F: '$1 > 0 { printf "%.4f\n", $2 / $1 }'
-}
-
-# Median of the ratios in file $1 and the 95% interval between the order statistics
-# n/2 ± 0.98·√n (the sign test's; no assumption on the ratios' distribution).
-summarize() {
-  sort -g "$1" | awk -v what="$2" '
-    { v[NR] = $1; above += ($1 > 1) }
-    END {
-      n = NR; if (n == 0) { print what ": no pairs"; exit }
-      median = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-      lo = int(n / 2 - 0.98 * sqrt(n)); hi = int(n / 2 + 0.98 * sqrt(n) + 1)
-      if (lo < 1) lo = 1; if (hi > n) hi = n
-      printf "%s: %d phase pairs, p99 odd / even median %.3f, 95%% interval %.3f-%.3f, odd higher in %d\n",
-        what, n, median, v[lo], v[hi], above
-    }'
-}
+LOG=$(mktemp)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "$LOG"' EXIT
 
 # diag_debug_activations_total on the server's /metrics.
 activations() {
@@ -75,18 +55,16 @@ echo "$DEBUG_CONNS of $CONNS connections debug in odd phases of $PHASE_MS ms; $R
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round, control:"
   PHASE_CONTROL=1 taskset -c 1 "$DIR/load_client" "$ADDR" "$RATE" "$SECONDS_PER_RUN" "$CONNS" "$DEBUG_CONNS" |
-    tee >(ratios >>"$PAIRS/control") | sed 's/^/  /'
+    sed 's/^/  /'
   echo "round $round, X-Debug in odd phases:"
   before=$(activations)
   taskset -c 1 "$DIR/load_client" "$ADDR" "$RATE" "$SECONDS_PER_RUN" "$CONNS" "$DEBUG_CONNS" |
-    tee >(ratios >>"$PAIRS/debug") | sed 's/^/  /'
+    sed 's/^/  /'
   # The odd phases' debug requests must have run in diagnostic mode, or the comparison
   # compares nothing.
   served=$(($(activations) - before))
   echo "  requests in diagnostic mode: $served"
   [ "$served" -gt 0 ] || { echo "no request ran in diagnostic mode (DIAG_TOKEN?)" >&2; exit 1; }
-done
+done | tee "$LOG"
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
-sleep 1   # the process substitutions' last writes
-summarize "$PAIRS/control" "control (no X-Debug)"
-summarize "$PAIRS/debug" "10% X-Debug in odd phases"
+"$DIR/phase_stats" "$LOG"
