@@ -13,6 +13,10 @@
 #   B_ENV=DIAG_DISABLED=1 benches/load_ab.sh diag diag   # B with the kill switch on
 #   A_BIN=/tmp/old/load_target benches/load_ab.sh diag diag   # another build's server as A
 #   A_ENV=... B_ENV=... B_BIN=...                        # the same for either side
+#   RATE=20000 DURATION=20s benches/load_ab.sh bare diag  # below saturation: each side gets
+#                                # RATE requests/s from the open-loop load_client instead
+#                                # of wrk, so the server sleeps between requests in both
+#                                # and CPU per request is its own work (no B_LUA here)
 #
 # Prints per round each side's requests and server CPU per request (/proc/PID/stat), and
 # B/A: requests (throughput under an equal share of the core) and CPU per request.
@@ -25,8 +29,11 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
 CONNS=${CONNS:-32}
 
-cargo build -q --release -p diag-benches --bin load_target
+cargo build -q --release -p diag-benches --bin load_target --bin load_client
 BIN=${LOAD_TARGET:-${CARGO_TARGET_DIR:-target}/release/load_target}
+CLIENT=${CARGO_TARGET_DIR:-target}/release/load_client
+RATE=${RATE:-}
+[ -n "$RATE" ] && [ -n "${B_LUA:-}" ] && { echo "RATE and B_LUA do not go together" >&2; exit 1; }
 BIN_A=${A_BIN:-$BIN}
 BIN_B=${B_BIN:-$BIN}
 TICK=$(getconf CLK_TCK)
@@ -35,6 +42,20 @@ trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
 write_lua "$tmp"
 
+
+# drive PORT SECONDS LUA: load on 127.0.0.1:PORT from CPU 1 for SECONDS (wrk at
+# saturation, or load_client at RATE when set); prints the requests served.
+drive() {
+  local url=http://127.0.0.1:$1/products/7 out
+  out=$(mktemp -p "$tmp")
+  if [ -n "$RATE" ]; then
+    taskset -c 1 "$CLIENT" "127.0.0.1:$1" "$RATE" "$2" 20 0 >"$out"
+    awk '$1 == "normal:" { print $2 }' "$out"
+  else
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"$2s" ${3:+-s "$3"} "$url" >"$out"
+    awk '/requests in/ { print $1 }' "$out"
+  fi
+}
 
 # pair A B: ROUNDS paired runs
 pair() {
@@ -48,18 +69,18 @@ pair() {
     local sb=$!
     wait_up http://127.0.0.1:18111/products/7
     wait_up http://127.0.0.1:18112/products/7
-    taskset -c 1 wrk -t1 -c"$CONNS" -d1s http://127.0.0.1:18111/products/7 >/dev/null &
-    taskset -c 1 wrk -t1 -c"$CONNS" -d1s ${lua:+-s "$lua"} http://127.0.0.1:18112/products/7 >/dev/null
+    drive 18111 1 >/dev/null &
+    drive 18112 1 "$lua" >/dev/null
     wait %3 2>/dev/null || true
     local a0 b0 a1 b1
     a0=$(cpu_ticks "$sa"); b0=$(cpu_ticks "$sb")
-    taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" http://127.0.0.1:18111/products/7 >"$tmp/a" &
+    drive 18111 "${DURATION%s}" >"$tmp/a" &
     local wa=$!
-    taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" ${lua:+-s "$lua"} http://127.0.0.1:18112/products/7 >"$tmp/b"
+    drive 18112 "${DURATION%s}" "$lua" >"$tmp/b"
     wait "$wa"
     a1=$(cpu_ticks "$sa"); b1=$(cpu_ticks "$sb")
     awk -v r="$round" -v ta=$((a1 - a0)) -v tb=$((b1 - b0)) -v k="$TICK" \
-        -v na="$(awk '/requests in/ {print $1}' "$tmp/a")" -v nb="$(awk '/requests in/ {print $1}' "$tmp/b")" 'BEGIN {
+        -v na="$(cat "$tmp/a")" -v nb="$(cat "$tmp/b")" 'BEGIN {
       ca = (ta / k) * 1e6 / na; cb = (tb / k) * 1e6 / nb
       printf "  round %d: A %d requests, %.2f µs CPU each | B %d requests, %.2f µs CPU each | B/A requests %.3f, CPU per request %.3f (%+.2f µs)\n",
         r, na, ca, nb, cb, nb / na, cb / ca, cb - ca }'
