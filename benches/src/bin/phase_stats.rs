@@ -41,11 +41,14 @@ fn main() -> Result<(), BoxError> {
         ("before", before as fn(&Run) -> Vec<f64>),
         ("around", around),
     ] {
-        let control: Vec<f64> = rounds.iter().flat_map(|(c, _)| ratios(c)).collect();
-        let debug: Vec<f64> = rounds.iter().flat_map(|(_, d)| ratios(d)).collect();
-        println!("{name}: control {}", summary(&control));
-        println!("{name}: X-Debug {}", summary(&debug));
-        let (ratio, lo, hi) = bootstrap(&rounds, ratios);
+        // Each round's ratios, computed once: the resampling below reuses them.
+        let per_round: Vec<(Vec<f64>, Vec<f64>)> =
+            rounds.iter().map(|(c, d)| (ratios(c), ratios(d))).collect();
+        let control: Vec<f64> = per_round.iter().flat_map(|(c, _)| c).copied().collect();
+        let debug: Vec<f64> = per_round.iter().flat_map(|(_, d)| d).copied().collect();
+        println!("{name}: control {}", summary(sorted(control)));
+        println!("{name}: X-Debug {}", summary(sorted(debug)));
+        let (ratio, lo, hi) = bootstrap(&per_round);
         println!(
             "{name}: X-Debug / control {ratio:.3}, 95% interval {lo:.3}-{hi:.3} (rounds resampled)"
         );
@@ -101,23 +104,25 @@ fn around(run: &Run) -> Vec<f64> {
         .collect()
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+/// The median of `sorted` (NaN when empty).
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
     if n == 0 {
         return f64::NAN;
     }
     if n % 2 == 1 {
-        v[n / 2]
+        sorted[n / 2]
     } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     }
 }
 
-fn summary(values: &[f64]) -> String {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
+fn summary(v: Vec<f64>) -> String {
     let n = v.len();
     if n == 0 {
         return "no pairs".into();
@@ -134,16 +139,16 @@ fn summary(values: &[f64]) -> String {
     )
 }
 
-/// The real runs' median ratio over the controls', and its 2.5% and 97.5% quantiles
-/// over resamples of whole rounds.
-fn bootstrap(rounds: &[(Run, Run)], ratios: fn(&Run) -> Vec<f64>) -> (f64, f64, f64) {
-    let of = |picked: &mut dyn Iterator<Item = &(Run, Run)>| {
+/// From each round's `(control, real)` ratios: the real runs' median ratio over the
+/// controls', and its 2.5% and 97.5% quantiles over resamples of whole rounds.
+fn bootstrap(rounds: &[(Vec<f64>, Vec<f64>)]) -> (f64, f64, f64) {
+    let of = |picked: &mut dyn Iterator<Item = &(Vec<f64>, Vec<f64>)>| {
         let (mut c, mut d) = (Vec::new(), Vec::new());
         for (control, debug) in picked {
-            c.extend(ratios(control));
-            d.extend(ratios(debug));
+            c.extend_from_slice(control);
+            d.extend_from_slice(debug);
         }
-        median(&d) / median(&c)
+        median(&sorted(d)) / median(&sorted(c))
     };
     let point = of(&mut rounds.iter());
     // xorshift64*, fixed seed: reproducible without a dependency.
