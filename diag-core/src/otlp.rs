@@ -157,6 +157,8 @@ pub(crate) struct RequestSpan {
     pub(crate) series: SeriesRef,
     /// `None`: the request ended without a response.
     pub(crate) status: Option<u16>,
+    /// A gRPC call's status.
+    pub(crate) grpc: Option<crate::request::GrpcCode>,
     pub(crate) start: MonoTime,
     pub(crate) end: MonoTime,
 }
@@ -623,10 +625,18 @@ fn encode_spans<'a>(
                         kv_int(kv, "http.response.status_code", i64::from(status))
                     });
                 }
-                let error = match s.status {
-                    None => Some("no response".to_owned()),
-                    Some(status) if status >= 500 => Some(format!("HTTP {status}")),
-                    Some(_) => None,
+                if let Some(code) = s.grpc {
+                    span.message(9, |kv| {
+                        kv_int(kv, "rpc.grpc.status_code", i64::from(code.code()))
+                    });
+                }
+                let error = match (s.status, s.grpc) {
+                    (None, _) => Some("no response".to_owned()),
+                    (_, Some(code)) if code.is_server_error() => {
+                        Some(format!("gRPC {}", code.name()))
+                    }
+                    (Some(status), _) if status >= 500 => Some(format!("HTTP {status}")),
+                    _ => None,
                 };
                 if let Some(message) = error {
                     span.message(15, |st| {
@@ -1022,6 +1032,40 @@ mod tests {
         // The resource names the process among the service's instances.
         assert!(contains(&all, b"service.instance.id"));
         assert!(contains(&all, diag.instance().as_bytes()));
+    }
+
+    #[test]
+    fn a_grpc_call_sends_its_grpc_status() {
+        let (url, posts) = collector();
+        let diag = otlp_diag(&url);
+        let call = |trailers: &str| {
+            let guard = diag.begin_grpc(&RequestView {
+                method: "POST",
+                route: Some("/shop.Cart/Add"),
+                uri: "/shop.Cart/Add",
+                headers: &(),
+                peer: &|| None,
+            });
+            let trace = *guard.trace();
+            let mut head = vec![("content-type".to_owned(), "application/grpc".to_owned())];
+            let (_, pending) = guard.finish_grpc(200, &mut head);
+            // The status comes in the trailers: nothing is sent before they pass.
+            let trailers = vec![("grpc-status".to_owned(), trailers.to_owned())];
+            pending.expect("status in the trailers").trailers(&trailers);
+            trace
+        };
+        // The first call teaches diag the method; its span is named after it too.
+        let ok = call("0");
+        let failed = call("14");
+        assert!(diag.flush_traces(Duration::from_secs(10)));
+        let all: Vec<u8> = posts.lock().concat();
+        assert!(contains(&all, &ok.span_id.0) && contains(&all, &failed.span_id.0));
+        assert!(contains(&all, b"rpc.grpc.status_code"));
+        let name = b"POST /shop.Cart/Add";
+        assert_eq!(all.windows(name.len()).filter(|w| w == name).count(), 2);
+        // UNAVAILABLE is a server error; OK is not.
+        assert!(contains(&all, b"gRPC UNAVAILABLE"));
+        assert!(!contains(&all, b"gRPC OK"));
     }
 
     #[test]

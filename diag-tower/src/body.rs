@@ -4,8 +4,11 @@ use std::task::{Context, Poll};
 use bytes::Buf;
 use diag_core::body::Polled;
 use diag_core::debug::BodyTap;
+use diag_core::request::GrpcCall;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+
+use crate::HttpHeaders;
 
 pin_project! {
     /// A request or response body passed through [`DiagLayer`](crate::DiagLayer).
@@ -13,16 +16,23 @@ pin_project! {
     /// Every frame goes on exactly as the wrapped body produced it: nothing is consumed,
     /// buffered or re-chunked, and the size hint is the inner body's. For a request in
     /// diagnostic mode, the data frames are also copied (up to the capture cap) as they pass.
+    /// For a gRPC call whose status comes in the trailers, the trailers are read (not
+    /// taken) to record the call.
     pub struct DiagBody<B> {
         #[pin]
         inner: B,
         tap: Option<BodyTap>,
+        grpc: Option<GrpcCall>,
     }
 }
 
 impl<B> DiagBody<B> {
     pub(crate) fn new(inner: B) -> Self {
-        DiagBody { inner, tap: None }
+        DiagBody {
+            inner,
+            tap: None,
+            grpc: None,
+        }
     }
 }
 
@@ -36,7 +46,22 @@ impl<B: Body> DiagBody<B> {
         if let Some(tap) = tap.as_mut().filter(|_| inner.is_end_stream()) {
             tap.observe(Polled::End);
         }
-        DiagBody { inner, tap }
+        DiagBody {
+            inner,
+            tap,
+            grpc: None,
+        }
+    }
+
+    /// Hands the body's trailers (or its end) to `call`, which records the gRPC call
+    /// (see [`RequestGuard::finish_grpc`](diag_core::request::RequestGuard::finish_grpc)).
+    pub fn with_grpc(mut self, call: Option<GrpcCall>) -> Self {
+        match call {
+            // Over before it starts: no trailers will come.
+            Some(call) if self.inner.is_end_stream() => call.ended_without_status(),
+            call => self.grpc = call,
+        }
+        self
     }
 }
 
@@ -50,6 +75,27 @@ impl<B: Body> Body for DiagBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let polled = this.inner.as_mut().poll_frame(cx);
+        if this.grpc.is_some() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        if let Some(call) = this.grpc.take() {
+                            call.trailers(&HttpHeaders(trailers));
+                        }
+                    } else if this.inner.is_end_stream()
+                        && let Some(call) = this.grpc.take()
+                    {
+                        call.ended_without_status();
+                    }
+                }
+                Poll::Ready(Some(Err(_)) | None) => {
+                    if let Some(call) = this.grpc.take() {
+                        call.ended_without_status();
+                    }
+                }
+                Poll::Pending => {}
+            }
+        }
         let Some(tap) = this.tap.as_mut() else {
             return polled;
         };

@@ -14,18 +14,24 @@ pin_project! {
         #[pin]
         inner: F,
         guard: Option<RequestGuard>,
+        grpc: bool,
     }
 }
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn passthrough(inner: F) -> Self {
-        ResponseFuture { inner, guard: None }
+        ResponseFuture {
+            inner,
+            guard: None,
+            grpc: false,
+        }
     }
 
-    pub(crate) fn watched(inner: F, guard: RequestGuard) -> Self {
+    pub(crate) fn watched(inner: F, guard: RequestGuard, grpc: bool) -> Self {
         ResponseFuture {
             inner,
             guard: Some(guard),
+            grpc,
         }
     }
 }
@@ -47,7 +53,12 @@ where
                     return res.map(DiagBody::new);
                 };
                 let status = res.status().as_u16();
-                let tap = guard.finish(status, &mut HttpHeadersMut(res.headers_mut()));
+                let headers = &mut HttpHeadersMut(res.headers_mut());
+                if *this.grpc {
+                    let (tap, call) = guard.finish_grpc(status, headers);
+                    return res.map(|body| DiagBody::tapped(body, tap).with_grpc(call));
+                }
+                let tap = guard.finish(status, headers);
                 res.map(|body| DiagBody::tapped(body, tap))
             },
         )

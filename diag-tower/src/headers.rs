@@ -7,6 +7,7 @@ use http::{HeaderName, HeaderValue};
 pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_DEBUG: HeaderName = HeaderName::from_static("x-debug");
 const X_DEBUG_LEVEL: HeaderName = HeaderName::from_static("x-debug-level");
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// `map.get(name)`, without parsing the names asked for on every request.
 fn get<'a>(map: &'a http::HeaderMap, name: &str) -> Option<&'a [u8]> {
@@ -17,6 +18,9 @@ fn get<'a>(map: &'a http::HeaderMap, name: &str) -> Option<&'a [u8]> {
         "x-debug-level" => &X_DEBUG_LEVEL,
         "content-length" => &http::header::CONTENT_LENGTH,
         "forwarded" => &http::header::FORWARDED,
+        // A gRPC server's response heads and trailers.
+        "content-type" => &http::header::CONTENT_TYPE,
+        "grpc-status" => &GRPC_STATUS,
         _ => return map.get(name).map(HeaderValue::as_bytes),
     };
     map.get(known).map(HeaderValue::as_bytes)

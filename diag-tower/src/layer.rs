@@ -30,6 +30,8 @@ pub struct DiagLayer {
     pub(crate) diag: Diag,
     pub(crate) route: RouteFn,
     pub(crate) peer: PeerFn,
+    /// A gRPC server: routes are method paths, outcomes `grpc-status` codes.
+    pub(crate) grpc: bool,
 }
 
 impl DiagLayer {
@@ -41,6 +43,36 @@ impl DiagLayer {
             diag,
             route: |_| None,
             peer: |ext| ext.get::<SocketAddr>().copied(),
+            grpc: false,
+        }
+    }
+
+    /// A layer for a gRPC server (tonic, or any gRPC service over tower): the route of a
+    /// call is its method path (`/helloworld.Greeter/SayHello`) and its `status` label
+    /// the gRPC status name (`OK`, `NOT_FOUND`, `UNAVAILABLE`), read from the response
+    /// head or, after the last message, from the trailers; the call's duration runs
+    /// until then. A method becomes a label only once a call to it has been answered
+    /// with something other than `UNIMPLEMENTED`, so clients calling made-up methods
+    /// cannot mint series (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
+    /// Responses that are not gRPC (another `content-type`, an HTTP status other than
+    /// 200) are recorded as any HTTP response.
+    ///
+    /// ```no_run
+    /// # async fn serve(diag: diag_core::Diag, greeter: impl tonic::server::NamedService
+    /// #     + tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>,
+    /// #       Error = std::convert::Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// tonic::transport::Server::builder()
+    ///     .layer(diag_tower::DiagLayer::grpc(diag))
+    ///     .add_service(greeter)
+    ///     .serve("127.0.0.1:50051".parse()?)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn grpc(diag: Diag) -> Self {
+        DiagLayer {
+            grpc: true,
+            ..DiagLayer::new(diag)
         }
     }
 

@@ -32,13 +32,23 @@ where
         if !diag.watches(req.uri().path()) {
             return ResponseFuture::passthrough(self.inner.call(req.map(DiagBody::new)));
         }
-        let guard = diag.begin(&RequestView {
+        let grpc = self.layer.grpc;
+        let view = RequestView {
             method: req.method().as_str(),
-            route: (self.layer.route)(req.extensions()),
+            route: if grpc {
+                Some(req.uri().path())
+            } else {
+                (self.layer.route)(req.extensions())
+            },
             uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             headers: &HttpHeaders(req.headers()),
             peer: &|| (self.layer.peer)(req.extensions()),
-        });
+        };
+        let guard = if grpc {
+            diag.begin_grpc(&view)
+        } else {
+            diag.begin(&view)
+        };
         let tap: Option<BodyTap> = guard.request_tap();
         let req = req.map(|body| DiagBody::tapped(body, tap));
         let future = {
@@ -46,6 +56,6 @@ where
             let _entered = guard.enter();
             self.inner.call(req)
         };
-        ResponseFuture::watched(future, guard)
+        ResponseFuture::watched(future, guard, grpc)
     }
 }

@@ -193,6 +193,11 @@ impl<M, const N: usize> Family<M, N> {
         self.insert(hash, labels)
     }
 
+    /// The series for these label values if it exists; never creates one.
+    pub(crate) fn find(&self, labels: [&str; N]) -> Option<SeriesRef> {
+        self.probe(hash_labels(self.seed, &labels), &labels, false)
+    }
+
     /// The metric of a series.
     pub fn metric(&self, series: SeriesRef) -> &M {
         self.table

@@ -15,6 +15,9 @@
 //!   set, and during an incident the exact code matters (a 502 from the proxy and a
 //!   503 from the load shedder are different stories; a `5xx` class would merge them).
 //!   Classes are one `sum by` away in PromQL.
+//!   A gRPC call (see [`Diag::begin_grpc`](crate::Diag::begin_grpc)) is labelled with
+//!   its gRPC status name instead (`"OK"`, `"UNAVAILABLE"`): its HTTP status is always
+//!   200.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -59,6 +62,34 @@ pub fn method_label(method: &str) -> &'static str {
         "PATCH" => "PATCH",
         "QUERY" => "QUERY",
         _ => "_OTHER",
+    }
+}
+
+/// What a request's `status` label says: its HTTP status code (`"200"`), or for a gRPC
+/// call its gRPC status name (`"OK"`, `"NOT_FOUND"`; the HTTP status of a gRPC call is
+/// 200 whatever happened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Http(u16),
+    Grpc(crate::request::GrpcCode),
+}
+
+impl Outcome {
+    /// The key the per-route memo remembers the series under: HTTP codes are below
+    /// 1,000, gRPC codes are stored above it.
+    #[inline]
+    fn memo_key(self) -> u16 {
+        match self {
+            Outcome::Http(status) => status,
+            Outcome::Grpc(code) => 1000 + u16::from(code.0),
+        }
+    }
+
+    fn label(self, buf: &mut itoa::Buffer) -> &str {
+        match self {
+            Outcome::Http(status) => buf.format(status),
+            Outcome::Grpc(code) => code.name(),
+        }
     }
 }
 
@@ -216,12 +247,13 @@ impl HttpMetrics {
         self.active.metric(active).active.dec();
     }
 
-    /// The response head is ready: duration and count, with the trace as exemplar when
-    /// sampled. Returns the clock reading the duration ends at.
+    /// The response head is ready (for a gRPC call whose status comes in trailers: the
+    /// call is over): duration and count under the outcome's `status` label, with the
+    /// trace as exemplar when sampled. Returns the clock reading the duration ends at.
     pub(crate) fn finish(
         &self,
         active: SeriesRef,
-        status: u16,
+        outcome: Outcome,
         start: MonoTime,
         trace: &TraceContext,
     ) -> MonoTime {
@@ -231,21 +263,60 @@ impl HttpMetrics {
         let series = if active == SeriesRef::OVERFLOW {
             // The route is already folded away; keep the whole series folded too.
             self.red.fold()
-        } else if let Some(series) = route.remembered(status) {
+        } else if let Some(series) = route.remembered(outcome.memo_key()) {
             series
         } else {
             let [method, route_label] = self.active.labels(active);
             let mut label = itoa::Buffer::new();
-            let series = self.red.series([method, route_label, label.format(status)]);
-            route.remember(status, series);
+            let series = self
+                .red
+                .series([method, route_label, outcome.label(&mut label)]);
+            route.remember(outcome.memo_key(), series);
             series
         };
+        self.record(series, now.nanos_since(start), now, trace);
+        now
+    }
+
+    /// Like [`finish`](Self::finish) for a request counted under `active` whose real
+    /// route is `route`, seen for the first time (see [`Diag::begin_grpc`]): records it
+    /// under `route`, and creates `route`'s `(method, route)` series so that later
+    /// requests find it; returns that series with the clock reading.
+    ///
+    /// [`Diag::begin_grpc`]: crate::Diag::begin_grpc
+    pub(crate) fn finish_learned(
+        &self,
+        active: SeriesRef,
+        route: &str,
+        outcome: Outcome,
+        start: MonoTime,
+        trace: &TraceContext,
+    ) -> (MonoTime, SeriesRef) {
+        let now = MonoTime::now();
+        self.active.metric(active).active.dec();
+        let [method, _] = self.active.labels(active);
+        let mut label = itoa::Buffer::new();
+        let series = self.red.series([method, route, outcome.label(&mut label)]);
+        let learned = self.active.series([method, route]);
+        self.record(series, now.nanos_since(start), now, trace);
+        (now, learned)
+    }
+
+    /// A known route's `(method, route)` series, counted as active; `None` (nothing
+    /// created) for a pair no request has been recorded under.
+    pub(crate) fn begin_known(&self, method: &'static str, route: &str) -> Option<SeriesRef> {
+        let series = self.active.find([method, route])?;
+        self.active.metric(series).active.inc();
+        Some(series)
+    }
+
+    #[inline(always)]
+    fn record(&self, series: SeriesRef, nanos: u64, now: MonoTime, trace: &TraceContext) {
         let red = self.red.metric(series);
-        let secs = now.nanos_since(start) as f64 * 1e-9;
+        let secs = nanos as f64 * 1e-9;
         // No exemplar (nor its timestamp) for an unsampled trace.
         let exemplar = trace.sampled.then(|| (trace, ExemplarTime::from_mono(now)));
         red.duration.record(secs, exemplar);
-        now
     }
 
     pub(crate) fn encode(&self, enc: &mut Encoder) {

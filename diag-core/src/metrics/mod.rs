@@ -91,6 +91,7 @@ pub use gauge::Gauge;
 pub use histogram::{
     BucketsError, Histogram, HistogramSnapshot, LATENCY_BUCKETS, validate_buckets,
 };
+pub(crate) use http::Outcome;
 pub use http::method_label;
 pub use name::{MAX_NAME_LEN, MetricError};
 pub use registry::MAX_USER_METRICS;

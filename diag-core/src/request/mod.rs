@@ -12,8 +12,10 @@
 //! 5. when the response head is ready, [`RequestGuard::finish`] with the response headers
 //!    (it adds its own), and wrap the response body with the tap it returns.
 
+mod grpc;
 mod scope;
 
+pub use grpc::{GrpcCall, GrpcCode};
 pub use scope::{Entered, RequestScope, with_current};
 
 use std::net::SocketAddr;
@@ -24,7 +26,7 @@ use std::time::Instant;
 use crate::clock::MonoTime;
 use crate::debug::{BodySide, BodyTap, DebugRequest, Decision};
 use crate::log::DebugInFlight;
-use crate::metrics::{SeriesRef, method_label};
+use crate::metrics::{Outcome, SeriesRef, method_label};
 use crate::state::in_flight::InFlightTicket;
 use crate::trace::{SpanId, TraceContext};
 use crate::{Diag, HeaderView, ResponseHeaders};
@@ -72,6 +74,10 @@ pub struct RequestGuard {
     /// The debug decision, for the `X-Debug-Status` of a request that asked for
     /// diagnostic mode and did not get it.
     decision: Decision,
+    /// A gRPC method no call has been recorded under yet: the request counts under
+    /// [`UNMATCHED_ROUTE`] and is recorded under this route once its status shows that
+    /// the method exists (see [`Diag::begin_grpc`]).
+    learning: Option<Box<str>>,
 }
 
 /// What only a debug request carries.
@@ -131,18 +137,29 @@ impl Diag {
     /// assert_eq!(response_headers[0].0, "traceparent");
     /// ```
     pub fn begin(&self, req: &RequestView<'_>) -> RequestGuard {
+        let route = req.route.unwrap_or(UNMATCHED_ROUTE);
+        self.begin_counted(req, route, |method| {
+            self.inner.metrics.http.begin(method, route)
+        })
+    }
+
+    /// [`begin`](Self::begin) once the request's `(method, route)` series is known:
+    /// `count` finds it and counts the request as active there; `route` labels the
+    /// request in the in-flight tracker.
+    #[inline(always)]
+    pub(crate) fn begin_counted(
+        &self,
+        req: &RequestView<'_>,
+        route: &str,
+        count: impl FnOnce(&'static str) -> SeriesRef,
+    ) -> RequestGuard {
         let start = MonoTime::now();
         let decision = self.decide_debug(req.headers, req.peer);
         let (trace, parent) = self
             .inner
             .sampler
             .context_for(req.headers, decision.is_debug());
-        let route = req.route.unwrap_or(UNMATCHED_ROUTE);
-        let active = self
-            .inner
-            .metrics
-            .http
-            .begin(method_label(req.method), route);
+        let active = count(method_label(req.method));
         let in_flight = match self.inner.metrics.http.in_flight_memo(active) {
             Some(memo) => self
                 .inner
@@ -177,6 +194,7 @@ impl Diag {
             in_flight,
             debug,
             decision,
+            learning: None,
         }
     }
 }
@@ -276,18 +294,52 @@ impl RequestGuard {
     /// wrapped in: the capture is stored when the body ends, or as incomplete when it is
     /// dropped first.
     pub fn finish(mut self, status: u16, headers: &mut dyn ResponseHeaders) -> Option<BodyTap> {
+        self.respond(headers);
+        self.record(Outcome::Http(status));
+        // Checked here, in line: every request but a debug one stops at it.
+        self.debug.as_ref()?;
+        self.debug_response(status, headers)
+    }
+
+    /// The headers every response gets: `traceparent`, and `x-debug-status` when
+    /// diagnostic mode was asked for and refused. Marks the guard finished.
+    #[inline]
+    fn respond(&mut self, headers: &mut dyn ResponseHeaders) {
         self.finished = true;
         headers.insert_traceparent(&self.scope.trace.traceparent());
         if let Some((name, value)) = self.decision.status_header() {
             headers.insert(name, value);
         }
-        let end =
-            self.diag
-                .inner
-                .metrics
-                .http
-                .finish(self.active, status, self.start, &self.scope.trace);
-        self.export_span(Some(status), end);
+    }
+
+    /// Records the request's duration and outcome, and queues its span for export.
+    #[inline(always)]
+    fn record(&mut self, outcome: Outcome) {
+        let http = &self.diag.inner.metrics.http;
+        let trace = &self.scope.trace;
+        let (end, series) = match self.learning.take() {
+            Some(route) if outcome != Outcome::Grpc(GrpcCode::UNIMPLEMENTED) => {
+                http.finish_learned(self.active, &route, outcome, self.start, trace)
+            }
+            _ => (
+                http.finish(self.active, outcome, self.start, trace),
+                self.active,
+            ),
+        };
+        let (status, grpc) = match outcome {
+            Outcome::Http(status) => (status, None),
+            Outcome::Grpc(code) => (200, Some(code)),
+        };
+        self.export_span(series, Some(status), grpc, end);
+    }
+
+    /// A debug request's response headers (`server-timing`, `x-debug-id`, ...) and the
+    /// tap its response body must be wrapped in; `None` for any other request.
+    fn debug_response(
+        &mut self,
+        status: u16,
+        headers: &mut dyn ResponseHeaders,
+    ) -> Option<BodyTap> {
         let debug = self.debug.take()?;
         // The body's length is known from the head: a server stops polling once it has
         // sent that much, so the tap must not wait for an end it will never see.
@@ -317,16 +369,25 @@ impl RequestGuard {
 
     /// With an OTLP collector, queues the server span of a sampled request outside
     /// diagnostic mode (a debug request's whole capture is sent instead).
-    fn export_span(&self, status: Option<u16>, end: MonoTime) {
-        if !self.scope.trace.sampled || self.debug.is_some() {
+    fn export_span(
+        &self,
+        series: SeriesRef,
+        status: Option<u16>,
+        grpc: Option<GrpcCode>,
+        end: MonoTime,
+    ) {
+        // A debug request's whole capture is sent instead (its debug parts may already
+        // be handed to the response body's tap, so ask the decision).
+        if !self.scope.trace.sampled || self.decision.is_debug() {
             return;
         }
         if let Some(otlp) = &self.diag.inner.otlp {
             otlp.export_span(crate::otlp::RequestSpan {
                 trace: self.scope.trace,
                 parent: self.parent,
-                series: self.active,
+                series,
                 status,
+                grpc,
                 start: self.start,
                 end,
             });
@@ -362,7 +423,7 @@ impl Drop for RequestGuard {
             // No status to record; the in-flight gauge must still come down, and a debug
             // request's capture is stored as incomplete.
             self.diag.inner.metrics.http.abandon(self.active);
-            self.export_span(None, MonoTime::now());
+            self.export_span(self.active, None, None, MonoTime::now());
             if let Some(debug) = &self.debug {
                 debug.request.finish_incomplete();
             }

@@ -1,0 +1,299 @@
+//! gRPC calls: their outcome is the `grpc-status` the server sends, in the response
+//! headers when the call fails at once (a "Trailers-Only" response), otherwise in the
+//! trailers after the last message. The HTTP status of a gRPC call is 200 whatever
+//! happened, so without reading `grpc-status` every failed call would count as a success.
+//!
+//! What an adapter does for a gRPC server (see `diag-tower`'s `DiagLayer::grpc`):
+//! [`Diag::begin_grpc`] with the request path as the route, [`RequestGuard::finish_grpc`]
+//! when the response head is ready, and, when that returns a [`GrpcCall`], hand it the
+//! response body's trailers ([`GrpcCall::trailers`]) or its end
+//! ([`GrpcCall::ended_without_status`]); dropping it first records a cancelled call.
+
+use super::{RequestGuard, RequestView, UNMATCHED_ROUTE};
+use crate::debug::BodyTap;
+use crate::metrics::{Outcome, method_label};
+use crate::{Diag, HeaderView, ResponseHeaders};
+
+/// The longest method path taken as a route (`/package.Service/Method`); a longer one
+/// counts as unmatched.
+pub const MAX_GRPC_ROUTE_LEN: usize = 256;
+
+/// A gRPC status code, `0` (`OK`) to `16` (`UNAUTHENTICATED`).
+///
+/// ```
+/// use diag_core::request::GrpcCode;
+/// assert_eq!(GrpcCode::from_header(b"5").name(), "NOT_FOUND");
+/// // Anything that is not one of the 17 codes is UNKNOWN, so clients cannot mint labels.
+/// assert_eq!(GrpcCode::from_header(b"99"), GrpcCode::UNKNOWN);
+/// assert_eq!(GrpcCode::from_header(b"ok"), GrpcCode::UNKNOWN);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcCode(pub(crate) u8);
+
+const NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+impl GrpcCode {
+    /// The call succeeded.
+    pub const OK: GrpcCode = GrpcCode(0);
+    /// The client went away before the call ended.
+    pub const CANCELLED: GrpcCode = GrpcCode(1);
+    /// No (valid) status was sent.
+    pub const UNKNOWN: GrpcCode = GrpcCode(2);
+    /// The server has no such method (or service).
+    pub const UNIMPLEMENTED: GrpcCode = GrpcCode(12);
+
+    /// The code of a `grpc-status` header value; [`UNKNOWN`](Self::UNKNOWN) for anything
+    /// that is not a code.
+    pub fn from_header(value: &[u8]) -> GrpcCode {
+        match value {
+            [d @ b'0'..=b'9'] => GrpcCode(d - b'0'),
+            [b'1', d @ b'0'..=b'6'] => GrpcCode(10 + d - b'0'),
+            _ => GrpcCode::UNKNOWN,
+        }
+    }
+
+    /// The code's name as the gRPC specification spells it (`NOT_FOUND`): the `status`
+    /// label of a gRPC call.
+    pub fn name(self) -> &'static str {
+        NAMES[usize::from(self.0)]
+    }
+
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self.0
+    }
+
+    /// Whether OpenTelemetry counts the code as a server error (`UNKNOWN`,
+    /// `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`); the
+    /// rest are the client's (or no) errors.
+    pub fn is_server_error(self) -> bool {
+        matches!(self.0, 2 | 4 | 12 | 13 | 14 | 15)
+    }
+}
+
+/// Whether `path` has the shape of a gRPC method path: `/service/method`, both parts
+/// non-empty, in the characters protobuf names use.
+fn is_method_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let Some((service, method)) = rest.split_once('/') else {
+        return false;
+    };
+    let name = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    };
+    path.len() <= MAX_GRPC_ROUTE_LEN && name(service) && name(method)
+}
+
+/// Whether a response `content-type` is gRPC's (`application/grpc`,
+/// `application/grpc+proto`, ...), not gRPC-Web's (whose trailers are in the body).
+fn is_grpc_content_type(value: &[u8]) -> bool {
+    let Some(rest) = value.strip_prefix(b"application/grpc") else {
+        return false;
+    };
+    matches!(rest.first(), None | Some(b'+' | b';'))
+}
+
+impl Diag {
+    /// [`begin`](Self::begin) for a gRPC server, with the request's path as
+    /// `req.route` (`/package.Service/Method`).
+    ///
+    /// Anyone can send a call to any path, so a method becomes a route label only once a
+    /// call to it has been recorded with a status other than `UNIMPLEMENTED` (the answer
+    /// to a method or service the server does not have): until then, and for any path
+    /// not shaped like a method, the request counts under `unmatched`. Label sets stay
+    /// bounded by the methods the server implements (and the family's series cap).
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let call = |path, status| {
+    ///     let guard = diag.begin_grpc(&RequestView {
+    ///         method: "POST", route: Some(path), uri: path, headers: &(), peer: &|| None,
+    ///     });
+    ///     let mut headers = vec![
+    ///         ("content-type".to_owned(), "application/grpc".to_owned()),
+    ///         ("grpc-status".to_owned(), status),
+    ///     ];
+    ///     let (_tap, pending) = guard.finish_grpc(200, &mut headers);
+    ///     assert!(pending.is_none(), "the status was in the headers");
+    /// };
+    /// call("/shop.Cart/Add", "0".to_owned());
+    /// call("/shop.Cart/Add", "5".to_owned());
+    /// call("/shop.Cart/MadeUp", "12".to_owned());
+    /// let scrape = diag_core::EndpointRequest {
+    ///     method: "GET".into(), path: "/metrics".into(), ..Default::default()
+    /// };
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let metrics = String::from_utf8(rt.block_on(diag.serve(scrape)).body).unwrap();
+    /// for series in [
+    ///     r#"{method="POST",route="/shop.Cart/Add",status="OK"} 1"#,
+    ///     r#"{method="POST",route="/shop.Cart/Add",status="NOT_FOUND"} 1"#,
+    ///     r#"{method="POST",route="unmatched",status="UNIMPLEMENTED"} 1"#,
+    /// ] {
+    ///     assert!(metrics.contains(&format!("http_server_requests_total{series}")));
+    /// }
+    /// assert!(!metrics.contains("MadeUp"));
+    /// ```
+    pub fn begin_grpc(&self, req: &RequestView<'_>) -> RequestGuard {
+        let http = &self.inner.metrics.http;
+        let path = req.route.filter(|p| is_method_path(p));
+        let known = path.and_then(|p| Some((p, http.begin_known(method_label(req.method), p)?)));
+        match known {
+            Some((route, series)) => self.begin_counted(req, route, |_| series),
+            None => {
+                let mut guard = self.begin_counted(req, UNMATCHED_ROUTE, |method| {
+                    http.begin(method, UNMATCHED_ROUTE)
+                });
+                guard.learning = path.map(Box::from);
+                guard
+            }
+        }
+    }
+}
+
+impl RequestGuard {
+    /// [`finish`](Self::finish) for a gRPC server's response. A response that is not
+    /// gRPC (another `content-type`, or an HTTP status other than 200) is finished as
+    /// any other. A gRPC response whose head carries `grpc-status` is recorded under
+    /// that code now. Otherwise the status comes in the trailers: the returned
+    /// [`GrpcCall`] records the call when the body hands it over, so its duration and
+    /// its `in flight` count last until then.
+    pub fn finish_grpc(
+        mut self,
+        status: u16,
+        headers: &mut dyn ResponseHeaders,
+    ) -> (Option<BodyTap>, Option<GrpcCall>) {
+        let grpc = status == 200
+            && headers
+                .get("content-type")
+                .is_some_and(is_grpc_content_type);
+        if !grpc {
+            return (self.finish(status, headers), None);
+        }
+        self.respond(headers);
+        let code = headers.get("grpc-status").map(GrpcCode::from_header);
+        if let Some(code) = code {
+            self.record(Outcome::Grpc(code));
+        }
+        let tap = self.debug_response(status, headers);
+        let pending = code.is_none().then(|| GrpcCall {
+            guard: Some(Box::new(self)),
+        });
+        (tap, pending)
+    }
+}
+
+/// A gRPC call whose response head has been sent and whose status is still to come, in
+/// the trailers. Dropping it before [`trailers`](Self::trailers) or
+/// [`ended_without_status`](Self::ended_without_status) records the call as
+/// `CANCELLED` (the client went away, or the server gave up on the body).
+#[must_use = "hand the call the response's trailers"]
+pub struct GrpcCall {
+    guard: Option<Box<RequestGuard>>,
+}
+
+impl GrpcCall {
+    /// The response body's trailers arrived: records the call under their
+    /// `grpc-status` (`UNKNOWN` when there is none).
+    pub fn trailers(mut self, trailers: &dyn HeaderView) {
+        let code = trailers
+            .get("grpc-status")
+            .map_or(GrpcCode::UNKNOWN, GrpcCode::from_header);
+        self.complete(code);
+    }
+
+    /// The response body ended without trailers (or failed): records the call as
+    /// `UNKNOWN`, as a gRPC client sees it.
+    pub fn ended_without_status(mut self) {
+        self.complete(GrpcCode::UNKNOWN);
+    }
+
+    fn complete(&mut self, code: GrpcCode) {
+        if let Some(mut guard) = self.guard.take() {
+            guard.record(Outcome::Grpc(code));
+        }
+    }
+}
+
+impl Drop for GrpcCall {
+    fn drop(&mut self) {
+        self.complete(GrpcCode::CANCELLED);
+    }
+}
+
+impl std::fmt::Debug for GrpcCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcCall").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_names() {
+        for (i, name) in NAMES.iter().enumerate() {
+            let code = GrpcCode::from_header(i.to_string().as_bytes());
+            assert_eq!(code.code() as usize, i);
+            assert_eq!(code.name(), *name);
+        }
+        for junk in [&b""[..], b"17", b"-1", b"00", b" 0", b"100"] {
+            assert_eq!(GrpcCode::from_header(junk), GrpcCode::UNKNOWN, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn method_paths() {
+        for ok in ["/a.B/C", "/helloworld.Greeter/SayHello", "/x/y_z"] {
+            assert!(is_method_path(ok), "{ok}");
+        }
+        let long = format!("/a/{}", "m".repeat(MAX_GRPC_ROUTE_LEN));
+        for bad in [
+            "", "/", "/a", "/a/", "//b", "/a/b/c", "/a b/c", "a/b", "/a/b?x", &long,
+        ] {
+            assert!(!is_method_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        for ok in [
+            &b"application/grpc"[..],
+            b"application/grpc+proto",
+            b"application/grpc;x=1",
+        ] {
+            assert!(is_grpc_content_type(ok));
+        }
+        for bad in [
+            &b"application/grpc-web"[..],
+            b"application/grpc-web+proto",
+            b"text/plain",
+            b"",
+        ] {
+            assert!(!is_grpc_content_type(bad));
+        }
+    }
+}
