@@ -101,6 +101,9 @@ impl<B: Body> Body for DiagBody<B> {
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    tap.trailers(&HttpHeaders(trailers));
+                }
                 if let Some(data) = frame.data_ref() {
                     let mut seen = 0;
                     for_each_slice(data, |slice| {

@@ -358,6 +358,16 @@ async fn diagnostic_mode_through_grpc_metadata() {
     let json = serde_json::to_string(&*capture).unwrap();
     assert!(json.contains("/test.Echo/Ok"), "{json}");
     assert!(!json.contains(TOKEN), "the credential is redacted: {json}");
+    // The call's status travels in the trailers: the capture keeps them.
+    let response = capture.response.as_ref().unwrap();
+    assert!(
+        response
+            .trailers
+            .iter()
+            .any(|(n, v)| n == "grpc-status" && v == "0"),
+        "{json}"
+    );
+    assert!(capture.complete, "{json}");
     let text = metrics(&diag).await;
     assert_eq!(requests(&text, "/test.Echo/Ok", "OK"), Some(2.0), "{text}");
 }

@@ -144,6 +144,10 @@ pub struct CapturedResponse {
     pub headers: Vec<(String, String)>,
     /// The first bytes of the body.
     pub body: CapturedBody,
+    /// Trailer lines sent after the body (a gRPC call's `grpc-status`), secret ones
+    /// redacted; absent when there were none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trailers: Vec<(String, String)>,
 }
 
 /// A span of the request, as stored.

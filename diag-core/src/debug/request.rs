@@ -69,6 +69,8 @@ struct RequestSide {
 struct ResponseSide {
     head: Option<ResponseHead>,
     body: BodyCapture,
+    /// The body's trailers (gRPC's status lives there), if it sent any.
+    trailers: HeaderLines,
 }
 
 struct ResponseHead {
@@ -122,6 +124,7 @@ impl Diag {
             response: Mutex::new(ResponseSide {
                 head: None,
                 body: BodyCapture::new(mode.body_limit),
+                trailers: HeaderLines::default(),
             }),
             stored: AtomicBool::new(false),
             diag: self.clone(),
@@ -184,6 +187,12 @@ impl DebugRequest {
         self.response.lock().body.push(chunk);
     }
 
+    /// Call with the response body's trailers, when it sends any (kept with the
+    /// response, redacted like its headers when read).
+    pub fn response_trailers(&self, trailers: &dyn crate::HeaderView) {
+        self.response.lock().trailers = HeaderLines::copy(trailers);
+    }
+
     /// Call when the response body reports its end (also for an empty body, right
     /// after [`response_head`](Self::response_head)): stores the capture as complete.
     pub fn response_end(&self) {
@@ -213,10 +222,12 @@ impl DebugRequest {
         let response = {
             let mut side = self.response.lock();
             let body = std::mem::take(&mut side.body);
+            let trailers = std::mem::take(&mut side.trailers);
             side.head.take().map(|h| StoredResponse {
                 status: h.status,
                 headers: h.headers,
                 body,
+                trailers,
                 at: h.at,
             })
         };
@@ -384,6 +395,41 @@ mod tests {
             (r.status, r.body.total_bytes, r.body.truncated),
             (204, 0, false)
         );
+    }
+
+    #[test]
+    fn response_trailers_are_kept_and_redacted() {
+        let diag = Diag::builder().token("t").build().unwrap();
+        let h = headers(&[("x-debug", "t")]);
+        let debug = start(&diag, &h, "/shop.Cart/Add");
+        debug.response_head(200, &headers(&[("content-type", "application/grpc")]));
+        debug.response_chunk(b"\0\0\0\0\x02hi");
+        debug.response_trailers(&headers(&[
+            ("grpc-status", "5"),
+            ("grpc-message", "no such cart"),
+            ("authorization", "Bearer TRAILER-SECRET"),
+        ]));
+        debug.response_end();
+        let c = diag.debug_mode().recorder().get(debug.id()).unwrap();
+        let r = c.response.as_ref().unwrap();
+        assert!(r.trailers.contains(&("grpc-status".into(), "5".into())));
+        assert!(
+            r.trailers
+                .contains(&("grpc-message".into(), "no such cart".into()))
+        );
+        let json = serde_json::to_string(&*c).unwrap();
+        assert!(json.contains(r#""trailers":"#), "{json}");
+        assert!(!json.contains("TRAILER-SECRET"), "{json}");
+        let text = crate::debug::waterfall::render(&c);
+        assert!(text.contains("-- trailers\ngrpc-status: 5\n"), "{text}");
+        assert!(!text.contains("TRAILER-SECRET"), "{text}");
+
+        // No trailers: none shown.
+        let plain = start(&diag, &h, "/");
+        plain.response_head(204, &headers(&[]));
+        plain.response_end();
+        let c = diag.debug_mode().recorder().get(plain.id()).unwrap();
+        assert!(!serde_json::to_string(&*c).unwrap().contains("trailers"));
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub(crate) struct StoredResponse {
     pub(crate) status: u16,
     pub(crate) headers: HeaderLines,
     pub(crate) body: BodyCapture,
+    /// The body's trailers (empty when it sent none).
+    pub(crate) trailers: HeaderLines,
     /// From arrival to the response head.
     pub(crate) at: Duration,
 }
@@ -221,6 +223,7 @@ impl StoredCapture {
                 status: r.status,
                 headers: redactor.headers(&r.headers),
                 body: r.body.finish(r.headers.get("content-type"), redactor),
+                trailers: redactor.headers(&r.trailers),
             }),
             spans: self
                 .spans
@@ -262,7 +265,10 @@ impl StoredCapture {
         let mut n = std::mem::size_of::<StoredCapture>();
         n += self.request.lines.bytes() + self.request_body.bytes();
         if let Some(r) = &self.response {
-            n += std::mem::size_of::<StoredResponse>() + r.headers.bytes() + r.body.bytes();
+            n += std::mem::size_of::<StoredResponse>()
+                + r.headers.bytes()
+                + r.trailers.bytes()
+                + r.body.bytes();
         }
         n += self
             .spans

@@ -142,6 +142,14 @@ impl BodyTap {
         }
     }
 
+    /// The body's trailers went by (a response's are kept in the capture; a request's
+    /// are not).
+    pub fn trailers(&mut self, trailers: &dyn crate::HeaderView) {
+        if let BodySide::Response = self.side {
+            self.request.response_trailers(trailers);
+        }
+    }
+
     /// With an exact size known, ends the capture once that many bytes went by.
     fn count_down(&mut self, n: u64) {
         let Some(left) = self.remaining.as_mut() else {

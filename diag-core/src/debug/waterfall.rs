@@ -78,6 +78,10 @@ pub fn render(capture: &Capture) -> String {
             let _ = writeln!(out, "== response: {}", resp.status);
             headers(&mut out, &resp.headers);
             body(&mut out, &resp.body);
+            if !resp.trailers.is_empty() {
+                out.push_str("-- trailers\n");
+                headers(&mut out, &resp.trailers);
+            }
         }
         None => out.push_str("== response: none was produced\n"),
     }
