@@ -55,15 +55,22 @@ impl DiagLayer {
     /// with something other than `UNIMPLEMENTED`, so clients calling made-up methods
     /// cannot mint series (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
     /// Responses that are not gRPC (another `content-type`, an HTTP status other than
-    /// 200) are recorded as any HTTP response.
+    /// 200) are recorded as any HTTP response. tonic keeps the peer address in a
+    /// `TcpConnectInfo` extension: give it to [`with_peer`](Self::with_peer) for
+    /// `X-Debug: 1` from trusted networks. A gRPC port serves only gRPC, so serve the
+    /// endpoints on their own listener ([`admin::serve`](crate::admin::serve)).
     ///
     /// ```no_run
     /// # async fn serve(diag: diag_core::Diag, greeter: impl tonic::server::NamedService
     /// #     + tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>,
     /// #       Error = std::convert::Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static)
     /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// use tonic::transport::server::TcpConnectInfo;
+    /// diag_tower::admin::serve(diag.clone(), "127.0.0.1:9901".parse()?).await?;
+    /// let layer = diag_tower::DiagLayer::grpc(diag)
+    ///     .with_peer(|ext| ext.get::<TcpConnectInfo>()?.remote_addr());
     /// tonic::transport::Server::builder()
-    ///     .layer(diag_tower::DiagLayer::grpc(diag))
+    ///     .layer(layer)
     ///     .add_service(greeter)
     ///     .serve("127.0.0.1:50051".parse()?)
     ///     .await?;

@@ -147,9 +147,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for Echo {
 async fn serve(diag: &Diag) -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = Server::builder()
-        .layer(diag_tower::DiagLayer::grpc(diag.clone()))
-        .add_service(Echo);
+    // tonic puts the peer in a `TcpConnectInfo` extension.
+    let layer = diag_tower::DiagLayer::grpc(diag.clone()).with_peer(|ext| {
+        ext.get::<tonic::transport::server::TcpConnectInfo>()?
+            .remote_addr()
+    });
+    let router = Server::builder().layer(layer).add_service(Echo);
     tokio::spawn(router.serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)));
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -368,6 +371,11 @@ async fn diagnostic_mode_through_grpc_metadata() {
         "{json}"
     );
     assert!(capture.complete, "{json}");
+    // `X-Debug: 1` from a trusted network (loopback by default), found through the peer.
+    let reply = unary(&channel, "/test.Echo/Ok", &[("x-debug", "1")])
+        .await
+        .unwrap();
+    assert!(reply.metadata().get("x-debug-id").is_some());
     let text = metrics(&diag).await;
-    assert_eq!(requests(&text, "/test.Echo/Ok", "OK"), Some(2.0), "{text}");
+    assert_eq!(requests(&text, "/test.Echo/Ok", "OK"), Some(3.0), "{text}");
 }
