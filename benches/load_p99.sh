@@ -12,7 +12,7 @@
 # for the controls and the real runs, and the real runs against the controls, with 95%
 # intervals.
 #
-#   benches/load_p99.sh       # ROUNDS=2 SECONDS=60 PHASE_MS=2000 CONNS=20 RATE=10000
+#   benches/load_p99.sh       # ROUNDS=2 RUN_SECONDS=60 PHASE_MS=2000 CONNS=20 RATE=10000
 #   LOAD_TARGET=/path/to/old/load_target benches/load_p99.sh   # another build's server
 #   RT=1 benches/load_p99.sh     # the server at SCHED_FIFO priority (needs root)
 #
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 need taskset curl
 
 ROUNDS=${ROUNDS:-2}
-SECONDS_PER_RUN=${SECONDS:-60}
+SECONDS_PER_RUN=${RUN_SECONDS:-60}  # not SECONDS: bash keeps its own counter under that name
 CONNS=${CONNS:-20}
 RATE=${RATE:-10000}
 PORT=${PORT:-18082}

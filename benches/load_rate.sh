@@ -5,7 +5,7 @@
 # client (benches/src/bin/load_client.rs) sends at a fixed RATE and measures each
 # request's latency from when it was due.
 #
-#   benches/load_rate.sh      # ROUNDS=8 SECONDS=5 CONNS=20 RATE=10000 by default
+#   benches/load_rate.sh      # ROUNDS=8 RUN_SECONDS=5 CONNS=20 RATE=10000 by default
 #   LOAD_TARGET=/path/to/old/load_target benches/load_rate.sh   # another build's server
 #   BARE=0 benches/load_rate.sh     # skip the bare-axum run of each round
 #
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 need taskset curl
 
 ROUNDS=${ROUNDS:-8}
-SECONDS_PER_RUN=${SECONDS:-5}
+SECONDS_PER_RUN=${RUN_SECONDS:-5}  # not SECONDS: bash keeps its own counter under that name
 CONNS=${CONNS:-20}
 RATE=${RATE:-10000}
 PORT=${PORT:-18081}
