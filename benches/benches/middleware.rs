@@ -10,18 +10,13 @@ use std::hint::black_box;
 use axum::Router;
 use criterion::{Criterion, criterion_group, criterion_main};
 use diag_axum::DiagRouterExt;
-use diag_benches::{app, bench_diag, install_subscriber, request};
+use diag_benches::{app, in_process_setup, request};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 fn bench(c: &mut Criterion) {
-    let diag = bench_diag().expect("diag");
     // One subscriber for every variant, as a service would have.
-    install_subscriber(&diag);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (diag, rt) = in_process_setup();
 
     // `with_state(())` turns the routes into services once, as `axum::serve` does;
     // without it axum would build them on every call.

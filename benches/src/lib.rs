@@ -57,3 +57,16 @@ pub fn install_subscriber(diag: &Diag) {
         .with(diag.debug_recording_layer())
         .init();
 }
+
+/// What an in-process bench of the middleware starts with: [`bench_diag`], the
+/// subscriber of [`install_subscriber`] (global: call once per process), and a
+/// current-thread runtime to run requests on.
+pub fn in_process_setup() -> (Diag, tokio::runtime::Runtime) {
+    let diag = bench_diag().expect("diag");
+    install_subscriber(&diag);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    (diag, rt)
+}

@@ -52,7 +52,7 @@ impl DiagLayer {
     /// the gRPC status name (`OK`, `NOT_FOUND`, `UNAVAILABLE`), read from the response
     /// head or, after the last message, from the trailers; the call's duration runs
     /// until then. A method becomes a label only once a call to it has been answered
-    /// with something other than `UNIMPLEMENTED`, so clients calling made-up methods
+    /// with a gRPC status other than `UNIMPLEMENTED`, so clients calling made-up methods
     /// cannot mint series (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
     /// Responses that are not gRPC (another `content-type`, an HTTP status other than
     /// 200) are recorded as any HTTP response. tonic keeps the peer address in a

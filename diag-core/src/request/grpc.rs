@@ -120,7 +120,7 @@ impl Diag {
     /// `req.route` (`/package.Service/Method`).
     ///
     /// Anyone can send a call to any path, so a method becomes a route label only once a
-    /// call to it has been recorded with a status other than `UNIMPLEMENTED` (the answer
+    /// call to it has been answered with a gRPC status other than `UNIMPLEMENTED` (the answer
     /// to a method or service the server does not have): until then, and for any path
     /// not shaped like a method, the request counts under `unmatched`. Label sets stay
     /// bounded by the methods the server implements (and the family's series cap).
@@ -275,6 +275,51 @@ mod tests {
             "", "/", "/a", "/a/", "//b", "/a/b/c", "/a b/c", "a/b", "/a/b?x", &long,
         ] {
             assert!(!is_method_path(bad), "{bad}");
+        }
+    }
+
+    /// Which methods a `Diag` has learned: its `(POST, path)` active series.
+    fn learned(diag: &Diag, path: &str) -> bool {
+        diag.inner
+            .metrics
+            .http
+            .active
+            .find(["POST", path])
+            .is_some()
+    }
+
+    fn call(diag: &Diag, path: &str, status: u16, head: &[(&str, &str)]) -> Option<GrpcCall> {
+        let guard = diag.begin_grpc(&RequestView {
+            method: "POST",
+            route: Some(path),
+            uri: path,
+            headers: &(),
+            peer: &|| None,
+        });
+        let mut head = crate::test_support::headers(head);
+        guard.finish_grpc(status, &mut head).1
+    }
+
+    #[test]
+    fn only_a_grpc_answer_teaches_a_method() {
+        let diag = Diag::builder().build().unwrap();
+        let grpc = ("content-type", "application/grpc");
+        // Not gRPC answers: a proxy's 503, a plain-text 200.
+        assert!(call(&diag, "/a.B/Proxy", 503, &[grpc]).is_none());
+        assert!(call(&diag, "/a.B/Plain", 200, &[("content-type", "text/plain")]).is_none());
+        // The method does not exist.
+        assert!(call(&diag, "/a.B/Nope", 200, &[grpc, ("grpc-status", "12")]).is_none());
+        // Trailers to come, then dropped: the call was cancelled, the method exists.
+        drop(call(&diag, "/a.B/Gone", 200, &[grpc]).expect("status in the trailers"));
+        assert!(call(&diag, "/a.B/Fails", 200, &[grpc, ("grpc-status", "13")]).is_none());
+        for (path, known) in [
+            ("/a.B/Proxy", false),
+            ("/a.B/Plain", false),
+            ("/a.B/Nope", false),
+            ("/a.B/Gone", true),
+            ("/a.B/Fails", true),
+        ] {
+            assert_eq!(learned(&diag, path), known, "{path}");
         }
     }
 

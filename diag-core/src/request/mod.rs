@@ -317,8 +317,11 @@ impl RequestGuard {
     fn record(&mut self, outcome: Outcome) {
         let http = &self.diag.inner.metrics.http;
         let trace = &self.scope.trace;
+        // Only a gRPC answer other than UNIMPLEMENTED says the method exists (a plain HTTP
+        // answer, a 404 from a proxy say, says nothing about it).
+        let learned = matches!(outcome, Outcome::Grpc(code) if code != GrpcCode::UNIMPLEMENTED);
         let (end, series) = match self.learning.take() {
-            Some(route) if outcome != Outcome::Grpc(GrpcCode::UNIMPLEMENTED) => {
+            Some(route) if learned => {
                 http.finish_learned(self.active, &route, outcome, self.start, trace)
             }
             _ => (
