@@ -1,7 +1,8 @@
 //! diag's `tracing` integration: per-request verbosity, a record of each debug request's
 //! spans and logs, and a log level that changes at runtime.
 //!
-//! A service keeps its usual log layer and hands its usual filter to diag:
+//! A service keeps its usual log layer and hands its usual filter to diag, in one call
+//! ([`Diag::init_tracing`](crate::Diag::init_tracing)) or composed with layers of its own:
 //!
 //! ```
 //! use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -44,6 +45,7 @@ mod debug_request_filter;
 mod fields;
 mod filter;
 mod in_flight;
+mod init;
 mod level;
 mod mark;
 mod recorder_layer;

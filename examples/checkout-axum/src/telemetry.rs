@@ -3,9 +3,7 @@
 
 use diag_core::Diag;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, fmt};
+use tracing_subscriber::{EnvFilter, fmt};
 
 /// Installs the global subscriber writing log lines to `writer` (with colours when
 /// `ansi`). The level comes from `RUST_LOG` (default `info`); a request with a valid
@@ -16,14 +14,7 @@ where
 {
     let service_filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .with_writer(writer)
-                .with_ansi(ansi)
-                .with_filter(diag.log_filter(service_filter)),
-        )
-        .with(diag.error_layer())
-        .with(diag.debug_recording_layer())
-        .init();
+    let output = fmt::layer().with_writer(writer).with_ansi(ansi);
+    diag.init_tracing(output, service_filter)
+        .expect("no other global tracing subscriber");
 }

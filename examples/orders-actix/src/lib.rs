@@ -14,7 +14,6 @@ use diag_core::{Diag, DiagBuilder};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// The orders the store keeps at most; a demo must not grow without bound either.
@@ -181,13 +180,6 @@ where
 {
     let service_filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .with_writer(writer)
-                .with_filter(diag.log_filter(service_filter)),
-        )
-        .with(diag.error_layer())
-        .with(diag.debug_recording_layer())
-        .init();
+    diag.init_tracing(fmt::layer().with_writer(writer), service_filter)
+        .expect("no other global tracing subscriber");
 }
