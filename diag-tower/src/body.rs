@@ -75,26 +75,26 @@ impl<B: Body> Body for DiagBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let polled = this.inner.as_mut().poll_frame(cx);
-        if this.grpc.is_some() {
-            match &polled {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(trailers) = frame.trailers_ref() {
-                        if let Some(call) = this.grpc.take() {
-                            call.trailers(&HttpHeaders(trailers));
-                        }
-                    } else if this.inner.is_end_stream()
-                        && let Some(call) = this.grpc.take()
-                    {
-                        call.ended_without_status();
+        if let Some(call) = this.grpc.take() {
+            // Kept until the trailers pass (or the body ends without them).
+            *this.grpc = match &polled {
+                Poll::Pending => Some(call),
+                Poll::Ready(Some(Ok(frame))) => match frame.trailers_ref() {
+                    Some(trailers) => {
+                        call.trailers(&HttpHeaders(trailers));
+                        None
                     }
-                }
+                    None if this.inner.is_end_stream() => {
+                        call.ended_without_status();
+                        None
+                    }
+                    None => Some(call),
+                },
                 Poll::Ready(Some(Err(_)) | None) => {
-                    if let Some(call) = this.grpc.take() {
-                        call.ended_without_status();
-                    }
+                    call.ended_without_status();
+                    None
                 }
-                Poll::Pending => {}
-            }
+            };
         }
         let Some(tap) = this.tap.as_mut() else {
             return polled;
