@@ -144,7 +144,8 @@ impl Redactor {
         text: &str,
         complete: bool,
     ) -> (String, Option<BodyRedaction>) {
-        if self.fields.is_empty() {
+        // Nothing to redact in: no pass is named (an empty body said "redacted" before).
+        if self.fields.is_empty() || text.is_empty() {
             return (text.to_owned(), None);
         }
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
@@ -378,6 +379,20 @@ mod tests {
         assert!(!out.contains("p1"));
         let (out, _) = r.body_text(Some("text/plain"), r#"log "secret": "s3" end"#, true);
         assert!(!out.contains("s3"), "{out}");
+    }
+
+    #[test]
+    fn an_empty_body_is_not_called_redacted() {
+        let r = redactor();
+        for ct in [
+            None,
+            Some("application/json"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
+            assert_eq!(r.body_text(ct, "", true), (String::new(), None), "{ct:?}");
+        }
+        // A body with something in it still names its pass.
+        assert_eq!(r.body_text(None, " ", true).1, Some(BodyRedaction::Textual));
     }
 
     #[test]
