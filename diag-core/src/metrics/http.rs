@@ -145,7 +145,8 @@ const STATUS_MEMO: usize = 4;
 #[derive(Debug)]
 pub(crate) struct RouteSeries {
     pub(crate) active: ActiveCount,
-    /// `(status + 1) << 32 | red series index`; 0 is empty.
+    /// `(outcome's memo key + 1) << 32 | red series index` ([`Outcome::memo_key`]: the
+    /// HTTP status, or 1,000 + a gRPC code); 0 is empty.
     by_status: [AtomicU64; STATUS_MEMO],
     /// The in-flight tracker's route index, [`ROUTE_UNKNOWN`] until found.
     pub(crate) in_flight_route: AtomicU32,
@@ -163,23 +164,23 @@ impl RouteSeries {
         }
     }
 
-    fn remembered(&self, status: u16) -> Option<SeriesRef> {
-        let tag = (u64::from(status) + 1) << 32;
+    fn remembered(&self, key: u16) -> Option<SeriesRef> {
+        let tag = (u64::from(key) + 1) << 32;
         self.by_status.iter().find_map(|slot| {
             let v = slot.load(Ordering::Relaxed);
             (v & !u64::from(u32::MAX) == tag).then(|| SeriesRef::from_index(v as u32))
         })
     }
 
-    fn remember(&self, status: u16, series: SeriesRef) {
+    fn remember(&self, key: u16, series: SeriesRef) {
         let Some(index) = series.index() else { return };
-        let packed = (u64::from(status) + 1) << 32 | u64::from(index);
-        // The first free slot, else the status's own slot (last writer wins).
+        let packed = (u64::from(key) + 1) << 32 | u64::from(index);
+        // The first free slot, else the key's own slot (last writer wins).
         let slot = self
             .by_status
             .iter()
             .find(|s| s.load(Ordering::Relaxed) == 0)
-            .unwrap_or(&self.by_status[usize::from(status) % STATUS_MEMO]);
+            .unwrap_or(&self.by_status[usize::from(key) % STATUS_MEMO]);
         slot.store(packed, Ordering::Relaxed);
     }
 }
