@@ -1,9 +1,10 @@
-//! What `DiagLayer::grpc` adds to a gRPC call, in process: a tonic unary method (raw
-//! bytes, no protobuf) called through `tower::Service` with a framed request, its
-//! response body read to the trailers. Rows: `bare`; `diag_http`, the plain
-//! `DiagLayer::new` (what a tonic service got before: every call a 200 under
-//! `unmatched`); `diag_grpc`, `DiagLayer::grpc` (route and gRPC status, the call
-//! recorded at its trailers).
+//! What `DiagLayer` adds to a gRPC call, in process: a tonic unary method (raw bytes,
+//! no protobuf) called through `tower::Service` with a framed request, its response
+//! body read to the trailers. Rows: `bare`; `diag_http`, the same request sent as
+//! HTTP/1.1, which `DiagLayer` records as plain HTTP (what a tonic service got before
+//! gRPC calls were recognised: every call a 200 under `unmatched`); `diag_grpc`, the
+//! call over HTTP/2 as a gRPC client sends it (route and gRPC status, the call recorded
+//! at its trailers).
 //!
 //! `cargo bench -p diag-benches --bench grpc -- --warm-up-time 1 --measurement-time 3`
 
@@ -20,9 +21,7 @@ use http_body_util::{BodyExt, Full};
 use tonic::{Response, Status};
 use tower::{Layer, ServiceExt};
 
-#[path = "../../diag-tower/tests/support/raw_codec.rs"]
-mod raw_codec;
-use raw_codec::Raw;
+use diag_conformance::grpc::Raw;
 
 /// The unary method: echoes its message.
 #[derive(Clone, Copy)]
@@ -41,13 +40,14 @@ impl tower::Service<tonic::Request<Bytes>> for Echo {
 }
 
 /// `/bench.Echo/Ok` with a 4-byte message, framed as gRPC frames it.
-fn request() -> http::Request<tonic::body::Body> {
+fn request(version: http::Version) -> http::Request<tonic::body::Body> {
     let mut frame = BytesMut::with_capacity(9);
     frame.put_u8(0);
     frame.put_u32(4);
     frame.put_slice(b"ping");
     http::Request::builder()
         .method("POST")
+        .version(version)
         .uri("/bench.Echo/Ok")
         .header("content-type", "application/grpc")
         .header("te", "trailers")
@@ -67,23 +67,32 @@ fn bench(c: &mut Criterion) {
             Ok::<_, Infallible>(tonic::server::Grpc::new(Raw).unary(Echo, req).await)
         },
     );
-    let diag_http = DiagLayer::new(diag.clone()).layer(inner);
-    let diag_grpc = DiagLayer::grpc(diag.clone()).layer(inner);
+    let diag = DiagLayer::new(diag.clone()).layer(inner);
 
     let mut group = c.benchmark_group("grpc_call");
     group.bench_function("bare", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let res = bare.oneshot(request()).await.expect("response");
+                let res = bare
+                    .oneshot(request(http::Version::HTTP_2))
+                    .await
+                    .expect("response");
                 black_box(res.into_body().collect().await.expect("body"));
             })
         })
     });
-    for (name, svc) in [("diag_http", &diag_http), ("diag_grpc", &diag_grpc)] {
+    for (name, version) in [
+        ("diag_http", http::Version::HTTP_11),
+        ("diag_grpc", http::Version::HTTP_2),
+    ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 rt.block_on(async {
-                    let res = svc.clone().oneshot(request()).await.expect("response");
+                    let res = diag
+                        .clone()
+                        .oneshot(request(version))
+                        .await
+                        .expect("response");
                     let body = res.into_body().collect().await.expect("body");
                     assert!(body.trailers().is_some(), "the call ends with its status");
                     black_box(body);

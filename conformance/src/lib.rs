@@ -9,6 +9,8 @@
 //!   `GET /sized` to a handler that streams [`SIZED_BODY`] bytes in several chunks under
 //!   a `content-length` header it sets itself.
 
+pub mod grpc;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,9 @@
 //! [`DiagLayer`](diag_tower::DiagLayer) changes the body type (`DiagBody<Body>`), so axum
 //! boxes the body again (`Body::new`) on the way in and out, and each `Request::map`
 //! moves the request head twice: about 60 ns a request. Only a request in diagnostic
-//! mode needs its bodies wrapped (to copy them into the capture); this layer follows the
-//! adapter sequence of `diag_core::request` with axum's types and hands every other
+//! mode needs its bodies wrapped (to copy them into the capture), and a gRPC call whose
+//! status comes in the trailers its response body (to read them); this layer follows
+//! the adapter sequence of `diag_core::request` with axum's types and hands every other
 //! request's `Body` through untouched.
 
 use std::future::Future;
@@ -14,7 +15,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use diag_core::Diag;
-use diag_core::request::{RequestGuard, RequestView};
+use diag_core::request::{RequestGuard, RequestView, is_grpc_request};
 use diag_tower::{DiagBody, HttpHeaders, HttpHeadersMut};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -24,8 +25,10 @@ use crate::{connect_info_peer, matched_route};
 
 /// The layer [`DiagRouterExt::with_diag`](crate::DiagRouterExt::with_diag) applies: what
 /// [`layer`](crate::layer)'s [`DiagLayer`](diag_tower::DiagLayer) does (route templates
-/// from `MatchedPath`, peer from `ConnectInfo`), with bodies kept as axum's [`Body`]
-/// unless a debug request taps them.
+/// from `MatchedPath`, peer from `ConnectInfo`; gRPC calls, such as a tonic service
+/// merged with `Routes::into_axum_router`, under their method path and gRPC status),
+/// with bodies kept as axum's [`Body`] unless a debug request taps them or a gRPC
+/// call's trailers must be read.
 ///
 /// ```
 /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -89,15 +92,31 @@ where
             return AxumResponseFuture {
                 inner: self.inner.call(req),
                 guard: None,
+                grpc: false,
             };
         }
-        let guard = self.diag.begin(&RequestView {
+        let grpc = is_grpc_request(
+            req.version() == http::Version::HTTP_2,
+            &HttpHeaders(req.headers()),
+        );
+        let view = RequestView {
             method: req.method().as_str(),
-            route: matched_route(req.extensions()),
+            // A gRPC call's route is its method path (a tonic service's `MatchedPath`
+            // is `/package.Service/{*rest}`).
+            route: if grpc {
+                Some(req.uri().path())
+            } else {
+                matched_route(req.extensions())
+            },
             uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             headers: &HttpHeaders(req.headers()),
             peer: &|| connect_info_peer(req.extensions()),
-        });
+        };
+        let guard = if grpc {
+            self.diag.begin_grpc(&view)
+        } else {
+            self.diag.begin(&view)
+        };
         let req = match guard.request_tap() {
             None => req,
             tap => req.map(|body| tapped(body, tap)),
@@ -110,6 +129,7 @@ where
         AxumResponseFuture {
             inner,
             guard: Some(guard),
+            grpc,
         }
     }
 }
@@ -120,6 +140,7 @@ pin_project! {
         #[pin]
         inner: F,
         guard: Option<RequestGuard>,
+        grpc: bool,
     }
 }
 
@@ -137,8 +158,15 @@ where
             |guard, mut res| {
                 let Some(guard) = guard else { return res };
                 let status = res.status().as_u16();
-                let tap = guard.finish(status, &mut HttpHeadersMut(res.headers_mut()));
-                match tap {
+                let headers = &mut HttpHeadersMut(res.headers_mut());
+                if *this.grpc {
+                    let (tap, call) = guard.finish_grpc(status, headers);
+                    if tap.is_none() && call.is_none() {
+                        return res;
+                    }
+                    return res.map(|body| Body::new(DiagBody::tapped(body, tap).with_grpc(call)));
+                }
+                match guard.finish(status, headers) {
                     None => res,
                     tap => res.map(|body| tapped(body, tap)),
                 }

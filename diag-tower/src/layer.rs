@@ -25,13 +25,44 @@ pub type PeerFn = fn(&http::Extensions) -> Option<SocketAddr>;
 ///     .with_peer(|ext| ext.get::<std::net::SocketAddr>().copied());
 /// # let _ = layer;
 /// ```
+///
+/// # gRPC
+///
+/// gRPC calls (HTTP/2 with a gRPC `content-type`, see
+/// [`is_grpc_request`](diag_core::request::is_grpc_request)) are recognised by
+/// themselves, so a tonic server, or a router that serves gRPC beside plain HTTP, needs
+/// nothing more: the route of a call is its method path (`/helloworld.Greeter/SayHello`)
+/// and its `status` label the gRPC status name (`OK`, `NOT_FOUND`, `UNAVAILABLE`), read
+/// from the response head or, after the last message, from the trailers; the call's
+/// duration runs until then. A method becomes a label only once a call to it has been
+/// answered with a gRPC status other than `UNIMPLEMENTED`, so clients calling made-up
+/// methods cannot mint series (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
+/// tonic keeps the peer address in a `TcpConnectInfo` extension: give it to
+/// [`with_peer`](Self::with_peer) for `X-Debug: 1` from trusted networks. A port that
+/// serves only gRPC cannot serve diag's endpoints: give them their own listener
+/// ([`admin::serve`](crate::admin::serve)).
+///
+/// ```no_run
+/// # async fn serve(diag: diag_core::Diag, greeter: impl tonic::server::NamedService
+/// #     + tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>,
+/// #       Error = std::convert::Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static)
+/// # -> Result<(), Box<dyn std::error::Error>> {
+/// use tonic::transport::server::TcpConnectInfo;
+/// diag_tower::admin::serve(diag.clone(), "127.0.0.1:9901".parse()?).await?;
+/// let layer = diag_tower::DiagLayer::new(diag)
+///     .with_peer(|ext| ext.get::<TcpConnectInfo>()?.remote_addr());
+/// tonic::transport::Server::builder()
+///     .layer(layer)
+///     .add_service(greeter)
+///     .serve("127.0.0.1:50051".parse()?)
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct DiagLayer {
     pub(crate) diag: Diag,
     pub(crate) route: RouteFn,
     pub(crate) peer: PeerFn,
-    /// A gRPC server: routes are method paths, outcomes `grpc-status` codes.
-    pub(crate) grpc: bool,
 }
 
 impl DiagLayer {
@@ -43,43 +74,6 @@ impl DiagLayer {
             diag,
             route: |_| None,
             peer: |ext| ext.get::<SocketAddr>().copied(),
-            grpc: false,
-        }
-    }
-
-    /// A layer for a gRPC server (tonic, or any gRPC service over tower): the route of a
-    /// call is its method path (`/helloworld.Greeter/SayHello`) and its `status` label
-    /// the gRPC status name (`OK`, `NOT_FOUND`, `UNAVAILABLE`), read from the response
-    /// head or, after the last message, from the trailers; the call's duration runs
-    /// until then. A method becomes a label only once a call to it has been answered
-    /// with a gRPC status other than `UNIMPLEMENTED`, so clients calling made-up methods
-    /// cannot mint series (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
-    /// Responses that are not gRPC (another `content-type`, an HTTP status other than
-    /// 200) are recorded as any HTTP response. tonic keeps the peer address in a
-    /// `TcpConnectInfo` extension: give it to [`with_peer`](Self::with_peer) for
-    /// `X-Debug: 1` from trusted networks. A gRPC port serves only gRPC, so serve the
-    /// endpoints on their own listener ([`admin::serve`](crate::admin::serve)).
-    ///
-    /// ```no_run
-    /// # async fn serve(diag: diag_core::Diag, greeter: impl tonic::server::NamedService
-    /// #     + tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>,
-    /// #       Error = std::convert::Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static)
-    /// # -> Result<(), Box<dyn std::error::Error>> {
-    /// use tonic::transport::server::TcpConnectInfo;
-    /// diag_tower::admin::serve(diag.clone(), "127.0.0.1:9901".parse()?).await?;
-    /// let layer = diag_tower::DiagLayer::grpc(diag)
-    ///     .with_peer(|ext| ext.get::<TcpConnectInfo>()?.remote_addr());
-    /// tonic::transport::Server::builder()
-    ///     .layer(layer)
-    ///     .add_service(greeter)
-    ///     .serve("127.0.0.1:50051".parse()?)
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn grpc(diag: Diag) -> Self {
-        DiagLayer {
-            grpc: true,
-            ..DiagLayer::new(diag)
         }
     }
 

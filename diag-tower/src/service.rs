@@ -1,7 +1,7 @@
 use std::task::{Context, Poll};
 
 use diag_core::debug::BodyTap;
-use diag_core::request::RequestView;
+use diag_core::request::{RequestView, is_grpc_request};
 use http::{Request, Response};
 
 use crate::{DiagBody, DiagLayer, HttpHeaders, ResponseFuture};
@@ -32,7 +32,10 @@ where
         if !diag.watches(req.uri().path()) {
             return ResponseFuture::passthrough(self.inner.call(req.map(DiagBody::new)));
         }
-        let grpc = self.layer.grpc;
+        let grpc = is_grpc_request(
+            req.version() == http::Version::HTTP_2,
+            &HttpHeaders(req.headers()),
+        );
         let view = RequestView {
             method: req.method().as_str(),
             route: if grpc {

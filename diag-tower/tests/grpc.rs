@@ -1,127 +1,21 @@
-//! A real tonic server behind `DiagLayer::grpc`, called by a real tonic client over
-//! HTTP/2 on loopback: calls are counted under their method and gRPC status (from the
-//! response head or the trailers), made-up methods never become labels, a streaming
-//! call lasts until its trailers, a cancelled one counts as `CANCELLED`, and diagnostic
-//! mode works through gRPC metadata.
-//!
-//! No protobuf code generation: the messages are raw bytes (a codec of a few lines), the
-//! framing, HTTP/2 and status handling are tonic's own.
+//! diag-tower passes the gRPC checks: a real tonic server behind `DiagLayer` (which
+//! recognises gRPC calls by itself), called by a real tonic client over HTTP/2 on
+//! loopback. The checks are in `diag_conformance::grpc`.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use diag_core::{Diag, EndpointRequest};
-use http::uri::PathAndQuery;
+use diag_conformance::grpc;
+use diag_core::Diag;
 use tonic::transport::{Channel, Server};
-use tonic::{Request, Response, Status, Streaming};
 
-#[path = "support/raw_codec.rs"]
-mod raw_codec;
-use raw_codec::Raw;
-
-const TOKEN: &str = "grpc-test-token";
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type MessageStream = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, Status>> + Send>>;
-
-/// A unary method as tonic's `UnaryService`.
-#[derive(Clone)]
-struct Unary(fn(Bytes) -> Result<Bytes, Status>);
-
-impl tower::Service<Request<Bytes>> for Unary {
-    type Response = Response<Bytes>;
-    type Error = Status;
-    type Future = std::future::Ready<Result<Response<Bytes>, Status>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        std::future::ready((self.0)(req.into_inner()).map(Response::new))
-    }
-}
-
-/// `/test.Echo/Stream`: "one", then "two" after `gap`, then `ABORTED` in the trailers.
-#[derive(Clone)]
-struct Stream {
-    gap: Duration,
-}
-
-impl tower::Service<Request<Bytes>> for Stream {
-    type Response = Response<MessageStream>;
-    type Error = Status;
-    type Future = std::future::Ready<Result<Response<MessageStream>, Status>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: Request<Bytes>) -> Self::Future {
-        let gap = self.gap;
-        let stream = futures_util::stream::unfold(0, move |n| async move {
-            match n {
-                0 => Some((Ok(Bytes::from_static(b"one")), 1)),
-                1 => {
-                    tokio::time::sleep(gap).await;
-                    Some((Ok(Bytes::from_static(b"two")), 2))
-                }
-                2 => Some((Err(Status::aborted("gave up")), 3)),
-                _ => None,
-            }
-        });
-        std::future::ready(Ok(Response::new(Box::pin(stream) as MessageStream)))
-    }
-}
-
-/// The service `test.Echo`, routed by hand as generated code would.
-#[derive(Clone)]
-struct Echo;
-
-impl tonic::server::NamedService for Echo {
-    const NAME: &'static str = "test.Echo";
-}
-
-impl tower::Service<http::Request<tonic::body::Body>> for Echo {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Self::Response, Infallible>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(Raw);
-            Ok(match req.uri().path() {
-                "/test.Echo/Ok" => grpc.unary(Unary(Ok), req).await,
-                "/test.Echo/NotFound" => {
-                    grpc.unary(Unary(|_| Err(Status::not_found("no such thing"))), req)
-                        .await
-                }
-                "/test.Echo/Stream" => {
-                    let gap = Duration::from_millis(150);
-                    grpc.server_streaming(Stream { gap }, req).await
-                }
-                "/test.Echo/Hang" => {
-                    let gap = Duration::from_secs(30);
-                    grpc.server_streaming(Stream { gap }, req).await
-                }
-                _ => Status::unimplemented("no such method").into_http(),
-            })
-        })
-    }
-}
-
-/// A tonic server with `DiagLayer::grpc` on a free loopback port, and a channel to it.
+/// A tonic server with `DiagLayer` on a free loopback port, and a channel to it.
 async fn serve(diag: &Diag) -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // tonic puts the peer in a `TcpConnectInfo` extension.
-    let layer = diag_tower::DiagLayer::grpc(diag.clone()).with_peer(|ext| {
+    let layer = diag_tower::DiagLayer::new(diag.clone()).with_peer(|ext| {
         ext.get::<tonic::transport::server::TcpConnectInfo>()?
             .remote_addr()
     });
-    let router = Server::builder().layer(layer).add_service(Echo);
+    let router = Server::builder().layer(layer).add_service(grpc::Echo);
     tokio::spawn(router.serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)));
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -130,221 +24,26 @@ async fn serve(diag: &Diag) -> Channel {
         .unwrap()
 }
 
-async fn unary(
-    channel: &Channel,
-    path: &'static str,
-    metadata: &[(&'static str, &str)],
-) -> Result<Response<Bytes>, Status> {
-    let mut client = tonic::client::Grpc::new(channel.clone());
-    client.ready().await.unwrap();
-    let mut req = Request::new(Bytes::from_static(b"ping"));
-    for (name, value) in metadata {
-        req.metadata_mut().insert(*name, value.parse().unwrap());
-    }
-    client
-        .unary(req, PathAndQuery::from_static(path), Raw)
-        .await
-}
-
-async fn stream(channel: &Channel, path: &'static str) -> Streaming<Bytes> {
-    let mut client = tonic::client::Grpc::new(channel.clone());
-    client.ready().await.unwrap();
-    let req = Request::new(Bytes::from_static(b"go"));
-    client
-        .server_streaming(req, PathAndQuery::from_static(path), Raw)
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn metrics(diag: &Diag) -> String {
-    let req = EndpointRequest {
-        method: "GET".into(),
-        path: "/metrics".into(),
-        ..Default::default()
-    };
-    String::from_utf8(diag.serve(req).await.body).unwrap()
-}
-
-/// The value of the sample named `name` with exactly these labels, if any.
-fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.split(' ').next().unwrap().parse().unwrap())
-}
-
-fn requests(text: &str, route: &str, status: &str) -> Option<f64> {
-    let labels = format!(r#"method="POST",route="{route}",status="{status}""#);
-    sample(text, "http_server_requests_total", &labels)
-}
-
-/// Waits (up to 10 s) until `check` holds for the scraped metrics.
-async fn eventually(diag: &Diag, what: &str, check: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = metrics(diag).await;
-        if check(&text) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "{what}:\n{text}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_count_under_their_method_and_grpc_status() {
     let diag = Diag::builder().build().unwrap();
     let channel = serve(&diag).await;
-
-    for _ in 0..2 {
-        let reply = unary(&channel, "/test.Echo/Ok", &[]).await.unwrap();
-        assert_eq!(reply.into_inner(), Bytes::from_static(b"ping"));
-    }
-    // Fails at once: tonic answers with grpc-status in the response head.
-    let err = unary(&channel, "/test.Echo/NotFound", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::NotFound);
-    // Two messages, then the status in the trailers.
-    let started = Instant::now();
-    let mut s = stream(&channel, "/test.Echo/Stream").await;
-    assert_eq!(
-        s.message().await.unwrap().unwrap(),
-        Bytes::from_static(b"one")
-    );
-    assert_eq!(
-        s.message().await.unwrap().unwrap(),
-        Bytes::from_static(b"two")
-    );
-    assert_eq!(s.message().await.unwrap_err().code(), tonic::Code::Aborted);
-    let stream_took = started.elapsed().as_secs_f64();
-    // Made-up methods and services.
-    for path in ["/test.Echo/Nope", "/test.Echo/Nope2", "/made.Up/Call"] {
-        let err = unary(&channel, path, &[]).await.unwrap_err();
-        assert_eq!(err.code(), tonic::Code::Unimplemented, "{path}");
-    }
-
-    let text = eventually(&diag, "every call recorded", |t| {
-        requests(t, "/test.Echo/Stream", "ABORTED").is_some()
-    })
-    .await;
-    assert_eq!(requests(&text, "/test.Echo/Ok", "OK"), Some(2.0), "{text}");
-    assert_eq!(
-        requests(&text, "/test.Echo/NotFound", "NOT_FOUND"),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        requests(&text, "/test.Echo/Stream", "ABORTED"),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        requests(&text, "unmatched", "UNIMPLEMENTED"),
-        Some(3.0),
-        "{text}"
-    );
-    for absent in ["Nope", "made.Up", r#"status="200""#] {
-        assert!(!text.contains(absent), "{absent} in\n{text}");
-    }
-    // The streaming call lasted until its trailers, not until its response head.
-    let sum = sample(
-        &text,
-        "http_server_request_duration_seconds_sum",
-        r#"method="POST",route="/test.Echo/Stream",status="ABORTED""#,
-    )
-    .unwrap();
-    assert!(
-        sum >= 0.15 && sum <= stream_took,
-        "{sum} s, the client saw {stream_took} s"
-    );
-    // Nothing is left in flight.
-    for route in ["/test.Echo/Ok", "/test.Echo/Stream", "unmatched"] {
-        let labels = format!(r#"method="POST",route="{route}""#);
-        assert_eq!(
-            sample(&text, "http_server_active_requests", &labels),
-            Some(0.0),
-            "{route}\n{text}"
-        );
-    }
+    grpc::calls_count_under_their_method_and_grpc_status(&diag, &channel).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_the_client_cancels_counts_as_cancelled() {
     let diag = Diag::builder().build().unwrap();
     let channel = serve(&diag).await;
-    // A method not seen before: in flight under `unmatched` until its status is known.
-    let mut s = stream(&channel, "/test.Echo/Hang").await;
-    assert_eq!(
-        s.message().await.unwrap().unwrap(),
-        Bytes::from_static(b"one")
-    );
-    let in_flight = r#"method="POST",route="unmatched""#;
-    let text = metrics(&diag).await;
-    assert_eq!(
-        sample(&text, "http_server_active_requests", in_flight),
-        Some(1.0),
-        "{text}"
-    );
-    drop(s);
-    let text = eventually(&diag, "the cancelled call recorded", |t| {
-        requests(t, "/test.Echo/Hang", "CANCELLED").is_some()
-    })
-    .await;
-    assert_eq!(
-        sample(&text, "http_server_active_requests", in_flight),
-        Some(0.0),
-        "{text}"
-    );
+    grpc::a_call_the_client_cancels_counts_as_cancelled(&diag, &channel).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnostic_mode_through_grpc_metadata() {
-    let diag = Diag::builder().token(TOKEN).build().unwrap();
+    let diag = Diag::builder()
+        .token(diag_conformance::TOKEN)
+        .build()
+        .unwrap();
     let channel = serve(&diag).await;
-    let plain = unary(&channel, "/test.Echo/Ok", &[]).await.unwrap();
-    assert!(plain.metadata().get("x-debug-id").is_none());
-    assert!(plain.metadata().get("traceparent").is_some());
-
-    let reply = unary(&channel, "/test.Echo/Ok", &[("x-debug", TOKEN)])
-        .await
-        .unwrap();
-    let id: u64 = reply
-        .metadata()
-        .get("x-debug-id")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(reply.metadata().get("server-timing").is_some());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let capture = loop {
-        if let Some(c) = diag.debug_mode().recorder().get(id) {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "capture {id} never stored");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let json = serde_json::to_string(&*capture).unwrap();
-    assert!(json.contains("/test.Echo/Ok"), "{json}");
-    assert!(!json.contains(TOKEN), "the credential is redacted: {json}");
-    // The call's status travels in the trailers: the capture keeps them.
-    let response = capture.response.as_ref().unwrap();
-    assert!(
-        response
-            .trailers
-            .iter()
-            .any(|(n, v)| n == "grpc-status" && v == "0"),
-        "{json}"
-    );
-    assert!(capture.complete, "{json}");
-    // `X-Debug: 1` from a trusted network (loopback by default), found through the peer.
-    let reply = unary(&channel, "/test.Echo/Ok", &[("x-debug", "1")])
-        .await
-        .unwrap();
-    assert!(reply.metadata().get("x-debug-id").is_some());
-    let text = metrics(&diag).await;
-    assert_eq!(requests(&text, "/test.Echo/Ok", "OK"), Some(3.0), "{text}");
+    grpc::diagnostic_mode_through_grpc_metadata(&diag, &channel).await;
 }

@@ -3,8 +3,8 @@
 //! trailers after the last message. The HTTP status of a gRPC call is 200 whatever
 //! happened, so without reading `grpc-status` every failed call would count as a success.
 //!
-//! What an adapter does for a gRPC server (see `diag-tower`'s `DiagLayer::grpc`):
-//! [`Diag::begin_grpc`] with the request path as the route, [`RequestGuard::finish_grpc`]
+//! What an adapter does for a request [`is_grpc_request`] recognises (see `diag-tower`'s
+//! `DiagLayer`): [`Diag::begin_grpc`] with the request path as the route, [`RequestGuard::finish_grpc`]
 //! when the response head is ready, and, when that returns a [`GrpcCall`], hand it the
 //! response body's trailers ([`GrpcCall::trailers`]) or its end
 //! ([`GrpcCall::ended_without_status`]); dropping it first records a cancelled call.
@@ -106,7 +106,30 @@ fn is_method_path(path: &str) -> bool {
     path.len() <= MAX_GRPC_ROUTE_LEN && name(service) && name(method)
 }
 
-/// Whether a response `content-type` is gRPC's (`application/grpc`,
+/// Whether a request is a gRPC call: sent over HTTP/2 (`http2`, from the adapter's
+/// request) with a gRPC `content-type` (`application/grpc`, `application/grpc+proto`,
+/// ...). gRPC-Web (`application/grpc-web`, over any HTTP version) is not: its status
+/// travels in the body, so it is recorded as plain HTTP. The check costs an HTTP/1
+/// request one comparison.
+///
+/// ```
+/// use diag_core::request::is_grpc_request;
+/// let grpc = vec![("content-type".to_owned(), "application/grpc+proto".to_owned())];
+/// assert!(is_grpc_request(true, &grpc));
+/// assert!(!is_grpc_request(false, &grpc), "gRPC runs over HTTP/2 only");
+/// let web = vec![("content-type".to_owned(), "application/grpc-web".to_owned())];
+/// assert!(!is_grpc_request(true, &web));
+/// assert!(!is_grpc_request(true, &()));
+/// ```
+#[inline]
+pub fn is_grpc_request(http2: bool, headers: &dyn HeaderView) -> bool {
+    http2
+        && headers
+            .get("content-type")
+            .is_some_and(is_grpc_content_type)
+}
+
+/// Whether a request's or response's `content-type` is gRPC's (`application/grpc`,
 /// `application/grpc+proto`, ...), not gRPC-Web's (whose trailers are in the body).
 fn is_grpc_content_type(value: &[u8]) -> bool {
     let Some(rest) = value.strip_prefix(b"application/grpc") else {

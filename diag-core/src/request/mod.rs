@@ -15,7 +15,7 @@
 mod grpc;
 mod scope;
 
-pub use grpc::{GrpcCall, GrpcCode};
+pub use grpc::{GrpcCall, GrpcCode, is_grpc_request};
 pub use scope::{Entered, RequestScope, with_current};
 
 use std::net::SocketAddr;
