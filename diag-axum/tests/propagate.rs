@@ -38,16 +38,18 @@ async fn services() -> (String, String) {
         .build()
         .unwrap();
     diag_conformance::install_tracing(&front);
-    // Pricing answers with the traceparent it was sent.
+    // Pricing answers with the traceparent it was sent, and the tracestate after a space.
     let pricing_addr = common::serve(
         Router::new()
             .route(
                 "/quote/{id}",
                 get(|headers: HeaderMap| async move {
-                    headers
-                        .get("traceparent")
-                        .map(|v| v.to_str().unwrap().to_owned())
-                        .unwrap_or_default()
+                    let get = |name| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+                    let tp = get("traceparent").unwrap_or_default();
+                    match get("tracestate") {
+                        Some(state) => format!("{tp} {state}"),
+                        None => tp,
+                    }
                 }),
             )
             .with_diag(&pricing),
@@ -78,6 +80,19 @@ async fn services() -> (String, String) {
         format!("http://{front_addr}"),
         format!("http://{pricing_addr}"),
     )
+}
+
+/// A service's `/metrics`, as OpenMetrics (with exemplars).
+async fn metrics(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/openmetrics-text")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 fn header(res: &reqwest::Response, name: &str) -> String {
@@ -119,6 +134,39 @@ async fn the_called_service_continues_the_callers_trace() {
     assert_ne!(front_tp, upstream, "the front has a span of its own");
     assert_eq!(res.text().await.unwrap(), front_tp);
 
+    // With the caller's tracestate (two header lines are one list): passed on whole.
+    let res = http
+        .get(format!("{front_url}/products/7"))
+        .header("traceparent", upstream)
+        .header("tracestate", "congo=t61rcWkgMzE ")
+        .header("tracestate", "rojo=00f067aa0ba902b7")
+        .send()
+        .await
+        .unwrap();
+    let front_tp = header(&res, "traceparent");
+    assert_eq!(
+        res.text().await.unwrap(),
+        format!("{front_tp} congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+    );
+    // A malformed one is not passed on, and counted; nor is one without a traceparent.
+    for headers in [
+        &[("traceparent", upstream), ("tracestate", "Bad Key=1")][..],
+        &[("tracestate", "congo=t61rcWkgMzE")][..],
+    ] {
+        let mut req = http.get(format!("{front_url}/products/7"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.send().await.unwrap();
+        let front_tp = header(&res, "traceparent");
+        assert_eq!(res.text().await.unwrap(), front_tp, "{headers:?}");
+    }
+    let metrics = metrics(&http, &front_url).await;
+    assert!(
+        metrics.contains("diag_tracestate_dropped_total{reason=\"invalid\"} 1\n"),
+        "{metrics}"
+    );
+
     // Outside any request, the pricing service is called without a trace context.
     let res = http
         .get(format!("{pricing_url}/quote/7"))
@@ -151,16 +199,7 @@ async fn a_debug_requests_forced_trace_is_recorded_downstream_too() {
 
     // Pricing sampled nothing by itself, yet its request carries the front's trace as
     // an exemplar: the forced trace continues in the service that was called.
-    let metrics = http
-        .get(format!("{pricing_url}/metrics"))
-        .bearer_auth(TOKEN)
-        .header("accept", "application/openmetrics-text")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&http, &pricing_url).await;
     assert!(
         metrics.lines().any(
             |l| l.starts_with("http_server_request_duration_seconds_bucket")

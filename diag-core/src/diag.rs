@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) log_level: crate::log::LogLevelControl,
     pub(crate) metrics: MetricsRegistry,
     pub(crate) sampler: Sampler,
+    /// Incoming `tracestate` headers, and the count of those not passed on.
+    pub(crate) tracestate: crate::trace::IncomingTraceState,
     /// Where debug requests' traces go, when configured.
     pub(crate) otlp: Option<crate::otlp::OtlpExporter>,
 }
@@ -640,6 +642,7 @@ impl DiagBuilder {
             log_level: crate::log::LogLevelControl::default(),
             metrics: MetricsRegistry::new(self.http_duration_buckets.into(), self.max_label_sets),
             sampler: Sampler::new(self.sampling_ratio),
+            tracestate: Default::default(),
             otlp,
         };
         let diag = Diag {

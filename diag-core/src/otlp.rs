@@ -148,9 +148,11 @@ pub(crate) struct OtlpStats {
 
 /// A request outside diagnostic mode whose trace is sampled, as its server span will
 /// show it: ids and clock readings only, labels read on the exporting thread.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RequestSpan {
     pub(crate) trace: TraceContext,
+    /// The caller's `tracestate`, passed on as the span's.
+    pub(crate) tracestate: Option<crate::trace::TraceState>,
     /// The caller's span, when the request continued its trace.
     pub(crate) parent: Option<SpanId>,
     /// The request's `(method, route)` series of `http_server_active_requests`.
@@ -605,6 +607,9 @@ fn encode_spans<'a>(
             ss.message(2, |span| {
                 span.bytes(1, &s.trace.trace_id.0);
                 span.bytes(2, &s.trace.span_id.0);
+                if let Some(state) = &s.tracestate {
+                    span.string(3, state.as_str());
+                }
                 if let Some(parent) = &s.parent {
                     span.bytes(4, &parent.0);
                 }
@@ -1032,6 +1037,24 @@ mod tests {
         // The resource names the process among the service's instances.
         assert!(contains(&all, b"service.instance.id"));
         assert!(contains(&all, diag.instance().as_bytes()));
+    }
+
+    #[test]
+    fn a_callers_tracestate_is_the_server_spans() {
+        let (url, posts) = collector();
+        let diag = otlp_diag(&url);
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let state = "congo=t61rcWkgMzE";
+        normal_request(
+            &diag,
+            &[("traceparent", caller), ("tracestate", state)],
+            Some(200),
+        );
+        assert!(diag.flush_traces(Duration::from_secs(10)));
+        let all: Vec<u8> = posts.lock().concat();
+        // Span field 3 (`trace_state`), a string of 17 bytes.
+        let field = [&[0x1a, 17][..], state.as_bytes()].concat();
+        assert!(contains(&all, &field));
     }
 
     #[test]

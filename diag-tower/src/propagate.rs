@@ -8,11 +8,16 @@ use tracing::instrument::{Instrument, Instrumented};
 
 use crate::headers::TRACEPARENT;
 
+const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
+
 /// For an HTTP client built on tower (hyper-util's `Client`, a tonic channel, ...):
 /// every request sent while the service is working for a request gets that request's
 /// `traceparent` ([`diag_core::trace::outgoing_traceparent`]), so the services it calls
 /// continue its trace (and record it whenever it is sampled, which a request in
-/// diagnostic mode always is). A `traceparent` the caller set is left alone. Each call
+/// diagnostic mode always is), and the `tracestate` its caller sent, if any
+/// ([`diag_core::trace::outgoing_tracestate`]), as W3C Trace Context asks of every
+/// service that continues a trace. A `traceparent` the caller set is left alone (and
+/// then so is `tracestate`: they belong together). Each call
 /// also runs in a DEBUG span `http_client` (fields `method`, `host`), so in diagnostic
 /// mode the capture's waterfall and `Server-Timing` show how long each call took; at any
 /// other time the span is disabled and costs a level check.
@@ -82,6 +87,12 @@ where
             && let Ok(value) = HeaderValue::from_bytes(tp.as_bytes())
         {
             req.headers_mut().insert(TRACEPARENT, value);
+            // Checked to be visible ASCII when it arrived: a valid header value.
+            if let Some(state) = diag_core::trace::outgoing_tracestate()
+                && let Ok(value) = HeaderValue::from_str(state.as_str())
+            {
+                req.headers_mut().insert(TRACESTATE, value);
+            }
         }
         let span = tracing::debug_span!(
             "http_client",
@@ -106,12 +117,21 @@ mod tests {
     /// The `traceparent` a client behind the layer is sent for `req`, called while
     /// `scope` (if any) is the current request.
     async fn sent(scope: Option<&RequestScope>, req: Request<()>) -> Option<String> {
+        sent_both(scope, req).await.0
+    }
+
+    /// The `traceparent` and `tracestate` a client behind the layer is sent.
+    async fn sent_both(
+        scope: Option<&RequestScope>,
+        req: Request<()>,
+    ) -> (Option<String>, Option<String>) {
         let mut client = PropagateLayer::new().layer(service_fn(|req: Request<()>| async move {
-            let tp = req
-                .headers()
-                .get(TRACEPARENT)
-                .map(|v| v.to_str().unwrap().to_owned());
-            Ok::<_, std::convert::Infallible>(tp)
+            let get = |name| {
+                req.headers()
+                    .get(name)
+                    .map(|v: &HeaderValue| v.to_str().unwrap().to_owned())
+            };
+            Ok::<_, std::convert::Infallible>((get(TRACEPARENT), get(TRACESTATE)))
         }));
         let future = {
             let _entered = scope.map(RequestScope::enter);
@@ -128,6 +148,7 @@ mod tests {
                 sampled,
             },
             debug: None,
+            tracestate: None,
         }
     }
 
@@ -148,5 +169,30 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(sent(Some(&scope(true)), req).await.as_deref(), Some(own));
+    }
+
+    #[tokio::test]
+    async fn the_callers_tracestate_goes_on_with_the_trace() {
+        let req = || Request::get("http://pricing.internal/").body(()).unwrap();
+        let (state, _) = diag_core::trace::TraceState::parse(b"congo=t61rcWkgMzE")
+            .unwrap()
+            .unwrap();
+        let with_state = RequestScope {
+            tracestate: Some(state),
+            ..scope(true)
+        };
+        let (tp, ts) = sent_both(Some(&with_state), req()).await;
+        assert!(tp.is_some());
+        assert_eq!(ts.as_deref(), Some("congo=t61rcWkgMzE"));
+        assert_eq!(sent_both(Some(&scope(true)), req()).await.1, None);
+        // A caller-set traceparent keeps its own tracestate (none here).
+        let own = Request::get("http://pricing.internal/")
+            .header(
+                TRACEPARENT,
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .body(())
+            .unwrap();
+        assert_eq!(sent_both(Some(&with_state), own).await.1, None);
     }
 }

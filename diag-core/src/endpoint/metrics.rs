@@ -128,6 +128,7 @@ mod tests {
                 sampled: true,
             },
             debug: None,
+            tracestate: None,
         };
         {
             let _in = scope.enter();

@@ -27,6 +27,7 @@ use crate::request::RequestScope;
 /// let scope = RequestScope {
 ///     trace: TraceContext { trace_id: TraceId([7; 16]), span_id: SpanId([1; 8]), sampled: true },
 ///     debug: None,
+///     tracestate: None,
 /// };
 /// let span = diag_core::log::request_span(&scope);
 /// let _entered = span.enter();

@@ -66,6 +66,7 @@ fn scope(n: u8, debug: Option<DebugLevel>) -> RequestScope {
             sampled: true,
         },
         debug: debug.map(|level| Arc::new(DebugSession::new(u64::from(n), level))),
+        tracestate: None,
     }
 }
 

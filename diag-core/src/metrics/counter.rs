@@ -140,6 +140,7 @@ mod tests {
         let scope = crate::request::RequestScope {
             trace: trace(true),
             debug: None,
+            tracestate: None,
         };
         c.inc();
         assert_eq!(c.exemplar(), None, "no request: no exemplar");

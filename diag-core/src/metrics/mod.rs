@@ -34,6 +34,7 @@
 //! | `diag_debug_recorder_stored_total` | counter | | captures stored |
 //! | `diag_debug_recorder_evicted_total` | counter | | captures evicted to make room (oldest first) |
 //! | `diag_debug_recorder_too_large_total` | counter | | captures not kept: alone larger than the byte cap |
+//! | `diag_tracestate_dropped_total` | counter | `reason`: `invalid` (discarded whole), `over_length` (members removed to fit 512 bytes) | incoming W3C `tracestate` headers not passed on whole |
 //! | `diag_queue_depth` | gauge | `queue` | items waiting: produced minus consumed |
 //! | `diag_queue_capacity` | gauge | `queue` | configured capacity; absent when unknown or unbounded |
 //! | `diag_queue_produced_total` | counter | `queue` | items put on the queue |

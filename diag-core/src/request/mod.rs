@@ -167,7 +167,16 @@ impl Diag {
                 .enter_remembered(req.method, route, start, memo),
             None => self.inner.in_flight.enter(req.method, route, start),
         };
-        let mut scope = RequestScope { trace, debug: None };
+        // Only a continued trace has a caller's `tracestate` to pass on.
+        let tracestate = match parent {
+            Some(_) => self.inner.tracestate.read(req.headers),
+            None => None,
+        };
+        let mut scope = RequestScope {
+            trace,
+            debug: None,
+            tracestate,
+        };
         let debug = match decision {
             Decision::Debug(level) => {
                 let request =
@@ -387,6 +396,7 @@ impl RequestGuard {
         if let Some(otlp) = &self.diag.inner.otlp {
             otlp.export_span(crate::otlp::RequestSpan {
                 trace: self.scope.trace,
+                tracestate: self.scope.tracestate.clone(),
                 parent: self.parent,
                 series,
                 status,

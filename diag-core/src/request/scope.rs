@@ -12,7 +12,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use crate::debug::DebugSession;
-use crate::trace::TraceContext;
+use crate::trace::{TraceContext, TraceState};
 
 /// What code running for a request may ask about it.
 #[derive(Debug)]
@@ -21,6 +21,8 @@ pub struct RequestScope {
     pub trace: TraceContext,
     /// Present only for a request in diagnostic mode.
     pub debug: Option<Arc<DebugSession>>,
+    /// The caller's `tracestate`, when the request continued its trace with one.
+    pub tracestate: Option<TraceState>,
 }
 
 thread_local! {
@@ -59,6 +61,7 @@ impl Drop for Entered<'_> {
 /// let scope = RequestScope {
 ///     trace: TraceContext { trace_id: TraceId([1; 16]), span_id: SpanId([2; 8]), sampled: true },
 ///     debug: None,
+///     tracestate: None,
 /// };
 /// assert!(with_current(|s| s.is_none()));
 /// {

@@ -175,6 +175,7 @@ mod tests {
                 sampled: true,
             },
             debug: None,
+            tracestate: None,
         };
         tracing::subscriber::with_default(subscriber, || {
             tracing::debug!("debug reaches the other layer only");

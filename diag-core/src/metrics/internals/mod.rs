@@ -37,6 +37,7 @@ pub(crate) fn register(diag: &Diag) {
 fn collect(inner: &Inner, w: &mut ScrapeWriter) {
     debug_mode(inner, w);
     otlp(inner, w);
+    tracestate(inner, w);
     queues(inner, w);
     errors(inner, w);
     events(inner, w);
@@ -119,6 +120,18 @@ fn otlp(inner: &Inner, w: &mut ScrapeWriter) {
             "Requests whose trace was sent to the OTLP collector (a debug request's whole trace, another sampled request's server span), by outcome (dropped: the queue was full).",
             &[("outcome", outcome)],
             n.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+}
+
+fn tracestate(inner: &Inner, w: &mut ScrapeWriter) {
+    let (invalid, over_length) = inner.tracestate.dropped();
+    for (reason, n) in [("invalid", invalid), ("over_length", over_length)] {
+        w.counter(
+            "diag_tracestate_dropped_total",
+            "Incoming W3C tracestate headers not passed on whole, by reason (invalid: discarded, malformed; over_length: members removed to fit 512 bytes).",
+            &[("reason", reason)],
+            n,
         );
     }
 }
