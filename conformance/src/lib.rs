@@ -77,18 +77,39 @@ pub struct Target {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     client: reqwest::Client,
+    /// The HTTP version every response must come in.
+    version: reqwest::Version,
 }
 
 impl Target {
-    /// A target at `base`.
+    /// A target at `base`, spoken to over HTTP/1.1.
     pub fn new(base: impl Into<String>) -> Self {
-        let client = reqwest::Client::builder()
+        Target::with(base, reqwest::Client::builder(), reqwest::Version::HTTP_11)
+    }
+
+    /// A target at `base`, spoken to over HTTP/2 (prior knowledge, as gRPC clients and
+    /// HTTP/2 proxies connect without TLS).
+    pub fn http2(base: impl Into<String>) -> Self {
+        Target::with(
+            base,
+            reqwest::Client::builder().http2_prior_knowledge(),
+            reqwest::Version::HTTP_2,
+        )
+    }
+
+    fn with(
+        base: impl Into<String>,
+        client: reqwest::ClientBuilder,
+        version: reqwest::Version,
+    ) -> Self {
+        let client = client
             .timeout(Duration::from_secs(30))
             .build()
             .expect("reqwest client");
         Target {
             base: base.into(),
             client,
+            version,
         }
     }
 
@@ -293,8 +314,12 @@ pub async fn handler_sees_byte_identical_streamed_body(t: &Target, debug: bool) 
 }
 
 /// A client that hangs up in the middle of a debug request's streamed echo: the capture
-/// is stored, marked incomplete, and the request no longer counts as in flight.
+/// is stored, marked incomplete, and the request no longer counts as in flight. Over
+/// HTTP/1.1 the TCP connection closes; over HTTP/2 too, taking every stream with it.
 pub async fn client_that_goes_away_leaves_an_incomplete_capture(t: &Target) {
+    if t.version == reqwest::Version::HTTP_2 {
+        return client_that_goes_away_leaves_an_incomplete_capture_h2(t).await;
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = t.base.trim_start_matches("http://");
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -333,6 +358,62 @@ pub async fn client_that_goes_away_leaves_an_incomplete_capture(t: &Target) {
         capture["complete"], false,
         "capture {id}, bodies {bodies:?}"
     );
+    wait_until_nothing_in_flight(t).await;
+}
+
+/// The same over HTTP/2: the connection is lost while a debug request's body is still
+/// streaming in and its echo streaming out; every stream on it ends at once.
+async fn client_that_goes_away_leaves_an_incomplete_capture_h2(t: &Target) {
+    use http_body_util::StreamBody;
+    let addr = t.base.trim_start_matches("http://");
+    // A second handle on the socket, to cut the connection from outside: hyper drives an
+    // HTTP/2 connection from a task of its own, which dropping `conn` would not stop.
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect")
+        .into_std()
+        .expect("socket");
+    let cutter = tcp.try_clone().expect("socket");
+    let tcp = tokio::net::TcpStream::from_std(tcp).expect("socket");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    let conn = tokio::spawn(conn);
+    // The request body: 256 KiB, then nothing more for as long as the test runs.
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>(4);
+    let first = hyper::body::Frame::data(bytes::Bytes::from(pattern(256 * 1024)));
+    tx.send(Ok(first)).await.expect("send");
+    let body = StreamBody::new(Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|frame| (frame, rx))
+    })));
+    let req = http::Request::post(format!("{}/echo", t.base))
+        .header("x-debug", TOKEN)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .expect("request");
+    let res = sender.send_request(req).await.expect("response head");
+    assert_eq!(res.status(), 200);
+    let id = res
+        .headers()
+        .get("x-debug-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-debug-id")
+        .to_owned();
+    cutter.shutdown(std::net::Shutdown::Both).expect("shutdown");
+    let _ = conn.await;
+
+    let capture = wait_for_capture(t, &id).await;
+    assert_eq!(capture["complete"], false, "capture {id}");
+    wait_until_nothing_in_flight(t).await;
+    drop(tx);
+}
+
+/// Waits (up to 10 s) until no debug request is in flight.
+async fn wait_until_nothing_in_flight(t: &Target) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let list = t.authed_json("/debug/requests").await;
@@ -347,6 +428,7 @@ pub async fn client_that_goes_away_leaves_an_incomplete_capture(t: &Target) {
 /// Every watched response carries `traceparent`; an incoming sampled one is continued.
 pub async fn trace_context_on_every_response(t: &Target) {
     let res = t.get("/users/1").send().await.expect("request");
+    assert_eq!(res.version(), t.version);
     let tp = header(&res, "traceparent").expect("traceparent");
     assert_eq!(tp.len(), 55, "{tp}");
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -19,6 +19,8 @@ async fn axum_adapter_conforms() {
         .with_diag(&diag);
     let addr = common::serve(app).await;
     diag_conformance::run_all(&Target::new(format!("http://{addr}"))).await;
+    // The same service over HTTP/2 (axum serves both on one port).
+    diag_conformance::run_all(&Target::http2(format!("http://{addr}"))).await;
 }
 
 fn sized() -> Response<Body> {
