@@ -350,6 +350,7 @@ impl Thread {
             trace: stored.trace_id.0,
             span: stored.span_id.0,
             parent: stored.parent_span_id.map(|p| p.0),
+            tracestate: stored.tracestate.clone(),
         };
         let body = encode(&capture, &ids, &self.source);
         self.outcome(post(&self.endpoint, &body), 1, "a debug request's trace");
@@ -458,6 +459,8 @@ pub(crate) struct Ids {
     pub(crate) span: [u8; 8],
     /// The caller's span, when the request continued its trace.
     pub(crate) parent: Option<[u8; 8]>,
+    /// The caller's `tracestate`, when it sent one.
+    pub(crate) tracestate: Option<crate::trace::TraceState>,
 }
 
 /// The spans of one capture as an OTLP `ExportTraceServiceRequest`.
@@ -488,6 +491,9 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
         ss.message(2, |span| {
             span.bytes(1, trace_id);
             span.bytes(2, span_id);
+            if let Some(state) = &request.tracestate {
+                span.string(3, state.as_str());
+            }
             if let Some(parent) = &request.parent {
                 span.bytes(4, parent);
             }
@@ -1050,11 +1056,30 @@ mod tests {
             &[("traceparent", caller), ("tracestate", state)],
             Some(200),
         );
+        // A debug request's whole trace: its server span carries it too.
+        let headers: Vec<(String, String)> = [
+            ("traceparent", caller),
+            ("tracestate", state),
+            ("x-debug", "tok"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let guard = diag.begin(&RequestView {
+            method: "GET",
+            route: Some("/x"),
+            uri: "/x",
+            headers: &headers,
+            peer: &|| None,
+        });
+        let tap = guard.finish(200, &mut Vec::<(String, String)>::new());
+        drop(tap.expect("a debug request"));
+        eventually("both sent", || stats(&diag)[0] == 2);
         assert!(diag.flush_traces(Duration::from_secs(10)));
         let all: Vec<u8> = posts.lock().concat();
-        // Span field 3 (`trace_state`), a string of 17 bytes.
+        // Span field 3 (`trace_state`), a string of 17 bytes, in each.
         let field = [&[0x1a, 17][..], state.as_bytes()].concat();
-        assert!(contains(&all, &field));
+        assert_eq!(all.windows(field.len()).filter(|w| *w == field).count(), 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::server_timing::debug_response_headers;
 use super::session::DebugSession;
 use super::stored::{HeaderLines, RequestHead, StoredCapture, StoredResponse};
 use crate::request::RequestView;
-use crate::trace::{SpanId, TraceContext, TraceId};
+use crate::trace::{SpanId, TraceContext, TraceId, TraceState};
 use crate::{Diag, HeaderView};
 
 /// One request running in diagnostic mode.
@@ -54,6 +54,8 @@ pub struct DebugRequest {
     span_id: SpanId,
     /// The caller's span, when the request came with a `traceparent` of this trace.
     parent_span_id: Option<SpanId>,
+    /// The caller's `tracestate`, when it continued its trace with one.
+    tracestate: Option<TraceState>,
     request: Mutex<RequestSide>,
     response: Mutex<ResponseSide>,
     stored: AtomicBool,
@@ -97,7 +99,7 @@ impl Diag {
             .and_then(TraceContext::from_traceparent)
             .filter(|caller| caller.trace_id == trace_id)
             .map(|caller| caller.span_id);
-        self.start_debug_traced(level, req, trace_id, SpanId::random(), parent)
+        self.start_debug_traced(level, req, trace_id, SpanId::random(), parent, None)
     }
 
     /// [`start_debug`](Self::start_debug) for a request whose own span id and
@@ -109,6 +111,7 @@ impl Diag {
         trace_id: TraceId,
         span_id: SpanId,
         parent_span_id: Option<SpanId>,
+        tracestate: Option<TraceState>,
     ) -> Arc<DebugRequest> {
         let mode = self.debug_mode();
         mode.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +120,7 @@ impl Diag {
             trace_id,
             span_id,
             parent_span_id,
+            tracestate,
             request: Mutex::new(RequestSide {
                 head: RequestHead::copy(req.method, req.uri, req.route, req.headers),
                 body: BodyCapture::new(mode.body_limit),
@@ -237,6 +241,7 @@ impl DebugRequest {
             trace_id: self.trace_id,
             span_id: self.span_id,
             parent_span_id: self.parent_span_id,
+            tracestate: self.tracestate.clone(),
             level: self.session.level,
             complete,
             duration: self.session.elapsed(),

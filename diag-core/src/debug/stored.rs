@@ -185,6 +185,8 @@ pub(crate) struct StoredCapture {
     pub(crate) span_id: SpanId,
     /// The caller's span, from an incoming `traceparent` of the same trace.
     pub(crate) parent_span_id: Option<SpanId>,
+    /// The caller's `tracestate`, passed on as the server span's in OTLP.
+    pub(crate) tracestate: Option<crate::trace::TraceState>,
     pub(crate) level: DebugLevel,
     pub(crate) complete: bool,
     pub(crate) duration: Duration,
@@ -323,6 +325,7 @@ pub(crate) mod tests {
             trace_id: TraceId([0; 16]),
             span_id: SpanId([1; 8]),
             parent_span_id: None,
+            tracestate: None,
             level: DebugLevel::Debug,
             complete: true,
             duration: Duration::from_millis(1),

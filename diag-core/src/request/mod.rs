@@ -179,8 +179,14 @@ impl Diag {
         };
         let debug = match decision {
             Decision::Debug(level) => {
-                let request =
-                    self.start_debug_traced(level, req, trace.trace_id, trace.span_id, parent);
+                let request = self.start_debug_traced(
+                    level,
+                    req,
+                    trace.trace_id,
+                    trace.span_id,
+                    parent,
+                    scope.tracestate.clone(),
+                );
                 scope.debug = Some(request.session().clone());
                 let in_flight = DebugInFlight::begin(level);
                 let span = crate::log::request_span(&scope);
