@@ -241,4 +241,69 @@ mod tests {
         assert!(trimmed && state.len() <= MAX_TRACESTATE_LEN);
         assert_eq!(state, many[..25].join(","), "{} bytes", state.len());
     }
+
+    /// Whatever a client sends: no panic, and what is passed on is valid, within the
+    /// caps, and normalised (parsing it again gives it back unchanged). The inputs are
+    /// lists of `key=value` members of random length and count, with random white space
+    /// and, now and then, a byte no member may hold.
+    #[test]
+    fn arbitrary_input_never_panics_and_what_passes_is_valid() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let key_bytes = b"abcz09_-*/";
+        let (mut passed, mut trimmed) = (0, 0);
+        for _ in 0..5_000 {
+            let mut input = Vec::new();
+            for m in 0..next(36) {
+                if m > 0 {
+                    input.extend_from_slice([&b","[..], b", ", b" ,\t"][next(3) as usize]);
+                }
+                let first = b"az"[next(2) as usize];
+                input.push(first);
+                for _ in 0..next(12) {
+                    input.push(key_bytes[next(key_bytes.len() as u64) as usize]);
+                }
+                // Keys must not repeat.
+                input.extend_from_slice(m.to_string().as_bytes());
+                if next(10) == 0 {
+                    input.extend_from_slice(b"@vendor");
+                }
+                input.push(b'=');
+                let longest = if next(8) == 0 { 250 } else { 30 };
+                for _ in 0..1 + next(longest) {
+                    // Visible ASCII but the list's own `,` and `=`.
+                    match b' ' + 1 + next(94) as u8 {
+                        b',' | b'=' => input.push(b'x'),
+                        b => input.push(b),
+                    }
+                }
+                if next(50) == 0 {
+                    input.push([b'=', 0x7f, 0xff, b'A'][next(4) as usize]);
+                }
+            }
+            match TraceState::parse(&input) {
+                Ok(Some((state, cut))) => {
+                    passed += 1;
+                    trimmed += usize::from(cut);
+                    let text = state.as_str();
+                    assert!(text.len() <= MAX_TRACESTATE_LEN, "{text}");
+                    assert!(text.split(',').count() <= MAX_TRACESTATE_MEMBERS, "{text}");
+                    let again = TraceState::parse(text.as_bytes()).unwrap().unwrap();
+                    assert_eq!(again, (state.clone(), false), "{text}");
+                }
+                Ok(None) => assert!(input.iter().all(|b| matches!(b, b',' | b' ' | b'\t'))),
+                Err(TraceStateError::Invalid) => {}
+            }
+        }
+        // Enough of them pass, and are cut, for the checks above to mean something.
+        assert!(
+            passed > 2_000 && trimmed > 1_000,
+            "{passed} passed, {trimmed} trimmed"
+        );
+    }
 }
