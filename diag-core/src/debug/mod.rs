@@ -52,4 +52,4 @@ pub use server_timing::{MAX_TIMINGS, debug_response_headers, server_timing};
 pub use session::{DebugLevel, DebugSession, LogLine, SpanTiming, StaticText};
 pub use signed::{MAX_TTL, sign_credential};
 pub use tap::{BodySide, BodyTap};
-pub use waterfall::render as render_waterfall;
+pub use waterfall::{Safe, SafeLines, render as render_waterfall};

@@ -1,6 +1,11 @@
 //! A capture as plain text, for a person in a terminal: the request line, a waterfall of
 //! spans (indented by parent, an ASCII bar scaled to the total) with log lines at their
 //! offsets inside their span, then the redacted request and response.
+//!
+//! Whatever came from outside (a logged value, a header, a body) is written through
+//! [`Safe`]: control characters are shown as escapes, so nothing a client sent or a
+//! handler logged can drive the reader's terminal (move the cursor, recolour, retitle,
+//! write the clipboard) or forge a row of this view.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -10,6 +15,65 @@ use super::capture::{Capture, CapturedBody, CapturedLog, CapturedSpan};
 
 /// Width of the bar column, in characters.
 const BAR: usize = 40;
+
+/// Text from outside, made safe to print on a terminal: control characters (C0, DEL,
+/// C1) and the bidirectional overrides that reorder what a reader sees are written as
+/// escapes (`\n`, `\u{1b}`); in a body (`Safe::lines`) line feeds and tabs stay.
+///
+/// ```
+/// use diag_core::debug::Safe;
+/// assert_eq!(Safe("a\x1b[2Jb\nc").to_string(), "a\\u{1b}[2Jb\\nc");
+/// assert_eq!(Safe::lines("a\tb\r\nc\u{9b}").to_string(), "a\tb\r\nc\\u{9b}");
+/// assert_eq!(Safe("plain, été").to_string(), "plain, été");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Safe<'a>(pub &'a str);
+
+/// [`Safe`] keeping line breaks and tabs (bodies).
+#[derive(Debug, Clone, Copy)]
+pub struct SafeLines<'a>(&'a str);
+
+impl<'a> Safe<'a> {
+    /// `text` with its line feeds, carriage returns before them, and tabs kept.
+    pub fn lines(text: &'a str) -> SafeLines<'a> {
+        SafeLines(text)
+    }
+}
+
+impl std::fmt::Display for Safe<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_safe(f, self.0, false)
+    }
+}
+
+impl std::fmt::Display for SafeLines<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_safe(f, self.0, true)
+    }
+}
+
+fn write_safe(f: &mut std::fmt::Formatter<'_>, text: &str, lines: bool) -> std::fmt::Result {
+    let needs = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let mut rest = text;
+    while let Some(at) = rest.find(needs) {
+        f.write_str(&rest[..at])?;
+        let c = rest[at..].chars().next().unwrap_or_default();
+        let next = rest[at + c.len_utf8()..].chars().next();
+        match c {
+            '\n' | '\t' if lines => f.write_char(c)?,
+            '\r' if lines && next == Some('\n') => f.write_char(c)?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+        }
+        rest = &rest[at + c.len_utf8()..];
+    }
+    f.write_str(rest)
+}
 
 enum Row<'a> {
     Span(usize, &'a CapturedSpan),
@@ -35,8 +99,8 @@ pub fn render(capture: &Capture) -> String {
     let _ = writeln!(
         out,
         "{} {} -> {}   total {:.3} ms   {}",
-        capture.request.method,
-        capture.request.uri,
+        Safe(&capture.request.method),
+        Safe(&capture.request.uri),
         status,
         capture.duration_ms,
         if capture.complete {
@@ -54,7 +118,7 @@ pub fn render(capture: &Capture) -> String {
             DebugLevel::Debug => "debug",
             DebugLevel::Trace => "trace",
         },
-        capture.request.route.as_deref().unwrap_or("(unmatched)")
+        Safe(capture.request.route.as_deref().unwrap_or("(unmatched)"))
     );
     if let Some(head) = capture.response_head_ms {
         let _ = writeln!(out, "response head after {head:.3} ms");
@@ -70,7 +134,7 @@ pub fn render(capture: &Capture) -> String {
     waterfall(&mut out, capture);
     out.push('\n');
     let req = &capture.request;
-    let _ = writeln!(out, "== request: {} {}", req.method, req.uri);
+    let _ = writeln!(out, "== request: {} {}", Safe(&req.method), Safe(&req.uri));
     headers(&mut out, &req.headers);
     body(&mut out, &req.body);
     match &capture.response {
@@ -166,11 +230,11 @@ fn span_row(out: &mut String, s: &CapturedSpan, depth: usize, total: f64) {
         s.start_ms,
         s.duration_ms,
         "",
-        s.name,
+        Safe(&s.name),
         indent = depth * 2
     );
     for (k, v) in &s.fields {
-        let _ = write!(out, " {k}={v}");
+        let _ = write!(out, " {}={}", Safe(k), Safe(v));
     }
     out.push('\n');
 }
@@ -184,20 +248,20 @@ fn log_row(out: &mut String, l: &CapturedLog, depth: usize, total: f64) {
         l.offset_ms,
         "",
         "",
-        l.level,
-        l.target,
-        l.message,
+        Safe(&l.level),
+        Safe(&l.target),
+        Safe(&l.message),
         indent = depth * 2
     );
     for (k, v) in &l.fields {
-        let _ = write!(out, " {k}={v}");
+        let _ = write!(out, " {}={}", Safe(k), Safe(v));
     }
     out.push('\n');
 }
 
 fn headers(out: &mut String, headers: &[(String, String)]) {
     for (k, v) in headers {
-        let _ = writeln!(out, "{k}: {v}");
+        let _ = writeln!(out, "{}: {}", Safe(k), Safe(v));
     }
 }
 
@@ -218,7 +282,7 @@ fn body(out: &mut String, b: &CapturedBody) {
     }
     out.push('\n');
     if let Some(text) = &b.text {
-        out.push_str(text);
+        let _ = write!(out, "{}", Safe::lines(text));
         if !text.ends_with('\n') && !text.is_empty() {
             out.push('\n');
         }
@@ -253,6 +317,48 @@ mod tests {
             fields: vec![("rows".into(), "3".into())],
             span,
         }
+    }
+
+    /// A logged value, a header and a body holding terminal escapes and line breaks:
+    /// none reaches the terminal raw, and no logged text makes a row of its own.
+    #[test]
+    fn nothing_from_outside_drives_the_terminal_or_forges_a_row() {
+        let mut c = capture(7, 0);
+        c.duration_ms = 10.0;
+        c.spans = vec![span(1, None, "request", 0.0, 10.0)];
+        let mut evil = log(
+            1.0,
+            Some(1),
+            "user said \x1b]52;c;cGF5bG9hZA==\x07\n  9.000             |*|  ERROR app: forged",
+        );
+        evil.fields = vec![("name".into(), "\x1b[2J\u{9b}31m\u{202e}txt.exe".into())];
+        c.logs = vec![evil];
+        c.request.headers = vec![("x-note".into(), "a\u{9b}b".into())];
+        c.request.body.text = Some("line one\r\n\0\0\x07line two\n".into());
+        let text = render(&c);
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|&c| c != '\n' && c != '\r' && (c.is_control() || c == '\u{202e}'))
+            .collect();
+        assert!(raw.is_empty(), "raw control characters {raw:?} in:\n{text}");
+        assert!(
+            text.contains("user said \\u{1b}]52;c;cGF5bG9hZA==\\u{7}\\n  9.000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("name=\\u{1b}[2J\\u{9b}31m\\u{202e}txt.exe"),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("9.000")),
+            "{text}"
+        );
+        assert!(text.contains("x-note: a\\u{9b}b\n"), "{text}");
+        // A body keeps its lines.
+        assert!(
+            text.contains("line one\r\n\\u{0}\\u{0}\\u{7}line two\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -145,8 +145,8 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
             age(now_unix - c.time_unix),
             status,
             c.duration_ms,
-            c.method,
-            c.uri,
+            crate::debug::Safe(&c.method),
+            crate::debug::Safe(&c.uri),
             c.trace_id,
             if c.complete { "" } else { "  (incomplete)" },
         );
