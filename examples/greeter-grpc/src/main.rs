@@ -1,0 +1,38 @@
+//! `cargo run -p greeter-grpc`: the gRPC demo on `LISTEN` (default 127.0.0.1:50051),
+//! diag's endpoints on `DIAG_ADMIN_ADDR` (default 127.0.0.1:9902).
+
+use std::time::Duration;
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut builder = diag_core::Diag::from_env()?
+        .service("greeter")
+        .version(env!("CARGO_PKG_VERSION"));
+    if std::env::var_os("DIAG_ADMIN_ADDR").is_none() {
+        builder = builder.admin_addr("127.0.0.1:9902");
+    }
+    let diag = builder.build()?.leak();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    diag.init_tracing(fmt::layer(), filter)?;
+
+    let addr = diag.admin_addr().expect("an admin address is always set");
+    let admin = diag_tower::admin::serve(diag.clone(), addr).await?;
+    tracing::info!("diagnostics on http://{}/debug", admin.local_addr());
+    let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:50051".to_owned());
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    tracing::info!("greeter (gRPC) listening on {}", listener.local_addr()?);
+    if std::env::var_os("DIAG_TOKEN").is_none() {
+        tracing::warn!("DIAG_TOKEN is not set: /debug/* answers loopback clients only");
+    }
+    greeter_grpc::serve(diag.clone(), listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    let flushed = tokio::task::spawn_blocking(move || diag.flush_traces(Duration::from_secs(5)));
+    if !flushed.await? {
+        tracing::warn!("some traces did not reach the OTLP collector before exit");
+    }
+    Ok(())
+}
