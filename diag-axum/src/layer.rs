@@ -95,10 +95,7 @@ where
                 grpc: false,
             };
         }
-        let grpc = is_grpc_request(
-            req.version() == http::Version::HTTP_2,
-            &HttpHeaders(req.headers()),
-        );
+        let grpc = is_grpc_request(req.method().as_str(), &HttpHeaders(req.headers()));
         let view = RequestView {
             method: req.method().as_str(),
             // A gRPC call's route is its method path (a tonic service's `MatchedPath`

@@ -28,10 +28,11 @@ pub type PeerFn = fn(&http::Extensions) -> Option<SocketAddr>;
 ///
 /// # gRPC
 ///
-/// gRPC calls (HTTP/2 with a gRPC `content-type`, see
+/// gRPC calls (a `POST` with a gRPC `content-type`, see
 /// [`is_grpc_request`](diag_core::request::is_grpc_request)) are recognised by
-/// themselves, so a tonic server, or a router that serves gRPC beside plain HTTP, needs
-/// nothing more: the route of a call is its method path (`/helloworld.Greeter/SayHello`)
+/// themselves, so a tonic server, a router that serves gRPC beside plain HTTP, or
+/// gRPC-Web through tonic-web's `GrpcWebLayer` (added before this layer, so that this
+/// one sees the translated calls) needs nothing more: the route of a call is its method path (`/helloworld.Greeter/SayHello`)
 /// and its `status` label the gRPC status name (`OK`, `NOT_FOUND`, `UNAVAILABLE`), read
 /// from the response head or, after the last message, from the trailers; the call's
 /// duration runs until then. A method becomes a label only once a call to it has been

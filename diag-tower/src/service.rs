@@ -32,10 +32,7 @@ where
         if !diag.watches(req.uri().path()) {
             return ResponseFuture::passthrough(self.inner.call(req.map(DiagBody::new)));
         }
-        let grpc = is_grpc_request(
-            req.version() == http::Version::HTTP_2,
-            &HttpHeaders(req.headers()),
-        );
+        let grpc = is_grpc_request(req.method().as_str(), &HttpHeaders(req.headers()));
         let view = RequestView {
             method: req.method().as_str(),
             route: if grpc {

@@ -47,3 +47,54 @@ async fn diagnostic_mode_through_grpc_metadata() {
     let channel = serve(&diag).await;
     grpc::diagnostic_mode_through_grpc_metadata(&diag, &channel).await;
 }
+
+/// gRPC-Web from a browser, through tonic-web's translator in front of `DiagLayer`: the
+/// calls arrive over HTTP/1.1 and are recorded by method and gRPC status all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_calls_behind_tonic_web_count_by_grpc_status() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use tonic::codegen::http::uri::PathAndQuery;
+
+    let diag = Diag::builder().build().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The translator outside, diag inside: diag sees the gRPC requests it makes.
+    let router = Server::builder()
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(diag_tower::DiagLayer::new(diag.clone()))
+        .add_service(grpc::Echo);
+    tokio::spawn(router.serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)));
+
+    // A gRPC-Web client over HTTP/1.1, as a browser's would be.
+    let http1 = Client::builder(TokioExecutor::new()).build_http();
+    let web = tower::ServiceBuilder::new()
+        .layer(tonic_web::GrpcWebClientLayer::new())
+        .service(http1);
+    let origin: http::Uri = format!("http://{addr}").parse().unwrap();
+    let mut client = tonic::client::Grpc::with_origin(web, origin);
+    for (path, expected) in [
+        ("/test.Echo/Ok", tonic::Code::Ok),
+        ("/test.Echo/NotFound", tonic::Code::NotFound),
+    ] {
+        client.ready().await.unwrap();
+        let req = tonic::Request::new(bytes::Bytes::from_static(b"ping"));
+        let got = client
+            .unary(req, PathAndQuery::from_static(path), grpc::Raw)
+            .await
+            .map_or_else(|status| status.code(), |_| tonic::Code::Ok);
+        assert_eq!(got, expected, "{path}");
+    }
+    let text = grpc::metrics(&diag).await;
+    assert_eq!(
+        grpc::requests(&text, "/test.Echo/Ok", "OK"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        grpc::requests(&text, "/test.Echo/NotFound", "NOT_FOUND"),
+        Some(1.0),
+        "{text}"
+    );
+}

@@ -106,24 +106,26 @@ fn is_method_path(path: &str) -> bool {
     path.len() <= MAX_GRPC_ROUTE_LEN && name(service) && name(method)
 }
 
-/// Whether a request is a gRPC call: sent over HTTP/2 (`http2`, from the adapter's
-/// request) with a gRPC `content-type` (`application/grpc`, `application/grpc+proto`,
-/// ...). gRPC-Web (`application/grpc-web`, over any HTTP version) is not: its status
-/// travels in the body, so it is recorded as plain HTTP. The check costs an HTTP/1
-/// request one comparison.
+/// Whether a request is a gRPC call: a `POST` (every gRPC call is one; any other method
+/// costs this check one comparison) with a gRPC `content-type` (`application/grpc`,
+/// `application/grpc+proto`, ...), whatever the HTTP version: gRPC itself runs over
+/// HTTP/2, but a gRPC-Web translator in front of the service (tonic-web's
+/// `GrpcWebLayer`) hands it gRPC requests that came over HTTP/1.1. gRPC-Web as it
+/// arrives (`application/grpc-web`) is not: its status travels inside the body, so it is
+/// recorded as plain HTTP; put diag's layer inside the translator.
 ///
 /// ```
 /// use diag_core::request::is_grpc_request;
 /// let grpc = vec![("content-type".to_owned(), "application/grpc+proto".to_owned())];
-/// assert!(is_grpc_request(true, &grpc));
-/// assert!(!is_grpc_request(false, &grpc), "gRPC runs over HTTP/2 only");
+/// assert!(is_grpc_request("POST", &grpc));
+/// assert!(!is_grpc_request("GET", &grpc), "every gRPC call is a POST");
 /// let web = vec![("content-type".to_owned(), "application/grpc-web".to_owned())];
-/// assert!(!is_grpc_request(true, &web));
-/// assert!(!is_grpc_request(true, &()));
+/// assert!(!is_grpc_request("POST", &web));
+/// assert!(!is_grpc_request("POST", &()));
 /// ```
 #[inline]
-pub fn is_grpc_request(http2: bool, headers: &dyn HeaderView) -> bool {
-    http2
+pub fn is_grpc_request(method: &str, headers: &dyn HeaderView) -> bool {
+    method == "POST"
         && headers
             .get("content-type")
             .is_some_and(is_grpc_content_type)
