@@ -413,7 +413,7 @@ async fn client_that_goes_away_leaves_an_incomplete_capture_h2(t: &Target) {
 }
 
 /// Waits (up to 10 s) until no debug request is in flight.
-async fn wait_until_nothing_in_flight(t: &Target) {
+pub async fn wait_until_nothing_in_flight(t: &Target) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let list = t.authed_json("/debug/requests").await;
