@@ -128,8 +128,14 @@ impl Target {
         self.get(path).bearer_auth(TOKEN)
     }
 
+    /// `/metrics` as classic text.
+    pub async fn metrics(&self) -> String {
+        let res = self.get("/metrics").send().await.expect("request");
+        res.text().await.expect("body")
+    }
+
     /// `GET path` with the token, as JSON.
-    async fn authed_json(&self, path: &str) -> Value {
+    pub async fn authed_json(&self, path: &str) -> Value {
         self.authed(path)
             .send()
             .await

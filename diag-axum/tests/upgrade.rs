@@ -103,14 +103,7 @@ async fn websockets_upgrade_through_diag_in_and_out_of_diagnostic_mode() {
 
     drop((plain, debugged));
     wait_until_nothing_in_flight(&target).await;
-    let metrics = target
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = target.metrics().await;
     let series = r#"http_server_requests_total{method="GET",route="/ws/{room}",status="101"} 2"#;
     assert!(metrics.contains(series), "{metrics}");
 }

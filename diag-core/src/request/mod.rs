@@ -20,6 +20,7 @@ pub use scope::{Entered, RequestScope, with_current};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -58,7 +59,10 @@ pub struct RequestView<'a> {
 pub struct RequestGuard {
     diag: Diag,
     start: MonoTime,
-    finished: bool,
+    /// [`FINISHED`] once the response head is recorded; [`PANICKED`] when the handler
+    /// panicked while the request was current (see [`RequestEntered`]). One byte for
+    /// both: the guard is moved with every future that holds it.
+    state: AtomicU8,
     /// The request's trace and, in diagnostic mode, its debug session.
     scope: RequestScope,
     /// The caller's span, when the request continued its trace (the parent of its
@@ -80,6 +84,11 @@ pub struct RequestGuard {
     learning: Option<Box<str>>,
 }
 
+/// [`RequestGuard`]'s state: the response head is recorded.
+const FINISHED: u8 = 1;
+/// [`RequestGuard`]'s state: the handler panicked while the request was current.
+const PANICKED: u8 = 2;
+
 /// What only a debug request carries.
 struct DebugParts {
     request: Arc<DebugRequest>,
@@ -97,6 +106,19 @@ struct DebugParts {
 pub struct RequestEntered<'a> {
     _span: Option<tracing::span::Entered<'a>>,
     _scope: Entered<'a>,
+    guard: &'a RequestGuard,
+}
+
+impl Drop for RequestEntered<'_> {
+    /// Dropped while unwinding: the handler panicked inside this poll. Whatever catches
+    /// the panic (tower-http's `CatchPanicLayer` answers 500; without one the connection
+    /// closes), the request counts as a 500 when its guard goes.
+    #[inline]
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.guard.state.fetch_or(PANICKED, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Diag {
@@ -202,7 +224,7 @@ impl Diag {
         RequestGuard {
             diag: self.clone(),
             start,
-            finished: false,
+            state: AtomicU8::new(0),
             scope,
             parent,
             active,
@@ -242,6 +264,7 @@ impl RequestGuard {
         RequestEntered {
             _span: self.debug.as_ref().map(|d| d.span.enter()),
             _scope: self.scope.enter(),
+            guard: self,
         }
     }
 
@@ -320,7 +343,7 @@ impl RequestGuard {
     /// diagnostic mode was asked for and refused. Marks the guard finished.
     #[inline]
     fn respond(&mut self, headers: &mut dyn ResponseHeaders) {
-        self.finished = true;
+        *self.state.get_mut() |= FINISHED;
         headers.insert_traceparent(&self.scope.trace.traceparent());
         if let Some((name, value)) = self.decision.status_header() {
             headers.insert(name, value);
@@ -437,12 +460,20 @@ fn with_service_timings(headers: &dyn HeaderView, diag_timings: String) -> Strin
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.diag.inner.in_flight.leave(self.in_flight);
-        if !self.finished {
-            // The response never came: the client went away or the handler panicked.
-            // No status to record; the in-flight gauge must still come down, and a debug
-            // request's capture is stored as incomplete.
-            self.diag.inner.metrics.http.abandon(self.active);
-            self.export_span(self.active, None, None, MonoTime::now());
+        let state = *self.state.get_mut();
+        if state & FINISHED == 0 {
+            if state & PANICKED != 0 {
+                // A panic is a server error whoever answers it: count it as the 500 a
+                // catch-panic layer sends (without one the client sees the connection
+                // close), with its duration and its span.
+                self.record(Outcome::Http(500));
+            } else {
+                // The response never came: the client went away. No status to record;
+                // the in-flight gauge must still come down.
+                self.diag.inner.metrics.http.abandon(self.active);
+                self.export_span(self.active, None, None, MonoTime::now());
+            }
+            // Either way a debug request's capture is stored as incomplete.
             if let Some(debug) = &self.debug {
                 debug.request.finish_incomplete();
             }
@@ -453,6 +484,44 @@ impl Drop for RequestGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A handler that panics while its request is current counts as a 500 once the
+    /// guard goes, whoever caught the panic; a request the client abandoned counts
+    /// nowhere but comes off the gauge.
+    #[test]
+    fn a_panicking_handler_counts_as_a_500() {
+        let diag = Diag::builder().build().unwrap();
+        let view = |route| RequestView {
+            method: "GET",
+            route: Some(route),
+            uri: "/",
+            headers: &(),
+            peer: &|| None,
+        };
+        let guard = diag.begin(&view("/boom"));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _entered = guard.enter();
+            panic!("the handler's bug");
+        }));
+        assert!(caught.is_err());
+        drop(guard);
+        drop(diag.begin(&view("/gone")));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (_, text) = rt.block_on(crate::test_support::scrape_metrics(&diag, None));
+        assert!(
+            text.contains(
+                r#"http_server_requests_total{method="GET",route="/boom",status="500"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(r#"route="/gone",status"#), "{text}");
+        for route in ["/boom", "/gone"] {
+            let gauge = format!(r#"http_server_active_requests{{method="GET",route="{route}"}} 0"#);
+            assert!(text.contains(&gauge), "{gauge}\n{text}");
+        }
+    }
 
     /// A debug request's `Server-Timing` adds diag's entries to the handler's own.
     #[test]
