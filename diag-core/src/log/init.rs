@@ -13,8 +13,10 @@ impl Diag {
     /// request with a valid `X-Debug` logs at DEBUG, only it), diag's error ring
     /// ([`error_layer`](Self::error_layer), the `errors` state provider) and its debug
     /// recorder ([`debug_recording_layer`](Self::debug_recording_layer), the spans and
-    /// log lines of a capture). With other layers of your own, compose those three
-    /// yourself (see the [`log`](crate::log) module).
+    /// log lines of a capture). Panics become ERROR events too
+    /// ([`log_panics`](crate::log::log_panics): in the ring with their request's trace
+    /// id; the hook set before still runs). With other layers of your own, compose
+    /// those yourself (see the [`log`](crate::log) module).
     ///
     /// Fails, as `tracing_subscriber`'s `try_init` does, when a global subscriber is
     /// already set.
@@ -35,6 +37,8 @@ impl Diag {
             .with(output.with_filter(self.log_filter(service_filter)))
             .with(self.error_layer())
             .with(self.debug_recording_layer())
-            .try_init()
+            .try_init()?;
+        crate::log::log_panics();
+        Ok(())
     }
 }

@@ -48,12 +48,14 @@ mod in_flight;
 mod init;
 mod level;
 mod mark;
+mod panic;
 mod recorder_layer;
 mod request_span;
 
 pub use debug_request_filter::DebugRequestFilter;
 pub use filter::LogFilter;
 pub use level::{LogLevel, LogLevelError, LogLevelState, MAX_DIRECTIVE_BYTES, MAX_TTL};
+pub use panic::{PANIC_TARGET, log_panics};
 pub use recorder_layer::DebugRecordingLayer;
 pub use request_span::request_span;
 

@@ -78,6 +78,15 @@ impl<S: Subscriber> Layer<S> for ErrorLayer {
                     .fields
                     .push(("diag.fields_dropped".into(), fields.dropped.to_string()));
             }
+            let mut location = meta
+                .file()
+                .map(|f| format!("{f}:{}", meta.line().unwrap_or(0)));
+            // A panic logged by `log_panics`: where it panicked, not where it was logged.
+            if meta.target() == crate::log::PANIC_TARGET
+                && let Some(at) = fields.fields.iter().position(|(k, _)| k == "location")
+            {
+                location = Some(fields.fields.remove(at).1);
+            }
             ErrorRecord {
                 time_unix: SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -86,9 +95,7 @@ impl<S: Subscriber> Layer<S> for ErrorLayer {
                 message: fields.message,
                 fields: fields.fields,
                 trace_id: crate::request::with_current(|s| s.map(|s| s.trace.trace_id.to_string())),
-                location: meta
-                    .file()
-                    .map(|f| format!("{f}:{}", meta.line().unwrap_or(0))),
+                location,
             }
         }));
         match record {

@@ -1,0 +1,46 @@
+//! Panics as ERROR events, so a handler's panic shows where on-call looks: the `errors`
+//! state provider (with the trace id of the request it happened in), the service's log
+//! output, an exported debug trace.
+
+use std::sync::Once;
+
+/// The target of the ERROR event a panic becomes.
+pub const PANIC_TARGET: &str = "panic";
+
+/// From now on, logs every panic as an ERROR event (target [`PANIC_TARGET`], message
+/// `panicked: <payload>`, fields `location` and `thread`), then runs the panic hook that
+/// was set before (Rust's default prints the panic to stderr, as ever). A panic while a
+/// request is current carries its trace id, like any event. Installed once per process,
+/// whatever the number of calls; [`Diag::init_tracing`](crate::Diag::init_tracing) calls
+/// it.
+///
+/// ```
+/// diag_core::log::log_panics();
+/// let caught = std::panic::catch_unwind(|| panic!("boom"));
+/// assert!(caught.is_err());
+/// ```
+pub fn log_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(a payload that is not text)");
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+            let thread = std::thread::current();
+            tracing::error!(
+                target: PANIC_TARGET,
+                location = location.as_deref().unwrap_or("unknown"),
+                thread = thread.name().unwrap_or("unnamed"),
+                "panicked: {message}"
+            );
+            previous(info);
+        }));
+    });
+}
