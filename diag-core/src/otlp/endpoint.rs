@@ -1,0 +1,124 @@
+//! Where traces go, and how one batch gets there: a plain HTTP/1.1 `POST`.
+
+use super::*;
+
+/// Where traces go: `http://host:port/path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// `host:port`.
+    pub(super) authority: String,
+    pub(super) path: String,
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port][/path]` (port 80, path `/v1/traces` when absent).
+    pub(crate) fn parse(url: &str) -> Result<Endpoint, String> {
+        let rest = url.trim().strip_prefix("http://").ok_or_else(|| {
+            format!("`{url}`: only http:// is supported (send to a local collector)")
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(format!("`{url}`: no host"));
+        }
+        if authority.contains('@') {
+            // Not supported, and it would be printed in warnings and on `/debug`.
+            return Err("credentials in the URL are not supported".to_owned());
+        }
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let path = if path.is_empty() || path == "/" {
+            "/v1/traces"
+        } else {
+            path
+        };
+        Ok(Endpoint {
+            authority,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// The endpoint the environment names, read through `var`: `DIAG_OTLP_ENDPOINT`, else
+/// OpenTelemetry's `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// with `/v1/traces`. OpenTelemetry's only where its exporters speak what diag speaks,
+/// OTLP/HTTP with protobuf (`OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` unset or
+/// `http/protobuf`): a gRPC endpoint would only collect failures.
+pub(crate) fn endpoint_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let protocol =
+        var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    let otel = protocol.is_none_or(|p| p.trim() == "http/protobuf");
+    [
+        ("DIAG_OTLP_ENDPOINT", "", true),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", otel),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "/v1/traces", otel),
+    ]
+    .into_iter()
+    .filter(|(_, _, usable)| *usable)
+    .find_map(|(name, suffix, _)| {
+        let url = var(name)?;
+        let url = url.trim().trim_end_matches('/');
+        (!url.is_empty()).then(|| format!("{url}{suffix}"))
+    })
+}
+
+/// One `POST` with `Connection: close`; a 2xx status is success.
+pub(super) fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
+    let addr = endpoint
+        .authority
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        endpoint.path,
+        endpoint.authority,
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| e.to_string())?;
+    stream.write_all(body).map_err(|e| e.to_string())?;
+    // The status line is all that is needed: `HTTP/1.1 200 OK`.
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    while n < buf.len() {
+        match stream.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if buf[..n].contains(&b'\n') {
+                    break;
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let line = String::from_utf8_lossy(&buf[..n]);
+    let status = line.split(' ').nth(1).unwrap_or("");
+    if status.starts_with('2') {
+        Ok(())
+    } else {
+        Err(format!(
+            "the collector answered `{}`",
+            line.lines().next().unwrap_or("")
+        ))
+    }
+}
