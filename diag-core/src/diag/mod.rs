@@ -1,0 +1,307 @@
+//! The [`Diag`] handle; [`DiagBuilder`] (in `builder`) makes one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::auth::Secret;
+use crate::events::Events;
+use crate::metrics::BucketsError;
+use crate::metrics::registry::MetricsRegistry;
+use crate::net::{CidrParseError, TrustedProxies};
+use crate::state::StateRegistry;
+use crate::state::config::ConfigState;
+use crate::state::in_flight::InFlight;
+use crate::state::queues::Queues;
+use crate::state::{ErrorRing, SecretKeys};
+use crate::trace::Sampler;
+
+mod builder;
+
+pub use builder::DiagBuilder;
+
+/// The handle a service keeps: cheap to clone, shared by the middleware, the endpoints
+/// and the service's own code.
+///
+/// ```
+/// let diag = diag_core::Diag::builder()
+///     .service("checkout")
+///     .version("1.4.2")
+///     .token("s3cret")
+///     .build()
+///     .unwrap();
+/// diag.state().register("flags", || serde_json::json!({"new_cart": true})).unwrap();
+/// assert_eq!(diag.service(), "checkout");
+/// ```
+#[derive(Clone)]
+pub struct Diag {
+    pub(crate) inner: Handle,
+}
+
+/// How a [`Diag`] holds its state: reference-counted, or, after [`Diag::leak`], for the
+/// rest of the process, so that cloning and dropping a handle (the middleware does both
+/// on every request) writes no counter that every core shares.
+pub(crate) enum Handle {
+    Counted(Arc<Inner>),
+    Process(&'static Arc<Inner>),
+}
+
+impl Clone for Handle {
+    #[inline]
+    fn clone(&self) -> Handle {
+        match self {
+            Handle::Counted(inner) => Handle::Counted(Arc::clone(inner)),
+            Handle::Process(inner) => Handle::Process(inner),
+        }
+    }
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Arc<Inner>;
+
+    #[inline]
+    fn deref(&self) -> &Arc<Inner> {
+        match self {
+            Handle::Counted(inner) => inner,
+            Handle::Process(inner) => inner,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) service: String,
+    pub(crate) version: String,
+    /// Which process this is among the service's instances (see [`Diag::instance`]).
+    pub(crate) instance: String,
+    pub(crate) token: Option<Secret>,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) admin_addr: Option<SocketAddr>,
+    pub(crate) metrics_public: bool,
+    pub(crate) disabled: AtomicBool,
+    pub(crate) started: Instant,
+    pub(crate) started_at: SystemTime,
+    pub(crate) state: StateRegistry,
+    pub(crate) events: Events,
+    pub(crate) debug: crate::debug::DebugMode,
+    pub(crate) git_sha: Option<String>,
+    pub(crate) build_info: std::collections::BTreeMap<String, String>,
+    pub(crate) secret_keys: SecretKeys,
+    pub(crate) config: ConfigState,
+    pub(crate) errors: Arc<ErrorRing>,
+    pub(crate) queues: Queues,
+    pub(crate) in_flight: InFlight,
+    pub(crate) log_level: crate::log::LogLevelControl,
+    pub(crate) metrics: MetricsRegistry,
+    pub(crate) sampler: Sampler,
+    /// Incoming `tracestate` headers, and the count of those not passed on.
+    pub(crate) tracestate: crate::trace::IncomingTraceState,
+    /// Where debug requests' traces go, when configured.
+    pub(crate) otlp: Option<crate::otlp::OtlpExporter>,
+}
+
+/// A configuration value diag could not accept.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A trusted proxy entry is not an address or CIDR network.
+    #[error("trusted proxy: {0}")]
+    TrustedProxy(#[from] CidrParseError),
+    /// A trusted debug network entry is not an address or CIDR network.
+    #[error("debug network: {0}")]
+    DebugNetwork(CidrParseError),
+    /// A diagnostic-mode setting is out of range.
+    #[error("debug mode: {0}")]
+    Debug(String),
+    /// The admin listener address does not parse.
+    #[error("admin address `{0}` is not a socket address (expected e.g. 127.0.0.1:9901)")]
+    AdminAddr(String),
+    /// An environment variable holds a value diag cannot use.
+    #[error("environment variable {name}: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP duration buckets are unusable.
+    #[error("http duration buckets: {0}")]
+    Buckets(#[from] BucketsError),
+    /// The OTLP endpoint is not a plain `http://` URL, or its thread could not start.
+    #[error("otlp endpoint: {0}")]
+    Otlp(String),
+}
+
+impl Diag {
+    /// Starts a builder with defaults (no token, loopback-only endpoints, nothing trusted).
+    pub fn builder() -> DiagBuilder {
+        DiagBuilder::default()
+    }
+
+    /// A builder preloaded from the environment; see [`DiagBuilder::from_env`].
+    pub fn from_env() -> Result<DiagBuilder, ConfigError> {
+        DiagBuilder::default().from_env()
+    }
+
+    /// Which of the service's instances this process is: `DIAG_INSTANCE`, or the builder's
+    /// [`instance`](DiagBuilder::instance), or `<hostname>:<pid>` (in Kubernetes the
+    /// hostname is the pod's name). Debug responses carry it as `X-Debug-Instance`: a
+    /// capture lives in the memory of the instance that served the request, so behind a
+    /// load balancer this names where to read it.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().instance("checkout-7f9c-x2").build().unwrap();
+    /// assert_eq!(diag.instance(), "checkout-7f9c-x2");
+    /// let default = diag_core::Diag::builder().build().unwrap();
+    /// assert!(default.instance().ends_with(&format!(":{}", std::process::id())));
+    /// ```
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// The service name given to the builder.
+    pub fn service(&self) -> &str {
+        &self.inner.service
+    }
+
+    /// The service version given to the builder.
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+
+    /// The registry of `/debug/state` providers.
+    pub fn state(&self) -> &StateRegistry {
+        &self.inner.state
+    }
+
+    /// The "what changed" timeline.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    /// How long ago this handle was built.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// When this handle was built, as wall-clock time.
+    pub fn started_at(&self) -> SystemTime {
+        self.inner.started_at
+    }
+
+    /// The separate admin listener's address, when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.inner.admin_addr
+    }
+
+    /// Whether the kill switch is on: the middleware then passes requests straight through.
+    pub fn is_disabled(&self) -> bool {
+        self.inner.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Flips the kill switch at runtime; a change is recorded as a `kill_switch` event.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.set_disabled(true);
+    /// assert_eq!(diag.events().recent().last().unwrap().kind, "kill_switch");
+    /// ```
+    pub fn set_disabled(&self, disabled: bool) {
+        let was = self.inner.disabled.swap(disabled, Ordering::Relaxed);
+        if was != disabled {
+            self.events().record(
+                crate::events::kinds::KILL_SWITCH,
+                if disabled {
+                    "kill switch on: diagnostics paused, requests pass straight through"
+                } else {
+                    "kill switch off: diagnostics resumed"
+                },
+            );
+        }
+    }
+
+    /// The git sha given to the builder, if any.
+    pub fn git_sha(&self) -> Option<&str> {
+        self.inner.git_sha.as_deref()
+    }
+
+    /// Sends every trace waiting for the OTLP collector now, and waits for it, `timeout`
+    /// at most: call it on the way out (after the server's graceful shutdown), or the
+    /// server spans of the last second and any debug capture still queued are lost with
+    /// the process. `true` when all of them reached the collector, or when no
+    /// collector is configured; `false` on a timeout or a failed post (counted in
+    /// `diag_otlp_exports_total{outcome="failed"}`). Blocks the calling thread: from
+    /// async code, call it inside `spawn_blocking`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// // No collector configured: nothing to send.
+    /// assert!(diag.flush_traces(Duration::from_secs(5)));
+    /// ```
+    pub fn flush_traces(&self, timeout: Duration) -> bool {
+        self.inner
+            .otlp
+            .as_ref()
+            .is_none_or(|otlp| otlp.flush(timeout))
+    }
+}
+
+impl Diag {
+    /// For the `Diag` a service builds at start and serves with until it exits: this
+    /// handle, and every clone made from it from now on, refers to diag's state without
+    /// a reference count. The middleware clones the handle into every request (axum's
+    /// router clones the layered service, the request's guard keeps one) and drops it at
+    /// the end: with a count, that is four atomic writes to one cache line per request,
+    /// which every core serving requests pulls back and forth (see BENCHMARKS.md,
+    /// "Metrics"). The price: the state is never freed and diag's threads run until the
+    /// process ends, so call it once, not on a `Diag` per test or per tenant.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().service("checkout").build().unwrap().leak();
+    /// let for_the_router = diag.clone(); // no reference count written
+    /// assert_eq!(for_the_router.service(), "checkout");
+    /// ```
+    pub fn leak(self) -> Diag {
+        match self.inner {
+            Handle::Process(_) => self,
+            Handle::Counted(inner) => Diag {
+                inner: Handle::Process(Box::leak(Box::new(inner))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for Diag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Diag")
+            .field("service", &self.inner.service)
+            .field("version", &self.inner.version)
+            .field("token", &self.inner.token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaked_diag_is_cloned_without_counting_and_still_shares_its_state() {
+        let diag = Diag::builder().build().unwrap();
+        let counted = diag.clone();
+        let before = Arc::strong_count(&diag.inner);
+        assert_eq!(Arc::strong_count(&counted.clone().inner), before + 1);
+        let leaked = diag.leak();
+        let clones: Vec<Diag> = (0..3).map(|_| leaked.clone()).collect();
+        assert_eq!(
+            Arc::strong_count(&leaked.inner),
+            before,
+            "clones of a leaked Diag take no reference"
+        );
+        drop(clones);
+        assert_eq!(Arc::strong_count(&leaked.inner), before);
+        // The same state as the counted handles, and leaking twice changes nothing.
+        leaked.clone().leak().set_disabled(true);
+        assert!(counted.is_disabled());
+    }
+}
