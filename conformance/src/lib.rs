@@ -7,7 +7,8 @@
 //! - route `POST /echo` to a handler that streams the request body back unchanged, with
 //!   `content-type: application/octet-stream`, `GET /users/{id}` to any 200 handler, and
 //!   `GET /sized` to a handler that streams [`SIZED_BODY`] bytes in several chunks under
-//!   a `content-length` header it sets itself.
+//!   a `content-length` header it sets itself, and `GET /panic/{id}` to a handler that
+//!   panics (with no catch-panic layer: the framework does what it does).
 
 mod debug_mode;
 mod endpoints;
@@ -169,6 +170,8 @@ pub async fn run_all(t: &Target) {
     metrics_use_route_templates(t).await;
     log_level_changes_only_by_put_and_reverts(t).await;
     oversized_endpoint_body_is_refused(t).await;
+    // Last: a framework may take a while to recover the worker a panic went through.
+    a_panicking_handler_counts_as_a_500(t).await;
 }
 
 /// Waits (up to 10 s) until no debug request is in flight.

@@ -22,6 +22,14 @@ fn start_server() -> std::net::SocketAddr {
                     )
                     .route("/users/{id}", web::get().to(|| async { "a user" }))
                     .route(
+                        "/panic/{id}",
+                        web::get().to(|| async {
+                            panic!("a bug in the handler");
+                            #[allow(unreachable_code)]
+                            "never"
+                        }),
+                    )
+                    .route(
                         "/sized",
                         web::get().to(|| async {
                             let size = diag_conformance::SIZED_BODY;

@@ -16,6 +16,7 @@ async fn axum_adapter_conforms() {
         .route("/echo", post(|body: Body| async move { echo(body) }))
         .route("/users/{id}", get(|| async { "a user" }))
         .route("/sized", get(|| async { sized() }))
+        .route("/panic/{id}", get(panics))
         .with_diag(&diag);
     let addr = common::serve(app).await;
     diag_conformance::run_all(&Target::new(format!("http://{addr}"))).await;
@@ -37,4 +38,8 @@ fn echo(body: Body) -> Response<Body> {
         .header("content-type", "application/octet-stream")
         .body(body)
         .unwrap()
+}
+
+async fn panics() -> &'static str {
+    panic!("a bug in the handler")
 }

@@ -31,6 +31,7 @@ fn template(path: &str) -> Option<&'static str> {
         ["", "echo"] => Some("/echo"),
         ["", "users", id] if !id.is_empty() => Some("/users/{id}"),
         ["", "sized"] => Some("/sized"),
+        ["", "panic", id] if !id.is_empty() => Some("/panic/{id}"),
         _ => None,
     }
 }
@@ -77,6 +78,7 @@ async fn app(
                 .insert("content-length", SIZED_BODY.into());
             res
         }
+        ("GET", Some("/panic/{id}")) => panic!("a bug in the handler"),
         _ => full(StatusCode::NOT_FOUND, "no such route"),
     })
 }
