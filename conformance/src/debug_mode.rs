@@ -90,6 +90,10 @@ pub async fn client_that_goes_away_leaves_an_incomplete_capture(t: &Target) {
         capture["complete"], false,
         "capture {id}, bodies {bodies:?}"
     );
+    assert!(
+        capture["panicked"].is_null(),
+        "a client going away is no panic: {capture}"
+    );
     wait_until_nothing_in_flight(t).await;
 }
 

@@ -141,6 +141,16 @@ impl Target {
         res.text().await.expect("body")
     }
 
+    /// `GET path` with the token, as plain text (the terminal views).
+    pub async fn authed_text(&self, path: &str) -> String {
+        let res = self
+            .authed(path)
+            .header("accept", "text/plain")
+            .send()
+            .await;
+        res.expect("request").text().await.expect("body")
+    }
+
     /// `GET path` with the token, as JSON.
     pub async fn authed_json(&self, path: &str) -> Value {
         self.authed(path)

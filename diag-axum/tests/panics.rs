@@ -56,5 +56,8 @@ async fn a_panicking_handler_counts_as_a_500() {
     let id = list["captures"][0]["id"].to_string();
     let capture = wait_for_capture(&t, &id).await;
     assert_eq!(capture["complete"], false, "{capture}");
+    assert_eq!(capture["panicked"], true, "{capture}");
+    let text = t.authed_text(&format!("/debug/requests/{id}")).await;
+    assert!(text.contains("INCOMPLETE (the handler panicked)"), "{text}");
     assert_eq!(capture["request"]["route"], "/caught/{id}", "{capture}");
 }

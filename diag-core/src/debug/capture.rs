@@ -204,6 +204,9 @@ pub struct Capture {
     /// `false` when the exchange ended early: the client went away before the response
     /// body ended, or the handler never answered.
     pub complete: bool,
+    /// The handler panicked (then `complete` is `false`). Absent from the JSON otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub panicked: bool,
     /// From arrival to the end of the response body (or to the abandonment).
     pub duration_ms: f64,
     /// From arrival to the response head.

@@ -201,6 +201,7 @@ pub(crate) mod tests {
             span_id: "0".repeat(16),
             level: DebugLevel::Debug,
             complete: true,
+            panicked: false,
             duration_ms: 1.0,
             response_head_ms: None,
             request: CapturedRequest {

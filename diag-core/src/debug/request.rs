@@ -205,18 +205,24 @@ impl DebugRequest {
             response.body.end();
             response.head.is_some()
         };
-        self.store(complete);
+        self.store(complete, false);
     }
 
     /// Stores the capture as incomplete (the client went away, the handler failed);
     /// does nothing if it was already stored. Dropping the last handle does the same.
     pub fn finish_incomplete(&self) {
-        self.store(false);
+        self.store(false, false);
+    }
+
+    /// Stores the capture as incomplete because the handler panicked (the guard of a
+    /// request whose handler panicked calls it).
+    pub fn finish_after_panic(&self) {
+        self.store(false, true);
     }
 
     /// Moves what was recorded into the flight recorder, unredacted (it redacts on
     /// read): nothing is copied or rendered here.
-    fn store(&self, complete: bool) {
+    fn store(&self, complete: bool, panicked: bool) {
         if self.stored.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -244,6 +250,7 @@ impl DebugRequest {
             tracestate: self.tracestate.clone(),
             level: self.session.level,
             complete,
+            panicked,
             duration: self.session.elapsed(),
             request: request.head,
             request_body: request.body,
@@ -263,7 +270,7 @@ impl DebugRequest {
 
 impl Drop for DebugRequest {
     fn drop(&mut self) {
-        self.store(false);
+        self.store(false, false);
         self.diag
             .debug_mode()
             .in_flight

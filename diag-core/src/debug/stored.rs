@@ -189,6 +189,8 @@ pub(crate) struct StoredCapture {
     pub(crate) tracestate: Option<crate::trace::TraceState>,
     pub(crate) level: DebugLevel,
     pub(crate) complete: bool,
+    /// The handler panicked while the request was current.
+    pub(crate) panicked: bool,
     pub(crate) duration: Duration,
     pub(crate) request: RequestHead,
     pub(crate) request_body: BodyCapture,
@@ -212,6 +214,7 @@ impl StoredCapture {
             span_id: self.span_id.to_string(),
             level: self.level,
             complete: self.complete,
+            panicked: self.panicked,
             duration_ms: self.duration_ms(),
             response_head_ms: self.response.as_ref().map(|r| capture::ms(r.at)),
             request: CapturedRequest {
@@ -328,6 +331,7 @@ pub(crate) mod tests {
             tracestate: None,
             level: DebugLevel::Debug,
             complete: true,
+            panicked: false,
             duration: Duration::from_millis(1),
             request: RequestHead::copy("GET", "/", None, &headers(&[])),
             request_body: body,

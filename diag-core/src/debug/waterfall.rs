@@ -105,6 +105,8 @@ pub fn render(capture: &Capture) -> String {
         capture.duration_ms,
         if capture.complete {
             "complete"
+        } else if capture.panicked {
+            "INCOMPLETE (the handler panicked)"
         } else {
             "INCOMPLETE (client went away or no response)"
         }

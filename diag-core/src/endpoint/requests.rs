@@ -25,6 +25,8 @@ struct Summary {
     status: Option<u16>,
     duration_ms: f64,
     complete: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    panicked: bool,
 }
 
 #[derive(Serialize)]
@@ -78,6 +80,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
             status: c.response.as_ref().map(|r| r.status),
             duration_ms: c.duration_ms(),
             complete: c.complete,
+            panicked: c.panicked,
         })
         .collect();
     let list = List {
@@ -148,7 +151,11 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
             crate::debug::Safe(&c.method),
             crate::debug::Safe(&c.uri),
             c.trace_id,
-            if c.complete { "" } else { "  (incomplete)" },
+            match (c.complete, c.panicked) {
+                (true, _) => "",
+                (false, false) => "  (incomplete)",
+                (false, true) => "  (incomplete: the handler panicked)",
+            },
         );
     }
     out

@@ -475,7 +475,11 @@ impl Drop for RequestGuard {
             }
             // Either way a debug request's capture is stored as incomplete.
             if let Some(debug) = &self.debug {
-                debug.request.finish_incomplete();
+                if state & PANICKED != 0 {
+                    debug.request.finish_after_panic();
+                } else {
+                    debug.request.finish_incomplete();
+                }
             }
         }
     }
