@@ -244,6 +244,30 @@ impl Diag {
             .as_ref()
             .is_none_or(|otlp| otlp.flush(timeout))
     }
+
+    /// [`flush_traces`](Self::flush_traces) for async code, the last line of a
+    /// service's `main` after its graceful shutdown: runs it on Tokio's blocking pool
+    /// (actix-web's runtime is Tokio too) and logs a warning when something did not
+    /// reach the collector.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// // ... serve until shutdown, then:
+    /// assert!(diag.flush_traces_on_exit(Duration::from_secs(5)).await);
+    /// # }
+    /// ```
+    pub async fn flush_traces_on_exit(&self, timeout: Duration) -> bool {
+        let diag = self.clone();
+        let flushed = tokio::task::spawn_blocking(move || diag.flush_traces(timeout))
+            .await
+            .unwrap_or(false);
+        if !flushed {
+            tracing::warn!("some traces did not reach the OTLP collector before exit");
+        }
+        flushed
+    }
 }
 
 impl Diag {

@@ -30,9 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
-    let flushed = tokio::task::spawn_blocking(move || diag.flush_traces(Duration::from_secs(5)));
-    if !flushed.await? {
-        tracing::warn!("some traces did not reach the OTLP collector before exit");
-    }
+    // The last second's server spans (and any debug capture still queued) would go
+    // down with the process: send them to the collector first.
+    diag.flush_traces_on_exit(Duration::from_secs(5)).await;
     Ok(())
 }

@@ -18,10 +18,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // actix stops on Ctrl-C by itself, after its graceful shutdown.
     server(diag.clone(), &config, listener)?.await?;
-    let flushed =
-        actix_web::rt::task::spawn_blocking(move || diag.flush_traces(Duration::from_secs(5)));
-    if !flushed.await? {
-        tracing::warn!("some traces did not reach the OTLP collector before exit");
-    }
+    diag.flush_traces_on_exit(Duration::from_secs(5)).await;
     Ok(())
 }
