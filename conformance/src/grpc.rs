@@ -216,6 +216,22 @@ async fn eventually(diag: &Diag, what: &str, check: impl Fn(&str) -> bool) -> St
     }
 }
 
+/// Runs every check, each against a service of its own: `serve` starts one with the
+/// middleware of the [`Diag`] it is given (and [`Echo`]) and returns a channel to it.
+pub async fn run_all<F, Fut>(serve: F)
+where
+    F: Fn(Diag) -> Fut,
+    Fut: Future<Output = Channel>,
+{
+    let plain = || Diag::builder().build().expect("diag");
+    let diag = plain();
+    calls_count_under_their_method_and_grpc_status(&diag, &serve(diag.clone()).await).await;
+    let diag = plain();
+    a_call_the_client_cancels_counts_as_cancelled(&diag, &serve(diag.clone()).await).await;
+    let diag = Diag::builder().token(TOKEN).build().expect("diag");
+    diagnostic_mode_through_grpc_metadata(&diag, &serve(diag.clone()).await).await;
+}
+
 /// Calls count under their method and gRPC status; made-up methods under `unmatched`.
 pub async fn calls_count_under_their_method_and_grpc_status(diag: &Diag, channel: &Channel) {
     for _ in 0..2 {

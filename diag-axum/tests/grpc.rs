@@ -16,7 +16,10 @@ use tonic::transport::Channel;
 /// The app: `GET /products/{id}` and the gRPC service `test.Echo`, with diag.
 fn app(diag: &Diag) -> Router {
     Router::new()
-        .route("/products/{id}", get(|| async { "a product" }))
+        .route(
+            "/products/{id}",
+            get(|| async { "a product" }).post(|| async { "updated" }),
+        )
         .merge(tonic::service::Routes::new(grpc::Echo).into_axum_router())
         .with_diag(diag)
 }
@@ -33,17 +36,31 @@ async fn serve(diag: &Diag) -> (Channel, std::net::SocketAddr) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_count_under_their_method_and_grpc_status() {
+async fn axum_adapter_passes_the_grpc_checks() {
+    grpc::run_all(|diag| async move { serve(&diag).await.0 }).await;
+}
+
+/// Plain HTTP on the router that serves gRPC keeps its route template and HTTP status,
+/// over HTTP/1.1 and over HTTP/2 alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_beside_grpc_keeps_its_templates() {
     let diag = Diag::builder().build().unwrap();
     let (channel, addr) = serve(&diag).await;
-    grpc::calls_count_under_their_method_and_grpc_status(&diag, &channel).await;
-
-    // Plain HTTP on the same router keeps its route template and HTTP status, over
-    // HTTP/1.1 and over HTTP/2 alike.
+    let reply = grpc::unary(&channel, "/test.Echo/Ok", &[]).await.unwrap();
+    assert_eq!(reply.into_inner(), bytes::Bytes::from_static(b"ping"));
     let url = format!("http://{addr}/products/7");
     let h1 = reqwest::Client::new().get(&url).send().await.unwrap();
     assert_eq!(h1.version(), reqwest::Version::HTTP_11);
     assert_eq!(h2_get(addr, "/products/7").await, 200);
+    // A POST that is not gRPC (its content type says so) keeps its template too.
+    let post = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 200);
     let text = grpc::metrics(&diag).await;
     let labels = r#"method="GET",route="/products/{id}",status="200""#;
     assert_eq!(
@@ -51,24 +68,17 @@ async fn calls_count_under_their_method_and_grpc_status() {
         Some(2.0),
         "{text}"
     );
+    assert_eq!(
+        grpc::requests(&text, "/test.Echo/Ok", "OK"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        grpc::requests(&text, "/products/{id}", "200"),
+        Some(1.0),
+        "{text}"
+    );
     assert!(!text.contains("{*rest}"), "{text}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_the_client_cancels_counts_as_cancelled() {
-    let diag = Diag::builder().build().unwrap();
-    let (channel, _) = serve(&diag).await;
-    grpc::a_call_the_client_cancels_counts_as_cancelled(&diag, &channel).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn diagnostic_mode_through_grpc_metadata() {
-    let diag = Diag::builder()
-        .token(diag_conformance::TOKEN)
-        .build()
-        .unwrap();
-    let (channel, _) = serve(&diag).await;
-    grpc::diagnostic_mode_through_grpc_metadata(&diag, &channel).await;
 }
 
 /// `GET path` over HTTP/2 (prior knowledge, as gRPC clients connect): the status.

@@ -25,27 +25,8 @@ async fn serve(diag: &Diag) -> Channel {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_count_under_their_method_and_grpc_status() {
-    let diag = Diag::builder().build().unwrap();
-    let channel = serve(&diag).await;
-    grpc::calls_count_under_their_method_and_grpc_status(&diag, &channel).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_the_client_cancels_counts_as_cancelled() {
-    let diag = Diag::builder().build().unwrap();
-    let channel = serve(&diag).await;
-    grpc::a_call_the_client_cancels_counts_as_cancelled(&diag, &channel).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn diagnostic_mode_through_grpc_metadata() {
-    let diag = Diag::builder()
-        .token(diag_conformance::TOKEN)
-        .build()
-        .unwrap();
-    let channel = serve(&diag).await;
-    grpc::diagnostic_mode_through_grpc_metadata(&diag, &channel).await;
+async fn tower_adapter_passes_the_grpc_checks() {
+    grpc::run_all(|diag| async move { serve(&diag).await }).await;
 }
 
 /// gRPC-Web from a browser, through tonic-web's translator in front of `DiagLayer`: the
