@@ -309,29 +309,46 @@ pub async fn calls_count_under_their_method_and_grpc_status(diag: &Diag, channel
 
 /// A streaming call the client drops counts as `CANCELLED`, and leaves nothing in flight.
 pub async fn a_call_the_client_cancels_counts_as_cancelled(diag: &Diag, channel: &Channel) {
-    // A method not seen before: in flight under `unmatched` until its status is known.
+    // A method not seen before: once the server takes the call (its response head
+    // carries no status), the call counts under the method, for as long as it streams.
     let mut s = stream(channel, "/test.Echo/Hang").await;
     assert_eq!(
         s.message().await.unwrap().unwrap(),
         Bytes::from_static(b"one")
     );
-    let in_flight = r#"method="POST",route="unmatched""#;
+    let hang = r#"method="POST",route="/test.Echo/Hang""#;
+    let unmatched = r#"method="POST",route="unmatched""#;
     let text = metrics(diag).await;
     assert_eq!(
-        sample(&text, "http_server_active_requests", in_flight),
+        sample(&text, "http_server_active_requests", hang),
         Some(1.0),
         "{text}"
     );
+    assert_eq!(
+        sample(&text, "http_server_active_requests", unmatched),
+        Some(0.0),
+        "{text}"
+    );
+    // The `requests` state provider (in flight per route) agrees.
+    let report = diag
+        .state()
+        .collect("requests")
+        .await
+        .expect("requests provider");
+    let state = serde_json::to_string(&report.value).unwrap();
+    assert!(state.contains("/test.Echo/Hang"), "{state}");
     drop(s);
     let text = eventually(diag, "the cancelled call recorded", |t| {
         requests(t, "/test.Echo/Hang", "CANCELLED").is_some()
     })
     .await;
-    assert_eq!(
-        sample(&text, "http_server_active_requests", in_flight),
-        Some(0.0),
-        "{text}"
-    );
+    for labels in [hang, unmatched] {
+        assert_eq!(
+            sample(&text, "http_server_active_requests", labels),
+            Some(0.0),
+            "{labels}\n{text}"
+        );
+    }
 }
 
 /// `x-debug` metadata puts a call in diagnostic mode; its capture keeps the trailers.

@@ -36,8 +36,8 @@ pub type PeerFn = fn(&http::Extensions) -> Option<SocketAddr>;
 /// and its `status` label the gRPC status name (`OK`, `NOT_FOUND`, `UNAVAILABLE`), read
 /// from the response head or, after the last message, from the trailers; the call's
 /// duration runs until then. A method becomes a label only once a call to it has been
-/// answered with a gRPC status other than `UNIMPLEMENTED`, so clients calling made-up
-/// methods cannot mint series (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
+/// answered with a gRPC status other than `UNIMPLEMENTED` (or its answer starts
+/// streaming), so clients calling made-up methods cannot mint series (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
 /// tonic keeps the peer address in a `TcpConnectInfo` extension: give it to
 /// [`with_peer`](Self::with_peer) for `X-Debug: 1` from trusted networks. A port that
 /// serves only gRPC cannot serve diag's endpoints: give them their own listener

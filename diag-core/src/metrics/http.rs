@@ -303,6 +303,19 @@ impl HttpMetrics {
         (now, learned)
     }
 
+    /// Moves a request counted as active under `active` to its real `route` (created
+    /// now), once that route is known to exist (see [`Diag::begin_grpc`]); returns the
+    /// new series.
+    ///
+    /// [`Diag::begin_grpc`]: crate::Diag::begin_grpc
+    pub(crate) fn learn(&self, active: SeriesRef, route: &str) -> SeriesRef {
+        let [method, _] = self.active.labels(active);
+        let learned = self.active.series([method, route]);
+        self.active.metric(learned).active.inc();
+        self.active.metric(active).active.dec();
+        learned
+    }
+
     /// A known route's `(method, route)` series, counted as active; `None` (nothing
     /// created) for a pair no request has been recorded under.
     pub(crate) fn begin_known(&self, method: &'static str, route: &str) -> Option<SeriesRef> {

@@ -140,13 +140,28 @@ fn is_grpc_content_type(value: &[u8]) -> bool {
     matches!(rest.first(), None | Some(b'+' | b';'))
 }
 
+impl RequestGuard {
+    /// Counts the request as active and in flight under `route`, found to exist after
+    /// it began under [`UNMATCHED_ROUTE`].
+    fn learn(&mut self, route: &str) {
+        let inner = &self.diag.inner;
+        let learned = inner.metrics.http.learn(self.active, route);
+        let [method, _] = inner.metrics.http.active.labels(learned);
+        inner.in_flight.leave(self.in_flight);
+        self.in_flight = inner.in_flight.enter(method, route, self.start);
+        self.active = learned;
+    }
+}
+
 impl Diag {
     /// [`begin`](Self::begin) for a gRPC server, with the request's path as
     /// `req.route` (`/package.Service/Method`).
     ///
     /// Anyone can send a call to any path, so a method becomes a route label only once a
     /// call to it has been answered with a gRPC status other than `UNIMPLEMENTED` (the answer
-    /// to a method or service the server does not have): until then, and for any path
+    /// to a method or service the server does not have), or its response head came
+    /// without a status (the server took the call and streams its answer: from then on
+    /// it counts under its method, however long it lasts). Until then, and for any path
     /// not shaped like a method, the request counts under `unmatched`. Label sets stay
     /// bounded by the methods the server implements (and the family's series cap).
     ///
@@ -219,8 +234,16 @@ impl RequestGuard {
         }
         self.respond(headers);
         let code = headers.get("grpc-status").map(GrpcCode::from_header);
-        if let Some(code) = code {
-            self.record(Outcome::Grpc(code));
+        match code {
+            Some(code) => self.record(Outcome::Grpc(code)),
+            // A gRPC head without a status: the server took the call (an unknown method
+            // is answered with UNIMPLEMENTED in the head), so the method exists. Count
+            // the call under it from now on: a stream may stay open for hours.
+            None => {
+                if let Some(route) = self.learning.take() {
+                    self.learn(&route);
+                }
+            }
         }
         let tap = self.debug_response(status, headers);
         let pending = code.is_none().then(|| GrpcCall {
