@@ -247,8 +247,8 @@ impl Diag {
 
     /// [`flush_traces`](Self::flush_traces) for async code, the last line of a
     /// service's `main` after its graceful shutdown: runs it on Tokio's blocking pool
-    /// (actix-web's runtime is Tokio too) and logs a warning when something did not
-    /// reach the collector.
+    /// (so await it on a Tokio runtime; actix-web's is one) and logs a warning when
+    /// something did not reach the collector. Elsewhere, call `flush_traces` itself.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
