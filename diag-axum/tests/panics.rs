@@ -59,5 +59,10 @@ async fn a_panicking_handler_counts_as_a_500() {
     assert_eq!(capture["panicked"], true, "{capture}");
     let text = t.authed_text(&format!("/debug/requests/{id}")).await;
     assert!(text.contains("INCOMPLETE (the handler panicked)"), "{text}");
+    let listed = t.authed_text("/debug/requests").await;
+    assert!(
+        listed.contains("/caught/2") && listed.contains("(incomplete: the handler panicked)"),
+        "{listed}"
+    );
     assert_eq!(capture["request"]["route"], "/caught/{id}", "{capture}");
 }
