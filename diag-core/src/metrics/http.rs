@@ -279,30 +279,6 @@ impl HttpMetrics {
         now
     }
 
-    /// Like [`finish`](Self::finish) for a request counted under `active` whose real
-    /// route is `route`, seen for the first time (see [`Diag::begin_grpc`]): records it
-    /// under `route`, and creates `route`'s `(method, route)` series so that later
-    /// requests find it; returns that series with the clock reading.
-    ///
-    /// [`Diag::begin_grpc`]: crate::Diag::begin_grpc
-    pub(crate) fn finish_learned(
-        &self,
-        active: SeriesRef,
-        route: &str,
-        outcome: Outcome,
-        start: MonoTime,
-        trace: &TraceContext,
-    ) -> (MonoTime, SeriesRef) {
-        let now = MonoTime::now();
-        self.active.metric(active).active.dec();
-        let [method, _] = self.active.labels(active);
-        let mut label = itoa::Buffer::new();
-        let series = self.red.series([method, route, outcome.label(&mut label)]);
-        let learned = self.active.series([method, route]);
-        self.record(series, now.nanos_since(start), now, trace);
-        (now, learned)
-    }
-
     /// Moves a request counted as active under `active` to its real `route` (created
     /// now), once that route is known to exist (see [`Diag::begin_grpc`]); returns the
     /// new series.

@@ -142,8 +142,9 @@ fn is_grpc_content_type(value: &[u8]) -> bool {
 
 impl RequestGuard {
     /// Counts the request as active and in flight under `route`, found to exist after
-    /// it began under [`UNMATCHED_ROUTE`].
-    fn learn(&mut self, route: &str) {
+    /// it began under [`UNMATCHED_ROUTE`] (when its response head or its status shows
+    /// it).
+    pub(super) fn learn(&mut self, route: &str) {
         let inner = &self.diag.inner;
         let learned = inner.metrics.http.learn(self.active, route);
         let [method, _] = inner.metrics.http.active.labels(learned);

@@ -353,25 +353,20 @@ impl RequestGuard {
     /// Records the request's duration and outcome, and queues its span for export.
     #[inline(always)]
     fn record(&mut self, outcome: Outcome) {
-        let http = &self.diag.inner.metrics.http;
-        let trace = &self.scope.trace;
         // Only a gRPC answer other than UNIMPLEMENTED says the method exists (a plain HTTP
         // answer, a 404 from a proxy say, says nothing about it).
-        let learned = matches!(outcome, Outcome::Grpc(code) if code != GrpcCode::UNIMPLEMENTED);
-        let (end, series) = match self.learning.take() {
-            Some(route) if learned => {
-                http.finish_learned(self.active, &route, outcome, self.start, trace)
-            }
-            _ => (
-                http.finish(self.active, outcome, self.start, trace),
-                self.active,
-            ),
-        };
+        if matches!(outcome, Outcome::Grpc(code) if code != GrpcCode::UNIMPLEMENTED)
+            && let Some(route) = self.learning.take()
+        {
+            self.learn(&route);
+        }
+        let http = &self.diag.inner.metrics.http;
+        let end = http.finish(self.active, outcome, self.start, &self.scope.trace);
         let (status, grpc) = match outcome {
             Outcome::Http(status) => (status, None),
             Outcome::Grpc(code) => (200, Some(code)),
         };
-        self.export_span(series, Some(status), grpc, end);
+        self.export_span(self.active, Some(status), grpc, end);
     }
 
     /// A debug request's response headers (`server-timing`, `x-debug-id`, ...) and the
