@@ -25,6 +25,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::TOKEN;
+pub use crate::sample;
 
 /// Messages as raw bytes.
 #[derive(Clone, Copy, Default)]
@@ -187,14 +188,6 @@ pub async fn metrics(diag: &Diag) -> String {
         ..Default::default()
     };
     String::from_utf8(diag.serve(req).await.body).unwrap()
-}
-
-/// The value of the sample named `name` with exactly these labels, if any.
-pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.split(' ').next().unwrap().parse().unwrap())
 }
 
 /// `http_server_requests_total` of a `POST` to `route` with `status`.

@@ -253,3 +253,12 @@ pub fn pattern(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The value of the sample named `name` with exactly these labels in exposition `text`,
+/// if any.
+pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.split(' ').next().unwrap().parse().unwrap())
+}

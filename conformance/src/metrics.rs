@@ -37,9 +37,15 @@ pub async fn metrics_use_route_templates(t: &Target) {
 /// A handler that panics is a server error in the RED metrics (a 500, whatever the
 /// framework then does with the connection), and leaves nothing active.
 pub async fn a_panicking_handler_counts_as_a_500(t: &Target) {
-    let series = r#"http_server_requests_total{method="GET",route="/panic/{id}",status="500"}"#;
-    let active = r#"http_server_active_requests{method="GET",route="/panic/{id}"}"#;
-    let before = sample(&t.metrics().await, series).unwrap_or(0.0);
+    let calls = |text: &str| {
+        let labels = r#"method="GET",route="/panic/{id}",status="500""#;
+        sample(text, "http_server_requests_total", labels)
+    };
+    let active = |text: &str| {
+        let labels = r#"method="GET",route="/panic/{id}""#;
+        sample(text, "http_server_active_requests", labels)
+    };
+    let before = calls(&t.metrics().await).unwrap_or(0.0);
     // Through a connection of its own: the framework may close it.
     let client = reqwest::Client::new();
     for id in [1, 2] {
@@ -51,20 +57,13 @@ pub async fn a_panicking_handler_counts_as_a_500(t: &Target) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = t.metrics().await;
-        if sample(&text, series) == Some(before + 2.0) && sample(&text, active) == Some(0.0) {
+        if calls(&text) == Some(before + 2.0) && active(&text) == Some(0.0) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{series} at {before} + 2, {active} 0\n{text}"
+            "500s of /panic/{{id}} at {before} + 2, none active:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The value of the sample `name{labels}` in exposition `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.split(' ').next()?.parse().ok())
 }
