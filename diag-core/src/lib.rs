@@ -42,6 +42,7 @@ pub mod log;
 pub mod metrics;
 pub mod net;
 pub mod otlp;
+mod process;
 pub mod request;
 pub mod state;
 pub mod trace;

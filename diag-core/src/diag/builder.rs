@@ -31,6 +31,7 @@ pub struct DiagBuilder {
     trusted_proxies: Vec<String>,
     admin_addr: Option<String>,
     metrics_public: bool,
+    process_metrics: bool,
     disabled: bool,
     provider_deadline: Duration,
     provider_max_bytes: usize,
@@ -57,6 +58,7 @@ impl Default for DiagBuilder {
             trusted_proxies: Vec::new(),
             admin_addr: None,
             metrics_public: true,
+            process_metrics: true,
             disabled: false,
             provider_deadline: Duration::from_millis(500),
             provider_max_bytes: 256 * 1024,
@@ -121,6 +123,23 @@ impl DiagBuilder {
     /// scrapers usually carry none). When `false`, `/metrics` is guarded like `/debug/*`.
     pub fn metrics_public(mut self, public: bool) -> Self {
         self.metrics_public = public;
+        self
+    }
+
+    /// Whether `/metrics` carries the process collector (default `true`):
+    /// `process_cpu_seconds_total`, `process_resident_memory_bytes`, open and maximum
+    /// descriptors, threads, start time, `service_build_info` and the Tokio runtime's
+    /// load, under the names Prometheus's client libraries use (see the
+    /// [`metrics`](crate::metrics) module). Turn it off when another library in the
+    /// service already writes these names to the same scrape. `DIAG_PROCESS_METRICS`
+    /// sets it from the environment.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().process_metrics(false).build().unwrap();
+    /// # let _ = diag;
+    /// ```
+    pub fn process_metrics(mut self, on: bool) -> Self {
+        self.process_metrics = on;
         self
     }
 
@@ -312,6 +331,9 @@ impl DiagBuilder {
         if let Some(b) = env_bool("DIAG_METRICS_PUBLIC")? {
             self.metrics_public = b;
         }
+        if let Some(b) = env_bool("DIAG_PROCESS_METRICS")? {
+            self.process_metrics = b;
+        }
         self = self.debug_from_env()?;
         if let Some(ratio) = sampling_ratio_from_env(|name| std::env::var(name).ok())? {
             self.sampling_ratio = ratio;
@@ -397,6 +419,9 @@ impl DiagBuilder {
         crate::state::in_flight::register(&diag);
         crate::state::events::register(&diag);
         crate::metrics::internals::register(&diag);
+        if self.process_metrics {
+            crate::metrics::process::register(&diag);
+        }
         let sha = diag
             .git_sha()
             .map(|s| format!(" ({s})"))

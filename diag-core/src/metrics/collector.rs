@@ -92,6 +92,34 @@ impl ScrapeWriter {
         }
     }
 
+    /// Writes one counter sample whose value is not a whole number, such as seconds of
+    /// CPU time. A negative, infinite or NaN value is left out (and counted): a counter
+    /// only goes up from zero.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.register_collector(|w| {
+    ///     w.counter_float("gc_pause_seconds_total", "Time spent in pauses.", &[], 1.25);
+    /// })
+    /// .unwrap();
+    /// let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// let text = String::from_utf8(diag.serve(req).await.body).unwrap();
+    /// assert!(text.contains("gc_pause_seconds_total 1.25\n"));
+    /// # }
+    /// ```
+    pub fn counter_float(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        if !value.is_finite() || value < 0.0 {
+            self.dropped += 1;
+            return;
+        }
+        if let Some(family) = self.series(name, help, Kind::Counter, labels) {
+            family
+                .samples
+                .raw_counter_float(&family.name, labels, value);
+        }
+    }
+
     /// Writes one gauge sample.
     pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
         if let Some(family) = self.series(name, help, Kind::Gauge, labels) {
@@ -286,6 +314,26 @@ mod tests {
              queue_depth{queue=\"a\"} 2.0\nqueue_depth{queue=\"b\"} 2.0\n\
              # HELP queue_in_total In.\n# TYPE queue_in_total counter\n\
              queue_in_total{queue=\"a\"} 5\nqueue_in_total{queue=\"b\"} 5\n"
+        );
+    }
+
+    #[test]
+    fn float_counters_take_only_finite_non_negative_values() {
+        let (out, dropped) = text(
+            |w| {
+                w.counter_float("busy_seconds", "Busy.", &[("w", "0")], 0.25);
+                for bad in [-1.0, f64::NAN, f64::INFINITY] {
+                    w.counter_float("busy_seconds", "Busy.", &[("w", "1")], bad);
+                }
+            },
+            Format::Classic,
+            false,
+        );
+        assert_eq!(dropped, 3);
+        assert_eq!(
+            out,
+            "# HELP busy_seconds_total Busy.\n# TYPE busy_seconds_total counter\n\
+             busy_seconds_total{w=\"0\"} 0.25\n"
         );
     }
 

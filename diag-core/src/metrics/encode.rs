@@ -134,6 +134,14 @@ impl Encoder {
     }
 
     /// A gauge sample from a plain number (diag's own bookkeeping, collectors).
+    /// A counter whose value is not a whole number (seconds of CPU time, say).
+    pub(crate) fn raw_counter_float(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.sample(name, "_total", labels, None);
+        self.out.push(' ');
+        push_float(&mut self.out, value);
+        self.out.push('\n');
+    }
+
     pub(crate) fn raw_gauge(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.sample(name, "", labels, None);
         self.out.push(' ');

@@ -14,6 +14,15 @@
 //! - Collectors ([`Diag::register_collector`](crate::Diag::register_collector),
 //!   [`ScrapeWriter`]): functions called on every scrape that write counter and gauge
 //!   samples read from wherever the numbers live; no background task.
+//! - The process collector: `process_cpu_seconds_total`, `process_resident_memory_bytes`,
+//!   `process_virtual_memory_bytes`, `process_threads`, `process_open_fds`,
+//!   `process_max_fds`, `process_start_time_seconds` (the names Prometheus's client
+//!   libraries use, so their dashboards and alerts apply), `service_build_info{service,
+//!   version, git_sha, diag_version, diag_instance} 1`, and the Tokio runtime's
+//!   `tokio_workers`, `tokio_alive_tasks`, `tokio_global_queue_depth` and
+//!   `tokio_worker_busy_seconds_total{worker}` (the first 64 workers). Read at scrape
+//!   time; on by default, off with
+//!   [`DiagBuilder::process_metrics`](crate::DiagBuilder::process_metrics).
 //!
 //! # diag's own metrics
 //!
@@ -76,6 +85,7 @@ mod histogram;
 pub(crate) mod http;
 pub(crate) mod internals;
 mod name;
+pub(crate) mod process;
 pub(crate) mod registry;
 mod route_hint;
 mod shard;

@@ -8,20 +8,28 @@
 //! [`DiagBuilder::build_info`](crate::DiagBuilder::build_info) adds any other fact.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
 use crate::Diag;
+use crate::process::{ProcessStats, RuntimeStats, unix_seconds};
 
 #[derive(Debug, Serialize)]
 struct ProcessState {
     pid: u32,
     service: String,
     version: String,
+    /// When the process started (the kernel's figure where there is one, else when
+    /// `Diag` was built), seconds since the Unix epoch.
     started_at_unix: f64,
     uptime_seconds: f64,
+    /// User plus system CPU time since the start, seconds.
+    cpu_seconds: Option<f64>,
     /// Resident set size, bytes (Linux).
     rss_bytes: Option<u64>,
+    /// Virtual memory size, bytes (Linux).
+    virtual_memory_bytes: Option<u64>,
     threads: Option<u64>,
     open_fds: Option<u64>,
     /// The soft limit on open descriptors: `open_fds` creeping towards it is a leak.
@@ -47,8 +55,8 @@ struct RuntimeReport {
     alive_tasks: usize,
     /// Tasks waiting in the shared injection queue: a deep one means workers are busy.
     global_queue_depth: usize,
-    /// Per worker (at most [`MAX_WORKERS_SHOWN`]): seconds spent busy and times parked,
-    /// since the runtime started.
+    /// Per worker (the first 64):
+    /// seconds spent busy and times parked, since the runtime started.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     per_worker: Vec<WorkerReport>,
 }
@@ -59,28 +67,23 @@ struct WorkerReport {
     park_count: u64,
 }
 
-/// The most workers listed one by one.
-const MAX_WORKERS_SHOWN: usize = 64;
-
-fn runtime_report() -> Option<RuntimeReport> {
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    let m = handle.metrics();
-    #[cfg(target_has_atomic = "64")]
-    let per_worker = (0..m.num_workers().min(MAX_WORKERS_SHOWN))
-        .map(|w| WorkerReport {
-            busy_seconds: m.worker_total_busy_duration(w).as_secs_f64(),
-            park_count: m.worker_park_count(w),
-        })
-        .collect();
-    #[cfg(not(target_has_atomic = "64"))]
-    let per_worker = Vec::new();
-    Some(RuntimeReport {
-        flavor: format!("{:?}", handle.runtime_flavor()),
-        workers: m.num_workers(),
-        alive_tasks: m.num_alive_tasks(),
-        global_queue_depth: m.global_queue_depth(),
-        per_worker,
-    })
+impl From<RuntimeStats> for RuntimeReport {
+    fn from(r: RuntimeStats) -> Self {
+        RuntimeReport {
+            flavor: r.flavor,
+            workers: r.workers,
+            alive_tasks: r.alive_tasks,
+            global_queue_depth: r.global_queue_depth,
+            per_worker: r
+                .per_worker
+                .into_iter()
+                .map(|w| WorkerReport {
+                    busy_seconds: w.busy_seconds,
+                    park_count: w.park_count,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Registers `process`; called once by the builder.
@@ -89,8 +92,11 @@ pub(crate) fn register(diag: &Diag) {
     let weak = std::sync::Arc::downgrade(&diag.inner);
     let _ = diag.state().register("process", move || {
         let inner = weak.upgrade();
-        let status = read("/proc/self/status");
-        let field = |key: &str| status.as_deref().and_then(|s| status_field(s, key));
+        let os = ProcessStats::read();
+        let started_at_unix = os
+            .start_time_unix
+            .unwrap_or_else(|| inner.as_ref().map_or(0.0, |i| unix_seconds(i.started_at)));
+        let uptime = (unix_seconds(SystemTime::now()) - started_at_unix).max(0.0);
         ProcessState {
             pid: std::process::id(),
             service: inner
@@ -101,21 +107,14 @@ pub(crate) fn register(diag: &Diag) {
                 .as_ref()
                 .map(|i| i.version.clone())
                 .unwrap_or_default(),
-            started_at_unix: inner
-                .as_ref()
-                .and_then(|i| i.started_at.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0.0, |d| d.as_secs_f64()),
-            uptime_seconds: inner
-                .as_ref()
-                .map_or(0.0, |i| crate::clock::seconds_to_ms(i.started.elapsed())),
-            rss_bytes: field("VmRSS:").map(|kb| kb * 1024),
-            threads: field("Threads:"),
-            open_fds: std::fs::read_dir("/proc/self/fd")
-                .ok()
-                .map(|d| d.count() as u64),
-            max_fds: read("/proc/self/limits")
-                .as_deref()
-                .and_then(max_open_files),
+            started_at_unix,
+            uptime_seconds: (uptime * 1000.0).round() / 1000.0,
+            cpu_seconds: os.cpu_seconds,
+            rss_bytes: os.resident_bytes,
+            virtual_memory_bytes: os.virtual_bytes,
+            threads: os.threads,
+            open_fds: os.open_fds,
+            max_fds: os.max_fds,
             build: BuildReport {
                 git_sha: inner.as_ref().and_then(|i| i.git_sha.clone()),
                 diag_version: env!("CARGO_PKG_VERSION"),
@@ -124,47 +123,14 @@ pub(crate) fn register(diag: &Diag) {
                     .map(|i| i.build_info.clone())
                     .unwrap_or_default(),
             },
-            tokio: runtime_report(),
+            tokio: RuntimeStats::read().map(RuntimeReport::from),
         }
     });
-}
-
-fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok()
-}
-
-/// The number after `key` in `/proc/self/status` (`VmRSS:   1234 kB` gives 1234).
-fn status_field(status: &str, key: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
-
-/// The soft limit from the `Max open files` line of `/proc/self/limits`.
-fn max_open_files(limits: &str) -> Option<u64> {
-    limits
-        .lines()
-        .find_map(|l| l.strip_prefix("Max open files"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_proc_formats() {
-        let status = "Name:\tx\nVmRSS:\t   10240 kB\nThreads:\t7\n";
-        assert_eq!(status_field(status, "VmRSS:"), Some(10240));
-        assert_eq!(status_field(status, "Threads:"), Some(7));
-        assert_eq!(status_field(status, "VmSwap:"), None);
-        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
-                      Max open files            1024                 524288               files\n";
-        assert_eq!(max_open_files(limits), Some(1024));
-    }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
@@ -175,6 +141,9 @@ mod tests {
         assert_eq!(v["pid"], std::process::id());
         assert_eq!(v["version"], "9.9.9");
         assert!(v["rss_bytes"].as_u64().unwrap() > 0);
+        assert!(v["virtual_memory_bytes"].as_u64() >= v["rss_bytes"].as_u64());
+        assert!(v["cpu_seconds"].as_f64().unwrap() > 0.0);
+        assert!(v["uptime_seconds"].as_f64().unwrap() >= 0.0);
         assert!(v["threads"].as_u64().unwrap() >= 1);
         assert!(v["open_fds"].as_u64().unwrap() >= 3);
         assert!(v["max_fds"].as_u64().unwrap() >= v["open_fds"].as_u64().unwrap());

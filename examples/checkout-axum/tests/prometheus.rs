@@ -268,6 +268,41 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
     })
     .await;
 
+    // The process collector's families, under the names dashboards made for
+    // Prometheus's client libraries query, with values a live process has.
+    for (query, check) in [
+        ("process_resident_memory_bytes > 1e6", "resident memory"),
+        (
+            "process_open_fds >= 3 and process_open_fds <= process_max_fds",
+            "descriptors",
+        ),
+        ("rate(process_cpu_seconds_total[1m]) >= 0", "a CPU rate"),
+        ("time() - process_start_time_seconds > 0", "the start time"),
+        (
+            r#"service_build_info{service="checkout",diag_version!=""} == 1"#,
+            "build info",
+        ),
+        ("sum(tokio_workers) >= 1", "the runtime's workers"),
+        (
+            // The README's join: any series split by the version that served it.
+            r#"sum by (version) (http_server_requests_total{route="/products/{id}"}
+                 * on (instance) group_left (version) service_build_info) == 3"#,
+            "request counts by version",
+        ),
+    ] {
+        prom.wait_for(&format!("{check} ({query})"), || {
+            let (client, prom) = (&client, &prom);
+            async move {
+                let data = prom.api(client, "query", &[("query", query)]).await?;
+                match data["result"].as_array().map(Vec::len) {
+                    Some(1) => Ok(()),
+                    _ => Err(format!("no single series answers: {data}")),
+                }
+            }
+        })
+        .await;
+    }
+
     for metric in [
         "http_server_request_duration_seconds_bucket",
         "http_server_requests_total",

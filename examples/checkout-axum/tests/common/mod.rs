@@ -66,15 +66,7 @@ impl Running {
     }
 
     pub async fn with_token() -> Running {
-        Running::start(
-            Diag::builder()
-                .service("checkout")
-                .version("1.2.3")
-                .token(TOKEN)
-                .build()
-                .unwrap(),
-        )
-        .await
+        Running::start(diag_with_token(|b| b)).await
     }
 
     pub fn url(&self, path: &str) -> String {
