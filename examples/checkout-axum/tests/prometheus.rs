@@ -1,7 +1,9 @@
 //! The demo scraped by a real Prometheus: the target is healthy (Prometheus parsed the
-//! OpenMetrics exposition without complaint), the request counts arrive, and the trace
-//! id a response handed out comes back as a `trace_id` exemplar; `promtool check
-//! metrics` accepts the classic text exposition.
+//! OpenMetrics exposition without complaint), the request counts arrive, the process
+//! collector's families answer the usual queries, the shipped recording rules
+//! (`prometheus/rules.yml`) evaluate to series, and the trace id a response handed out
+//! comes back as a `trace_id` exemplar; `promtool check metrics` accepts the classic
+//! text exposition, and `promtool test rules` the shipped alerts' tests.
 //!
 //! Needs `prometheus` and `promtool` (Debian package `prometheus`; `scripts/test`
 //! installs it). Missing binaries fail the test: they are never a reason to skip.
@@ -49,10 +51,14 @@ impl PrometheusProcess {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let config = dir.join("prometheus.yml");
+        // The rules the repository ships, evaluated every second: their expressions must
+        // name what diag really exposes.
+        std::fs::copy(rules_dir().join("rules.yml"), dir.join("rules.yml")).unwrap();
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 rule_files: ['rules.yml']\n\
                  scrape_configs:\n  - job_name: checkout\n    metrics_path: /metrics\n    \
                  static_configs:\n      - targets: ['{target}']\n"
             ),
@@ -153,6 +159,11 @@ impl Drop for PrometheusProcess {
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The repository's `prometheus/` folder: recording and alerting rules with their tests.
+fn rules_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../prometheus")
 }
 
 /// Percent-encodes a query parameter value (everything but RFC 3986's unreserved set).
@@ -303,6 +314,38 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
         .await;
     }
 
+    // The shipped recording rules evaluate to series for the demo's route (so they name
+    // the metrics and labels diag really exposes), and no rule failed to evaluate.
+    for record in [
+        "job_route:http_server_requests:rate5m",
+        "job_route:http_server_errors:ratio_rate5m",
+        "job_route:http_server_request_duration_seconds:p99_5m",
+    ] {
+        let query = format!(r#"{record}{{job="checkout",method="GET",route="/products/{{id}}"}}"#);
+        prom.wait_for(&format!("the recording rule {record}"), || {
+            let (client, prom, query) = (&client, &prom, &query);
+            async move {
+                let data = prom.api(client, "query", &[("query", query)]).await?;
+                // NaN is a value too: with no traffic since the first scrape, the
+                // rates are 0 and the ratio 0/0.
+                match data["result"][0]["value"][1].as_str() {
+                    Some(v) if v.parse::<f64>().is_ok() => Ok(()),
+                    _ => Err(format!("no series yet: {data}")),
+                }
+            }
+        })
+        .await;
+    }
+    let rules = prom.api(&client, "rules", &[]).await.unwrap();
+    let groups = rules["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3, "{rules}");
+    for rule in groups.iter().flat_map(|g| g["rules"].as_array().unwrap()) {
+        assert_eq!(
+            rule["health"], "ok",
+            "a shipped rule fails to evaluate: {rule}"
+        );
+    }
+
     for metric in [
         "http_server_request_duration_seconds_bucket",
         "http_server_requests_total",
@@ -370,6 +413,33 @@ async fn promtool_accepts_the_classic_exposition() {
         "{text}"
     );
     check_with_promtool(&text);
+}
+
+/// The shipped rules are valid, and fire (or stay quiet) as `prometheus/rules_test.yml`
+/// says.
+#[test]
+fn promtool_checks_and_tests_the_shipped_rules() {
+    for args in [
+        ["check", "rules", "rules.yml"],
+        ["test", "rules", "rules_test.yml"],
+    ] {
+        let out = match Command::new("promtool")
+            .args(args)
+            .current_dir(rules_dir())
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => panic!("cannot start `promtool` ({e}): {INSTALL_HINT}"),
+        };
+        assert!(
+            out.status.success(),
+            "promtool {} failed ({}):\n{}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// Runs `promtool check metrics` on `text`, failing the test on any complaint.
