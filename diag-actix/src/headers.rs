@@ -66,6 +66,19 @@ impl HeaderView for ActixHeaders<'_> {
 }
 
 /// A response's actix-web `HeaderMap`, read and extended by diag at the end of a request.
+///
+/// ```
+/// use actix_web::http::header::HeaderMap;
+/// use diag_core::request::RequestView;
+///
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+/// });
+/// let mut headers = HeaderMap::new();
+/// let _tap = guard.finish(200, &mut diag_actix::ActixHeadersMut(&mut headers));
+/// assert!(headers.contains_key("traceparent"));
+/// ```
 #[derive(Debug)]
 pub struct ActixHeadersMut<'a>(pub &'a mut HeaderMap);
 

@@ -41,6 +41,25 @@ pub struct DiagMiddleware {
 
 impl DiagMiddleware {
     /// Middleware reporting to `diag`.
+    ///
+    /// ```
+    /// # #[actix_web::main] async fn main() {
+    /// use actix_web::{App, test, web};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let app = test::init_service(
+    ///     App::new()
+    ///         .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
+    ///         .configure(diag_actix::configure(diag))
+    ///         .route("/orders/{id}", web::get().to(|| async { "an order" })),
+    /// )
+    /// .await;
+    /// test::call_service(&app, test::TestRequest::get().uri("/orders/1").to_request()).await;
+    /// let scrape = test::TestRequest::get().uri("/metrics").to_request();
+    /// let metrics = test::call_and_read_body(&app, scrape).await;
+    /// assert!(String::from_utf8_lossy(&metrics).contains(r#"route="/orders/{id}""#));
+    /// # }
+    /// ```
     pub fn new(diag: Diag) -> Self {
         DiagMiddleware { diag }
     }
@@ -66,6 +85,21 @@ where
 }
 
 /// The service [`DiagMiddleware`] produces.
+///
+/// ```
+/// # #[actix_web::main] async fn main() {
+/// use actix_web::dev::{Service, Transform};
+/// use actix_web::test::{self, TestRequest};
+///
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let svc: diag_actix::DiagMiddlewareService<_> =
+///     diag_actix::DiagMiddleware::new(diag).new_transform(test::ok_service()).await.unwrap();
+/// let res = svc.call(TestRequest::get().uri("/orders/1").to_srv_request()).await.unwrap();
+/// assert!(res.headers().contains_key("traceparent"));
+/// let res = svc.call(TestRequest::get().uri("/metrics").to_srv_request()).await.unwrap();
+/// assert!(!res.headers().contains_key("traceparent"), "a scrape is not traffic");
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct DiagMiddlewareService<S> {
     service: Rc<S>,
@@ -129,6 +163,21 @@ where
 
 pin_project_lite::pin_project! {
     /// The response future of [`DiagMiddlewareService`].
+    ///
+    /// ```
+    /// # #[actix_web::main] async fn main() {
+    /// use actix_web::dev::{Service, Transform};
+    /// use actix_web::{http::StatusCode, test};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let inner = test::status_service(StatusCode::NOT_FOUND);
+    /// let svc = diag_actix::DiagMiddleware::new(diag).new_transform(inner).await.unwrap();
+    /// let future: diag_actix::DiagFuture<_> = svc.call(test::TestRequest::get().to_srv_request());
+    /// let res = future.await.unwrap();
+    /// assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    /// assert!(res.headers().contains_key("traceparent"));
+    /// # }
+    /// ```
     pub struct DiagFuture<F> {
         #[pin]
         inner: F,
@@ -163,6 +212,25 @@ where
 pin_project_lite::pin_project! {
     /// A response body passed through [`DiagMiddleware`]: unchanged, and for a debug
     /// request copied into its capture as it is sent.
+    ///
+    /// ```
+    /// # #[actix_web::main] async fn main() {
+    /// use actix_web::body::{BodySize, MessageBody};
+    /// use actix_web::{App, dev::ServiceResponse, test, web};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let app = test::init_service(
+    ///     App::new()
+    ///         .wrap(diag_actix::DiagMiddleware::new(diag))
+    ///         .route("/", web::get().to(|| async { "hello" })),
+    /// )
+    /// .await;
+    /// let res: ServiceResponse<diag_actix::DiagActixBody<_>> =
+    ///     test::call_service(&app, test::TestRequest::get().to_request()).await;
+    /// assert_eq!(res.response().body().size(), BodySize::Sized(5)); // the inner body's size
+    /// assert_eq!(test::read_body(res).await, "hello");
+    /// # }
+    /// ```
     pub struct DiagActixBody<B> {
         #[pin]
         inner: B,

@@ -44,6 +44,20 @@ pub struct DiagAxumLayer {
 
 impl DiagAxumLayer {
     /// The layer for `diag`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use axum::{Router, body::Body, routing::get};
+    /// use tower::ServiceExt;
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "hi" }))
+    ///     .layer(diag_axum::DiagAxumLayer::new(&diag));
+    /// let res = app.oneshot(http::Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    /// assert!(res.headers().contains_key("traceparent"));
+    /// # }
+    /// ```
     pub fn new(diag: &Diag) -> Self {
         DiagAxumLayer { diag: diag.clone() }
     }
@@ -61,6 +75,23 @@ impl<S> Layer<S> for DiagAxumLayer {
 }
 
 /// The service [`DiagAxumLayer`] produces.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use axum::body::Body;
+/// use diag_axum::{DiagAxumLayer, DiagAxumService};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let echo: DiagAxumService<_> =
+///     DiagAxumLayer::new(&diag).layer(service_fn(|req: http::Request<Body>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
+///     }));
+/// let req = http::Request::post("/echo").body(Body::from("ping")).unwrap();
+/// let res = echo.oneshot(req).await.unwrap();
+/// assert_eq!(axum::body::to_bytes(res.into_body(), 1024).await.unwrap(), "ping");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct DiagAxumService<S> {
     inner: S,
@@ -133,6 +164,24 @@ where
 
 pin_project! {
     /// The response future of [`DiagAxumService`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use axum::body::Body;
+    /// use tower::{Layer, Service, ServiceExt, service_fn};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let mut svc = diag_axum::DiagAxumLayer::new(&diag).layer(service_fn(
+    ///     |_req: http::Request<Body>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("hi")))
+    ///     },
+    /// ));
+    /// let future: diag_axum::AxumResponseFuture<_> =
+    ///     svc.ready().await.unwrap().call(http::Request::new(Body::empty()));
+    /// let res = future.await.unwrap();
+    /// assert!(res.headers().contains_key("traceparent"));
+    /// # }
+    /// ```
     pub struct AxumResponseFuture<F> {
         #[pin]
         inner: F,

@@ -34,11 +34,37 @@ use diag_core::Diag;
 use diag_tower::{DiagEndpoints, DiagLayer};
 
 /// The route template axum matched, from [`MatchedPath`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use axum::{Router, body::Body, extract::Request, routing::get};
+/// use tower::ServiceExt;
+///
+/// let app: Router = Router::new().route("/users/{id}", get(|req: Request| async move {
+///     diag_axum::matched_route(req.extensions()).unwrap_or("none").to_owned()
+/// }));
+/// let res = app.oneshot(Request::get("/users/7").body(Body::empty()).unwrap()).await.unwrap();
+/// let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+/// assert_eq!(body, "/users/{id}");
+/// # }
+/// ```
 pub fn matched_route(ext: &http::Extensions) -> Option<&str> {
     ext.get::<MatchedPath>().map(MatchedPath::as_str)
 }
 
 /// The peer address from axum's [`ConnectInfo`], or a bare `SocketAddr` extension.
+///
+/// ```
+/// use axum::extract::ConnectInfo;
+/// use std::net::SocketAddr;
+///
+/// let peer: SocketAddr = "203.0.113.7:41000".parse().unwrap();
+/// let mut ext = http::Extensions::new();
+/// assert_eq!(diag_axum::connect_info_peer(&ext), None);
+/// // What `into_make_service_with_connect_info::<SocketAddr>()` gives every request.
+/// ext.insert(ConnectInfo(peer));
+/// assert_eq!(diag_axum::connect_info_peer(&ext), Some(peer));
+/// ```
 pub fn connect_info_peer(ext: &http::Extensions) -> Option<SocketAddr> {
     ext.get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
@@ -48,6 +74,25 @@ pub fn connect_info_peer(ext: &http::Extensions) -> Option<SocketAddr> {
 /// A [`DiagLayer`] that reads axum's route templates and connection info.
 ///
 /// Apply it with [`Router::layer`] after adding your routes, so [`MatchedPath`] is set.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use axum::{Router, body::Body, routing::get};
+/// use tower::ServiceExt;
+///
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(|| async { "a user" }))
+///     .layer(diag_axum::layer(&diag));
+/// app.oneshot(http::Request::get("/users/7").body(Body::empty()).unwrap()).await.unwrap();
+///
+/// # let scrape = diag_core::EndpointRequest {
+/// #     method: "GET".into(), path: "/metrics".into(), ..Default::default()
+/// # };
+/// let metrics = String::from_utf8(diag.serve(scrape).await.body).unwrap();
+/// assert!(metrics.contains(r#"route="/users/{id}""#));
+/// # }
+/// ```
 pub fn layer(diag: &Diag) -> DiagLayer {
     DiagLayer::new(diag.clone())
         .with_route(matched_route)
@@ -72,9 +117,42 @@ pub fn endpoints<S: Clone + Send + Sync + 'static>(diag: &Diag) -> Router<S> {
 }
 
 /// One-line setup on an axum [`Router`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use axum::{Router, body::Body, routing::get};
+/// use diag_axum::DiagRouterExt;
+/// use tower::ServiceExt;
+///
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let app: Router = Router::new().route("/", get(|| async { "hi" })).with_diag(&diag);
+/// // The endpoints are mounted; `/metrics` is public by default.
+/// let scrape = http::Request::get("/metrics").body(Body::empty()).unwrap();
+/// assert_eq!(app.oneshot(scrape).await.unwrap().status(), 200);
+/// # }
+/// ```
 pub trait DiagRouterExt {
     /// Mounts the endpoints and wraps every route added so far, and the fallback, in
     /// diag's layer (which does not count diag's own endpoints as traffic).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use axum::{Router, body::Body, routing::get};
+    /// use diag_axum::DiagRouterExt;
+    /// use tower::ServiceExt;
+    /// # let get_req = |uri| http::Request::get(uri).body(Body::empty()).unwrap();
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let app: Router = Router::new().route("/", get(|| async { "hi" })).with_diag(&diag);
+    /// let res = app.clone().oneshot(get_req("/nowhere")).await.unwrap();
+    /// assert_eq!(res.status(), 404);
+    /// assert!(res.headers().contains_key("traceparent"), "the fallback is watched too");
+    ///
+    /// let scrape = app.oneshot(get_req("/metrics")).await.unwrap();
+    /// let metrics = axum::body::to_bytes(scrape.into_body(), 1 << 20).await.unwrap();
+    /// assert!(String::from_utf8_lossy(&metrics).contains(r#"route="unmatched",status="404""#));
+    /// # }
+    /// ```
     fn with_diag(self, diag: &Diag) -> Self;
 }
 

@@ -11,6 +11,19 @@ use crate::HeaderView;
 use crate::net::{TrustedProxies, client_ip};
 
 /// Why a request to a diagnostics endpoint was refused.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::{AuthError, Diag, EndpointRequest};
+/// let diag = Diag::builder().token("s3cret").build().unwrap();
+/// let req = EndpointRequest { method: "GET".into(), path: "/debug/state".into(), ..Default::default() };
+/// let resp = diag.serve(req).await;
+/// // A refusal is a 401 whose JSON body says why.
+/// assert_eq!(resp.status, 401);
+/// let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+/// assert_eq!(body["error"], AuthError::MissingToken.to_string());
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// A token is configured and the request carries no `Authorization: Bearer` header.

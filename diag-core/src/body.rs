@@ -5,6 +5,24 @@
 //! [`BodyTap::observe`](crate::debug::BodyTap::observe); everything the tap then does
 //! (copying up to the capture cap, ending the capture exactly once, telling a failed
 //! body from a finished one) is decided in the core, the same for every framework.
+//!
+//! ```
+//! use diag_core::body::Polled;
+//! # use diag_core::request::RequestView;
+//! # let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+//! # let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+//! # let view = RequestView { method: "POST", route: None, uri: "/orders", headers: &headers, peer: &|| None };
+//! let guard = diag.begin(&view); // a debug request (`X-Debug: <token>`)
+//! let id = guard.debug_id().unwrap();
+//! // The adapter's request body wrapper, for each poll of the body it wraps:
+//! let mut request_body = guard.request_tap().unwrap();
+//! request_body.observe(Polled::Data(b"{\"sku\":"));
+//! request_body.observe(Polled::Data(b"42}"));
+//! request_body.observe(Polled::End);
+//! guard.finish(201, &mut ()).unwrap().observe(Polled::End); // an empty response body
+//! let capture = diag.debug_mode().recorder().get(id).unwrap();
+//! assert_eq!(capture.request.body.text.as_deref(), Some("{\"sku\":42}"));
+//! ```
 
 /// What one poll of a request or response body produced, as a
 /// [`BodyTap`](crate::debug::BodyTap) sees it. A poll that produced nothing yet

@@ -17,18 +17,52 @@ use crate::trace::Traceparent;
 /// ```
 pub trait HeaderView {
     /// The first value of the header `name`, if present.
+    ///
+    /// ```
+    /// use diag_core::HeaderView;
+    /// let headers = vec![("X-Request-Id".to_owned(), "r-42".to_owned())];
+    /// assert_eq!(headers.get("x-request-id"), Some(&b"r-42"[..]));
+    /// assert_eq!(().get("x-request-id"), None);
+    /// ```
     fn get(&self, name: &str) -> Option<&[u8]>;
 
     /// Calls `f` with every header line, in order, names lower-case.
+    ///
+    /// ```
+    /// use diag_core::HeaderView;
+    /// let headers = vec![
+    ///     ("Accept".to_owned(), "*/*".to_owned()),
+    ///     ("x-debug".to_owned(), "1".to_owned()),
+    /// ];
+    /// let mut names = Vec::new();
+    /// headers.for_each(&mut |name, _value| names.push(name.to_owned()));
+    /// assert_eq!(names, ["accept", "x-debug"]);
+    /// ```
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8]));
 
     /// The first value of `name` as UTF-8 text, if present and valid.
+    ///
+    /// ```
+    /// use diag_core::HeaderView;
+    /// let headers = vec![("user-agent".to_owned(), "curl/8.5.0".to_owned())];
+    /// assert_eq!(headers.get_str("user-agent"), Some("curl/8.5.0"));
+    /// ```
     fn get_str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// All values of `name` joined by `", "` (how list-valued headers such as
     /// `X-Forwarded-For` combine), or `None` when absent.
+    ///
+    /// ```
+    /// use diag_core::HeaderView;
+    /// let headers = vec![
+    ///     ("x-forwarded-for".to_owned(), "203.0.113.7".to_owned()),
+    ///     ("x-forwarded-for".to_owned(), "10.0.0.2".to_owned()),
+    /// ];
+    /// assert_eq!(headers.get_joined("x-forwarded-for").as_deref(), Some("203.0.113.7, 10.0.0.2"));
+    /// assert_eq!(headers.get_joined("forwarded"), None);
+    /// ```
     fn get_joined(&self, name: &str) -> Option<String> {
         let mut out: Option<String> = None;
         self.for_each(&mut |n, v| {
@@ -82,11 +116,30 @@ impl HeaderView for () {
 /// ```
 pub trait ResponseHeaders: HeaderView {
     /// Sets header `name` (lower-case) to `value`, replacing any value it had.
+    ///
+    /// ```
+    /// use diag_core::{HeaderView, ResponseHeaders};
+    /// let mut headers = vec![("X-Trace-Id".to_owned(), "old".to_owned())];
+    /// // `Vec::insert` would win over the trait method: call it by its path.
+    /// ResponseHeaders::insert(&mut headers, "x-trace-id", "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert_eq!(headers.len(), 1); // replaced, whatever its case
+    /// assert_eq!(headers.get_str("x-trace-id"), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    /// ```
     fn insert(&mut self, name: &'static str, value: &str);
 
     /// Sets `traceparent`, which every watched response carries. An adapter may
     /// override this to build the value without validating it: a [`Traceparent`] is
     /// always 55 bytes of lower-case hex digits and dashes.
+    ///
+    /// ```
+    /// use diag_core::trace::TraceContext;
+    /// use diag_core::{HeaderView, ResponseHeaders};
+    /// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let trace = TraceContext::from_traceparent(tp.as_bytes()).unwrap();
+    /// let mut headers: Vec<(String, String)> = Vec::new();
+    /// headers.insert_traceparent(&trace.traceparent());
+    /// assert_eq!(headers.get_str("traceparent"), Some(tp));
+    /// ```
     fn insert_traceparent(&mut self, value: &Traceparent) {
         self.insert("traceparent", value.as_str());
     }

@@ -13,6 +13,21 @@ use tower::ServiceExt;
 use crate::DiagEndpoints;
 
 /// A running admin listener.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use http_body_util::Empty;
+/// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+///
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse()?).await?;
+/// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+/// let res = client.get(format!("http://{}/metrics", admin.local_addr()).parse()?).await?;
+/// assert_eq!(res.status(), 200);
+/// admin.abort();
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct AdminServer {
     addr: SocketAddr,
@@ -21,11 +36,37 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// The address it listens on (useful with port 0).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse().unwrap()).await?;
+    /// assert!(admin.local_addr().ip().is_loopback());
+    /// assert_ne!(admin.local_addr().port(), 0, "the port the system picked");
+    /// # admin.abort();
+    /// # Ok(()) }
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Stops accepting connections.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse().unwrap()).await?;
+    /// admin.abort();
+    /// // The runtime drops the listener when it next runs the aborted task.
+    /// let mut refused = false;
+    /// for _ in 0..100 {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    ///     refused = tokio::net::TcpStream::connect(admin.local_addr()).await.is_err();
+    ///     if refused { break }
+    /// }
+    /// assert!(refused);
+    /// # Ok(()) }
+    /// ```
     pub fn abort(&self) {
         self.task.abort();
     }

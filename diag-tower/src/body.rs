@@ -18,6 +18,25 @@ pin_project! {
     /// diagnostic mode, the data frames are also copied (up to the capture cap) as they pass.
     /// For a gRPC call whose status comes in the trailers, the trailers are read (not
     /// taken) to record the call.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_tower::{DiagBody, DiagLayer};
+    /// use http_body::Body;
+    /// use http_body_util::BodyExt;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let echo = DiagLayer::new(diag).layer(service_fn(
+    ///     |req: http::Request<DiagBody<String>>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
+    ///     },
+    /// ));
+    /// let res = echo.oneshot(http::Request::new(String::from("hello"))).await.unwrap();
+    /// assert_eq!(res.body().size_hint().exact(), Some(5)); // the inner body's hint
+    /// assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "hello");
+    /// # }
+    /// ```
     pub struct DiagBody<B> {
         #[pin]
         inner: B,
@@ -41,6 +60,23 @@ impl<B: Body> DiagBody<B> {
     /// tap from [`RequestGuard::request_tap`](diag_core::request::RequestGuard::request_tap)
     /// or [`RequestGuard::finish`](diag_core::request::RequestGuard::finish)); with no tap,
     /// passed through as it is.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::request::RequestView;
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Full};
+    ///
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "POST", route: Some("/echo"), uri: "/echo", headers: &headers, peer: &|| None,
+    /// });
+    /// assert!(guard.debug_id().is_some(), "in diagnostic mode: its body is copied");
+    /// let body = diag_tower::DiagBody::tapped(Full::new(Bytes::from("ping")), guard.request_tap());
+    /// assert_eq!(body.collect().await.unwrap().to_bytes(), "ping"); // the reader gets it all
+    /// # }
+    /// ```
     pub fn tapped(inner: B, mut tap: Option<BodyTap>) -> Self {
         // A body that is over before it starts (empty, HEAD) may never be polled.
         if let Some(tap) = tap.as_mut().filter(|_| inner.is_end_stream()) {
@@ -55,6 +91,33 @@ impl<B: Body> DiagBody<B> {
 
     /// Hands the body's trailers (or its end) to `call`, which records the gRPC call
     /// (see [`RequestGuard::finish_grpc`](diag_core::request::RequestGuard::finish_grpc)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::request::RequestView;
+    /// use diag_tower::{DiagBody, HttpHeadersMut};
+    /// use http_body_util::{BodyExt, Empty};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let path = "/greeter.Greeter/SayHello";
+    /// let guard = diag.begin_grpc(&RequestView {
+    ///     method: "POST", route: Some(path), uri: path, headers: &(), peer: &|| None,
+    /// });
+    /// let mut head = http::HeaderMap::new();
+    /// head.insert("content-type", "application/grpc".parse().unwrap());
+    /// let (tap, call) = guard.finish_grpc(200, &mut HttpHeadersMut(&mut head));
+    /// let mut trailers = http::HeaderMap::new();
+    /// trailers.insert("grpc-status", "5".parse().unwrap()); // NOT_FOUND
+    /// let body = Empty::<bytes::Bytes>::new().with_trailers(async { Some(Ok(trailers)) });
+    /// DiagBody::tapped(body, tap).with_grpc(call).collect().await.unwrap();
+    ///
+    /// # let scrape = diag_core::EndpointRequest {
+    /// #     method: "GET".into(), path: "/metrics".into(), ..Default::default()
+    /// # };
+    /// let metrics = String::from_utf8(diag.serve(scrape).await.body).unwrap();
+    /// assert!(metrics.contains(r#"status="NOT_FOUND""#));
+    /// # }
+    /// ```
     pub fn with_grpc(mut self, call: Option<GrpcCall>) -> Self {
         match call {
             // Over before it starts: no trailers will come.

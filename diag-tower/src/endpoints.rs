@@ -37,6 +37,20 @@ pub struct DiagEndpoints {
 impl DiagEndpoints {
     /// Endpoints of `diag`; the peer comes from a `SocketAddr` extension unless set with
     /// [`with_peer`](Self::with_peer).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower::ServiceExt;
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap(); // no token: loopback only
+    /// let endpoints = diag_tower::DiagEndpoints::new(diag);
+    /// let mut req = http::Request::get("/debug/state").body(String::new()).unwrap();
+    /// req.extensions_mut().insert(std::net::SocketAddr::from(([127, 0, 0, 1], 41000)));
+    /// assert_eq!(endpoints.clone().oneshot(req).await.unwrap().status(), 200);
+    /// let unknown_peer = http::Request::get("/debug/state").body(String::new()).unwrap();
+    /// assert_eq!(endpoints.oneshot(unknown_peer).await.unwrap().status(), 401);
+    /// # }
+    /// ```
     pub fn new(diag: Diag) -> Self {
         DiagEndpoints {
             diag,
@@ -46,6 +60,23 @@ impl DiagEndpoints {
 
     /// How to find the TCP peer address (it decides loopback-only access when no token
     /// is configured).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::net::SocketAddr;
+    /// use tower::ServiceExt;
+    ///
+    /// #[derive(Clone)]
+    /// struct Conn(SocketAddr);
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let endpoints =
+    ///     diag_tower::DiagEndpoints::new(diag).with_peer(|ext| ext.get::<Conn>().map(|c| c.0));
+    /// let mut req = http::Request::get("/debug/state").body(String::new()).unwrap();
+    /// req.extensions_mut().insert(Conn(SocketAddr::from(([127, 0, 0, 1], 41000))));
+    /// assert_eq!(endpoints.oneshot(req).await.unwrap().status(), 200);
+    /// # }
+    /// ```
     pub fn with_peer(mut self, peer: PeerFn) -> Self {
         self.peer = peer;
         self

@@ -10,6 +10,25 @@ use crate::{DiagBody, HttpHeadersMut};
 
 pin_project! {
     /// The response future of [`DiagService`](crate::DiagService).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower::{Layer, Service, ServiceExt, service_fn};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let mut svc = diag_tower::DiagLayer::new(diag).layer(service_fn(
+    ///     |_req: http::Request<diag_tower::DiagBody<String>>| async {
+    ///         let res = http::Response::builder().status(404).body(String::new()).unwrap();
+    ///         Ok::<_, std::convert::Infallible>(res)
+    ///     },
+    /// ));
+    /// let future: diag_tower::ResponseFuture<_> =
+    ///     svc.ready().await.unwrap().call(http::Request::new(String::new()));
+    /// let res = future.await.unwrap();
+    /// assert_eq!(res.status(), 404);
+    /// assert!(res.headers().contains_key("traceparent"));
+    /// # }
+    /// ```
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,

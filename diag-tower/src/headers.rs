@@ -71,6 +71,18 @@ impl HeaderView for HttpHeaders<'_> {
 }
 
 /// A response's `http::HeaderMap`, read and extended by diag at the end of a request.
+///
+/// ```
+/// use diag_core::request::RequestView;
+///
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+/// });
+/// let mut res = http::Response::new(());
+/// let _tap = guard.finish(200, &mut diag_tower::HttpHeadersMut(res.headers_mut()));
+/// assert!(res.headers().contains_key("traceparent"));
+/// ```
 #[derive(Debug)]
 pub struct HttpHeadersMut<'a>(pub &'a mut http::HeaderMap);
 

@@ -7,9 +7,36 @@ use crate::DiagService;
 
 /// Finds the route template of a request in its extensions (axum's `MatchedPath`, for
 /// example). `None` means the request matched no route.
+///
+/// ```
+/// /// The template your router stored in the request.
+/// #[derive(Clone)]
+/// struct Template(&'static str);
+///
+/// let route: diag_tower::RouteFn = |ext| ext.get::<Template>().map(|t| t.0);
+/// let mut ext = http::Extensions::new();
+/// assert_eq!(route(&ext), None);
+/// ext.insert(Template("/users/{id}"));
+/// assert_eq!(route(&ext), Some("/users/{id}"));
+/// ```
 pub type RouteFn = for<'a> fn(&'a http::Extensions) -> Option<&'a str>;
 
 /// Finds the TCP peer of a request in its extensions (axum's `ConnectInfo`, for example).
+///
+/// ```
+/// use std::net::SocketAddr;
+///
+/// /// What your server stored about the connection.
+/// #[derive(Clone)]
+/// struct Conn {
+///     remote: SocketAddr,
+/// }
+///
+/// let peer: diag_tower::PeerFn = |ext| ext.get::<Conn>().map(|c| c.remote);
+/// let mut ext = http::Extensions::new();
+/// ext.insert(Conn { remote: "203.0.113.7:41000".parse().unwrap() });
+/// assert_eq!(peer(&ext), Some("203.0.113.7:41000".parse().unwrap()));
+/// ```
 pub type PeerFn = fn(&http::Extensions) -> Option<SocketAddr>;
 
 /// Watches every request of the wrapped service: trace context, RED metrics, and
@@ -70,6 +97,21 @@ impl DiagLayer {
     /// A layer reporting to `diag`. By default every request counts as unmatched (set
     /// [`with_route`](Self::with_route)) and the peer is taken from a
     /// `std::net::SocketAddr` extension, if any.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let svc = diag_tower::DiagLayer::new(diag).layer(service_fn(
+    ///     |_req: http::Request<diag_tower::DiagBody<String>>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
+    ///     },
+    /// ));
+    /// let res = svc.oneshot(http::Request::new(String::new())).await.unwrap();
+    /// assert!(res.headers().contains_key("traceparent"));
+    /// # }
+    /// ```
     pub fn new(diag: Diag) -> Self {
         DiagLayer {
             diag,
@@ -80,12 +122,61 @@ impl DiagLayer {
 
     /// How to find the route template (never the raw path: it would explode metric
     /// cardinality).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # let handler = service_fn(|_req: http::Request<diag_tower::DiagBody<String>>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// # });
+    ///
+    /// #[derive(Clone)]
+    /// struct Template(&'static str);
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let layer = diag_tower::DiagLayer::new(diag.clone())
+    ///     .with_route(|ext| ext.get::<Template>().map(|t| t.0));
+    /// let mut req = http::Request::get("/users/7").body(String::new()).unwrap();
+    /// req.extensions_mut().insert(Template("/users/{id}")); // what your router matched
+    /// layer.layer(handler).oneshot(req).await.unwrap();
+    ///
+    /// let scrape = diag_core::EndpointRequest {
+    ///     method: "GET".into(),
+    ///     path: "/metrics".into(),
+    ///     ..Default::default()
+    /// };
+    /// let metrics = String::from_utf8(diag.serve(scrape).await.body).unwrap();
+    /// assert!(metrics.contains(r#"route="/users/{id}""#));
+    /// # }
+    /// ```
     pub fn with_route(mut self, route: RouteFn) -> Self {
         self.route = route;
         self
     }
 
     /// How to find the TCP peer address.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::net::SocketAddr;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # let handler = service_fn(|_req: http::Request<diag_tower::DiagBody<String>>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// # });
+    ///
+    /// #[derive(Clone)]
+    /// struct Conn(SocketAddr);
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let layer =
+    ///     diag_tower::DiagLayer::new(diag).with_peer(|ext| ext.get::<Conn>().map(|c| c.0));
+    /// let mut req = http::Request::get("/").header("x-debug", "1").body(String::new()).unwrap();
+    /// req.extensions_mut().insert(Conn(SocketAddr::from(([127, 0, 0, 1], 41000))));
+    /// let res = layer.layer(handler).oneshot(req).await.unwrap();
+    /// // `X-Debug: 1` is honoured from loopback (the default trusted network).
+    /// assert!(res.headers().contains_key("x-debug-id"));
+    /// # }
+    /// ```
     pub fn with_peer(mut self, peer: PeerFn) -> Self {
         self.peer = peer;
         self

@@ -49,6 +49,18 @@ pub struct PropagateLayer {
 
 impl PropagateLayer {
     /// The layer.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    ///
+    /// let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    /// let client = tower::ServiceBuilder::new()
+    ///     .layer(diag_tower::PropagateLayer::new())
+    ///     .service(http);
+    /// # let _ = client;
+    /// ```
     pub fn new() -> Self {
         PropagateLayer::default()
     }
@@ -63,6 +75,31 @@ impl<S> Layer<S> for PropagateLayer {
 }
 
 /// The service [`PropagateLayer`] produces.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_tower::{DiagBody, DiagLayer, Propagate, PropagateLayer};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # type Infallible = std::convert::Infallible;
+///
+/// // Stands in for the pricing service: answers with the traceparent it was sent.
+/// let pricing: Propagate<_> = PropagateLayer::new().layer(service_fn(|req: http::Request<()>| {
+///     async move { Ok::<_, Infallible>(req.headers()["traceparent"].clone()) }
+/// }));
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let api = DiagLayer::new(diag).layer(service_fn(move |_req: http::Request<DiagBody<String>>| {
+///     let pricing = pricing.clone();
+///     async move {
+///         let sent = pricing.oneshot(http::Request::new(())).await?;
+///         let res = http::Response::builder().header("x-sent", sent);
+///         Ok::<_, Infallible>(res.body(String::new()).unwrap())
+///     }
+/// }));
+/// let res = api.oneshot(http::Request::new(String::new())).await.unwrap();
+/// // The call pricing got continued this request's trace.
+/// assert_eq!(res.headers()["x-sent"], res.headers()["traceparent"]);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Propagate<S> {
     inner: S,

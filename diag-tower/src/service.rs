@@ -7,6 +7,23 @@ use http::{Request, Response};
 use crate::{DiagBody, DiagLayer, HttpHeaders, ResponseFuture};
 
 /// The service [`DiagLayer`] produces.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_tower::{DiagBody, DiagLayer, DiagService};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let svc: DiagService<_> = DiagLayer::new(diag).layer(service_fn(
+///     |_req: http::Request<DiagBody<String>>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
+///     },
+/// ));
+/// let res = svc.oneshot(http::Request::get("/").body(String::new()).unwrap()).await.unwrap();
+/// assert_eq!(res.status(), 200);
+/// assert!(res.headers().contains_key("traceparent"));
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct DiagService<S> {
     pub(crate) inner: S,

@@ -33,6 +33,14 @@ pub struct DebugBudget {
 impl DebugBudget {
     /// A full bucket. `per_second` is clamped to at least one token per ~584 years and
     /// `burst` to at least 1 (the builder refuses non-positive values before this).
+    ///
+    /// ```
+    /// use diag_core::debug::DebugBudget;
+    /// let budget = DebugBudget::new(0.5, 0);
+    /// assert_eq!(budget.burst(), 1, "at least one");
+    /// assert!(budget.try_acquire());
+    /// assert!(!budget.try_acquire(), "the next one in two seconds");
+    /// ```
     pub fn new(per_second: f64, burst: u32) -> Self {
         let interval_ns = if per_second.is_finite() && per_second > 0.0 {
             (1e9 / per_second).clamp(1.0, u64::MAX as f64) as u64
@@ -52,6 +60,14 @@ impl DebugBudget {
     }
 
     /// Takes one token, or returns `false` (and counts it) when none is left.
+    ///
+    /// ```
+    /// use diag_core::debug::DebugBudget;
+    /// let budget = DebugBudget::new(5.0, 3);
+    /// let granted = (0..10).filter(|_| budget.try_acquire()).count();
+    /// assert_eq!(granted, 3, "the burst, then 5 a second");
+    /// assert_eq!(budget.exhausted(), 7);
+    /// ```
     pub fn try_acquire(&self) -> bool {
         let now = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.try_acquire_at(now)
@@ -76,16 +92,38 @@ impl DebugBudget {
     }
 
     /// How many activations were refused for want of budget.
+    ///
+    /// ```
+    /// use diag_core::debug::DebugBudget;
+    /// let budget = DebugBudget::new(1.0, 1);
+    /// assert_eq!(budget.exhausted(), 0);
+    /// budget.try_acquire();
+    /// budget.try_acquire();
+    /// assert_eq!(budget.exhausted(), 1);
+    /// ```
     pub fn exhausted(&self) -> u64 {
         self.exhausted.load(Ordering::Relaxed)
     }
 
     /// The configured refill rate, per second.
+    ///
+    /// ```
+    /// // One debug request every five seconds.
+    /// let diag = diag_core::Diag::builder().debug_budget(0.2, 5).build().unwrap();
+    /// assert_eq!(diag.debug_mode().budget().per_second(), 0.2);
+    /// assert_eq!(diag_core::debug::DebugBudget::new(5.0, 20).per_second(), 5.0);
+    /// ```
     pub fn per_second(&self) -> f64 {
         self.per_second
     }
 
     /// The configured burst.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().debug_budget(0.2, 5).build().unwrap();
+    /// assert_eq!(diag.debug_mode().budget().burst(), 5);
+    /// assert_eq!(diag_core::Diag::builder().build().unwrap().debug_mode().budget().burst(), 20);
+    /// ```
     pub fn burst(&self) -> u32 {
         self.burst
     }

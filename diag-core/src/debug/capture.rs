@@ -99,6 +99,21 @@ impl BodyCapture {
 }
 
 /// A body as stored: text when it is UTF-8, base64 otherwise.
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// # let view = RequestView { method: "POST", route: None, uri: "/upload", headers: &(), peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.request_chunk(&[0xff, 0xd8, 0xff]); // not UTF-8
+/// debug.request_end();
+/// debug.finish_incomplete();
+/// let body = diag.debug_mode().recorder().get(debug.id()).unwrap().request.body.clone();
+/// assert_eq!((body.text, body.base64.as_deref()), (None, Some("/9j/")));
+/// assert_eq!((body.captured_bytes, body.total_bytes, body.ended), (3, 3, true));
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct CapturedBody {
     /// The captured bytes as text (redacted), when they are UTF-8.
@@ -121,6 +136,21 @@ pub struct CapturedBody {
 }
 
 /// The request side of a capture.
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// let view = RequestView {
+///     method: "GET", route: Some("/products/{id}"), uri: "/products/7", headers: &(), peer: &|| None,
+/// };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.finish_incomplete();
+/// let request = diag.debug_mode().recorder().get(debug.id()).unwrap().request.clone();
+/// assert_eq!((request.method.as_str(), request.uri.as_str()), ("GET", "/products/7"));
+/// assert_eq!(request.route.as_deref(), Some("/products/{id}"));
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct CapturedRequest {
     /// `GET`, `POST`, ...
@@ -136,6 +166,23 @@ pub struct CapturedRequest {
 }
 
 /// The response side of a capture.
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.response_head(404, &vec![("set-cookie".to_owned(), "session=abc".to_owned())]);
+/// debug.response_chunk(b"no such product");
+/// debug.response_end();
+/// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+/// let response = capture.response.as_ref().unwrap();
+/// assert_eq!(response.status, 404);
+/// assert_eq!(response.headers[0].1, "[redacted]");
+/// assert_eq!(response.body.text.as_deref(), Some("no such product"));
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct CapturedResponse {
     /// The status code.
@@ -151,6 +198,25 @@ pub struct CapturedResponse {
 }
 
 /// A span of the request, as stored.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use diag_core::debug::{DebugLevel, SpanTiming};
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.session().record_span(SpanTiming {
+///     id: 1, parent: None, name: "login".into(), target: "auth".into(),
+///     start_offset: Duration::from_millis(2), duration: Duration::from_millis(5),
+///     fields: vec![("user".into(), "ada".to_owned()), ("password".into(), "hunter2".to_owned())],
+/// });
+/// debug.finish_incomplete();
+/// let span = diag.debug_mode().recorder().get(debug.id()).unwrap().spans[0].clone();
+/// assert_eq!((span.start_ms, span.duration_ms), (2.0, 5.0));
+/// assert_eq!(span.fields[1], ("password".to_owned(), "[redacted]".to_owned()));
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct CapturedSpan {
     /// Id within the request.
@@ -170,6 +236,25 @@ pub struct CapturedSpan {
 }
 
 /// A log line of the request, as stored.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use diag_core::debug::{DebugLevel, LogLine};
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.session().record_log(LogLine {
+///     offset: Duration::from_micros(1500), level: "DEBUG".into(), target: "auth".into(),
+///     message: "token refreshed".to_owned(), fields: vec![("token".into(), "t0k".to_owned())],
+///     span: None,
+/// });
+/// debug.finish_incomplete();
+/// let log = diag.debug_mode().recorder().get(debug.id()).unwrap().logs[0].clone();
+/// assert_eq!((log.offset_ms, log.level.as_str()), (1.5, "DEBUG"));
+/// assert_eq!(log.fields[0].1, "[redacted]");
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct CapturedLog {
     /// When, in ms from the request's start.
@@ -188,6 +273,22 @@ pub struct CapturedLog {
 
 /// One finished debug request, redacted, as the flight recorder hands it out (it keeps
 /// the raw record and redacts it on each read) and `/debug/requests/{id}` serves it.
+///
+/// ```
+/// use diag_core::request::RequestView;
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: Some("/cart"), uri: "/cart", headers: &headers, peer: &|| None,
+/// });
+/// let (id, trace) = (guard.debug_id().unwrap(), guard.trace().trace_id.to_string());
+/// drop(guard); // the client went away before any response
+/// let capture = diag.debug_mode().recorder().get(id).unwrap();
+/// assert_eq!(capture.trace_id, trace);
+/// assert!(!capture.complete && capture.response.is_none());
+/// let json = serde_json::to_value(&*capture).unwrap();
+/// assert_eq!(json["request"]["route"], "/cart");
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct Capture {
     /// The debug id (`X-Debug-Id`), increasing.
@@ -227,6 +328,19 @@ pub struct Capture {
 
 impl Capture {
     /// Roughly how much memory the capture holds, for the recorder's byte cap.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "POST", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.request_chunk(&[b'x'; 10_000]);
+    /// debug.finish_incomplete();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert!(capture.approx_bytes() > 10_000, "the body counts");
+    /// ```
     pub fn approx_bytes(&self) -> usize {
         fn pairs(p: &[(String, String)]) -> usize {
             p.iter().map(|(a, b)| a.len() + b.len() + 48).sum()

@@ -41,6 +41,13 @@ impl Default for DebugConfig {
 
 impl DiagBuilder {
     /// The request header that asks for diagnostic mode (default `x-debug`).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().token("s3cret").debug_header("X-Diag").build().unwrap();
+    /// let ask = |name: &str| vec![(name.to_owned(), "s3cret".to_owned())];
+    /// assert!(diag.debug_decision(&ask("x-diag"), None).is_debug());
+    /// assert!(!diag.debug_decision(&ask("x-debug"), None).is_debug());
+    /// ```
     pub fn debug_header(mut self, name: impl Into<String>) -> Self {
         self.debug.header = name.into().trim().to_ascii_lowercase();
         self
@@ -50,6 +57,15 @@ impl DiagBuilder {
     /// the endpoint token) is what `X-Debug: <token>` must carry and what signed
     /// credentials are keyed with; so someone can be allowed to turn diagnostic mode
     /// on without being able to read `/debug/*`. Empty: none.
+    ///
+    /// ```
+    /// use diag_core::debug::{Decision, RejectReason};
+    /// let diag = diag_core::Diag::builder().token("ops-only").debug_token("support").build().unwrap();
+    /// let ask = |value: &str| vec![("x-debug".to_owned(), value.to_owned())];
+    /// assert!(diag.debug_decision(&ask("support"), None).is_debug());
+    /// let refused = diag.debug_decision(&ask("ops-only"), None);
+    /// assert_eq!(refused, Decision::Rejected(RejectReason::Invalid));
+    /// ```
     pub fn debug_token(mut self, token: impl Into<String>) -> Self {
         let token = token.into();
         self.debug.token = (!token.is_empty()).then(|| Secret::new(token));
@@ -78,6 +94,16 @@ impl DiagBuilder {
     /// How many debug requests are admitted: `per_second` refilled continuously, up to
     /// `burst` at once (default 5/s, burst 20). Over budget, a request is served
     /// normally with `X-Debug-Status: budget-exhausted`.
+    ///
+    /// ```
+    /// use diag_core::debug::Decision;
+    /// let diag = diag_core::Diag::builder().token("s3cret").debug_budget(0.1, 2).build().unwrap();
+    /// let ask = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// assert!(diag.debug_decision(&ask, None).is_debug());
+    /// assert!(diag.debug_decision(&ask, None).is_debug());
+    /// assert_eq!(diag.debug_decision(&ask, None), Decision::BudgetExhausted);
+    /// assert!(diag_core::Diag::builder().debug_budget(0.0, 2).build().is_err());
+    /// ```
     pub fn debug_budget(mut self, per_second: f64, burst: u32) -> Self {
         self.debug.per_second = per_second;
         self.debug.burst = burst;
@@ -85,6 +111,20 @@ impl DiagBuilder {
     }
 
     /// How many bytes of each body a debug request captures (default 64 KiB).
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// let diag = diag_core::Diag::builder().capture_body_limit(4).build().unwrap();
+    /// # let view = RequestView { method: "POST", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.request_chunk(b"hello, world");
+    /// debug.request_end();
+    /// debug.finish_incomplete();
+    /// let body = diag.debug_mode().recorder().get(debug.id()).unwrap().request.body.clone();
+    /// assert_eq!((body.text.as_deref(), body.total_bytes, body.truncated), (Some("hell"), 12, true));
+    /// ```
     pub fn capture_body_limit(mut self, bytes: usize) -> Self {
         self.debug.body_limit = bytes;
         self
@@ -92,6 +132,12 @@ impl DiagBuilder {
 
     /// The flight recorder's caps: at most `captures` finished debug requests and about
     /// `bytes` bytes (default 100 and 8 MiB); the oldest are evicted first.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().recorder_limits(20, 1 << 20).build().unwrap();
+    /// let stats = diag.debug_mode().recorder().stats();
+    /// assert_eq!((stats.max_captures, stats.max_bytes), (20, 1 << 20));
+    /// ```
     pub fn recorder_limits(mut self, captures: usize, bytes: usize) -> Self {
         self.debug.max_captures = captures;
         self.debug.max_bytes = bytes;
@@ -100,6 +146,19 @@ impl DiagBuilder {
 
     /// One more header whose value captures show as `[redacted]` (on top of
     /// `authorization`, `proxy-authorization`, `cookie`, `set-cookie` and the debug header).
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// let diag = diag_core::Diag::builder().redact_header("x-api-key").build().unwrap();
+    /// let headers = vec![("x-api-key".to_owned(), "k-123".to_owned())];
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &headers, peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.finish_incomplete();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert_eq!(capture.request.headers[0].1, "[redacted]");
+    /// ```
     pub fn redact_header(mut self, name: impl Into<String>) -> Self {
         self.debug.redact_headers.push(name.into());
         self
@@ -107,6 +166,21 @@ impl DiagBuilder {
 
     /// One more field redacted in JSON and form bodies, query strings, and span and log
     /// fields (on top of [`DEFAULT_FIELDS`](crate::debug::DEFAULT_FIELDS)).
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// let diag = diag_core::Diag::builder().redact_field("ssn").build().unwrap();
+    /// # let view = RequestView { method: "POST", route: None, uri: "/?ssn=123", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.request_chunk(br#"{"name":"Ada","ssn":"078-05-1120"}"#);
+    /// debug.request_end();
+    /// debug.finish_incomplete();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert_eq!(capture.request.uri, "/?ssn=[redacted]");
+    /// assert_eq!(capture.request.body.text.as_deref(), Some(r#"{"name":"Ada","ssn":"[redacted]"}"#));
+    /// ```
     pub fn redact_field(mut self, name: impl Into<String>) -> Self {
         self.debug.redact_fields.push(name.into());
         self

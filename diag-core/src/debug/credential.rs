@@ -22,12 +22,44 @@ use crate::auth::Secret;
 use crate::net::{Cidr, TrustedProxies, canonical_ip, client_ip};
 
 /// The longest `X-Debug` value looked at; longer ones are refused unread.
+///
+/// ```
+/// use diag_core::debug::{Decision, MAX_CREDENTIAL_BYTES, RejectReason};
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let headers = vec![("x-debug".to_owned(), "x".repeat(MAX_CREDENTIAL_BYTES + 1))];
+/// assert_eq!(diag.debug_decision(&headers, None), Decision::Rejected(RejectReason::Oversized));
+/// ```
 pub const MAX_CREDENTIAL_BYTES: usize = 256;
 
 /// How often, at most, a warning is logged for each rejection reason.
+///
+/// ```
+/// use diag_core::debug::{RejectReason, WARN_INTERVAL};
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let guess = vec![("x-debug".to_owned(), "guess".to_owned())];
+/// for _ in 0..100 {
+///     diag.debug_decision(&guess, None);
+/// }
+/// // All are counted; at most one warning per reason was logged in this interval.
+/// assert_eq!(diag.debug_mode().rejected(RejectReason::Invalid), 100);
+/// assert_eq!(WARN_INTERVAL.as_secs(), 10);
+/// ```
 pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why an `X-Debug` header did not turn diagnostic mode on.
+///
+/// ```
+/// use diag_core::debug::{Decision, RejectReason};
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let ask = |value: &str| {
+///     let headers = vec![("x-debug".to_owned(), value.to_owned())];
+///     diag.debug_decision(&headers, Some("203.0.113.9:4000".parse().unwrap()))
+/// };
+/// assert_eq!(ask("wrong"), Decision::Rejected(RejectReason::Invalid));
+/// assert_eq!(ask("v1.12.x"), Decision::Rejected(RejectReason::Malformed));
+/// assert_eq!(ask("1"), Decision::Rejected(RejectReason::UntrustedNetwork));
+/// assert_eq!(RejectReason::Expired.to_string(), "debug credential has expired");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum RejectReason {
     /// Longer than [`MAX_CREDENTIAL_BYTES`].
@@ -49,6 +81,18 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in a fixed order (for exporting one counter per reason).
+    ///
+    /// ```
+    /// use diag_core::debug::RejectReason;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// // One counter per reason, e.g. for a metrics exporter of one's own:
+    /// let lines: Vec<String> = RejectReason::ALL
+    ///     .iter()
+    ///     .map(|r| format!("rejected{{reason={}}} {}", r.as_str(), diag.debug_mode().rejected(*r)))
+    ///     .collect();
+    /// assert_eq!(lines.len(), 5);
+    /// assert_eq!(lines[0], "rejected{reason=oversized} 0");
+    /// ```
     pub const ALL: [RejectReason; 5] = [
         RejectReason::Oversized,
         RejectReason::Malformed,
@@ -58,6 +102,12 @@ impl RejectReason {
     ];
 
     /// A label value, e.g. for `diag_debug_rejected_total{reason="expired"}`.
+    ///
+    /// ```
+    /// use diag_core::debug::RejectReason;
+    /// assert_eq!(RejectReason::UntrustedNetwork.as_str(), "untrusted_network");
+    /// assert_eq!(RejectReason::Expired.as_str(), "expired");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::Oversized => "oversized",

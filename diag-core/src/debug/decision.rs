@@ -9,6 +9,19 @@ use crate::{Diag, HeaderView};
 
 /// The answer to "does this request run in diagnostic mode?". Whatever it is, the
 /// request is served normally: diag never fails a request because of `X-Debug`.
+///
+/// ```
+/// use diag_core::debug::Decision;
+/// let diag = diag_core::Diag::builder().token("s3cret").debug_budget(1.0, 1).build().unwrap();
+/// let ask = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+/// assert!(diag.debug_decision(&ask, None).is_debug());
+/// // The burst of one is spent: the request is served normally, and told why.
+/// let spent = diag.debug_decision(&ask, None);
+/// assert_eq!(spent, Decision::BudgetExhausted);
+/// assert_eq!(spent.status_header(), Some(("x-debug-status", "budget-exhausted")));
+/// diag.set_disabled(true);
+/// assert_eq!(diag.debug_decision(&ask, None), Decision::Disabled);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// No debug header: the normal, free path.
@@ -26,6 +39,13 @@ pub enum Decision {
 
 impl Decision {
     /// Whether the request runs in diagnostic mode.
+    ///
+    /// ```
+    /// use diag_core::debug::{DebugLevel, Decision};
+    /// assert!(Decision::Debug(DebugLevel::Trace).is_debug());
+    /// assert!(!Decision::BudgetExhausted.is_debug());
+    /// assert!(!Decision::NotRequested.is_debug());
+    /// ```
     pub fn is_debug(&self) -> bool {
         matches!(self, Decision::Debug(_))
     }

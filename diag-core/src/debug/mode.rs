@@ -17,6 +17,16 @@ use crate::diag::ConfigError;
 use crate::net::{Cidr, TrustedProxies};
 
 /// Diagnostic mode's state and counters, reached through [`Diag::debug_mode`].
+///
+/// ```
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let ask = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+/// assert!(diag.debug_decision(&ask, None).is_debug());
+/// let mode = diag.debug_mode();
+/// assert_eq!(mode.header(), "x-debug");
+/// assert_eq!(mode.activated(), 1);
+/// assert_eq!(mode.budget().burst(), 20);
+/// ```
 #[derive(Debug)]
 pub struct DebugMode {
     pub(crate) header: String,
@@ -33,6 +43,17 @@ pub struct DebugMode {
 }
 
 /// Why a debug credential could not be minted.
+///
+/// ```
+/// use std::time::Duration;
+/// use diag_core::debug::MintError;
+/// let keyless = diag_core::Diag::builder().build().unwrap();
+/// let ttl = Duration::from_secs(300);
+/// assert_eq!(keyless.mint_debug_credential(ttl), Err(MintError::NoKey));
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let week = Duration::from_secs(7 * 24 * 3600);
+/// assert_eq!(diag.mint_debug_credential(week), Err(MintError::TtlTooLong));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MintError {
     /// Neither a debug token nor an endpoint token is configured: there is no key.
@@ -94,37 +115,97 @@ impl DebugMode {
     }
 
     /// The request header that asks for diagnostic mode, lower-case.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().debug_header("X-Diag").build().unwrap();
+    /// assert_eq!(diag.debug_mode().header(), "x-diag");
+    /// let default = diag_core::Diag::builder().build().unwrap();
+    /// assert_eq!(default.debug_mode().header(), "x-debug");
+    /// ```
     pub fn header(&self) -> &str {
         &self.header
     }
 
     /// How many `X-Debug` headers were refused for `reason`
     /// (for `diag_debug_rejected_total{reason}`).
+    ///
+    /// ```
+    /// use diag_core::debug::RejectReason;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let guess = vec![("x-debug".to_owned(), "letmein".to_owned())];
+    /// diag.debug_decision(&guess, None);
+    /// diag.debug_decision(&guess, None);
+    /// assert_eq!(diag.debug_mode().rejected(RejectReason::Invalid), 2);
+    /// assert_eq!(diag.debug_mode().rejected(RejectReason::Expired), 0);
+    /// ```
     pub fn rejected(&self, reason: RejectReason) -> u64 {
         self.rejections.count(reason)
     }
 
     /// The activation budget; [`DebugBudget::exhausted`] counts refusals.
+    ///
+    /// ```
+    /// use diag_core::debug::Decision;
+    /// let diag = diag_core::Diag::builder().token("s3cret").debug_budget(1.0, 1).build().unwrap();
+    /// let ask = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// assert!(diag.debug_decision(&ask, None).is_debug());
+    /// assert_eq!(diag.debug_decision(&ask, None), Decision::BudgetExhausted);
+    /// assert_eq!(diag.debug_mode().budget().exhausted(), 1);
+    /// ```
     pub fn budget(&self) -> &DebugBudget {
         &self.budget
     }
 
     /// The finished debug requests.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().recorder_limits(10, 1 << 20).build().unwrap();
+    /// let recorder = diag.debug_mode().recorder();
+    /// assert!(recorder.recent().is_empty());
+    /// assert_eq!(recorder.stats().max_captures, 10);
+    /// ```
     pub fn recorder(&self) -> &FlightRecorder {
         &self.recorder
     }
 
     /// How many requests ran in diagnostic mode since start.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let ask = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// assert_eq!(diag.debug_mode().activated(), 0);
+    /// diag.debug_decision(&ask, None);
+    /// diag.debug_decision(&(), None); // not asked for: not counted
+    /// assert_eq!(diag.debug_mode().activated(), 1);
+    /// ```
     pub fn activated(&self) -> u64 {
         self.activated.load(Ordering::Relaxed)
     }
 
     /// How many debug requests are running now (started, not yet dropped).
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/"), uri: "/", headers: &headers, peer: &|| None,
+    /// });
+    /// assert_eq!(diag.debug_mode().in_flight(), 1);
+    /// drop(guard); // the client went away
+    /// assert_eq!(diag.debug_mode().in_flight(), 0);
+    /// ```
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
 
     /// How many bytes of each body a debug request captures.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().capture_body_limit(4096).build().unwrap();
+    /// assert_eq!(diag.debug_mode().body_limit(), 4096);
+    /// assert_eq!(diag_core::Diag::builder().build().unwrap().debug_mode().body_limit(), 64 * 1024);
+    /// ```
     pub fn body_limit(&self) -> usize {
         self.body_limit
     }
@@ -132,6 +213,13 @@ impl DebugMode {
 
 impl Diag {
     /// Per-request diagnostic mode: counters, budget and flight recorder.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let mode = diag.debug_mode();
+    /// assert_eq!((mode.activated(), mode.in_flight()), (0, 0));
+    /// assert_eq!(mode.budget().per_second(), 5.0);
+    /// ```
     pub fn debug_mode(&self) -> &DebugMode {
         &self.inner.debug
     }

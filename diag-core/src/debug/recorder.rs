@@ -43,6 +43,22 @@ struct Ring {
 }
 
 /// The recorder's numbers, as `/debug/requests` shows them.
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// let diag = diag_core::Diag::builder().recorder_limits(2, 1 << 20).build().unwrap();
+/// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+/// for _ in 0..3 {
+///     let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+///     debug.response_head(200, &());
+///     debug.response_end();
+/// }
+/// let stats = diag.debug_mode().recorder().stats();
+/// assert_eq!((stats.kept, stats.stored, stats.evicted), (2, 3, 1));
+/// assert_eq!(stats.max_captures, 2);
+/// ```
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct RecorderStats {
     /// Captures kept now.
@@ -65,6 +81,14 @@ impl FlightRecorder {
     /// An empty recorder keeping at most `max_captures` captures and `max_bytes` bytes
     /// (each at least 1), redacting the always-secret headers, `X-Debug` and
     /// [`DEFAULT_FIELDS`].
+    ///
+    /// ```
+    /// use diag_core::debug::FlightRecorder;
+    /// let recorder = FlightRecorder::new(0, 0);
+    /// let stats = recorder.stats();
+    /// assert_eq!((stats.max_captures, stats.max_bytes), (1, 1), "each at least 1");
+    /// assert_eq!(stats.kept, 0);
+    /// ```
     pub fn new(max_captures: usize, max_bytes: usize) -> Self {
         let fields: Vec<String> = DEFAULT_FIELDS.iter().map(|f| (*f).to_owned()).collect();
         Self::with_redactor(
@@ -116,6 +140,23 @@ impl FlightRecorder {
     }
 
     /// The kept captures, newest first, redacted.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+    /// let run = || {
+    ///     let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    ///     debug.response_end();
+    ///     debug.id()
+    /// };
+    /// let (first, second) = (run(), run());
+    /// let recent = diag.debug_mode().recorder().recent();
+    /// let ids: Vec<u64> = recent.iter().map(|c| c.id).collect();
+    /// assert_eq!(ids, [second, first], "newest first");
+    /// ```
     pub fn recent(&self) -> Vec<Arc<Capture>> {
         self.recent_stored()
             .iter()
@@ -136,12 +177,42 @@ impl FlightRecorder {
     }
 
     /// The capture with `id`, if still kept, redacted.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// let headers = vec![("cookie".to_owned(), "session=abc".to_owned())];
+    /// let view = RequestView { method: "GET", route: None, uri: "/?token=t0k", headers: &headers, peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.finish_incomplete();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert_eq!(capture.request.headers[0], ("cookie".to_owned(), "[redacted]".to_owned()));
+    /// assert_eq!(capture.request.uri, "/?token=[redacted]");
+    /// assert!(diag.debug_mode().recorder().get(debug.id() + 1).is_none());
+    /// ```
     pub fn get(&self, id: u64) -> Option<Arc<Capture>> {
         self.newest(|c| c.id == id)
     }
 
     /// The newest kept capture of the trace `trace_id`, redacted: the way from a debug
     /// request's exemplar (or its `X-Trace-Id`) to its capture.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+    /// // The id a person copied from an exemplar or an `X-Trace-Id` header:
+    /// let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, trace);
+    /// debug.response_end();
+    /// let capture = diag.debug_mode().recorder().by_trace(&trace).unwrap();
+    /// assert_eq!(capture.id, debug.id());
+    /// assert!(diag.debug_mode().recorder().by_trace(&TraceId::random()).is_none());
+    /// ```
     pub fn by_trace(&self, trace_id: &TraceId) -> Option<Arc<Capture>> {
         self.newest(|c| c.trace_id == *trace_id)
     }
@@ -166,11 +237,37 @@ impl FlightRecorder {
     }
 
     /// How many captures were evicted to make room.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// let diag = diag_core::Diag::builder().recorder_limits(1, 1 << 20).build().unwrap();
+    /// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+    /// for _ in 0..3 {
+    ///     diag.start_debug(DebugLevel::Debug, &view, TraceId::random()).response_end();
+    /// }
+    /// assert_eq!(diag.debug_mode().recorder().evicted(), 2);
+    /// ```
     pub fn evicted(&self) -> u64 {
         self.evicted.load(Ordering::Relaxed)
     }
 
     /// The recorder's current numbers.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+    /// let recorder = diag.debug_mode().recorder();
+    /// assert_eq!(recorder.stats().kept, 0);
+    /// diag.start_debug(DebugLevel::Debug, &view, TraceId::random()).response_end();
+    /// let stats = recorder.stats();
+    /// assert_eq!((stats.kept, stats.stored), (1, 1));
+    /// assert!(stats.bytes > 0 && stats.bytes <= stats.max_bytes);
+    /// ```
     pub fn stats(&self) -> RecorderStats {
         let ring = self.ring.lock();
         RecorderStats {

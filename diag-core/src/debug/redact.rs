@@ -15,9 +15,38 @@
 //!   the capture takes the rest of the body with it.
 
 /// What a redacted value reads as.
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// use diag_core::debug::REDACTED;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// let headers = vec![("authorization".to_owned(), "Bearer eyJhbGciOi".to_owned())];
+/// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &headers, peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.finish_incomplete();
+/// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+/// assert_eq!(capture.request.headers[0].1, REDACTED);
+/// ```
 pub const REDACTED: &str = "[redacted]";
 
 /// Headers always redacted (the debug header is added to these).
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// use diag_core::debug::{ALWAYS_REDACTED_HEADERS, REDACTED};
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// let headers: Vec<(String, String)> =
+///     ALWAYS_REDACTED_HEADERS.iter().map(|h| (h.to_string(), "secret".to_owned())).collect();
+/// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &headers, peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.finish_incomplete();
+/// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+/// assert!(capture.request.headers.iter().all(|(_, value)| value == REDACTED));
+/// ```
 pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
     "authorization",
     "proxy-authorization",
@@ -26,6 +55,20 @@ pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
 ];
 
 /// Body, query and log fields redacted unless the builder says otherwise.
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// use diag_core::debug::DEFAULT_FIELDS;
+/// assert!(DEFAULT_FIELDS.contains(&"password"));
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// # let view = RequestView { method: "GET", route: None, uri: "/login?user=ada&Password=hunter2", headers: &(), peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.finish_incomplete();
+/// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+/// assert_eq!(capture.request.uri, "/login?user=ada&Password=[redacted]");
+/// ```
 pub const DEFAULT_FIELDS: [&str; 10] = [
     "password",
     "passwd",
@@ -40,6 +83,23 @@ pub const DEFAULT_FIELDS: [&str; 10] = [
 ];
 
 /// How a body was redacted, as reported with the capture.
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// use diag_core::debug::BodyRedaction;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// let form = vec![("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned())];
+/// # let view = RequestView { method: "POST", route: None, uri: "/login", headers: &form, peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.request_chunk(b"user=ada&password=hunter2");
+/// debug.request_end();
+/// debug.finish_incomplete();
+/// let body = diag.debug_mode().recorder().get(debug.id()).unwrap().request.body.clone();
+/// assert_eq!(body.redaction, Some(BodyRedaction::Form));
+/// assert_eq!(body.text.as_deref(), Some("user=ada&password=[redacted]"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BodyRedaction {

@@ -86,6 +86,19 @@ impl Diag {
     /// `trace_id` is the request's trace.
     /// Put [`DebugRequest::session`] in the request's
     /// [`RequestScope`](crate::request::RequestScope) so its spans and logs are recorded.
+    ///
+    /// ```
+    /// use diag_core::debug::Decision;
+    /// use diag_core::request::RequestView;
+    /// use diag_core::trace::TraceId;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// let Decision::Debug(level) = diag.debug_decision(&headers, None) else { panic!() };
+    /// let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &headers, peer: &|| None };
+    /// let debug = diag.start_debug(level, &view, TraceId::random());
+    /// assert_eq!(debug.session().level, level);
+    /// assert_eq!(diag.debug_mode().in_flight(), 1);
+    /// ```
     pub fn start_debug(
         &self,
         level: DebugLevel,
@@ -138,16 +151,57 @@ impl Diag {
 
 impl DebugRequest {
     /// The debug id, as in `X-Debug-Id` and `/debug/requests/{id}`.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// let next = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// assert_eq!(next.id(), debug.id() + 1);
+    /// let [_, (name, value), _] = debug.response_head(200, &());
+    /// assert_eq!((name, value), ("x-debug-id", debug.id().to_string()));
+    /// ```
     pub fn id(&self) -> u64 {
         self.session.id
     }
 
     /// The session the tracing layer fills; share it through `RequestScope::debug`.
+    ///
+    /// ```
+    /// use diag_core::request::RequestScope;
+    /// use diag_core::trace::{SpanId, TraceContext, TraceId};
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let trace = TraceContext { trace_id: TraceId::random(), span_id: SpanId::random(), sampled: true };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, trace.trace_id);
+    /// let scope = RequestScope { trace, debug: Some(debug.session().clone()), tracestate: None };
+    /// assert_eq!(scope.debug.as_ref().unwrap().id, debug.id());
+    /// ```
     pub fn session(&self) -> &Arc<DebugSession> {
         &self.session
     }
 
     /// Call with every request-body frame's data as the handler reads it.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "POST", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.request_chunk(b"{\"qty\":");
+    /// debug.request_chunk(b"3}");
+    /// debug.request_end();
+    /// debug.finish_incomplete();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert_eq!(capture.request.body.text.as_deref(), Some("{\"qty\":3}"));
+    /// ```
     pub fn request_chunk(&self, chunk: &[u8]) {
         self.request.lock().body.push(chunk);
     }
@@ -165,12 +219,40 @@ impl DebugRequest {
     }
 
     /// Call when the request body reports its end.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "POST", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.request_chunk(b"abc");
+    /// debug.request_end();
+    /// debug.finish_incomplete();
+    /// let body = diag.debug_mode().recorder().get(debug.id()).unwrap().request.body.clone();
+    /// assert!(body.ended && !body.truncated);
+    /// ```
     pub fn request_end(&self) {
         self.request.lock().body.end();
     }
 
     /// Call once the response head is ready, with its status and headers. Returns the
     /// headers to add to the response: `server-timing`, `x-debug-id`, `x-trace-id`.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let trace = TraceId::random();
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, trace);
+    /// let extra = debug.response_head(200, &vec![("content-type".to_owned(), "text/html".to_owned())]);
+    /// let names: Vec<&str> = extra.iter().map(|(name, _)| *name).collect();
+    /// assert_eq!(names, ["server-timing", "x-debug-id", "x-trace-id"]);
+    /// assert_eq!(extra[2].1, trace.to_string());
+    /// ```
     pub fn response_head(
         &self,
         status: u16,
@@ -187,18 +269,61 @@ impl DebugRequest {
     }
 
     /// Call with every response-body frame's data as it is sent.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.response_head(200, &());
+    /// debug.response_chunk(b"hello, ");
+    /// debug.response_chunk(b"world");
+    /// debug.response_end();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert_eq!(capture.response.as_ref().unwrap().body.total_bytes, 12);
+    /// ```
     pub fn response_chunk(&self, chunk: &[u8]) {
         self.response.lock().body.push(chunk);
     }
 
     /// Call with the response body's trailers, when it sends any (kept with the
     /// response, redacted like its headers when read).
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "POST", route: None, uri: "/shop.Cart/Add", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.response_head(200, &vec![("content-type".to_owned(), "application/grpc".to_owned())]);
+    /// debug.response_trailers(&vec![("grpc-status".to_owned(), "0".to_owned())]);
+    /// debug.response_end();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert_eq!(capture.response.as_ref().unwrap().trailers[0].1, "0");
+    /// ```
     pub fn response_trailers(&self, trailers: &dyn crate::HeaderView) {
         self.response.lock().trailers = HeaderLines::copy(trailers);
     }
 
     /// Call when the response body reports its end (also for an empty body, right
     /// after [`response_head`](Self::response_head)): stores the capture as complete.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.response_head(204, &());
+    /// debug.response_end(); // an empty body ends right after its head
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert!(capture.complete);
+    /// assert_eq!(capture.response.as_ref().unwrap().status, 204);
+    /// ```
     pub fn response_end(&self) {
         let complete = {
             let mut response = self.response.lock();
@@ -210,12 +335,40 @@ impl DebugRequest {
 
     /// Stores the capture as incomplete (the client went away, the handler failed);
     /// does nothing if it was already stored. Dropping the last handle does the same.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.response_head(200, &());
+    /// debug.response_chunk(b"half of it");
+    /// debug.finish_incomplete(); // the client went away
+    /// debug.response_end(); // already stored: does nothing
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert!(!capture.complete);
+    /// assert_eq!(diag.debug_mode().recorder().stats().stored, 1);
+    /// ```
     pub fn finish_incomplete(&self) {
         self.store(false, false);
     }
 
     /// Stores the capture as incomplete because the handler panicked (the guard of a
     /// request whose handler panicked calls it).
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.finish_after_panic();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert!(capture.panicked && !capture.complete);
+    /// ```
     pub fn finish_after_panic(&self) {
         self.store(false, true);
     }

@@ -12,6 +12,20 @@ use super::session::{DebugSession, SpanTiming};
 use crate::trace::TraceId;
 
 /// How many span entries `Server-Timing` lists (the longest, by name), before `total`.
+///
+/// ```
+/// use std::time::Duration;
+/// use diag_core::debug::{MAX_TIMINGS, SpanTiming, server_timing};
+/// let spans: Vec<SpanTiming> = (0..30u64)
+///     .map(|i| SpanTiming {
+///         id: i, parent: None, name: format!("step{i}").into(), target: "app".into(),
+///         start_offset: Duration::ZERO, duration: Duration::from_millis(i), fields: vec![],
+///     })
+///     .collect();
+/// let header = server_timing(&spans, Duration::from_millis(500));
+/// assert_eq!(header.split(", ").count(), MAX_TIMINGS + 1, "the 10 longest, then total");
+/// assert!(header.starts_with("step29;dur=29, "));
+/// ```
 pub const MAX_TIMINGS: usize = 10;
 
 const MAX_NAME: usize = 64;
@@ -47,6 +61,18 @@ pub fn debug_response_headers(
 
 /// A `Server-Timing` value: spans grouped by name (durations summed), the
 /// [`MAX_TIMINGS`] longest first, then `total`.
+///
+/// ```
+/// use std::time::Duration;
+/// use diag_core::debug::{SpanTiming, server_timing};
+/// let span = |name: &'static str, ms| SpanTiming {
+///     id: 1, parent: None, name: name.into(), target: "checkout".into(),
+///     start_offset: Duration::ZERO, duration: Duration::from_millis(ms), fields: vec![],
+/// };
+/// let spans = [span("db", 4), span("pricing_fetch", 28), span("db", 3)];
+/// let header = server_timing(&spans, Duration::from_millis(40));
+/// assert_eq!(header, r#"pricing_fetch;dur=28, db;dur=7;desc="(2 spans)", total;dur=40"#);
+/// ```
 pub fn server_timing(spans: &[SpanTiming], total: Duration) -> String {
     let mut by_name: Vec<(&str, Duration, usize)> = Vec::new();
     for s in spans {

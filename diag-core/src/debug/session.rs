@@ -7,6 +7,15 @@ use crate::clock::MonoTime;
 use parking_lot::Mutex;
 
 /// How much a debug request logs.
+///
+/// ```
+/// use diag_core::debug::{DebugLevel, Decision};
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let mut headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+/// assert_eq!(diag.debug_decision(&headers, None), Decision::Debug(DebugLevel::Debug));
+/// headers.push(("x-debug-level".to_owned(), "trace".to_owned()));
+/// assert_eq!(diag.debug_decision(&headers, None), Decision::Debug(DebugLevel::Trace));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DebugLevel {
@@ -19,9 +28,34 @@ pub enum DebugLevel {
 /// A field name, or a span's or event's name, target or level: borrowed from the
 /// callsite's `'static` metadata when recorded by the tracing layer, so recording and
 /// freeing a record does not allocate for them.
+///
+/// ```
+/// use std::borrow::Cow;
+/// use diag_core::debug::StaticText;
+/// let from_callsite: StaticText = Cow::Borrowed("checkout::cart");
+/// let built: StaticText = format!("step{}", 2).into();
+/// assert!(matches!(from_callsite, Cow::Borrowed(_)));
+/// assert_eq!(built, "step2");
+/// ```
 pub type StaticText = Cow<'static, str>;
 
 /// A span that closed while a debug request ran.
+///
+/// ```
+/// use std::time::Duration;
+/// use diag_core::debug::{DebugLevel, DebugSession, SpanTiming};
+/// let session = DebugSession::new(1, DebugLevel::Debug);
+/// session.record_span(SpanTiming {
+///     id: 1,
+///     parent: None,
+///     name: "pricing_fetch".into(),
+///     target: "checkout::catalog".into(),
+///     start_offset: Duration::from_micros(427),
+///     duration: Duration::from_millis(29),
+///     fields: vec![("id".into(), "8".to_owned())],
+/// });
+/// assert_eq!(session.spans()[0].name, "pricing_fetch");
+/// ```
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SpanTiming {
     /// The span's id within this request (tracing's id, as a number).
@@ -41,6 +75,21 @@ pub struct SpanTiming {
 }
 
 /// One log event of a debug request.
+///
+/// ```
+/// use std::time::Duration;
+/// use diag_core::debug::{DebugLevel, DebugSession, LogLine};
+/// let session = DebugSession::new(1, DebugLevel::Debug);
+/// session.record_log(LogLine {
+///     offset: Duration::from_micros(392),
+///     level: "DEBUG".into(),
+///     target: "checkout::catalog".into(),
+///     message: "cache miss, asking pricing".to_owned(),
+///     fields: vec![("product_id".into(), "8".to_owned())],
+///     span: None,
+/// });
+/// assert_eq!(session.logs()[0].fields[0].1, "8");
+/// ```
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LogLine {
     /// When it happened, counted from the request's start.
@@ -60,6 +109,19 @@ pub struct LogLine {
 /// What a request in diagnostic mode gathers while it runs. Bounded: past
 /// [`DebugSession::MAX_SPANS`] spans or [`DebugSession::MAX_LOGS`] log lines, further ones
 /// are dropped and counted.
+///
+/// ```
+/// use diag_core::request::RequestView;
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: Some("/"), uri: "/", headers: &headers, peer: &|| None,
+/// });
+/// // Code running for the request finds it in the request's scope.
+/// let session = guard.scope().debug.as_ref().expect("a debug request");
+/// assert_eq!(Some(session.id), guard.debug_id());
+/// assert!(session.logs().is_empty());
+/// ```
 #[derive(Debug)]
 pub struct DebugSession {
     /// The capture id, as served at `/debug/requests/{id}`.
@@ -81,11 +143,48 @@ pub struct DebugSession {
 
 impl DebugSession {
     /// The most spans one request keeps.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use diag_core::debug::{DebugLevel, DebugSession, SpanTiming};
+    /// let session = DebugSession::new(1, DebugLevel::Debug);
+    /// let span = SpanTiming {
+    ///     id: 1, parent: None, name: "poll".into(), target: "app".into(),
+    ///     start_offset: Duration::ZERO, duration: Duration::ZERO, fields: vec![],
+    /// };
+    /// for _ in 0..DebugSession::MAX_SPANS + 3 {
+    ///     session.record_span(span.clone());
+    /// }
+    /// assert_eq!(session.spans().len(), DebugSession::MAX_SPANS);
+    /// assert_eq!(session.dropped(), (3, 0));
+    /// ```
     pub const MAX_SPANS: usize = 1_000;
     /// The most log lines one request keeps.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use diag_core::debug::{DebugLevel, DebugSession, LogLine};
+    /// let session = DebugSession::new(1, DebugLevel::Trace);
+    /// let line = LogLine {
+    ///     offset: Duration::ZERO, level: "TRACE".into(), target: "app".into(),
+    ///     message: "tick".to_owned(), fields: vec![], span: None,
+    /// };
+    /// for _ in 0..DebugSession::MAX_LOGS + 1 {
+    ///     session.record_log(line.clone());
+    /// }
+    /// assert_eq!(session.logs().len(), DebugSession::MAX_LOGS);
+    /// assert_eq!(session.dropped(), (0, 1));
+    /// ```
     pub const MAX_LOGS: usize = 2_000;
 
     /// A new, empty session.
+    ///
+    /// ```
+    /// use diag_core::debug::{DebugLevel, DebugSession};
+    /// let session = DebugSession::new(42, DebugLevel::Trace);
+    /// assert_eq!((session.id, session.level), (42, DebugLevel::Trace));
+    /// assert!(session.spans().is_empty() && session.logs().is_empty());
+    /// ```
     pub fn new(id: u64, level: DebugLevel) -> Self {
         DebugSession {
             id,
@@ -113,6 +212,15 @@ impl DebugSession {
     }
 
     /// Whether an event at `level` is logged for this request.
+    ///
+    /// ```
+    /// use diag_core::debug::{DebugLevel, DebugSession};
+    /// use tracing::Level;
+    /// let debug = DebugSession::new(1, DebugLevel::Debug);
+    /// assert!(debug.admits(&Level::DEBUG) && debug.admits(&Level::ERROR));
+    /// assert!(!debug.admits(&Level::TRACE));
+    /// assert!(DebugSession::new(2, DebugLevel::Trace).admits(&Level::TRACE));
+    /// ```
     pub fn admits(&self, level: &tracing::Level) -> bool {
         match self.level {
             DebugLevel::Trace => true,
@@ -121,21 +229,73 @@ impl DebugSession {
     }
 
     /// Keeps a closed span, or counts it as dropped when full.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use diag_core::debug::{DebugLevel, DebugSession, SpanTiming};
+    /// let session = DebugSession::new(1, DebugLevel::Debug);
+    /// session.record_span(SpanTiming {
+    ///     id: 2, parent: Some(1), name: "db_query".into(), target: "orders::repo".into(),
+    ///     start_offset: Duration::from_millis(1), duration: Duration::from_millis(12), fields: vec![],
+    /// });
+    /// assert_eq!(session.spans()[0].parent, Some(1));
+    /// ```
     pub fn record_span(&self, span: SpanTiming) {
         push_bounded(&self.spans, span, Self::MAX_SPANS, &self.dropped_spans);
     }
 
     /// Keeps a log line, or counts it as dropped when full.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use diag_core::debug::{DebugLevel, DebugSession, LogLine};
+    /// let session = DebugSession::new(1, DebugLevel::Debug);
+    /// session.record_log(LogLine {
+    ///     offset: Duration::from_millis(3), level: "DEBUG".into(), target: "orders".into(),
+    ///     message: "retrying".to_owned(), fields: vec![], span: None,
+    /// });
+    /// assert_eq!(session.logs()[0].message, "retrying");
+    /// ```
     pub fn record_log(&self, line: LogLine) {
         push_bounded(&self.logs, line, Self::MAX_LOGS, &self.dropped_logs);
     }
 
     /// The spans kept so far, in the order they closed.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// use tracing_subscriber::prelude::*;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.debug_recording_layer());
+    /// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &headers, peer: &|| None };
+    ///     let guard = diag.begin(&view);
+    ///     let _entered = guard.enter();
+    ///     tracing::info_span!("pricing_fetch").in_scope(|| {});
+    ///     let session = guard.scope().debug.as_ref().unwrap();
+    ///     assert_eq!(session.spans()[0].name, "pricing_fetch");
+    /// });
+    /// ```
     pub fn spans(&self) -> Vec<SpanTiming> {
         self.spans.lock().clone()
     }
 
     /// The log lines kept so far, in order.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use diag_core::debug::{DebugLevel, DebugSession, LogLine};
+    /// let session = DebugSession::new(1, DebugLevel::Debug);
+    /// for message in ["first", "second"] {
+    ///     session.record_log(LogLine {
+    ///         offset: Duration::ZERO, level: "DEBUG".into(), target: "app".into(),
+    ///         message: message.to_owned(), fields: vec![], span: None,
+    ///     });
+    /// }
+    /// let messages: Vec<String> = session.logs().into_iter().map(|l| l.message).collect();
+    /// assert_eq!(messages, ["first", "second"]);
+    /// ```
     pub fn logs(&self) -> Vec<LogLine> {
         self.logs.lock().clone()
     }
@@ -155,6 +315,13 @@ impl DebugSession {
     }
 
     /// How many spans and log lines were dropped over the caps.
+    ///
+    /// ```
+    /// use diag_core::debug::{DebugLevel, DebugSession};
+    /// let session = DebugSession::new(1, DebugLevel::Debug);
+    /// let (spans, logs) = session.dropped();
+    /// assert_eq!((spans, logs), (0, 0), "nothing over the caps yet");
+    /// ```
     pub fn dropped(&self) -> (u64, u64) {
         (
             self.dropped_spans.load(Ordering::Relaxed),

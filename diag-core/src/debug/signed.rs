@@ -28,6 +28,16 @@ use crate::auth::constant_time_eq;
 
 /// The longest a signed credential may live; longer-lived ones are refused as invalid,
 /// so a credential pasted into a ticket stops working by tomorrow.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use diag_core::debug::{Decision, MAX_TTL, RejectReason, sign_credential};
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+/// let for_a_week = sign_credential(b"s3cret", now + 7 * MAX_TTL.as_secs());
+/// let headers = vec![("x-debug".to_owned(), for_a_week)];
+/// assert_eq!(diag.debug_decision(&headers, None), Decision::Rejected(RejectReason::Invalid));
+/// ```
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Slack for clocks that disagree between the minting host and this one.

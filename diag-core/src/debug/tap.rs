@@ -4,6 +4,24 @@ use super::DebugRequest;
 use crate::body::Polled;
 
 /// Which body a [`BodyTap`] watches.
+///
+/// ```
+/// use diag_core::body::Polled;
+/// use diag_core::debug::{BodySide, BodyTap};
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// # let view = RequestView { method: "POST", route: Some("/cart"), uri: "/cart", headers: &(), peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// let mut request_body = BodyTap::new(debug.clone(), BodySide::Request);
+/// request_body.observe(Polled::Data(b"{\"sku\":42}"));
+/// request_body.observe(Polled::End);
+/// debug.response_head(204, &());
+/// debug.response_end();
+/// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+/// assert_eq!(capture.request.body.text.as_deref(), Some("{\"sku\":42}"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodySide {
     /// The request body, as the handler reads it.
@@ -64,6 +82,22 @@ pub struct BodyTap {
 
 impl BodyTap {
     /// A tap on one side of a debug request's bodies.
+    ///
+    /// ```
+    /// use diag_core::body::Polled;
+    /// use diag_core::debug::{BodySide, BodyTap};
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.response_head(200, &());
+    /// let mut tap = BodyTap::new(debug.clone(), BodySide::Response);
+    /// tap.observe(Polled::Data(b"ok"));
+    /// tap.observe(Polled::End);
+    /// assert!(diag.debug_mode().recorder().get(debug.id()).unwrap().complete);
+    /// ```
     pub fn new(request: Arc<DebugRequest>, side: BodySide) -> Self {
         BodyTap {
             request,
@@ -124,6 +158,25 @@ impl BodyTap {
     /// Takes in what one poll of the body produced: copies data (up to the capture
     /// cap), and ends the capture at the body's end (complete) or at its error (not
     /// complete). Only the first end counts. See the example on [`BodyTap`].
+    ///
+    /// ```
+    /// use diag_core::body::Polled;
+    /// use diag_core::debug::{BodySide, BodyTap};
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.response_head(200, &());
+    /// let mut tap = BodyTap::new(debug.clone(), BodySide::Response);
+    /// tap.observe(Polled::Data(b"partial"));
+    /// tap.observe(Polled::Error); // the body failed mid-way
+    /// tap.observe(Polled::End); // too late: only the first end counts
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert!(!capture.complete);
+    /// assert_eq!(capture.response.as_ref().unwrap().body.text.as_deref(), Some("partial"));
+    /// ```
     pub fn observe(&mut self, polled: Polled<'_>) {
         match polled {
             Polled::Data(data) => {
@@ -144,6 +197,24 @@ impl BodyTap {
 
     /// The body's trailers went by (a response's are kept in the capture; a request's
     /// are not).
+    ///
+    /// ```
+    /// use diag_core::body::Polled;
+    /// use diag_core::debug::{BodySide, BodyTap};
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "POST", route: None, uri: "/shop.Cart/Add", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.response_head(200, &vec![("content-type".to_owned(), "application/grpc".to_owned())]);
+    /// let mut tap = BodyTap::new(debug.clone(), BodySide::Response);
+    /// tap.trailers(&vec![("grpc-status".to_owned(), "5".to_owned())]);
+    /// tap.observe(Polled::End);
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// let trailers = &capture.response.as_ref().unwrap().trailers;
+    /// assert_eq!(trailers, &[("grpc-status".to_owned(), "5".to_owned())]);
+    /// ```
     pub fn trailers(&mut self, trailers: &dyn crate::HeaderView) {
         if let BodySide::Response = self.side {
             self.request.response_trailers(trailers);

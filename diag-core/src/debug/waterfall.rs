@@ -30,11 +30,25 @@ const BAR: usize = 40;
 pub struct Safe<'a>(pub &'a str);
 
 /// [`Safe`] keeping line breaks and tabs (bodies).
+///
+/// ```
+/// use diag_core::debug::{Safe, SafeLines};
+/// let body: SafeLines<'_> = Safe::lines("line 1\nline 2\x1b]0;pwned\x07");
+/// assert_eq!(body.to_string(), "line 1\nline 2\\u{1b}]0;pwned\\u{7}");
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct SafeLines<'a>(&'a str);
 
 impl<'a> Safe<'a> {
     /// `text` with its line feeds, carriage returns before them, and tabs kept.
+    ///
+    /// ```
+    /// use diag_core::debug::Safe;
+    /// assert_eq!(Safe::lines("a\nb\tc").to_string(), "a\nb\tc");
+    /// assert_eq!(Safe("a\nb\tc").to_string(), "a\\nb\\tc");
+    /// // A lone carriage return could overwrite a line on the terminal: escaped.
+    /// assert_eq!(Safe::lines("ok\rFAKE").to_string(), "ok\\rFAKE");
+    /// ```
     pub fn lines(text: &'a str) -> SafeLines<'a> {
         SafeLines(text)
     }
@@ -90,6 +104,22 @@ impl Row<'_> {
 }
 
 /// Renders `capture` as the plain-text view of `/debug/requests/{id}`.
+///
+/// ```
+/// # use diag_core::debug::DebugLevel;
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// use diag_core::debug::render_waterfall;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// # let view = RequestView { method: "GET", route: Some("/products/{id}"), uri: "/products/8", headers: &(), peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// debug.response_head(200, &());
+/// debug.response_end();
+/// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+/// let text = render_waterfall(&capture);
+/// assert!(text.starts_with("GET /products/8 -> 200   total "));
+/// assert!(text.lines().next().unwrap().ends_with("complete"));
+/// ```
 pub fn render(capture: &Capture) -> String {
     let mut out = String::with_capacity(4096);
     let status = capture

@@ -21,6 +21,18 @@ use super::{ConfigError, Diag, Handle, Inner};
 
 /// Builds a [`Diag`]. Every setting has a default; [`DiagBuilder::from_env`] reads the
 /// documented environment variables on top of what code set.
+///
+/// ```
+/// use std::time::Duration;
+/// let diag = diag_core::Diag::builder()
+///     .service("checkout")
+///     .version("1.4.2")
+///     .token("s3cret")
+///     .provider_deadline(Duration::from_millis(200))
+///     .build()
+///     .unwrap();
+/// assert_eq!((diag.service(), diag.version()), ("checkout", "1.4.2"));
+/// ```
 #[derive(Debug)]
 #[must_use]
 pub struct DiagBuilder {
@@ -79,12 +91,23 @@ impl Default for DiagBuilder {
 
 impl DiagBuilder {
     /// The service's name, shown on `/debug` and in metrics.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().service("checkout").build().unwrap();
+    /// assert_eq!(diag.service(), "checkout");
+    /// assert_eq!(diag_core::Diag::builder().build().unwrap().service(), "unknown_service");
+    /// ```
     pub fn service(mut self, name: impl Into<String>) -> Self {
         self.service = name.into();
         self
     }
 
     /// The service's version, shown on `/debug` and by the `process` provider.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().version(env!("CARGO_PKG_VERSION")).build().unwrap();
+    /// assert_eq!(diag.version(), env!("CARGO_PKG_VERSION"));
+    /// ```
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
         self
@@ -92,6 +115,11 @@ impl DiagBuilder {
 
     /// This process's name among the service's instances (default `<hostname>:<pid>`;
     /// see [`Diag::instance`]).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().instance("eu-west-1/checkout-0").build().unwrap();
+    /// assert_eq!(diag.instance(), "eu-west-1/checkout-0");
+    /// ```
     pub fn instance(mut self, name: impl Into<String>) -> Self {
         self.instance = Some(name.into());
         self
@@ -99,6 +127,17 @@ impl DiagBuilder {
 
     /// The bearer token for `/debug/*`. Without one, only loopback clients get in.
     /// An empty string means no token.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::EndpointRequest;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let mut req = EndpointRequest { method: "GET".into(), path: "/debug".into(), ..Default::default() };
+    /// assert_eq!(diag.serve(req.clone()).await.status, 401);
+    /// req.headers.push(("authorization".into(), "Bearer s3cret".into()));
+    /// assert_eq!(diag.serve(req).await.status, 200);
+    /// # }
+    /// ```
     pub fn token(mut self, token: impl Into<String>) -> Self {
         let token = token.into();
         self.token = (!token.is_empty()).then(|| Secret::new(token));
@@ -107,6 +146,23 @@ impl DiagBuilder {
 
     /// A proxy (address or CIDR network) whose `X-Forwarded-For` is believed.
     /// None is trusted by default.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::{Diag, EndpointRequest};
+    /// // No token: loopback clients only. This one comes through a proxy at 10.0.0.2.
+    /// let req = EndpointRequest {
+    ///     method: "GET".into(),
+    ///     path: "/debug".into(),
+    ///     headers: vec![("x-forwarded-for".into(), "127.0.0.1".into())],
+    ///     peer: Some("10.0.0.2:41000".parse().unwrap()),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(Diag::builder().build().unwrap().serve(req.clone()).await.status, 401);
+    /// let diag = Diag::builder().trusted_proxy("10.0.0.0/24").build().unwrap();
+    /// assert_eq!(diag.serve(req).await.status, 200);
+    /// # }
+    /// ```
     pub fn trusted_proxy(mut self, net: impl Into<String>) -> Self {
         self.trusted_proxies.push(net.into());
         self
@@ -114,6 +170,14 @@ impl DiagBuilder {
 
     /// Serve the endpoints on a separate listener at `addr` (e.g. `127.0.0.1:9901`)
     /// instead of, or as well as, the service's own router.
+    ///
+    /// ```
+    /// use diag_core::{ConfigError, Diag};
+    /// let diag = Diag::builder().admin_addr("127.0.0.1:9901").build().unwrap();
+    /// assert_eq!(diag.admin_addr(), Some("127.0.0.1:9901".parse().unwrap()));
+    /// let err = Diag::builder().admin_addr("localhost").build().unwrap_err();
+    /// assert!(matches!(err, ConfigError::AdminAddr(_)));
+    /// ```
     pub fn admin_addr(mut self, addr: impl Into<String>) -> Self {
         self.admin_addr = Some(addr.into());
         self
@@ -121,6 +185,18 @@ impl DiagBuilder {
 
     /// Whether `/metrics` is readable without the token (default `true`: Prometheus
     /// scrapers usually carry none). When `false`, `/metrics` is guarded like `/debug/*`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::EndpointRequest;
+    /// let diag = diag_core::Diag::builder().token("s3cret").metrics_public(false).build().unwrap();
+    /// let mut scrape =
+    ///     EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// assert_eq!(diag.serve(scrape.clone()).await.status, 401);
+    /// scrape.headers.push(("authorization".into(), "Bearer s3cret".into()));
+    /// assert_eq!(diag.serve(scrape).await.status, 200);
+    /// # }
+    /// ```
     pub fn metrics_public(mut self, public: bool) -> Self {
         self.metrics_public = public;
         self
@@ -144,6 +220,12 @@ impl DiagBuilder {
     }
 
     /// Starts with the kill switch on: the middleware is a pass-through.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().disabled(true).build().unwrap();
+    /// assert!(diag.is_disabled());
+    /// assert!(!diag.watches("/products/7")); // requests pass straight through
+    /// ```
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
         self
@@ -151,6 +233,21 @@ impl DiagBuilder {
 
     /// How long a state provider may take before it is reported as `timeout`
     /// (default 500 ms).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// use diag_core::ProviderStatus;
+    /// let diag = diag_core::Diag::builder()
+    ///     .provider_deadline(Duration::from_millis(20))
+    ///     .build()
+    ///     .unwrap();
+    /// diag.state().register_async("stuck", || std::future::pending::<()>()).unwrap();
+    /// let report = diag.state().collect("stuck").await.unwrap();
+    /// assert_eq!(report.status, ProviderStatus::Timeout);
+    /// assert_eq!(report.error.as_deref(), Some("no answer within 20 ms"));
+    /// # }
+    /// ```
     pub fn provider_deadline(mut self, deadline: Duration) -> Self {
         self.provider_deadline = deadline;
         self
@@ -158,6 +255,16 @@ impl DiagBuilder {
 
     /// The largest serialized value one state provider may return (default 256 KiB);
     /// a larger one is reported as an error entry.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::ProviderStatus;
+    /// let diag = diag_core::Diag::builder().provider_max_bytes(1024).build().unwrap();
+    /// diag.state().register("dump", || vec![0u64; 1000]).unwrap();
+    /// let report = diag.state().collect("dump").await.unwrap();
+    /// assert_eq!(report.status, ProviderStatus::Error);
+    /// # }
+    /// ```
     pub fn provider_max_bytes(mut self, bytes: usize) -> Self {
         self.provider_max_bytes = bytes;
         self
@@ -165,6 +272,14 @@ impl DiagBuilder {
 
     /// How many events the "what changed" timeline keeps (default 500); older ones
     /// are evicted and counted.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().events_capacity(2).build().unwrap(); // records `start`
+    /// diag.events().record("deploy", "v1.4.2");
+    /// diag.events().record("feature_flag", "new_cart on");
+    /// assert_eq!(diag.events().len(), 2);
+    /// assert_eq!(diag.events().evicted(), 1);
+    /// ```
     pub fn events_capacity(mut self, n: usize) -> Self {
         self.events_capacity = n;
         self
@@ -173,6 +288,19 @@ impl DiagBuilder {
     /// The largest whole `/debug/state` response (default 1 MiB). Over it, the largest
     /// provider entries are replaced by error entries saying so (each stays readable
     /// at `/debug/state/{name}`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::ProviderStatus;
+    /// let diag = diag_core::Diag::builder().state_max_total_bytes(16 * 1024).build().unwrap();
+    /// diag.state().register("routing_table", || "x".repeat(20_000)).unwrap();
+    /// let all = diag.state().collect_all().await;
+    /// assert_eq!(all["routing_table"].status, ProviderStatus::Error); // left out of the whole
+    /// assert_eq!(all["process"].status, ProviderStatus::Ok);
+    /// let alone = diag.state().collect("routing_table").await.unwrap();
+    /// assert_eq!(alone.status, ProviderStatus::Ok);
+    /// # }
+    /// ```
     pub fn state_max_total_bytes(mut self, bytes: usize) -> Self {
         self.state_max_total_bytes = bytes;
         self
@@ -195,6 +323,14 @@ impl DiagBuilder {
 
     /// Another build fact for the `process` provider (`build_info("rustc", "1.95")`,
     /// `build_info("built_at", env!("BUILD_TIME"))`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let diag = diag_core::Diag::builder().build_info("profile", "release").build().unwrap();
+    /// let process = diag.state().collect("process").await.unwrap().value.unwrap();
+    /// assert_eq!(process["build"]["extra"]["profile"], "release");
+    /// # }
+    /// ```
     pub fn build_info(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.build_info.insert(key.into(), value.into());
         self
@@ -203,12 +339,30 @@ impl DiagBuilder {
     /// Adds a key fragment whose values are hidden in the `config` provider and in
     /// captured error fields (case-insensitive substring; see
     /// [`DEFAULT_SECRET_KEYS`](crate::state::DEFAULT_SECRET_KEYS) for those always on).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().secret_key("session").build().unwrap();
+    /// diag.config(&serde_json::json!({"session_id": "abc", "db_password": "x", "port": 80}))
+    ///     .unwrap();
+    /// let shown = diag.active_config().unwrap();
+    /// assert_eq!(shown["session_id"], "***");
+    /// assert_eq!(shown["db_password"], "***"); // the defaults stay on
+    /// assert_eq!(shown["port"], 80);
+    /// ```
     pub fn secret_key(mut self, fragment: &str) -> Self {
         self.secret_keys.add(fragment);
         self
     }
 
     /// Replaces the whole list of secret key fragments (defaults included).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().secret_keys(["password"]).build().unwrap();
+    /// diag.config(&serde_json::json!({"cache_key_prefix": "v2:", "password": "x"})).unwrap();
+    /// let shown = diag.active_config().unwrap();
+    /// assert_eq!(shown["cache_key_prefix"], "v2:"); // `key` is no longer a secret fragment
+    /// assert_eq!(shown["password"], "***");
+    /// ```
     pub fn secret_keys<I, S>(mut self, fragments: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -220,6 +374,19 @@ impl DiagBuilder {
 
     /// How many ERROR events the `errors` provider keeps (default 100); older ones are
     /// evicted and counted.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let diag = diag_core::Diag::builder().error_ring_capacity(2).build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     for attempt in 1..=3 {
+    ///         tracing::error!(attempt, "connect failed");
+    ///     }
+    /// });
+    /// assert_eq!(diag.errors().latest().len(), 2);
+    /// assert_eq!(diag.errors().evicted(), 1);
+    /// ```
     pub fn error_ring_capacity(mut self, n: usize) -> Self {
         self.error_ring_capacity = n;
         self
@@ -232,6 +399,20 @@ impl DiagBuilder {
     /// [`otlp_endpoint`](Self::otlp_endpoint), every sampled request's server span is
     /// sent, so that every exemplar leads to a trace); incoming `traceparent` flags
     /// are honoured regardless, and debug-mode requests are always sampled.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().sampling_ratio(0.0).build().unwrap();
+    /// let new_trace = diag.begin(&RequestView {
+    ///     method: "GET",
+    ///     route: Some("/health"),
+    ///     uri: "/health",
+    ///     headers: &(),
+    ///     peer: &|| None,
+    /// });
+    /// assert!(!new_trace.trace().sampled);
+    /// # let _ = new_trace.finish(200, &mut ());
+    /// ```
     pub fn sampling_ratio(mut self, ratio: f64) -> Self {
         self.sampling_ratio = ratio;
         self
@@ -239,6 +420,15 @@ impl DiagBuilder {
 
     /// Bucket upper bounds, in seconds, of `http_server_request_duration_seconds`
     /// (default [`LATENCY_BUCKETS`], 5 ms to 10 s). Checked by [`DiagBuilder::build`].
+    ///
+    /// ```
+    /// use diag_core::{ConfigError, Diag};
+    /// // A service whose requests take seconds, not milliseconds:
+    /// let diag = Diag::builder().http_duration_buckets([0.5, 1.0, 5.0, 30.0, 120.0]).build();
+    /// assert!(diag.is_ok());
+    /// let err = Diag::builder().http_duration_buckets([5.0, 1.0]).build().unwrap_err();
+    /// assert!(matches!(err, ConfigError::Buckets(_)));
+    /// ```
     pub fn http_duration_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
         self.http_duration_buckets = bounds.into();
         self
@@ -247,6 +437,15 @@ impl DiagBuilder {
     /// How many distinct label sets each metric family keeps (default 2,000); beyond
     /// it, observations fold into the `__overflow__` series and are counted in
     /// `diag_metrics_overflow_total`.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().max_label_sets(100).build().unwrap();
+    /// let by_customer = diag.counter_family("customer_orders", "Orders.", ["customer"]).unwrap();
+    /// for id in 0..150 {
+    ///     by_customer.with([&id.to_string()]).inc();
+    /// }
+    /// assert_eq!((by_customer.len(), by_customer.overflowed()), (100, 50));
+    /// ```
     pub fn max_label_sets(mut self, n: usize) -> Self {
         self.max_label_sets = n;
         self
@@ -346,6 +545,14 @@ impl DiagBuilder {
     }
 
     /// Checks the settings and builds the handle.
+    ///
+    /// ```
+    /// use diag_core::{ConfigError, Diag};
+    /// let diag = Diag::builder().service("checkout").build().unwrap();
+    /// assert_eq!(diag.service(), "checkout");
+    /// let err = Diag::builder().trusted_proxy("10.0.0.0/33").build().unwrap_err();
+    /// assert!(matches!(err, ConfigError::TrustedProxy(_)));
+    /// ```
     pub fn build(self) -> Result<Diag, ConfigError> {
         let nets = self
             .trusted_proxies

@@ -101,6 +101,16 @@ pub(crate) struct Inner {
 }
 
 /// A configuration value diag could not accept.
+///
+/// ```
+/// use diag_core::{ConfigError, Diag};
+/// let err = Diag::builder().admin_addr("localhost").build().unwrap_err();
+/// assert!(matches!(err, ConfigError::AdminAddr(_)));
+/// assert_eq!(
+///     err.to_string(),
+///     "admin address `localhost` is not a socket address (expected e.g. 127.0.0.1:9901)"
+/// );
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A trusted proxy entry is not an address or CIDR network.
@@ -133,11 +143,27 @@ pub enum ConfigError {
 
 impl Diag {
     /// Starts a builder with defaults (no token, loopback-only endpoints, nothing trusted).
+    ///
+    /// ```
+    /// use diag_core::Diag;
+    /// let diag = Diag::builder().service("checkout").build().unwrap();
+    /// assert_eq!(diag.service(), "checkout");
+    /// assert!(!diag.is_disabled());
+    /// ```
     pub fn builder() -> DiagBuilder {
         DiagBuilder::default()
     }
 
     /// A builder preloaded from the environment; see [`DiagBuilder::from_env`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), diag_core::ConfigError> {
+    /// // DIAG_TOKEN, DIAG_ADMIN_ADDR, ... override what code sets.
+    /// let diag = diag_core::Diag::from_env()?.service("checkout").build()?;
+    /// assert_eq!(diag.service(), "checkout");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_env() -> Result<DiagBuilder, ConfigError> {
         DiagBuilder::default().from_env()
     }
@@ -159,41 +185,90 @@ impl Diag {
     }
 
     /// The service name given to the builder.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().service("checkout").build().unwrap();
+    /// assert_eq!(diag.service(), "checkout");
+    /// ```
     pub fn service(&self) -> &str {
         &self.inner.service
     }
 
     /// The service version given to the builder.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().version("1.4.2").build().unwrap();
+    /// assert_eq!(diag.version(), "1.4.2");
+    /// ```
     pub fn version(&self) -> &str {
         &self.inner.version
     }
 
     /// The registry of `/debug/state` providers.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.state().register("cache", || serde_json::json!({"entries": 12})).unwrap();
+    /// assert!(diag.state().names().contains(&"cache".to_owned()));
+    /// ```
     pub fn state(&self) -> &StateRegistry {
         &self.inner.state
     }
 
     /// The "what changed" timeline.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.events().record("deploy", "v1.4.2 rolled out");
+    /// assert_eq!(diag.events().recent().last().unwrap().message, "v1.4.2 rolled out");
+    /// ```
     pub fn events(&self) -> &Events {
         &self.inner.events
     }
 
     /// How long ago this handle was built.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert!(diag.uptime() < Duration::from_secs(60));
+    /// ```
     pub fn uptime(&self) -> Duration {
         self.inner.started.elapsed()
     }
 
     /// When this handle was built, as wall-clock time.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let age = SystemTime::now().duration_since(diag.started_at()).unwrap_or_default();
+    /// assert!(age < Duration::from_secs(60));
+    /// ```
     pub fn started_at(&self) -> SystemTime {
         self.inner.started_at
     }
 
     /// The separate admin listener's address, when one is configured.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert_eq!(diag.admin_addr(), None);
+    /// let admin = diag_core::Diag::builder().admin_addr("127.0.0.1:9901").build().unwrap();
+    /// assert_eq!(admin.admin_addr().unwrap().port(), 9901);
+    /// ```
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.inner.admin_addr
     }
 
     /// Whether the kill switch is on: the middleware then passes requests straight through.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert!(!diag.is_disabled());
+    /// diag.set_disabled(true);
+    /// assert!(diag.is_disabled());
+    /// ```
     pub fn is_disabled(&self) -> bool {
         self.inner.disabled.load(Ordering::Relaxed)
     }
@@ -220,6 +295,12 @@ impl Diag {
     }
 
     /// The git sha given to the builder, if any.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().git_sha(Some("0123abc")).build().unwrap();
+    /// assert_eq!(diag.git_sha(), Some("0123abc"));
+    /// assert_eq!(diag_core::Diag::builder().git_sha(Some("")).build().unwrap().git_sha(), None);
+    /// ```
     pub fn git_sha(&self) -> Option<&str> {
         self.inner.git_sha.as_deref()
     }

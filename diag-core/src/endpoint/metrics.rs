@@ -14,9 +14,35 @@ use crate::Diag;
 use crate::metrics::Format;
 
 /// The content type of the OpenMetrics answer.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::{EndpointRequest, endpoint::OPENMETRICS_CONTENT_TYPE};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let req = EndpointRequest {
+///     method: "GET".into(),
+///     path: "/metrics".into(),
+///     headers: vec![("accept".into(), "application/openmetrics-text;version=1.0.0".into())],
+///     ..Default::default()
+/// };
+/// let resp = diag.serve(req).await;
+/// assert_eq!(resp.header("content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+/// # }
+/// ```
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The content type of the classic text answer.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::{EndpointRequest, endpoint::CLASSIC_CONTENT_TYPE};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// // curl, a browser: no `Accept` asking for OpenMetrics.
+/// let req = EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+/// let resp = diag.serve(req).await;
+/// assert_eq!(resp.header("content-type"), Some(CLASSIC_CONTENT_TYPE));
+/// # }
+/// ```
 pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The format (and content type) to answer an `Accept` header with.

@@ -3,6 +3,25 @@
 //! An adapter turns its framework's request into an [`EndpointRequest`], awaits
 //! [`Diag::serve`], and writes the [`DiagResponse`] back. Which paths are endpoints is
 //! [`Diag::is_endpoint`]'s answer, so every adapter mounts the same set.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use diag_core::EndpointRequest;
+//! let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+//! // In the adapter, for a request its framework received:
+//! let path = "/debug/events";
+//! assert!(diag.is_endpoint(path)); // otherwise: the service's own routes
+//! let req = EndpointRequest {
+//!     method: "GET".into(),
+//!     path: path.into(),
+//!     query: Some("kind=start".into()),
+//!     headers: vec![("authorization".into(), "Bearer s3cret".into())],
+//!     ..Default::default()
+//! };
+//! let resp = diag.serve(req).await; // then write status, headers and body back
+//! assert_eq!(resp.status, 200);
+//! # }
+//! ```
 
 mod events;
 mod index;
@@ -21,6 +40,23 @@ use crate::Diag;
 use crate::HeaderView;
 
 /// A request to a diagnostics endpoint, owned so the adapter's request can go.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::EndpointRequest;
+/// let diag = diag_core::Diag::builder().build().unwrap(); // no token: loopback only
+/// let req = EndpointRequest {
+///     method: "GET".into(),
+///     path: "/debug/state/process".into(),
+///     query: Some("pretty".into()),
+///     peer: Some("127.0.0.1:50312".parse().unwrap()),
+///     ..Default::default()
+/// };
+/// let resp = diag.serve(req).await;
+/// assert_eq!(resp.status, 200);
+/// assert!(resp.body.starts_with(b"{\n")); // pretty-printed
+/// # }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct EndpointRequest {
     /// `GET`, `PUT`, ...
@@ -40,9 +76,38 @@ pub struct EndpointRequest {
 
 impl EndpointRequest {
     /// The largest body an endpoint accepts; adapters refuse longer ones with 413.
+    ///
+    /// ```
+    /// use diag_core::{DiagResponse, EndpointRequest};
+    /// // How an adapter reads an endpoint's body:
+    /// fn read_body(chunks: &[&[u8]]) -> Result<Vec<u8>, DiagResponse> {
+    ///     let mut body = Vec::new();
+    ///     for chunk in chunks {
+    ///         if body.len() + chunk.len() > EndpointRequest::MAX_BODY {
+    ///             return Err(DiagResponse::body_too_large());
+    ///         }
+    ///         body.extend_from_slice(chunk);
+    ///     }
+    ///     Ok(body)
+    /// }
+    /// assert_eq!(read_body(&[b"warn"]).unwrap(), b"warn");
+    /// assert_eq!(read_body(&[&[b' '; 70 * 1024]]).unwrap_err().status, 413);
+    /// ```
     pub const MAX_BODY: usize = 64 * 1024;
 
     /// The value of query parameter `key`, if present (`?pretty` gives `Some("")`).
+    ///
+    /// ```
+    /// use diag_core::EndpointRequest;
+    /// let req = EndpointRequest {
+    ///     path: "/debug/events".into(),
+    ///     query: Some("since=41&kind=deploy&pretty".into()),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(req.query_param("since"), Some("41"));
+    /// assert_eq!(req.query_param("pretty"), Some(""));
+    /// assert_eq!(req.query_param("limit"), None);
+    /// ```
     pub fn query_param(&self, key: &str) -> Option<&str> {
         self.query.as_deref()?.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -3,6 +3,19 @@ use serde::Serialize;
 use crate::auth::AuthError;
 
 /// What an endpoint answers, for the adapter to write back.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::EndpointRequest;
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let req = EndpointRequest { method: "GET".into(), path: "/debug".into(), ..Default::default() };
+/// let resp = diag.serve(req).await;
+/// // An adapter copies these onto its framework's response.
+/// assert_eq!(resp.status, 401);
+/// assert_eq!(resp.header("www-authenticate"), Some("Bearer realm=\"diag\""));
+/// assert!(resp.body.starts_with(b"{\"error\":"));
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiagResponse {
     /// HTTP status code.
@@ -19,6 +32,15 @@ impl DiagResponse {
     /// A response with `content-type` set, never cached, and never content-sniffed:
     /// diag's pages show what clients sent (captured bodies, URIs), which a browser must
     /// not take for HTML or script.
+    ///
+    /// ```
+    /// use diag_core::DiagResponse;
+    /// let resp = DiagResponse::new(200, "text/plain; charset=utf-8", "ok\n");
+    /// assert_eq!(resp.header("content-type"), Some("text/plain; charset=utf-8"));
+    /// assert_eq!(resp.header("cache-control"), Some("no-store"));
+    /// assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+    /// assert_eq!(resp.body, b"ok\n");
+    /// ```
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         DiagResponse {
             status,
@@ -32,6 +54,13 @@ impl DiagResponse {
     }
 
     /// `value` as JSON, pretty-printed when asked.
+    ///
+    /// ```
+    /// use diag_core::DiagResponse;
+    /// let resp = DiagResponse::json(200, &serde_json::json!({"healthy": true}), false);
+    /// assert_eq!(resp.header("content-type"), Some("application/json"));
+    /// assert_eq!(resp.body, b"{\"healthy\":true}\n");
+    /// ```
     pub fn json(status: u16, value: &impl Serialize, pretty: bool) -> Self {
         let body = if pretty {
             serde_json::to_vec_pretty(value)
@@ -48,6 +77,13 @@ impl DiagResponse {
     }
 
     /// A JSON error body: `{"error": "..."}`.
+    ///
+    /// ```
+    /// use diag_core::DiagResponse;
+    /// let resp = DiagResponse::error(503, "diagnostics are starting");
+    /// assert_eq!(resp.status, 503);
+    /// assert_eq!(resp.body, b"{\"error\":\"diagnostics are starting\"}\n");
+    /// ```
     pub fn error(status: u16, message: &str) -> Self {
         let mut body =
             serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
@@ -57,6 +93,13 @@ impl DiagResponse {
 
     /// 413: the request body is over [`EndpointRequest::MAX_BODY`](crate::EndpointRequest::MAX_BODY).
     /// Adapters answer with it while reading an endpoint's body.
+    ///
+    /// ```
+    /// use diag_core::DiagResponse;
+    /// let resp = DiagResponse::body_too_large();
+    /// assert_eq!(resp.status, 413);
+    /// assert_eq!(resp.header("content-type"), Some("application/json"));
+    /// ```
     pub fn body_too_large() -> Self {
         DiagResponse::error(
             413,
@@ -85,6 +128,13 @@ impl DiagResponse {
     }
 
     /// The value of header `name`, if set.
+    ///
+    /// ```
+    /// use diag_core::DiagResponse;
+    /// let resp = DiagResponse::new(200, "application/json", "{}");
+    /// assert_eq!(resp.header("Content-Type"), Some("application/json")); // any case
+    /// assert_eq!(resp.header("etag"), None);
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -17,6 +17,24 @@
 //! | `metric_overflow` | a metric family reaches its label-set cap | the metrics registry |
 //!
 //! A service records its own with [`Events::record`], e.g. `diag.events().record("deploy", "v1.4.2 rolled out")`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use diag_core::EndpointRequest;
+//! let diag = diag_core::Diag::builder().build().unwrap();
+//! diag.events().record("deploy", "v1.4.2 rolled out");
+//! let req = EndpointRequest {
+//!     method: "GET".into(),
+//!     path: "/debug/events".into(),
+//!     query: Some("kind=deploy".into()),
+//!     peer: Some("127.0.0.1:40000".parse().unwrap()),
+//!     ..Default::default()
+//! };
+//! let page: serde_json::Value = serde_json::from_slice(&diag.serve(req).await.body).unwrap();
+//! assert_eq!(page["events"][0]["message"], "v1.4.2 rolled out");
+//! assert_eq!(page["last_seq"], 2); // `start` was 1
+//! # }
+//! ```
 
 pub mod kinds;
 mod timeline;

@@ -6,6 +6,15 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 /// One entry of the timeline.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// diag.events().record("deploy", "v1.4.2 rolled out");
+/// let e = diag.events().recent().pop().unwrap();
+/// assert_eq!((e.seq, e.kind.as_str(), e.message.as_str()), (2, "deploy", "v1.4.2 rolled out"));
+/// assert!(e.time_unix > 1.6e9);
+/// assert_eq!(serde_json::to_value(&e).unwrap()["kind"], "deploy");
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
     /// Increasing sequence number, from 1.
@@ -36,6 +45,15 @@ pub struct Events {
 
 impl Events {
     /// The longest a kind or message may be; longer ones are cut.
+    ///
+    /// ```
+    /// use diag_core::events::Events;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.events().record("deploy", "x".repeat(5000));
+    /// let message = diag.events().recent().pop().unwrap().message;
+    /// assert_eq!(message.len(), Events::MAX_TEXT + '…'.len_utf8());
+    /// assert!(message.ends_with('…'));
+    /// ```
     pub const MAX_TEXT: usize = 1024;
 
     pub(crate) fn new(capacity: usize) -> Self {
@@ -48,6 +66,13 @@ impl Events {
     }
 
     /// Appends an event.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let version = "v1.4.2";
+    /// diag.events().record("deploy", format!("{version} rolled out"));
+    /// assert_eq!(diag.events().since(0, Some("deploy"), 1)[0].message, "v1.4.2 rolled out");
+    /// ```
     pub fn record(&self, kind: &str, message: impl Into<String>) {
         let kind = truncate(kind.to_owned());
         let message = truncate(message.into());
@@ -70,6 +95,13 @@ impl Events {
     }
 
     /// The events kept, oldest first.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.events().record("feature_flag", "new_cart on");
+    /// let kinds: Vec<String> = diag.events().recent().into_iter().map(|e| e.kind).collect();
+    /// assert_eq!(kinds, ["start", "feature_flag"]);
+    /// ```
     pub fn recent(&self) -> Vec<Event> {
         self.ring.lock().iter().cloned().collect()
     }
@@ -101,26 +133,62 @@ impl Events {
     }
 
     /// How many events the ring holds now.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert_eq!(diag.events().len(), 1); // `start`
+    /// diag.events().record("deploy", "v2");
+    /// assert_eq!(diag.events().len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.ring.lock().len()
     }
 
     /// Whether the ring is empty.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert!(!diag.events().is_empty()); // building records `start`
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The sequence number of the latest event (0 before any).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let seen = diag.events().last_seq();
+    /// diag.events().record("deploy", "v2");
+    /// // Poll for what came after the last event seen:
+    /// let new = diag.events().since(seen, None, 100);
+    /// assert_eq!(new.len(), 1);
+    /// assert_eq!(diag.events().last_seq(), seen + 1);
+    /// ```
     pub fn last_seq(&self) -> u64 {
         self.next_seq.load(Ordering::Relaxed).saturating_sub(1)
     }
 
     /// How many events the ring keeps at most.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().events_capacity(50).build().unwrap();
+    /// assert_eq!(diag.events().capacity(), 50);
+    /// ```
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// How many events were pushed out of the ring.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().events_capacity(3).build().unwrap();
+    /// for i in 0..5 {
+    ///     diag.events().record("tick", format!("{i}"));
+    /// }
+    /// assert_eq!(diag.events().len(), 3);
+    /// assert_eq!(diag.events().evicted(), 3); // `start` and the first two ticks
+    /// ```
     pub fn evicted(&self) -> u64 {
         self.evicted.load(Ordering::Relaxed)
     }

@@ -24,6 +24,19 @@ use super::{in_flight, mark};
 /// filters that disagree on a callsite make tracing ask both per event, so agreeing
 /// keeps an enabled `info!` as cheap as without diag. For callsites cached `always`
 /// the recording layer is then called and returns after that same atomic load.
+///
+/// ```
+/// use diag_core::log::{DebugRecordingLayer, DebugRequestFilter};
+/// use tracing_subscriber::{EnvFilter, Registry, filter::Filtered};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// // The type to name when a struct holds the recording layer:
+/// let layer: Filtered<DebugRecordingLayer, DebugRequestFilter, Registry> =
+///     diag.debug_recording_layer();
+/// assert!(format!("{:?}", layer.filter()).contains("service_filter: false"));
+/// // Installed later, the service's filter is still the one it mirrors while idle.
+/// let _service = diag.log_filter(EnvFilter::new("info"));
+/// assert!(format!("{:?}", layer.filter()).contains("service_filter: true"));
+/// ```
 #[derive(Clone, Default)]
 pub struct DebugRequestFilter {
     /// The service's filter, once installed: while idle, this filter asks for exactly

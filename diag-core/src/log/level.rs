@@ -18,9 +18,28 @@ use crate::diag::Inner;
 use crate::events::Events;
 
 /// The longest TTL [`LogLevel::set`] accepts.
+///
+/// ```
+/// use std::time::Duration;
+/// use diag_core::log::{LogLevelError, MAX_TTL};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// # let _filter = diag.log_filter(tracing_subscriber::EnvFilter::new("info"));
+/// let longer = MAX_TTL + Duration::from_secs(1);
+/// assert_eq!(diag.log_level().set("debug", Some(longer)), Err(LogLevelError::TtlOutOfRange));
+/// assert!(diag.log_level().set("debug", Some(MAX_TTL)).is_ok());
+/// ```
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The longest directive [`LogLevel::set`] accepts, in bytes.
+///
+/// ```
+/// use diag_core::log::{LogLevelError, MAX_DIRECTIVE_BYTES};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// # let _filter = diag.log_filter(tracing_subscriber::EnvFilter::new("info"));
+/// let huge = format!("info,{}=debug", "a".repeat(MAX_DIRECTIVE_BYTES));
+/// let refused = diag.log_level().set(&huge, None);
+/// assert!(matches!(refused, Err(LogLevelError::InvalidDirective { .. })));
+/// ```
 pub const MAX_DIRECTIVE_BYTES: usize = 4096;
 
 /// The service's filter as it is now; replaced whole on every change.
@@ -95,6 +114,18 @@ fn level_filter_rank(filter: Option<LevelFilter>) -> usize {
 }
 
 /// Why a log level change was refused.
+///
+/// ```
+/// use diag_core::log::LogLevelError;
+/// use tracing_subscriber::EnvFilter;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// // Nothing to change until the service's filter goes through `log_filter`.
+/// assert_eq!(diag.log_level().current(), Err(LogLevelError::NotInstalled));
+/// let _filter = diag.log_filter(EnvFilter::new("info"));
+/// assert_eq!(diag.log_level().set("  ", None), Err(LogLevelError::Empty));
+/// let err = diag.log_level().set("checkout=loud", None).unwrap_err();
+/// assert!(err.to_string().starts_with("invalid directive `checkout=loud`"));
+/// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LogLevelError {
     /// The service never called [`Diag::log_filter`], so there is no filter to change.
@@ -117,6 +148,18 @@ pub enum LogLevelError {
 }
 
 /// The active log filter, as [`LogLevel::current`] and the endpoint report it.
+///
+/// ```
+/// use std::time::Duration;
+/// use tracing_subscriber::EnvFilter;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let _filter = diag.log_filter(EnvFilter::new("info"));
+/// let ttl = Duration::from_secs(600);
+/// let state = diag.log_level().set("info,checkout=debug", Some(ttl)).unwrap();
+/// assert_eq!(state.directive, "info,checkout=debug");
+/// assert_eq!(state.default, "info");
+/// assert!(state.expires_in.is_some_and(|left| left <= ttl));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLevelState {
     /// The active directive list, e.g. `info,checkout=debug`.
@@ -254,6 +297,13 @@ impl Diag {
     }
 
     /// Changes the log filter at runtime (needs [`Diag::log_filter`] installed).
+    ///
+    /// ```
+    /// use tracing_subscriber::EnvFilter;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let _filter = diag.log_filter(EnvFilter::new("warn"));
+    /// assert_eq!(diag.log_level().current().unwrap().directive, "warn");
+    /// ```
     pub fn log_level(&self) -> LogLevel<'_> {
         LogLevel { diag: self }
     }
@@ -264,6 +314,17 @@ impl LogLevel<'_> {
     /// `info,checkout=debug`). With a `ttl`, the filter active before goes back by
     /// itself when it runs out (a TTL set on top of another TTL goes back to what was
     /// active before the first). Records a `log_level` event.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let _filter = diag.log_filter(tracing_subscriber::EnvFilter::new("info"));
+    /// let state = diag.log_level().set("info,sqlx=debug", Some(Duration::from_secs(60))).unwrap();
+    /// assert_eq!(state.directive, "info,sqlx=debug");
+    /// assert!(state.expires_in.is_some());
+    /// let events = diag.events().since(0, Some("log_level"), 10);
+    /// assert!(events[0].message.starts_with("log level set to `info,sqlx=debug` for 60 s"));
+    /// ```
     pub fn set(
         &self,
         directive: &str,
@@ -321,6 +382,16 @@ impl LogLevel<'_> {
     }
 
     /// Goes back to the service's own filter. Records a `log_level` event.
+    ///
+    /// ```
+    /// use tracing_subscriber::EnvFilter;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let _filter = diag.log_filter(EnvFilter::new("info"));
+    /// diag.log_level().set("trace", None).unwrap();
+    /// let state = diag.log_level().reset().unwrap();
+    /// assert_eq!(state.directive, "info");
+    /// assert_eq!(state.expires_in, None);
+    /// ```
     pub fn reset(&self) -> Result<LogLevelState, LogLevelError> {
         let control = self.control();
         let slot = control.slot.get().ok_or(LogLevelError::NotInstalled)?;
@@ -341,6 +412,15 @@ impl LogLevel<'_> {
     }
 
     /// The active directive, the default, and the time left before a TTL reverts it.
+    ///
+    /// ```
+    /// use tracing_subscriber::EnvFilter;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let _filter = diag.log_filter(EnvFilter::new("info"));
+    /// let now = diag.log_level().current().unwrap();
+    /// assert_eq!((now.directive.as_str(), now.default.as_str()), ("info", "info"));
+    /// assert_eq!(now.expires_in, None, "no TTL pending");
+    /// ```
     pub fn current(&self) -> Result<LogLevelState, LogLevelError> {
         let control = self.control();
         let slot = control.slot.get().ok_or(LogLevelError::NotInstalled)?;

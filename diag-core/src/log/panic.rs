@@ -5,6 +5,20 @@
 use std::sync::Once;
 
 /// The target of the ERROR event a panic becomes.
+///
+/// ```
+/// use diag_core::log::{PANIC_TARGET, log_panics};
+/// use tracing_subscriber::prelude::*;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// log_panics();
+/// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _ = std::panic::catch_unwind(|| panic!("out of stock"));
+/// });
+/// let latest = diag.errors().latest();
+/// assert_eq!(latest[0].target, PANIC_TARGET);
+/// assert_eq!(latest[0].message, "panicked: out of stock");
+/// ```
 pub const PANIC_TARGET: &str = "panic";
 
 /// From now on, logs every panic as an ERROR event (target [`PANIC_TARGET`], message

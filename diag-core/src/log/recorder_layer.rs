@@ -27,6 +27,22 @@ use crate::debug::{DebugSession, LogLine, SpanTiming, StaticText};
 /// returns it: inside debug requests it records; elsewhere it is either not called or
 /// returns after one relaxed atomic load. It is separate from the
 /// service's log output: the record is kept even when the service logs nowhere.
+///
+/// ```
+/// use diag_core::request::RequestView;
+/// use tracing_subscriber::prelude::*;
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let subscriber = tracing_subscriber::registry().with(diag.debug_recording_layer());
+/// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+/// tracing::subscriber::with_default(subscriber, || {
+///     let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &headers, peer: &|| None };
+///     let guard = diag.begin(&view);
+///     let _entered = guard.enter();
+///     tracing::debug!(product_id = 7, "cache miss");
+///     let session = guard.scope().debug.as_ref().expect("a debug request");
+///     assert_eq!(session.logs()[0].message, "cache miss");
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DebugRecordingLayer;
 

@@ -23,10 +23,38 @@ use super::name::{MetricError, check_label_names, collected_name};
 use crate::Diag;
 
 /// The most collectors a service may register with [`Diag::register_collector`].
+///
+/// ```
+/// use diag_core::metrics::{MAX_COLLECTORS, MetricError};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// for _ in 0..MAX_COLLECTORS {
+///     diag.register_collector(|_| {}).unwrap();
+/// }
+/// let refused = diag.register_collector(|_| {});
+/// assert_eq!(refused, Err(MetricError::TooManyCollectors(MAX_COLLECTORS)));
+/// ```
 pub const MAX_COLLECTORS: usize = 64;
 
 /// The most series one collected family writes per scrape; further samples are left
 /// out and counted in `diag_metrics_collector_dropped_samples`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::metrics::MAX_COLLECTED_SERIES;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// diag.register_collector(|w| {
+///     for shard in 0..=MAX_COLLECTED_SERIES {
+///         w.gauge("shard_lag", "Lag per shard.", &[("shard", &shard.to_string())], 0.0);
+///     }
+/// })
+/// .unwrap();
+/// let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+/// let text = String::from_utf8(diag.serve(req).await.body).unwrap();
+/// assert!(text.contains(&format!("shard_lag{{shard=\"{}\"}}", MAX_COLLECTED_SERIES - 1)));
+/// assert!(!text.contains(&format!("shard_lag{{shard=\"{MAX_COLLECTED_SERIES}\"}}")));
+/// assert!(text.contains("diag_metrics_collector_dropped_samples 1"));
+/// # }
+/// ```
 pub const MAX_COLLECTED_SERIES: usize = 1024;
 
 /// The function a collector is.
@@ -45,6 +73,23 @@ pub(crate) struct Collector {
 /// later samples of the same family (in any order, interleaved with other families)
 /// must have the same label names in the same order. Counter names may be given with
 /// or without `_total`; the exposition writes `<name>_total`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::metrics::ScrapeWriter;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// diag.register_collector(|w: &mut ScrapeWriter| {
+///     w.gauge("cache_entries", "Entries per cache.", &[("cache", "users")], 12.0);
+///     w.counter("cache_evictions", "Evictions.", &[], 4);
+///     w.gauge("cache_entries", "Entries per cache.", &[("cache", "carts")], 3.0);
+/// })
+/// .unwrap();
+/// let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+/// let text = String::from_utf8(diag.serve(req).await.body).unwrap();
+/// // Grouped by family, in the order the samples were written.
+/// assert!(text.contains("cache_entries{cache=\"users\"} 12.0\ncache_entries{cache=\"carts\"} 3.0\n"));
+/// # }
+/// ```
 pub struct ScrapeWriter {
     format: Format,
     own: bool,
@@ -86,6 +131,19 @@ impl ScrapeWriter {
 
     /// Writes one counter sample: `value` is the count since the process started
     /// (a counter only goes up; a restart resets it).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.register_collector(|w| {
+    ///     w.counter("jobs_done", "Jobs finished.", &[("queue", "mail")], 42);
+    /// })
+    /// .unwrap();
+    /// let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// let text = String::from_utf8(diag.serve(req).await.body).unwrap();
+    /// assert!(text.contains("# TYPE jobs_done_total counter\njobs_done_total{queue=\"mail\"} 42\n"));
+    /// # }
+    /// ```
     pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: u64) {
         if let Some(family) = self.series(name, help, Kind::Counter, labels) {
             family.samples.raw_counter(&family.name, labels, value);
@@ -121,6 +179,19 @@ impl ScrapeWriter {
     }
 
     /// Writes one gauge sample.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.register_collector(|w| {
+    ///     w.gauge("board_temperature_celsius", "Board temperature.", &[("sensor", "cpu")], 61.5);
+    /// })
+    /// .unwrap();
+    /// let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// let text = String::from_utf8(diag.serve(req).await.body).unwrap();
+    /// assert!(text.contains("board_temperature_celsius{sensor=\"cpu\"} 61.5\n"));
+    /// # }
+    /// ```
     pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
         if let Some(family) = self.series(name, help, Kind::Gauge, labels) {
             family.samples.raw_gauge(&family.name, labels, value);

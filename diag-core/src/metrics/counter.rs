@@ -38,6 +38,13 @@ impl Default for Counter {
 
 impl Counter {
     /// A counter at zero.
+    ///
+    /// ```
+    /// use diag_core::metrics::Counter;
+    /// let retries = Counter::new();
+    /// assert_eq!(retries.get(), 0);
+    /// assert_eq!(retries.exemplar(), None);
+    /// ```
     pub fn new() -> Counter {
         Counter {
             shards: (0..shard::shard_count()).map(|_| OnceLock::new()).collect(),
@@ -46,11 +53,28 @@ impl Counter {
 
     /// Adds one; the exemplar comes from the request this thread is working for, when
     /// its trace is sampled.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let refunds = diag.counter("refunds", "Refunds issued.").unwrap();
+    /// refunds.inc();
+    /// assert_eq!(refunds.get(), 1);
+    /// // Outside a request there is no trace, so no exemplar.
+    /// assert_eq!(refunds.exemplar(), None);
+    /// ```
     pub fn inc(&self) {
         self.inc_by(1);
     }
 
     /// Adds `n`; exemplar as for [`Counter::inc`].
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let bytes = diag.counter("upload_bytes", "Bytes uploaded.").unwrap();
+    /// bytes.inc_by(4096);
+    /// bytes.inc_by(512);
+    /// assert_eq!(bytes.get(), 4608);
+    /// ```
     pub fn inc_by(&self, n: u64) {
         // The clock is read only when there is an exemplar to timestamp.
         match with_current(|s| s.map(|s| s.trace).filter(|t| t.sampled)) {
@@ -60,6 +84,19 @@ impl Counter {
     }
 
     /// Adds `n`, with `trace` as the exemplar when it is sampled, observed `at`.
+    ///
+    /// ```
+    /// use diag_core::metrics::{Counter, ExemplarTime};
+    /// use diag_core::trace::TraceContext;
+    /// let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let trace = TraceContext::from_traceparent(tp).unwrap();
+    /// let c = Counter::new();
+    /// c.inc_with_exemplar(3, &trace, ExemplarTime::now());
+    /// assert_eq!(c.get(), 3);
+    /// let exemplar = c.exemplar().unwrap();
+    /// assert_eq!(exemplar.trace_id, trace.trace_id);
+    /// assert_eq!(exemplar.value, 3.0);
+    /// ```
     #[inline]
     pub fn inc_with_exemplar(&self, n: u64, trace: &TraceContext, at: ExemplarTime) {
         self.add(n, trace.sampled.then_some((trace, at)));
@@ -91,6 +128,14 @@ impl Counter {
     }
 
     /// The total.
+    ///
+    /// ```
+    /// use diag_core::metrics::Counter;
+    /// let c = Counter::new();
+    /// c.inc();
+    /// c.inc_by(2);
+    /// assert_eq!(c.get(), 3);
+    /// ```
     pub fn get(&self) -> u64 {
         self.shards
             .iter()
@@ -100,6 +145,19 @@ impl Counter {
     }
 
     /// The newest exemplar across shards.
+    ///
+    /// ```
+    /// use diag_core::metrics::{Counter, ExemplarTime};
+    /// use diag_core::trace::TraceContext;
+    /// let tp = |s: &str| TraceContext::from_traceparent(s.as_bytes()).unwrap();
+    /// let unsampled = tp("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+    /// let sampled = tp("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    /// let c = Counter::new();
+    /// c.inc_with_exemplar(1, &unsampled, ExemplarTime::now());
+    /// assert_eq!(c.exemplar(), None);
+    /// c.inc_with_exemplar(1, &sampled, ExemplarTime::now());
+    /// assert_eq!(c.exemplar().unwrap().trace_id.to_string(), "0af7651916cd43dd8448eb211c80319c");
+    /// ```
     pub fn exemplar(&self) -> Option<Exemplar> {
         self.shards
             .iter()

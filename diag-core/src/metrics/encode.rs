@@ -14,6 +14,21 @@ use super::exemplar::{Exemplar, exemplar_labels_fit};
 use super::{Counter, Gauge, HistogramSnapshot};
 
 /// Which text format to write.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::EndpointRequest;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let scrape = |accept: &str| {
+///     let headers = vec![("accept".to_owned(), accept.to_owned())];
+///     let path = "/metrics".into();
+///     diag.serve(EndpointRequest { method: "GET".into(), path, headers, ..Default::default() })
+/// };
+/// // Prometheus asks for OpenMetrics; curl and browsers get the classic format.
+/// assert!(scrape("application/openmetrics-text").await.body.ends_with(b"# EOF\n"));
+/// assert!(!scrape("*/*").await.body.ends_with(b"# EOF\n"));
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// OpenMetrics 1.0: `# EOF` terminated, exemplars included.

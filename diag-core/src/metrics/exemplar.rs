@@ -30,6 +30,14 @@ use crate::trace::{SpanId, TraceContext, TraceId};
 
 /// The OpenMetrics limit on an exemplar's label set: names and values together, in
 /// UTF-8 code points.
+///
+/// ```
+/// use diag_core::metrics::{MAX_EXEMPLAR_LABEL_CODE_POINTS, exemplar_labels_fit};
+/// let value = "x".repeat(MAX_EXEMPLAR_LABEL_CODE_POINTS - "note".len());
+/// assert!(exemplar_labels_fit(&[("note", &value)]));
+/// let one_more = format!("{value}x");
+/// assert!(!exemplar_labels_fit(&[("note", &one_more)]));
+/// ```
 pub const MAX_EXEMPLAR_LABEL_CODE_POINTS: usize = 128;
 
 /// The label set diag writes: `trace_id` (8) + 32 hex digits + `span_id` (7) + 16 hex
@@ -55,6 +63,22 @@ pub fn exemplar_labels_fit(labels: &[(&str, &str)]) -> bool {
 }
 
 /// One exemplar as read back from a slot.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use diag_core::metrics::{Counter, ExemplarTime};
+/// use diag_core::trace::TraceContext;
+/// let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let trace = TraceContext::from_traceparent(tp).unwrap();
+/// let at = ExemplarTime::now();
+/// let c = Counter::new();
+/// c.inc_with_exemplar(1, &trace, at);
+/// let ex = c.exemplar().unwrap();
+/// assert_eq!(ex.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(ex.span_id, trace.span_id);
+/// assert_eq!(ex.value, 1.0);
+/// assert_eq!(ex.time, UNIX_EPOCH + Duration::from_nanos(at.unix_nanos()));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Exemplar {
     /// The trace of the observation.
@@ -84,11 +108,28 @@ pub struct ExemplarTime(u64);
 
 impl ExemplarTime {
     /// The current wall-clock time.
+    ///
+    /// ```
+    /// use diag_core::metrics::ExemplarTime;
+    /// let t = ExemplarTime::now();
+    /// // Some time after 2020-09-13 (1.6e9 seconds since the epoch).
+    /// assert!(t.unix_nanos() > 1_600_000_000_000_000_000);
+    /// ```
     pub fn now() -> ExemplarTime {
         ExemplarTime::from_system_time(SystemTime::now())
     }
 
     /// A wall-clock time.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use diag_core::metrics::ExemplarTime;
+    /// let t = ExemplarTime::from_system_time(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    /// assert_eq!(t.unix_nanos(), 1_700_000_000_000_000_000);
+    /// // A time before the epoch reads as the epoch.
+    /// let before = ExemplarTime::from_system_time(UNIX_EPOCH - Duration::from_secs(1));
+    /// assert_eq!(before.unix_nanos(), 0);
+    /// ```
     pub fn from_system_time(t: SystemTime) -> ExemplarTime {
         let nanos = t
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -100,6 +141,14 @@ impl ExemplarTime {
     /// The wall-clock time of a monotonic `Instant` (one anchor pair is taken on first
     /// use, so no second clock read is needed; NTP slews after the anchor shift the
     /// result slightly, which an exemplar timestamp tolerates).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use diag_core::metrics::ExemplarTime;
+    /// let earlier = ExemplarTime::from_instant(Instant::now());
+    /// let later = ExemplarTime::from_instant(Instant::now() + Duration::from_millis(250));
+    /// assert!(later.unix_nanos() >= earlier.unix_nanos() + 250_000_000);
+    /// ```
     pub fn from_instant(at: Instant) -> ExemplarTime {
         static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
         let (instant, unix) = *ANCHOR.get_or_init(|| (Instant::now(), ExemplarTime::now().0));
@@ -122,6 +171,13 @@ impl ExemplarTime {
     }
 
     /// Nanoseconds since the Unix epoch.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use diag_core::metrics::ExemplarTime;
+    /// let t = ExemplarTime::from_system_time(UNIX_EPOCH + Duration::from_millis(1500));
+    /// assert_eq!(t.unix_nanos(), 1_500_000_000);
+    /// ```
     pub fn unix_nanos(self) -> u64 {
         self.0
     }

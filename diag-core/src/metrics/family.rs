@@ -24,20 +24,66 @@ use parking_lot::Mutex;
 use crate::diag::Inner;
 
 /// How many distinct label sets a family keeps by default.
+///
+/// ```
+/// use diag_core::metrics::DEFAULT_MAX_LABEL_SETS;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let by_tenant = diag.counter_family("tenant_requests", "Per tenant.", ["tenant"]).unwrap();
+/// assert_eq!(by_tenant.cap(), DEFAULT_MAX_LABEL_SETS);
+/// ```
 pub const DEFAULT_MAX_LABEL_SETS: usize = 2_000;
 
 /// The largest cap a family accepts.
+///
+/// ```
+/// use diag_core::metrics::MAX_LABEL_SETS_LIMIT;
+/// // A larger cap given to the builder is lowered to the limit.
+/// let diag = diag_core::Diag::builder().max_label_sets(usize::MAX).build().unwrap();
+/// let f = diag.gauge_family("shard_depth", "Depth per shard.", ["shard"]).unwrap();
+/// assert_eq!(f.cap(), MAX_LABEL_SETS_LIMIT);
+/// ```
 pub const MAX_LABEL_SETS_LIMIT: usize = 1 << 20;
 
 /// Every label value of the series that overflowed observations fold into.
+///
+/// ```
+/// use diag_core::metrics::OVERFLOW_LABEL_VALUE;
+/// let diag = diag_core::Diag::builder().max_label_sets(1).build().unwrap();
+/// let by_user = diag.counter_family("user_logins", "Logins per user.", ["user"]).unwrap();
+/// by_user.with(["ada"]).inc();
+/// by_user.with(["grace"]).inc(); // past the cap
+/// let mut seen = Vec::new();
+/// by_user.for_each(|[user], c| seen.push((user, c.get())));
+/// assert_eq!(seen, [("ada", 1), (OVERFLOW_LABEL_VALUE, 1)]);
+/// ```
 pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
 
 /// A series of a family: a stable index, or the overflow series.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let hits = diag.counter_family("region_hits", "Hits per region.", ["region"]).unwrap();
+/// // Look the series up once, then use it without hashing the labels again.
+/// let eu = hits.series(["eu"]);
+/// hits.metric(eu).inc();
+/// hits.metric(eu).inc();
+/// assert_eq!(hits.labels(eu), ["eu"]);
+/// assert_eq!(hits.with(["eu"]).get(), 2);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeriesRef(u32);
 
 impl SeriesRef {
     /// The series that label sets beyond the cap fold into.
+    ///
+    /// ```
+    /// use diag_core::metrics::SeriesRef;
+    /// let diag = diag_core::Diag::builder().max_label_sets(1).build().unwrap();
+    /// let f = diag.counter_family("sku_views", "Views per SKU.", ["sku"]).unwrap();
+    /// assert_ne!(f.series(["A-1"]), SeriesRef::OVERFLOW);
+    /// assert_eq!(f.series(["B-2"]), SeriesRef::OVERFLOW);
+    /// assert_eq!(f.labels(SeriesRef::OVERFLOW), ["__overflow__"]);
+    /// ```
     pub const OVERFLOW: SeriesRef = SeriesRef(u32::MAX);
 
     /// The table index, or `None` for the overflow series.
@@ -149,42 +195,103 @@ impl<M, const N: usize> Family<M, N> {
     }
 
     /// The family's name.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.counter_family("payments_total", "Payments.", ["provider"]).unwrap();
+    /// assert_eq!(f.name(), "payments"); // exposed as `payments_total`
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The label names, in the order values are given.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.gauge_family("pool_size", "Pool sizes.", ["pool", "role"]).unwrap();
+    /// assert_eq!(f.label_names(), &["pool".to_owned(), "role".to_owned()]);
+    /// ```
     pub fn label_names(&self) -> &[String; N] {
         &self.label_names
     }
 
     /// How many distinct label sets exist (not counting the overflow series).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.counter_family("cache_lookups", "Lookups.", ["result"]).unwrap();
+    /// f.with(["hit"]).inc();
+    /// f.with(["miss"]).inc();
+    /// f.with(["hit"]).inc();
+    /// assert_eq!(f.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 
     /// Whether no label set has been seen yet.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.counter_family("retries", "Retries.", ["upstream"]).unwrap();
+    /// assert!(f.is_empty());
+    /// f.with(["pricing"]).inc();
+    /// assert!(!f.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The most distinct label sets this family keeps.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().max_label_sets(50).build().unwrap();
+    /// let f = diag.counter_family("tenant_jobs", "Jobs per tenant.", ["tenant"]).unwrap();
+    /// assert_eq!(f.cap(), 50);
+    /// ```
     pub fn cap(&self) -> usize {
         self.cap
     }
 
     /// How many observations folded into the overflow series.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().max_label_sets(1).build().unwrap();
+    /// let f = diag.counter_family("path_hits", "Hits per path.", ["path"]).unwrap();
+    /// f.with(["/a"]).inc();
+    /// f.with(["/b"]).inc();
+    /// f.with(["/c"]).inc();
+    /// assert_eq!((f.len(), f.overflowed()), (1, 2));
+    /// ```
     pub fn overflowed(&self) -> u64 {
         self.overflowed.load(Ordering::Relaxed)
     }
 
     /// The metric for these label values, created on first use. Beyond the cap, the
     /// overflow series (and the fold is counted).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let sent = diag.counter_family("mails_sent", "Mails sent.", ["template"]).unwrap();
+    /// sent.with(["welcome"]).inc();
+    /// sent.with(["welcome"]).inc();
+    /// assert_eq!(sent.with(["welcome"]).get(), 2);
+    /// ```
     pub fn with(&self, labels: [&str; N]) -> &M {
         self.metric(self.series(labels))
     }
 
     /// The series for these label values (see [`Family::with`]).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.gauge_family("replica_lag_seconds", "Lag per replica.", ["replica"]).unwrap();
+    /// let r1 = f.series(["r1"]);
+    /// assert_eq!(f.series(["r1"]), r1); // stable for the family's life
+    /// f.metric(r1).set(0.4);
+    /// assert_eq!(f.with(["r1"]).get(), 0.4);
+    /// ```
     pub fn series(&self, labels: [&str; N]) -> SeriesRef {
         let hash = hash_labels(self.seed, &labels);
         if let Some(found) = self.probe(hash, &labels, false) {
@@ -199,6 +306,14 @@ impl<M, const N: usize> Family<M, N> {
     }
 
     /// The metric of a series.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.counter_family("orders", "Orders by channel.", ["channel"]).unwrap();
+    /// let web = f.series(["web"]);
+    /// f.metric(web).inc_by(3);
+    /// assert_eq!(f.metric(web).get(), 3);
+    /// ```
     pub fn metric(&self, series: SeriesRef) -> &M {
         self.table
             .get(series.0 as usize)
@@ -208,6 +323,13 @@ impl<M, const N: usize> Family<M, N> {
 
     /// The label values of a series (all [`OVERFLOW_LABEL_VALUE`] for the overflow
     /// series).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.counter_family("http_client_calls", "Calls.", ["host", "status"]).unwrap();
+    /// let s = f.series(["api.example.com", "503"]);
+    /// assert_eq!(f.labels(s), ["api.example.com", "503"]);
+    /// ```
     pub fn labels(&self, series: SeriesRef) -> [&str; N] {
         match self.table.get(series.0 as usize).and_then(OnceLock::get) {
             Some(s) => std::array::from_fn(|i| &*s.labels[i]),
@@ -217,6 +339,16 @@ impl<M, const N: usize> Family<M, N> {
 
     /// Calls `f` with every series in creation order, then the overflow series if
     /// anything folded into it.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.counter_family("logins", "Logins by outcome.", ["outcome"]).unwrap();
+    /// f.with(["ok"]).inc_by(5);
+    /// f.with(["denied"]).inc();
+    /// let mut rows = Vec::new();
+    /// f.for_each(|[outcome], c| rows.push(format!("{outcome}={}", c.get())));
+    /// assert_eq!(rows, ["ok=5", "denied=1"]);
+    /// ```
     pub fn for_each<'a>(&'a self, mut f: impl FnMut([&'a str; N], &'a M)) {
         let order = self.order.lock().clone();
         for i in order {

@@ -22,16 +22,37 @@ pub struct Gauge {
 
 impl Gauge {
     /// A gauge at zero.
+    ///
+    /// ```
+    /// use diag_core::metrics::Gauge;
+    /// let g = Gauge::new();
+    /// assert_eq!(g.get(), 0.0);
+    /// ```
     pub fn new() -> Gauge {
         Gauge::default()
     }
 
     /// Sets the value.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let temp = diag.gauge("disk_free_ratio", "Free share of the data disk.").unwrap();
+    /// temp.set(0.42);
+    /// assert_eq!(temp.get(), 0.42);
+    /// ```
     pub fn set(&self, v: f64) {
         self.bits.store(v.to_bits(), Ordering::Relaxed);
     }
 
     /// Adds `delta` (negative to subtract).
+    ///
+    /// ```
+    /// use diag_core::metrics::Gauge;
+    /// let g = Gauge::new();
+    /// g.add(2.5);
+    /// g.add(-1.0);
+    /// assert_eq!(g.get(), 1.5);
+    /// ```
     pub fn add(&self, delta: f64) {
         let _ = self
             .bits
@@ -41,16 +62,39 @@ impl Gauge {
     }
 
     /// Adds one.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let sessions = diag.gauge("ws_sessions", "Open websocket sessions.").unwrap();
+    /// sessions.inc();
+    /// sessions.inc();
+    /// assert_eq!(sessions.get(), 2.0);
+    /// ```
     pub fn inc(&self) {
         self.add(1.0);
     }
 
     /// Subtracts one.
+    ///
+    /// ```
+    /// use diag_core::metrics::Gauge;
+    /// let workers_busy = Gauge::new();
+    /// workers_busy.inc();
+    /// workers_busy.dec();
+    /// assert_eq!(workers_busy.get(), 0.0);
+    /// ```
     pub fn dec(&self) {
         self.add(-1.0);
     }
 
     /// The current value.
+    ///
+    /// ```
+    /// use diag_core::metrics::Gauge;
+    /// let g = Gauge::new();
+    /// g.set(7.0);
+    /// assert_eq!(g.get(), 7.0);
+    /// ```
     pub fn get(&self) -> f64 {
         f64::from_bits(self.bits.load(Ordering::Relaxed))
     }

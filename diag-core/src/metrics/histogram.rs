@@ -10,11 +10,28 @@ use crate::trace::TraceContext;
 
 /// Bucket upper bounds for web latencies in seconds, as OpenTelemetry's HTTP semantic
 /// conventions recommend for `http.server.request.duration`.
+///
+/// ```
+/// use diag_core::metrics::LATENCY_BUCKETS;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let h = diag.histogram("checkout_duration_seconds", "Checkout time.", LATENCY_BUCKETS).unwrap();
+/// h.observe(0.042);
+/// assert_eq!(h.bounds()[3], 0.05);
+/// assert_eq!(h.snapshot().cumulative[3], 1); // in the `le="0.05"` bucket
+/// ```
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
 /// Bucket bounds diag cannot use.
+///
+/// ```
+/// use diag_core::metrics::{BucketsError, Histogram};
+/// assert_eq!(Histogram::new(&[]).unwrap_err(), BucketsError::Empty);
+/// assert_eq!(Histogram::new(&[0.5, 0.1]).unwrap_err(), BucketsError::NotIncreasing(0.1, 0.5));
+/// let err = Histogram::new(&[1.0, f64::INFINITY]).unwrap_err();
+/// assert_eq!(err.to_string(), "bucket bound inf is not finite (+Inf is implied)");
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BucketsError {
     /// No bound at all.
@@ -33,6 +50,12 @@ pub enum BucketsError {
 
 /// Checks bounds: non-empty, finite, strictly increasing, at most
 /// [`Histogram::MAX_BUCKETS`].
+///
+/// ```
+/// use diag_core::metrics::{BucketsError, LATENCY_BUCKETS, validate_buckets};
+/// assert_eq!(validate_buckets(LATENCY_BUCKETS), Ok(()));
+/// assert_eq!(validate_buckets(&[1.0, 1.0]), Err(BucketsError::NotIncreasing(1.0, 1.0)));
+/// ```
 pub fn validate_buckets(bounds: &[f64]) -> Result<(), BucketsError> {
     if bounds.is_empty() {
         return Err(BucketsError::Empty);
@@ -89,6 +112,19 @@ struct HistogramShard {
 
 /// A histogram read at one moment (buckets are read one by one, so a concurrent
 /// observation may show in `sum` but not yet in a bucket, or the other way round).
+///
+/// ```
+/// use diag_core::metrics::Histogram;
+/// let h = Histogram::new(&[1.0, 10.0]).unwrap();
+/// h.observe(0.5);
+/// h.observe(4.0);
+/// h.observe(20.0);
+/// let snap = h.snapshot();
+/// assert_eq!(&snap.bounds[..], &[1.0, 10.0]);
+/// assert_eq!(snap.cumulative, vec![1, 2, 3]); // le="1", le="10", le="+Inf"
+/// assert_eq!(snap.sum, 24.5);
+/// assert_eq!(snap.exemplars, vec![None, None, None]); // no sampled trace here
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramSnapshot {
     /// Upper bounds, without the implied `+Inf`.
@@ -103,9 +139,27 @@ pub struct HistogramSnapshot {
 
 impl Histogram {
     /// The most bucket bounds a histogram may have.
+    ///
+    /// ```
+    /// use diag_core::metrics::{BucketsError, Histogram};
+    /// let bounds: Vec<f64> = (1..=Histogram::MAX_BUCKETS + 1).map(|i| i as f64).collect();
+    /// assert!(Histogram::new(&bounds[..Histogram::MAX_BUCKETS]).is_ok());
+    /// assert_eq!(
+    ///     Histogram::new(&bounds).unwrap_err(),
+    ///     BucketsError::TooMany(Histogram::MAX_BUCKETS + 1)
+    /// );
+    /// ```
     pub const MAX_BUCKETS: usize = 64;
 
     /// A histogram with these bounds; see [`validate_buckets`].
+    ///
+    /// ```
+    /// use diag_core::metrics::Histogram;
+    /// let h = Histogram::new(&[0.1, 0.5, 1.0]).unwrap();
+    /// h.observe(0.3);
+    /// assert_eq!(h.snapshot().cumulative, vec![0, 1, 1, 1]);
+    /// assert!(Histogram::new(&[0.5, 0.1]).is_err());
+    /// ```
     pub fn new(bounds: &[f64]) -> Result<Histogram, BucketsError> {
         validate_buckets(bounds)?;
         Ok(Histogram::with_bounds(bounds.into()))
@@ -120,12 +174,28 @@ impl Histogram {
     }
 
     /// The bucket upper bounds (without `+Inf`).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let h = diag.histogram("batch_size", "Items per batch.", &[10.0, 100.0]).unwrap();
+    /// assert_eq!(h.bounds(), &[10.0, 100.0]);
+    /// ```
     pub fn bounds(&self) -> &[f64] {
         &self.bounds
     }
 
     /// Records `v`; the exemplar comes from the request this thread is working for,
     /// when its trace is sampled. NaN is ignored (it would poison the sum).
+    ///
+    /// ```
+    /// use diag_core::metrics::Histogram;
+    /// let h = Histogram::new(&[0.25, 1.0]).unwrap();
+    /// h.observe(0.5);
+    /// h.observe(f64::NAN); // ignored
+    /// let snap = h.snapshot();
+    /// assert_eq!(snap.cumulative, vec![0, 1, 1]);
+    /// assert_eq!(snap.sum, 0.5);
+    /// ```
     pub fn observe(&self, v: f64) {
         // The clock is read only when there is an exemplar to timestamp.
         match with_current(|s| s.map(|s| s.trace).filter(|t| t.sampled)) {
@@ -136,6 +206,18 @@ impl Histogram {
 
     /// Records `v` with `trace` as its bucket's exemplar when the trace is sampled,
     /// observed `at`.
+    ///
+    /// ```
+    /// use diag_core::metrics::{ExemplarTime, Histogram};
+    /// use diag_core::trace::TraceContext;
+    /// let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let trace = TraceContext::from_traceparent(tp).unwrap();
+    /// let h = Histogram::new(&[0.1, 1.0]).unwrap();
+    /// h.observe_with_exemplar(0.25, &trace, ExemplarTime::now());
+    /// let exemplar = h.snapshot().exemplars[1].unwrap(); // the `le="1"` bucket's
+    /// assert_eq!(exemplar.trace_id, trace.trace_id);
+    /// assert_eq!(exemplar.value, 0.25);
+    /// ```
     #[inline]
     pub fn observe_with_exemplar(&self, v: f64, trace: &TraceContext, at: ExemplarTime) {
         self.record(v, trace.sampled.then_some((trace, at)));
@@ -180,6 +262,16 @@ impl Histogram {
     }
 
     /// Reads counts, sum and exemplars.
+    ///
+    /// ```
+    /// use diag_core::metrics::Histogram;
+    /// let h = Histogram::new(&[1.0]).unwrap();
+    /// h.observe(0.5);
+    /// h.observe(2.0);
+    /// let snap = h.snapshot();
+    /// assert_eq!(snap.cumulative, vec![1, 2]);
+    /// assert_eq!(snap.sum, 2.5);
+    /// ```
     pub fn snapshot(&self) -> HistogramSnapshot {
         let buckets = self.bounds.len() + 1;
         let mut counts = vec![0u64; buckets];

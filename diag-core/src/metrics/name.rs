@@ -3,6 +3,15 @@
 use super::histogram::BucketsError;
 
 /// Why a metric could not be registered.
+///
+/// ```
+/// use diag_core::metrics::MetricError;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// assert!(matches!(diag.counter("2xx", ""), Err(MetricError::InvalidName { .. })));
+/// assert!(matches!(diag.counter("diag_requests", ""), Err(MetricError::Reserved(_))));
+/// diag.gauge("queue_depth", "Items waiting.").unwrap();
+/// assert!(matches!(diag.counter("queue_depth", ""), Err(MetricError::Conflict { .. })));
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricError {
     /// The metric name breaks Prometheus' rules.
@@ -44,6 +53,13 @@ pub enum MetricError {
 }
 
 /// The longest metric or label name accepted.
+///
+/// ```
+/// use diag_core::metrics::MAX_NAME_LEN;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// assert!(diag.gauge(&"a".repeat(MAX_NAME_LEN), "").is_ok());
+/// assert!(diag.gauge(&"b".repeat(MAX_NAME_LEN + 1), "").is_err());
+/// ```
 pub const MAX_NAME_LEN: usize = 200;
 
 const RESERVED_NAMES: &[&str] = &[

@@ -16,6 +16,16 @@ use super::{Counter, Gauge, Histogram};
 
 /// The most metric families a service may register through the `Diag` API; beyond it
 /// registration fails with [`MetricError::TooManyMetrics`].
+///
+/// ```
+/// use diag_core::metrics::{MAX_USER_METRICS, MetricError};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// for i in 0..MAX_USER_METRICS {
+///     diag.counter(&format!("job_{i}"), "").unwrap();
+/// }
+/// let err = diag.counter("one_more", "").unwrap_err();
+/// assert_eq!(err, MetricError::TooManyMetrics(MAX_USER_METRICS));
+/// ```
 pub const MAX_USER_METRICS: usize = 1_000;
 
 /// One series' samples, as a family member writes them.

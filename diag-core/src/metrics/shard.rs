@@ -27,6 +27,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// 65 KiB; in practice (hot series) × (threads that write them) × 1 KiB, since a shard
 /// is allocated only when its owner first writes that series. The HTTP family at its
 /// default cap of 2,000 series, every one written by 64 threads, would hold ~130 MiB.
+///
+/// ```
+/// use std::sync::Arc;
+/// use diag_core::metrics::{Counter, MAX_SHARDS};
+/// let hits = Arc::new(Counter::new());
+/// // More writer threads than shards: nothing is lost, the extra ones share a shard.
+/// let threads: Vec<_> = (0..MAX_SHARDS + 4)
+///     .map(|_| {
+///         let hits = hits.clone();
+///         std::thread::spawn(move || hits.inc())
+///     })
+///     .collect();
+/// threads.into_iter().for_each(|t| t.join().unwrap());
+/// assert_eq!(hits.get(), MAX_SHARDS as u64 + 4);
+/// ```
 pub const MAX_SHARDS: usize = 64;
 
 static OWNED: [AtomicBool; MAX_SHARDS] = [const { AtomicBool::new(false) }; MAX_SHARDS];

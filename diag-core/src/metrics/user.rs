@@ -36,6 +36,14 @@ impl Diag {
     }
 
     /// A gauge named `name`.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let backlog = diag.gauge("worker_backlog", "Jobs waiting for a worker.").unwrap();
+    /// backlog.set(12.0);
+    /// // Same name, same gauge.
+    /// assert_eq!(diag.gauge("worker_backlog", "").unwrap().get(), 12.0);
+    /// ```
     pub fn gauge(&self, name: &str, help: &str) -> Result<Arc<Gauge>, MetricError> {
         let name = plain_name(name, false)?;
         self.inner
@@ -71,6 +79,17 @@ impl Diag {
     /// A counter per label set; label names are fixed here, values given per use
     /// (see [`Family::with`]). The family keeps at most the builder's
     /// `max_label_sets` label sets.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let calls = diag
+    ///     .counter_family("upstream_calls", "Calls by upstream and outcome.", ["upstream", "outcome"])
+    ///     .unwrap();
+    /// calls.with(["pricing", "ok"]).inc();
+    /// calls.with(["pricing", "timeout"]).inc();
+    /// assert_eq!(calls.len(), 2);
+    /// assert_eq!(calls.with(["pricing", "ok"]).get(), 1);
+    /// ```
     pub fn counter_family<const N: usize>(
         &self,
         name: &str,
@@ -85,6 +104,16 @@ impl Diag {
     }
 
     /// A gauge per label set.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let idle = diag
+    ///     .gauge_family("pool_idle_connections", "Idle connections per pool.", ["pool"])
+    ///     .unwrap();
+    /// idle.with(["primary"]).set(4.0);
+    /// idle.with(["replica"]).set(9.0);
+    /// assert_eq!(idle.with(["replica"]).get(), 9.0);
+    /// ```
     pub fn gauge_family<const N: usize>(
         &self,
         name: &str,
@@ -197,6 +226,17 @@ impl Diag {
 }
 
 /// Observes the time from [`Diag::timer`] to its drop.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// fn render(diag: &diag_core::Diag) -> String {
+///     let _timer = diag.timer("report_render"); // observed when it drops
+///     "<html>...</html>".to_owned()
+/// }
+/// render(&diag);
+/// let h = diag.histogram("report_render_duration_seconds", "", &[1.0]).unwrap();
+/// assert_eq!(h.snapshot().cumulative.last(), Some(&1));
+/// ```
 #[must_use = "the timer measures until it is dropped"]
 #[derive(Debug)]
 pub struct Timer {
@@ -207,6 +247,15 @@ pub struct Timer {
 
 impl Timer {
     /// Stops the timer now (same as dropping it).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let timer = diag.timer("cache_warmup");
+    /// // ... the work ...
+    /// timer.stop();
+    /// let h = diag.histogram("cache_warmup_duration_seconds", "", &[1.0]).unwrap();
+    /// assert_eq!(h.snapshot().cumulative.last(), Some(&1));
+    /// ```
     pub fn stop(self) {}
 }
 

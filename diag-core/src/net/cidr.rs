@@ -19,6 +19,13 @@ pub struct Cidr {
 }
 
 /// Why a string is not a [`Cidr`].
+///
+/// ```
+/// use diag_core::net::{Cidr, CidrParseError};
+/// assert_eq!("10.0.0.0/33".parse::<Cidr>(), Err(CidrParseError::Prefix("33".into())));
+/// let err = "intranet/8".parse::<Cidr>().unwrap_err();
+/// assert_eq!(err.to_string(), "`intranet` is not an IP address");
+/// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CidrParseError {
     /// The address part is not an IPv4 or IPv6 address.
@@ -31,6 +38,14 @@ pub enum CidrParseError {
 
 impl Cidr {
     /// The loopback networks, `127.0.0.0/8` and `::1/128`.
+    ///
+    /// ```
+    /// use diag_core::net::Cidr;
+    /// let [v4, v6] = Cidr::loopback();
+    /// assert!(v4.contains("127.0.0.53".parse().unwrap()));
+    /// assert!(v6.contains("::1".parse().unwrap()));
+    /// assert_eq!(v4.to_string(), "127.0.0.0/8");
+    /// ```
     pub fn loopback() -> [Cidr; 2] {
         [
             Cidr {
@@ -46,6 +61,15 @@ impl Cidr {
 
     /// Whether `ip` lies in this network. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`)
     /// is compared as the IPv4 address it carries.
+    ///
+    /// ```
+    /// use diag_core::net::Cidr;
+    /// let net: Cidr = "192.168.0.0/16".parse().unwrap();
+    /// assert!(net.contains("192.168.4.2".parse().unwrap()));
+    /// // A dual-stack socket's IPv4-mapped address matches the IPv4 network.
+    /// assert!(net.contains("::ffff:192.168.4.2".parse().unwrap()));
+    /// assert!(!net.contains("192.169.0.1".parse().unwrap()));
+    /// ```
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         match (self.addr, ip) {

@@ -26,16 +26,36 @@ pub struct TrustedProxies {
 
 impl TrustedProxies {
     /// Trusts the given networks.
+    ///
+    /// ```
+    /// use diag_core::net::TrustedProxies;
+    /// let proxies = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()]);
+    /// assert!(proxies.contains("10.4.0.1".parse().unwrap()));
+    /// assert!(proxies.contains("::1".parse().unwrap()));
+    /// ```
     pub fn new(nets: Vec<Cidr>) -> Self {
         TrustedProxies { nets }
     }
 
     /// Whether `ip` is one of the trusted proxies.
+    ///
+    /// ```
+    /// use diag_core::net::TrustedProxies;
+    /// let proxies = TrustedProxies::new(vec!["172.16.0.0/12".parse().unwrap()]);
+    /// assert!(proxies.contains("172.20.1.1".parse().unwrap()));
+    /// assert!(!proxies.contains("203.0.113.9".parse().unwrap()));
+    /// ```
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(ip))
     }
 
     /// Whether no proxy is trusted.
+    ///
+    /// ```
+    /// use diag_core::net::TrustedProxies;
+    /// assert!(TrustedProxies::default().is_empty());
+    /// assert!(!TrustedProxies::new(vec!["10.0.0.1".parse().unwrap()]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.nets.is_empty()
     }
@@ -48,6 +68,18 @@ impl TrustedProxies {
 /// read only when the socket peer is a trusted proxy; then it is walked from the right,
 /// skipping trusted proxies, and the first untrusted hop is the client. A malformed hop
 /// stops the walk at the last address known good.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use diag_core::net::{TrustedProxies, client_ip};
+/// let lb = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
+/// let peer: IpAddr = "10.0.0.2".parse().unwrap();
+/// // A spoofed left-most entry does not win: the walk stops at the first untrusted hop.
+/// let xff = "127.0.0.1, 198.51.100.2, 10.9.9.9";
+/// assert_eq!(client_ip(peer, Some(xff), &lb), "198.51.100.2".parse::<IpAddr>().unwrap());
+/// // Without a trusted proxy in front, the header is ignored.
+/// assert_eq!(client_ip(peer, Some(xff), &TrustedProxies::default()), peer);
+/// ```
 pub fn client_ip(
     socket_peer: IpAddr,
     forwarded_for: Option<&str>,

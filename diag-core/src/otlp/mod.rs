@@ -33,6 +33,22 @@
 //! `diag_otlp_exports_total{outcome}`. Spans still waiting when the process exits (at
 //! most a second's worth) are sent only if the service calls
 //! [`Diag::flush_traces`](crate::Diag::flush_traces) on its way out.
+//!
+//! ```
+//! use std::time::Duration;
+//! use diag_core::request::RequestView;
+//!
+//! // A collector that is down: nothing listens on this port any more.
+//! let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! let diag = diag_core::Diag::builder()
+//!     .otlp_endpoint(format!("http://127.0.0.1:{port}"))
+//!     .build()
+//!     .unwrap();
+//! let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+//! let _ = diag.begin(&view).finish(200, &mut ()); // sampled: its server span is queued
+//! // The request was served all the same; the flush reports the span did not arrive.
+//! assert!(!diag.flush_traces(Duration::from_secs(5)));
+//! ```
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -54,14 +70,33 @@ use crate::metrics::SeriesRef;
 use crate::trace::{SpanId, TraceContext};
 
 /// Debug requests' captures waiting to be sent, at most.
+///
+/// ```
+/// use diag_core::otlp::QUEUE;
+/// // Sizing: a full default burst of debug requests (20, see
+/// // `DiagBuilder::debug_budget`) fits in the queue with room to spare.
+/// assert!(20 <= QUEUE);
+/// ```
 pub const QUEUE: usize = 64;
 
 /// Other sampled requests' server spans waiting to be sent, at most (about 64 bytes
 /// each).
+///
+/// ```
+/// use diag_core::otlp::SPAN_QUEUE;
+/// // At about 64 bytes a span, a full queue holds a quarter of a MiB.
+/// assert_eq!(SPAN_QUEUE * 64, 256 * 1024);
+/// ```
 pub const SPAN_QUEUE: usize = 4096;
 
 /// Server spans per post: a full batch is sent at once, a partial one within a
 /// second.
+///
+/// ```
+/// use diag_core::otlp::{BATCH, SPAN_QUEUE};
+/// // A full span queue goes out in this many posts:
+/// assert_eq!(SPAN_QUEUE.div_ceil(BATCH), 8);
+/// ```
 pub const BATCH: usize = 512;
 
 /// The longest a server span waits for its batch.

@@ -52,16 +52,58 @@ const NAMES: [&str; 17] = [
 
 impl GrpcCode {
     /// The call succeeded.
+    ///
+    /// ```
+    /// use diag_core::request::GrpcCode;
+    /// assert_eq!(GrpcCode::from_header(b"0"), GrpcCode::OK);
+    /// assert_eq!(GrpcCode::OK.name(), "OK");
+    /// ```
     pub const OK: GrpcCode = GrpcCode(0);
     /// The client went away before the call ended.
+    ///
+    /// ```
+    /// use diag_core::request::{GrpcCode, RequestView};
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let scrape = |diag: &diag_core::Diag| {
+    /// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+    /// # };
+    /// let guard = diag.begin_grpc(&RequestView {
+    ///     method: "POST", route: Some("/shop.Cart/Watch"), uri: "/shop.Cart/Watch", headers: &(), peer: &|| None,
+    /// });
+    /// let mut head = vec![("content-type".to_owned(), "application/grpc".to_owned())];
+    /// let (_tap, call) = guard.finish_grpc(200, &mut head);
+    /// drop(call); // the client hung up before the trailers
+    /// assert!(scrape(&diag).contains(&format!("status=\"{}\"}} 1", GrpcCode::CANCELLED.name())));
+    /// ```
     pub const CANCELLED: GrpcCode = GrpcCode(1);
     /// No (valid) status was sent.
+    ///
+    /// ```
+    /// use diag_core::request::GrpcCode;
+    /// assert_eq!(GrpcCode::from_header(b"not a code"), GrpcCode::UNKNOWN);
+    /// assert!(GrpcCode::UNKNOWN.is_server_error());
+    /// ```
     pub const UNKNOWN: GrpcCode = GrpcCode(2);
     /// The server has no such method (or service).
+    ///
+    /// ```
+    /// use diag_core::request::GrpcCode;
+    /// assert_eq!(GrpcCode::from_header(b"12"), GrpcCode::UNIMPLEMENTED);
+    /// assert_eq!(GrpcCode::UNIMPLEMENTED.name(), "UNIMPLEMENTED");
+    /// ```
     pub const UNIMPLEMENTED: GrpcCode = GrpcCode(12);
 
     /// The code of a `grpc-status` header value; [`UNKNOWN`](Self::UNKNOWN) for anything
     /// that is not a code.
+    ///
+    /// ```
+    /// use diag_core::request::GrpcCode;
+    /// assert_eq!(GrpcCode::from_header(b"14").name(), "UNAVAILABLE");
+    /// assert_eq!(GrpcCode::from_header(b"17"), GrpcCode::UNKNOWN);
+    /// assert_eq!(GrpcCode::from_header(b" 0"), GrpcCode::UNKNOWN);
+    /// ```
     pub fn from_header(value: &[u8]) -> GrpcCode {
         match value {
             [d @ b'0'..=b'9'] => GrpcCode(d - b'0'),
@@ -72,11 +114,23 @@ impl GrpcCode {
 
     /// The code's name as the gRPC specification spells it (`NOT_FOUND`): the `status`
     /// label of a gRPC call.
+    ///
+    /// ```
+    /// use diag_core::request::GrpcCode;
+    /// assert_eq!(GrpcCode::from_header(b"16").name(), "UNAUTHENTICATED");
+    /// assert_eq!(GrpcCode::CANCELLED.name(), "CANCELLED");
+    /// ```
     pub fn name(self) -> &'static str {
         NAMES[usize::from(self.0)]
     }
 
     /// The numeric code.
+    ///
+    /// ```
+    /// use diag_core::request::GrpcCode;
+    /// assert_eq!(GrpcCode::UNIMPLEMENTED.code(), 12);
+    /// assert_eq!(GrpcCode::from_header(b"5").code(), 5);
+    /// ```
     pub fn code(self) -> u8 {
         self.0
     }
@@ -84,6 +138,13 @@ impl GrpcCode {
     /// Whether OpenTelemetry counts the code as a server error (`UNKNOWN`,
     /// `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`); the
     /// rest are the client's (or no) errors.
+    ///
+    /// ```
+    /// use diag_core::request::GrpcCode;
+    /// assert!(GrpcCode::from_header(b"14").is_server_error()); // UNAVAILABLE
+    /// assert!(!GrpcCode::from_header(b"5").is_server_error()); // NOT_FOUND: the client's
+    /// assert!(!GrpcCode::OK.is_server_error());
+    /// ```
     pub fn is_server_error(self) -> bool {
         matches!(self.0, 2 | 4 | 12 | 13 | 14 | 15)
     }
@@ -221,6 +282,24 @@ impl RequestGuard {
     /// that code now. Otherwise the status comes in the trailers: the returned
     /// [`GrpcCall`] records the call when the body hands it over, so its duration and
     /// its `in flight` count last until then.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let scrape = |diag: &diag_core::Diag| {
+    /// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+    /// # };
+    /// let guard = diag.begin_grpc(&RequestView {
+    ///     method: "POST", route: Some("/shop.Cart/Add"), uri: "/shop.Cart/Add", headers: &(), peer: &|| None,
+    /// });
+    /// let mut head = vec![("content-type".to_owned(), "application/grpc".to_owned())];
+    /// let (_tap, call) = guard.finish_grpc(200, &mut head);
+    /// let call = call.expect("no grpc-status in the head: it comes in the trailers");
+    /// call.trailers(&vec![("grpc-status".to_owned(), "0".to_owned())]);
+    /// assert!(scrape(&diag).contains(r#"route="/shop.Cart/Add",status="OK"} 1"#));
+    /// ```
     pub fn finish_grpc(
         mut self,
         status: u16,
@@ -258,6 +337,24 @@ impl RequestGuard {
 /// the trailers. Dropping it before [`trailers`](Self::trailers) or
 /// [`ended_without_status`](Self::ended_without_status) records the call as
 /// `CANCELLED` (the client went away, or the server gave up on the body).
+///
+/// ```
+/// use diag_core::request::RequestView;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// # let scrape = |diag: &diag_core::Diag| {
+/// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+/// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+/// # };
+/// let guard = diag.begin_grpc(&RequestView {
+///     method: "POST", route: Some("/shop.Cart/Add"), uri: "/shop.Cart/Add", headers: &(), peer: &|| None,
+/// });
+/// let mut head = vec![("content-type".to_owned(), "application/grpc+proto".to_owned())];
+/// let (_tap, call) = guard.finish_grpc(200, &mut head);
+/// // The response body wrapper keeps the call and hands it the trailers at the end:
+/// call.unwrap().trailers(&vec![("grpc-status".to_owned(), "8".to_owned())]);
+/// assert!(scrape(&diag).contains(r#"status="RESOURCE_EXHAUSTED"} 1"#));
+/// ```
 #[must_use = "hand the call the response's trailers"]
 pub struct GrpcCall {
     guard: Option<Box<RequestGuard>>,
@@ -266,6 +363,23 @@ pub struct GrpcCall {
 impl GrpcCall {
     /// The response body's trailers arrived: records the call under their
     /// `grpc-status` (`UNKNOWN` when there is none).
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let scrape = |diag: &diag_core::Diag| {
+    /// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+    /// # };
+    /// let guard = diag.begin_grpc(&RequestView {
+    ///     method: "POST", route: Some("/shop.Cart/Get"), uri: "/shop.Cart/Get", headers: &(), peer: &|| None,
+    /// });
+    /// let mut head = vec![("content-type".to_owned(), "application/grpc".to_owned())];
+    /// let (_tap, call) = guard.finish_grpc(200, &mut head);
+    /// call.unwrap().trailers(&vec![("grpc-status".to_owned(), "5".to_owned())]);
+    /// assert!(scrape(&diag).contains(r#"route="/shop.Cart/Get",status="NOT_FOUND"} 1"#));
+    /// ```
     pub fn trailers(mut self, trailers: &dyn HeaderView) {
         let code = trailers
             .get("grpc-status")
@@ -275,6 +389,23 @@ impl GrpcCall {
 
     /// The response body ended without trailers (or failed): records the call as
     /// `UNKNOWN`, as a gRPC client sees it.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let scrape = |diag: &diag_core::Diag| {
+    /// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+    /// # };
+    /// let guard = diag.begin_grpc(&RequestView {
+    ///     method: "POST", route: Some("/shop.Cart/Get"), uri: "/shop.Cart/Get", headers: &(), peer: &|| None,
+    /// });
+    /// let mut head = vec![("content-type".to_owned(), "application/grpc".to_owned())];
+    /// let (_tap, call) = guard.finish_grpc(200, &mut head);
+    /// call.unwrap().ended_without_status(); // the body ended, no trailers came
+    /// assert!(scrape(&diag).contains(r#"route="/shop.Cart/Get",status="UNKNOWN"} 1"#));
+    /// ```
     pub fn ended_without_status(mut self) {
         self.complete(GrpcCode::UNKNOWN);
     }

@@ -34,10 +34,44 @@ use crate::{Diag, HeaderView, ResponseHeaders};
 
 /// The `route` every request that matched no route shares, so unknown paths never
 /// become label values.
+///
+/// ```
+/// use diag_core::request::{RequestView, UNMATCHED_ROUTE};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// # let scrape = |diag: &diag_core::Diag| {
+/// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+/// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+/// # };
+/// // No route matched: the raw path never becomes a label value.
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: None, uri: "/wp-login.php", headers: &(), peer: &|| None,
+/// });
+/// let _ = guard.finish(404, &mut Vec::<(String, String)>::new());
+/// let series = format!(r#"route="{UNMATCHED_ROUTE}",status="404"}} 1"#);
+/// assert!(scrape(&diag).contains(&series));
+/// ```
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// What the core needs to know about an incoming request. Adapters build it from
 /// their framework's request without copying.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use diag_core::request::RequestView;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let headers = vec![("user-agent".to_owned(), "curl/8.5".to_owned())];
+/// let peer: SocketAddr = "192.0.2.10:51234".parse().unwrap();
+/// let view = RequestView {
+///     method: "GET",
+///     route: Some("/products/{id}"),
+///     uri: "/products/7?ref=home",
+///     headers: &headers,
+///     peer: &|| Some(peer),
+/// };
+/// let guard = diag.begin(&view);
+/// assert!(guard.debug_id().is_none(), "no X-Debug: an ordinary request");
+/// ```
 pub struct RequestView<'a> {
     /// The method, e.g. `GET`.
     pub method: &'a str,
@@ -55,6 +89,21 @@ pub struct RequestView<'a> {
 }
 
 /// Tracks one request from [`Diag::begin`] to [`RequestGuard::finish`].
+///
+/// ```
+/// use diag_core::request::RequestView;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: Some("/cart"), uri: "/cart", headers: &(), peer: &|| None,
+/// });
+/// {
+///     let _entered = guard.enter(); // around each poll of the handler
+///     assert!(diag_core::trace::outgoing_traceparent().is_some());
+/// }
+/// let mut response_headers: Vec<(String, String)> = Vec::new();
+/// let _tap = guard.finish(200, &mut response_headers);
+/// assert_eq!(response_headers[0].0, "traceparent");
+/// ```
 #[must_use = "call finish() with the response status"]
 pub struct RequestGuard {
     diag: Diag,
@@ -102,6 +151,18 @@ struct DebugParts {
 }
 
 /// A request made current on this thread; see [`RequestGuard::enter`].
+///
+/// ```
+/// use diag_core::request::{RequestView, with_current};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+/// });
+/// let entered = guard.enter();
+/// assert_eq!(with_current(|s| s.map(|s| s.trace.trace_id)), Some(guard.trace().trace_id));
+/// drop(entered);
+/// assert!(with_current(|s| s.is_none()));
+/// ```
 #[must_use]
 pub struct RequestEntered<'a> {
     _span: Option<tracing::span::Entered<'a>>,
@@ -238,21 +299,68 @@ impl Diag {
 
 impl RequestGuard {
     /// When the request arrived.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+    /// });
+    /// assert!(guard.started() <= Instant::now());
+    /// ```
     pub fn started(&self) -> Instant {
         self.start.to_instant()
     }
 
     /// The request's scope: its trace and, in diagnostic mode, its debug session.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+    /// });
+    /// let scope = guard.scope();
+    /// assert!(scope.debug.is_none(), "not in diagnostic mode");
+    /// assert_eq!(scope.trace, *guard.trace());
+    /// ```
     pub fn scope(&self) -> &RequestScope {
         &self.scope
     }
 
     /// The request's trace context.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let headers = vec![(
+    ///     "traceparent".to_owned(),
+    ///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+    /// )];
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/"), uri: "/", headers: &headers, peer: &|| None,
+    /// });
+    /// // The caller's trace is continued, with a span of this request's own.
+    /// assert_eq!(guard.trace().trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert_ne!(guard.trace().span_id.to_string(), "00f067aa0ba902b7");
+    /// ```
     pub fn trace(&self) -> &TraceContext {
         &self.scope.trace
     }
 
     /// The capture id, for a request in diagnostic mode.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let begin = |headers: &Vec<(String, String)>| diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/"), uri: "/", headers, peer: &|| None,
+    /// });
+    /// assert_eq!(begin(&vec![]).debug_id(), None);
+    /// let debug = begin(&vec![("x-debug".to_owned(), "s3cret".to_owned())]);
+    /// assert!(debug.debug_id().is_some());
+    /// ```
     pub fn debug_id(&self) -> Option<u64> {
         self.debug.as_ref().map(|d| d.request.id())
     }
@@ -260,6 +368,18 @@ impl RequestGuard {
     /// Makes this request current on this thread (and, in diagnostic mode, enters its
     /// root span) while the returned guard lives. Adapters hold it around every poll of
     /// the handler, so logs and metrics find their request.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+    /// });
+    /// assert!(diag_core::trace::outgoing_traceparent().is_none());
+    /// let _entered = guard.enter();
+    /// let tp = diag_core::trace::outgoing_traceparent().unwrap();
+    /// assert_eq!(tp.as_str(), guard.trace().to_traceparent());
+    /// ```
     pub fn enter(&self) -> RequestEntered<'_> {
         RequestEntered {
             _span: self.debug.as_ref().map(|d| d.span.enter()),
@@ -318,6 +438,23 @@ impl RequestGuard {
 
     /// For a request in diagnostic mode, the tap that copies the request body into the
     /// capture as the handler reads it; `None` otherwise. Call once.
+    ///
+    /// ```
+    /// use diag_core::body::Polled;
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "POST", route: Some("/cart"), uri: "/cart", headers: &headers, peer: &|| None,
+    /// });
+    /// let mut tap = guard.request_tap().expect("a debug request");
+    /// tap.observe(Polled::Data(b"{\"sku\":42}"));
+    /// tap.observe(Polled::End);
+    /// let id = guard.debug_id().unwrap();
+    /// drop(guard);
+    /// let capture = diag.debug_mode().recorder().get(id).unwrap();
+    /// assert_eq!(capture.request.body.text.as_deref(), Some("{\"sku\":42}"));
+    /// ```
     pub fn request_tap(&self) -> Option<BodyTap> {
         self.debug
             .as_ref()
@@ -331,6 +468,22 @@ impl RequestGuard {
     /// and refused). For a debug request, returns the tap the response body must be
     /// wrapped in: the capture is stored when the body ends, or as incomplete when it is
     /// dropped first.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/"), uri: "/", headers: &headers, peer: &|| None,
+    /// });
+    /// let mut response_headers = vec![("content-type".to_owned(), "text/plain".to_owned())];
+    /// let tap = guard.finish(200, &mut response_headers);
+    /// assert!(tap.is_some(), "a debug request's response body must be wrapped");
+    /// let names: Vec<&str> = response_headers.iter().map(|(n, _)| n.as_str()).collect();
+    /// for name in ["traceparent", "server-timing", "x-debug-id", "x-trace-id"] {
+    ///     assert!(names.contains(&name), "{name}");
+    /// }
+    /// ```
     pub fn finish(mut self, status: u16, headers: &mut dyn ResponseHeaders) -> Option<BodyTap> {
         self.respond(headers);
         self.record(Outcome::Http(status));

@@ -15,6 +15,18 @@ use crate::debug::DebugSession;
 use crate::trace::{TraceContext, TraceState};
 
 /// What code running for a request may ask about it.
+///
+/// ```
+/// use diag_core::request::{RequestView, with_current};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let guard = diag.begin(&RequestView {
+///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+/// });
+/// let _entered = guard.enter();
+/// // Deep in the handler, with no request passed down:
+/// let trace_id = with_current(|scope| scope.map(|s| s.trace.trace_id.to_string()));
+/// assert_eq!(trace_id, Some(guard.trace().trace_id.to_string()));
+/// ```
 #[derive(Debug)]
 pub struct RequestScope {
     /// The request's trace context.
@@ -30,6 +42,23 @@ thread_local! {
 }
 
 /// Restores the previous scope when dropped (also on unwind).
+///
+/// ```
+/// use diag_core::request::{RequestScope, with_current};
+/// use diag_core::trace::{SpanId, TraceContext, TraceId};
+/// let scope = |n| RequestScope {
+///     trace: TraceContext { trace_id: TraceId([n; 16]), span_id: SpanId([n; 8]), sampled: true },
+///     debug: None,
+///     tracestate: None,
+/// };
+/// let (outer, inner) = (scope(1), scope(2));
+/// let _outer = outer.enter();
+/// {
+///     let _inner = inner.enter();
+///     assert_eq!(with_current(|s| s.unwrap().trace.trace_id), TraceId([2; 16]));
+/// }
+/// assert_eq!(with_current(|s| s.unwrap().trace.trace_id), TraceId([1; 16]), "restored");
+/// ```
 #[must_use]
 pub struct Entered<'a> {
     previous: *const RequestScope,
@@ -38,6 +67,20 @@ pub struct Entered<'a> {
 
 impl RequestScope {
     /// Makes this the current scope on this thread until the guard drops.
+    ///
+    /// ```
+    /// use diag_core::request::{RequestScope, with_current};
+    /// use diag_core::trace::{SpanId, TraceContext, TraceId};
+    /// let scope = RequestScope {
+    ///     trace: TraceContext { trace_id: TraceId::random(), span_id: SpanId::random(), sampled: false },
+    ///     debug: None,
+    ///     tracestate: None,
+    /// };
+    /// let entered = scope.enter();
+    /// assert!(with_current(|s| s.is_some_and(|s| !s.trace.sampled)));
+    /// drop(entered);
+    /// assert!(with_current(|s| s.is_none()));
+    /// ```
     pub fn enter(&self) -> Entered<'_> {
         let previous = CURRENT.with(|c| c.replace(self as *const RequestScope));
         Entered {

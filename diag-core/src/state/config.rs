@@ -15,6 +15,16 @@ use crate::Diag;
 const MAX_CHANGES_LISTED: usize = 10;
 
 /// Why a configuration could not be shown.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use diag_core::state::ConfigValueError;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// // JSON object keys must be strings.
+/// let weights: HashMap<(u8, u8), f64> = HashMap::from([((1, 2), 0.5)]);
+/// let err = diag.config(&weights).unwrap_err();
+/// assert!(matches!(err, ConfigValueError::Serialize(_)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigValueError {
     /// The value does not serialize to JSON (e.g. a map with non-string keys).
@@ -117,6 +127,15 @@ impl Diag {
     }
 
     /// The active configuration, redacted, if the service registered one.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert!(diag.active_config().is_none());
+    /// diag.config(&serde_json::json!({"port": 8080, "api_key": "k-123"})).unwrap();
+    /// let active = diag.active_config().unwrap();
+    /// assert_eq!(active["port"], 8080);
+    /// assert_eq!(active["api_key"], "***");
+    /// ```
     pub fn active_config(&self) -> Option<Arc<Value>> {
         self.inner.config.active()
     }

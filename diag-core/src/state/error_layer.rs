@@ -21,6 +21,19 @@ use crate::Diag;
 /// Get it from [`Diag::error_layer`], which wraps it in a per-layer
 /// [`LevelFilter::ERROR`] so that WARN..TRACE callsites are never offered to it and the
 /// other layers' filtering is unchanged.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::warn!("not an error: not kept");
+///     tracing::error!(user = "ada", api_key = "k-123", "upstream rejected the key");
+/// });
+/// let e = &diag.errors().latest()[0];
+/// assert_eq!(e.message, "upstream rejected the key");
+/// assert_eq!(e.fields, [("user".into(), "ada".into()), ("api_key".into(), "***".into())]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ErrorLayer {
     ring: Arc<ErrorRing>,

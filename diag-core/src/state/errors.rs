@@ -11,13 +11,68 @@ use serde::Serialize;
 use crate::Diag;
 
 /// The most distinct targets counted; events of further targets go to `overflow`.
+///
+/// ```
+/// use diag_core::state::{ErrorRecord, ErrorRing, MAX_ERROR_TARGETS};
+/// # fn record(target: String) -> ErrorRecord {
+/// #     ErrorRecord { time_unix: 0.0, target, message: "failed".into(), fields: vec![], trace_id: None, location: None }
+/// # }
+/// let ring = ErrorRing::new(10);
+/// for i in 0..=MAX_ERROR_TARGETS {
+///     ring.push(record(format!("module_{i}")));
+/// }
+/// assert_eq!(ring.total(), MAX_ERROR_TARGETS as u64 + 1);
+/// assert_eq!(ring.count_for("module_0"), Some(1));
+/// assert_eq!(ring.count_for(&format!("module_{MAX_ERROR_TARGETS}")), None); // not counted
+/// ```
 pub const MAX_ERROR_TARGETS: usize = 256;
 /// The most fields kept per error; further ones are dropped (and say so).
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use diag_core::state::MAX_ERROR_FIELDS;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::error!(order = 7, attempt = 3, "charge failed");
+/// });
+/// let fields = &diag.errors().latest()[0].fields;
+/// assert!(fields.len() <= MAX_ERROR_FIELDS);
+/// assert_eq!(fields[1], ("attempt".to_owned(), "3".to_owned()));
+/// ```
 pub const MAX_ERROR_FIELDS: usize = 32;
 /// The longest message or field value kept, in bytes; longer ones are cut.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use diag_core::state::MAX_ERROR_TEXT;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::error!(body = "x".repeat(10_000), "upstream answered garbage");
+/// });
+/// let (_, body) = &diag.errors().latest()[0].fields[0];
+/// assert!(body.ends_with('…'));
+/// assert_eq!(body.len(), MAX_ERROR_TEXT + '…'.len_utf8());
+/// ```
 pub const MAX_ERROR_TEXT: usize = 2048;
 
 /// One captured ERROR event.
+///
+/// ```
+/// use diag_core::state::{ErrorRecord, ErrorRing};
+/// let ring = ErrorRing::new(10);
+/// ring.push(ErrorRecord {
+///     time_unix: 1_700_000_000.0,
+///     target: "checkout::payment".into(),
+///     message: "charge failed".into(),
+///     fields: vec![("order_id".into(), "42".into())],
+///     trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+///     location: Some("src/payment.rs:88".into()),
+/// });
+/// let json = serde_json::to_value(&ring.latest()[0]).unwrap();
+/// assert_eq!(json["fields"]["order_id"], "42"); // fields show as an object
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct ErrorRecord {
     /// Seconds since the Unix epoch.
@@ -36,6 +91,20 @@ pub struct ErrorRecord {
 }
 
 /// A bounded ring of the latest [`ErrorRecord`]s plus per-target counts.
+///
+/// ```
+/// use diag_core::state::{ErrorRecord, ErrorRing};
+/// # fn record(message: &str) -> ErrorRecord {
+/// #     ErrorRecord { time_unix: 0.0, target: "db".into(), message: message.into(), fields: vec![], trace_id: None, location: None }
+/// # }
+/// let ring = ErrorRing::new(2);
+/// for m in ["timeout", "refused", "reset"] {
+///     ring.push(record(m));
+/// }
+/// let kept: Vec<_> = ring.latest().into_iter().map(|r| r.message).collect();
+/// assert_eq!(kept, ["refused", "reset"]);
+/// assert_eq!((ring.total(), ring.evicted(), ring.count_for("db")), (3, 1, Some(3)));
+/// ```
 #[derive(Debug)]
 pub struct ErrorRing {
     inner: Mutex<RingInner>,
@@ -84,6 +153,17 @@ struct ErrorsReport {
 
 impl ErrorRing {
     /// A ring keeping the latest `capacity` errors (at least 1).
+    ///
+    /// ```
+    /// use diag_core::state::{ErrorRecord, ErrorRing};
+    /// # fn record(message: &str) -> ErrorRecord {
+    /// #     ErrorRecord { time_unix: 0.0, target: "db".into(), message: message.into(), fields: vec![], trace_id: None, location: None }
+    /// # }
+    /// let ring = ErrorRing::new(0); // keeps one all the same
+    /// ring.push(record("first"));
+    /// ring.push(record("second"));
+    /// assert_eq!(ring.latest()[0].message, "second");
+    /// ```
     pub fn new(capacity: usize) -> Self {
         ErrorRing {
             inner: Mutex::new(RingInner::default()),
@@ -96,6 +176,20 @@ impl ErrorRing {
     }
 
     /// Stores one error.
+    ///
+    /// ```
+    /// use diag_core::state::{ErrorRecord, ErrorRing};
+    /// let ring = ErrorRing::new(100);
+    /// ring.push(ErrorRecord {
+    ///     time_unix: 1_700_000_000.0,
+    ///     target: "checkout::db".into(),
+    ///     message: "pool exhausted".into(),
+    ///     fields: vec![],
+    ///     trace_id: None,
+    ///     location: None,
+    /// });
+    /// assert_eq!(ring.count_for("checkout::db"), Some(1));
+    /// ```
     pub fn push(&self, record: ErrorRecord) {
         self.total.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.inner.lock();
@@ -117,21 +211,71 @@ impl ErrorRing {
     }
 
     /// The kept errors, oldest first.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::error!("first");
+    ///     tracing::error!("second");
+    /// });
+    /// let messages: Vec<_> = diag.errors().latest().into_iter().map(|e| e.message).collect();
+    /// assert_eq!(messages, ["first", "second"]);
+    /// ```
     pub fn latest(&self) -> Vec<ErrorRecord> {
         self.inner.lock().latest.iter().cloned().collect()
     }
 
     /// ERROR events seen since start.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let diag = diag_core::Diag::builder().error_ring_capacity(1).build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     for _ in 0..3 {
+    ///         tracing::error!("disk full");
+    ///     }
+    /// });
+    /// assert_eq!(diag.errors().total(), 3);
+    /// assert_eq!(diag.errors().latest().len(), 1);
+    /// ```
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }
 
     /// Errors pushed out of the ring.
+    ///
+    /// ```
+    /// use diag_core::state::{ErrorRecord, ErrorRing};
+    /// # fn record() -> ErrorRecord {
+    /// #     ErrorRecord { time_unix: 0.0, target: "db".into(), message: "x".into(), fields: vec![], trace_id: None, location: None }
+    /// # }
+    /// let ring = ErrorRing::new(2);
+    /// (0..5).for_each(|_| ring.push(record()));
+    /// assert_eq!(ring.evicted(), 3);
+    /// ```
     pub fn evicted(&self) -> u64 {
         self.evicted.load(Ordering::Relaxed)
     }
 
     /// Errors that could not be captured (a field's `Debug` panicked).
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// struct Broken;
+    /// impl std::fmt::Debug for Broken {
+    ///     fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         Err(std::fmt::Error) // `format!` panics on this
+    ///     }
+    /// }
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+    /// tracing::subscriber::with_default(subscriber, || tracing::error!(state = ?Broken, "oops"));
+    /// assert_eq!(diag.errors().capture_failures(), 1);
+    /// assert!(diag.errors().latest().is_empty());
+    /// ```
     pub fn capture_failures(&self) -> u64 {
         self.capture_failures.load(Ordering::Relaxed)
     }
@@ -142,6 +286,18 @@ impl ErrorRing {
 
     /// How many errors `target` logged since start (`None` for a target never seen or
     /// not counted because the target table was full).
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::error!(target: "payments", "declined");
+    ///     tracing::error!(target: "payments", "declined again");
+    /// });
+    /// assert_eq!(diag.errors().count_for("payments"), Some(2));
+    /// assert_eq!(diag.errors().count_for("search"), None);
+    /// ```
     pub fn count_for(&self, target: &str) -> Option<u64> {
         self.inner.lock().per_target.get(target).copied()
     }
@@ -185,6 +341,15 @@ impl ErrorRing {
 
 impl Diag {
     /// The ring behind the `errors` provider.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+    /// tracing::subscriber::with_default(subscriber, || tracing::error!("cache unreachable"));
+    /// assert_eq!(diag.errors().total(), 1);
+    /// assert_eq!(diag.errors().latest()[0].message, "cache unreachable");
+    /// ```
     pub fn errors(&self) -> &Arc<ErrorRing> {
         &self.inner.errors
     }

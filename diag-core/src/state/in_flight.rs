@@ -24,10 +24,44 @@ use crate::Diag;
 use crate::clock::MonoTime;
 
 /// The most distinct `(method, route)` pairs tracked.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::state::MAX_ROUTES;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let routes: Vec<String> = (0..=MAX_ROUTES).map(|i| format!("/report/{i}")).collect();
+/// let guards: Vec<_> = routes.iter().map(|r| diag.in_flight().start("GET", r)).collect();
+/// assert_eq!(diag.in_flight().total(), guards.len() as u64); // all counted
+/// let v = diag.state().collect("requests").await.unwrap().value.unwrap();
+/// assert_eq!(v["routes_tracked"], MAX_ROUTES);
+/// assert_eq!(v["route_overflow"], 1); // the last one, under `__overflow__`
+/// # }
+/// ```
 pub const MAX_ROUTES: usize = 128;
 /// Size of the start-time table: requests in flight whose age is known.
+///
+/// ```
+/// use diag_core::state::{AGE_SLOTS, InFlight};
+/// let in_flight = InFlight::new();
+/// let guards: Vec<_> = (0..AGE_SLOTS + 5).map(|_| in_flight.start("GET", "/export")).collect();
+/// // Beyond the slots a request's age is not known, but it is still counted.
+/// assert_eq!(in_flight.in_flight("GET", "/export"), guards.len() as u64);
+/// ```
 pub const AGE_SLOTS: usize = 1024;
 /// Slots tried before a request gives up on recording its start time.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use diag_core::state::AGE_SLOTS;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let guards: Vec<_> =
+///     (0..=AGE_SLOTS).map(|_| diag.in_flight().start("GET", "/export")).collect();
+/// let v = diag.state().collect("requests").await.unwrap().value.unwrap();
+/// assert_eq!(v["in_flight"], guards.len());
+/// // Those that found no free slot within `AGE_PROBES` tries have no known age.
+/// assert!(v["requests_without_age"].as_u64().unwrap() >= 1);
+/// # }
+/// ```
 pub const AGE_PROBES: usize = 8;
 /// Open-addressed table size: twice the cap keeps probe sequences short.
 const ROUTE_TABLE: usize = 2 * MAX_ROUTES;
@@ -76,6 +110,16 @@ pub(crate) struct InFlightTicket {
 }
 
 /// Counts one request while it lives.
+///
+/// ```
+/// use diag_core::state::InFlight;
+/// let in_flight = InFlight::new();
+/// {
+///     let _request = in_flight.start("POST", "/orders");
+///     assert_eq!(in_flight.total(), 1);
+/// } // the response went out
+/// assert_eq!(in_flight.total(), 0);
+/// ```
 #[must_use = "the request counts as in flight until this guard drops"]
 pub struct InFlightGuard<'a> {
     owner: &'a InFlight,
@@ -130,6 +174,12 @@ impl Default for InFlight {
 
 impl InFlight {
     /// An empty tracker.
+    ///
+    /// ```
+    /// use diag_core::state::InFlight;
+    /// let in_flight = InFlight::new();
+    /// assert_eq!(in_flight.total(), 0);
+    /// ```
     pub fn new() -> Self {
         let routes: Box<[RouteEntry]> = (0..=ROUTE_TABLE).map(|_| RouteEntry::default()).collect();
         let _ = routes[OVERFLOW].key.set(RouteKey {
@@ -148,6 +198,16 @@ impl InFlight {
 
     /// Counts a request of `method` on `route` (the route template, never the raw
     /// path) until the guard drops.
+    ///
+    /// ```
+    /// use diag_core::state::InFlight;
+    /// let in_flight = InFlight::new();
+    /// let a = in_flight.start("GET", "/products/{id}");
+    /// let b = in_flight.start("GET", "/products/{id}");
+    /// assert_eq!(in_flight.in_flight("GET", "/products/{id}"), 2);
+    /// drop((a, b));
+    /// assert_eq!(in_flight.in_flight("GET", "/products/{id}"), 0);
+    /// ```
     pub fn start(&self, method: &str, route: &str) -> InFlightGuard<'_> {
         InFlightGuard {
             owner: self,
@@ -156,6 +216,15 @@ impl InFlight {
     }
 
     /// Requests of `method` on `route` in flight now.
+    ///
+    /// ```
+    /// use diag_core::state::InFlight;
+    /// let in_flight = InFlight::new();
+    /// let _get = in_flight.start("GET", "/cart");
+    /// let _put = in_flight.start("PUT", "/cart");
+    /// assert_eq!(in_flight.in_flight("GET", "/cart"), 1);
+    /// assert_eq!(in_flight.in_flight("DELETE", "/cart"), 0);
+    /// ```
     pub fn in_flight(&self, method: &str, route: &str) -> u64 {
         let Some(index) = self.find(canonical_method(method), route, false) else {
             return 0;
@@ -170,6 +239,14 @@ impl InFlight {
     }
 
     /// Requests in flight now, all routes.
+    ///
+    /// ```
+    /// use diag_core::state::InFlight;
+    /// let in_flight = InFlight::new();
+    /// let _a = in_flight.start("GET", "/cart");
+    /// let _b = in_flight.start("POST", "/checkout");
+    /// assert_eq!(in_flight.total(), 2);
+    /// ```
     pub fn total(&self) -> u64 {
         let in_slots = self
             .slots
@@ -400,6 +477,21 @@ fn hash(method: &str, route: &str) -> u64 {
 impl Diag {
     /// The in-flight request tracker behind the `requests` provider ([`Diag::begin`]
     /// feeds it).
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET",
+    ///     route: Some("/products/{id}"),
+    ///     uri: "/products/7",
+    ///     headers: &(),
+    ///     peer: &|| None,
+    /// });
+    /// assert_eq!(diag.in_flight().in_flight("GET", "/products/{id}"), 1);
+    /// let _ = guard.finish(200, &mut Vec::<(String, String)>::new());
+    /// assert_eq!(diag.in_flight().total(), 0);
+    /// ```
     pub fn in_flight(&self) -> &InFlight {
         &self.inner.in_flight
     }

@@ -15,6 +15,23 @@
 //! | `queues` | depth, capacity, producer/consumer rates, lagging consumers | [`Diag::queue`](crate::Diag::queue) probes |
 //! | `requests` | requests in flight per route, oldest's age | [`Diag::begin`](crate::Diag::begin) |
 //! | `events` | the latest "what changed" events | [`Diag::events`](crate::Diag::events) |
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use diag_core::EndpointRequest;
+//! let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+//! diag.state().register("cache", || serde_json::json!({"entries": 12})).unwrap();
+//! let req = EndpointRequest {
+//!     method: "GET".into(),
+//!     path: "/debug/state".into(),
+//!     headers: vec![("authorization".into(), "Bearer s3cret".into())],
+//!     ..Default::default()
+//! };
+//! let state: serde_json::Value = serde_json::from_slice(&diag.serve(req).await.body).unwrap();
+//! assert_eq!(state["cache"]["value"]["entries"], 12);
+//! assert_eq!(state["process"]["status"], "ok"); // a built-in provider
+//! # }
+//! ```
 
 pub(crate) mod config;
 mod error_layer;

@@ -22,14 +22,51 @@ use super::registry::valid_name;
 use crate::Diag;
 
 /// The span rates are computed over.
+///
+/// ```
+/// use diag_core::state::RATE_WINDOW;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let jobs = diag.queue("jobs").unwrap();
+/// jobs.produced_n(10);
+/// let snap = jobs.snapshot();
+/// assert!(snap.window_seconds <= RATE_WINDOW.as_secs_f64());
+/// ```
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// The most samples a probe keeps.
+///
+/// ```
+/// use diag_core::state::{MAX_SAMPLES, RATE_WINDOW};
+/// // Reads sample at most once a second, so the ring covers the whole window.
+/// assert!(MAX_SAMPLES as u64 > RATE_WINDOW.as_secs());
+/// ```
 pub const MAX_SAMPLES: usize = 128;
 /// The most queues one [`Diag`] tracks.
+///
+/// ```
+/// use diag_core::state::MAX_QUEUES;
+/// use diag_core::RegisterError;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// for i in 0..MAX_QUEUES {
+///     diag.queue(&format!("shard-{i}")).unwrap();
+/// }
+/// let err = diag.queue("one-more").unwrap_err();
+/// assert_eq!(err, RegisterError::TooMany { what: "queues", cap: MAX_QUEUES });
+/// assert!(diag.queue("shard-0").is_ok()); // an existing one is still handed out
+/// ```
 pub const MAX_QUEUES: usize = 256;
 /// Depth at or above this share of capacity counts as lagging.
 const FULL_RATIO: f64 = 0.9;
 /// Rates over a shorter span are noise: they are not reported.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let emails = diag.queue("emails").unwrap();
+/// emails.produced_n(50);
+/// // Just created: the window is under `MIN_RATE_WINDOW`, too short for a rate.
+/// let snap = emails.snapshot();
+/// assert_eq!(snap.producer_rate_per_s, None);
+/// assert_eq!(snap.produced_total, 50);
+/// ```
 pub const MIN_RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Consumers that took less than this share of what was produced over the window,
 /// while the depth grew, are lagging.
@@ -74,6 +111,18 @@ struct Sample {
 }
 
 /// One queue as the `queues` provider shows it; also what a metrics exporter reads.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let uploads = diag.queue("uploads").unwrap();
+/// uploads.set_capacity(10);
+/// uploads.produced_n(9);
+/// let snap = uploads.snapshot();
+/// assert_eq!((snap.depth, snap.capacity), (9, Some(10)));
+/// assert!(snap.consumer_lagging); // at 90% of capacity
+/// let json = serde_json::to_value(&snap).unwrap();
+/// assert_eq!(json["depth"], 9);
+/// ```
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct QueueSnapshot {
     /// Items produced since start.
@@ -119,61 +168,148 @@ impl QueueProbe {
     }
 
     /// The queue's name.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("invoices").unwrap();
+    /// assert_eq!(q.name(), "invoices");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// One item was enqueued.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("webhooks").unwrap();
+    /// q.produced();
+    /// q.produced();
+    /// assert_eq!(q.produced_total(), 2);
+    /// ```
     #[inline]
     pub fn produced(&self) {
         self.inner.produced.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `n` items were enqueued.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("batches").unwrap();
+    /// q.produced_n(25);
+    /// assert_eq!(q.depth(), 25);
+    /// ```
     #[inline]
     pub fn produced_n(&self, n: u64) {
         self.inner.produced.fetch_add(n, Ordering::Relaxed);
     }
 
     /// One item was dequeued.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("webhooks").unwrap();
+    /// q.produced_n(3);
+    /// q.consumed();
+    /// assert_eq!((q.consumed_total(), q.depth()), (1, 2));
+    /// ```
     #[inline]
     pub fn consumed(&self) {
         self.inner.consumed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `n` items were dequeued.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("batches").unwrap();
+    /// q.produced_n(25);
+    /// q.consumed_n(20);
+    /// assert_eq!(q.depth(), 5);
+    /// ```
     #[inline]
     pub fn consumed_n(&self, n: u64) {
         self.inner.consumed.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sets the queue's capacity (0: unknown or unbounded).
+    ///
+    /// ```
+    /// let (tx, _rx) = tokio::sync::mpsc::channel::<u64>(512);
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("events").unwrap();
+    /// q.set_capacity(tx.max_capacity() as u64);
+    /// assert_eq!(q.capacity(), Some(512));
+    /// ```
     pub fn set_capacity(&self, capacity: u64) {
         self.inner.capacity.store(capacity, Ordering::Relaxed);
     }
 
     /// The capacity, if set.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("unbounded").unwrap();
+    /// assert_eq!(q.capacity(), None);
+    /// q.set_capacity(100);
+    /// assert_eq!(q.capacity(), Some(100));
+    /// ```
     pub fn capacity(&self) -> Option<u64> {
         Some(self.inner.capacity.load(Ordering::Relaxed)).filter(|c| *c > 0)
     }
 
     /// Items produced since start.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("orders").unwrap();
+    /// q.produced_n(4);
+    /// q.consumed_n(4);
+    /// assert_eq!(q.produced_total(), 4);
+    /// ```
     pub fn produced_total(&self) -> u64 {
         self.inner.produced.load(Ordering::Relaxed)
     }
 
     /// Items consumed since start.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("orders").unwrap();
+    /// q.produced_n(4);
+    /// q.consumed_n(3);
+    /// assert_eq!(q.consumed_total(), 3);
+    /// ```
     pub fn consumed_total(&self) -> u64 {
         self.inner.consumed.load(Ordering::Relaxed)
     }
 
     /// Items waiting: produced minus consumed.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("orders").unwrap();
+    /// q.produced_n(10);
+    /// q.consumed_n(7);
+    /// assert_eq!(q.depth(), 3);
+    /// ```
     pub fn depth(&self) -> u64 {
         let (produced, consumed) = self.counters();
         produced.saturating_sub(consumed)
     }
 
     /// Depth, rates and the lagging flag, now (takes a rate sample).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("payments").unwrap();
+    /// q.produced_n(5);
+    /// q.consumed_n(2);
+    /// let snap = q.snapshot();
+    /// assert_eq!((snap.produced_total, snap.consumed_total, snap.depth), (5, 2, 3));
+    /// assert!(!snap.consumer_lagging);
+    /// ```
     pub fn snapshot(&self) -> QueueSnapshot {
         self.snapshot_at(Instant::now())
     }
@@ -274,6 +410,16 @@ impl Diag {
     /// The probe for queue `name` (1 to 64 of `a-z 0-9 _ - .`). Asking again for the
     /// same name returns the same counters, so producers and consumers may each ask.
     /// At most [`MAX_QUEUES`] queues are tracked.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let producer = diag.queue("thumbnails").unwrap();
+    /// let consumer = diag.queue("thumbnails").unwrap(); // the same counters
+    /// producer.produced();
+    /// consumer.consumed();
+    /// assert_eq!(producer.consumed_total(), 1);
+    /// assert!(diag.queue("Thumbnails!").is_err()); // a-z 0-9 _ - . only
+    /// ```
     pub fn queue(&self, name: &str) -> Result<QueueProbe, RegisterError> {
         if !valid_name(name) {
             return Err(RegisterError::InvalidName(name.to_owned()));
@@ -299,6 +445,18 @@ impl Diag {
 
     /// Every queue probe, for exporting their numbers as metrics
     /// ([`QueueProbe::snapshot`] has depth, rates and the lagging flag).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.queue("orders").unwrap().produced_n(3);
+    /// diag.queue("emails").unwrap();
+    /// let depths: Vec<(String, u64)> = diag
+    ///     .queues()
+    ///     .iter()
+    ///     .map(|q| (q.name().to_owned(), q.snapshot().depth))
+    ///     .collect();
+    /// assert_eq!(depths, [("orders".to_owned(), 3), ("emails".to_owned(), 0)]);
+    /// ```
     pub fn queues(&self) -> Vec<QueueProbe> {
         self.inner.queues.probes.read().clone()
     }

@@ -4,10 +4,26 @@
 use serde_json::Value;
 
 /// What a redacted value is replaced by.
+///
+/// ```
+/// use diag_core::state::{REDACTED, SecretKeys};
+/// let mut v = serde_json::json!({"user": "ada", "session_token": "s-1"});
+/// SecretKeys::default().redact(&mut v);
+/// assert_eq!(v["session_token"], REDACTED);
+/// assert_eq!(v["user"], "ada");
+/// ```
 pub const REDACTED: &str = "***";
 
 /// The key fragments treated as secret by default (matched as case-insensitive
 /// substrings, so `db_password`, `apiKey` and `X-Auth-Token` all match).
+///
+/// ```
+/// use diag_core::state::{DEFAULT_SECRET_KEYS, SecretKeys};
+/// let keys = SecretKeys::default();
+/// assert_eq!(keys.fragments(), DEFAULT_SECRET_KEYS);
+/// assert!(keys.is_secret("X-Auth-Token"));
+/// assert!(keys.is_secret("apiKey"));
+/// ```
 pub const DEFAULT_SECRET_KEYS: &[&str] = &[
     "password",
     "passwd",
@@ -44,6 +60,14 @@ impl Default for SecretKeys {
 
 impl SecretKeys {
     /// A set from the given fragments (lower-cased; empty ones ignored).
+    ///
+    /// ```
+    /// use diag_core::state::SecretKeys;
+    /// let keys = SecretKeys::new(["PIN", ""]); // replaces the defaults
+    /// assert_eq!(keys.fragments(), ["pin"]);
+    /// assert!(keys.is_secret("card_pin"));
+    /// assert!(!keys.is_secret("password"));
+    /// ```
     pub fn new<I, S>(fragments: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -59,6 +83,14 @@ impl SecretKeys {
     }
 
     /// Adds a fragment.
+    ///
+    /// ```
+    /// use diag_core::state::SecretKeys;
+    /// let mut keys = SecretKeys::default();
+    /// assert!(!keys.is_secret("customer_ssn"));
+    /// keys.add("SSN");
+    /// assert!(keys.is_secret("customer_ssn"));
+    /// ```
     pub fn add(&mut self, fragment: &str) {
         let f = fragment.to_ascii_lowercase();
         if !f.is_empty() && !self.fragments.contains(&f) {
@@ -67,11 +99,25 @@ impl SecretKeys {
     }
 
     /// The fragments, lower-case.
+    ///
+    /// ```
+    /// use diag_core::state::SecretKeys;
+    /// let keys = SecretKeys::new(["Session", "IBAN"]);
+    /// assert_eq!(keys.fragments(), ["session", "iban"]);
+    /// ```
     pub fn fragments(&self) -> &[String] {
         &self.fragments
     }
 
     /// Whether a key's value must be hidden.
+    ///
+    /// ```
+    /// use diag_core::state::SecretKeys;
+    /// let keys = SecretKeys::default();
+    /// assert!(keys.is_secret("DB_PASSWORD"));
+    /// assert!(keys.is_secret("stripeSecret"));
+    /// assert!(!keys.is_secret("port"));
+    /// ```
     pub fn is_secret(&self, key: &str) -> bool {
         let key = key.to_ascii_lowercase();
         self.fragments.iter().any(|f| key.contains(f.as_str()))
@@ -79,6 +125,17 @@ impl SecretKeys {
 
     /// Replaces, at any depth, the value of every secret-looking key by `"***"`, and
     /// the password of every `scheme://user:password@host` string by `***`.
+    ///
+    /// ```
+    /// use diag_core::state::SecretKeys;
+    /// let mut v = serde_json::json!({
+    ///     "upstreams": [{"host": "pricing", "auth": {"api_key": "k1"}}],
+    ///     "cache": "redis://:hunter2@cache:6379/0",
+    /// });
+    /// SecretKeys::default().redact(&mut v);
+    /// assert_eq!(v["upstreams"][0]["auth"]["api_key"], "***");
+    /// assert_eq!(v["cache"], "redis://:***@cache:6379/0");
+    /// ```
     pub fn redact(&self, value: &mut Value) {
         // An explicit stack: a deeply nested value must not overflow ours.
         let mut stack = vec![value];

@@ -21,6 +21,18 @@ enum Provider {
 
 /// The most providers one registry holds (the built-ins included), which also bounds
 /// the `provider` label of `diag_state_provider_calls_total`.
+///
+/// ```
+/// use diag_core::state::{MAX_PROVIDERS, RegisterError};
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let mut i = 0;
+/// while diag.state().register(&format!("shard-{i}"), || "ok").is_ok() {
+///     i += 1;
+/// }
+/// assert_eq!(diag.state().names().len(), MAX_PROVIDERS); // the built-ins count too
+/// let err = diag.state().register("one-more", || "ok").unwrap_err();
+/// assert_eq!(err, RegisterError::TooMany { what: "state providers", cap: MAX_PROVIDERS });
+/// ```
 pub const MAX_PROVIDERS: usize = 256;
 
 /// A provider and how its calls ended, by [`ProviderStatus`] (in `ProviderStatus::ALL`
@@ -54,6 +66,17 @@ impl Drop for Running {
 }
 
 /// Why a provider could not be registered.
+///
+/// ```
+/// use diag_core::RegisterError;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// diag.state().register("cache", || 0).unwrap();
+/// assert_eq!(diag.state().register("cache", || 1), Err(RegisterError::Duplicate("cache".into())));
+/// assert_eq!(
+///     diag.state().register("My Cache", || 1),
+///     Err(RegisterError::InvalidName("My Cache".into()))
+/// );
+/// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegisterError {
     /// A provider of that name exists already.
@@ -110,6 +133,20 @@ impl StateRegistry {
 
     /// Registers a provider called on every read of `/debug/state`. It runs on a
     /// blocking thread, so it may take locks; it must not assume any particular thread.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::{Arc, Mutex};
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let sessions = Arc::new(Mutex::new(vec!["ada", "grace"]));
+    /// let seen = sessions.clone();
+    /// diag.state()
+    ///     .register("sessions", move || serde_json::json!({"open": seen.lock().unwrap().len()}))
+    ///     .unwrap();
+    /// let report = diag.state().collect("sessions").await.unwrap();
+    /// assert_eq!(report.value.unwrap()["open"], 2);
+    /// # }
+    /// ```
     pub fn register<F, T>(&self, name: &str, f: F) -> Result<(), RegisterError>
     where
         F: Fn() -> T + Send + Sync + 'static,
@@ -123,6 +160,21 @@ impl StateRegistry {
 
     /// Registers an async provider; it is polled on the Tokio runtime serving the
     /// endpoint.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.state()
+    ///     .register_async("pricing", || async {
+    ///         tokio::time::sleep(Duration::from_millis(5)).await; // e.g. a health check
+    ///         serde_json::json!({"reachable": true})
+    ///     })
+    ///     .unwrap();
+    /// let report = diag.state().collect("pricing").await.unwrap();
+    /// assert_eq!(report.value.unwrap()["reachable"], true);
+    /// # }
+    /// ```
     pub fn register_async<F, Fut, T>(&self, name: &str, f: F) -> Result<(), RegisterError>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -139,16 +191,45 @@ impl StateRegistry {
     }
 
     /// Removes a provider; returns whether it existed.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.state().register("migration", || "running").unwrap();
+    /// assert!(diag.state().unregister("migration"));
+    /// assert!(!diag.state().unregister("migration"));
+    /// assert!(!diag.state().names().contains(&"migration".to_owned()));
+    /// ```
     pub fn unregister(&self, name: &str) -> bool {
         self.providers.write().remove(name).is_some()
     }
 
     /// The registered names, sorted.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.state().register("cache", || 0).unwrap();
+    /// let names = diag.state().names();
+    /// assert!(names.contains(&"cache".to_owned()));
+    /// assert!(names.contains(&"process".to_owned())); // a built-in
+    /// assert!(names.is_sorted());
+    /// ```
     pub fn names(&self) -> Vec<String> {
         self.providers.read().keys().cloned().collect()
     }
 
     /// Calls one provider, or `None` when no provider has that name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use diag_core::ProviderStatus;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.state().register("flags", || serde_json::json!({"new_cart": true})).unwrap();
+    /// let report = diag.state().collect("flags").await.unwrap();
+    /// assert_eq!(report.status, ProviderStatus::Ok);
+    /// assert_eq!(report.value.unwrap()["new_cart"], true);
+    /// assert!(diag.state().collect("nope").await.is_none());
+    /// # }
+    /// ```
     pub async fn collect(&self, name: &str) -> Option<ProviderReport> {
         let entry = self.providers.read().get(name).cloned()?;
         Some(self.call(entry).await)
@@ -158,6 +239,21 @@ impl StateRegistry {
     /// add up to more than the response cap
     /// ([`DiagBuilder::state_max_total_bytes`](crate::DiagBuilder::state_max_total_bytes)),
     /// the largest are replaced by error entries saying so.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::collections::HashMap;
+    /// use diag_core::ProviderStatus;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// diag.state().register("cache", || serde_json::json!({"entries": 12})).unwrap();
+    /// // Not JSON (map keys must be strings): an error entry; the others are unaffected.
+    /// diag.state().register("broken", || HashMap::from([((1, 2), "x")])).unwrap();
+    /// let all = diag.state().collect_all().await;
+    /// assert_eq!(all["cache"].value.as_ref().unwrap()["entries"], 12);
+    /// assert_eq!(all["broken"].status, ProviderStatus::Error);
+    /// assert!(all.contains_key("process"));
+    /// # }
+    /// ```
     pub async fn collect_all(&self) -> BTreeMap<String, ProviderReport> {
         let providers: Vec<(String, Arc<Entry>)> = self
             .providers

@@ -3,6 +3,13 @@ use std::fmt;
 use super::hex::{hex8, hex16};
 
 /// A W3C trace id: 16 bytes, shown as 32 lower-case hex digits.
+///
+/// ```
+/// use diag_core::trace::TraceId;
+/// let id = TraceId([0x4b; 16]);
+/// assert_eq!(id.to_string(), "4b".repeat(16));
+/// assert_eq!(TraceId::from_hex(&id.to_string()), Some(id));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceId(pub [u8; 16]);
 
@@ -30,6 +37,12 @@ impl TraceId {
 }
 
 /// A W3C span id: 8 bytes, shown as 16 lower-case hex digits.
+///
+/// ```
+/// use diag_core::trace::SpanId;
+/// let id = SpanId([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
+/// assert_eq!(id.to_string(), "00f067aa0ba902b7");
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SpanId(pub [u8; 8]);
 
@@ -58,6 +71,15 @@ pub struct TraceContext {
 impl TraceContext {
     /// Parses a `traceparent` header value (version `00`; later versions are read
     /// by their first four fields, as the W3C spec asks). All-zero ids are invalid.
+    ///
+    /// ```
+    /// use diag_core::trace::TraceContext;
+    /// let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let ctx = TraceContext::from_traceparent(tp).unwrap();
+    /// assert_eq!(ctx.span_id.to_string(), "00f067aa0ba902b7");
+    /// assert!(ctx.sampled);
+    /// assert_eq!(TraceContext::from_traceparent(b"00-not-a-traceparent"), None);
+    /// ```
     pub fn from_traceparent(value: &[u8]) -> Option<TraceContext> {
         let value = value.trim_ascii();
         if value.len() < 55 {
@@ -94,6 +116,14 @@ impl TraceContext {
     }
 
     /// The `traceparent` header value, formatted on the stack (no allocation).
+    ///
+    /// ```
+    /// use diag_core::trace::{SpanId, TraceContext, TraceId};
+    /// let ctx = TraceContext { trace_id: TraceId::random(), span_id: SpanId::random(), sampled: true };
+    /// let tp = ctx.traceparent();
+    /// assert_eq!(tp.as_str(), ctx.to_traceparent());
+    /// assert!(tp.as_str().ends_with("-01"));
+    /// ```
     pub fn traceparent(&self) -> Traceparent {
         let mut buf = [b'-'; 55];
         buf[..2].copy_from_slice(b"00");
@@ -104,6 +134,13 @@ impl TraceContext {
     }
 
     /// The `traceparent` header value for this context.
+    ///
+    /// ```
+    /// use diag_core::trace::{SpanId, TraceContext, TraceId};
+    /// let ctx = TraceContext { trace_id: TraceId([0xab; 16]), span_id: SpanId([0xcd; 8]), sampled: false };
+    /// let expected = format!("00-{}-{}-00", "ab".repeat(16), "cd".repeat(8));
+    /// assert_eq!(ctx.to_traceparent(), expected);
+    /// ```
     pub fn to_traceparent(&self) -> String {
         format!(
             "00-{}-{}-{}",
@@ -115,17 +152,39 @@ impl TraceContext {
 }
 
 /// A `traceparent` value held on the stack.
+///
+/// ```
+/// use diag_core::trace::TraceContext;
+/// let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let tp = TraceContext::from_traceparent(value.as_bytes()).unwrap().traceparent();
+/// assert_eq!(tp.as_str(), value);
+/// assert_eq!(format!("{tp:?}"), value);
+/// ```
 #[derive(Clone, Copy)]
 pub struct Traceparent([u8; 55]);
 
 impl Traceparent {
     /// The header value as bytes: only lower-case hex digits and `-`, always a valid
     /// HTTP header value.
+    ///
+    /// ```
+    /// use diag_core::trace::TraceContext;
+    /// let value = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let tp = TraceContext::from_traceparent(value).unwrap().traceparent();
+    /// assert_eq!(tp.as_bytes(), value);
+    /// ```
     pub fn as_bytes(&self) -> &[u8; 55] {
         &self.0
     }
 
     /// The header value.
+    ///
+    /// ```
+    /// use diag_core::trace::TraceContext;
+    /// let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    /// let tp = TraceContext::from_traceparent(value.as_bytes()).unwrap().traceparent();
+    /// assert_eq!(tp.as_str(), value);
+    /// ```
     pub fn as_str(&self) -> &str {
         // Only ASCII was written.
         std::str::from_utf8(&self.0).unwrap_or_default()

@@ -46,6 +46,14 @@ fn non_zero() -> u64 {
 
 impl TraceId {
     /// A new random trace id (never all zeros, which W3C reserves as invalid).
+    ///
+    /// ```
+    /// use diag_core::trace::TraceId;
+    /// let (a, b) = (TraceId::random(), TraceId::random());
+    /// assert_ne!(a, b);
+    /// assert_ne!(a.0, [0; 16]);
+    /// assert_eq!(a.to_string().len(), 32);
+    /// ```
     pub fn random() -> TraceId {
         let hi = next_u64();
         let lo = non_zero();
@@ -58,6 +66,13 @@ impl TraceId {
 
 impl SpanId {
     /// A new random span id (never all zeros).
+    ///
+    /// ```
+    /// use diag_core::trace::SpanId;
+    /// let id = SpanId::random();
+    /// assert_ne!(id.0, [0; 8]);
+    /// assert_eq!(id.to_string().len(), 16);
+    /// ```
     pub fn random() -> SpanId {
         SpanId(non_zero().to_be_bytes())
     }

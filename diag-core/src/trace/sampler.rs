@@ -35,6 +35,13 @@ pub struct Sampler {
 
 impl Sampler {
     /// Samples `ratio` of new traces (clamped to `0.0..=1.0`; NaN counts as 0).
+    ///
+    /// ```
+    /// use diag_core::trace::Sampler;
+    /// assert_eq!(Sampler::new(0.25).ratio(), 0.25);
+    /// assert_eq!(Sampler::new(7.0).ratio(), 1.0);
+    /// assert_eq!(Sampler::new(f64::NAN).ratio(), 0.0);
+    /// ```
     pub fn new(ratio: f64) -> Sampler {
         let ratio = if ratio.is_nan() {
             0.0
@@ -51,12 +58,28 @@ impl Sampler {
     }
 
     /// The configured ratio.
+    ///
+    /// ```
+    /// use diag_core::trace::Sampler;
+    /// assert_eq!(Sampler::new(0.1).ratio(), 0.1);
+    /// assert_eq!(Sampler::default().ratio(), 1.0);
+    /// ```
     pub fn ratio(&self) -> f64 {
         self.ratio
     }
 
     /// Whether a new trace with this id is sampled. `force` (a debug-mode request)
     /// always samples.
+    ///
+    /// ```
+    /// use diag_core::trace::{Sampler, TraceId};
+    /// let half = Sampler::new(0.5);
+    /// // The decision reads the id's low 8 bytes: the same id, the same answer everywhere.
+    /// assert!(half.should_sample(&TraceId([0; 16]), false));
+    /// assert!(!half.should_sample(&TraceId([0xff; 16]), false));
+    /// // A debug request's trace is always sampled.
+    /// assert!(Sampler::new(0.0).should_sample(&TraceId([0xff; 16]), true));
+    /// ```
     pub fn should_sample(&self, trace_id: &TraceId, force: bool) -> bool {
         if force || self.always {
             return true;
@@ -70,6 +93,20 @@ impl Sampler {
     /// sampled flag, a new span id) when `headers` carry a valid `traceparent`,
     /// otherwise a new trace sampled by ratio. `force_sample` marks the request as
     /// sampled either way (debug-mode requests: their trace must exist).
+    ///
+    /// ```
+    /// use diag_core::trace::Sampler;
+    /// let never = Sampler::new(0.0);
+    /// assert!(!never.trace_for(&(), false).sampled);
+    /// assert!(never.trace_for(&(), true).sampled, "debug requests are always sampled");
+    /// let headers = vec![(
+    ///     "traceparent".to_owned(),
+    ///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+    /// )];
+    /// let continued = never.trace_for(&headers, false);
+    /// assert!(continued.sampled, "the caller's decision wins");
+    /// assert_ne!(continued.span_id.to_string(), "00f067aa0ba902b7", "a span of its own");
+    /// ```
     pub fn trace_for(&self, headers: &dyn HeaderView, force_sample: bool) -> TraceContext {
         self.context_for(headers, force_sample).0
     }

@@ -10,10 +10,27 @@ use crate::HeaderView;
 
 /// The longest `tracestate` passed on, in bytes, after optional white space is removed
 /// (the W3C spec asks every participant to propagate at least 512).
+///
+/// ```
+/// use diag_core::trace::{MAX_TRACESTATE_LEN, TraceState};
+/// let long = "x".repeat(200);
+/// let header = format!("a={long},b={long},c={long},d=1");
+/// let (state, trimmed) = TraceState::parse(header.as_bytes()).unwrap().unwrap();
+/// assert!(trimmed && state.as_str().len() <= MAX_TRACESTATE_LEN);
+/// // The right-most member over 128 bytes went first.
+/// assert_eq!(state.as_str(), format!("a={long},b={long},d=1"));
+/// ```
 pub const MAX_TRACESTATE_LEN: usize = 512;
 
 /// The most list members a `tracestate` may have (the W3C limit); one with more is
 /// discarded whole.
+///
+/// ```
+/// use diag_core::trace::{MAX_TRACESTATE_MEMBERS, TraceState, TraceStateError};
+/// let members: Vec<String> = (0..=MAX_TRACESTATE_MEMBERS).map(|i| format!("k{i}=v")).collect();
+/// let too_many = members.join(",");
+/// assert_eq!(TraceState::parse(too_many.as_bytes()), Err(TraceStateError::Invalid));
+/// ```
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 
 /// Members longer than this are the first removed when the whole is over
@@ -39,6 +56,12 @@ const LONG_MEMBER: usize = 128;
 pub struct TraceState(Arc<str>);
 
 /// Why an incoming `tracestate` was not passed on.
+///
+/// ```
+/// use diag_core::trace::{TraceState, TraceStateError};
+/// assert_eq!(TraceState::parse(b"no-equals-sign"), Err(TraceStateError::Invalid));
+/// assert_eq!(TraceState::parse(b"a=1,a=2"), Err(TraceStateError::Invalid), "repeated key");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceStateError {
     /// A member is not `key=value` as the spec writes them, a key repeats, or there are
@@ -51,6 +74,16 @@ impl TraceState {
     /// `Ok(None)` when it has no members; otherwise the state and whether members
     /// were removed to fit [`MAX_TRACESTATE_LEN`] (the longest, over 128 bytes, first,
     /// then from the right, where the oldest entries are).
+    ///
+    /// ```
+    /// use diag_core::trace::TraceState;
+    /// let (state, trimmed) = TraceState::parse(b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+    ///     .unwrap()
+    ///     .unwrap();
+    /// assert_eq!(state.as_str(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    /// assert!(!trimmed);
+    /// assert_eq!(TraceState::parse(b""), Ok(None));
+    /// ```
     pub fn parse(value: &[u8]) -> Result<Option<(TraceState, bool)>, TraceStateError> {
         let mut members: Vec<&[u8]> = Vec::new();
         for member in value.split(|&b| b == b',') {
@@ -93,6 +126,12 @@ impl TraceState {
     }
 
     /// The header value.
+    ///
+    /// ```
+    /// use diag_core::trace::TraceState;
+    /// let (state, _) = TraceState::parse(b"congo=t61rcWkgMzE ,  rojo=1").unwrap().unwrap();
+    /// assert_eq!(state.as_str(), "congo=t61rcWkgMzE,rojo=1");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
