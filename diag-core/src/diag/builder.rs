@@ -610,6 +610,7 @@ impl DiagBuilder {
             errors: Arc::new(ErrorRing::new(self.error_ring_capacity)),
             queues: Queues::default(),
             in_flight: InFlight::new(),
+            route_windows: Default::default(),
             log_level: crate::log::LogLevelControl::default(),
             metrics: MetricsRegistry::new(self.http_duration_buckets.into(), self.max_label_sets),
             sampler: Sampler::new(self.sampling_ratio),
@@ -624,6 +625,7 @@ impl DiagBuilder {
         crate::state::errors::register(&diag);
         crate::state::queues::register(&diag);
         crate::state::in_flight::register(&diag);
+        crate::state::routes::register(&diag);
         crate::state::events::register(&diag);
         crate::metrics::internals::register(&diag);
         if self.process_metrics {

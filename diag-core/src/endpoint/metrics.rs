@@ -105,6 +105,8 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     let body = if req.method == "HEAD" {
         Vec::new()
     } else {
+        // The scrape also gives the `routes` provider its snapshot for `recent`.
+        crate::state::routes::note_scrape(&diag.inner);
         diag.inner.metrics.encode(format).into_bytes()
     };
     DiagResponse::new(200, content_type, body)

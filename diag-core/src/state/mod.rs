@@ -44,6 +44,7 @@ mod redaction;
 mod registry;
 mod report;
 mod response_cap;
+pub(crate) mod routes;
 
 pub use config::ConfigValueError;
 pub use error_layer::ErrorLayer;
@@ -55,3 +56,4 @@ pub use queues::{
 pub use redaction::{DEFAULT_SECRET_KEYS, REDACTED, SecretKeys};
 pub use registry::{MAX_PROVIDERS, RegisterError, StateRegistry};
 pub use report::{ProviderReport, ProviderStatus};
+pub use routes::{MAX_ROUTES_SHOWN, MAX_SNAPSHOTS, SNAPSHOT_EVERY, SNAPSHOT_MAX_AGE, WINDOW};

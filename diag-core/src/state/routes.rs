@@ -1,0 +1,520 @@
+//! The built-in `routes` provider: which route is slow or failing *now*, read from the
+//! HTTP RED metrics the process already keeps, so an on-call engineer gets the answer
+//! with one `curl` even when Prometheus is down or was never set up.
+//!
+//! Each `(method, route)` gets its request count, errors (HTTP 5xx; for a gRPC call the
+//! server-error statuses `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
+//! `UNAVAILABLE`, `DATA_LOSS`, as OpenTelemetry counts them) and p50 / p90 / p99
+//! estimated from the duration histogram's buckets (linear within a bucket, as
+//! Prometheus's `histogram_quantile` does; a quantile in the `+Inf` bucket shows the
+//! largest bound), twice: `since_start`, and `recent`, the difference from an earlier
+//! snapshot. Snapshots are taken when the provider is read and when `/metrics` is
+//! scraped, at most one every [`SNAPSHOT_EVERY`], [`MAX_SNAPSHOTS`] kept, none older than
+//! [`SNAPSHOT_MAX_AGE`]; `recent` covers `window_seconds` back to the newest snapshot at
+//! least [`WINDOW`] old (else the oldest there is). With no earlier snapshot (the
+//! process's first read, and no scrape), `recent` is absent and `note` says so. Each
+//! route also names its slowest exemplar: the trace of the newest request in the
+//! highest bucket that has one, with the path to its capture when it was a debug
+//! request the flight recorder still keeps.
+//!
+//! Routes are sorted by recent p99, slowest first (then those without recent traffic,
+//! by p99 since start); at most [`MAX_ROUTES_SHOWN`] are listed (`routes_omitted`
+//! counts the rest). `failing` lists the (at most 10) routes with errors, most first,
+//! in `recent` when there is a window, else since the start. A snapshot keeps one count per bucket per route: bounded by the
+//! metric family's label-set cap.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::Diag;
+use crate::diag::Inner;
+use crate::metrics::Exemplar;
+
+/// The least time between two snapshots.
+///
+/// ```
+/// assert_eq!(diag_core::state::SNAPSHOT_EVERY.as_secs(), 10);
+/// ```
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
+/// Snapshots kept.
+///
+/// ```
+/// use diag_core::state::{MAX_SNAPSHOTS, SNAPSHOT_EVERY, WINDOW};
+/// // Enough of them, spaced by at least SNAPSHOT_EVERY, to reach back a whole WINDOW.
+/// assert!(SNAPSHOT_EVERY * (MAX_SNAPSHOTS as u32 - 1) >= WINDOW);
+/// ```
+pub const MAX_SNAPSHOTS: usize = 8;
+/// How far back `recent` reaches when snapshots allow it.
+///
+/// ```
+/// assert_eq!(diag_core::state::WINDOW.as_secs(), 60);
+/// ```
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Snapshots older than this are dropped: a `recent` over hours would not be recent.
+///
+/// ```
+/// assert_eq!(diag_core::state::SNAPSHOT_MAX_AGE.as_secs(), 300);
+/// ```
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(300);
+/// The most routes listed.
+///
+/// ```
+/// assert_eq!(diag_core::state::MAX_ROUTES_SHOWN, 100);
+/// ```
+pub const MAX_ROUTES_SHOWN: usize = 100;
+
+/// gRPC statuses that are the server's failure (OpenTelemetry's list for server spans).
+const GRPC_SERVER_ERRORS: [&str; 6] = [
+    "UNKNOWN",
+    "DEADLINE_EXCEEDED",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+];
+
+/// Whether a `status` label is a server error.
+fn is_error(status: &str) -> bool {
+    (status.len() == 3 && status.starts_with('5') && status.bytes().all(|b| b.is_ascii_digit()))
+        || GRPC_SERVER_ERRORS.contains(&status)
+}
+
+/// One route's histogram, summed over its statuses.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RouteCounts {
+    /// Cumulative counts per bucket bound, then `+Inf` (the total).
+    cumulative: Vec<u64>,
+    errors: u64,
+}
+
+impl RouteCounts {
+    fn total(&self) -> u64 {
+        self.cumulative.last().copied().unwrap_or(0)
+    }
+
+    /// `self - earlier`, bucket by bucket (counts only grow in one process).
+    fn since(&self, earlier: Option<&RouteCounts>) -> RouteCounts {
+        let Some(earlier) = earlier else {
+            return self.clone();
+        };
+        RouteCounts {
+            cumulative: self
+                .cumulative
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c.saturating_sub(earlier.cumulative.get(i).copied().unwrap_or(0)))
+                .collect(),
+            errors: self.errors.saturating_sub(earlier.errors),
+        }
+    }
+}
+
+type RouteKey = (String, String);
+
+/// The routes' counts at one moment.
+#[derive(Debug)]
+struct Snapshot {
+    at: Instant,
+    routes: HashMap<RouteKey, RouteCounts>,
+}
+
+/// What the HTTP metrics hold now, per route; also each route's statuses and slowest
+/// exemplar (only needed for the report, not kept in snapshots).
+struct Now {
+    bounds: Vec<f64>,
+    routes: HashMap<RouteKey, RouteCounts>,
+    statuses: HashMap<RouteKey, BTreeMap<String, u64>>,
+    slowest: HashMap<RouteKey, (usize, Exemplar)>,
+}
+
+fn read_now(inner: &Inner) -> Now {
+    let mut now = Now {
+        bounds: Vec::new(),
+        routes: HashMap::new(),
+        statuses: HashMap::new(),
+        slowest: HashMap::new(),
+    };
+    inner
+        .metrics
+        .http
+        .red
+        .for_each(|[method, route, status], series| {
+            let snap = series.duration.snapshot();
+            if now.bounds.is_empty() {
+                now.bounds = snap.bounds.to_vec();
+            }
+            let key = (method.to_owned(), route.to_owned());
+            let counts = now.routes.entry(key.clone()).or_default();
+            if counts.cumulative.len() < snap.cumulative.len() {
+                counts.cumulative.resize(snap.cumulative.len(), 0);
+            }
+            for (sum, c) in counts.cumulative.iter_mut().zip(&snap.cumulative) {
+                *sum += c;
+            }
+            let total = snap.cumulative.last().copied().unwrap_or(0);
+            if is_error(status) {
+                counts.errors += total;
+            }
+            if total > 0 {
+                now.statuses
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(status.to_owned(), total);
+            }
+            let highest = snap
+                .exemplars
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(i, e)| e.map(|e| (i, e)));
+            if let Some((bucket, e)) = highest {
+                let best = now.slowest.entry(key).or_insert((bucket, e));
+                if (bucket, e.time) > (best.0, best.1.time) {
+                    *best = (bucket, e);
+                }
+            }
+        });
+    now
+}
+
+/// The snapshots behind `recent`.
+#[derive(Debug, Default)]
+pub(crate) struct RouteWindows {
+    snapshots: Mutex<VecDeque<Snapshot>>,
+}
+
+impl RouteWindows {
+    /// Keeps `routes` as a snapshot taken `at` when the newest is at least
+    /// [`SNAPSHOT_EVERY`] old; drops stale and surplus ones; returns the baseline
+    /// `recent` is measured from, if any.
+    fn observe(
+        &self,
+        at: Instant,
+        routes: &HashMap<RouteKey, RouteCounts>,
+    ) -> Option<(Duration, HashMap<RouteKey, RouteCounts>)> {
+        let mut snaps = self.snapshots.lock();
+        snaps.retain(|s| at.saturating_duration_since(s.at) <= SNAPSHOT_MAX_AGE);
+        // The newest snapshot at least WINDOW old, else the oldest (at least a second
+        // old: a window of nothing says nothing).
+        let baseline = snaps
+            .iter()
+            .rev()
+            .find(|s| at.saturating_duration_since(s.at) >= WINDOW)
+            .or_else(|| snaps.front())
+            .filter(|s| at.saturating_duration_since(s.at) >= Duration::from_secs(1))
+            .map(|s| (at.saturating_duration_since(s.at), s.routes.clone()));
+        let due = snaps
+            .back()
+            .is_none_or(|s| at.saturating_duration_since(s.at) >= SNAPSHOT_EVERY);
+        if due {
+            snaps.push_back(Snapshot {
+                at,
+                routes: routes.clone(),
+            });
+            while snaps.len() > MAX_SNAPSHOTS {
+                snaps.pop_front();
+            }
+        }
+        baseline
+    }
+}
+
+/// Takes a snapshot for `recent` when one is due; called on every `/metrics` scrape.
+pub(crate) fn note_scrape(inner: &Inner) {
+    let now = read_now(inner);
+    inner.route_windows.observe(Instant::now(), &now.routes);
+}
+
+#[derive(Debug, Serialize)]
+struct RoutesReport {
+    /// How far back `recent` reaches; absent without an earlier snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+    /// The routes with errors (in `recent`, else since the start), most errors first.
+    failing: Vec<Failing>,
+    routes: Vec<RouteReport>,
+    routes_omitted: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Failing {
+    method: String,
+    route: String,
+    errors: u64,
+    error_ratio: Option<f64>,
+}
+
+/// The most routes listed under `failing`.
+const MAX_FAILING_SHOWN: usize = 10;
+
+#[derive(Debug, Serialize)]
+struct RouteReport {
+    method: String,
+    route: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recent: Option<Figures>,
+    since_start: Figures,
+    /// Requests per `status` label since the start.
+    statuses: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slowest_exemplar: Option<ExemplarReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct Figures {
+    requests: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_second: Option<f64>,
+    errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p90_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExemplarReport {
+    trace_id: String,
+    /// The request's duration.
+    ms: f64,
+    /// How long ago it finished.
+    age_seconds: f64,
+    /// `/debug/requests/{trace_id}` when the flight recorder keeps its capture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capture: Option<String>,
+}
+
+/// Rounds to the microsecond, in milliseconds.
+fn ms(seconds: f64) -> f64 {
+    (seconds * 1e6).round() / 1e3
+}
+
+/// The `q` quantile of a cumulative histogram, in seconds, as `histogram_quantile`
+/// estimates it; `None` without observations.
+fn quantile(q: f64, bounds: &[f64], cumulative: &[u64]) -> Option<f64> {
+    let total = *cumulative.last()?;
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let i = cumulative.iter().position(|&c| c as f64 >= rank)?;
+    let Some(&upper) = bounds.get(i) else {
+        // In `+Inf`: the largest bound is all a histogram can say.
+        return bounds.last().copied();
+    };
+    let (lower, below) = match i {
+        0 => (if upper > 0.0 { 0.0 } else { upper }, 0),
+        _ => (bounds[i - 1], cumulative[i - 1]),
+    };
+    let in_bucket = cumulative[i] - below;
+    if in_bucket == 0 {
+        return Some(upper);
+    }
+    Some(lower + (upper - lower) * (rank - below as f64) / in_bucket as f64)
+}
+
+fn figures(counts: &RouteCounts, bounds: &[f64], window: Option<Duration>) -> Figures {
+    let requests = counts.total();
+    let q = |q| quantile(q, bounds, &counts.cumulative).map(ms);
+    Figures {
+        requests,
+        per_second: window.map(|w| (requests as f64 / w.as_secs_f64() * 1000.0).round() / 1000.0),
+        errors: counts.errors,
+        error_ratio: (requests > 0)
+            .then(|| (counts.errors as f64 / requests as f64 * 1e4).round() / 1e4),
+        p50_ms: q(0.5),
+        p90_ms: q(0.9),
+        p99_ms: q(0.99),
+    }
+}
+
+fn report(inner: &Inner) -> RoutesReport {
+    let at = Instant::now();
+    let now = read_now(inner);
+    let baseline = inner.route_windows.observe(at, &now.routes);
+    let wall = SystemTime::now();
+    let mut routes: Vec<RouteReport> = now
+        .routes
+        .iter()
+        .map(|(key, counts)| {
+            let recent = baseline.as_ref().map(|(window, earlier)| {
+                figures(&counts.since(earlier.get(key)), &now.bounds, Some(*window))
+            });
+            let slowest_exemplar = now.slowest.get(key).map(|(_, e)| ExemplarReport {
+                trace_id: e.trace_id.to_string(),
+                ms: ms(e.value),
+                age_seconds: wall
+                    .duration_since(e.time)
+                    .map_or(0.0, |d| (d.as_secs_f64() * 10.0).round() / 10.0),
+                capture: inner
+                    .debug
+                    .recorder()
+                    .by_trace(&e.trace_id)
+                    .map(|_| format!("/debug/requests/{}", e.trace_id)),
+            });
+            RouteReport {
+                method: key.0.clone(),
+                route: key.1.clone(),
+                recent,
+                since_start: figures(counts, &now.bounds, None),
+                statuses: now.statuses.get(key).cloned().unwrap_or_default(),
+                slowest_exemplar,
+            }
+        })
+        .collect();
+    // Recent traffic first, slowest p99 first; then the rest by p99 since the start.
+    let sort_key = |r: &RouteReport| {
+        let recent = r.recent.as_ref().filter(|f| f.requests > 0);
+        (
+            recent.is_none(),
+            -recent
+                .map_or(r.since_start.p99_ms, |f| f.p99_ms)
+                .unwrap_or(0.0),
+        )
+    };
+    routes.sort_by(|a, b| {
+        let (ka, kb) = (sort_key(a), sort_key(b));
+        ka.0.cmp(&kb.0)
+            .then(ka.1.total_cmp(&kb.1))
+            .then_with(|| (&a.route, &a.method).cmp(&(&b.route, &b.method)))
+    });
+    let mut failing: Vec<Failing> = routes
+        .iter()
+        .filter_map(|r| {
+            let f = r.recent.as_ref().unwrap_or(&r.since_start);
+            (f.errors > 0).then(|| Failing {
+                method: r.method.clone(),
+                route: r.route.clone(),
+                errors: f.errors,
+                error_ratio: f.error_ratio,
+            })
+        })
+        .collect();
+    failing.sort_by(|a, b| b.errors.cmp(&a.errors).then_with(|| a.route.cmp(&b.route)));
+    failing.truncate(MAX_FAILING_SHOWN);
+    let routes_omitted = routes.len().saturating_sub(MAX_ROUTES_SHOWN);
+    routes.truncate(MAX_ROUTES_SHOWN);
+    RoutesReport {
+        window_seconds: baseline
+            .as_ref()
+            .map(|(w, _)| (w.as_secs_f64() * 10.0).round() / 10.0),
+        note: baseline.is_none().then_some(
+            "no earlier snapshot to compare with: `recent` appears when this is read again \
+             in 10 s or more, or once /metrics has been scraped",
+        ),
+        failing,
+        routes,
+        routes_omitted,
+    }
+}
+
+/// Registers `routes`; called once by the builder.
+pub(crate) fn register(diag: &Diag) {
+    let weak = std::sync::Arc::downgrade(&diag.inner);
+    let _ = diag
+        .state()
+        .register("routes", move || weak.upgrade().map(|inner| report(&inner)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let bounds = [0.1, 0.5, 1.0];
+        // 100 requests: 50 under 0.1 s, 40 in (0.1, 0.5], 10 in (0.5, 1].
+        let cumulative = [50, 90, 100, 100];
+        assert_eq!(quantile(0.5, &bounds, &cumulative), Some(0.1));
+        let p90 = quantile(0.9, &bounds, &cumulative).unwrap();
+        assert!((p90 - 0.5).abs() < 1e-12, "{p90}");
+        let p99 = quantile(0.99, &bounds, &cumulative).unwrap();
+        assert!((p99 - 0.95).abs() < 1e-12, "{p99}");
+        assert_eq!(quantile(0.25, &bounds, &cumulative), Some(0.05));
+        // Beyond the last bound, the last bound.
+        assert_eq!(quantile(0.99, &bounds, &[0, 0, 1, 10]), Some(1.0));
+        assert_eq!(quantile(0.5, &bounds, &[0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn errors_are_5xx_and_grpc_server_failures() {
+        for s in [
+            "500",
+            "503",
+            "599",
+            "UNAVAILABLE",
+            "INTERNAL",
+            "DEADLINE_EXCEEDED",
+        ] {
+            assert!(is_error(s), "{s}");
+        }
+        for s in [
+            "200",
+            "404",
+            "499",
+            "5000",
+            "5x0",
+            "NOT_FOUND",
+            "OK",
+            "__overflow__",
+        ] {
+            assert!(!is_error(s), "{s}");
+        }
+    }
+
+    fn counts(cumulative: &[u64], errors: u64) -> RouteCounts {
+        RouteCounts {
+            cumulative: cumulative.to_vec(),
+            errors,
+        }
+    }
+
+    #[test]
+    fn windows_reach_back_a_minute_and_forget_stale_snapshots() {
+        let w = RouteWindows::default();
+        let t0 = Instant::now();
+        let key = ("GET".to_owned(), "/a".to_owned());
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut routes = HashMap::new();
+        routes.insert(key.clone(), counts(&[1, 1], 0));
+        assert!(w.observe(t0, &routes).is_none(), "nothing earlier");
+        // Within SNAPSHOT_EVERY: the first is the baseline, no new snapshot.
+        let (window, _) = w.observe(at(5), &routes).unwrap();
+        assert_eq!(window, Duration::from_secs(5));
+        for s in (10..=90).step_by(10) {
+            routes.insert(key.clone(), counts(&[s, s], 0));
+            w.observe(at(s), &routes);
+        }
+        assert_eq!(w.snapshots.lock().len(), MAX_SNAPSHOTS);
+        let (window, earlier) = w.observe(at(95), &routes).unwrap();
+        assert_eq!(
+            window,
+            Duration::from_secs(65),
+            "the newest one a minute old"
+        );
+        assert_eq!(earlier[&key].total(), 30);
+        // Five minutes of silence: everything is stale.
+        assert!(w.observe(at(95 + 301), &routes).is_none());
+    }
+
+    #[test]
+    fn since_subtracts_bucket_by_bucket() {
+        let later = counts(&[5, 9, 12], 4);
+        assert_eq!(
+            later.since(Some(&counts(&[1, 2, 3], 1))),
+            counts(&[4, 7, 9], 3)
+        );
+        assert_eq!(later.since(None), later);
+        // A route that had no series yet then: everything is new.
+        assert_eq!(later.since(Some(&RouteCounts::default())), later);
+    }
+}
