@@ -36,28 +36,28 @@ use super::{ConfigError, Diag, Handle, Inner};
 #[derive(Debug)]
 #[must_use]
 pub struct DiagBuilder {
-    service: String,
-    version: String,
-    instance: Option<String>,
-    token: Option<Secret>,
-    trusted_proxies: Vec<String>,
-    admin_addr: Option<String>,
-    metrics_public: bool,
-    process_metrics: bool,
-    disabled: bool,
-    provider_deadline: Duration,
-    provider_max_bytes: usize,
-    events_capacity: usize,
+    pub(super) service: String,
+    pub(super) version: String,
+    pub(super) instance: Option<String>,
+    pub(super) token: Option<Secret>,
+    pub(super) trusted_proxies: Vec<String>,
+    pub(super) admin_addr: Option<String>,
+    pub(super) metrics_public: bool,
+    pub(super) process_metrics: bool,
+    pub(super) disabled: bool,
+    pub(super) provider_deadline: Duration,
+    pub(super) provider_max_bytes: usize,
+    pub(super) events_capacity: usize,
     pub(crate) debug: crate::debug::DebugConfig,
-    state_max_total_bytes: usize,
-    git_sha: Option<String>,
-    build_info: std::collections::BTreeMap<String, String>,
-    secret_keys: SecretKeys,
-    error_ring_capacity: usize,
-    sampling_ratio: f64,
-    http_duration_buckets: Vec<f64>,
-    max_label_sets: usize,
-    otlp_endpoint: Option<String>,
+    pub(super) state_max_total_bytes: usize,
+    pub(super) git_sha: Option<String>,
+    pub(super) build_info: std::collections::BTreeMap<String, String>,
+    pub(super) secret_keys: SecretKeys,
+    pub(super) error_ring_capacity: usize,
+    pub(super) sampling_ratio: f64,
+    pub(super) http_duration_buckets: Vec<f64>,
+    pub(super) max_label_sets: usize,
+    pub(super) otlp_endpoint: Option<String>,
 }
 
 impl Default for DiagBuilder {
@@ -473,77 +473,6 @@ impl DiagBuilder {
         self
     }
 
-    /// Reads these environment variables, each overriding what code set:
-    ///
-    /// | variable | meaning |
-    /// |---|---|
-    /// | `DIAG_TOKEN` | bearer token for `/debug/*` (empty: none) |
-    /// | `DIAG_DISABLED` | `1`/`true`: start with the kill switch on |
-    /// | `DIAG_TRUSTED_PROXIES` | comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed |
-    /// | `DIAG_ADMIN_ADDR` | serve the endpoints on this separate address |
-    /// | `DIAG_INSTANCE` | this process's name among the service's instances (default `<hostname>:<pid>`) |
-    /// | `DIAG_METRICS_PUBLIC` | `0`/`false`: `/metrics` needs the token too |
-    /// | `DIAG_DEBUG_TOKEN` | a separate token for `X-Debug` and key for signed debug credentials (default: `DIAG_TOKEN`) |
-    /// | `DIAG_DEBUG_HEADER` | the debug request header (default `x-debug`) |
-    /// | `DIAG_DEBUG_NETWORKS` | comma-separated addresses/CIDRs where `X-Debug: 1` is honoured (default loopback; empty: nowhere) |
-    /// | `DIAG_DEBUG_BUDGET` | debug requests admitted per second (default 5) |
-    /// | `DIAG_DEBUG_BURST` | debug requests admitted at once (default 20) |
-    /// | `DIAG_CAPTURE_BODY_BYTES` | bytes of each body a debug request captures (default 65536) |
-    /// | `DIAG_RECORDER_CAPTURES` | finished debug requests kept (default 100) |
-    /// | `DIAG_RECORDER_BYTES` | bytes of captures kept (default 8388608) |
-    /// | `DIAG_REDACT_HEADERS` | comma-separated extra headers redacted in captures |
-    /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures |
-    /// | `DIAG_SAMPLING_RATIO` | the share of new traces sampled, 0 to 1 (default 1; [`sampling_ratio`](Self::sampling_ratio)) |
-    /// | `DIAG_OTLP_ENDPOINT` | send traces there (debug requests' whole traces, sampled requests' server spans) ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, unless `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` names another protocol than `http/protobuf` |
-    ///
-    /// ```
-    /// // SAFETY: doc test, single-threaded.
-    /// unsafe { std::env::set_var("DIAG_TOKEN", "from-env") };
-    /// let diag = diag_core::Diag::from_env().unwrap().service("demo").build().unwrap();
-    /// # let _ = diag;
-    /// ```
-    pub fn from_env(mut self) -> Result<Self, ConfigError> {
-        if let Ok(token) = std::env::var("DIAG_TOKEN") {
-            self = self.token(token);
-        }
-        if let Ok(name) = std::env::var("DIAG_INSTANCE")
-            && !name.trim().is_empty()
-        {
-            self.instance = Some(name.trim().to_owned());
-        }
-        if let Some(b) = env_bool("DIAG_DISABLED")? {
-            self.disabled = b;
-        }
-        if let Ok(list) = std::env::var("DIAG_TRUSTED_PROXIES") {
-            self.trusted_proxies.extend(
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from),
-            );
-        }
-        if let Ok(addr) = std::env::var("DIAG_ADMIN_ADDR")
-            && !addr.trim().is_empty()
-        {
-            self.admin_addr = Some(addr);
-        }
-        if let Some(b) = env_bool("DIAG_METRICS_PUBLIC")? {
-            self.metrics_public = b;
-        }
-        if let Some(b) = env_bool("DIAG_PROCESS_METRICS")? {
-            self.process_metrics = b;
-        }
-        self = self.debug_from_env()?;
-        if let Some(ratio) = sampling_ratio_from_env(|name| std::env::var(name).ok())? {
-            self.sampling_ratio = ratio;
-        }
-        let otlp = crate::otlp::endpoint_from_env(|name| std::env::var(name).ok());
-        if let Some(url) = otlp {
-            self.otlp_endpoint = Some(url);
-        }
-        Ok(self)
-    }
-
     /// Checks the settings and builds the handle.
     ///
     /// ```
@@ -676,60 +605,4 @@ fn hostname() -> Option<String> {
 #[cfg(not(unix))]
 fn hostname() -> Option<String> {
     None
-}
-
-/// `DIAG_SAMPLING_RATIO`, read through `var`: a number from 0 to 1, or nothing.
-fn sampling_ratio_from_env(
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<Option<f64>, ConfigError> {
-    const NAME: &str = "DIAG_SAMPLING_RATIO";
-    let Some(v) = var(NAME).filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    match v.trim().parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(Some(r)),
-        _ => Err(ConfigError::Env {
-            name: NAME,
-            reason: format!("`{v}` is not a ratio from 0 to 1"),
-        }),
-    }
-}
-
-fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
-    match std::env::var(name) {
-        Err(_) => Ok(None),
-        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "" => Ok(None),
-            "1" | "true" | "yes" | "on" => Ok(Some(true)),
-            "0" | "false" | "no" | "off" => Ok(Some(false)),
-            other => Err(ConfigError::Env {
-                name,
-                reason: format!("`{other}` is not a boolean (use 1 or 0)"),
-            }),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sampling_ratio_comes_from_the_environment() {
-        let ratio = |v: Option<&str>| {
-            sampling_ratio_from_env(|name| {
-                assert_eq!(name, "DIAG_SAMPLING_RATIO");
-                v.map(str::to_owned)
-            })
-        };
-        assert_eq!(ratio(None).unwrap(), None);
-        assert_eq!(ratio(Some(" ")).unwrap(), None);
-        assert_eq!(ratio(Some("0.01")).unwrap(), Some(0.01));
-        assert_eq!(ratio(Some("0")).unwrap(), Some(0.0));
-        assert_eq!(ratio(Some("1")).unwrap(), Some(1.0));
-        for bad in ["1.5", "-0.1", "half", "NaN"] {
-            let err = ratio(Some(bad)).unwrap_err().to_string();
-            assert!(err.contains("DIAG_SAMPLING_RATIO"), "{bad}: {err}");
-        }
-    }
 }

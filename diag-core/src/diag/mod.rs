@@ -18,6 +18,7 @@ use crate::state::{ErrorRing, SecretKeys};
 use crate::trace::Sampler;
 
 mod builder;
+mod env;
 
 pub use builder::DiagBuilder;
 
