@@ -56,7 +56,7 @@ async fn services() -> (String, String) {
     )
     .await;
     let client: PricingClient = ServiceBuilder::new()
-        .layer(PropagateLayer::new())
+        .layer(PropagateLayer::new().with_metrics(&front))
         .service(Client::builder(TokioExecutor::new()).build_http());
     let quote_url = format!("http://{pricing_addr}/quote/7");
     let front_addr = common::serve(
@@ -210,7 +210,7 @@ async fn a_debug_requests_forced_trace_is_recorded_downstream_too() {
     );
 
     // The front's capture times the call.
-    let capture = wait_for_capture(&Target::new(front_url), &debug_id).await;
+    let capture = wait_for_capture(&Target::new(front_url.clone()), &debug_id).await;
     let span = capture["spans"]
         .as_array()
         .unwrap()
@@ -221,4 +221,67 @@ async fn a_debug_requests_forced_trace_is_recorded_downstream_too() {
     let fields = span["fields"].to_string();
     assert!(fields.contains(r#"["host","127.0.0.1"]"#), "{fields}");
     assert!(fields.contains(r#"["method","GET"]"#), "{fields}");
+
+    // The front counted the call by the address it called, with the debug request (the
+    // only sampled one) as the exemplar of the client histogram.
+    let front_metrics = crate::metrics(&http, &front_url).await;
+    let pricing_address = pricing_url.trim_start_matches("http://");
+    let series = format!(
+        r#"http_client_request_duration_seconds_count{{method="GET",server_address="{pricing_address}",status="200"}} 1"#
+    );
+    assert!(
+        front_metrics.contains(&series),
+        "{series} not in:\n{front_metrics}"
+    );
+    assert!(
+        front_metrics.lines().any(
+            |l| l.starts_with("http_client_request_duration_seconds_bucket")
+                && l.contains(&format!(r#"trace_id="{trace_id}""#))
+        ),
+        "no client exemplar of {trace_id}:\n{front_metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_gets_no_answer_counts_as_an_error() {
+    let front = Diag::builder().build().unwrap();
+    // A port nothing listens on: the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client: PricingClient = ServiceBuilder::new()
+        .layer(PropagateLayer::new().with_metrics(&front))
+        .service(Client::builder(TokioExecutor::new()).build_http());
+    let req = http::Request::get(format!("http://{closed}/quote/1"))
+        .body(Empty::new())
+        .unwrap();
+    assert!(client.clone().oneshot(req).await.is_err());
+    // A caller's timeout that fires first: cancelled.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let req = http::Request::get(format!("http://{silent_addr}/quote/2"))
+        .body(Empty::new())
+        .unwrap();
+    let waited =
+        tokio::time::timeout(std::time::Duration::from_millis(200), client.oneshot(req)).await;
+    assert!(waited.is_err(), "the silent server never answers");
+    let text = String::from_utf8(
+        front
+            .serve(diag_core::EndpointRequest {
+                method: "GET".into(),
+                path: "/metrics".into(),
+                ..Default::default()
+            })
+            .await
+            .body,
+    )
+    .unwrap();
+    for (address, status) in [(closed, "error"), (silent_addr, "cancelled")] {
+        let series = format!(
+            r#"http_client_request_duration_seconds_count{{method="GET",server_address="{address}",status="{status}"}} 1"#
+        );
+        assert!(text.contains(&series), "{series} not in:\n{text}");
+    }
+    drop(silent);
 }

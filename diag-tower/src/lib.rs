@@ -35,5 +35,5 @@ pub use endpoints::DiagEndpoints;
 pub use future::ResponseFuture;
 pub use headers::{HttpHeaders, HttpHeadersMut};
 pub use layer::{DiagLayer, PeerFn, RouteFn};
-pub use propagate::{Propagate, PropagateLayer};
+pub use propagate::{Propagate, PropagateFuture, PropagateLayer};
 pub use service::DiagService;

@@ -1,8 +1,13 @@
 //! [`PropagateLayer`]: the current request's trace on a tower HTTP client's calls.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request};
+use diag_core::Diag;
+use diag_core::metrics::ClientCall;
+use http::{HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::instrument::{Instrument, Instrumented};
 
@@ -34,17 +39,19 @@ const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate")
 /// // Stands in for hyper_util's Client: answers with the traceparent it was sent.
 /// let mut client = ServiceBuilder::new().layer(PropagateLayer::new()).service(service_fn(
 ///     |req: http::Request<String>| async move {
-///         Ok::<_, std::convert::Infallible>(req.headers().get("traceparent").cloned())
+///         let sent = req.headers().get("traceparent").cloned();
+///         Ok::<_, std::convert::Infallible>(http::Response::new(sent))
 ///     },
 /// ));
 /// let req = http::Request::get("http://pricing.internal/quote").body(String::new()).unwrap();
 /// // Outside a request there is nothing to propagate.
-/// assert_eq!(client.ready().await.unwrap().call(req).await.unwrap(), None);
+/// let res = client.ready().await.unwrap().call(req).await.unwrap();
+/// assert_eq!(res.into_body(), None);
 /// # });
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct PropagateLayer {
-    _private: (),
+    metrics: Option<Diag>,
 }
 
 impl PropagateLayer {
@@ -64,13 +71,45 @@ impl PropagateLayer {
     pub fn new() -> Self {
         PropagateLayer::default()
     }
+
+    /// Also records each call in `diag`'s `http_client_request_duration_seconds`
+    /// (`method`, `server_address`, `status`; see [`Diag::client_call`]), with the
+    /// request it was made for as exemplar: which dependency is slow or failing, and
+    /// for which request.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let pricing = diag_tower::PropagateLayer::new().with_metrics(&diag).layer(service_fn(
+    ///     |_req: http::Request<()>| async {
+    ///         let res = http::Response::builder().status(503).body(()).unwrap();
+    ///         Ok::<_, std::convert::Infallible>(res)
+    ///     },
+    /// ));
+    /// let req = http::Request::get("http://pricing:8080/quote/7").body(()).unwrap();
+    /// assert_eq!(pricing.oneshot(req).await.unwrap().status(), 503);
+    ///
+    /// let scrape = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// let text = String::from_utf8(diag.serve(scrape).await.body).unwrap();
+    /// assert!(text.contains(r#"_count{method="GET",server_address="pricing:8080",status="503"} 1"#));
+    /// # }
+    /// ```
+    pub fn with_metrics(mut self, diag: &Diag) -> Self {
+        self.metrics = Some(diag.clone());
+        self
+    }
 }
 
 impl<S> Layer<S> for PropagateLayer {
     type Service = Propagate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Propagate { inner }
+        Propagate {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -84,13 +123,13 @@ impl<S> Layer<S> for PropagateLayer {
 ///
 /// // Stands in for the pricing service: answers with the traceparent it was sent.
 /// let pricing: Propagate<_> = PropagateLayer::new().layer(service_fn(|req: http::Request<()>| {
-///     async move { Ok::<_, Infallible>(req.headers()["traceparent"].clone()) }
+///     async move { Ok::<_, Infallible>(http::Response::new(req.headers()["traceparent"].clone())) }
 /// }));
 /// let diag = diag_core::Diag::builder().build().unwrap();
 /// let api = DiagLayer::new(diag).layer(service_fn(move |_req: http::Request<DiagBody<String>>| {
 ///     let pricing = pricing.clone();
 ///     async move {
-///         let sent = pricing.oneshot(http::Request::new(())).await?;
+///         let sent = pricing.oneshot(http::Request::new(())).await?.into_body();
 ///         let res = http::Response::builder().header("x-sent", sent);
 ///         Ok::<_, Infallible>(res.body(String::new()).unwrap())
 ///     }
@@ -103,15 +142,26 @@ impl<S> Layer<S> for PropagateLayer {
 #[derive(Clone, Debug)]
 pub struct Propagate<S> {
     inner: S,
+    metrics: Option<Diag>,
 }
 
-impl<S, B> Service<Request<B>> for Propagate<S>
+/// `host`, or `host:port` when the URI names a port: the `server_address` label (never
+/// user information, never the path).
+fn server_address(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or("unknown");
+    match uri.port_u16() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Propagate<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<ResBody>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Instrumented<S::Future>;
+    type Future = PropagateFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -136,11 +186,59 @@ where
             method = req.method().as_str(),
             host = req.uri().host().unwrap_or(""),
         );
+        let call = self
+            .metrics
+            .as_ref()
+            .map(|diag| diag.client_call(req.method().as_str(), &server_address(req.uri())));
         let future = {
             let _entered = span.enter();
             self.inner.call(req)
         };
-        future.instrument(span)
+        PropagateFuture {
+            inner: future.instrument(span),
+            call,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Propagate`]: the call, in its `http_client` span, and
+    /// its timing when the layer records metrics.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower::{Layer, Service, service_fn};
+    ///
+    /// let mut client = diag_tower::PropagateLayer::new().layer(service_fn(
+    ///     |_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) },
+    /// ));
+    /// let future: diag_tower::PropagateFuture<_> = client.call(http::Request::new(()));
+    /// assert_eq!(future.await.unwrap().status(), 200);
+    /// # }
+    /// ```
+    pub struct PropagateFuture<F> {
+        #[pin]
+        inner: Instrumented<F>,
+        call: Option<ClientCall>,
+    }
+}
+
+impl<F, ResBody, E> Future for PropagateFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let Some(call) = this.call.take() {
+            match &out {
+                Ok(res) => call.finish(res.status().as_u16()),
+                Err(_) => call.fail(),
+            }
+        }
+        Poll::Ready(out)
     }
 }
 
@@ -168,13 +266,16 @@ mod tests {
                     .get(name)
                     .map(|v: &HeaderValue| v.to_str().unwrap().to_owned())
             };
-            Ok::<_, std::convert::Infallible>((get(TRACEPARENT), get(TRACESTATE)))
+            Ok::<_, std::convert::Infallible>(http::Response::new((
+                get(TRACEPARENT),
+                get(TRACESTATE),
+            )))
         }));
         let future = {
             let _entered = scope.map(RequestScope::enter);
             client.call(req)
         };
-        future.await.unwrap()
+        future.await.unwrap().into_body()
     }
 
     fn scope(sampled: bool) -> RequestScope {

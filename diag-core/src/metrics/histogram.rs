@@ -223,6 +223,16 @@ impl Histogram {
         self.record(v, trace.sampled.then_some((trace, at)));
     }
 
+    /// Records the seconds since `start`, with `trace` as exemplar when it is sampled.
+    pub(crate) fn record_since(&self, start: crate::clock::MonoTime, trace: Option<&TraceContext>) {
+        let now = crate::clock::MonoTime::now();
+        let secs = now.nanos_since(start) as f64 * 1e-9;
+        let exemplar = trace
+            .filter(|t| t.sampled)
+            .map(|t| (t, ExemplarTime::from_mono(now)));
+        self.record(secs, exemplar);
+    }
+
     /// Records `v`; `exemplar` is already known to be sampled.
     #[inline]
     pub(crate) fn record(&self, v: f64, exemplar: Option<(&TraceContext, ExemplarTime)>) {

@@ -11,6 +11,9 @@
 //! - [`Family`]: one metric per label set, capped (cardinality guard).
 //! - HTTP: `http_server_request_duration_seconds`, `http_server_requests_total`,
 //!   `http_server_active_requests`; see the `http` module docs for the labels.
+//! - Outgoing calls: `http_client_request_duration_seconds{method, server_address,
+//!   status}` with the calling request as exemplar ([`Diag::client_call`](crate::Diag::client_call),
+//!   [`ClientCall`]).
 //! - Collectors ([`Diag::register_collector`](crate::Diag::register_collector),
 //!   [`ScrapeWriter`]): functions called on every scrape that write counter and gauge
 //!   samples read from wherever the numbers live; no background task.
@@ -73,6 +76,7 @@
 //! ```
 
 mod active;
+pub(crate) mod client;
 mod collector;
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -91,6 +95,7 @@ mod route_hint;
 mod shard;
 mod user;
 
+pub use client::ClientCall;
 pub use collector::{MAX_COLLECTED_SERIES, MAX_COLLECTORS, ScrapeWriter};
 pub use counter::Counter;
 pub use encode::Format;

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::exemplar::ExemplarTime;
 use super::histogram::{LATENCY_BUCKETS, validate_buckets};
 use super::name::{MetricError, check_label_names, counter_name, plain_name};
 use super::{Counter, Family, Gauge, Histogram};
@@ -262,14 +261,7 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         if let Some(h) = &self.histogram {
-            let now = MonoTime::now();
-            let secs = now.nanos_since(self.start) as f64 * 1e-9;
-            let exemplar = self
-                .trace
-                .as_ref()
-                .filter(|t| t.sampled)
-                .map(|t| (t, ExemplarTime::from_mono(now)));
-            h.record(secs, exemplar);
+            h.record_since(self.start, self.trace.as_ref());
         }
     }
 }

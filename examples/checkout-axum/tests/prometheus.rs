@@ -338,7 +338,7 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
     }
     let rules = prom.api(&client, "rules", &[]).await.unwrap();
     let groups = rules["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 3, "{rules}");
+    assert_eq!(groups.len(), 4, "{rules}");
     for rule in groups.iter().flat_map(|g| g["rules"].as_array().unwrap()) {
         assert_eq!(
             rule["health"], "ok",
