@@ -240,6 +240,27 @@ async fn a_debug_requests_forced_trace_is_recorded_downstream_too() {
         ),
         "no client exemplar of {trace_id}:\n{front_metrics}"
     );
+    // And on-call finds the call in /debug/state/dependencies, one step from the
+    // debug request's capture.
+    let deps: serde_json::Value = http
+        .get(format!("{front_url}/debug/state/dependencies"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pricing = &deps["value"]["dependencies"][0];
+    assert_eq!(pricing["server_address"], pricing_address, "{deps:#}");
+    assert_eq!(pricing["since_start"]["requests"], 1);
+    assert_eq!(pricing["statuses"]["200"], 1);
+    assert_eq!(pricing["slowest_exemplar"]["trace_id"], trace_id.as_str());
+    assert_eq!(
+        pricing["slowest_exemplar"]["capture"],
+        format!("/debug/requests/{trace_id}").as_str()
+    );
+    assert_eq!(deps["value"]["failing"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,5 +304,22 @@ async fn a_call_that_gets_no_answer_counts_as_an_error() {
         );
         assert!(text.contains(&series), "{series} not in:\n{text}");
     }
+    // Both are failing dependencies: no answer is a failure, giving up on one too.
+    let deps = front.state().collect("dependencies").await.unwrap();
+    let failing = &deps.value.as_ref().unwrap()["failing"];
+    let mut addresses: Vec<String> = failing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["errors"], 1, "{f}");
+            assert_eq!(f["error_ratio"], 1.0, "{f}");
+            f["server_address"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    addresses.sort();
+    let mut expected = vec![closed.to_string(), silent_addr.to_string()];
+    expected.sort();
+    assert_eq!(addresses, expected);
     drop(silent);
 }

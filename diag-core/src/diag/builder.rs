@@ -540,6 +540,7 @@ impl DiagBuilder {
             queues: Queues::default(),
             in_flight: InFlight::new(),
             route_windows: Default::default(),
+            dependency_windows: Default::default(),
             client_calls: Default::default(),
             log_level: crate::log::LogLevelControl::default(),
             metrics: MetricsRegistry::new(self.http_duration_buckets.into(), self.max_label_sets),

@@ -93,6 +93,7 @@ pub(crate) struct Inner {
     pub(crate) queues: Queues,
     pub(crate) in_flight: InFlight,
     pub(crate) route_windows: crate::state::routes::RouteWindows,
+    pub(crate) dependency_windows: crate::state::routes::RouteWindows,
     pub(crate) client_calls: crate::metrics::client::ClientFamily,
     pub(crate) log_level: crate::log::LogLevelControl,
     pub(crate) metrics: MetricsRegistry,

@@ -1,6 +1,10 @@
-//! The built-in `routes` provider: which route is slow or failing *now*, read from the
-//! HTTP RED metrics the process already keeps, so an on-call engineer gets the answer
-//! with one `curl` even when Prometheus is down or was never set up.
+//! The built-in `routes` and `dependencies` providers: which route is slow or failing
+//! *now*, and which of the services it calls, read from the RED metrics the process
+//! already keeps (`http_server_*`, and `http_client_*` by `server_address`, see
+//! [`Diag::client_call`]), so an on-call engineer gets the answer with one `curl`
+//! even when Prometheus is down or was never set up. `dependencies` has the same shape,
+//! its entries named by `server_address` under `dependencies`; a call that got no
+//! answer (`error`) or that its caller gave up on (`cancelled`) counts as an error.
 //!
 //! Each `(method, route)` gets its request count, errors (HTTP 5xx; for a gRPC call the
 //! server-error statuses `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
@@ -31,7 +35,7 @@ use serde::Serialize;
 
 use crate::Diag;
 use crate::diag::Inner;
-use crate::metrics::Exemplar;
+use crate::metrics::{Exemplar, HistogramSnapshot};
 
 /// The least time between two snapshots.
 ///
@@ -130,53 +134,116 @@ struct Now {
     slowest: HashMap<RouteKey, (usize, Exemplar)>,
 }
 
-fn read_now(inner: &Inner) -> Now {
+/// What a report is about: the service's routes (`http_server_*`), or the services it
+/// calls (`http_client_*`, by `server_address`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    Routes,
+    Dependencies,
+}
+
+impl Subject {
+    /// Whether a `status` label counts as an error: for a call, also no answer at all.
+    fn is_error(self, status: &str) -> bool {
+        is_error(status)
+            || (self == Subject::Dependencies && matches!(status, "error" | "cancelled"))
+    }
+
+    fn windows(self, inner: &Inner) -> &RouteWindows {
+        match self {
+            Subject::Routes => &inner.route_windows,
+            Subject::Dependencies => &inner.dependency_windows,
+        }
+    }
+
+    /// Calls `f` with each series' group key, status label and snapshot.
+    fn for_each_series(self, inner: &Inner, f: &mut dyn FnMut(RouteKey, &str, HistogramSnapshot)) {
+        match self {
+            Subject::Routes => {
+                inner
+                    .metrics
+                    .http
+                    .red
+                    .for_each(|[method, route, status], series| {
+                        f(
+                            (method.to_owned(), route.to_owned()),
+                            status,
+                            series.duration.snapshot(),
+                        )
+                    })
+            }
+            Subject::Dependencies => {
+                if let Some(Some(family)) = inner.client_calls.get() {
+                    family.for_each(|[_, address, status], h| {
+                        f((address.to_owned(), String::new()), status, h.snapshot())
+                    });
+                }
+            }
+        }
+    }
+
+    fn entry_name(self, key: &RouteKey) -> Name {
+        match self {
+            Subject::Routes => Name::Route {
+                method: key.0.clone(),
+                route: key.1.clone(),
+            },
+            Subject::Dependencies => Name::Dependency {
+                server_address: key.0.clone(),
+            },
+        }
+    }
+}
+
+/// How an entry is named in the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum Name {
+    Route { method: String, route: String },
+    Dependency { server_address: String },
+}
+
+fn read_now(inner: &Inner, subject: Subject) -> Now {
     let mut now = Now {
         bounds: Vec::new(),
         routes: HashMap::new(),
         statuses: HashMap::new(),
         slowest: HashMap::new(),
     };
-    inner
-        .metrics
-        .http
-        .red
-        .for_each(|[method, route, status], series| {
-            let snap = series.duration.snapshot();
-            if now.bounds.is_empty() {
-                now.bounds = snap.bounds.to_vec();
+    subject.for_each_series(inner, &mut |key, status, snap| {
+        if now.bounds.is_empty() {
+            now.bounds = snap.bounds.to_vec();
+        }
+        let counts = now.routes.entry(key.clone()).or_default();
+        if counts.cumulative.len() < snap.cumulative.len() {
+            counts.cumulative.resize(snap.cumulative.len(), 0);
+        }
+        for (sum, c) in counts.cumulative.iter_mut().zip(&snap.cumulative) {
+            *sum += c;
+        }
+        let total = snap.cumulative.last().copied().unwrap_or(0);
+        if subject.is_error(status) {
+            counts.errors += total;
+        }
+        if total > 0 {
+            now.statuses
+                .entry(key.clone())
+                .or_default()
+                .insert(status.to_owned(), total);
+        }
+        let highest = snap
+            .exemplars
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, e)| e.map(|e| (i, e)));
+        if let Some((bucket, e)) = highest {
+            let best = now.slowest.entry(key).or_insert((bucket, e));
+            if (bucket, e.time) > (best.0, best.1.time) {
+                *best = (bucket, e);
             }
-            let key = (method.to_owned(), route.to_owned());
-            let counts = now.routes.entry(key.clone()).or_default();
-            if counts.cumulative.len() < snap.cumulative.len() {
-                counts.cumulative.resize(snap.cumulative.len(), 0);
-            }
-            for (sum, c) in counts.cumulative.iter_mut().zip(&snap.cumulative) {
-                *sum += c;
-            }
-            let total = snap.cumulative.last().copied().unwrap_or(0);
-            if is_error(status) {
-                counts.errors += total;
-            }
-            if total > 0 {
-                now.statuses
-                    .entry(key.clone())
-                    .or_default()
-                    .insert(status.to_owned(), total);
-            }
-            let highest = snap
-                .exemplars
-                .iter()
-                .enumerate()
-                .rev()
-                .find_map(|(i, e)| e.map(|e| (i, e)));
-            if let Some((bucket, e)) = highest {
-                let best = now.slowest.entry(key).or_insert((bucket, e));
-                if (bucket, e.time) > (best.0, best.1.time) {
-                    *best = (bucket, e);
-                }
-            }
-        });
+        }
+    });
     now
 }
 
@@ -224,8 +291,10 @@ impl RouteWindows {
 
 /// Takes a snapshot for `recent` when one is due; called on every `/metrics` scrape.
 pub(crate) fn note_scrape(inner: &Inner) {
-    let now = read_now(inner);
-    inner.route_windows.observe(Instant::now(), &now.routes);
+    for subject in [Subject::Routes, Subject::Dependencies] {
+        let now = read_now(inner, subject);
+        subject.windows(inner).observe(Instant::now(), &now.routes);
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -235,16 +304,30 @@ struct RoutesReport {
     window_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<&'static str>,
-    /// The routes with errors (in `recent`, else since the start), most errors first.
+    /// The entries with errors (in `recent`, else since the start), most errors first.
     failing: Vec<Failing>,
-    routes: Vec<RouteReport>,
-    routes_omitted: usize,
+    #[serde(flatten)]
+    list: List,
+}
+
+/// The entries, under a name that says what they are.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum List {
+    Routes {
+        routes: Vec<RouteReport>,
+        routes_omitted: usize,
+    },
+    Dependencies {
+        dependencies: Vec<RouteReport>,
+        dependencies_omitted: usize,
+    },
 }
 
 #[derive(Debug, Serialize)]
 struct Failing {
-    method: String,
-    route: String,
+    #[serde(flatten)]
+    name: Name,
     errors: u64,
     error_ratio: Option<f64>,
 }
@@ -254,8 +337,10 @@ const MAX_FAILING_SHOWN: usize = 10;
 
 #[derive(Debug, Serialize)]
 struct RouteReport {
-    method: String,
-    route: String,
+    #[serde(skip)]
+    key: RouteKey,
+    #[serde(flatten)]
+    name: Name,
     #[serde(skip_serializing_if = "Option::is_none")]
     recent: Option<Figures>,
     since_start: Figures,
@@ -337,10 +422,10 @@ fn figures(counts: &RouteCounts, bounds: &[f64], window: Option<Duration>) -> Fi
     }
 }
 
-fn report(inner: &Inner) -> RoutesReport {
+fn report(inner: &Inner, subject: Subject) -> RoutesReport {
     let at = Instant::now();
-    let now = read_now(inner);
-    let baseline = inner.route_windows.observe(at, &now.routes);
+    let now = read_now(inner, subject);
+    let baseline = subject.windows(inner).observe(at, &now.routes);
     let wall = SystemTime::now();
     let mut routes: Vec<RouteReport> = now
         .routes
@@ -362,8 +447,8 @@ fn report(inner: &Inner) -> RoutesReport {
                     .map(|_| format!("/debug/requests/{}", e.trace_id)),
             });
             RouteReport {
-                method: key.0.clone(),
-                route: key.1.clone(),
+                key: key.clone(),
+                name: subject.entry_name(key),
                 recent,
                 since_start: figures(counts, &now.bounds, None),
                 statuses: now.statuses.get(key).cloned().unwrap_or_default(),
@@ -385,23 +470,23 @@ fn report(inner: &Inner) -> RoutesReport {
         let (ka, kb) = (sort_key(a), sort_key(b));
         ka.0.cmp(&kb.0)
             .then(ka.1.total_cmp(&kb.1))
-            .then_with(|| (&a.route, &a.method).cmp(&(&b.route, &b.method)))
+            .then_with(|| (&a.key.1, &a.key.0).cmp(&(&b.key.1, &b.key.0)))
     });
     let mut failing: Vec<Failing> = routes
         .iter()
         .filter_map(|r| {
             let f = r.recent.as_ref().unwrap_or(&r.since_start);
             (f.errors > 0).then(|| Failing {
-                method: r.method.clone(),
-                route: r.route.clone(),
+                name: r.name.clone(),
                 errors: f.errors,
                 error_ratio: f.error_ratio,
             })
         })
         .collect();
-    failing.sort_by(|a, b| b.errors.cmp(&a.errors).then_with(|| a.route.cmp(&b.route)));
+    // Stable: equal counts keep the order above.
+    failing.sort_by_key(|f| std::cmp::Reverse(f.errors));
     failing.truncate(MAX_FAILING_SHOWN);
-    let routes_omitted = routes.len().saturating_sub(MAX_ROUTES_SHOWN);
+    let omitted = routes.len().saturating_sub(MAX_ROUTES_SHOWN);
     routes.truncate(MAX_ROUTES_SHOWN);
     RoutesReport {
         window_seconds: baseline
@@ -412,17 +497,30 @@ fn report(inner: &Inner) -> RoutesReport {
              in 10 s or more, or once /metrics has been scraped",
         ),
         failing,
-        routes,
-        routes_omitted,
+        list: match subject {
+            Subject::Routes => List::Routes {
+                routes,
+                routes_omitted: omitted,
+            },
+            Subject::Dependencies => List::Dependencies {
+                dependencies: routes,
+                dependencies_omitted: omitted,
+            },
+        },
     }
 }
 
-/// Registers `routes`; called once by the builder.
+/// Registers `routes` and `dependencies`; called once by the builder.
 pub(crate) fn register(diag: &Diag) {
-    let weak = std::sync::Arc::downgrade(&diag.inner);
-    let _ = diag
-        .state()
-        .register("routes", move || weak.upgrade().map(|inner| report(&inner)));
+    for (name, subject) in [
+        ("routes", Subject::Routes),
+        ("dependencies", Subject::Dependencies),
+    ] {
+        let weak = std::sync::Arc::downgrade(&diag.inner);
+        let _ = diag.state().register(name, move || {
+            weak.upgrade().map(|inner| report(&inner, subject))
+        });
+    }
 }
 
 #[cfg(test)]
