@@ -8,8 +8,9 @@
 //!
 //! - `server_address`: the host, with the port when the URI names one (`pricing:8080`);
 //!   never the path, and never user information. Its values are the services the
-//!   process calls, a small set; the family's label-set cap (`max_label_sets`) holds
-//!   when they are not, folding the rest into `__overflow__`.
+//!   process calls, a small set; the family's own label-set cap
+//!   ([`MAX_CLIENT_LABEL_SETS`]) holds when they are not (a webhook sender), folding the
+//!   rest into `__overflow__`.
 //! - `status`: the response's numeric code; `error` when no response came (refused,
 //!   reset, the client's own error); `cancelled` when the caller gave up first (its
 //!   timeout dropped the call).
@@ -34,6 +35,26 @@ use crate::trace::TraceContext;
 
 /// The client duration histogram's name.
 const CLIENT_DURATION: &str = "http_client_request_duration_seconds";
+
+/// The most `(method, server_address, status)` label sets of
+/// `http_client_request_duration_seconds` (or `max_label_sets`, when lower): a service
+/// that calls hosts its users name (webhooks) must not mint a series per host. Past it,
+/// calls fold into the `__overflow__` series, counted in
+/// `diag_metrics_overflow_total{family="http_client_request_duration_seconds"}`.
+///
+/// ```
+/// use diag_core::metrics::MAX_CLIENT_LABEL_SETS;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// for i in 0..MAX_CLIENT_LABEL_SETS + 3 {
+///     diag.client_call("POST", &format!("hook{i}.example")).finish(200);
+/// }
+/// let family = diag
+///     .histogram_family("http_client_request_duration_seconds", "", &[1.0], ["method", "server_address", "status"])
+///     .unwrap();
+/// assert_eq!(family.len(), MAX_CLIENT_LABEL_SETS);
+/// assert_eq!(family.overflowed(), 3);
+/// ```
+pub const MAX_CLIENT_LABEL_SETS: usize = 256;
 
 /// The family, made on the first call (so a service that calls nothing shows none).
 pub(crate) type ClientFamily = OnceLock<Option<Arc<Family<Histogram, 3>>>>;
@@ -64,13 +85,17 @@ impl Diag {
             .inner
             .client_calls
             .get_or_init(|| {
-                self.histogram_family(
-                    CLIENT_DURATION,
-                    "Duration of outgoing HTTP calls, to the response head.",
-                    LATENCY_BUCKETS,
-                    ["method", "server_address", "status"],
-                )
-                .ok()
+                let bounds: Arc<[f64]> = LATENCY_BUCKETS.into();
+                self.inner
+                    .metrics
+                    .family_capped(
+                        CLIENT_DURATION,
+                        &|| "Duration of outgoing HTTP calls, to the response head.".to_owned(),
+                        ["method", "server_address", "status"],
+                        MAX_CLIENT_LABEL_SETS,
+                        move || Histogram::with_bounds(bounds.clone()),
+                    )
+                    .ok()
             })
             .clone();
         ClientCall {

@@ -95,7 +95,7 @@ mod route_hint;
 mod shard;
 mod user;
 
-pub use client::ClientCall;
+pub use client::{ClientCall, MAX_CLIENT_LABEL_SETS};
 pub use collector::{MAX_COLLECTED_SERIES, MAX_COLLECTORS, ScrapeWriter};
 pub use counter::Counter;
 pub use encode::Format;

@@ -220,11 +220,24 @@ impl MetricsRegistry {
         label_names: [&str; N],
         make: impl Fn() -> M + Send + Sync + 'static,
     ) -> Result<Arc<Family<M, N>>, MetricError> {
+        self.family_capped(name, help, label_names, self.max_label_sets, make)
+    }
+
+    /// [`family`](Self::family) with a label-set cap of its own (never above the
+    /// configured one).
+    pub(crate) fn family_capped<M: EncodeSeries + Any, const N: usize>(
+        &self,
+        name: &str,
+        help: &dyn Fn() -> String,
+        label_names: [&str; N],
+        cap: usize,
+        make: impl Fn() -> M + Send + Sync + 'static,
+    ) -> Result<Arc<Family<M, N>>, MetricError> {
         self.get_or_register(name, help, M::KIND, &label_names, || {
             let f = Arc::new(Family::new(
                 name,
                 label_names,
-                self.max_label_sets,
+                cap.min(self.max_label_sets),
                 self.notifier.clone(),
                 make,
             ));
