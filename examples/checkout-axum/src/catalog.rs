@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use diag_core::Diag;
 use serde::Serialize;
 use tokio::sync::RwLock;
 
@@ -25,7 +26,13 @@ pub struct Catalog {
     hits: AtomicU64,
     misses: AtomicU64,
     latency_ms: (u64, u64),
+    /// Times each pricing call for `http_client_request_duration_seconds` and
+    /// `/debug/state/dependencies`.
+    diag: Diag,
 }
+
+/// Where the (simulated) pricing dependency lives, as `server_address` shows it.
+pub const PRICING_ADDRESS: &str = "pricing.internal";
 
 /// What `/debug/state/cache` shows.
 #[derive(Debug, Serialize)]
@@ -41,12 +48,13 @@ const MAX_ENTRIES: usize = 10_000;
 
 impl Catalog {
     /// An empty cache in front of a pricing dependency answering in `latency_ms` (min, max).
-    pub fn new(latency_ms: (u64, u64)) -> Self {
+    pub fn new(latency_ms: (u64, u64), diag: &Diag) -> Self {
         Catalog {
             entries: RwLock::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             latency_ms,
+            diag: diag.clone(),
         }
     }
 
@@ -59,7 +67,11 @@ impl Catalog {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(product_id = id, "cache miss, asking pricing");
+        // The pricing service is simulated in process; a real client (reqwest, say) is
+        // timed the same way (a tower client: `PropagateLayer::with_metrics`).
+        let call = self.diag.client_call("GET", PRICING_ADDRESS);
         let price_cents = fetch_price(id, self.latency_ms).await;
+        call.finish(200);
         let product = Product {
             id,
             name: format!("Product #{id}"),

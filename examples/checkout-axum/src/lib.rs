@@ -28,7 +28,7 @@ pub struct AppState {
 /// Builds the service's router with diag mounted, and registers its state providers.
 /// Must be called inside a Tokio runtime (it starts the order worker).
 pub fn app(diag: &Diag, config: &Config) -> Router {
-    let catalog = Arc::new(catalog::Catalog::new(config.pricing_latency_ms));
+    let catalog = Arc::new(catalog::Catalog::new(config.pricing_latency_ms, diag));
     // The queue probe feeds the `queues` provider (depth, rates, a lagging consumer).
     let probe = diag.queue("orders").ok();
     let orders = orders::Orders::start(config.order_queue_capacity, probe);

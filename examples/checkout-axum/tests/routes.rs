@@ -125,3 +125,29 @@ async fn routes_need_the_token() {
     let res = s.get("/debug/state/routes").send().await.unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn the_pricing_dependency_shows_with_its_calls() {
+    let s = Running::with_token().await;
+    for id in [1, 2, 1] {
+        assert_eq!(
+            s.get(&format!("/products/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let v = s.admin_json("/debug/state/dependencies").await["value"].clone();
+    let pricing = &v["dependencies"][0];
+    assert_eq!(pricing["server_address"], "pricing.internal", "{v:#}");
+    // Two cache misses called pricing; the hit did not.
+    assert_eq!(pricing["since_start"]["requests"], 2);
+    assert_eq!(pricing["statuses"]["200"], 2);
+    // The demo's pricing answers in 20 to 50 ms.
+    let p50 = pricing["since_start"]["p50_ms"].as_f64().unwrap();
+    assert!((10.0..=75.0).contains(&p50), "p50 {p50}");
+    assert!(pricing["slowest_exemplar"]["trace_id"].is_string());
+    assert_eq!(v["failing"], serde_json::json!([]));
+}
