@@ -28,6 +28,7 @@
 //! metric family's label-set cap.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
@@ -122,14 +123,14 @@ type RouteKey = (String, String);
 #[derive(Debug)]
 struct Snapshot {
     at: Instant,
-    routes: HashMap<RouteKey, RouteCounts>,
+    routes: Arc<HashMap<RouteKey, RouteCounts>>,
 }
 
 /// What the HTTP metrics hold now, per route; also each route's statuses and slowest
 /// exemplar (only needed for the report, not kept in snapshots).
 struct Now {
     bounds: Vec<f64>,
-    routes: HashMap<RouteKey, RouteCounts>,
+    routes: Arc<HashMap<RouteKey, RouteCounts>>,
     statuses: HashMap<RouteKey, BTreeMap<String, u64>>,
     slowest: HashMap<RouteKey, (usize, Exemplar)>,
 }
@@ -206,15 +207,16 @@ enum Name {
 fn read_now(inner: &Inner, subject: Subject) -> Now {
     let mut now = Now {
         bounds: Vec::new(),
-        routes: HashMap::new(),
+        routes: Arc::default(),
         statuses: HashMap::new(),
         slowest: HashMap::new(),
     };
+    let mut routes = HashMap::new();
     subject.for_each_series(inner, &mut |key, status, snap| {
         if now.bounds.is_empty() {
             now.bounds = snap.bounds.to_vec();
         }
-        let counts = now.routes.entry(key.clone()).or_default();
+        let counts: &mut RouteCounts = routes.entry(key.clone()).or_default();
         if counts.cumulative.len() < snap.cumulative.len() {
             counts.cumulative.resize(snap.cumulative.len(), 0);
         }
@@ -244,6 +246,7 @@ fn read_now(inner: &Inner, subject: Subject) -> Now {
             }
         }
     });
+    now.routes = Arc::new(routes);
     now
 }
 
@@ -254,14 +257,26 @@ pub(crate) struct RouteWindows {
 }
 
 impl RouteWindows {
+    /// Whether a snapshot taken `at` would be kept.
+    fn due(&self, at: Instant) -> bool {
+        let snaps = self.snapshots.lock();
+        Self::due_in(&snaps, at)
+    }
+
+    fn due_in(snaps: &VecDeque<Snapshot>, at: Instant) -> bool {
+        snaps
+            .back()
+            .is_none_or(|s| at.saturating_duration_since(s.at) >= SNAPSHOT_EVERY)
+    }
+
     /// Keeps `routes` as a snapshot taken `at` when the newest is at least
     /// [`SNAPSHOT_EVERY`] old; drops stale and surplus ones; returns the baseline
     /// `recent` is measured from, if any.
     fn observe(
         &self,
         at: Instant,
-        routes: &HashMap<RouteKey, RouteCounts>,
-    ) -> Option<(Duration, HashMap<RouteKey, RouteCounts>)> {
+        routes: &Arc<HashMap<RouteKey, RouteCounts>>,
+    ) -> Option<Baseline> {
         let mut snaps = self.snapshots.lock();
         snaps.retain(|s| at.saturating_duration_since(s.at) <= SNAPSHOT_MAX_AGE);
         // The newest snapshot at least WINDOW old, else the oldest (at least a second
@@ -273,10 +288,7 @@ impl RouteWindows {
             .or_else(|| snaps.front())
             .filter(|s| at.saturating_duration_since(s.at) >= Duration::from_secs(1))
             .map(|s| (at.saturating_duration_since(s.at), s.routes.clone()));
-        let due = snaps
-            .back()
-            .is_none_or(|s| at.saturating_duration_since(s.at) >= SNAPSHOT_EVERY);
-        if due {
+        if Self::due_in(&snaps, at) {
             snaps.push_back(Snapshot {
                 at,
                 routes: routes.clone(),
@@ -289,11 +301,19 @@ impl RouteWindows {
     }
 }
 
+/// How far back `recent` reaches, and the counts then.
+type Baseline = (Duration, Arc<HashMap<RouteKey, RouteCounts>>);
+
 /// Takes a snapshot for `recent` when one is due; called on every `/metrics` scrape.
 pub(crate) fn note_scrape(inner: &Inner) {
+    let at = Instant::now();
     for subject in [Subject::Routes, Subject::Dependencies] {
+        let windows = subject.windows(inner);
+        if !windows.due(at) {
+            continue;
+        }
         let now = read_now(inner, subject);
-        subject.windows(inner).observe(Instant::now(), &now.routes);
+        windows.observe(at, &now.routes);
     }
 }
 
@@ -582,18 +602,20 @@ mod tests {
         let t0 = Instant::now();
         let key = ("GET".to_owned(), "/a".to_owned());
         let at = |secs| t0 + Duration::from_secs(secs);
-        let mut routes = HashMap::new();
-        routes.insert(key.clone(), counts(&[1, 1], 0));
-        assert!(w.observe(t0, &routes).is_none(), "nothing earlier");
+        let routes = |n| Arc::new(HashMap::from([(key.clone(), counts(&[n, n], 0))]));
+        assert!(w.due(t0));
+        assert!(w.observe(t0, &routes(1)).is_none(), "nothing earlier");
         // Within SNAPSHOT_EVERY: the first is the baseline, no new snapshot.
-        let (window, _) = w.observe(at(5), &routes).unwrap();
+        assert!(!w.due(at(5)));
+        let (window, _) = w.observe(at(5), &routes(1)).unwrap();
         assert_eq!(window, Duration::from_secs(5));
+        assert_eq!(w.snapshots.lock().len(), 1);
         for s in (10..=90).step_by(10) {
-            routes.insert(key.clone(), counts(&[s, s], 0));
-            w.observe(at(s), &routes);
+            assert!(w.due(at(s)));
+            w.observe(at(s), &routes(s));
         }
         assert_eq!(w.snapshots.lock().len(), MAX_SNAPSHOTS);
-        let (window, earlier) = w.observe(at(95), &routes).unwrap();
+        let (window, earlier) = w.observe(at(95), &routes(95)).unwrap();
         assert_eq!(
             window,
             Duration::from_secs(65),
@@ -601,7 +623,7 @@ mod tests {
         );
         assert_eq!(earlier[&key].total(), 30);
         // Five minutes of silence: everything is stale.
-        assert!(w.observe(at(95 + 301), &routes).is_none());
+        assert!(w.observe(at(95 + 301), &routes(99)).is_none());
     }
 
     #[test]
