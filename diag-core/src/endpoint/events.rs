@@ -42,10 +42,7 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         evicted: events.evicted(),
         kind,
     };
-    let pretty = req
-        .query_param("pretty")
-        .is_some_and(|v| v != "0" && v != "false");
-    DiagResponse::json(200, &page, pretty)
+    DiagResponse::json(200, &page, req.pretty())
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         _ => return DiagResponse::method_not_allowed("GET, PUT, POST, DELETE"),
     };
     match result {
-        Ok(state) => render(&state, req.query_param("pretty").is_some()),
+        Ok(state) => render(&state, req.pretty()),
         Err(e @ LogLevelError::NotInstalled) => DiagResponse::error(409, &e.to_string()),
         Err(e) => DiagResponse::error(400, &e.to_string()),
     }

@@ -121,6 +121,22 @@ impl EndpointRequest {
     }
 
     /// Whether the client prefers `mime` (e.g. `text/html`) over JSON, by its `Accept`.
+    /// `?pretty` (and not `?pretty=0` or `=false`): indented JSON.
+    pub(crate) fn pretty(&self) -> bool {
+        self.query_param("pretty")
+            .is_some_and(|v| v != "0" && v != "false")
+    }
+
+    /// Plain text when asked with `?format=text`, or when the client accepts
+    /// `text/plain` and not JSON (`curl -H 'Accept: text/plain'`).
+    pub(crate) fn wants_text(&self) -> bool {
+        match self.query_param("format") {
+            Some("text") => true,
+            Some(_) => false,
+            None => self.accepts("text/plain") && !self.accepts("application/json"),
+        }
+    }
+
     pub(crate) fn accepts(&self, mime: &str) -> bool {
         self.accept().is_some_and(|a| {
             a.split(',')

@@ -37,21 +37,6 @@ struct Counters {
     rejected: std::collections::BTreeMap<&'static str, u64>,
 }
 
-fn pretty(req: &EndpointRequest) -> bool {
-    req.query_param("pretty")
-        .is_some_and(|v| v != "0" && v != "false")
-}
-
-/// Plain text when asked with `?format=text`, or when the client accepts `text/plain`
-/// and not JSON (`curl -H 'Accept: text/plain'`).
-fn wants_text(req: &EndpointRequest) -> bool {
-    match req.query_param("format") {
-        Some("text") => true,
-        Some(_) => false,
-        None => req.accepts("text/plain") && !req.accepts("application/json"),
-    }
-}
-
 pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     let mode = diag.debug_mode();
     let recorder = mode.recorder();
@@ -96,14 +81,14 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
                 .collect(),
         },
     };
-    if wants_text(req) {
+    if req.wants_text() {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let text = render_list(&list, now, trace.is_some());
         return DiagResponse::new(200, "text/plain; charset=utf-8", text);
     }
-    DiagResponse::json(200, &list, pretty(req))
+    DiagResponse::json(200, &list, req.pretty())
 }
 
 /// The list as a person reads it in a terminal (`Accept: text/plain` or
@@ -192,10 +177,10 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
             diag.instance()
         ));
     };
-    if wants_text(req) {
+    if req.wants_text() {
         DiagResponse::new(200, "text/plain; charset=utf-8", render_waterfall(&capture))
     } else {
-        DiagResponse::json(200, &*capture, pretty(req))
+        DiagResponse::json(200, &*capture, req.pretty())
     }
 }
 

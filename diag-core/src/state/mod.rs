@@ -45,6 +45,7 @@ mod registry;
 mod report;
 mod response_cap;
 pub(crate) mod routes;
+pub(crate) mod routes_text;
 
 pub use config::ConfigValueError;
 pub use error_layer::ErrorLayer;

@@ -117,6 +117,35 @@ async fn routes_name_the_slow_and_the_failing_one() {
         .collect();
     assert_eq!(order.last(), Some(&"/slow"), "{order:?}");
     assert!(route(&v, "GET", "/slow")["recent"]["p99_ms"].is_null());
+
+    // The same as a table for a terminal.
+    let res = s
+        .admin("/debug/state/routes")
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(text.starts_with("routes   recent: the last "), "{text}");
+    // Failing in the recent window: the one /fail since the first read.
+    assert!(
+        text.contains("\nfailing  GET    /fail: 1 errors (100.0%)\n"),
+        "{text}"
+    );
+    let products = text
+        .lines()
+        .find(|l| l.starts_with("GET    /products/{id}"))
+        .unwrap_or_else(|| panic!("no /products line:\n{text}"));
+    assert!(
+        products.ends_with(&format!("{debug_trace}  /debug/requests/{debug_trace}")),
+        "{products}"
+    );
 }
 
 #[tokio::test]
