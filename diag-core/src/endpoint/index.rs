@@ -165,9 +165,14 @@ fn html(index: &Index<'_>) -> String {
     }
     out.push_str("</table><h2>State providers</h2><ul>");
     for p in &index.providers {
+        // The two with a table read better as one.
+        let query = match p.as_str() {
+            "routes" | "dependencies" => "format=text",
+            _ => "pretty",
+        };
         let _ = write!(
             out,
-            "<li><a href=\"/debug/state/{p}?pretty\"><code>{p}</code></a></li>",
+            "<li><a href=\"/debug/state/{p}?{query}\"><code>{p}</code></a></li>",
             p = escape(p)
         );
     }
@@ -313,6 +318,8 @@ mod tests {
         assert!(html.contains("<h1>checkout <small>1.4.2 <code>abc123</code></small></h1>"));
         assert!(html.contains("Kill switch on"));
         assert!(html.contains("href=\"/debug/events\""));
+        assert!(html.contains("href=\"/debug/state/routes?format=text\""));
+        assert!(html.contains("href=\"/debug/state/process?pretty\""));
         assert!(html.contains("&quot;port&quot;: 8080"));
         assert!(!html.contains("sk_live_1"));
     }
