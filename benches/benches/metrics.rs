@@ -1,7 +1,9 @@
 //! Histogram observation with an exemplar: diag's sharded, seqlock-slotted histogram
 //! against prometheus-client's `HistogramWithExemplars` (a write lock per observation),
 //! single-threaded and with two threads hammering one series; plus diag's whole
-//! per-request metrics path (`begin` + `finish`) and its allocation count.
+//! per-request metrics path (`begin` + `finish`) and its allocation count; and what is
+//! paid off the request path: a `/metrics` scrape with and without the process
+//! collector, a read of `/debug/state/routes`, one `client_call`.
 //!
 //! `cargo bench -p diag-benches --bench metrics -- --warm-up-time 1 --measurement-time 3`
 
@@ -248,5 +250,69 @@ fn request_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, observe_single, observe_two_threads, request_path);
+/// `diag` after requests on 50 routes, each with three statuses.
+fn with_traffic(diag: &Diag) {
+    let routes: Vec<String> = (0..50)
+        .map(|i| format!("/api/v1/resource{i}/{{id}}"))
+        .collect();
+    for route in &routes {
+        for status in [200, 404, 503] {
+            let view = RequestView {
+                method: "GET",
+                route: Some(route),
+                uri: "/",
+                headers: &(),
+                peer: &|| None,
+            };
+            drop(diag.begin(&view).finish(status, &mut ()));
+        }
+    }
+}
+
+fn off_the_request_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let scrape = || diag_core::EndpointRequest {
+        method: "GET".into(),
+        path: "/metrics".into(),
+        headers: vec![("accept".into(), "application/openmetrics-text".into())],
+        ..Default::default()
+    };
+    let mut g = c.benchmark_group("off_the_request_path");
+    for (name, process) in [
+        ("scrape_150_series_with_process_metrics", true),
+        ("scrape_150_series_without_process_metrics", false),
+    ] {
+        let diag = Diag::builder()
+            .process_metrics(process)
+            .build()
+            .expect("config");
+        with_traffic(&diag);
+        g.bench_function(name, |b| {
+            b.iter(|| rt.block_on(async { black_box(diag.serve(scrape()).await) }))
+        });
+    }
+    let diag = Diag::builder().build().expect("config");
+    with_traffic(&diag);
+    g.bench_function("state_routes_50_routes", |b| {
+        b.iter(|| rt.block_on(async { black_box(diag.state().collect("routes").await) }))
+    });
+    g.bench_function("client_call_finish", |b| {
+        b.iter(|| {
+            diag.client_call("GET", black_box("pricing:8080"))
+                .finish(200)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    observe_single,
+    observe_two_threads,
+    request_path,
+    off_the_request_path
+);
 criterion_main!(benches);
