@@ -316,12 +316,24 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
 
     // The shipped recording rules evaluate to series for the demo's route (so they name
     // the metrics and labels diag really exposes), and no rule failed to evaluate.
-    for record in [
-        "job_route:http_server_requests:rate5m",
-        "job_route:http_server_errors:ratio_rate5m",
-        "job_route:http_server_request_duration_seconds:p99_5m",
+    // The demo's cache misses call its pricing dependency: the dependency rules too.
+    let route = r#"{job="checkout",method="GET",route="/products/{id}"}"#;
+    let pricing = r#"{job="checkout",server_address="pricing.internal"}"#;
+    for (record, selector) in [
+        ("job_route:http_server_requests:rate5m", route),
+        ("job_route:http_server_errors:ratio_rate5m", route),
+        (
+            "job_route:http_server_request_duration_seconds:p99_5m",
+            route,
+        ),
+        ("job_server:http_client_requests:rate5m", pricing),
+        ("job_server:http_client_errors:ratio_rate5m", pricing),
+        (
+            "job_server:http_client_request_duration_seconds:p99_5m",
+            pricing,
+        ),
     ] {
-        let query = format!(r#"{record}{{job="checkout",method="GET",route="/products/{{id}}"}}"#);
+        let query = format!("{record}{selector}");
         prom.wait_for(&format!("the recording rule {record}"), || {
             let (client, prom, query) = (&client, &prom, &query);
             async move {
