@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! routes   recent: the last 62.0 s
-//! failing  GET /fail: 2 errors (100.0%)
+//! failing  GET    /fail: 2 errors (100.0%)
 //!
 //! METHOD ROUTE             | RECENT  req/s   err%  p50 ms  p99 ms | TOTAL   err%  p99 ms | SLOWEST ms  trace
 //! GET    /slow             |      1   0.02   0.0%  175.00  248.50 |     1   0.0%  248.50 |    201.80  b8dd3449…
@@ -43,11 +43,12 @@ pub(crate) fn render(name: &str, value: &Value) -> Option<String> {
         .into_iter()
         .flatten()
     {
+        let errors = f["errors"].as_u64().unwrap_or(0);
         let _ = writeln!(
             out,
-            "failing  {}: {} errors ({})",
+            "failing  {}: {errors} error{} ({})",
             Safe(&name_of(f)),
-            f["errors"],
+            if errors == 1 { "" } else { "s" },
             percent(&f["error_ratio"]),
         );
     }

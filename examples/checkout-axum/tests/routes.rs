@@ -135,7 +135,7 @@ async fn routes_name_the_slow_and_the_failing_one() {
     assert!(text.starts_with("routes   recent: the last "), "{text}");
     // Failing in the recent window: the one /fail since the first read.
     assert!(
-        text.contains("\nfailing  GET    /fail: 1 errors (100.0%)\n"),
+        text.contains("\nfailing  GET    /fail: 1 error (100.0%)\n"),
         "{text}"
     );
     let products = text
