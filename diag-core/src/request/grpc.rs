@@ -124,6 +124,15 @@ impl GrpcCode {
         NAMES[usize::from(self.0)]
     }
 
+    /// The code a status name (`"UNAVAILABLE"`) names, as [`name`](Self::name) and the
+    /// `status` label write it; `None` for anything else.
+    pub(crate) fn from_name(name: &str) -> Option<GrpcCode> {
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| GrpcCode(i as u8))
+    }
+
     /// The numeric code.
     ///
     /// ```

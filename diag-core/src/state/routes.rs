@@ -37,6 +37,7 @@ use serde::Serialize;
 use crate::Diag;
 use crate::diag::Inner;
 use crate::metrics::{Exemplar, HistogramSnapshot};
+use crate::request::GrpcCode;
 
 /// The least time between two snapshots.
 ///
@@ -72,19 +73,10 @@ pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(300);
 pub const MAX_ROUTES_SHOWN: usize = 100;
 
 /// gRPC statuses that are the server's failure (OpenTelemetry's list for server spans).
-const GRPC_SERVER_ERRORS: [&str; 6] = [
-    "UNKNOWN",
-    "DEADLINE_EXCEEDED",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-];
-
 /// Whether a `status` label is a server error.
 fn is_error(status: &str) -> bool {
     (status.len() == 3 && status.starts_with('5') && status.bytes().all(|b| b.is_ascii_digit()))
-        || GRPC_SERVER_ERRORS.contains(&status)
+        || GrpcCode::from_name(status).is_some_and(GrpcCode::is_server_error)
 }
 
 /// One route's histogram, summed over its statuses.
@@ -205,16 +197,13 @@ enum Name {
 }
 
 fn read_now(inner: &Inner, subject: Subject) -> Now {
-    let mut now = Now {
-        bounds: Vec::new(),
-        routes: Arc::default(),
-        statuses: HashMap::new(),
-        slowest: HashMap::new(),
-    };
+    let mut bounds = Vec::new();
     let mut routes = HashMap::new();
+    let mut statuses: HashMap<RouteKey, BTreeMap<String, u64>> = HashMap::new();
+    let mut slowest: HashMap<RouteKey, (usize, Exemplar)> = HashMap::new();
     subject.for_each_series(inner, &mut |key, status, snap| {
-        if now.bounds.is_empty() {
-            now.bounds = snap.bounds.to_vec();
+        if bounds.is_empty() {
+            bounds = snap.bounds.to_vec();
         }
         let counts: &mut RouteCounts = routes.entry(key.clone()).or_default();
         if counts.cumulative.len() < snap.cumulative.len() {
@@ -228,7 +217,7 @@ fn read_now(inner: &Inner, subject: Subject) -> Now {
             counts.errors += total;
         }
         if total > 0 {
-            now.statuses
+            statuses
                 .entry(key.clone())
                 .or_default()
                 .insert(status.to_owned(), total);
@@ -240,14 +229,18 @@ fn read_now(inner: &Inner, subject: Subject) -> Now {
             .rev()
             .find_map(|(i, e)| e.map(|e| (i, e)));
         if let Some((bucket, e)) = highest {
-            let best = now.slowest.entry(key).or_insert((bucket, e));
+            let best = slowest.entry(key).or_insert((bucket, e));
             if (bucket, e.time) > (best.0, best.1.time) {
                 *best = (bucket, e);
             }
         }
     });
-    now.routes = Arc::new(routes);
-    now
+    Now {
+        bounds,
+        routes: Arc::new(routes),
+        statuses,
+        slowest,
+    }
 }
 
 /// The snapshots behind `recent`.
