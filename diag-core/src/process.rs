@@ -146,8 +146,8 @@ pub(crate) fn unix_seconds(t: SystemTime) -> f64 {
 pub(crate) const MAX_WORKERS_SHOWN: usize = 64;
 
 /// What the Tokio runtime the caller runs on reports about itself (stable
-/// `tokio::runtime::RuntimeMetrics` only).
-#[derive(Debug, Clone, PartialEq)]
+/// `tokio::runtime::RuntimeMetrics` only); `/debug/state/process` shows it as it is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub(crate) struct RuntimeStats {
     pub flavor: String,
     pub workers: usize,
@@ -156,11 +156,12 @@ pub(crate) struct RuntimeStats {
     pub global_queue_depth: usize,
     /// Per worker (at most [`MAX_WORKERS_SHOWN`]): seconds busy and times parked since
     /// the runtime started.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_worker: Vec<WorkerStats>,
 }
 
 /// One runtime worker's totals.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub(crate) struct WorkerStats {
     pub busy_seconds: f64,
     pub park_count: u64,

@@ -36,7 +36,7 @@ struct ProcessState {
     max_fds: Option<u64>,
     build: BuildReport,
     /// `null` when the provider runs outside a Tokio runtime.
-    tokio: Option<RuntimeReport>,
+    tokio: Option<RuntimeStats>,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,45 +45,6 @@ struct BuildReport {
     diag_version: &'static str,
     /// Whatever the service added with `build_info(key, value)`.
     extra: BTreeMap<String, String>,
-}
-
-/// The figures stable Tokio exposes (`tokio::runtime::RuntimeMetrics`).
-#[derive(Debug, Serialize)]
-struct RuntimeReport {
-    flavor: String,
-    workers: usize,
-    alive_tasks: usize,
-    /// Tasks waiting in the shared injection queue: a deep one means workers are busy.
-    global_queue_depth: usize,
-    /// Per worker (the first 64):
-    /// seconds spent busy and times parked, since the runtime started.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    per_worker: Vec<WorkerReport>,
-}
-
-#[derive(Debug, Serialize)]
-struct WorkerReport {
-    busy_seconds: f64,
-    park_count: u64,
-}
-
-impl From<RuntimeStats> for RuntimeReport {
-    fn from(r: RuntimeStats) -> Self {
-        RuntimeReport {
-            flavor: r.flavor,
-            workers: r.workers,
-            alive_tasks: r.alive_tasks,
-            global_queue_depth: r.global_queue_depth,
-            per_worker: r
-                .per_worker
-                .into_iter()
-                .map(|w| WorkerReport {
-                    busy_seconds: w.busy_seconds,
-                    park_count: w.park_count,
-                })
-                .collect(),
-        }
-    }
 }
 
 /// Registers `process`; called once by the builder.
@@ -123,7 +84,7 @@ pub(crate) fn register(diag: &Diag) {
                     .map(|i| i.build_info.clone())
                     .unwrap_or_default(),
             },
-            tokio: RuntimeStats::read().map(RuntimeReport::from),
+            tokio: RuntimeStats::read(),
         }
     });
 }
