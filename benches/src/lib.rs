@@ -50,7 +50,7 @@ pub fn install_subscriber(diag: &Diag) {
     tracing_subscriber::registry()
         .with(
             fmt::layer()
-                .with_writer(std::io::sink)
+                .with_writer(diag_core::log::TraceIdWriter::new(std::io::sink))
                 .with_filter(diag.log_filter(EnvFilter::new("info"))),
         )
         .with(diag.error_layer())

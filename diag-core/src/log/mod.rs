@@ -23,6 +23,8 @@
 //!   filter for another directive, optionally for a TTL; served at `/debug/log-level`.
 //! - [`request_span`]: the root span of a request; its `trace_id` field puts the trace
 //!   id on every log line of a debug request.
+//! - [`TraceIdWriter`]: puts the trace id on every other request's log lines too, as the
+//!   line is written (`fmt::layer().map_writer(TraceIdWriter::new)`).
 //!
 //! How a request is found: while an adapter polls a request's handler, the request's
 //! [`RequestScope`](crate::request::RequestScope) is current on the thread; spans opened
@@ -51,6 +53,7 @@ mod mark;
 mod panic;
 mod recorder_layer;
 mod request_span;
+mod trace_id_writer;
 
 pub use debug_request_filter::DebugRequestFilter;
 pub use filter::LogFilter;
@@ -58,6 +61,7 @@ pub use level::{LogLevel, LogLevelError, LogLevelState, MAX_DIRECTIVE_BYTES, MAX
 pub use panic::{PANIC_TARGET, log_panics};
 pub use recorder_layer::DebugRecordingLayer;
 pub use request_span::request_span;
+pub use trace_id_writer::{TraceIdLine, TraceIdWriter};
 
 #[allow(unused_imports)] // called by the request path as it lands
 pub(crate) use in_flight::{DebugInFlight, debug_begin, debug_end};

@@ -1,7 +1,7 @@
 //! W3C trace context: the ids every request carries, and whether its trace is sampled.
 
 mod context;
-mod hex;
+pub(crate) mod hex;
 mod id;
 mod sampler;
 mod state;

@@ -186,6 +186,45 @@ async fn a_normal_request_leaves_no_capture_and_no_debug_line() {
     );
 }
 
+/// The trace id in a response's `traceparent`.
+fn traceparent_trace_id(res: &reqwest::Response) -> String {
+    let tp = header(res, "traceparent").expect("every response carries traceparent");
+    tp.split('-').nth(1).unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_requests_log_lines_carry_its_trace_id_once() {
+    let s = start_with_token().await;
+    let (a, b) = tokio::join!(s.get("/fail").send(), s.get("/fail").send());
+    let ids = [a.unwrap(), b.unwrap()].map(|r| traceparent_trace_id(&r));
+    assert_ne!(ids[0], ids[1]);
+    let lines = log_lines();
+    for id in &ids {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("no line with trace id {id}: {lines:#?}"));
+        assert!(line.contains("ERROR"), "{line}");
+        assert!(line.contains("inventory lookup failed"), "{line}");
+        assert!(line.ends_with(&format!(" trace_id={id}")), "{line}");
+    }
+    // A debug request's lines show the id through their span, not twice.
+    let (res, _, trace_id) = in_debug_mode(s.get("/products/7104")).await;
+    assert_eq!(res.status(), 200);
+    let line = log_lines()
+        .into_iter()
+        .find(|l| l.contains("product_id=7104"))
+        .expect("the debug request's DEBUG line");
+    assert_eq!(line.matches(trace_id.as_str()).count(), 1, "{line}");
+    // Lines outside any request carry none.
+    tracing::info!("outside any request 7105");
+    let line = log_lines()
+        .into_iter()
+        .find(|l| l.contains("outside any request 7105"))
+        .unwrap();
+    assert!(!line.contains("trace_id="), "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_are_served_normally_and_counted() {
     let s = start_with_token().await;

@@ -15,7 +15,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let diag = builder.build()?.leak();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    diag.init_tracing(fmt::layer(), filter)?;
+    diag.init_tracing(
+        fmt::layer().map_writer(diag_core::log::TraceIdWriter::new),
+        filter,
+    )?;
 
     let addr = diag.admin_addr().expect("an admin address is always set");
     let admin = diag_tower::admin::serve(diag.clone(), addr).await?;

@@ -172,14 +172,18 @@ pub fn server(diag: Diag, config: &Config, listener: TcpListener) -> std::io::Re
     Ok(server)
 }
 
-/// Installs the global subscriber: log lines to `writer` at `RUST_LOG` (default `info`),
-/// DEBUG for a debug request only, plus diag's error ring and debug recorder.
-pub fn init_tracing<W>(diag: &Diag, writer: W)
+/// Installs the global subscriber: log lines to `writer` (with colours when `ansi`) at
+/// `RUST_LOG` (default `info`), DEBUG for a debug request only, each request's trace id
+/// on its lines, plus diag's error ring and debug recorder.
+pub fn init_tracing<W>(diag: &Diag, writer: W, ansi: bool)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let service_filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    diag.init_tracing(fmt::layer().with_writer(writer), service_filter)
+    let output = fmt::layer()
+        .with_writer(diag_core::log::TraceIdWriter::new(writer))
+        .with_ansi(ansi);
+    diag.init_tracing(output, service_filter)
         .expect("no other global tracing subscriber");
 }

@@ -1,6 +1,7 @@
 //! `cargo run -p orders-actix`: the demo orders service on `LISTEN` (default
 //! 127.0.0.1:8081).
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use orders_actix::{Config, init_tracing, server, settings};
@@ -9,7 +10,7 @@ use orders_actix::{Config, init_tracing, server, settings};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The process's one Diag: its per-request clones then write no shared counter.
     let diag = settings(diag_core::Diag::from_env()?).build()?.leak();
-    init_tracing(&diag, std::io::stdout);
+    init_tracing(&diag, std::io::stdout, std::io::stdout().is_terminal());
     let config = Config::from_env();
     let listener = std::net::TcpListener::bind(&config.listen)?;
     tracing::info!("orders listening on http://{}", listener.local_addr()?);

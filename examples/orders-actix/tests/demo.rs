@@ -40,7 +40,7 @@ fn start() -> (Target, Logs) {
         .get_or_init(|| {
             let logs = Logs::default();
             let writer = logs.clone();
-            init_tracing(&diag, move || writer.clone());
+            init_tracing(&diag, move || writer.clone(), false);
             logs
         })
         .clone();
