@@ -38,6 +38,51 @@ pub async fn endpoints_require_the_token(t: &Target) {
     }
 }
 
+/// A browser, which cannot send a bearer token, is offered Basic credentials (any user,
+/// the token as password); they read, but never change anything.
+pub async fn browsers_read_with_basic_credentials(t: &Target) {
+    let res = t.get("/debug").send().await.expect("request");
+    let challenges: Vec<String> = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().expect("ASCII").to_owned())
+        .collect();
+    assert_eq!(
+        challenges,
+        [
+            "Bearer realm=\"diag\"",
+            "Basic realm=\"diag\", charset=\"UTF-8\""
+        ]
+    );
+    for path in ["/debug", "/debug/state/process"] {
+        let res = t
+            .get(path)
+            .basic_auth("oncall", Some(TOKEN))
+            .header("accept", "text/html,*/*;q=0.8")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200, "{path} with Basic credentials");
+        let res = t
+            .get(path)
+            .basic_auth("oncall", Some("wrong-token"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 401, "{path} with a wrong Basic password");
+    }
+    let res = t
+        .client
+        .put(format!("{}/debug/log-level", t.base))
+        .basic_auth("oncall", Some(TOKEN))
+        .body("debug")
+        .send()
+        .await
+        .expect("request");
+    assert_json_error(res, 403, "Bearer").await;
+}
+
 /// `/debug` is JSON by default and readable HTML for a browser.
 pub async fn index_in_json_and_html(t: &Target) {
     let res = t.authed("/debug").send().await.expect("request");

@@ -166,6 +166,7 @@ impl Target {
 /// Runs every check.
 pub async fn run_all(t: &Target) {
     endpoints_require_the_token(t).await;
+    browsers_read_with_basic_credentials(t).await;
     index_in_json_and_html(t).await;
     state_isolates_a_panicking_provider(t).await;
     unknown_provider_is_a_json_404(t).await;

@@ -1,9 +1,14 @@
 //! Who may read the diagnostics endpoints.
 //!
 //! With a token configured, a request must carry `Authorization: Bearer <token>`; the
-//! comparison takes the same time whatever the candidate. With no token, only a loopback
-//! client is let in, and only when the request did not come through a proxy the operator
-//! has not named (a local reverse proxy would otherwise make the whole internet loopback).
+//! comparison takes the same time whatever the candidate. A browser, which cannot send a
+//! bearer token, may read (`GET`, `HEAD`) with HTTP Basic credentials whose password is
+//! the token (any user name): the 401 offers both, so the browser asks for them. Basic
+//! credentials never change anything (`PUT /debug/log-level` needs the bearer token), as
+//! a browser that remembers them would send them on another site's forged request too.
+//! With no token, only a loopback client is let in, and only when the request did not
+//! come through a proxy the operator has not named (a local reverse proxy would
+//! otherwise make the whole internet loopback).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,12 +31,28 @@ use crate::net::{TrustedProxies, client_ip};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// A token is configured and the request carries no `Authorization: Bearer` header.
-    #[error("missing bearer token")]
+    /// A token is configured and the request carries no `Authorization` header.
+    #[error(
+        "no credentials: send `Authorization: Bearer <token>` with the service's token \
+         (DIAG_TOKEN); `X-Debug` is for replaying requests to the service's own routes"
+    )]
     MissingToken,
-    /// The bearer token does not match.
-    #[error("invalid bearer token")]
+    /// The `Authorization` header is neither `Bearer <token>` nor Basic credentials.
+    #[error(
+        "the Authorization header is not `Bearer <token>` (nor Basic with the token as the \
+         password)"
+    )]
+    MalformedAuthorization,
+    /// The `Authorization` header carries an empty token.
+    #[error("the token in the Authorization header is empty (is DIAG_TOKEN set in this shell?)")]
+    EmptyToken,
+    /// The token does not match.
+    #[error("invalid token")]
     InvalidToken,
+    /// Basic credentials (a browser's) with the right token, on a method that changes
+    /// something.
+    #[error("Basic credentials only read; change settings with `Authorization: Bearer <token>`")]
+    BasicCannotWrite,
     /// No token is configured and the client is not on loopback.
     #[error("no token is configured, so only loopback clients are allowed")]
     NotLoopback,
@@ -83,32 +104,90 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The bearer token of an `Authorization` header value, if it has that scheme.
-pub(crate) fn bearer(value: &[u8]) -> Option<&[u8]> {
-    let scheme = value.get(..7)?;
-    if scheme.eq_ignore_ascii_case(b"bearer ") {
-        Some(value[7..].trim_ascii())
-    } else {
-        None
-    }
+/// The rest of `value` after the authentication scheme `scheme` (case-insensitive)
+/// and its spaces, if it has that scheme.
+fn after_scheme<'v>(value: &'v [u8], scheme: &[u8]) -> Option<&'v [u8]> {
+    let (name, rest) = value.split_at_checked(scheme.len())?;
+    (name.eq_ignore_ascii_case(scheme) && rest.first().is_some_and(|b| *b == b' '))
+        .then(|| rest.trim_ascii())
 }
 
-/// Decides whether a request may read the diagnostics endpoints.
+/// Basic credentials longer than this are not decoded.
+const MAX_BASIC: usize = 4096;
+
+/// The password of HTTP Basic credentials (`base64(user:password)`).
+fn basic_password(encoded: &[u8]) -> Option<Vec<u8>> {
+    if encoded.len() > MAX_BASIC {
+        return None;
+    }
+    let decoded = base64_decode(encoded)?;
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    Some(decoded[colon + 1..].to_vec())
+}
+
+/// Standard base64 (RFC 4648, `=` padding optional); `None` on any other byte.
+fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let input = input
+        .strip_suffix(b"==")
+        .or(input.strip_suffix(b"="))
+        .unwrap_or(input);
+    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in input {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    // A lone sixth of a byte is no encoding of anything.
+    (bits < 6).then_some(out)
+}
+
+/// Whether `method` only reads.
+fn is_safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
+/// Decides whether a request may use the diagnostics endpoints.
 pub(crate) fn authorize(
     token: Option<&Secret>,
     trusted: &TrustedProxies,
+    method: &str,
     headers: &dyn HeaderView,
     peer: Option<SocketAddr>,
 ) -> Result<(), AuthError> {
     if let Some(token) = token {
-        let candidate = headers
+        let value = headers
             .get("authorization")
-            .and_then(bearer)
             .ok_or(AuthError::MissingToken)?;
-        return if token.matches(candidate) {
-            Ok(())
+        let (candidate, basic) = if let Some(t) = after_scheme(value, b"bearer") {
+            (std::borrow::Cow::Borrowed(t), false)
+        } else if let Some(encoded) = after_scheme(value, b"basic") {
+            let password = basic_password(encoded).ok_or(AuthError::MalformedAuthorization)?;
+            (std::borrow::Cow::Owned(password), true)
         } else {
-            Err(AuthError::InvalidToken)
+            return Err(AuthError::MalformedAuthorization);
+        };
+        if candidate.is_empty() {
+            return Err(AuthError::EmptyToken);
+        }
+        if !token.matches(&candidate) {
+            return Err(AuthError::InvalidToken);
+        }
+        return if basic && !is_safe(method) {
+            Err(AuthError::BasicCannotWrite)
+        } else {
+            Ok(())
         };
     }
     let peer = peer.ok_or(AuthError::UnknownPeer)?.ip();
@@ -150,17 +229,24 @@ mod tests {
         let none = TrustedProxies::default();
         let lo = peer("127.0.0.1");
         assert_eq!(
-            authorize(Some(&t), &none, &h(&[]), lo),
+            authorize(Some(&t), &none, "GET", &h(&[]), lo),
             Err(AuthError::MissingToken)
         );
         assert_eq!(
-            authorize(Some(&t), &none, &h(&[("authorization", "Bearer nope")]), lo),
+            authorize(
+                Some(&t),
+                &none,
+                "GET",
+                &h(&[("authorization", "Bearer nope")]),
+                lo
+            ),
             Err(AuthError::InvalidToken)
         );
         assert_eq!(
             authorize(
                 Some(&t),
                 &none,
+                "GET",
                 &h(&[("Authorization", "bearer s3cret")]),
                 peer("8.8.8.8")
             ),
@@ -170,24 +256,123 @@ mod tests {
             authorize(
                 Some(&t),
                 &none,
-                &h(&[("authorization", "Basic czNjcmV0")]),
+                "GET",
+                &h(&[("authorization", "Digest s3cret")]),
                 lo
             ),
-            Err(AuthError::MissingToken)
+            Err(AuthError::MalformedAuthorization)
         );
+        assert_eq!(
+            authorize(
+                Some(&t),
+                &none,
+                "GET",
+                &h(&[("authorization", "Bearer ")]),
+                lo
+            ),
+            Err(AuthError::EmptyToken)
+        );
+        assert_eq!(
+            authorize(
+                Some(&t),
+                &none,
+                "GET",
+                &h(&[("authorization", "Bearers3cret")]),
+                lo
+            ),
+            Err(AuthError::MalformedAuthorization)
+        );
+    }
+
+    #[test]
+    fn basic_credentials_with_the_token_as_password_only_read() {
+        let t = Secret::new("s3cret");
+        let none = TrustedProxies::default();
+        let far = peer("203.0.113.5");
+        // base64("oncall:s3cret"), base64(":s3cret"), base64("oncall:nope")
+        let auth = |v: &str| h(&[("authorization", v)]);
+        for ok in [
+            "Basic b25jYWxsOnMzY3JldA==",
+            "basic OnMzY3JldA",
+            "BASIC  OnMzY3JldA==",
+        ] {
+            assert_eq!(
+                authorize(Some(&t), &none, "GET", &auth(ok), far),
+                Ok(()),
+                "{ok}"
+            );
+            assert_eq!(
+                authorize(Some(&t), &none, "HEAD", &auth(ok), far),
+                Ok(()),
+                "{ok}"
+            );
+            for method in ["PUT", "POST", "DELETE"] {
+                assert_eq!(
+                    authorize(Some(&t), &none, method, &auth(ok), far),
+                    Err(AuthError::BasicCannotWrite),
+                    "{method} {ok}"
+                );
+            }
+        }
+        assert_eq!(
+            authorize(Some(&t), &none, "GET", &auth("Basic b25jYWxsOm5vcGU="), far),
+            Err(AuthError::InvalidToken)
+        );
+        // No colon, not base64, a stray sixth of a byte, and no password at all.
+        for bad in ["Basic czNjcmV0", "Basic !!!!", "Basic czNjcmV0M", "Basic"] {
+            assert_eq!(
+                authorize(Some(&t), &none, "GET", &auth(bad), far),
+                Err(AuthError::MalformedAuthorization),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            authorize(Some(&t), &none, "GET", &auth("Basic b25jYWxsOg=="), far),
+            Err(AuthError::EmptyToken)
+        );
+        // The bearer token may write.
+        assert_eq!(
+            authorize(Some(&t), &none, "PUT", &auth("Bearer s3cret"), far),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn base64_decodes_rfc_4648_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_decode(encoded.as_bytes()).unwrap(), plain.as_bytes());
+            let unpadded = encoded.trim_end_matches('=');
+            assert_eq!(
+                base64_decode(unpadded.as_bytes()).unwrap(),
+                plain.as_bytes()
+            );
+        }
+        assert_eq!(base64_decode(b"+/+/").unwrap(), [0xfb, 0xff, 0xbf]);
+        assert!(base64_decode(b"Zm9v YmFy").is_none());
     }
 
     #[test]
     fn without_token_only_unproxied_loopback() {
         let none = TrustedProxies::default();
-        assert_eq!(authorize(None, &none, &h(&[]), peer("127.0.0.1")), Ok(()));
-        assert_eq!(authorize(None, &none, &h(&[]), peer("::1")), Ok(()));
         assert_eq!(
-            authorize(None, &none, &h(&[]), peer("10.1.1.1")),
+            authorize(None, &none, "GET", &h(&[]), peer("127.0.0.1")),
+            Ok(())
+        );
+        assert_eq!(authorize(None, &none, "GET", &h(&[]), peer("::1")), Ok(()));
+        assert_eq!(
+            authorize(None, &none, "GET", &h(&[]), peer("10.1.1.1")),
             Err(AuthError::NotLoopback)
         );
         assert_eq!(
-            authorize(None, &none, &h(&[]), None),
+            authorize(None, &none, "GET", &h(&[]), None),
             Err(AuthError::UnknownPeer)
         );
         // A local reverse proxy forwarding an outsider: refused.
@@ -195,6 +380,7 @@ mod tests {
             authorize(
                 None,
                 &none,
+                "GET",
                 &h(&[("x-forwarded-for", "203.0.113.5")]),
                 peer("127.0.0.1")
             ),
@@ -205,6 +391,7 @@ mod tests {
             authorize(
                 None,
                 &none,
+                "GET",
                 &h(&[("x-forwarded-for", "127.0.0.1")]),
                 peer("203.0.113.5")
             ),
@@ -216,6 +403,7 @@ mod tests {
             authorize(
                 None,
                 &local,
+                "GET",
                 &h(&[("x-forwarded-for", "127.0.0.1")]),
                 peer("127.0.0.1")
             ),
@@ -225,6 +413,7 @@ mod tests {
             authorize(
                 None,
                 &local,
+                "GET",
                 &h(&[("x-forwarded-for", "203.0.113.5")]),
                 peer("127.0.0.1")
             ),

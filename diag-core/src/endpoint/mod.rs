@@ -228,6 +228,7 @@ impl Diag {
             && let Err(e) = crate::auth::authorize(
                 self.inner.token.as_ref(),
                 &self.inner.trusted_proxies,
+                &req.method,
                 &req.headers,
                 req.peer,
             )

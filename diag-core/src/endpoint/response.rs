@@ -110,10 +110,19 @@ impl DiagResponse {
         )
     }
 
+    /// 401 with both challenges (a browser asks for Basic credentials), or 403 when the
+    /// credentials are right but only read.
     pub(crate) fn unauthorized(e: AuthError) -> Self {
+        if e == AuthError::BasicCannotWrite {
+            return DiagResponse::error(403, &e.to_string());
+        }
         let mut r = DiagResponse::error(401, &e.to_string());
         r.headers
             .push(("www-authenticate", "Bearer realm=\"diag\"".to_owned()));
+        r.headers.push((
+            "www-authenticate",
+            "Basic realm=\"diag\", charset=\"UTF-8\"".to_owned(),
+        ));
         r
     }
 
