@@ -49,7 +49,7 @@ pub mod trace;
 
 pub use auth::AuthError;
 pub use diag::{ConfigError, Diag, DiagBuilder};
-pub use endpoint::{DiagResponse, EndpointRequest};
+pub use endpoint::{DiagResponse, ENDPOINT_DEFAULT_TTL, EndpointRequest};
 pub use headers::{HeaderView, ResponseHeaders};
 pub use state::{ProviderReport, ProviderStatus, RegisterError, StateRegistry};
 

@@ -4,7 +4,11 @@
 //!   never changes anything, whatever the query says.
 //! - `PUT` / `POST` with a plain-text directive (`info,checkout=debug`, optional
 //!   `?ttl_seconds=300`) or JSON `{"directive": "...", "ttl_seconds": 300}` → 200 with the
-//!   new state; 400 with `{"error": ...}` for a directive or TTL diag cannot use.
+//!   new state; 400 with `{"error": ...}` for a directive or TTL diag cannot use. Without
+//!   a TTL, [`ENDPOINT_DEFAULT_TTL`] (10 minutes): a level raised over HTTP always goes
+//!   back by itself, so a global DEBUG forgotten at 3am does not run up the log bill.
+//!   A lasting change belongs in the service's configuration (or
+//!   [`LogLevel::set`](crate::log::LogLevel::set) without a TTL, from code).
 //! - `DELETE` → back to the service's own filter; 200 with the new state.
 //!
 //! 409 when the service never installed [`Diag::log_filter`].
@@ -16,6 +20,13 @@ use serde::{Deserialize, Serialize};
 use super::{DiagResponse, EndpointRequest};
 use crate::Diag;
 use crate::log::{LogLevelError, LogLevelState};
+
+/// The TTL of a level set over HTTP without one: 10 minutes.
+///
+/// ```
+/// assert_eq!(diag_core::ENDPOINT_DEFAULT_TTL.as_secs(), 600);
+/// ```
+pub const ENDPOINT_DEFAULT_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Serialize)]
 struct StateBody<'a> {
@@ -87,7 +98,7 @@ fn parse_body(req: &EndpointRequest) -> Result<(String, Option<Duration>), Strin
         (text.to_owned(), ttl)
     };
     let ttl = match ttl_seconds {
-        None => None,
+        None => Some(ENDPOINT_DEFAULT_TTL),
         Some(s) if s.is_finite() && s > 0.0 && s <= crate::log::MAX_TTL.as_secs_f64() => {
             Some(Duration::from_secs_f64(s))
         }
@@ -132,6 +143,9 @@ mod tests {
             .await;
         assert_eq!(put.status, 200);
         assert_eq!(json(&put)["directive"], "info,checkout=debug");
+        // No TTL given: the default one, never a lasting change.
+        let ttl = json(&put)["expires_in_seconds"].as_f64().unwrap();
+        assert!(ttl > 590.0 && ttl <= 600.0, "{ttl}");
 
         let post = diag
             .serve(request(

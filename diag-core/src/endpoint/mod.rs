@@ -33,6 +33,7 @@ mod state;
 
 use std::net::SocketAddr;
 
+pub use log_level::ENDPOINT_DEFAULT_TTL;
 pub use metrics::{CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE};
 pub use response::DiagResponse;
 

@@ -373,7 +373,7 @@ impl LogLevel<'_> {
                 previous.directive
             ),
         };
-        self.diag.events().record("log_level", message);
+        announce(self.diag.events(), message);
         if ttl.is_some() {
             self.ensure_reverter(&mut changes);
         }
@@ -399,8 +399,8 @@ impl LogLevel<'_> {
         let previous = slot.load_full_active();
         if let Some(default) = &changes.default {
             slot.store(default.fresh());
-            self.diag.events().record(
-                "log_level",
+            announce(
+                self.diag.events(),
                 format!(
                     "log level reset to the default `{}` (was `{}`)",
                     default.directive, previous.directive
@@ -501,6 +501,14 @@ fn parse(directive: &str) -> Result<EnvFilter, LogLevelError> {
         })
 }
 
+/// Records a change of the log level in the events timeline and in the service's own
+/// log (at WARN, so that a service logging at WARN shows it too): whoever reads the log
+/// later sees why its verbosity changed.
+fn announce(events: &Events, message: String) {
+    tracing::warn!(target: "diag::log_level", "{message}");
+    events.record("log_level", message);
+}
+
 /// Puts back what was active before, if the active filter's TTL has run out.
 /// Returns when the active one runs out next, if it has a TTL.
 fn revert_if_expired(control: &LogLevelControl, events: &Events) -> Option<Instant> {
@@ -528,8 +536,8 @@ fn revert_locked(slot: &FilterSlot, changes: &Changes, events: &Events) -> Optio
             Err(_) => default.fresh(),
         },
     };
-    events.record(
-        "log_level",
+    announce(
+        events,
         format!(
             "log level `{}` expired; back to `{}`",
             active.directive, next.directive

@@ -307,10 +307,18 @@ fn runtime_level_changes_and_its_ttl_runs_out_by_itself() {
     };
     assert_eq!(emit("before"), 0);
 
-    diag.log_level().set("debug", None).unwrap();
+    // Each change is a WARN line in the service's own log too.
+    tracing::dispatcher::with_default(&dispatch, || diag.log_level().set("debug", None)).unwrap();
     assert_eq!(emit("raised"), 1);
-    diag.log_level().reset().unwrap();
+    tracing::dispatcher::with_default(&dispatch, || diag.log_level().reset()).unwrap();
     assert_eq!(emit("reset"), 0);
+    let set = out.lines_with("log level set to `debug` (was `info`)");
+    assert!(set.len() == 1 && set[0].contains("WARN"), "{set:?}");
+    assert_eq!(
+        out.lines_with("log level reset to the default `info`")
+            .len(),
+        1
+    );
 
     let state = diag
         .log_level()
