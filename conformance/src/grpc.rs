@@ -383,6 +383,7 @@ pub async fn diagnostic_mode_through_grpc_metadata(diag: &Diag, channel: &Channe
             .any(|(n, v)| n == "grpc-status" && v == "0"),
         "{json}"
     );
+    assert_eq!(response.grpc_status, Some("OK"), "{json}");
     assert!(capture.complete, "{json}");
     // `X-Debug: 1` from a trusted network (loopback by default), found through the peer.
     let reply = unary(channel, "/test.Echo/Ok", &[("x-debug", "1")])

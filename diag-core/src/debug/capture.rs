@@ -187,6 +187,10 @@ pub struct CapturedRequest {
 pub struct CapturedResponse {
     /// The status code.
     pub status: u16,
+    /// A gRPC call's status (`NOT_FOUND`), from its `grpc-status` trailer (or header,
+    /// for a trailers-only response): its HTTP status is 200 whether it failed or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<&'static str>,
     /// Header lines, secret ones redacted.
     pub headers: Vec<(String, String)>,
     /// The first bytes of the body.

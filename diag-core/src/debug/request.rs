@@ -588,13 +588,41 @@ mod tests {
         let text = crate::debug::waterfall::render(&c);
         assert!(text.contains("-- trailers\ngrpc-status: 5\n"), "{text}");
         assert!(!text.contains("TRAILER-SECRET"), "{text}");
+        // How the call ended, where a reader looks first: its HTTP status is 200.
+        assert_eq!(r.grpc_status, Some("NOT_FOUND"));
+        assert!(
+            text.starts_with("POST /shop.Cart/Add -> 200 (gRPC NOT_FOUND)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("== response: 200 (gRPC NOT_FOUND)\n"),
+            "{text}"
+        );
 
-        // No trailers: none shown.
+        // A trailers-only response carries its status in the head.
+        let only = start(&diag, &h, "/shop.Cart/Add");
+        only.response_head(
+            200,
+            &headers(&[("content-type", "application/grpc"), ("grpc-status", "14")]),
+        );
+        only.response_end();
+        let c = diag.debug_mode().recorder().get(only.id()).unwrap();
+        assert_eq!(
+            c.response.as_ref().unwrap().grpc_status,
+            Some("UNAVAILABLE")
+        );
+
+        // No trailers: none shown, and no gRPC status.
         let plain = start(&diag, &h, "/");
         plain.response_head(204, &headers(&[]));
         plain.response_end();
         let c = diag.debug_mode().recorder().get(plain.id()).unwrap();
-        assert!(!serde_json::to_string(&*c).unwrap().contains("trailers"));
+        let json = serde_json::to_string(&*c).unwrap();
+        assert!(
+            !json.contains("trailers") && !json.contains("grpc_status"),
+            "{json}"
+        );
+        assert!(crate::debug::waterfall::render(&c).starts_with("POST / -> 204 "));
     }
 
     #[test]

@@ -174,6 +174,18 @@ pub(crate) struct StoredResponse {
     pub(crate) at: Duration,
 }
 
+impl StoredResponse {
+    /// A gRPC call's status name, from the `grpc-status` trailer, or the header of a
+    /// trailers-only response; `None` for a response that is not a gRPC call's.
+    pub(crate) fn grpc_status(&self) -> Option<&'static str> {
+        let value = self
+            .trailers
+            .get("grpc-status")
+            .or_else(|| self.headers.get("grpc-status"))?;
+        Some(crate::request::GrpcCode::from_header(value.as_bytes()).name())
+    }
+}
+
 /// One finished debug request as the flight recorder keeps it: unredacted, moved out of
 /// the [`DebugRequest`](super::DebugRequest) without copying. Read it only through
 /// [`redacted`](Self::redacted).
@@ -226,6 +238,7 @@ impl StoredCapture {
             },
             response: self.response.as_ref().map(|r| CapturedResponse {
                 status: r.status,
+                grpc_status: r.grpc_status(),
                 headers: redactor.headers(&r.headers),
                 body: r.body.finish(r.headers.get("content-type"), redactor),
                 trailers: redactor.headers(&r.trailers),

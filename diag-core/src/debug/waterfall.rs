@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::DebugLevel;
-use super::capture::{Capture, CapturedBody, CapturedLog, CapturedSpan};
+use super::capture::{Capture, CapturedBody, CapturedLog, CapturedResponse, CapturedSpan};
 
 /// Width of the bar column, in characters.
 const BAR: usize = 40;
@@ -103,6 +103,15 @@ impl Row<'_> {
     }
 }
 
+/// `200`, or for a gRPC call `200 (gRPC NOT_FOUND)`: how the call ended, which its HTTP
+/// status does not say.
+fn status_line(resp: &CapturedResponse) -> String {
+    match resp.grpc_status {
+        Some(grpc) => format!("{} (gRPC {grpc})", resp.status),
+        None => resp.status.to_string(),
+    }
+}
+
 /// Renders `capture` as the plain-text view of `/debug/requests/{id}`.
 ///
 /// ```
@@ -125,7 +134,7 @@ pub fn render(capture: &Capture) -> String {
     let status = capture
         .response
         .as_ref()
-        .map_or_else(|| "no response".to_owned(), |r| r.status.to_string());
+        .map_or_else(|| "no response".to_owned(), status_line);
     let _ = writeln!(
         out,
         "{} {} -> {}   total {:.3} ms   {}",
@@ -171,7 +180,7 @@ pub fn render(capture: &Capture) -> String {
     body(&mut out, &req.body);
     match &capture.response {
         Some(resp) => {
-            let _ = writeln!(out, "== response: {}", resp.status);
+            let _ = writeln!(out, "== response: {}", status_line(resp));
             headers(&mut out, &resp.headers);
             body(&mut out, &resp.body);
             if !resp.trailers.is_empty() {

@@ -23,6 +23,9 @@ struct Summary {
     route: Option<String>,
     uri: String,
     status: Option<u16>,
+    /// A gRPC call's status name: its HTTP status says nothing of how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_status: Option<&'static str>,
     duration_ms: f64,
     complete: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -63,6 +66,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
             route: c.request.route().map(str::to_owned),
             uri: c.redacted_uri(recorder.redactor()),
             status: c.response.as_ref().map(|r| r.status),
+            grpc_status: c.response.as_ref().and_then(|r| r.grpc_status()),
             duration_ms: c.duration_ms(),
             complete: c.complete,
             panicked: c.panicked,
@@ -121,14 +125,19 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>6}  {:>8}  {:>6}  {:>11}  request",
+        "{:>6}  {:>8}  {:>9}  {:>11}  request",
         "id", "age", "status", "duration"
     );
     for c in &list.captures {
-        let status = c.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+        // A gRPC call by how it ended (`NOT_FOUND`): its HTTP status is 200 either way.
+        let status = match (c.grpc_status, c.status) {
+            (Some(grpc), _) => grpc.to_owned(),
+            (None, Some(s)) => s.to_string(),
+            (None, None) => "-".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "{:>6}  {:>8}  {:>6}  {:>8.1} ms  {} {}  trace {}{}",
+            "{:>6}  {:>8}  {:>9}  {:>8.1} ms  {} {}  trace {}{}",
             c.id,
             age(now_unix - c.time_unix),
             status,
@@ -423,6 +432,41 @@ mod tests {
         assert_eq!(none["captures"].as_array().unwrap().len(), 0);
         let bad = get(&diag, "/debug/requests", Some("trace_id=xyz"), None).await;
         assert_eq!(bad.status, 400);
+    }
+
+    #[tokio::test]
+    async fn a_grpc_call_is_listed_by_how_it_ended() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let h = vec![("x-debug".to_owned(), "tok".to_owned())];
+        let Decision::Debug(level) = diag.debug_decision(&h, None) else {
+            panic!("not admitted")
+        };
+        let view = RequestView {
+            method: "POST",
+            route: Some("/shop.Cart/Add"),
+            uri: "/shop.Cart/Add",
+            headers: &h,
+            peer: &|| None,
+        };
+        let debug = diag.start_debug(level, &view, TraceId([7; 16]));
+        debug.response_head(
+            200,
+            &vec![("content-type".into(), "application/grpc".into())],
+        );
+        debug.response_trailers(&vec![("grpc-status".into(), "5".into())]);
+        debug.response_end();
+        let plain = run_debug_request(&diag, "/items/1", 200);
+
+        let list = json(&get(&diag, "/debug/requests", None, None).await);
+        let captures = list["captures"].as_array().unwrap();
+        assert_eq!(captures[1]["grpc_status"], "NOT_FOUND", "{list}");
+        assert_eq!(captures[1]["status"], 200, "{list}");
+        assert_eq!(captures[0]["id"], plain, "{list}");
+        assert!(captures[0].get("grpc_status").is_none(), "{list}");
+        let text = get(&diag, "/debug/requests", None, Some("text/plain")).await;
+        let text = String::from_utf8(text.body).unwrap();
+        let line = text.lines().find(|l| l.contains("/shop.Cart/Add")).unwrap();
+        assert!(line.contains(" NOT_FOUND "), "{text}");
     }
 
     #[tokio::test]
