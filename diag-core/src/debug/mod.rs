@@ -35,7 +35,7 @@ mod signed;
 pub(crate) mod stored;
 mod tap;
 pub(crate) mod throttle;
-mod waterfall;
+pub(crate) mod waterfall;
 
 pub use budget::DebugBudget;
 pub use capture::{

@@ -130,6 +130,12 @@ fn status_line(resp: &CapturedResponse) -> String {
 /// assert!(text.lines().next().unwrap().ends_with("complete"));
 /// ```
 pub fn render(capture: &Capture) -> String {
+    render_on(capture, None)
+}
+
+/// [`render`], its second line naming the instance that kept the capture (debug ids
+/// are numbered per instance: behind a load balancer, id 1 exists on every one).
+pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
     let mut out = String::with_capacity(4096);
     let status = capture
         .response
@@ -150,10 +156,13 @@ pub fn render(capture: &Capture) -> String {
             "INCOMPLETE (client went away or no response)"
         }
     );
+    let _ = write!(out, "debug id {}", capture.id);
+    if let Some(instance) = instance {
+        let _ = write!(out, " on {}", Safe(instance));
+    }
     let _ = writeln!(
         out,
-        "debug id {}   trace {}   level {}   route {}",
-        capture.id,
+        "   trace {}   level {}   route {}",
         capture.trace_id,
         match capture.level {
             DebugLevel::Debug => "debug",

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{DiagResponse, EndpointRequest};
 use crate::Diag;
-use crate::debug::{RecorderStats, RejectReason, render_waterfall};
+use crate::debug::{RecorderStats, RejectReason};
 use crate::trace::TraceId;
 
 #[derive(Serialize)]
@@ -104,9 +104,10 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} debug requests kept (of {}, {} KiB of {} KiB), {} evicted; \
+        "{} debug request{} kept (of {}, {} KiB of {} KiB), {} evicted; \
          {} activated, {} in flight, {} over budget",
         r.kept,
+        if r.kept == 1 { "" } else { "s" },
         r.max_captures,
         r.bytes / 1024,
         r.max_bytes / 1024,
@@ -173,9 +174,19 @@ fn age(secs: f64) -> String {
 /// the `trace_id` of an exemplar), which finds the newest capture of that trace.
 pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagResponse {
     let recorder = diag.debug_mode().recorder();
-    let capture = match TraceId::from_hex(id) {
-        Some(trace) => recorder.by_trace(&trace),
-        None => id.parse::<u64>().ok().and_then(|id| recorder.get(id)),
+    let capture = match (TraceId::from_hex(id), id.parse::<u64>()) {
+        (Some(trace), _) => recorder.by_trace(&trace),
+        (None, Ok(id)) => recorder.get(id),
+        (None, Err(_)) => {
+            return DiagResponse::error(
+                400,
+                &format!(
+                    "`{}` is neither a debug id (the number in X-Debug-Id) nor a trace id \
+                     (32 hex digits: X-Trace-Id, or an exemplar's trace_id)",
+                    crate::debug::Safe(id)
+                ),
+            );
+        }
     };
     let Some(capture) = capture else {
         return DiagResponse::not_found(&format!(
@@ -186,11 +197,28 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
             diag.instance()
         ));
     };
+    let instance = diag.instance();
     if req.wants_text() {
-        DiagResponse::new(200, "text/plain; charset=utf-8", render_waterfall(&capture))
+        let text = crate::debug::waterfall::render_on(&capture, Some(instance));
+        DiagResponse::new(200, "text/plain; charset=utf-8", text)
     } else {
-        DiagResponse::json(200, &*capture, req.pretty())
+        DiagResponse::json(
+            200,
+            &One {
+                instance,
+                capture: &capture,
+            },
+            req.pretty(),
+        )
     }
+}
+
+/// A capture as `/debug/requests/{id}` serves it: with the instance that kept it.
+#[derive(Serialize)]
+struct One<'a> {
+    instance: &'a str,
+    #[serde(flatten)]
+    capture: &'a crate::debug::Capture,
 }
 
 #[cfg(test)]
@@ -316,6 +344,8 @@ mod tests {
         assert_eq!(c["response"]["status"], 404);
         assert_eq!(c["response"]["body"]["text"], "hello");
         assert_eq!(c["trace_id"], "09".repeat(16));
+        // Debug ids are numbered per instance: the capture names the one that kept it.
+        assert_eq!(c["instance"], diag.instance());
 
         for (query, accept) in [(None, Some("text/plain")), (Some("format=text"), None)] {
             let text = get(&diag, &format!("/debug/requests/{third}"), query, accept).await;
@@ -327,6 +357,9 @@ mod tests {
             );
             let body = String::from_utf8(text.body).unwrap();
             assert!(body.starts_with("GET /items/3 -> 500"), "{body}");
+            let second_line = body.lines().nth(1).unwrap();
+            let on = format!("debug id {third} on {}   trace ", diag.instance());
+            assert!(second_line.starts_with(&on), "{body}");
         }
         // A client that accepts both gets JSON.
         let both = get(
@@ -338,7 +371,7 @@ mod tests {
         .await;
         assert_eq!(both.header("content-type"), Some("application/json"));
 
-        for missing in [first.to_string(), "999".to_owned(), "abc".to_owned()] {
+        for missing in [first.to_string(), "999".to_owned()] {
             let r = get(&diag, &format!("/debug/requests/{missing}"), None, None).await;
             assert_eq!(r.status, 404, "{missing}");
             assert!(
@@ -347,6 +380,13 @@ mod tests {
                     .unwrap()
                     .contains("no debug capture")
             );
+        }
+        // Neither kind of id: a 400 that says what an id looks like.
+        for garbage in ["abc", "-1", "0x1f"] {
+            let r = get(&diag, &format!("/debug/requests/{garbage}"), None, None).await;
+            assert_eq!(r.status, 400, "{garbage}");
+            let error = json(&r)["error"].as_str().unwrap().to_owned();
+            assert!(error.contains("neither a debug id"), "{error}");
         }
     }
 
