@@ -44,6 +44,7 @@ pub mod net;
 pub mod otlp;
 mod process;
 pub mod request;
+mod shutdown;
 pub mod state;
 pub mod trace;
 
@@ -51,6 +52,7 @@ pub use auth::AuthError;
 pub use diag::{ConfigError, Diag, DiagBuilder};
 pub use endpoint::{DiagResponse, ENDPOINT_DEFAULT_TTL, EndpointRequest};
 pub use headers::{HeaderView, ResponseHeaders};
+pub use shutdown::shutdown_signal;
 pub use state::{ProviderReport, ProviderStatus, RegisterError, StateRegistry};
 
 #[cfg(test)]

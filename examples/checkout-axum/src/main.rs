@@ -32,9 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    // Ctrl-C, or SIGTERM (what Kubernetes, systemd and docker send).
+    .with_graceful_shutdown(diag_core::shutdown_signal())
     .await?;
     // The last second's server spans (and any debug capture still queued) would go
     // down with the process: send them to the collector first.

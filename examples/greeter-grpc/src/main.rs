@@ -29,10 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("DIAG_TOKEN").is_none() {
         tracing::warn!("DIAG_TOKEN is not set: /debug/* answers loopback clients only");
     }
-    greeter_grpc::serve(diag.clone(), listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    // Ctrl-C, or SIGTERM (what Kubernetes, systemd and docker send).
+    greeter_grpc::serve(diag.clone(), listener, diag_core::shutdown_signal()).await?;
     // The last second's server spans (and any debug capture still queued) would go
     // down with the process: send them to the collector first.
     diag.flush_traces_on_exit(Duration::from_secs(5)).await;
