@@ -108,7 +108,8 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// and its spaces, if it has that scheme.
 fn after_scheme<'v>(value: &'v [u8], scheme: &[u8]) -> Option<&'v [u8]> {
     let (name, rest) = value.split_at_checked(scheme.len())?;
-    (name.eq_ignore_ascii_case(scheme) && rest.first().is_some_and(|b| *b == b' '))
+    // `Bearer` alone: HTTP strips the trailing space of `Bearer $UNSET_VARIABLE`.
+    (name.eq_ignore_ascii_case(scheme) && rest.first().is_none_or(|b| *b == b' '))
         .then(|| rest.trim_ascii())
 }
 
@@ -262,16 +263,13 @@ mod tests {
             ),
             Err(AuthError::MalformedAuthorization)
         );
-        assert_eq!(
-            authorize(
-                Some(&t),
-                &none,
-                "GET",
-                &h(&[("authorization", "Bearer ")]),
-                lo
-            ),
-            Err(AuthError::EmptyToken)
-        );
+        for empty in ["Bearer ", "Bearer", "bearer   "] {
+            assert_eq!(
+                authorize(Some(&t), &none, "GET", &h(&[("authorization", empty)]), lo),
+                Err(AuthError::EmptyToken),
+                "{empty:?}"
+            );
+        }
         assert_eq!(
             authorize(
                 Some(&t),

@@ -17,9 +17,11 @@
 //! [`SNAPSHOT_MAX_AGE`]; `recent` covers `window_seconds` back to the newest snapshot at
 //! least [`WINDOW`] old (else the oldest there is). With no earlier snapshot (the
 //! process's first read, and no scrape), `recent` is absent and `note` says so. Each
-//! route also names its slowest exemplar: the trace of the newest request in the
-//! highest bucket that has one, with the path to its capture when it was a debug
-//! request the flight recorder still keeps.
+//! route also names its slowest exemplar: from the highest bucket that has one, the
+//! exemplar with the largest value among the route's statuses (each series keeps the
+//! newest request per bucket, so this is a slow request, not always the slowest one),
+//! with the path to its capture when it was a debug request the flight recorder still
+//! keeps.
 //!
 //! Routes are sorted by recent p99, slowest first (then those without recent traffic,
 //! by p99 since start); at most [`MAX_ROUTES_SHOWN`] are listed (`routes_omitted`
@@ -196,6 +198,13 @@ enum Name {
     Dependency { server_address: String },
 }
 
+/// Whether exemplar `a` (in bucket `a.0`) names a slower request than `b`: a higher
+/// bucket, else a larger value (each series keeps only its newest exemplar per bucket,
+/// so between statuses the value decides, not the time).
+fn slower(a: (usize, &Exemplar), b: (usize, &Exemplar)) -> bool {
+    (a.0, a.1.value) > (b.0, b.1.value)
+}
+
 fn read_now(inner: &Inner, subject: Subject) -> Now {
     let mut bounds = Vec::new();
     let mut routes = HashMap::new();
@@ -230,7 +239,7 @@ fn read_now(inner: &Inner, subject: Subject) -> Now {
             .find_map(|(i, e)| e.map(|e| (i, e)));
         if let Some((bucket, e)) = highest {
             let best = slowest.entry(key).or_insert((bucket, e));
-            if (bucket, e.time) > (best.0, best.1.time) {
+            if slower((bucket, &e), (best.0, &best.1)) {
                 *best = (bucket, e);
             }
         }
@@ -617,6 +626,22 @@ mod tests {
         assert_eq!(earlier[&key].total(), 30);
         // Five minutes of silence: everything is stale.
         assert!(w.observe(at(95 + 301), &routes(99)).is_none());
+    }
+
+    #[test]
+    fn the_slowest_exemplar_is_the_highest_bucket_then_the_largest_value() {
+        use crate::trace::{SpanId, TraceId};
+        let at = |value: f64, secs: u64| Exemplar {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([1; 8]),
+            value,
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        };
+        let (old_slow, new_fast) = (at(9.5, 1), at(7.6, 2));
+        assert!(slower((5, &old_slow), (5, &new_fast)), "value, not time");
+        assert!(!slower((5, &new_fast), (5, &old_slow)));
+        assert!(slower((6, &at(0.2, 0)), (5, &old_slow)), "bucket first");
+        assert!(!slower((5, &old_slow), (5, &old_slow)));
     }
 
     #[test]

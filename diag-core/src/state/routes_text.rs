@@ -6,9 +6,13 @@
 //! routes   recent: the last 62.0 s
 //! failing  GET    /fail: 2 errors (100.0%)
 //!
-//! METHOD ROUTE             | RECENT  req/s   err%  p50 ms  p99 ms | TOTAL   err%  p99 ms | SLOWEST ms  trace
-//! GET    /slow             |      1   0.02   0.0%  175.00  248.50 |     1   0.0%  248.50 |    201.80  b8dd3449…
+//! METHOD ROUTE             | RECENT  req/s   err%  p50 ms  p99 ms | TOTAL   err%  p99 ms | EXEMPLAR ms  trace
+//! GET    /slow             |      1   0.02   0.0%  175.00  248.50 |     1   0.0%  248.50 |      201.80  b8dd3449…
 //! ```
+//!
+//! The percentiles are estimates from the histogram's buckets (linear within a bucket, as
+//! Prometheus's `histogram_quantile`), so a p99 may lie above every request there was;
+//! `EXEMPLAR` is a real request from the route's slowest bucket.
 
 use std::fmt::Write as _;
 
@@ -33,7 +37,8 @@ pub(crate) fn render(name: &str, value: &Value) -> Option<String> {
         None => {
             let _ = writeln!(
                 out,
-                "{list}   recent: none yet (read again in 10 s, or after a /metrics scrape)"
+                "{list}   recent: none yet (a read or a /metrics scrape keeps a snapshot at \
+                 most every 10 s; read again in 10 s)"
             );
         }
     }
@@ -65,7 +70,7 @@ pub(crate) fn render(name: &str, value: &Value) -> Option<String> {
         .max(first.len());
     let _ = writeln!(
         out,
-        "\n{first:<width$} | RECENT  req/s   err%  p50 ms  p99 ms | TOTAL   err%  p99 ms | SLOWEST ms  trace"
+        "\n{first:<width$} | RECENT  req/s   err%  p50 ms  p99 ms | TOTAL   err%  p99 ms | EXEMPLAR ms  trace"
     );
     for (entry, name) in entries.iter().zip(&names) {
         let recent = &entry["recent"];
@@ -86,12 +91,12 @@ pub(crate) fn render(name: &str, value: &Value) -> Option<String> {
         );
         match slowest["trace_id"].as_str() {
             Some(trace) => {
-                let _ = write!(out, "{:>10}  {trace}", number(&slowest["ms"], 2));
+                let _ = write!(out, "{:>11}  {trace}", number(&slowest["ms"], 2));
                 if let Some(capture) = slowest["capture"].as_str() {
                     let _ = write!(out, "  {capture}");
                 }
             }
-            None => out.push_str(&format!("{:>10}", "-")),
+            None => out.push_str(&format!("{:>11}", "-")),
         }
         out.push('\n');
     }
@@ -152,7 +157,7 @@ mod tests {
         assert_eq!(lines[1], "failing  GET    /fail: 2 errors (100.0%)");
         assert!(lines[3].starts_with("METHOD ROUTE"), "{text}");
         assert!(
-            lines[4].contains("|      1   0.02   0.0%  175.00  248.50 |     3   0.0%  248.50 |     201.80  b8dd34491fc63a5d880467d824598b45  /debug/requests/b8dd"),
+            lines[4].contains("|      1   0.02   0.0%  175.00  248.50 |     3   0.0%  248.50 |      201.80  b8dd34491fc63a5d880467d824598b45  /debug/requests/b8dd"),
             "{text}"
         );
         // A control character in a name is shown escaped, never sent to the terminal.
@@ -160,7 +165,7 @@ mod tests {
         assert!(!text.contains('\u{1b}'));
         assert!(
             lines[5].contains(
-                "|      0   0.00      -       -       - |     2 100.0%    4.95 |          -"
+                "|      0   0.00      -       -       - |     2 100.0%    4.95 |           -"
             ),
             "{text}"
         );
