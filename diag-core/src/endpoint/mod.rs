@@ -236,6 +236,13 @@ impl Diag {
         {
             return DiagResponse::unauthorized(e);
         }
+        if let Some(format) = req.query_param("format")
+            && req.path != "/metrics"
+            && !matches!(format, "text" | "json")
+        {
+            let format = crate::debug::Safe(format);
+            return DiagResponse::error(400, &format!("format `{format}`: use text or json"));
+        }
         let path = req.path.trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         match (req.method.as_str(), segments.as_slice()) {

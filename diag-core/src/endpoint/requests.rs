@@ -53,11 +53,17 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
             }
         },
     };
+    let limit = match req.query_param("limit").map(str::parse::<usize>) {
+        None => usize::MAX,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return DiagResponse::error(400, "`limit` must be a number"),
+    };
     // Only a few fields of each capture: the URI is the one that needs redacting.
     let captures = recorder
         .recent_stored()
         .iter()
         .filter(|c| trace.is_none_or(|t| c.trace_id == t))
+        .take(limit)
         .map(|c| Summary {
             id: c.id,
             trace_id: c.trace_id.to_string(),
@@ -507,6 +513,38 @@ mod tests {
         let text = String::from_utf8(text.body).unwrap();
         let line = text.lines().find(|l| l.contains("/shop.Cart/Add")).unwrap();
         assert!(line.contains(" NOT_FOUND "), "{text}");
+    }
+
+    #[tokio::test]
+    async fn limit_keeps_the_newest_and_a_mistyped_format_is_an_error() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let ids: Vec<u64> = (0..3)
+            .map(|i| run_debug_request(&diag, &format!("/items/{i}"), 200))
+            .collect();
+        let list = json(&get(&diag, "/debug/requests", Some("limit=2"), None).await);
+        let listed: Vec<u64> = list["captures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(listed, [ids[2], ids[1]]);
+        let bad = get(&diag, "/debug/requests", Some("limit=two"), None).await;
+        assert_eq!(bad.status, 400);
+
+        for path in ["/debug/requests", "/debug/state/routes", "/debug"] {
+            let typo = get(&diag, path, Some("format=txt"), None).await;
+            assert_eq!(typo.status, 400, "{path}");
+            assert!(
+                json(&typo)["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("use text or json")
+            );
+            let explicit = get(&diag, path, Some("format=json"), None).await;
+            assert_eq!(explicit.status, 200, "{path}");
+            assert_eq!(explicit.header("content-type"), Some("application/json"));
+        }
     }
 
     #[tokio::test]

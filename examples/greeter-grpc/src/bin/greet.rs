@@ -82,6 +82,7 @@ fn print_metadata(metadata: &MetadataMap) {
         "server-timing",
         "x-debug-id",
         "x-trace-id",
+        "x-debug-instance",
         "x-debug-status",
     ] {
         if let Some(value) = metadata.get(name).and_then(|v| v.to_str().ok()) {
