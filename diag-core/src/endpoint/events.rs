@@ -2,7 +2,9 @@
 //!
 //! `?since=<seq>` keeps events after that sequence number (poll with the last `seq`
 //! seen), `?kind=<kind>` keeps one kind, `?limit=<n>` caps the answer (default and
-//! maximum: the timeline's capacity; the newest are kept), `?pretty` indents.
+//! maximum: the timeline's capacity; the newest are kept), `?pretty` indents. As text
+//! (`Accept: text/plain` or `?format=text`), one line per event: how long ago, the UTC
+//! time, the kind and the message.
 
 use serde::Serialize;
 
@@ -42,7 +44,65 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         evicted: events.evicted(),
         kind,
     };
+    if req.wants_text() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        return DiagResponse::new(200, "text/plain; charset=utf-8", render_text(&page, now));
+    }
     DiagResponse::json(200, &page, req.pretty())
+}
+
+/// The timeline as a person reads it: oldest first, as in JSON, so the newest is the
+/// last line above the prompt.
+fn render_text(page: &EventsPage<'_>, now_unix: f64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if page.events.is_empty() {
+        out.push_str("(no events");
+        if let Some(kind) = page.kind {
+            let _ = write!(out, " of kind `{}`", crate::debug::Safe(kind));
+        }
+        out.push_str(")\n");
+    }
+    let width = page.events.iter().map(|e| e.kind.len()).max().unwrap_or(0);
+    for e in &page.events {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:>8} ago  {}  {:<width$}  {}",
+            e.seq,
+            super::requests::age(now_unix - e.time_unix),
+            utc(e.time_unix),
+            crate::debug::Safe(&e.kind),
+            crate::debug::Safe(&e.message),
+        );
+    }
+    if page.evicted > 0 {
+        let _ = writeln!(out, "({} older events evicted)", page.evicted);
+    }
+    out
+}
+
+/// `2026-11-27 02:37:07Z`: seconds since the Unix epoch as a UTC date and time.
+fn utc(time_unix: f64) -> String {
+    let secs = time_unix.max(0.0) as i64;
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        day_secs / 3600,
+        day_secs % 3600 / 60,
+        day_secs % 60
+    )
 }
 
 #[cfg(test)]
@@ -105,6 +165,40 @@ mod tests {
         let (status, err) = get(&diag, Some("since=yesterday")).await;
         assert_eq!(status, 400);
         assert!(err["error"].as_str().unwrap().contains("since"));
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0.0), "1970-01-01 00:00:00Z");
+        assert_eq!(super::utc(951_782_400.0), "2000-02-29 00:00:00Z");
+        assert_eq!(super::utc(1_798_338_627.9), "2026-12-27 02:30:27Z");
+        assert_eq!(super::utc(4_107_542_399.0), "2100-02-28 23:59:59Z");
+    }
+
+    #[tokio::test]
+    async fn the_timeline_as_text() {
+        let diag = Diag::builder().service("svc").build().unwrap();
+        diag.events()
+            .record("deploy", "v2 rolled out\n   1  forged line");
+        let resp = diag
+            .serve(EndpointRequest {
+                method: "GET".into(),
+                path: "/debug/events".into(),
+                query: Some("format=text".into()),
+                peer: Some("127.0.0.1:1".parse().unwrap()),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(resp.status, 200);
+        let text = String::from_utf8(resp.body).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].trim_start().starts_with("1 "), "{text}");
+        assert!(
+            lines[0].contains(" ago  ") && lines[0].contains("Z  start "),
+            "{text}"
+        );
+        assert!(lines[1].contains("deploy  v2 rolled out\\n"), "{text}");
     }
 
     #[tokio::test]

@@ -163,7 +163,7 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
 }
 
 /// `secs` ago, to the precision a person needs.
-fn age(secs: f64) -> String {
+pub(super) fn age(secs: f64) -> String {
     let secs = secs.max(0.0);
     if secs < 1.0 {
         format!("{:.0} ms", secs * 1000.0)
