@@ -168,17 +168,29 @@ impl Redactor {
         }
     }
 
-    /// `k=v&...` with secret keys' values redacted.
+    /// `k=v&...` with secret keys' values redacted. A nested key (`user[password]`, as
+    /// Rails and PHP forms write them) is secret when its last part is.
     pub(crate) fn form(&self, text: &str) -> String {
         text.split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if self.is_secret_field(&percent_decode(k)) => {
+                Some((k, _)) if self.is_secret_form_key(&percent_decode(k)) => {
                     format!("{k}={REDACTED}")
                 }
                 _ => pair.to_owned(),
             })
             .collect::<Vec<_>>()
             .join("&")
+    }
+
+    fn is_secret_form_key(&self, key: &str) -> bool {
+        if self.is_secret_field(key) {
+            return true;
+        }
+        // `user[password]`, `users[0][password]`, `password[]`: the last named part.
+        let mut parts = key.split(['[', ']']).filter(|p| !p.is_empty());
+        parts
+            .next_back()
+            .is_some_and(|last| self.is_secret_field(last))
     }
 
     /// Span or log fields, copied for a reader, with secret ones redacted.
@@ -209,11 +221,15 @@ impl Redactor {
             return (text.to_owned(), None);
         }
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
-        if ct.starts_with("application/x-www-form-urlencoded") {
-            return (self.form(text), Some(BodyRedaction::Form));
+        let looks_json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+        // The client chose the label: `curl -d '{"password": …}'` sends JSON labelled as a
+        // form. Such a body goes through the JSON passes; a real form gets the textual
+        // pass too, for JSON inside one of its values.
+        let form = ct.starts_with("application/x-www-form-urlencoded");
+        if form && !looks_json {
+            return (self.json_text(&self.form(text)), Some(BodyRedaction::Form));
         }
-        let jsonish = ct.contains("json")
-            || (ct.is_empty() && matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[')));
+        let jsonish = ct.contains("json") || ((ct.is_empty() || form) && looks_json);
         if jsonish
             && complete
             && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
@@ -470,6 +486,26 @@ mod tests {
             "/login?next=%2F&token=[redacted]"
         );
         assert_eq!(r.uri("/plain"), "/plain");
+        // Nested keys, as Rails and PHP forms write them.
+        assert_eq!(
+            r.uri("/login?user%5Bpassword%5D=x&users[0][token]=y&user[name]=ann&password[]=z"),
+            "/login?user%5Bpassword%5D=[redacted]&users[0][token]=[redacted]&user[name]=ann&password[]=[redacted]"
+        );
+        // JSON labelled as a form (`curl -d '{...}'`): redacted as JSON all the same.
+        let (out, how) = r.body_text(
+            Some("application/x-www-form-urlencoded"),
+            r#"{"user":"ann","data":{"password":"hunter2"}}"#,
+            true,
+        );
+        assert_eq!(how, Some(BodyRedaction::Json));
+        assert_eq!(out, r#"{"data":{"password":"[redacted]"},"user":"ann"}"#);
+        // JSON inside a form value.
+        let (out, _) = r.body_text(
+            Some("application/x-www-form-urlencoded"),
+            r#"a=1&payload={"password":"hunter2"}"#,
+            true,
+        );
+        assert!(!out.contains("hunter2"), "{out}");
     }
 
     #[test]
