@@ -94,7 +94,15 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         service: diag.service(),
         version: diag.version(),
         instance: diag.instance(),
-        uptime_seconds: crate::clock::seconds_to_ms(diag.uptime()),
+        // The process's, as the `process` provider and `process_start_time_seconds` say
+        // (the kernel's start time), not the `Diag` handle's, which may be younger.
+        uptime_seconds: match crate::process::ProcessStats::read().start_time_unix {
+            Some(start) => {
+                let now = crate::process::unix_seconds(std::time::SystemTime::now());
+                ((now - start).max(0.0) * 1000.0).round() / 1000.0
+            }
+            None => crate::clock::seconds_to_ms(diag.uptime()),
+        },
         diag_version: env!("CARGO_PKG_VERSION"),
         disabled: diag.is_disabled(),
         endpoints: ENDPOINTS
@@ -284,6 +292,31 @@ mod tests {
         ] {
             assert!(providers.contains(&Value::from(p)), "{p} missing");
         }
+    }
+
+    #[tokio::test]
+    async fn the_index_and_the_process_provider_agree_on_uptime() {
+        let diag = diag();
+        // This test process began before this `Diag` was built.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let index: Value = serde_json::from_slice(&diag.serve(request(None)).await.body).unwrap();
+        let process = diag
+            .state()
+            .collect("process")
+            .await
+            .unwrap()
+            .value
+            .unwrap();
+        let (a, b) = (
+            index["uptime_seconds"].as_f64().unwrap(),
+            process["uptime_seconds"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1.0, "index {a} s, process {b} s");
+        assert!(
+            a >= diag.uptime().as_secs_f64(),
+            "index {a} s, Diag {:?}",
+            diag.uptime()
+        );
     }
 
     #[tokio::test]
