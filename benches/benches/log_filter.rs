@@ -1,7 +1,8 @@
 //! The cost diag's per-request log filter adds to a service's logging, against the
 //! service's plain `EnvFilter`: a disabled `debug!` and an enabled `info!` (to a sink),
 //! with no debug request in flight; and a disabled `debug!` and `trace!` outside a
-//! DEBUG-level debug request that is in flight.
+//! DEBUG-level debug request that is in flight; and `TraceIdWriter`'s price on an enabled
+//! line, inside a request and outside one.
 //!
 //! Each case has its own callsites and its own dispatcher, alive only while it runs:
 //! tracing-core combines callsite interest over every live dispatcher, so sharing
@@ -73,6 +74,45 @@ fn bench(c: &mut Criterion) {
                 "disabled_debug/diag_filter_info_without_recording_layer",
                 |b| b.iter(|| tracing::debug!(n = black_box(1u64), "disabled")),
             );
+        });
+    }
+    {
+        // Before the debug request below: its end makes diag's interest thread rebuild
+        // the callsite cache 500 ms later, from a thread that sees no scoped dispatcher.
+        // `TraceIdWriter`: an enabled `info!` written while a normal request is current
+        // (the line gets ` trace_id=…`), and outside any request, against the plain writer.
+        let diag = diag_core::Diag::builder().build().expect("diag builds");
+        let request = diag.begin(&diag_core::request::RequestView {
+            method: "GET",
+            route: Some("/"),
+            uri: "/",
+            headers: &(),
+            peer: &|| None,
+        });
+        let tagged = Dispatch::new(
+            tracing_subscriber::registry().with(
+                fmt::layer()
+                    .with_writer(diag_core::log::TraceIdWriter::new(std::io::sink))
+                    .with_filter(EnvFilter::new("info")),
+            ),
+        );
+        tracing::dispatcher::with_default(&tagged, || {
+            {
+                let _entered = request.enter();
+                g.bench_function("enabled_info/trace_id_writer_in_request", |b| {
+                    b.iter(|| tracing::info!(n = black_box(1u64), "enabled"))
+                });
+            }
+            g.bench_function("enabled_info/trace_id_writer_outside_request", |b| {
+                b.iter(|| tracing::info!(n = black_box(1u64), "enabled"))
+            });
+        });
+        let untagged = plain();
+        tracing::dispatcher::with_default(&untagged, || {
+            let _entered = request.enter();
+            g.bench_function("enabled_info/env_filter_info_in_request", |b| {
+                b.iter(|| tracing::info!(n = black_box(1u64), "enabled"))
+            });
         });
     }
     {
