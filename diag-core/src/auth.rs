@@ -13,7 +13,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::HeaderView;
-use crate::net::{TrustedProxies, client_ip};
+use crate::net::{ClientError, TrustedProxies, request_client};
 
 /// Why a request to a diagnostics endpoint was refused.
 ///
@@ -63,6 +63,13 @@ pub enum AuthError {
     /// No token is configured and the request came through a proxy that is not trusted.
     #[error("no token is configured and the request came through an untrusted proxy")]
     UntrustedProxy,
+    /// No token is configured and a trusted proxy forwarded the request without saying
+    /// who the client is (a forwarding hop that is no address, or headers that disagree).
+    #[error(
+        "no token is configured and the forwarding headers do not say who the client is, \
+         so loopback cannot be proven"
+    )]
+    UnknownClient,
 }
 
 /// A secret compared in constant time; its `Debug` never shows it.
@@ -192,12 +199,10 @@ pub(crate) fn authorize(
         };
     }
     let peer = peer.ok_or(AuthError::UnknownPeer)?.ip();
-    let forwarded = headers.get_joined("x-forwarded-for");
-    let proxied = forwarded.is_some() || headers.get("forwarded").is_some();
-    if proxied && !trusted.contains(crate::net::canonical_ip(peer)) {
-        return Err(AuthError::UntrustedProxy);
-    }
-    let client = client_ip(peer, forwarded.as_deref(), trusted);
+    let client = request_client(peer, headers, trusted).map_err(|e| match e {
+        ClientError::UntrustedProxy => AuthError::UntrustedProxy,
+        ClientError::Unknown => AuthError::UnknownClient,
+    })?;
     if is_loopback(client) {
         Ok(())
     } else {
@@ -417,5 +422,24 @@ mod tests {
             ),
             Err(AuthError::NotLoopback)
         );
+        // A hop that is no address does not leave the local proxy as the client, and
+        // `Forwarded` or `X-Real-IP` name the client as `X-Forwarded-For` does.
+        for (name, value, refused) in [
+            ("x-forwarded-for", "unknown", AuthError::UnknownClient),
+            (
+                "x-forwarded-for",
+                "203.0.113.5:5555",
+                AuthError::NotLoopback,
+            ),
+            ("forwarded", "for=203.0.113.5", AuthError::NotLoopback),
+            ("forwarded", "for=_hidden", AuthError::UnknownClient),
+            ("x-real-ip", "203.0.113.5", AuthError::NotLoopback),
+        ] {
+            assert_eq!(
+                authorize(None, &local, "GET", &h(&[(name, value)]), peer("127.0.0.1")),
+                Err(refused),
+                "{name}: {value}"
+            );
+        }
     }
 }

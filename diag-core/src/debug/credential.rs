@@ -19,7 +19,7 @@ use super::signed;
 use super::throttle::Throttle;
 use crate::HeaderView;
 use crate::auth::Secret;
-use crate::net::{Cidr, TrustedProxies, canonical_ip, client_ip};
+use crate::net::{Cidr, TrustedProxies, request_client};
 
 /// The longest `X-Debug` value looked at; longer ones are refused unread.
 ///
@@ -197,13 +197,10 @@ impl CredentialPolicy<'_> {
         peer: Option<SocketAddr>,
     ) -> Result<(), RejectReason> {
         let peer = peer.ok_or(RejectReason::UntrustedNetwork)?.ip();
-        let forwarded = headers.get_joined("x-forwarded-for");
-        let proxied = forwarded.is_some() || headers.get("forwarded").is_some();
-        // A local reverse proxy nobody declared would make every outsider look local.
-        if proxied && !self.proxies.contains(canonical_ip(peer)) {
-            return Err(RejectReason::UntrustedNetwork);
-        }
-        let client = client_ip(peer, forwarded.as_deref(), self.proxies);
+        // Through a proxy nobody declared, or one that does not say who the client is:
+        // untrusted (a local reverse proxy would otherwise make every outsider local).
+        let client = request_client(peer, headers, self.proxies)
+            .map_err(|_| RejectReason::UntrustedNetwork)?;
         if self.networks.iter().any(|n| n.contains(client)) {
             Ok(())
         } else {

@@ -7,3 +7,4 @@ pub use cidr::{Cidr, CidrParseError};
 pub use peer::{TrustedProxies, client_ip};
 
 pub(crate) use cidr::canonical as canonical_ip;
+pub(crate) use peer::{ClientError, request_client};

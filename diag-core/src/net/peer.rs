@@ -61,13 +61,15 @@ impl TrustedProxies {
     }
 }
 
-/// The address of the client that sent a request.
+/// The address of the client that sent a request, or `None` when it cannot be told.
 ///
 /// `socket_peer` is the address of the TCP peer. `forwarded_for` is the raw
 /// `X-Forwarded-For` value (all of its header lines joined by commas). The header is
 /// read only when the socket peer is a trusted proxy; then it is walked from the right,
-/// skipping trusted proxies, and the first untrusted hop is the client. A malformed hop
-/// stops the walk at the last address known good.
+/// skipping trusted proxies, and the first untrusted hop is the client. A hop may carry
+/// a port (`203.0.113.9:5555`, `[2001:db8::1]:443`, as some proxies write them); a hop
+/// that is no address at all (`unknown`, garbage) makes the client unknown: `None`,
+/// never the trusted proxy behind it (which is often loopback).
 ///
 /// ```
 /// use std::net::IpAddr;
@@ -76,35 +78,123 @@ impl TrustedProxies {
 /// let peer: IpAddr = "10.0.0.2".parse().unwrap();
 /// // A spoofed left-most entry does not win: the walk stops at the first untrusted hop.
 /// let xff = "127.0.0.1, 198.51.100.2, 10.9.9.9";
-/// assert_eq!(client_ip(peer, Some(xff), &lb), "198.51.100.2".parse::<IpAddr>().unwrap());
+/// assert_eq!(client_ip(peer, Some(xff), &lb), Some("198.51.100.2".parse().unwrap()));
 /// // Without a trusted proxy in front, the header is ignored.
-/// assert_eq!(client_ip(peer, Some(xff), &TrustedProxies::default()), peer);
+/// assert_eq!(client_ip(peer, Some(xff), &TrustedProxies::default()), Some(peer));
+/// // A hop that is no address: nobody knows who the client is.
+/// assert_eq!(client_ip(peer, Some("unknown, 10.9.9.9"), &lb), None);
 /// ```
 pub fn client_ip(
     socket_peer: IpAddr,
     forwarded_for: Option<&str>,
     trusted: &TrustedProxies,
-) -> IpAddr {
+) -> Option<IpAddr> {
     let socket_peer = canonical(socket_peer);
-    let Some(xff) = forwarded_for else {
-        return socket_peer;
-    };
-    if !trusted.contains(socket_peer) {
-        return socket_peer;
+    match forwarded_for {
+        Some(xff) if trusted.contains(socket_peer) => walk(socket_peer, xff.rsplit(','), trusted),
+        _ => Some(socket_peer),
     }
+}
+
+/// From the right: the first hop that is not a trusted proxy; `None` at a hop that is no
+/// address.
+fn walk<'a>(
+    socket_peer: IpAddr,
+    hops_from_the_right: impl Iterator<Item = &'a str>,
+    trusted: &TrustedProxies,
+) -> Option<IpAddr> {
     let mut client = socket_peer;
-    for hop in xff.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
-                client = canonical(ip);
-                if !trusted.contains(client) {
-                    break;
-                }
-            }
-            Err(_) => break,
+    for hop in hops_from_the_right {
+        client = canonical(hop_address(hop)?);
+        if !trusted.contains(client) {
+            break;
         }
     }
-    client
+    Some(client)
+}
+
+/// The address of one forwarding hop: `203.0.113.9`, `203.0.113.9:5555`, `2001:db8::1`,
+/// `[2001:db8::1]:443`, optionally in double quotes (RFC 7239's `for="[…]:443"`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let hop = hop
+        .strip_prefix('"')
+        .and_then(|h| h.strip_suffix('"'))
+        .unwrap_or(hop);
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        if !after.is_empty() {
+            after.strip_prefix(':')?.parse::<u16>().ok()?;
+        }
+        return v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    // `a.b.c.d:port` (a bare IPv6 address parsed above; one with a port is bracketed).
+    let (host, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+/// The `for=` values of a `Forwarded` header (RFC 7239), one per element, in order.
+fn forwarded_for_values(forwarded: &str) -> impl DoubleEndedIterator<Item = &str> {
+    forwarded.split(',').map(|element| {
+        element
+            .split(';')
+            .find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("for").then_some(v.trim())
+            })
+            // An element without `for=` says nothing of the client: no address.
+            .unwrap_or("")
+    })
+}
+
+/// Why diag cannot name the client of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientError {
+    /// Forwarding headers came from a peer that is not a trusted proxy: a local reverse
+    /// proxy nobody declared would make every outsider look local.
+    UntrustedProxy,
+    /// A trusted proxy forwarded it, but its forwarding headers do not say who the
+    /// client is (a hop that is no address, or headers that disagree).
+    Unknown,
+}
+
+/// Who sent a request, from its socket peer and its forwarding headers
+/// (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`), for access and network checks. Without
+/// any forwarding header the peer is the client. With one, the peer must be a trusted
+/// proxy, and the headers must name the client: `X-Forwarded-For`, else `Forwarded`'s
+/// `for=` values, else `X-Real-IP`, walked as [`client_ip`] walks; when both
+/// `X-Forwarded-For` and `Forwarded` are present they must agree (a proxy that writes
+/// one passes a client's forged other through).
+pub(crate) fn request_client(
+    peer: IpAddr,
+    headers: &dyn crate::HeaderView,
+    trusted: &TrustedProxies,
+) -> Result<IpAddr, ClientError> {
+    let peer = canonical(peer);
+    let xff = headers.get_joined("x-forwarded-for");
+    let forwarded = headers.get_joined("forwarded");
+    let real_ip = headers.get_joined("x-real-ip");
+    if xff.is_none() && forwarded.is_none() && real_ip.is_none() {
+        return Ok(peer);
+    }
+    if !trusted.contains(peer) {
+        return Err(ClientError::UntrustedProxy);
+    }
+    let from_xff = xff.as_deref().map(|v| walk(peer, v.rsplit(','), trusted));
+    let from_forwarded = forwarded
+        .as_deref()
+        .map(|v| walk(peer, forwarded_for_values(v).rev(), trusted));
+    let client = match (from_xff, from_forwarded) {
+        (Some(a), Some(b)) if a == b => a,
+        (Some(_), Some(_)) => None,
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => walk(peer, real_ip.as_deref().into_iter(), trusted),
+    };
+    client.ok_or(ClientError::Unknown)
 }
 
 #[cfg(test)]
@@ -120,7 +210,7 @@ mod tests {
         let none = TrustedProxies::default();
         assert_eq!(
             client_ip(ip("203.0.113.1"), Some("127.0.0.1"), &none),
-            ip("203.0.113.1")
+            Some(ip("203.0.113.1"))
         );
     }
 
@@ -133,12 +223,117 @@ mod tests {
                 Some("127.0.0.1, 198.51.100.2, 10.9.9.9"),
                 &t
             ),
-            ip("198.51.100.2"),
+            Some(ip("198.51.100.2")),
             "a spoofed left-most entry must not win"
         );
+        // A hop that is no address: the client is unknown, never the proxy behind it.
+        for garbage in [
+            "garbage",
+            "unknown",
+            "1.2.3.4.5",
+            "[::1",
+            "1.2.3.4:99999",
+            "[::1]:abc",
+            "[::1]x",
+            "[1.2.3.4]",
+        ] {
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), Some(garbage), &t),
+                None,
+                "{garbage}"
+            );
+        }
+        // Hops with ports, as some proxies write them.
+        for (hop, client) in [
+            ("203.0.113.9:5555", "203.0.113.9"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("\"[2001:db8::1]:443\"", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+        ] {
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), Some(hop), &t),
+                Some(ip(client)),
+                "{hop}"
+            );
+        }
+    }
+
+    fn client(
+        peer: &str,
+        headers: &[(&str, &str)],
+        trusted: &TrustedProxies,
+    ) -> Result<IpAddr, ClientError> {
+        request_client(ip(peer), &crate::test_support::headers(headers), trusted)
+    }
+
+    #[test]
+    fn every_forwarding_header_is_a_proxy_and_must_name_the_client() {
+        let lo = TrustedProxies::new(vec!["127.0.0.1".parse().unwrap()]);
+        let none = TrustedProxies::default();
+        // No forwarding header: the peer.
+        assert_eq!(client("127.0.0.1", &[], &lo), Ok(ip("127.0.0.1")));
+        // Any of the three from an untrusted peer: refused.
+        for h in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+            assert_eq!(
+                client("127.0.0.1", &[(h, "for=1.2.3.4")], &none),
+                Err(ClientError::UntrustedProxy),
+                "{h}"
+            );
+        }
+        // `Forwarded` alone, through the trusted proxy: its `for=` names the client.
         assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("garbage"), &t),
-            ip("10.0.0.1")
+            client("127.0.0.1", &[("forwarded", "for=1.2.3.4;proto=http")], &lo),
+            Ok(ip("1.2.3.4"))
+        );
+        assert_eq!(
+            client(
+                "127.0.0.1",
+                &[("forwarded", "for=\"[2001:db8::1]:443\", for=127.0.0.1")],
+                &lo
+            ),
+            Ok(ip("2001:db8::1"))
+        );
+        for unknown in [
+            "for=unknown",
+            "for=_hidden",
+            "proto=https",
+            "for=1.2.3.4:5555x",
+        ] {
+            assert_eq!(
+                client("127.0.0.1", &[("forwarded", unknown)], &lo),
+                Err(ClientError::Unknown),
+                "{unknown}"
+            );
+        }
+        // `X-Real-IP` alone.
+        assert_eq!(
+            client("127.0.0.1", &[("x-real-ip", "1.2.3.4")], &lo),
+            Ok(ip("1.2.3.4"))
+        );
+        // A port on an `X-Forwarded-For` hop no longer ends the walk at the proxy.
+        assert_eq!(
+            client("127.0.0.1", &[("x-forwarded-for", "1.2.3.4:5555")], &lo),
+            Ok(ip("1.2.3.4"))
+        );
+        // Both kinds: they must agree, or nobody knows who the client is.
+        assert_eq!(
+            client(
+                "127.0.0.1",
+                &[
+                    ("x-forwarded-for", "127.0.0.1"),
+                    ("forwarded", "for=1.2.3.4")
+                ],
+                &lo
+            ),
+            Err(ClientError::Unknown)
+        );
+        assert_eq!(
+            client(
+                "127.0.0.1",
+                &[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")],
+                &lo
+            ),
+            Ok(ip("1.2.3.4"))
         );
     }
 }

@@ -5,7 +5,7 @@ use diag_core::body::Polled;
 use diag_core::request::RequestView;
 use diag_core::{Diag, EndpointRequest};
 use proptest::prelude::*;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::LazyLock;
 
 use crate::requests::*;
@@ -67,6 +67,8 @@ pub(crate) static ENDPOINTS: LazyLock<Vec<EndpointSetup>> = LazyLock::new(|| {
         with_capture(
             builder()
                 .trusted_proxy("10.0.0.0/8")
+                // A local reverse proxy: the client behind it must not pass for loopback.
+                .trusted_proxy("127.0.0.1")
                 .build()
                 .expect("a diag"),
             None,
@@ -88,7 +90,8 @@ pub(crate) enum Access {
 /// The documented access rules (`auth.rs`). With a token: the first `Authorization` line
 /// is `Bearer <token>`, or `Basic base64(<any user>:<token>)` which only reads (`GET`,
 /// `HEAD`); scheme in any case, then a space, white space around the credentials
-/// ignored. Without a token: a loopback client, through trusted proxies (10.0.0.0/8) only.
+/// ignored. Without a token: a loopback client, through trusted proxies (10.0.0.0/8 and
+/// 127.0.0.1) only.
 pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
     if let Some(token) = setup.token {
         let Some(value) = req
@@ -132,20 +135,9 @@ pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
             Access::Allowed
         };
     }
-    let joined: Vec<&str> = req
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let xff = (!joined.is_empty()).then(|| joined.join(", "));
-    let forwarded = req
-        .headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("forwarded"));
-    if from_network(req.peer, xff.as_deref(), forwarded, in_10_8, |ip| {
-        ip.is_loopback()
-    }) {
+    let f = Forwarding::from_lines(req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let trusted = |ip: IpAddr| in_10_8(ip) || ip == IpAddr::from([127, 0, 0, 1]);
+    if from_network(req.peer, &f, trusted, |ip| ip.is_loopback()) {
         Access::Allowed
     } else {
         Access::Refused
@@ -368,7 +360,10 @@ pub(crate) fn endpoint_header() -> BoxedStrategy<(String, String)> {
             .prop_map(|(n, v)| (n.to_owned(), v)),
         2 => (prop::sample::select(vec!["x-forwarded-for", "X-Forwarded-For"]), xff)
             .prop_map(|(n, v)| (n.to_owned(), v)),
-        1 => ("forwarded", "[ -~]{0,20}").prop_map(|(n, v)| (n.to_owned(), v)),
+        1 => ("forwarded", forwarded_strategy())
+            .prop_map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(&v).into_owned())),
+        1 => ("x-real-ip", xff_strategy())
+            .prop_map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(&v).into_owned())),
         1 => ("content-type", prop::sample::select(vec!["application/json", "text/plain", "x"]))
             .prop_map(|(n, v)| (n.to_owned(), v.to_owned())),
         1 => ("[a-z-]{1,12}", ".{0,20}"),

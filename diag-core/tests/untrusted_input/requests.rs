@@ -122,18 +122,15 @@ pub(crate) fn expected_decision(
         return MALFORMED;
     }
     if t == b"1" {
-        let xff = headers.joined("x-forwarded-for");
-        let forwarded = headers.get("forwarded").is_some();
+        let f = Forwarding {
+            xff: headers.joined("x-forwarded-for"),
+            forwarded: headers.joined("forwarded"),
+            real_ip: headers.joined("x-real-ip"),
+        };
         let allowed = if setup.office {
-            from_network(peer, xff.as_deref(), forwarded, in_10_8, in_192_0_2)
+            from_network(peer, &f, in_10_8, in_192_0_2)
         } else {
-            from_network(
-                peer,
-                xff.as_deref(),
-                forwarded,
-                |_| false,
-                |ip| ip.is_loopback(),
-            )
+            from_network(peer, &f, |_| false, |ip| ip.is_loopback())
         };
         return if allowed {
             Expect::Debug
@@ -227,6 +224,7 @@ pub(crate) fn header_pair() -> BoxedStrategy<(String, Bytes)> {
             "x-forwarded-for",
             "X-Forwarded-For",
             "forwarded",
+            "x-real-ip",
             "authorization",
             "cookie",
             "content-type",
@@ -251,6 +249,8 @@ pub(crate) fn header_pair() -> BoxedStrategy<(String, Bytes)> {
                     .prop_map(|ts| ts.lines.into_iter().next().map(|b| b.0).unwrap_or_default())
                     .boxed(),
                 "x-forwarded-for" => xff_strategy(),
+                "forwarded" => forwarded_strategy(),
+                "x-real-ip" => xff_strategy(),
                 "content-length" => prop_oneof![
                     (0u64..100_000).prop_map(|n| n.to_string().into_bytes()),
                     generic_value(),

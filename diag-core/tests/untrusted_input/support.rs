@@ -157,50 +157,126 @@ pub(crate) fn in_192_0_2(ip: IpAddr) -> bool {
     matches!(canonical(ip), IpAddr::V4(v4) if v4.octets()[..3] == [192, 0, 2])
 }
 
-/// Who the client is, as documented for `client_ip`: the socket peer, unless it is a
-/// trusted proxy; then `X-Forwarded-For` is walked from the right past trusted proxies,
-/// stopping at the first untrusted hop, or at a malformed one.
-pub(crate) fn client_of(
-    peer: IpAddr,
-    xff: Option<&str>,
-    trusted: impl Fn(IpAddr) -> bool,
-) -> IpAddr {
-    let peer = canonical(peer);
-    let Some(xff) = xff else { return peer };
-    if !trusted(peer) {
-        return peer;
+/// One forwarding hop's address, as documented for `client_ip`: an address, with or
+/// without a port (`a.b.c.d:port`, `[v6]:port`), optionally in double quotes.
+pub(crate) fn hop_of(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let hop = if hop.len() >= 2 && hop.starts_with('"') && hop.ends_with('"') {
+        &hop[1..hop.len() - 1]
+    } else {
+        hop
+    };
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
     }
+    if let Ok(sa) = hop.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    let v6 = hop.strip_prefix('[')?.strip_suffix(']')?;
+    v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+}
+
+/// Walks hops given from the right past trusted proxies: the first untrusted one, or
+/// `None` at a hop that is no address.
+pub(crate) fn walk_of<'a>(
+    peer: IpAddr,
+    hops: impl Iterator<Item = &'a str>,
+    trusted: impl Fn(IpAddr) -> bool,
+) -> Option<IpAddr> {
     let mut client = peer;
-    for hop in xff.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
-                client = canonical(ip);
-                if !trusted(client) {
-                    break;
-                }
-            }
-            Err(_) => break,
+    for hop in hops {
+        client = canonical(hop_of(hop)?);
+        if !trusted(client) {
+            break;
         }
     }
-    client
+    Some(client)
+}
+
+/// The forwarding headers of a request, as the access rules read them.
+#[derive(Default)]
+pub(crate) struct Forwarding {
+    pub(crate) xff: Option<String>,
+    pub(crate) forwarded: Option<String>,
+    pub(crate) real_ip: Option<String>,
+}
+
+impl Forwarding {
+    /// From header lines: each header's lines joined with `, `.
+    pub(crate) fn from_lines<'a>(lines: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Self {
+        let joined = |name: &str| {
+            let values: Vec<&str> = lines
+                .clone()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .collect();
+            (!values.is_empty()).then(|| values.join(", "))
+        };
+        Forwarding {
+            xff: joined("x-forwarded-for"),
+            forwarded: joined("forwarded"),
+            real_ip: joined("x-real-ip"),
+        }
+    }
+}
+
+/// Who the client is, as documented for diag's access and network checks: the peer when
+/// no forwarding header came; else (from a trusted proxy only) `X-Forwarded-For`, else
+/// `Forwarded`'s `for=` values, else `X-Real-IP`, walked from the right; the first two
+/// must agree when both came. `None`: nobody can tell.
+pub(crate) fn client_of(
+    peer: IpAddr,
+    f: &Forwarding,
+    trusted: impl Fn(IpAddr) -> bool + Copy,
+) -> Option<IpAddr> {
+    let peer = canonical(peer);
+    if f.xff.is_none() && f.forwarded.is_none() && f.real_ip.is_none() {
+        return Some(peer);
+    }
+    if !trusted(peer) {
+        return None;
+    }
+    let from_xff = f
+        .xff
+        .as_deref()
+        .map(|v| walk_of(peer, v.rsplit(','), trusted));
+    let from_forwarded = f.forwarded.as_deref().map(|v| {
+        let fors: Vec<&str> = v
+            .split(',')
+            .map(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+                    .map_or("", |(_, v)| v.trim())
+            })
+            .collect();
+        walk_of(peer, fors.into_iter().rev(), trusted)
+    });
+    match (from_xff, from_forwarded) {
+        (Some(a), Some(b)) => {
+            if a == b {
+                a
+            } else {
+                None
+            }
+        }
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => walk_of(peer, f.real_ip.as_deref().into_iter(), trusted),
+    }
 }
 
 /// Whether a request coming from `peer` with these headers counts as coming from the
 /// allowed network `allowed`, when `trusted` proxies are believed: a request that came
-/// through a proxy nobody declared never does.
+/// through a proxy nobody declared, or whose client nobody can tell, never does.
 pub(crate) fn from_network(
     peer: Option<SocketAddr>,
-    xff: Option<&str>,
-    forwarded: bool,
+    f: &Forwarding,
     trusted: impl Fn(IpAddr) -> bool + Copy,
     allowed: impl Fn(IpAddr) -> bool,
 ) -> bool {
     let Some(peer) = peer else { return false };
-    let proxied = xff.is_some() || forwarded;
-    if proxied && !trusted(canonical(peer.ip())) {
-        return false;
-    }
-    allowed(client_of(peer.ip(), xff, trusted))
+    client_of(peer.ip(), f, trusted).is_some_and(allowed)
 }
 
 pub(crate) fn peer_strategy() -> BoxedStrategy<Option<SocketAddr>> {
@@ -243,6 +319,10 @@ pub(crate) fn xff_strategy() -> BoxedStrategy<Vec<u8>> {
             "203.0.113.7",
             "[::1]",
             "127.0.0.1:8080",
+            "203.0.113.7:5555",
+            "[2001:db8::1]:443",
+            "[::1]:x",
+            "\"[::1]:80\"",
             "unknown",
             "",
             "300.1.1.1",
@@ -259,6 +339,31 @@ pub(crate) fn xff_strategy() -> BoxedStrategy<Vec<u8>> {
                 .join(",")
                 .into_bytes()
         }),
+        1 => generic_value(),
+    ]
+    .boxed()
+}
+
+/// `Forwarded` values (RFC 7239): elements of `for=`, `by=`, `proto=` pairs, some
+/// quoted, some without `for=`, or anything at all.
+pub(crate) fn forwarded_strategy() -> BoxedStrategy<Vec<u8>> {
+    let hop = xff_strategy().prop_map(|v| String::from_utf8_lossy(&v).into_owned());
+    let element = (
+        hop,
+        prop::sample::select(vec!["for", "For", "by", "for "]),
+        prop::sample::select(vec!["", ";proto=http", ";by=10.0.0.5", "; host=x"]),
+        any::<bool>(),
+    )
+        .prop_map(|(hop, key, extra, quoted)| {
+            let first = hop.split(',').next().unwrap_or("").trim().to_owned();
+            if quoted {
+                format!("{key}=\"{first}\"{extra}")
+            } else {
+                format!("{key}={first}{extra}")
+            }
+        });
+    prop_oneof![
+        4 => prop::collection::vec(element, 1..4).prop_map(|e| e.join(", ").into_bytes()),
         1 => generic_value(),
     ]
     .boxed()

@@ -1,9 +1,9 @@
 //! `traceparent` / `tracestate` inputs, the W3C oracle, and property 2: a valid incoming
 //! `traceparent` is continued, anything else starts a new trace.
 
+use diag_core::Diag;
 use diag_core::request::RequestView;
 use diag_core::trace::{TraceContext, outgoing_traceparent, outgoing_tracestate};
-use diag_core::Diag;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use std::collections::BTreeSet;
