@@ -58,6 +58,8 @@ pub struct DiagBuilder {
     pub(super) http_duration_buckets: Vec<f64>,
     pub(super) max_label_sets: usize,
     pub(super) otlp_endpoint: Option<String>,
+    /// Why an OpenTelemetry endpoint variable was not used, when it was not.
+    pub(super) otlp_ignored: Option<String>,
 }
 
 impl Default for DiagBuilder {
@@ -85,6 +87,7 @@ impl Default for DiagBuilder {
             http_duration_buckets: LATENCY_BUCKETS.to_vec(),
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             otlp_endpoint: None,
+            otlp_ignored: None,
         }
     }
 }
@@ -470,6 +473,7 @@ impl DiagBuilder {
     /// ```
     pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
         self.otlp_endpoint = Some(url.into());
+        self.otlp_ignored = None;
         self
     }
 
@@ -482,7 +486,8 @@ impl DiagBuilder {
     /// let err = Diag::builder().trusted_proxy("10.0.0.0/33").build().unwrap_err();
     /// assert!(matches!(err, ConfigError::TrustedProxy(_)));
     /// ```
-    pub fn build(self) -> Result<Diag, ConfigError> {
+    pub fn build(mut self) -> Result<Diag, ConfigError> {
+        let otlp_ignored = self.otlp_ignored.take();
         let nets = self
             .trusted_proxies
             .iter()
@@ -577,6 +582,10 @@ impl DiagBuilder {
             "start",
             format!("{} {}{sha} started", diag.service(), diag.version()),
         );
+        if let Some(note) = otlp_ignored {
+            tracing::warn!("{note}");
+            diag.events().record(crate::events::kinds::START, note);
+        }
         Ok(diag)
     }
 }

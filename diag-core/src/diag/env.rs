@@ -70,8 +70,23 @@ impl DiagBuilder {
             self.sampling_ratio = ratio;
         }
         let otlp = crate::otlp::endpoint_from_env(|name| std::env::var(name).ok());
-        if let Some(url) = otlp {
-            self.otlp_endpoint = Some(url);
+        match otlp {
+            // OpenTelemetry's variables may be set for another library, with a collector
+            // diag cannot send to (https): export nothing, say so, and start the service.
+            Some((name, url)) if name.starts_with("OTEL_") => {
+                match crate::otlp::Endpoint::parse(&url) {
+                    Ok(_) => self.otlp_endpoint = Some(url),
+                    Err(reason) => {
+                        self.otlp_ignored = Some(format!(
+                            "{name} names a collector diag cannot use ({reason}); \
+                             diag exports no traces (set DIAG_OTLP_ENDPOINT to a plain \
+                             http:// collector)"
+                        ));
+                    }
+                }
+            }
+            Some((_, url)) => self.otlp_endpoint = Some(url),
+            None => {}
         }
         Ok(self)
     }

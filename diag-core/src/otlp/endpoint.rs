@@ -52,7 +52,10 @@ impl Endpoint {
 /// with `/v1/traces`. OpenTelemetry's only where its exporters speak what diag speaks,
 /// OTLP/HTTP with protobuf (`OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` unset or
 /// `http/protobuf`): a gRPC endpoint would only collect failures.
-pub(crate) fn endpoint_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+/// Also returns the name of the variable the endpoint came from.
+pub(crate) fn endpoint_from_env(
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<(&'static str, String)> {
     let protocol =
         var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
     let otel = protocol.is_none_or(|p| p.trim() == "http/protobuf");
@@ -66,7 +69,7 @@ pub(crate) fn endpoint_from_env(var: impl Fn(&str) -> Option<String>) -> Option<
     .find_map(|(name, suffix, _)| {
         let url = var(name)?;
         let url = url.trim().trim_end_matches('/');
-        (!url.is_empty()).then(|| format!("{url}{suffix}"))
+        (!url.is_empty()).then(|| (name, format!("{url}{suffix}")))
     })
 }
 

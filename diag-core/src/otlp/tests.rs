@@ -9,6 +9,7 @@ fn the_environment_names_the_endpoint() {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         })
+        .map(|(_, url)| url)
     }
     assert_eq!(env(&[]), None);
     let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318/");
