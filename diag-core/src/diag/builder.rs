@@ -582,6 +582,13 @@ impl DiagBuilder {
             "start",
             format!("{} {}{sha} started", diag.service(), diag.version()),
         );
+        if diag.is_disabled() {
+            let note =
+                "kill switch on from the start: diagnostics off, requests pass straight through";
+            tracing::warn!("{note}");
+            diag.events()
+                .record(crate::events::kinds::KILL_SWITCH, note);
+        }
         if let Some(note) = otlp_ignored {
             tracing::warn!("{note}");
             diag.events().record(crate::events::kinds::START, note);

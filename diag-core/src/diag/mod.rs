@@ -277,6 +277,17 @@ impl Diag {
         self.inner.disabled.load(Ordering::Relaxed)
     }
 
+    /// Whether a token guards `/debug/*` (`DIAG_TOKEN`, or [`DiagBuilder::token`]);
+    /// without one, only loopback clients get in. An empty `DIAG_TOKEN` is none.
+    ///
+    /// ```
+    /// assert!(diag_core::Diag::builder().token("s3cret").build().unwrap().has_token());
+    /// assert!(!diag_core::Diag::builder().token("").build().unwrap().has_token());
+    /// ```
+    pub fn has_token(&self) -> bool {
+        self.inner.token.is_some()
+    }
+
     /// Flips the kill switch at runtime; a change is recorded as a `kill_switch` event.
     ///
     /// ```

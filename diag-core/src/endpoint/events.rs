@@ -1,8 +1,9 @@
 //! `GET /debug/events`: the "what changed" timeline, oldest first.
 //!
-//! `?since=<seq>` keeps events after that sequence number (poll with the last `seq`
-//! seen), `?kind=<kind>` keeps one kind, `?limit=<n>` caps the answer (default and
-//! maximum: the timeline's capacity; the newest are kept), `?pretty` indents. As text
+//! `?since=<seq>` keeps events after that sequence number (poll with `next_since`, the
+//! last `seq` returned), `?kind=<kind>` keeps one kind, `?limit=<n>` caps the answer
+//! (default and maximum: the timeline's capacity): with `since`, the oldest after it, so
+//! a poller misses nothing; without, the newest. `?pretty` indents. As text
 //! (`Accept: text/plain` or `?format=text`), one line per event: how long ago, the UTC
 //! time, the kind and the message.
 
@@ -15,8 +16,11 @@ use crate::events::Event;
 #[derive(Serialize)]
 struct EventsPage<'a> {
     events: Vec<Event>,
-    /// The latest sequence number: pass it as `since` next time.
+    /// The latest sequence number recorded.
     last_seq: u64,
+    /// Pass it as `since` next time: the last `seq` in this answer (or the `since` given,
+    /// when it is empty).
+    next_since: u64,
     /// Events pushed out of the ring since start; a `since` older than the oldest
     /// kept event has missed some.
     evicted: u64,
@@ -26,8 +30,8 @@ struct EventsPage<'a> {
 pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     let events = diag.events();
     let since = match req.query_param("since").map(str::parse::<u64>) {
-        None => 0,
-        Some(Ok(n)) => n,
+        None => None,
+        Some(Ok(n)) => Some(n),
         Some(Err(_)) => {
             return DiagResponse::error(400, "`since` must be an event sequence number");
         }
@@ -38,9 +42,15 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         Some(Err(_)) => return DiagResponse::error(400, "`limit` must be a number"),
     };
     let kind = req.query_param("kind").filter(|k| !k.is_empty());
+    let page_events = match since {
+        Some(since) => events.after(since, kind, limit),
+        None => events.since(0, kind, limit),
+    };
+    let next_since = page_events.last().map_or(since.unwrap_or(0), |e| e.seq);
     let page = EventsPage {
-        events: events.since(since, kind, limit),
+        events: page_events,
         last_seq: events.last_seq(),
+        next_since,
         evicted: events.evicted(),
         kind,
     };
@@ -158,6 +168,19 @@ mod tests {
 
         let (_, limited) = get(&diag, Some("limit=1")).await;
         assert_eq!(limited["events"][0]["message"], "v2");
+        // Polling in pages: with `since`, the oldest after it, and where to go on.
+        let (_, page) = get(&diag, Some("since=1&limit=1")).await;
+        assert_eq!(page["events"][0]["seq"], 2);
+        assert_eq!(page["next_since"], 2);
+        let (_, page) = get(&diag, Some("since=2&limit=2")).await;
+        let seqs: Vec<u64> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [3, 4]);
+        assert_eq!(page["next_since"], 4);
 
         let (_, none) = get(&diag, Some("since=4")).await;
         assert!(none["events"].as_array().unwrap().is_empty());
@@ -218,6 +241,17 @@ mod tests {
         assert!(messages[0].contains("on"));
         assert!(messages[1].contains("off"));
         assert!(!diag.is_disabled());
+
+        // Started with the kill switch on: the timeline says so from the first read.
+        let off = Diag::builder().disabled(true).build().unwrap();
+        let (_, v) = get(&off, Some("kind=kill_switch")).await;
+        assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+        assert!(
+            v["events"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("from the start")
+        );
     }
 
     #[tokio::test]

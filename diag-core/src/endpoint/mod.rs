@@ -224,6 +224,14 @@ impl Diag {
     /// # }
     /// ```
     pub async fn serve(&self, req: EndpointRequest) -> DiagResponse {
+        // A path that is none of diag's (on the admin port, say) says so to anyone: it
+        // reveals nothing, and a 401 would send the reader after a token for nothing.
+        if !self.is_endpoint(req.path.trim_end_matches('/')) {
+            return DiagResponse::not_found(&format!(
+                "`{}` is not one of diag's endpoints (/metrics, /debug and below; see /debug)",
+                crate::debug::Safe(&req.path)
+            ));
+        }
         let public = req.path == "/metrics" && self.inner.metrics_public;
         if !public
             && let Err(e) = crate::auth::authorize(

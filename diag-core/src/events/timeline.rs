@@ -132,6 +132,31 @@ impl Events {
         out
     }
 
+    /// The kept events after sequence number `since`, of `kind` when given, oldest
+    /// first, at most `limit`: the *oldest* ones when more match, so that a poller that
+    /// passes the last `seq` it got as the next `since` misses nothing ([`since`](Self::since)
+    /// keeps the newest).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap(); // records `start` as seq 1
+    /// for v in ["v2", "v3", "v4"] {
+    ///     diag.events().record("deploy", v);
+    /// }
+    /// let page = diag.events().after(1, None, 2);
+    /// assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    /// let next = diag.events().after(page[1].seq, None, 2);
+    /// assert_eq!(next.iter().map(|e| e.seq).collect::<Vec<_>>(), [4]);
+    /// ```
+    pub fn after(&self, since: u64, kind: Option<&str>, limit: usize) -> Vec<Event> {
+        let ring = self.ring.lock();
+        let start = ring.partition_point(|e| e.seq <= since);
+        ring.range(start..)
+            .filter(|e| kind.is_none_or(|k| e.kind == k))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     /// How many events the ring holds now.
     ///
     /// ```

@@ -491,6 +491,14 @@ proptest! {
         };
         let allowed = access == Access::Allowed;
         let resp = block_on(setup.diag.serve(req.clone()));
+        // A path that is none of diag's is a 404 for anyone, before any access check.
+        let trimmed = req.path.trim_end_matches('/');
+        let diag_path =
+            trimmed == "/metrics" || trimmed == "/debug" || trimmed.starts_with("/debug/");
+        if !diag_path {
+            prop_assert_eq!(resp.status, 404, "not an endpoint: {}", req.path);
+            return Ok(());
+        }
 
         prop_assert!(
             ENDPOINT_STATUSES.contains(&resp.status),

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     tracing::info!("checkout listening on http://{}", listener.local_addr()?);
-    if std::env::var_os("DIAG_TOKEN").is_none() {
+    if !diag.has_token() {
         tracing::warn!("DIAG_TOKEN is not set: /debug/* answers loopback clients only");
     }
     axum::serve(

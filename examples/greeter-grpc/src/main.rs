@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:50051".to_owned());
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     tracing::info!("greeter (gRPC) listening on {}", listener.local_addr()?);
-    if std::env::var_os("DIAG_TOKEN").is_none() {
+    if !diag.has_token() {
         tracing::warn!("DIAG_TOKEN is not set: /debug/* answers loopback clients only");
     }
     // Ctrl-C, or SIGTERM (what Kubernetes, systemd and docker send).

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env();
     let listener = std::net::TcpListener::bind(&config.listen)?;
     tracing::info!("orders listening on http://{}", listener.local_addr()?);
-    if std::env::var_os("DIAG_TOKEN").is_none() {
+    if !diag.has_token() {
         tracing::warn!("DIAG_TOKEN is not set: /debug/* answers loopback clients only");
     }
     // actix stops on Ctrl-C by itself, after its graceful shutdown.
