@@ -241,7 +241,8 @@ impl DebugConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !(self.per_second.is_finite() && self.per_second > 0.0) || self.burst == 0 {
             return Err(ConfigError::Debug(format!(
-                "the debug budget needs a positive rate and burst (got {}/s, burst {})",
+                "the debug budget needs a positive rate and burst (got {}/s, burst {}; \
+                 DIAG_DEBUG_BUDGET / DIAG_DEBUG_BURST, or `debug_budget`)",
                 self.per_second, self.burst
             )));
         }
@@ -252,7 +253,7 @@ impl DebugConfig {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(ConfigError::Debug(format!(
-                "`{}` is not a usable header name",
+                "`{}` is not a usable header name (DIAG_DEBUG_HEADER, or `debug_header`)",
                 self.header
             )));
         }

@@ -7,7 +7,18 @@ use std::time::Duration;
 use checkout_axum::{Config, app};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // The error's own words (a bad DIAG_* value names the variable), not its Debug form.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("checkout-axum: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let diag = diag_core::Diag::from_env()?
         .service("checkout")
         .version(env!("CARGO_PKG_VERSION"))

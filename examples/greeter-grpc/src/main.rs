@@ -6,7 +6,18 @@ use std::time::Duration;
 use tracing_subscriber::{EnvFilter, fmt};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // The error's own words (a bad DIAG_* value names the variable), not its Debug form.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("greeter-grpc: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = diag_core::Diag::from_env()?
         .service("greeter")
         .version(env!("CARGO_PKG_VERSION"));

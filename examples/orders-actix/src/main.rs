@@ -7,7 +7,18 @@ use std::time::Duration;
 use orders_actix::{Config, init_tracing, server, settings};
 
 #[actix_web::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // The error's own words (a bad DIAG_* value names the variable), not its Debug form.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orders-actix: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // The process's one Diag: its per-request clones then write no shared counter.
     let diag = settings(diag_core::Diag::from_env()?).build()?.leak();
     init_tracing(&diag, std::io::stdout, std::io::stdout().is_terminal());
