@@ -1,5 +1,5 @@
-//! Base64 encoding, by hand: diag only ever encodes (MACs, binary bodies), and the
-//! alphabet table is smaller than a dependency.
+//! Base64, by hand: diag encodes (MACs, binary bodies) and decodes only HTTP Basic
+//! credentials, and the alphabet table is smaller than a dependency.
 
 /// RFC 4648 §5 alphabet (URL- and header-safe), used unpadded for credential MACs.
 pub(crate) const URL_SAFE: &[u8; 64] =
@@ -31,9 +31,66 @@ pub(crate) fn encode(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     out
 }
 
+/// Decodes `input` in `alphabet`, `=` padding optional; `None` on any other byte (and
+/// on a length no encoding has).
+pub(crate) fn decode(input: &[u8], alphabet: &[u8; 64]) -> Option<Vec<u8>> {
+    let input = input
+        .strip_suffix(b"==")
+        .or(input.strip_suffix(b"="))
+        .unwrap_or(input);
+    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in input {
+        let v = alphabet.iter().position(|&a| a == c)?;
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    // A lone sixth of a byte is no encoding of anything.
+    (bits < 6).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_inverts_encode() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(
+                decode(encoded.as_bytes(), STANDARD).unwrap(),
+                plain.as_bytes()
+            );
+            let unpadded = encoded.trim_end_matches('=');
+            assert_eq!(
+                decode(unpadded.as_bytes(), STANDARD).unwrap(),
+                plain.as_bytes()
+            );
+        }
+        assert_eq!(decode(b"+/+/", STANDARD).unwrap(), [0xfb, 0xff, 0xbf]);
+        assert_eq!(decode(b"-_8", URL_SAFE).unwrap(), [0xfb, 0xff]);
+        assert!(decode(b"Zm9v YmFy", STANDARD).is_none());
+        assert!(
+            decode(b"Zm9vY", STANDARD).is_none(),
+            "a lone sixth of a byte"
+        );
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(
+            decode(encode(&bytes, STANDARD, true).as_bytes(), STANDARD).unwrap(),
+            bytes
+        );
+    }
 
     #[test]
     fn rfc4648_vectors() {

@@ -19,7 +19,7 @@
 //!    [`DebugRequest::response_end`]; dropped early → [`DebugRequest::finish_incomplete`]
 //!    (or just drop the last handle).
 
-mod base64;
+pub(crate) mod base64;
 mod budget;
 pub(crate) mod capture;
 mod config;
