@@ -36,10 +36,9 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
             return DiagResponse::error(400, "`since` must be an event sequence number");
         }
     };
-    let limit = match req.query_param("limit").map(str::parse::<usize>) {
-        None => events.capacity(),
-        Some(Ok(n)) => n.min(events.capacity()),
-        Some(Err(_)) => return DiagResponse::error(400, "`limit` must be a number"),
+    let limit = match req.limit(events.capacity()) {
+        Ok(n) => n,
+        Err(refusal) => return refusal,
     };
     let kind = req.query_param("kind").filter(|k| !k.is_empty());
     let page_events = match since {

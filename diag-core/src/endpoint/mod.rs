@@ -116,6 +116,16 @@ impl EndpointRequest {
         })
     }
 
+    /// `?limit=<n>`, at most `max`, or `max` without one; a 400 to answer with when it is
+    /// not a number.
+    pub(crate) fn limit(&self, max: usize) -> Result<usize, DiagResponse> {
+        match self.query_param("limit").map(str::parse::<usize>) {
+            None => Ok(max),
+            Some(Ok(n)) => Ok(n.min(max)),
+            Some(Err(_)) => Err(DiagResponse::error(400, "`limit` must be a number")),
+        }
+    }
+
     /// The `Accept` header, all its lines joined (clients may send several).
     pub(crate) fn accept(&self) -> Option<String> {
         self.headers.get_joined("accept")

@@ -53,10 +53,9 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
             }
         },
     };
-    let limit = match req.query_param("limit").map(str::parse::<usize>) {
-        None => usize::MAX,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return DiagResponse::error(400, "`limit` must be a number"),
+    let limit = match req.limit(usize::MAX) {
+        Ok(n) => n,
+        Err(refusal) => return refusal,
     };
     // Only a few fields of each capture: the URI is the one that needs redacting.
     let captures = recorder
