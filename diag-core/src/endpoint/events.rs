@@ -54,9 +54,7 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         kind,
     };
     if req.wants_text() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let now = crate::process::unix_seconds(std::time::SystemTime::now());
         return DiagResponse::new(200, "text/plain; charset=utf-8", render_text(&page, now));
     }
     DiagResponse::json(200, &page, req.pretty())

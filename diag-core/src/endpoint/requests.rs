@@ -91,9 +91,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         },
     };
     if req.wants_text() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let now = crate::process::unix_seconds(std::time::SystemTime::now());
         let text = render_list(&list, now, trace.is_some());
         return DiagResponse::new(200, "text/plain; charset=utf-8", text);
     }
