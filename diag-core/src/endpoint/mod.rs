@@ -234,6 +234,14 @@ impl Diag {
     /// # }
     /// ```
     pub async fn serve(&self, req: EndpointRequest) -> DiagResponse {
+        // An error says what went wrong in the form the reader asked for: a terminal that
+        // asked for text gets a line, not JSON.
+        let text = req.wants_text() || req.query_param("format").is_some_and(|f| f != "json");
+        let resp = self.serve_json_errors(req).await;
+        if text { resp.error_as_text() } else { resp }
+    }
+
+    async fn serve_json_errors(&self, req: EndpointRequest) -> DiagResponse {
         // A path that is none of diag's (on the admin port, say) says so to anyone: it
         // reveals nothing, and a 401 would send the reader after a token for nothing.
         if !self.is_endpoint(req.path.trim_end_matches('/')) {

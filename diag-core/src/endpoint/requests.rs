@@ -391,6 +391,38 @@ mod tests {
             let error = json(&r)["error"].as_str().unwrap().to_owned();
             assert!(error.contains("neither a debug id"), "{error}");
         }
+        // A reader who asked for text gets the error as a line of text.
+        let r = get(&diag, "/debug/requests/abc", None, Some("text/plain")).await;
+        assert_eq!(r.status, 400);
+        assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+        let line = String::from_utf8(r.body).unwrap();
+        assert!(
+            line.starts_with("error: `abc` is neither a debug id"),
+            "{line}"
+        );
+        // Also a 401's challenges survive the change of form.
+        let anonymous = diag
+            .serve(EndpointRequest {
+                method: "GET".into(),
+                path: "/debug/requests".into(),
+                query: Some("format=text".into()),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(anonymous.status, 401);
+        assert!(anonymous.body.starts_with(b"error: no credentials"));
+        assert_eq!(
+            anonymous.header("www-authenticate"),
+            Some("Bearer realm=\"diag\"")
+        );
+        assert_eq!(
+            anonymous
+                .headers
+                .iter()
+                .filter(|(n, _)| *n == "cache-control")
+                .count(),
+            1
+        );
     }
 
     /// From a trace id (an exemplar's, or `X-Trace-Id`) to the capture.
@@ -530,13 +562,13 @@ mod tests {
         assert_eq!(bad.status, 400);
 
         for path in ["/debug/requests", "/debug/state/routes", "/debug"] {
+            // A typo for `text`: answered as text.
             let typo = get(&diag, path, Some("format=txt"), None).await;
             assert_eq!(typo.status, 400, "{path}");
+            let line = String::from_utf8(typo.body).unwrap();
             assert!(
-                json(&typo)["error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("use text or json")
+                line.starts_with("error: format `txt`: use text or json"),
+                "{line}"
             );
             let explicit = get(&diag, path, Some("format=json"), None).await;
             assert_eq!(explicit.status, 200, "{path}");

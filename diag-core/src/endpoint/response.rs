@@ -91,6 +91,36 @@ impl DiagResponse {
         DiagResponse::new(status, JSON, body)
     }
 
+    /// This response, when it is an [`error`](Self::error), as one plain-text line
+    /// (`error: …`); anything else as it is.
+    pub(crate) fn error_as_text(self) -> Self {
+        if self.status < 400 || self.header("content-type") != Some(JSON) {
+            return self;
+        }
+        let Ok(serde_json::Value::Object(body)) = serde_json::from_slice(&self.body) else {
+            return self;
+        };
+        let Some(message) = body.get("error").and_then(|m| m.as_str()) else {
+            return self;
+        };
+        let mut text = DiagResponse::new(
+            self.status,
+            "text/plain; charset=utf-8",
+            format!("error: {message}\n"),
+        );
+        // The rest of the error's own headers (`www-authenticate`, `allow`).
+        for (name, value) in self.headers {
+            if !text
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                text.headers.push((name, value));
+            }
+        }
+        text
+    }
+
     /// 413: the request body is over [`EndpointRequest::MAX_BODY`](crate::EndpointRequest::MAX_BODY).
     /// Adapters answer with it while reading an endpoint's body.
     ///
