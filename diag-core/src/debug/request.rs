@@ -161,7 +161,7 @@ impl DebugRequest {
     /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
     /// let next = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
     /// assert_eq!(next.id(), debug.id() + 1);
-    /// let [_, (name, value), _] = debug.response_head(200, &());
+    /// let [_, (name, value), ..] = debug.response_head(200, &());
     /// assert_eq!((name, value), ("x-debug-id", debug.id().to_string()));
     /// ```
     pub fn id(&self) -> u64 {
@@ -250,14 +250,14 @@ impl DebugRequest {
     /// let debug = diag.start_debug(DebugLevel::Debug, &view, trace);
     /// let extra = debug.response_head(200, &vec![("content-type".to_owned(), "text/html".to_owned())]);
     /// let names: Vec<&str> = extra.iter().map(|(name, _)| *name).collect();
-    /// assert_eq!(names, ["server-timing", "x-debug-id", "x-trace-id"]);
+    /// assert_eq!(names, ["server-timing", "x-debug-id", "x-trace-id", "x-debug-status"]);
     /// assert_eq!(extra[2].1, trace.to_string());
     /// ```
     pub fn response_head(
         &self,
         status: u16,
         headers: &dyn HeaderView,
-    ) -> [(&'static str, String); 3] {
+    ) -> [(&'static str, String); 4] {
         let at = self.session.elapsed();
         let head = ResponseHead {
             status,

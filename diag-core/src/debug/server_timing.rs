@@ -43,12 +43,15 @@ const MAX_DESC: usize = 100;
 /// assert_eq!(h[0], ("server-timing", "total;dur=12".to_owned()));
 /// assert_eq!(h[1], ("x-debug-id", "7".to_owned()));
 /// assert_eq!(h[2].1, "ab".repeat(16));
+/// // Which level applied (an `X-Debug-Level` other than `trace` means DEBUG).
+/// assert_eq!(h[3], ("x-debug-status", "active; level=debug".to_owned()));
 /// ```
 pub fn debug_response_headers(
     session: &DebugSession,
     elapsed: Duration,
     trace_id: TraceId,
-) -> [(&'static str, String); 3] {
+) -> [(&'static str, String); 4] {
+    let level = session.level.as_str();
     [
         (
             "server-timing",
@@ -56,6 +59,7 @@ pub fn debug_response_headers(
         ),
         ("x-debug-id", session.id.to_string()),
         ("x-trace-id", trace_id.to_string()),
+        ("x-debug-status", format!("active; level={level}")),
     ]
 }
 

@@ -25,6 +25,20 @@ pub enum DebugLevel {
     Trace,
 }
 
+impl DebugLevel {
+    /// `debug` or `trace`, as captures and `X-Debug-Status` name the level.
+    ///
+    /// ```
+    /// assert_eq!(diag_core::debug::DebugLevel::Trace.as_str(), "trace");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DebugLevel::Debug => "debug",
+            DebugLevel::Trace => "trace",
+        }
+    }
+}
+
 /// A field name, or a span's or event's name, target or level: borrowed from the
 /// callsite's `'static` metadata when recorded by the tracing layer, so recording and
 /// freeing a record does not allocate for them.

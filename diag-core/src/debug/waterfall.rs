@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::DebugLevel;
 use super::capture::{Capture, CapturedBody, CapturedLog, CapturedResponse, CapturedSpan};
 
 /// Width of the bar column, in characters.
@@ -164,10 +163,7 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
         out,
         "   trace {}   level {}   route {}",
         capture.trace_id,
-        match capture.level {
-            DebugLevel::Debug => "debug",
-            DebugLevel::Trace => "trace",
-        },
+        capture.level.as_str(),
         Safe(capture.request.route.as_deref().unwrap_or("(unmatched)"))
     );
     if let Some(head) = capture.response_head_ms {

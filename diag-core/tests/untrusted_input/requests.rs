@@ -563,13 +563,18 @@ proptest! {
         prop_assert_eq!(tp, trace.to_traceparent());
 
         let status = one(&response, "x-debug-status")?;
+        let active = if trace_level { "active; level=trace" } else { "active; level=debug" };
         if let Some(s) = status {
-            prop_assert!(DOCUMENTED_STATUSES.contains(&s), "undocumented x-debug-status {s:?}");
+            prop_assert!(
+                DOCUMENTED_STATUSES.contains(&s) || s == active,
+                "undocumented x-debug-status {s:?}"
+            );
         }
         match (&expected, debug_id) {
             (Expect::NotRequested, _) => prop_assert_eq!(status, None),
             (Expect::Refused(why), _) => prop_assert_eq!(status, Some(*why)),
-            (Expect::Debug, Some(_)) => prop_assert_eq!(status, None),
+            // Which level applied: `X-Debug-Level` other than `trace` means DEBUG.
+            (Expect::Debug, Some(_)) => prop_assert_eq!(status, Some(active)),
             (Expect::Debug, None) => prop_assert_eq!(status, Some("budget-exhausted")),
         }
 
