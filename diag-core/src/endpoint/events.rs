@@ -150,14 +150,16 @@ mod tests {
         assert_eq!(kinds, ["start", "deploy", "feature_flag", "deploy"]);
         assert_eq!(all["last_seq"], 4);
 
+        let seqs = |page: &Value| -> Vec<u64> {
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap())
+                .collect()
+        };
         let (_, after) = get(&diag, Some("since=2")).await;
-        let seqs: Vec<u64> = after["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["seq"].as_u64().unwrap())
-            .collect();
-        assert_eq!(seqs, [3, 4]);
+        assert_eq!(seqs(&after), [3, 4]);
 
         let (_, deploys) = get(&diag, Some("kind=deploy&since=2")).await;
         assert_eq!(deploys["events"].as_array().unwrap().len(), 1);
@@ -170,13 +172,7 @@ mod tests {
         assert_eq!(page["events"][0]["seq"], 2);
         assert_eq!(page["next_since"], 2);
         let (_, page) = get(&diag, Some("since=2&limit=2")).await;
-        let seqs: Vec<u64> = page["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["seq"].as_u64().unwrap())
-            .collect();
-        assert_eq!(seqs, [3, 4]);
+        assert_eq!(seqs(&page), [3, 4]);
         assert_eq!(page["next_since"], 4);
 
         let (_, none) = get(&diag, Some("since=4")).await;
