@@ -75,12 +75,6 @@ impl MonoTime {
     }
 }
 
-/// `d` in seconds, to the millisecond: what a person reads in a JSON report (uptimes),
-/// not `1.5160338819999999`.
-pub(crate) fn seconds_to_ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e3).round() / 1e3
-}
-
 /// `CLOCK_MONOTONIC` in nanoseconds.
 #[cfg(unix)]
 #[inline]
@@ -278,12 +272,6 @@ mod tests {
                 .collect();
             assert!(gaps.iter().any(|gap| *gap < 1_000_000), "{gaps:?} ns");
         }
-    }
-
-    #[test]
-    fn seconds_for_people_stop_at_the_millisecond() {
-        assert_eq!(seconds_to_ms(Duration::from_nanos(1_516_033_882)), 1.516);
-        assert_eq!(seconds_to_ms(Duration::from_micros(2_999_600)), 3.0);
     }
 
     #[test]

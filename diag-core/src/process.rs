@@ -29,6 +29,17 @@ pub(crate) struct ProcessStats {
 }
 
 impl ProcessStats {
+    /// When the process started, as Unix seconds (the kernel's figure, else `fallback`),
+    /// and how long ago, to the millisecond: what the `process` provider and the `/debug`
+    /// index both show.
+    pub(crate) fn start_and_uptime(&self, fallback: SystemTime) -> (f64, f64) {
+        let start = self
+            .start_time_unix
+            .unwrap_or_else(|| unix_seconds(fallback));
+        let uptime = (unix_seconds(SystemTime::now()) - start).max(0.0);
+        (start, (uptime * 1000.0).round() / 1000.0)
+    }
+
     /// Reads the figures now.
     pub(crate) fn read() -> ProcessStats {
         let mut stats = ProcessStats {
@@ -222,6 +233,30 @@ mod tests {
                       Max open files            1024                 524288               files\n";
         assert_eq!(max_open_files(limits), Some(1024));
         assert_eq!(max_open_files("Max processes 10 10\n"), None);
+    }
+
+    #[test]
+    fn uptime_for_people_stops_at_the_millisecond() {
+        let started = SystemTime::now() - std::time::Duration::from_nanos(1_516_033_882);
+        let (start, uptime) = ProcessStats::default().start_and_uptime(started);
+        assert_eq!(
+            start,
+            unix_seconds(started),
+            "no kernel figure: the fallback"
+        );
+        assert!((1.516..1.6).contains(&uptime), "{uptime}");
+        assert_eq!((uptime * 1000.0).round() / 1000.0, uptime, "{uptime}");
+        let kernel = ProcessStats {
+            start_time_unix: Some(unix_seconds(started) - 60.0),
+            ..Default::default()
+        };
+        let (start, uptime) = kernel.start_and_uptime(started);
+        assert_eq!(
+            start,
+            unix_seconds(started) - 60.0,
+            "the kernel's figure first"
+        );
+        assert!((61.5..61.6).contains(&uptime), "{uptime}");
     }
 
     #[cfg(target_os = "linux")]

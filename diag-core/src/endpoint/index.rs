@@ -96,13 +96,9 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         instance: diag.instance(),
         // The process's, as the `process` provider and `process_start_time_seconds` say
         // (the kernel's start time), not the `Diag` handle's, which may be younger.
-        uptime_seconds: match crate::process::ProcessStats::read().start_time_unix {
-            Some(start) => {
-                let now = crate::process::unix_seconds(std::time::SystemTime::now());
-                ((now - start).max(0.0) * 1000.0).round() / 1000.0
-            }
-            None => crate::clock::seconds_to_ms(diag.uptime()),
-        },
+        uptime_seconds: crate::process::ProcessStats::read()
+            .start_and_uptime(diag.started_at())
+            .1,
         diag_version: env!("CARGO_PKG_VERSION"),
         disabled: diag.is_disabled(),
         endpoints: ENDPOINTS

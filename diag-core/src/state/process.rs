@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::Diag;
-use crate::process::{ProcessStats, RuntimeStats, unix_seconds};
+use crate::process::{ProcessStats, RuntimeStats};
 
 #[derive(Debug, Serialize)]
 struct ProcessState {
@@ -54,10 +54,11 @@ pub(crate) fn register(diag: &Diag) {
     let _ = diag.state().register("process", move || {
         let inner = weak.upgrade();
         let os = ProcessStats::read();
-        let started_at_unix = os
-            .start_time_unix
-            .unwrap_or_else(|| inner.as_ref().map_or(0.0, |i| unix_seconds(i.started_at)));
-        let uptime = (unix_seconds(SystemTime::now()) - started_at_unix).max(0.0);
+        let (started_at_unix, uptime_seconds) = os.start_and_uptime(
+            inner
+                .as_ref()
+                .map_or(SystemTime::UNIX_EPOCH, |i| i.started_at),
+        );
         ProcessState {
             pid: std::process::id(),
             service: inner
@@ -69,7 +70,7 @@ pub(crate) fn register(diag: &Diag) {
                 .map(|i| i.version.clone())
                 .unwrap_or_default(),
             started_at_unix,
-            uptime_seconds: (uptime * 1000.0).round() / 1000.0,
+            uptime_seconds,
             cpu_seconds: os.cpu_seconds,
             rss_bytes: os.resident_bytes,
             virtual_memory_bytes: os.virtual_bytes,
