@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use diag_core::Diag;
-use diag_core::request::{RequestGuard, RequestView, is_grpc_request};
+use diag_core::request::{RequestGuard, RequestView};
 use diag_tower::{DiagBody, HttpHeaders, HttpHeadersMut};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -123,28 +123,15 @@ where
             return AxumResponseFuture {
                 inner: self.inner.call(req),
                 guard: None,
-                grpc: false,
             };
         }
-        let grpc = is_grpc_request(req.method().as_str(), &HttpHeaders(req.headers()));
-        let view = RequestView {
+        let guard = self.diag.begin_http(&RequestView {
             method: req.method().as_str(),
-            // A gRPC call's route is its method path (a tonic service's `MatchedPath`
-            // is `/package.Service/{*rest}`).
-            route: if grpc {
-                Some(req.uri().path())
-            } else {
-                matched_route(req.extensions())
-            },
+            route: matched_route(req.extensions()),
             uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             headers: &HttpHeaders(req.headers()),
             peer: &|| connect_info_peer(req.extensions()),
-        };
-        let guard = if grpc {
-            self.diag.begin_grpc(&view)
-        } else {
-            self.diag.begin(&view)
-        };
+        });
         let req = match guard.request_tap() {
             None => req,
             tap => req.map(|body| tapped(body, tap)),
@@ -157,7 +144,6 @@ where
         AxumResponseFuture {
             inner,
             guard: Some(guard),
-            grpc,
         }
     }
 }
@@ -186,7 +172,6 @@ pin_project! {
         #[pin]
         inner: F,
         guard: Option<RequestGuard>,
-        grpc: bool,
     }
 }
 
@@ -204,17 +189,11 @@ where
             |guard, mut res| {
                 let Some(guard) = guard else { return res };
                 let status = res.status().as_u16();
-                let headers = &mut HttpHeadersMut(res.headers_mut());
-                if *this.grpc {
-                    let (tap, call) = guard.finish_grpc(status, headers);
-                    if tap.is_none() && call.is_none() {
-                        return res;
+                match guard.finish_http(status, &mut HttpHeadersMut(res.headers_mut())) {
+                    (None, None) => res,
+                    (tap, call) => {
+                        res.map(|body| Body::new(DiagBody::tapped(body, tap).with_grpc(call)))
                     }
-                    return res.map(|body| Body::new(DiagBody::tapped(body, tap).with_grpc(call)));
-                }
-                match guard.finish(status, headers) {
-                    None => res,
-                    tap => res.map(|body| tapped(body, tap)),
                 }
             },
         )

@@ -33,24 +33,18 @@ pin_project! {
         #[pin]
         inner: F,
         guard: Option<RequestGuard>,
-        grpc: bool,
     }
 }
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn passthrough(inner: F) -> Self {
-        ResponseFuture {
-            inner,
-            guard: None,
-            grpc: false,
-        }
+        ResponseFuture { inner, guard: None }
     }
 
-    pub(crate) fn watched(inner: F, guard: RequestGuard, grpc: bool) -> Self {
+    pub(crate) fn watched(inner: F, guard: RequestGuard) -> Self {
         ResponseFuture {
             inner,
             guard: Some(guard),
-            grpc,
         }
     }
 }
@@ -72,13 +66,8 @@ where
                     return res.map(DiagBody::new);
                 };
                 let status = res.status().as_u16();
-                let headers = &mut HttpHeadersMut(res.headers_mut());
-                if *this.grpc {
-                    let (tap, call) = guard.finish_grpc(status, headers);
-                    return res.map(|body| DiagBody::tapped(body, tap).with_grpc(call));
-                }
-                let tap = guard.finish(status, headers);
-                res.map(|body| DiagBody::tapped(body, tap))
+                let (tap, call) = guard.finish_http(status, &mut HttpHeadersMut(res.headers_mut()));
+                res.map(|body| DiagBody::tapped(body, tap).with_grpc(call))
             },
         )
     }

@@ -1,7 +1,7 @@
 use std::task::{Context, Poll};
 
 use diag_core::debug::BodyTap;
-use diag_core::request::{RequestView, is_grpc_request};
+use diag_core::request::RequestView;
 use http::{Request, Response};
 
 use crate::{DiagBody, DiagLayer, HttpHeaders, ResponseFuture};
@@ -49,23 +49,13 @@ where
         if !diag.watches(req.uri().path()) {
             return ResponseFuture::passthrough(self.inner.call(req.map(DiagBody::new)));
         }
-        let grpc = is_grpc_request(req.method().as_str(), &HttpHeaders(req.headers()));
-        let view = RequestView {
+        let guard = diag.begin_http(&RequestView {
             method: req.method().as_str(),
-            route: if grpc {
-                Some(req.uri().path())
-            } else {
-                (self.layer.route)(req.extensions())
-            },
+            route: (self.layer.route)(req.extensions()),
             uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             headers: &HttpHeaders(req.headers()),
             peer: &|| (self.layer.peer)(req.extensions()),
-        };
-        let guard = if grpc {
-            diag.begin_grpc(&view)
-        } else {
-            diag.begin(&view)
-        };
+        });
         let tap: Option<BodyTap> = guard.request_tap();
         let req = req.map(|body| DiagBody::tapped(body, tap));
         let future = {
@@ -73,6 +63,6 @@ where
             let _entered = guard.enter();
             self.inner.call(req)
         };
-        ResponseFuture::watched(future, guard, grpc)
+        ResponseFuture::watched(future, guard)
     }
 }

@@ -3,12 +3,14 @@
 //! trailers after the last message. The HTTP status of a gRPC call is 200 whatever
 //! happened, so without reading `grpc-status` every failed call would count as a success.
 //!
-//! What an adapter does for a request [`is_grpc_request`] recognises (see `diag-tower`'s
-//! `DiagLayer`): [`Diag::begin_grpc`] with the request path as the route, [`RequestGuard::finish_grpc`]
-//! when the response head is ready, and, when that returns a [`GrpcCall`], hand it the
-//! response body's trailers ([`GrpcCall::trailers`]) or its end
-//! ([`GrpcCall::ended_without_status`]); dropping it first records a cancelled call.
+//! What an adapter does (see `diag-tower`'s `DiagLayer`): [`Diag::begin_http`], which
+//! recognises a gRPC call ([`is_grpc_request`]) and begins it as [`Diag::begin_grpc`]
+//! with the request path as the route; [`RequestGuard::finish_http`] when the response
+//! head is ready; and, when that returns a [`GrpcCall`], hand it the response body's
+//! trailers ([`GrpcCall::trailers`]) or its end ([`GrpcCall::ended_without_status`]);
+//! dropping it first records a cancelled call.
 
+use super::guard::GRPC;
 use super::{RequestGuard, RequestView, UNMATCHED_ROUTE};
 use crate::debug::BodyTap;
 use crate::metrics::{Outcome, method_label};
@@ -281,6 +283,79 @@ impl Diag {
                 guard
             }
         }
+    }
+}
+
+impl Diag {
+    /// [`begin`](Self::begin) for a server that may also take gRPC calls (a tonic
+    /// service beside the HTTP routes, or alone): a request [`is_grpc_request`]
+    /// recognises begins as [`begin_grpc`](Self::begin_grpc) under its path (`uri`
+    /// without a query), any other as [`begin`](Self::begin) under `req.route`. Finish
+    /// it with [`RequestGuard::finish_http`], which knows which it was. What the tower
+    /// and axum layers call.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let headers = vec![("content-type".to_owned(), "application/grpc".to_owned())];
+    /// let guard = diag.begin_http(&RequestView {
+    ///     method: "POST",
+    ///     route: Some("/shop.Cart/{*rest}"), // what the router matched: not the method
+    ///     uri: "/shop.Cart/Add",
+    ///     headers: &headers,
+    ///     peer: &|| None,
+    /// });
+    /// let mut head = headers.clone();
+    /// let (_tap, call) = guard.finish_http(200, &mut head);
+    /// // A gRPC call: its status comes in the trailers.
+    /// call.expect("a gRPC call").trailers(&vec![("grpc-status".to_owned(), "0".to_owned())]);
+    /// # let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # let metrics = String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap();
+    /// # assert!(metrics.contains(r#"route="/shop.Cart/Add",status="OK"} 1"#), "{metrics}");
+    /// ```
+    #[inline]
+    pub fn begin_http(&self, req: &RequestView<'_>) -> RequestGuard {
+        if !is_grpc_request(req.method, req.headers) {
+            return self.begin(req);
+        }
+        let path = req.uri.split_once('?').map_or(req.uri, |(path, _)| path);
+        let mut guard = self.begin_grpc(&RequestView {
+            route: Some(path),
+            ..*req
+        });
+        *guard.state.get_mut() |= GRPC;
+        guard
+    }
+}
+
+impl RequestGuard {
+    /// [`finish`](Self::finish) or [`finish_grpc`](Self::finish_grpc), whichever the
+    /// request began as under [`Diag::begin_http`]: the tap for the response body, when
+    /// the request is in diagnostic mode, and the [`GrpcCall`] to hand the trailers,
+    /// when it is a gRPC call whose status is still to come.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let guard = diag.begin_http(&RequestView {
+    ///     method: "GET", route: Some("/cart"), uri: "/cart", headers: &(), peer: &|| None,
+    /// });
+    /// let mut head: Vec<(String, String)> = Vec::new();
+    /// let (tap, call) = guard.finish_http(200, &mut head);
+    /// assert!(tap.is_none() && call.is_none(), "plain HTTP, not in diagnostic mode");
+    /// assert_eq!(head[0].0, "traceparent");
+    /// ```
+    #[inline]
+    pub fn finish_http(
+        mut self,
+        status: u16,
+        headers: &mut dyn ResponseHeaders,
+    ) -> (Option<BodyTap>, Option<GrpcCall>) {
+        if *self.state.get_mut() & GRPC != 0 {
+            return self.finish_grpc(status, headers);
+        }
+        (self.finish(status, headers), None)
     }
 }
 

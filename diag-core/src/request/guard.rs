@@ -37,8 +37,9 @@ pub struct RequestGuard {
     pub(super) diag: Diag,
     pub(super) start: MonoTime,
     /// [`FINISHED`] once the response head is recorded; [`PANICKED`] when the handler
-    /// panicked while the request was current (see [`RequestEntered`]). One byte for
-    /// both: the guard is moved with every future that holds it.
+    /// panicked while the request was current (see [`RequestEntered`]); [`GRPC`] for a
+    /// gRPC call [`Diag::begin_http`] recognised. One byte for all three: the guard is
+    /// moved with every future that holds it.
     pub(super) state: AtomicU8,
     /// The request's trace and, in diagnostic mode, its debug session.
     pub(super) scope: RequestScope,
@@ -65,6 +66,8 @@ pub struct RequestGuard {
 const FINISHED: u8 = 1;
 /// [`RequestGuard`]'s state: the handler panicked while the request was current.
 const PANICKED: u8 = 2;
+/// [`RequestGuard`]'s state: a gRPC call, begun by [`Diag::begin_http`].
+pub(super) const GRPC: u8 = 4;
 
 /// What only a debug request carries.
 pub(super) struct DebugParts {

@@ -5,12 +5,15 @@
 //!
 //! What an adapter does, in order (see `diag-tower`'s service for the reference):
 //! 1. skip paths where [`Diag::watches`] says no (diag's own endpoints, kill switch on);
-//! 2. [`Diag::begin`] with a [`RequestView`] of the request;
+//! 2. [`Diag::begin`] with a [`RequestView`] of the request ([`Diag::begin_http`] where
+//!    the server may also take gRPC calls);
 //! 3. wrap the request body with [`RequestGuard::request_tap`] (a debug request's capture);
 //! 4. call the handler inside [`RequestGuard::enter`] and poll its future through
 //!    [`RequestGuard::poll_response`], which enters the request around each poll;
-//! 5. when the response head is ready, [`RequestGuard::finish`] with the response headers
-//!    (it adds its own), and wrap the response body with the tap it returns.
+//! 5. when the response head is ready, [`RequestGuard::finish`] (or
+//!    [`RequestGuard::finish_http`]) with the response headers (it adds its own), and
+//!    wrap the response body with the tap it returns (and, for a gRPC call whose status
+//!    comes in the trailers, hand them to the [`GrpcCall`]).
 
 mod begin;
 mod grpc;
