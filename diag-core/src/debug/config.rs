@@ -165,7 +165,20 @@ impl DiagBuilder {
     }
 
     /// One more field redacted in JSON and form bodies, query strings, and span and log
-    /// fields (on top of [`DEFAULT_FIELDS`](crate::debug::DEFAULT_FIELDS)).
+    /// fields (on top of [`DEFAULT_FIELDS`](crate::debug::DEFAULT_FIELDS)). Also hidden,
+    /// as a [`secret_key`](crate::DiagBuilder::secret_key) fragment, in the `config`
+    /// and `errors` providers: one list of secrets for every view.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let diag = diag_core::Diag::builder().redact_field("ssn").build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::error!(ssn = "078-05-1120", "identity check failed");
+    /// });
+    /// let fields = &diag.errors().latest()[0].fields;
+    /// assert_eq!(fields[0], ("ssn".to_owned(), "***".to_owned()));
+    /// ```
     ///
     /// ```
     /// # use diag_core::debug::DebugLevel;

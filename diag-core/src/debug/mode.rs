@@ -68,6 +68,7 @@ impl DebugMode {
     pub(crate) fn new(
         config: DebugConfig,
         endpoint_token: Option<&Secret>,
+        secret_fragments: Vec<String>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let networks = match &config.networks {
@@ -82,7 +83,8 @@ impl DebugMode {
             &config.header,
             &config.redact_headers,
             &config.redact_fields,
-        );
+        )
+        .with_fragments(secret_fragments);
         Ok(DebugMode {
             key: config.token.or_else(|| endpoint_token.cloned()),
             networks,

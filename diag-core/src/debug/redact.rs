@@ -116,6 +116,10 @@ pub enum BodyRedaction {
 pub(crate) struct Redactor {
     headers: Vec<String>,
     fields: Vec<String>,
+    /// Key fragments the operator made secret with `secret_key` (lower case): a header or
+    /// field whose name contains one is redacted too. The default fragments are not
+    /// here: `key` alone would hide every `cache_key` of a capture.
+    fragments: Vec<String>,
 }
 
 impl Redactor {
@@ -135,15 +139,33 @@ impl Redactor {
             .collect();
         fields.sort();
         fields.dedup();
-        Redactor { headers, fields }
+        Redactor {
+            headers,
+            fields,
+            fragments: Vec::new(),
+        }
+    }
+
+    /// These rules, also redacting names that contain one of `fragments` (lower case).
+    pub(crate) fn with_fragments(mut self, fragments: Vec<String>) -> Self {
+        self.fragments = fragments;
+        self
     }
 
     fn is_secret_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.has_fragment(name)
     }
 
     fn is_secret_field(&self, name: &str) -> bool {
-        self.fields.iter().any(|f| f.eq_ignore_ascii_case(name))
+        self.fields.iter().any(|f| f.eq_ignore_ascii_case(name)) || self.has_fragment(name)
+    }
+
+    fn has_fragment(&self, name: &str) -> bool {
+        if self.fragments.is_empty() {
+            return false;
+        }
+        let name = name.to_ascii_lowercase();
+        self.fragments.iter().any(|f| name.contains(f.as_str()))
     }
 
     /// Copies headers, redacting secret ones.
@@ -386,6 +408,35 @@ mod tests {
             .chain(["ssn".to_owned()])
             .collect();
         Redactor::new("x-debug", &["X-Internal-Key".to_owned()], &fields)
+    }
+
+    /// An operator's `secret_key` fragment hides every header and field whose name
+    /// contains it, whatever the case; names without it stay.
+    #[test]
+    fn secret_key_fragments_match_inside_names() {
+        let r = redactor().with_fragments(vec!["session".to_owned()]);
+        let fields = r.fields(&[
+            ("Session_ID", "s-1".to_owned()),
+            ("cache_key", "p:7".to_owned()),
+            ("user", "ada".to_owned()),
+        ]);
+        let values: Vec<&str> = fields.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, [REDACTED, "p:7", "ada"]);
+        let headers = r.headers(&vec![
+            ("X-Session-Token".to_owned(), "t".to_owned()),
+            ("accept".to_owned(), "*/*".to_owned()),
+        ]);
+        assert_eq!(headers[0].1, REDACTED);
+        assert_eq!(headers[1].1, "*/*");
+        assert_eq!(
+            r.uri("/a?mySession=1&page=2"),
+            "/a?mySession=[redacted]&page=2"
+        );
+        // Without fragments, the same names pass (only exact configured fields go).
+        assert_eq!(
+            redactor().fields(&[("session_id", "s-1".to_owned())])[0].1,
+            "s-1"
+        );
     }
 
     #[test]

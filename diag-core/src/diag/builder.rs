@@ -14,7 +14,7 @@ use crate::state::StateRegistry;
 use crate::state::config::ConfigState;
 use crate::state::in_flight::InFlight;
 use crate::state::queues::Queues;
-use crate::state::{ErrorRing, SecretKeys};
+use crate::state::{DEFAULT_SECRET_KEYS, ErrorRing, SecretKeys};
 use crate::trace::Sampler;
 
 use super::{ConfigError, Diag, Handle, Inner};
@@ -341,7 +341,30 @@ impl DiagBuilder {
 
     /// Adds a key fragment whose values are hidden in the `config` provider and in
     /// captured error fields (case-insensitive substring; see
-    /// [`DEFAULT_SECRET_KEYS`](crate::state::DEFAULT_SECRET_KEYS) for those always on).
+    /// [`DEFAULT_SECRET_KEYS`](crate::state::DEFAULT_SECRET_KEYS) for those always on),
+    /// and in debug captures: any header, body, query, span or log field whose name
+    /// contains it. (The default fragments do not apply to captures, which redact
+    /// [`DEFAULT_FIELDS`](crate::debug::DEFAULT_FIELDS) by name instead: `key` would hide
+    /// every `cache_key` there.) A field named with
+    /// [`redact_field`](Self::redact_field) is hidden here too.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// let diag = diag_core::Diag::builder().secret_key("session").build().unwrap();
+    /// let headers = vec![("x-session-id".to_owned(), "s-42".to_owned())];
+    /// # let view = RequestView { method: "POST", route: None, uri: "/?session_ref=7", headers: &headers, peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.request_chunk(br#"{"cache_key":"p:7","session_state":"s-42"}"#);
+    /// debug.request_end();
+    /// debug.finish_incomplete();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert_eq!(capture.request.headers[0].1, "[redacted]");
+    /// assert_eq!(capture.request.uri, "/?session_ref=[redacted]");
+    /// let body = capture.request.body.text.as_deref().unwrap();
+    /// assert_eq!(body, r#"{"cache_key":"p:7","session_state":"[redacted]"}"#);
+    /// ```
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().secret_key("session").build().unwrap();
@@ -501,7 +524,20 @@ impl DiagBuilder {
                     .map_err(|_| ConfigError::AdminAddr(a))
             })
             .transpose()?;
-        let debug = crate::debug::DebugMode::new(self.debug, self.token.as_ref())?;
+        // A configured secret is secret everywhere: the operator's own key fragments in
+        // captures too (not the defaults: `key` would hide every `cache_key` there), and
+        // the fields captures redact in the `config` and `errors` providers too.
+        let fragments = self
+            .secret_keys
+            .fragments()
+            .iter()
+            .filter(|f| !DEFAULT_SECRET_KEYS.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        for field in &self.debug.redact_fields {
+            self.secret_keys.add(field);
+        }
+        let debug = crate::debug::DebugMode::new(self.debug, self.token.as_ref(), fragments)?;
         validate_buckets(&self.http_duration_buckets)?;
         let instance = self.instance.unwrap_or_else(default_instance);
         let otlp = match &self.otlp_endpoint {
