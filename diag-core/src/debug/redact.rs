@@ -9,10 +9,13 @@
 //! - Configured fields (default: [`DEFAULT_FIELDS`]) are redacted, matched without
 //!   regard to case, in JSON bodies at any depth, in form bodies and query strings,
 //!   and in span and log fields.
-//! - A JSON body that is complete and parses is rewritten value by value. One that is
-//!   truncated or does not parse (and any other text body) gets a conservative textual
-//!   pass: every `"field": value` is cut, and a nested value that does not close within
-//!   the capture takes the rest of the body with it.
+//! - Bodies are redacted in place: every `"field": value` of a secret field has its value
+//!   replaced, and everything else stays as the client sent it (key order, spacing,
+//!   numbers). A JSON body that is complete and parses is reported as redacted as
+//!   [`BodyRedaction::Json`] (every string followed by `:` is then a key, so the pass is
+//!   exact); one that is truncated or does not parse (and any other text body) as
+//!   [`BodyRedaction::Textual`], where a nested value that does not close within the
+//!   capture takes the rest of the body with it.
 
 /// What a redacted value reads as.
 ///
@@ -103,7 +106,7 @@ pub const DEFAULT_FIELDS: [&str; 10] = [
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BodyRedaction {
-    /// Parsed as JSON; matching fields replaced at any depth.
+    /// Complete, valid JSON; matching fields replaced at any depth, the rest as sent.
     Json,
     /// A textual pass over `"field": value` patterns (truncated or unparsable JSON, or text).
     Textual,
@@ -252,36 +255,22 @@ impl Redactor {
             return (self.json_text(&self.form(text)), Some(BodyRedaction::Form));
         }
         let jsonish = ct.contains("json") || ((ct.is_empty() || form) && looks_json);
-        if jsonish
-            && complete
-            && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
-        {
-            self.json_value(&mut value);
-            if let Ok(s) = serde_json::to_string(&value) {
-                return (s, Some(BodyRedaction::Json));
-            }
-        }
-        (self.json_text(text), Some(BodyRedaction::Textual))
+        // In valid JSON every string followed by `:` is a key, so the same walk is exact
+        // there; it keeps the body as sent (key order, spacing, numbers beyond `f64`),
+        // where a parse and re-serialization would show the reader another body.
+        let valid =
+            jsonish && complete && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        let how = if valid {
+            BodyRedaction::Json
+        } else {
+            BodyRedaction::Textual
+        };
+        (self.json_text(text), Some(how))
     }
 
-    fn json_value(&self, value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    if self.is_secret_field(k) {
-                        *v = serde_json::Value::String(REDACTED.to_owned());
-                    } else {
-                        self.json_value(v);
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.json_value(v)),
-            _ => {}
-        }
-    }
-
-    /// The textual pass: walks string tokens; a string followed by `:` is a key, and a
-    /// secret key's value is replaced up to where it ends (or to the end of the text).
+    /// Walks string tokens; a string followed by `:` is a key, and a secret key's value
+    /// is replaced up to where it ends (or to the end of the text). A key written with
+    /// escapes (`"pass\u0077ord"`) is matched as it decodes.
     fn json_text(&self, text: &str) -> String {
         let b = text.as_bytes();
         let mut out = String::with_capacity(text.len());
@@ -294,7 +283,14 @@ impl Redactor {
             let key_end = string_end(b, i);
             let mut j = skip_ws(b, key_end);
             let key = text.get(i + 1..key_end.saturating_sub(1)).unwrap_or("");
-            if j < b.len() && b[j] == b':' && self.is_secret_field(key) {
+            let secret = |key: &str| {
+                if !key.contains('\\') {
+                    return self.is_secret_field(key);
+                }
+                serde_json::from_str::<String>(&text[i..key_end])
+                    .is_ok_and(|key| self.is_secret_field(&key))
+            };
+            if j < b.len() && b[j] == b':' && secret(key) {
                 j = skip_ws(b, j + 1);
                 let value_end = value_end(b, j);
                 out.push_str(&text[copied..j]);
@@ -479,6 +475,26 @@ mod tests {
         }
     }
 
+    /// A complete JSON body reads as the client sent it, but for the secrets: key
+    /// order, spacing, and numbers `f64` cannot hold (a re-serialized body showed
+    /// `1.2345678901234568e22` for an id the client sent exactly).
+    #[test]
+    fn complete_json_keeps_the_bytes_the_client_sent() {
+        let r = redactor();
+        let body = "{ \"zeta\": 1.10,\n  \"id\": 12345678901234567890123, \"password\":\"p\", \"a\": [1e2] }";
+        let (out, how) = r.body_text(Some("application/json"), body, true);
+        assert_eq!(how, Some(BodyRedaction::Json));
+        assert_eq!(
+            out,
+            "{ \"zeta\": 1.10,\n  \"id\": 12345678901234567890123, \"password\":\"[redacted]\", \"a\": [1e2] }"
+        );
+        // A key written with escapes is matched as it decodes, in either pass.
+        for complete in [true, false] {
+            let (out, _) = r.body_text(None, r#"{"pass\u0077ord": "p2", "x\"y": 3}"#, complete);
+            assert_eq!(out, r#"{"pass\u0077ord": "[redacted]", "x\"y": 3}"#);
+        }
+    }
+
     #[test]
     fn truncated_json_gets_the_textual_pass() {
         let r = redactor();
@@ -549,7 +565,7 @@ mod tests {
             true,
         );
         assert_eq!(how, Some(BodyRedaction::Json));
-        assert_eq!(out, r#"{"data":{"password":"[redacted]"},"user":"ann"}"#);
+        assert_eq!(out, r#"{"user":"ann","data":{"password":"[redacted]"}}"#);
         // JSON inside a form value.
         let (out, _) = r.body_text(
             Some("application/x-www-form-urlencoded"),
