@@ -16,7 +16,27 @@
 //! unstable and switches away at run time leaves this clock on the TSC (its readings
 //! still never make a negative duration: every subtraction saturates).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Seconds since the Unix epoch of `t`, with fractions (0 for a time before it): how
+/// every time diag reports (events, errors, captures, process start) is written.
+pub(crate) fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// [`unix_seconds`] now.
+pub(crate) fn unix_now() -> f64 {
+    unix_seconds(SystemTime::now())
+}
+
+/// Whole seconds since the Unix epoch now (0 on a clock set before it): the time signed
+/// debug credentials expire against.
+pub(crate) fn unix_now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// A reading of the monotonic clock: nanoseconds since an unspecified origin, the same
 /// for the whole process.

@@ -8,6 +8,8 @@
 
 use std::time::SystemTime;
 
+use crate::clock::unix_seconds;
+
 /// The process as the kernel sees it; each field `None` where the platform does not say.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ProcessStats {
@@ -36,7 +38,7 @@ impl ProcessStats {
         let start = self
             .start_time_unix
             .unwrap_or_else(|| unix_seconds(fallback));
-        let uptime = (unix_seconds(SystemTime::now()) - start).max(0.0);
+        let uptime = (crate::clock::unix_now() - start).max(0.0);
         (start, (uptime * 1000.0).round() / 1000.0)
     }
 
@@ -144,12 +146,6 @@ mod linux {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse().ok())
     }
-}
-
-/// Seconds since the Unix epoch of `t` (0 before it).
-pub(crate) fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The most workers reported one by one, in `/debug/state/process` and as
@@ -278,7 +274,7 @@ mod tests {
         assert!(after.max_fds.unwrap() >= after.open_fds.unwrap());
         // The process started before this test and after the Unix epoch plus 2020.
         let start = after.start_time_unix.unwrap();
-        let now = unix_seconds(SystemTime::now());
+        let now = crate::clock::unix_now();
         assert!(
             start > 1.58e9 && start <= now + 1.0,
             "start {start}, now {now}"

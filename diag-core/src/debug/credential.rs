@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::signed;
 use super::throttle::Throttle;
@@ -209,11 +209,7 @@ impl CredentialPolicy<'_> {
     }
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use crate::clock::unix_now_secs as now_unix;
 
 #[cfg(test)]
 mod tests {

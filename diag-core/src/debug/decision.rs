@@ -147,7 +147,7 @@ mod tests {
     use crate::test_support::{headers, peer};
     use std::net::SocketAddr;
     use std::sync::atomic::AtomicUsize;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use super::*;
     use crate::debug::{MAX_CREDENTIAL_BYTES, sign_credential};
@@ -182,10 +182,7 @@ mod tests {
     }
 
     fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
+        crate::clock::unix_now_secs()
     }
 
     #[test]

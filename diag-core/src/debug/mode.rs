@@ -2,7 +2,7 @@
 //! settings, the budget, the refusal counters and the flight recorder.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::budget::DebugBudget;
 use super::config::{BUDGET_EVENT_INTERVAL, DebugConfig};
@@ -243,9 +243,7 @@ impl Diag {
             return Err(MintError::TtlTooLong);
         }
         let key = self.inner.debug.key.as_ref().ok_or(MintError::NoKey)?;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::clock::unix_now_secs();
         Ok(sign_credential(key.expose(), now + ttl.as_secs()))
     }
 }

@@ -260,9 +260,7 @@ impl StoredCapture {
 
     /// When the request arrived, in seconds since the Unix epoch.
     pub(crate) fn time_unix(&self) -> f64 {
-        self.started_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
+        crate::clock::unix_seconds(self.started_at)
     }
 
     /// From arrival to the end of the response body (or to the abandonment), in ms.

@@ -54,7 +54,7 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         kind,
     };
     if req.wants_text() {
-        let now = crate::process::unix_seconds(std::time::SystemTime::now());
+        let now = crate::clock::unix_now();
         return DiagResponse::new(200, "text/plain; charset=utf-8", render_text(&page, now));
     }
     DiagResponse::json(200, &page, req.pretty())

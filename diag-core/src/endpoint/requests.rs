@@ -91,7 +91,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         },
     };
     if req.wants_text() {
-        let now = crate::process::unix_seconds(std::time::SystemTime::now());
+        let now = crate::clock::unix_now();
         let text = render_list(&list, now, trace.is_some());
         return DiagResponse::new(200, "text/plain; charset=utf-8", text);
     }

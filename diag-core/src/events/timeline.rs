@@ -1,6 +1,5 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -76,9 +75,7 @@ impl Events {
     pub fn record(&self, kind: &str, message: impl Into<String>) {
         let kind = truncate(kind.to_owned());
         let message = truncate(message.into());
-        let time_unix = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let time_unix = crate::clock::unix_now();
         let mut ring = self.ring.lock();
         // The sequence number is taken under the lock, so the ring stays in order.
         let event = Event {

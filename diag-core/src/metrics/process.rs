@@ -27,8 +27,9 @@ use std::sync::Arc;
 
 use super::collector::{Collector, ScrapeWriter};
 use crate::Diag;
+use crate::clock::unix_seconds;
 use crate::diag::Inner;
-use crate::process::{ProcessStats, RuntimeStats, unix_seconds};
+use crate::process::{ProcessStats, RuntimeStats};
 
 /// Registers the process collector; called once by the builder unless turned off.
 pub(crate) fn register(diag: &Diag) {
@@ -192,7 +193,7 @@ mod tests {
         assert!(open >= 3.0 && max >= open, "{open} of {max}");
         assert!(value(&text, "process_threads") >= 2.0);
         let started = value(&text, "process_start_time_seconds");
-        let now = crate::process::unix_seconds(std::time::SystemTime::now());
+        let now = crate::clock::unix_now();
         assert!(started > 1.58e9 && started <= now, "{started}");
         let info = format!(
             "service_build_info{{service=\"checkout\",version=\"1.2.3\",git_sha=\"abc123\",\

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
 
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -51,7 +50,7 @@ struct ConfigReport {
 
 impl ConfigState {
     fn set(&self, value: Value) -> Option<Arc<Value>> {
-        *self.last_change_unix.write() = Some(unix_now());
+        *self.last_change_unix.write() = Some(crate::clock::unix_now());
         self.current.write().replace(Arc::new(value))
     }
 
@@ -204,12 +203,6 @@ fn push(out: &mut Vec<String>, count: &mut usize, p: String) {
     if out.len() < MAX_CHANGES_LISTED {
         out.push(p);
     }
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

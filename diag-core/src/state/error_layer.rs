@@ -3,7 +3,6 @@
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -101,9 +100,7 @@ impl<S: Subscriber> Layer<S> for ErrorLayer {
                 location = Some(fields.fields.remove(at).1);
             }
             ErrorRecord {
-                time_unix: SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64()),
+                time_unix: crate::clock::unix_now(),
                 target: meta.target().to_owned(),
                 message: fields.message,
                 fields: fields.fields,
