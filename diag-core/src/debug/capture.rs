@@ -67,10 +67,41 @@ impl BodyCapture {
         self.bytes.capacity()
     }
 
-    /// The captured body, redacted, for a reader.
-    pub(crate) fn finish(&self, content_type: Option<&str>, redactor: &Redactor) -> CapturedBody {
+    /// The captured body, redacted, for a reader; `content_type` and `content_encoding`
+    /// are its head's.
+    pub(crate) fn finish(
+        &self,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+        redactor: &Redactor,
+    ) -> CapturedBody {
         let truncated = self.seen > self.bytes.len() as u64;
         let complete = self.ended && !truncated;
+        let sizes = CapturedBody {
+            text: None,
+            base64: None,
+            withheld: None,
+            captured_bytes: self.bytes.len(),
+            total_bytes: self.seen,
+            truncated,
+            ended: self.ended,
+            redaction: None,
+        };
+        // Compressed bytes cannot be redacted, and base64 would hand them out whole: a
+        // gzip response's `"token"` decodes in one command.
+        if let Some(encoding) = content_encoding.map(str::trim)
+            && !encoding.is_empty()
+            && !encoding.eq_ignore_ascii_case("identity")
+        {
+            return CapturedBody {
+                withheld: Some(format!(
+                    "content-encoding {encoding}: an encoded body cannot be redacted, so it is \
+                     not shown (put diag's layer inside the compression layer, or ask without \
+                     Accept-Encoding)"
+                )),
+                ..sizes
+            };
+        }
         // A cut may land inside a multi-byte character: keep the valid prefix as text.
         let text = match std::str::from_utf8(&self.bytes) {
             Ok(t) => Some(t),
@@ -80,6 +111,9 @@ impl BodyCapture {
             Err(_) => None,
         };
         let (text, base64, redaction) = match text {
+            // Protobuf and other binary formats can happen to be UTF-8: no text pass
+            // applies to them, so none is claimed.
+            Some(t) if is_binary_type(content_type) => (Some(t.to_owned()), None, None),
             Some(t) => {
                 let (t, how) = redactor.body_text(content_type, t, complete);
                 (Some(t), None, how)
@@ -89,13 +123,28 @@ impl BodyCapture {
         CapturedBody {
             text,
             base64,
-            captured_bytes: self.bytes.len(),
-            total_bytes: self.seen,
-            truncated,
-            ended: self.ended,
             redaction,
+            ..sizes
         }
     }
+}
+
+/// A content type whose bodies hold no field names a text pass could find: gRPC and
+/// protobuf messages, other binary formats.
+fn is_binary_type(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let ct = ct.trim().to_ascii_lowercase();
+    [
+        "application/grpc",
+        "application/protobuf",
+        "application/x-protobuf",
+        "application/octet-stream",
+    ]
+    .iter()
+    .any(|t| ct.starts_with(t))
+        && !ct.contains("json")
 }
 
 /// A body as stored: text when it is UTF-8, base64 otherwise.
@@ -122,6 +171,10 @@ pub struct CapturedBody {
     /// The captured bytes in base64, when they are not UTF-8 (not redacted: binary).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base64: Option<String>,
+    /// Why the bytes are not shown (neither `text` nor `base64`): a compressed body
+    /// (`Content-Encoding`), which no pass can redact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
     /// How many bytes were kept (at most the body cap).
     pub captured_bytes: usize,
     /// How many bytes went by in all.
@@ -429,7 +482,7 @@ mod tests {
         b.push(b"world, ");
         b.push(b"and more");
         b.end();
-        let c = b.finish(Some("text/plain"), &plain());
+        let c = b.finish(Some("text/plain"), None, &plain());
         assert_eq!(c.text.as_deref(), Some("hello worl"));
         assert_eq!(c.captured_bytes, 10);
         assert_eq!(c.total_bytes, 21);
@@ -441,7 +494,7 @@ mod tests {
         let mut b = BodyCapture::new(4);
         b.push(b"ab");
         b.push(b"cd");
-        let c = b.finish(None, &plain());
+        let c = b.finish(None, None, &plain());
         assert!(!c.truncated);
         assert!(!c.ended);
         assert_eq!(c.text.as_deref(), Some("abcd"));
@@ -451,21 +504,66 @@ mod tests {
     fn cut_inside_a_character_stays_text_and_binary_is_base64() {
         let mut b = BodyCapture::new(4);
         b.push("abcé".as_bytes()); // é is two bytes; the cap cuts it in half
-        let c = b.finish(None, &plain());
+        let c = b.finish(None, None, &plain());
         assert_eq!(c.text.as_deref(), Some("abc"));
         let mut b = BodyCapture::new(8);
         b.push(&[0xff, 0x00, 0xfe]);
         b.end();
-        let c = b.finish(None, &plain());
+        let c = b.finish(None, None, &plain());
         assert_eq!(c.text, None);
         assert_eq!(c.base64.as_deref(), Some("/wD+"));
+    }
+
+    /// A compressed body is neither text nor base64: its secrets would decode in one
+    /// command. Sizes stay.
+    #[test]
+    fn encoded_bodies_are_withheld() {
+        let redactor = Redactor::new("x-debug", &[], &["token".to_owned()]);
+        let mut b = BodyCapture::new(64);
+        b.push(b"{\"token\":\"t-1\"}");
+        b.end();
+        for encoding in ["gzip", "br", " deflate ", "zstd"] {
+            let c = b.finish(Some("application/json"), Some(encoding), &redactor);
+            assert_eq!(
+                (c.text.as_deref(), c.base64.as_deref()),
+                (None, None),
+                "{encoding}"
+            );
+            let why = c.withheld.unwrap();
+            assert!(why.contains(encoding.trim()), "{why}");
+            assert_eq!((c.captured_bytes, c.total_bytes, c.ended), (15, 15, true));
+        }
+        let c = b.finish(Some("application/json"), Some("identity"), &redactor);
+        assert_eq!(c.text.as_deref(), Some(r#"{"token":"[redacted]"}"#));
+        assert_eq!(c.withheld, None);
+    }
+
+    /// A protobuf message that happens to be UTF-8 is shown as it is, and not claimed
+    /// to be redacted: no text pass can find its fields.
+    #[test]
+    fn binary_types_are_not_claimed_redacted() {
+        let redactor = Redactor::new("x-debug", &[], &["name".to_owned()]);
+        let mut b = BodyCapture::new(64);
+        b.push(b"\x00\x00\x00\x00\x05\x0a\x03ada");
+        b.end();
+        for ct in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/x-protobuf",
+        ] {
+            let c = b.finish(Some(ct), None, &redactor);
+            assert_eq!(c.redaction, None, "{ct}");
+            assert!(c.text.unwrap().ends_with("ada"));
+        }
+        let c = b.finish(Some("text/plain"), None, &redactor);
+        assert_eq!(c.redaction, Some(BodyRedaction::Textual));
     }
 
     #[test]
     fn zero_cap_keeps_nothing_but_counts() {
         let mut b = BodyCapture::new(0);
         b.push(b"abc");
-        let c = b.finish(None, &plain());
+        let c = b.finish(None, None, &plain());
         assert_eq!((c.captured_bytes, c.total_bytes, c.truncated), (0, 3, true));
     }
 }

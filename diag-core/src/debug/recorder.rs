@@ -309,6 +309,7 @@ pub(crate) mod tests {
                 body: CapturedBody {
                     text: Some("x".repeat(body_len)),
                     base64: None,
+                    withheld: None,
                     captured_bytes: body_len,
                     total_bytes: body_len as u64,
                     truncated: false,

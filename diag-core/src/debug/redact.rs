@@ -57,7 +57,11 @@ pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
     "set-cookie",
 ];
 
-/// Body, query and log fields redacted unless the builder says otherwise.
+/// Body, query and log fields redacted unless the builder says otherwise, and matched
+/// as whole words of a name (see [`redact_field`](crate::DiagBuilder::redact_field)):
+/// `token` hides `access_token`, `X-Auth-Token` and `refreshToken`; `api_key` hides
+/// `apiKey` and the header `X-Api-Key`; `password` hides `user_password`, but not
+/// `passwords_policy`.
 ///
 /// ```
 /// # use diag_core::debug::DebugLevel;
@@ -118,7 +122,9 @@ pub enum BodyRedaction {
 #[derive(Clone, Debug)]
 pub(crate) struct Redactor {
     headers: Vec<String>,
-    fields: Vec<String>,
+    /// The fields, each as the words of its name (see [`words`] and
+    /// [`words_between_separators`]).
+    fields: Vec<Vec<String>>,
     /// Key fragments the operator made secret with `secret_key` (lower case): a header or
     /// field whose name contains one is redacted too. The default fragments are not
     /// here: `key` alone would hide every `cache_key` of a capture.
@@ -136,9 +142,11 @@ impl Redactor {
             .collect();
         headers.sort();
         headers.dedup();
-        let mut fields: Vec<String> = fields
+        // Each field both ways it splits (`apiKey`: `api key`, and `apikey`).
+        let mut fields: Vec<Vec<String>> = fields
             .iter()
-            .map(|s| s.trim().to_ascii_lowercase())
+            .flat_map(|s| [words(s), words_between_separators(s)])
+            .filter(|w| !w.is_empty())
             .collect();
         fields.sort();
         fields.dedup();
@@ -155,12 +163,29 @@ impl Redactor {
         self
     }
 
+    /// A header is secret when it is named, or when its name holds a secret field's
+    /// words (`X-Api-Key`, `X-Auth-Token`).
     fn is_secret_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.has_fragment(name)
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.is_secret_field(name)
     }
 
+    /// A field is secret when the words of its name hold the words of a secret field's,
+    /// in a row, or its name contains an operator's fragment.
     fn is_secret_field(&self, name: &str) -> bool {
-        self.fields.iter().any(|f| f.eq_ignore_ascii_case(name)) || self.has_fragment(name)
+        if !self.fields.is_empty() {
+            // Split where camel case starts a word, and not: `passworD` is `password`
+            // in odd case, not `passwor` and `d`.
+            for name_words in [words(name), words_between_separators(name)] {
+                if self
+                    .fields
+                    .iter()
+                    .any(|f| name_words.windows(f.len()).any(|w| w == f.as_slice()))
+                {
+                    return true;
+                }
+            }
+        }
+        self.has_fragment(name)
     }
 
     fn has_fragment(&self, name: &str) -> bool {
@@ -224,7 +249,7 @@ impl Redactor {
             .iter()
             .map(|(k, v)| {
                 let k = k.as_ref();
-                let v = if self.is_secret_field(k) || self.is_secret_header(k) {
+                let v = if self.is_secret_header(k) {
                     REDACTED
                 } else {
                     v
@@ -242,7 +267,7 @@ impl Redactor {
         complete: bool,
     ) -> (String, Option<BodyRedaction>) {
         // Nothing to redact in: no pass is named (an empty body said "redacted" before).
-        if self.fields.is_empty() || text.is_empty() {
+        if (self.fields.is_empty() && self.fragments.is_empty()) || text.is_empty() {
             return (text.to_owned(), None);
         }
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
@@ -306,6 +331,46 @@ impl Redactor {
         out.push_str(&text[copied..]);
         out
     }
+}
+
+/// The words of a name, lower case: split at anything not a letter or digit and where
+/// camel case starts a word (`refreshToken`, `APIKey`: `api`, `key`).
+fn words(name: &str) -> Vec<String> {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1);
+        let starts_word = c.is_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_lowercase()
+                    || p.is_numeric()
+                    || (p.is_uppercase() && next.is_some_and(|n| n.is_lowercase()))
+            });
+        if starts_word && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        word.extend(c.to_lowercase());
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// The words of a name split only at what is not a letter or digit, lower case.
+fn words_between_separators(name: &str) -> Vec<String> {
+    name.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// Index just past the string starting at `start` (a `"`), or the end of the text.
@@ -404,6 +469,72 @@ mod tests {
             .chain(["ssn".to_owned()])
             .collect();
         Redactor::new("x-debug", &["X-Internal-Key".to_owned()], &fields)
+    }
+
+    #[test]
+    fn names_split_into_words() {
+        for (name, expected) in [
+            ("access_token", &["access", "token"][..]),
+            ("X-Auth-Token", &["x", "auth", "token"]),
+            ("refreshToken", &["refresh", "token"]),
+            ("APIKey", &["api", "key"]),
+            ("user[password]", &["user", "password"]),
+            ("card.number2", &["card", "number2"]),
+            ("v2Secret", &["v2", "secret"]),
+            ("", &[]),
+        ] {
+            assert_eq!(words(name), expected, "{name}");
+        }
+    }
+
+    /// The default fields hide secret-looking names however they are written, in
+    /// headers, fields and query strings, and leave names that merely contain the letters.
+    #[test]
+    fn default_fields_match_whole_words() {
+        let r = redactor();
+        for secret in [
+            "user_password",
+            "userPassword",
+            "client_secret",
+            "apiKey",
+            "api-key",
+            "X-Api-Key",
+            "X-Auth-Token",
+            "refreshToken",
+            "card.number",
+            "CVV",
+            "ssn",
+            "customer_ssn",
+        ] {
+            assert!(r.is_secret_field(secret), "{secret}");
+            assert!(r.is_secret_header(secret), "{secret}");
+        }
+        for plain in [
+            "passwords_policy",
+            "tokens_used",
+            "secretary",
+            "className",
+            "card",
+            "key",
+            "cache_key",
+            "sec-websocket-key",
+            "accept",
+        ] {
+            assert!(!r.is_secret_field(plain), "{plain}");
+            assert!(!r.is_secret_header(plain), "{plain}");
+        }
+        let headers = r.headers(&vec![
+            ("X-Api-Key".to_owned(), "k123".to_owned()),
+            ("X-Auth-Token".to_owned(), "t123".to_owned()),
+            ("X-Password".to_owned(), "p".to_owned()),
+            ("x-request-id".to_owned(), "r1".to_owned()),
+        ]);
+        let values: Vec<&str> = headers.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, [REDACTED, REDACTED, REDACTED, "r1"]);
+        assert_eq!(
+            r.uri("/a?apiKey=b&api-key=c&page=2"),
+            "/a?apiKey=[redacted]&api-key=[redacted]&page=2"
+        );
     }
 
     /// An operator's `secret_key` fragment hides every header and field whose name

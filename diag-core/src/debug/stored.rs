@@ -234,13 +234,21 @@ impl StoredCapture {
                 uri: self.redacted_uri(redactor),
                 route: head.route().map(str::to_owned),
                 headers: redactor.headers(head.headers()),
-                body: self.request_body.finish(request_type, redactor),
+                body: self.request_body.finish(
+                    request_type,
+                    head.headers().get("content-encoding"),
+                    redactor,
+                ),
             },
             response: self.response.as_ref().map(|r| CapturedResponse {
                 status: r.status,
                 grpc_status: r.grpc_status(),
                 headers: redactor.headers(&r.headers),
-                body: r.body.finish(r.headers.get("content-type"), redactor),
+                body: r.body.finish(
+                    r.headers.get("content-type"),
+                    r.headers.get("content-encoding"),
+                    redactor,
+                ),
                 trailers: redactor.headers(&r.trailers),
             }),
             spans: self

@@ -208,15 +208,34 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
 ];
 
 impl Diag {
-    /// Whether `path` is one of diag's endpoints (`/metrics`, `/debug`, `/debug/...`).
+    /// Whether `path` is one of diag's endpoints: `/metrics`, `/debug`, or one of the
+    /// `/debug/...` endpoints the index lists and what is below them. The service's own
+    /// routes elsewhere under `/debug` (a `/debug/pprof`, say) are the service's: the
+    /// middleware counts them like any other.
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().build().unwrap();
     /// assert!(diag.is_endpoint("/debug/state"));
+    /// assert!(diag.is_endpoint("/debug/requests/42"));
     /// assert!(!diag.is_endpoint("/debugger"));
+    /// assert!(!diag.is_endpoint("/debug/pprof"), "the service's own");
     /// ```
     pub fn is_endpoint(&self, path: &str) -> bool {
-        path == "/metrics" || path == "/debug" || path.starts_with("/debug/")
+        if path == "/metrics" {
+            return true;
+        }
+        // Every other request stops here: its path does not start with `/debug`.
+        let Some(rest) = path.strip_prefix("/debug") else {
+            return false;
+        };
+        rest.is_empty()
+            || ENDPOINTS.iter().any(|e| {
+                let Some(own) = e.path.strip_prefix("/debug").filter(|p| !p.is_empty()) else {
+                    return false;
+                };
+                rest.strip_prefix(own)
+                    .is_some_and(|below| below.is_empty() || below.starts_with('/'))
+            })
     }
 
     /// Serves a diagnostics endpoint: checks access, routes, and renders.
@@ -246,7 +265,7 @@ impl Diag {
         // reveals nothing, and a 401 would send the reader after a token for nothing.
         if !self.is_endpoint(req.path.trim_end_matches('/')) {
             return DiagResponse::not_found(&format!(
-                "`{}` is not one of diag's endpoints (/metrics, /debug and below; see /debug)",
+                "`{}` is not one of diag's endpoints (see /debug for them)",
                 crate::debug::Safe(&req.path)
             ));
         }

@@ -493,8 +493,15 @@ proptest! {
         let resp = block_on(setup.diag.serve(req.clone()));
         // A path that is none of diag's is a 404 for anyone, before any access check.
         let trimmed = req.path.trim_end_matches('/');
-        let diag_path =
-            trimmed == "/metrics" || trimmed == "/debug" || trimmed.starts_with("/debug/");
+        // diag's endpoints and what is below them; any other path under `/debug` is
+        // the service's own.
+        let diag_path = trimmed == "/metrics"
+            || trimmed == "/debug"
+            || ["/debug/state", "/debug/requests", "/debug/events", "/debug/log-level"]
+                .iter()
+                .any(|e| {
+                    trimmed.strip_prefix(e).is_some_and(|below| below.is_empty() || below.starts_with('/'))
+                });
         if !diag_path {
             prop_assert_eq!(resp.status, 404, "not an endpoint: {}", req.path);
             return Ok(());
