@@ -72,6 +72,29 @@ pub enum AuthError {
     UnknownClient,
 }
 
+impl AuthError {
+    /// Whether sending credentials could change the answer: not when no token is
+    /// configured (only where the request came from counts then), so such a refusal is
+    /// a 403 without a challenge, and a browser does not ask for a password that cannot
+    /// work.
+    ///
+    /// ```
+    /// use diag_core::AuthError;
+    /// assert!(AuthError::InvalidToken.credentials_can_help());
+    /// assert!(!AuthError::NotLoopback.credentials_can_help());
+    /// ```
+    pub fn credentials_can_help(&self) -> bool {
+        !matches!(
+            self,
+            AuthError::NotLoopback
+                | AuthError::UnknownPeer
+                | AuthError::UntrustedProxy
+                | AuthError::UnknownClient
+                | AuthError::BasicCannotWrite
+        )
+    }
+}
+
 /// A secret compared in constant time; its `Debug` never shows it.
 #[derive(Clone)]
 pub(crate) struct Secret(Vec<u8>);

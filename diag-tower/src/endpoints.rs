@@ -48,7 +48,7 @@ impl DiagEndpoints {
     /// req.extensions_mut().insert(std::net::SocketAddr::from(([127, 0, 0, 1], 41000)));
     /// assert_eq!(endpoints.clone().oneshot(req).await.unwrap().status(), 200);
     /// let unknown_peer = http::Request::get("/debug/state").body(String::new()).unwrap();
-    /// assert_eq!(endpoints.oneshot(unknown_peer).await.unwrap().status(), 401);
+    /// assert_eq!(endpoints.oneshot(unknown_peer).await.unwrap().status(), 403);
     /// # }
     /// ```
     pub fn new(diag: Diag) -> Self {

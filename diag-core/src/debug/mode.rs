@@ -116,6 +116,11 @@ impl DebugMode {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The debug id the next debug request will get, without taking it.
+    pub(crate) fn peek_next_id(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
     /// The request header that asks for diagnostic mode, lower-case.
     ///
     /// ```

@@ -253,6 +253,12 @@ impl FlightRecorder {
         self.evicted.load(Ordering::Relaxed)
     }
 
+    /// The lowest debug id among the kept captures (`None` when none is kept): any
+    /// lower id that was issued is not kept any more, or not yet.
+    pub(crate) fn oldest_id(&self) -> Option<u64> {
+        self.ring.lock().captures.iter().map(|(c, _)| c.id).min()
+    }
+
     /// The recorder's current numbers.
     ///
     /// ```

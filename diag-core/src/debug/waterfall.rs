@@ -5,7 +5,9 @@
 //! Whatever came from outside (a logged value, a header, a body) is written through
 //! [`Safe`]: control characters are shown as escapes, so nothing a client sent or a
 //! handler logged can drive the reader's terminal (move the cursor, recolour, retitle,
-//! write the clipboard) or forge a row of this view.
+//! write the clipboard) or forge a row of this view. Only a body keeps its line breaks,
+//! and every line of it is written behind a gutter (`  | `), so a body line
+//! cannot pass for a line of the view (`== response: 500`, a header).
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -15,38 +17,48 @@ use super::capture::{Capture, CapturedBody, CapturedLog, CapturedResponse, Captu
 /// Width of the bar column, in characters.
 const BAR: usize = 40;
 
+/// What starts every line of a body in the text view: body text, however it is made,
+/// is never at the start of a line there.
+const BODY_GUTTER: &str = "  | ";
+
 /// Text from outside, made safe to print on a terminal: control characters (C0, DEL,
-/// C1) and the bidirectional overrides that reorder what a reader sees are written as
-/// escapes (`\n`, `\u{1b}`); in a body (`Safe::lines`) line feeds and tabs stay.
+/// C1), the Unicode line and paragraph separators, and the bidirectional overrides
+/// that reorder what a reader sees are written as escapes (`\n`, `\u{1b}`); with
+/// [`Safe::lines`] line feeds and tabs stay.
 ///
 /// ```
 /// use diag_core::debug::Safe;
 /// assert_eq!(Safe("a\x1b[2Jb\nc").to_string(), "a\\u{1b}[2Jb\\nc");
-/// assert_eq!(Safe::lines("a\tb\r\nc\u{9b}").to_string(), "a\tb\r\nc\\u{9b}");
+/// assert_eq!(Safe::lines("a\tb\r\nc\u{9b}").to_string(), "a\tb\\r\nc\\u{9b}");
+/// assert_eq!(Safe("a\u{2028}b").to_string(), "a\\u{2028}b");
 /// assert_eq!(Safe("plain, été").to_string(), "plain, été");
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Safe<'a>(pub &'a str);
 
-/// [`Safe`] keeping line breaks and tabs (bodies).
+/// [`Safe`] keeping line feeds and tabs. Every other control character, a carriage
+/// return too (before a line feed or not: it could overwrite what the line began with),
+/// is escaped. Whoever prints it must still mark the lines it makes as what they are:
+/// the text view writes each behind a gutter (`  | `).
 ///
 /// ```
 /// use diag_core::debug::{Safe, SafeLines};
-/// let body: SafeLines<'_> = Safe::lines("line 1\nline 2\x1b]0;pwned\x07");
-/// assert_eq!(body.to_string(), "line 1\nline 2\\u{1b}]0;pwned\\u{7}");
+/// let body: SafeLines<'_> = Safe::lines("line 1\r\nline 2\x1b]0;pwned\x07");
+/// assert_eq!(body.to_string(), "line 1\\r\nline 2\\u{1b}]0;pwned\\u{7}");
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct SafeLines<'a>(&'a str);
 
 impl<'a> Safe<'a> {
-    /// `text` with its line feeds, carriage returns before them, and tabs kept.
+    /// `text` with its line feeds and tabs kept.
     ///
     /// ```
     /// use diag_core::debug::Safe;
     /// assert_eq!(Safe::lines("a\nb\tc").to_string(), "a\nb\tc");
     /// assert_eq!(Safe("a\nb\tc").to_string(), "a\\nb\\tc");
-    /// // A lone carriage return could overwrite a line on the terminal: escaped.
+    /// // A carriage return could overwrite a line on the terminal: escaped.
     /// assert_eq!(Safe::lines("ok\rFAKE").to_string(), "ok\\rFAKE");
+    /// assert_eq!(Safe::lines("ok\r\n").to_string(), "ok\\r\n");
     /// ```
     pub fn lines(text: &'a str) -> SafeLines<'a> {
         SafeLines(text)
@@ -68,16 +80,23 @@ impl std::fmt::Display for SafeLines<'_> {
 fn write_safe(f: &mut std::fmt::Formatter<'_>, text: &str, lines: bool) -> std::fmt::Result {
     let needs = |c: char| {
         c.is_control()
-            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            || matches!(
+                c,
+                '\u{061c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            )
     };
     let mut rest = text;
     while let Some(at) = rest.find(needs) {
         f.write_str(&rest[..at])?;
         let c = rest[at..].chars().next().unwrap_or_default();
-        let next = rest[at + c.len_utf8()..].chars().next();
         match c {
             '\n' | '\t' if lines => f.write_char(c)?,
-            '\r' if lines && next == Some('\n') => f.write_char(c)?,
             '\n' => f.write_str("\\n")?,
             '\r' => f.write_str("\\r")?,
             '\t' => f.write_str("\\t")?,
@@ -86,6 +105,28 @@ fn write_safe(f: &mut std::fmt::Formatter<'_>, text: &str, lines: bool) -> std::
         rest = &rest[at + c.len_utf8()..];
     }
     f.write_str(rest)
+}
+
+/// A header name as the view prints it at the start of a line: a real one (an HTTP
+/// token) as it is; anything else a token may not hold (a space, `=`, `:`) escaped, so
+/// no name can read as a line of the view (`== response: 500`).
+struct HeaderName<'a>(&'a str);
+
+impl std::fmt::Display for HeaderName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if !self.0.is_empty() && self.0.chars().all(token) {
+            return f.write_str(self.0);
+        }
+        for c in self.0.chars() {
+            if token(c) {
+                f.write_char(c)?;
+            } else {
+                write!(f, "\\u{{{:x}}}", u32::from(c))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 enum Row<'a> {
@@ -182,12 +223,12 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
     let req = &capture.request;
     let _ = writeln!(out, "== request: {} {}", Safe(&req.method), Safe(&req.uri));
     headers(&mut out, &req.headers);
-    body(&mut out, &req.body);
+    body(&mut out, &req.body, Side::Request, &req.headers);
     match &capture.response {
         Some(resp) => {
             let _ = writeln!(out, "== response: {}", status_line(resp));
             headers(&mut out, &resp.headers);
-            body(&mut out, &resp.body);
+            body(&mut out, &resp.body, Side::Response, &resp.headers);
             if !resp.trailers.is_empty() {
                 out.push_str("-- trailers\n");
                 headers(&mut out, &resp.trailers);
@@ -307,33 +348,66 @@ fn log_row(out: &mut String, l: &CapturedLog, depth: usize, total: f64) {
 
 fn headers(out: &mut String, headers: &[(String, String)]) {
     for (k, v) in headers {
-        let _ = writeln!(out, "{}: {}", Safe(k), Safe(v));
+        let _ = writeln!(out, "{}: {}", HeaderName(k), Safe(v));
     }
 }
 
-fn body(out: &mut String, b: &CapturedBody) {
-    let _ = write!(
-        out,
-        "-- body: {} of {} bytes",
-        b.captured_bytes, b.total_bytes
-    );
-    if b.truncated {
-        out.push_str(", truncated");
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Request,
+    Response,
+}
+
+/// The `-- body:` line, then the body's lines, each behind [`BODY_GUTTER`].
+fn body(out: &mut String, b: &CapturedBody, side: Side, heads: &[(String, String)]) {
+    let declared = (!b.ended)
+        .then(|| {
+            heads
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        })
+        .flatten()
+        .map(|(_, v)| v.trim());
+    out.push_str("-- body: ");
+    if !b.ended && b.total_bytes == 0 {
+        // Nothing went by and no end either: a handler that answered (a 415, a 401)
+        // without reading the request's body, or a response cut before its first byte.
+        out.push_str(match side {
+            Side::Request => "not read by the handler",
+            Side::Response => "none seen before the exchange ended",
+        });
+    } else {
+        let _ = write!(out, "{} of {} bytes", b.captured_bytes, b.total_bytes);
+        if b.truncated {
+            out.push_str(", truncated");
+        }
+        if !b.ended {
+            out.push_str(", end not seen");
+        }
     }
-    if !b.ended {
-        out.push_str(", end not seen");
+    if let Some(length) = declared {
+        let _ = write!(out, " (content-length {})", Safe(length));
     }
     if let Some(how) = b.redaction {
         let _ = write!(out, ", redacted ({how:?})");
     }
+    if b.text.is_none() && b.base64.is_some() {
+        out.push_str(", binary, in base64");
+    }
+    if let Some(why) = &b.withheld {
+        let _ = write!(out, ", not shown: {}", Safe(why));
+    }
     out.push('\n');
-    if let Some(text) = &b.text {
-        let _ = write!(out, "{}", Safe::lines(text));
-        if !text.ends_with('\n') && !text.is_empty() {
-            out.push('\n');
+    if let Some(text) = b.text.as_deref().filter(|t| !t.is_empty()) {
+        for line in text.strip_suffix('\n').unwrap_or(text).split('\n') {
+            if line.is_empty() {
+                let _ = writeln!(out, "{}", BODY_GUTTER.trim_end());
+            } else {
+                let _ = writeln!(out, "{BODY_GUTTER}{}", Safe::lines(line));
+            }
         }
     } else if let Some(b64) = &b.base64 {
-        let _ = writeln!(out, "(binary, base64) {b64}");
+        let _ = writeln!(out, "{BODY_GUTTER}{b64}");
     }
 }
 
@@ -384,7 +458,7 @@ mod tests {
         let text = render(&c);
         let raw: Vec<char> = text
             .chars()
-            .filter(|&c| c != '\n' && c != '\r' && (c.is_control() || c == '\u{202e}'))
+            .filter(|&c| c != '\n' && (c.is_control() || c == '\u{202e}'))
             .collect();
         assert!(raw.is_empty(), "raw control characters {raw:?} in:\n{text}");
         assert!(
@@ -400,10 +474,200 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("x-note: a\\u{9b}b\n"), "{text}");
-        // A body keeps its lines.
+        // A body keeps its lines, each behind the gutter; its carriage return is shown.
         assert!(
-            text.contains("line one\r\n\\u{0}\\u{0}\\u{7}line two\n"),
+            text.contains("\n  | line one\\r\n  | \\u{0}\\u{0}\\u{7}line two\n"),
             "{text}"
+        );
+    }
+
+    /// The lines of the request and response part that are not body lines: each must
+    /// be one the view wrote (a section, a `-- body:` line, a header).
+    fn view_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("== request: "))
+            .filter(|l| !l.starts_with(BODY_GUTTER) && *l != BODY_GUTTER.trim_end())
+            .collect()
+    }
+
+    const FORGED: &str =
+        "{\"a\":1}\n== response: 500\r\nset-cookie: fake\n\n-- body: 0 of 0 bytes\n";
+
+    fn with_body(mut body: CapturedBody, text: &str) -> CapturedBody {
+        body.text = Some(text.into());
+        body.captured_bytes = text.len();
+        body.total_bytes = text.len() as u64;
+        body
+    }
+
+    /// A body holding what looks like lines of the view (a JSON body with raw line
+    /// breaks): every one of its lines is marked as body, and its CR is escaped.
+    #[test]
+    fn a_body_cannot_fake_a_line_of_the_view() {
+        let mut c = capture(7, 0);
+        c.request.headers = vec![("content-type".into(), "application/json".into())];
+        c.request.body = with_body(c.request.body.clone(), FORGED);
+        c.response = Some(CapturedResponse {
+            status: 200,
+            grpc_status: None,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: with_body(c.request.body.clone(), FORGED),
+            trailers: vec![],
+        });
+        let text = render(&c);
+        assert!(!text.contains('\r'), "{text:?}");
+        let body = "  | {\"a\":1}\n  | == response: 500\\r\n  | set-cookie: fake\n  |\n  | -- body: 0 of 0 bytes\n";
+        assert_eq!(text.matches(body).count(), 2, "{text}");
+        let n = FORGED.len();
+        assert_eq!(
+            view_lines(&text),
+            [
+                "== request: GET /",
+                "content-type: application/json",
+                &*format!("-- body: {n} of {n} bytes"),
+                "== response: 200",
+                "content-type: text/plain",
+                &*format!("-- body: {n} of {n} bytes"),
+            ],
+            "{text}"
+        );
+    }
+
+    /// Everything else a client (or a handler logging what a client sent) controls is
+    /// printed inside a line the view starts: none of it can start a line.
+    #[test]
+    fn no_other_text_from_outside_starts_a_line() {
+        let evil = "x\r\n== response: 500\nset-cookie: fake\u{2028}== request: GET /\u{85}-- body:";
+        let mut c = capture(7, 0);
+        c.duration_ms = 10.0;
+        c.request.method = evil.into();
+        c.request.uri = format!("/{evil}");
+        c.request.route = Some(evil.into());
+        c.request.headers = vec![
+            ("x-note".into(), evil.into()),
+            ("== response".into(), "500".into()),
+            (evil.into(), "v".into()),
+        ];
+        c.request.body.text = Some(String::new());
+        c.request.body.captured_bytes = 0;
+        c.request.body.total_bytes = 0;
+        let mut s = span(1, None, evil, 0.0, 10.0);
+        s.fields = vec![(evil.into(), evil.into())];
+        c.spans = vec![s];
+        let mut l = log(1.0, Some(1), evil);
+        l.level = evil.into();
+        l.target = evil.into();
+        l.fields = vec![(evil.into(), evil.into())];
+        c.logs = vec![l];
+        c.response = Some(CapturedResponse {
+            status: 200,
+            grpc_status: None,
+            headers: vec![("x-echo".into(), evil.into())],
+            body: c.request.body.clone(),
+            trailers: vec![("grpc-message".into(), evil.into())],
+        });
+        let text = render_on(&c, Some(evil));
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|&c| c != '\n' && (c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')))
+            .collect();
+        assert!(raw.is_empty(), "raw {raw:?} in:\n{text}");
+        // 2 head lines, a blank, the bar header, a span, a log line, a blank, then the
+        // request (a section, 3 headers, its body line), the response (a section, a
+        // header, its body line, the trailers' line and one trailer).
+        assert_eq!(text.lines().count(), 7 + 5 + 5, "{text}");
+        for line in text.lines() {
+            for forged in [
+                "== response: 500",
+                "set-cookie",
+                "== request: GET /",
+                "-- body:",
+            ] {
+                assert!(
+                    !line.starts_with(forged) || line.starts_with("-- body: 0 of 0"),
+                    "{line}\n{text}"
+                );
+            }
+        }
+        assert!(
+            text.contains("\n\\u{3d}\\u{3d}\\u{20}response: 500\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x-note: x\\r\\n== response: 500\\nset-cookie: fake\\u{2028}"),
+            "{text}"
+        );
+    }
+
+    /// A handler that refused the request (a 415) before reading its body: the view says
+    /// so, with the length the client declared, not `0 of 0 bytes, end not seen`.
+    #[test]
+    fn an_unread_body_says_the_handler_did_not_read_it() {
+        let mut c = capture(7, 0);
+        c.request.method = "POST".into();
+        c.request.headers = vec![
+            ("content-type".into(), "application/xml".into()),
+            ("Content-Length".into(), "50".into()),
+        ];
+        c.request.body.text = Some(String::new());
+        c.request.body.captured_bytes = 0;
+        c.request.body.total_bytes = 0;
+        c.request.body.ended = false;
+        c.response = Some(CapturedResponse {
+            status: 415,
+            grpc_status: None,
+            headers: vec![],
+            body: with_body(c.request.body.clone(), "unsupported media type"),
+            trailers: vec![],
+        });
+        c.response.as_mut().unwrap().body.ended = true;
+        let text = render(&c);
+        assert!(
+            text.contains(
+                "\n-- body: not read by the handler (content-length 50)\n== response: 415\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("0 of 0 bytes"), "{text}");
+        assert!(
+            text.contains("\n-- body: 22 of 22 bytes\n  | unsupported media type\n"),
+            "{text}"
+        );
+
+        // Without a declared length; and a body read in part.
+        c.request.headers.pop();
+        assert!(render(&c).contains("\n-- body: not read by the handler\n"));
+        c.request
+            .headers
+            .push(("content-length".into(), "50".into()));
+        c.request.body = with_body(c.request.body.clone(), "<a>");
+        assert!(
+            render(&c)
+                .contains("\n-- body: 3 of 3 bytes, end not seen (content-length 50)\n  | <a>\n"),
+            "{}",
+            render(&c)
+        );
+        // A body that is not shown says why.
+        let mut withheld = c.request.body.clone();
+        withheld.text = None;
+        withheld.withheld = Some("content-encoding gzip\n== response: 500".into());
+        c.request.body = withheld;
+        assert!(
+            render(&c).contains(
+                "\n-- body: 3 of 3 bytes, end not seen (content-length 50), not shown: \
+                 content-encoding gzip\\n== response: 500\n== response: 415\n"
+            ),
+            "{}",
+            render(&c)
+        );
+        // A response cut before its first byte.
+        let resp = c.response.as_mut().unwrap();
+        resp.body = with_body(resp.body.clone(), "");
+        resp.body.ended = false;
+        assert!(
+            render(&c).contains("\n-- body: none seen before the exchange ended\n"),
+            "{}",
+            render(&c)
         );
     }
 

@@ -161,7 +161,7 @@ impl DiagBuilder {
     ///     peer: Some("10.0.0.2:41000".parse().unwrap()),
     ///     ..Default::default()
     /// };
-    /// assert_eq!(Diag::builder().build().unwrap().serve(req.clone()).await.status, 401);
+    /// assert_eq!(Diag::builder().build().unwrap().serve(req.clone()).await.status, 403);
     /// let diag = Diag::builder().trusted_proxy("10.0.0.0/24").build().unwrap();
     /// assert_eq!(diag.serve(req).await.status, 200);
     /// # }

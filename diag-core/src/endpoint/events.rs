@@ -72,15 +72,20 @@ fn render_text(page: &EventsPage<'_>, now_unix: f64) -> String {
         }
         out.push_str(")\n");
     }
-    let width = page.events.iter().map(|e| e.kind.len()).max().unwrap_or(0);
-    for e in &page.events {
+    // Escaped before padding: `Safe` writes as it is, and an escape widens the kind.
+    let kinds: Vec<String> = page
+        .events
+        .iter()
+        .map(|e| crate::debug::Safe(&e.kind).to_string())
+        .collect();
+    let width = kinds.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+    for (e, kind) in page.events.iter().zip(&kinds) {
         let _ = writeln!(
             out,
-            "{:>4}  {:>8} ago  {}  {:<width$}  {}",
+            "{:>4}  {:>8} ago  {}  {kind:<width$}  {}",
             e.seq,
             super::requests::age(now_unix - e.time_unix),
             utc(e.time_unix),
-            crate::debug::Safe(&e.kind),
             crate::debug::Safe(&e.message),
         );
     }
@@ -215,6 +220,37 @@ mod tests {
             "{text}"
         );
         assert!(lines[1].contains("deploy  v2 rolled out\\n"), "{text}");
+    }
+
+    /// Kinds of different widths, one with a character shown escaped: the messages
+    /// still start in one column.
+    #[tokio::test]
+    async fn the_messages_line_up_in_one_column() {
+        let diag = Diag::builder().service("svc").build().unwrap();
+        diag.events().record("deploy", "v2");
+        diag.events().record("feature_flag", "cart on");
+        diag.events().record("x\ty", "odd kind");
+        let resp = diag
+            .serve(EndpointRequest {
+                method: "GET".into(),
+                path: "/debug/events".into(),
+                query: Some("format=TEXT".into()),
+                peer: Some("127.0.0.1:1".parse().unwrap()),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(resp.status, 200);
+        let text = String::from_utf8(resp.body).unwrap();
+        let starts: Vec<usize> = ["svc ", "v2", "cart on", "odd kind"]
+            .iter()
+            .zip(text.lines())
+            .map(|(message, line)| line.rfind(message).expect(&text))
+            .collect();
+        assert!(
+            starts.iter().all(|&at| at == starts[0]),
+            "{starts:?}\n{text}"
+        );
+        assert!(text.contains("Z  x\\ty  "), "{text}");
     }
 
     #[tokio::test]

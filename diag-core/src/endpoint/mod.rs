@@ -138,20 +138,22 @@ impl EndpointRequest {
             .is_some_and(|v| v != "0" && v != "false")
     }
 
-    /// Plain text when asked with `?format=text`, or when the client accepts
-    /// `text/plain` and not JSON (`curl -H 'Accept: text/plain'`).
+    /// Plain text when asked with `?format=text` (any case, or `txt`), or when the client
+    /// accepts `text/plain` and not JSON (`curl -H 'Accept: text/plain'`).
     pub(crate) fn wants_text(&self) -> bool {
-        match self.query_param("format") {
-            Some("text") => true,
-            Some(_) => false,
+        match self.query_param("format").map(response::Format::parse) {
+            Some(format) => format == Some(response::Format::Text),
             None => self.accepts("text/plain") && !self.accepts("application/json"),
         }
     }
 
     pub(crate) fn accepts(&self, mime: &str) -> bool {
         self.accept().is_some_and(|a| {
-            a.split(',')
-                .any(|part| part.split(';').next().is_some_and(|m| m.trim() == mime))
+            a.split(',').any(|part| {
+                part.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case(mime))
+            })
         })
     }
 }
@@ -255,7 +257,10 @@ impl Diag {
     pub async fn serve(&self, req: EndpointRequest) -> DiagResponse {
         // An error says what went wrong in the form the reader asked for: a terminal that
         // asked for text gets a line, not JSON.
-        let text = req.wants_text() || req.query_param("format").is_some_and(|f| f != "json");
+        let text = req.wants_text()
+            || req
+                .query_param("format")
+                .is_some_and(|f| response::Format::parse(f) != Some(response::Format::Json));
         let resp = self.serve_json_errors(req).await;
         if text { resp.error_as_text() } else { resp }
     }
@@ -283,7 +288,7 @@ impl Diag {
         }
         if let Some(format) = req.query_param("format")
             && req.path != "/metrics"
-            && !matches!(format, "text" | "json")
+            && response::Format::parse(format).is_none()
         {
             let format = crate::debug::Safe(format);
             return DiagResponse::error(400, &format!("format `{format}`: use text or json"));

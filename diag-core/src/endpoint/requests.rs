@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{DiagResponse, EndpointRequest};
 use crate::Diag;
 use crate::debug::{RecorderStats, RejectReason};
-use crate::trace::TraceId;
+use crate::trace::{TraceContext, TraceId};
 
 #[derive(Serialize)]
 struct List {
@@ -127,25 +127,42 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
         });
         return out;
     }
+    // The columns as wide as their widest cell: a gRPC status name (`FAILED_PRECONDITION`)
+    // is wider than any HTTP status, an id or a duration may grow.
+    let rows: Vec<[String; 4]> = list
+        .captures
+        .iter()
+        .map(|c| {
+            // A gRPC call by how it ended (`NOT_FOUND`): its HTTP status is 200 either way.
+            let status = match (c.grpc_status, c.status) {
+                (Some(grpc), _) => grpc.to_owned(),
+                (None, Some(s)) => s.to_string(),
+                (None, None) => "-".to_owned(),
+            };
+            [
+                c.id.to_string(),
+                age(now_unix - c.time_unix),
+                status,
+                format!("{:.1} ms", c.duration_ms),
+            ]
+        })
+        .collect();
+    let mut widths = [6, 8, 9, 11];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let [w_id, w_age, w_status, w_duration] = widths;
     let _ = writeln!(
         out,
-        "{:>6}  {:>8}  {:>9}  {:>11}  request",
+        "{:>w_id$}  {:>w_age$}  {:>w_status$}  {:>w_duration$}  request",
         "id", "age", "status", "duration"
     );
-    for c in &list.captures {
-        // A gRPC call by how it ended (`NOT_FOUND`): its HTTP status is 200 either way.
-        let status = match (c.grpc_status, c.status) {
-            (Some(grpc), _) => grpc.to_owned(),
-            (None, Some(s)) => s.to_string(),
-            (None, None) => "-".to_owned(),
-        };
+    for (c, [id, age, status, duration]) in list.captures.iter().zip(&rows) {
         let _ = writeln!(
             out,
-            "{:>6}  {:>8}  {:>9}  {:>8.1} ms  {} {}  trace {}{}",
-            c.id,
-            age(now_unix - c.time_unix),
-            status,
-            c.duration_ms,
+            "{id:>w_id$}  {age:>w_age$}  {status:>w_status$}  {duration:>w_duration$}  {} {}  trace {}{}",
             crate::debug::Safe(&c.method),
             crate::debug::Safe(&c.uri),
             c.trace_id,
@@ -173,32 +190,62 @@ pub(super) fn age(secs: f64) -> String {
     }
 }
 
+/// What `/debug/requests/{id}` was asked for.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// A debug id (`X-Debug-Id`).
+    Id(u64),
+    /// A trace id (32 hex digits: `X-Trace-Id`, an exemplar's `trace_id`).
+    Trace(TraceId),
+    /// A whole `traceparent` value, pasted from a response or a log line: its trace,
+    /// and the span it names (the debug request's own, or its caller's).
+    Traceparent(TraceContext),
+}
+
+impl Wanted {
+    fn parse(id: &str) -> Option<Wanted> {
+        if let Some(trace) = TraceId::from_hex(id) {
+            return Some(Wanted::Trace(trace));
+        }
+        if let Ok(n) = id.parse::<u64>() {
+            return Some(Wanted::Id(n));
+        }
+        // W3C asks for lower-case hex; a person pastes what they have.
+        TraceContext::from_traceparent(id.to_ascii_lowercase().as_bytes()).map(Wanted::Traceparent)
+    }
+}
+
 /// `id` is the debug id (`X-Debug-Id`), or a trace id (32 hex digits: `X-Trace-Id`, or
-/// the `trace_id` of an exemplar), which finds the newest capture of that trace.
+/// the `trace_id` of an exemplar), which finds the newest capture of that trace, or a
+/// `traceparent` value, which finds the capture of its span, or else its trace's newest.
 pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagResponse {
     let recorder = diag.debug_mode().recorder();
-    let capture = match (TraceId::from_hex(id), id.parse::<u64>()) {
-        (Some(trace), _) => recorder.by_trace(&trace),
-        (None, Ok(id)) => recorder.get(id),
-        (None, Err(_)) => {
-            return DiagResponse::error(
-                400,
-                &format!(
-                    "`{}` is neither a debug id (the number in X-Debug-Id) nor a trace id \
-                     (32 hex digits: X-Trace-Id, or an exemplar's trace_id)",
-                    crate::debug::Safe(id)
-                ),
-            );
-        }
+    let Some(wanted) = Wanted::parse(id) else {
+        return DiagResponse::error(
+            400,
+            &format!(
+                "`{}` is neither a debug id (the number in X-Debug-Id) nor a trace id \
+                 (32 hex digits: X-Trace-Id, or an exemplar's trace_id) nor a traceparent \
+                 (00-<trace id>-<span id>-<flags>)",
+                crate::debug::Safe(id)
+            ),
+        );
+    };
+    let capture = match &wanted {
+        Wanted::Id(n) => recorder.get(*n),
+        Wanted::Trace(trace) => recorder.by_trace(trace),
+        Wanted::Traceparent(ctx) => recorder
+            .recent_stored()
+            .iter()
+            .find(|c| {
+                c.trace_id == ctx.trace_id
+                    && (c.span_id == ctx.span_id || c.parent_span_id == Some(ctx.span_id))
+            })
+            .and_then(|c| recorder.get(c.id))
+            .or_else(|| recorder.by_trace(&ctx.trace_id)),
     };
     let Some(capture) = capture else {
-        return DiagResponse::not_found(&format!(
-            "no debug capture with id or trace id `{id}` on this instance ({}): a capture \
-             is kept by the instance that served the request, named in its \
-             X-Debug-Instance header; here it never existed or was evicted (only requests \
-             in diagnostic mode are captured); see /debug/requests",
-            diag.instance()
-        ));
+        return DiagResponse::not_found(&missing(diag, &wanted));
     };
     let instance = diag.instance();
     if req.wants_text() {
@@ -213,6 +260,67 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
             },
             req.pretty(),
         )
+    }
+}
+
+/// Why there is no capture for `wanted` here, as far as this instance can tell: a debug
+/// id it never issued, one evicted, or one not kept (yet).
+fn missing(diag: &Diag, wanted: &Wanted) -> String {
+    let mode = diag.debug_mode();
+    let recorder = mode.recorder();
+    let instance = crate::debug::Safe(diag.instance());
+    let elsewhere = "a capture is kept by the instance that served the request, named in \
+                     its X-Debug-Instance header";
+    let id = match wanted {
+        Wanted::Id(id) => *id,
+        Wanted::Trace(trace) => {
+            return format!(
+                "no debug capture of trace {trace} on this instance ({instance}): {elsewhere}; \
+                 here it never existed or was evicted (only requests in diagnostic mode are \
+                 captured); see /debug/requests"
+            );
+        }
+        Wanted::Traceparent(ctx) => {
+            return format!(
+                "no debug capture of trace {} (from the traceparent) on this instance \
+                 ({instance}): {elsewhere}; here it never existed or was evicted (only \
+                 requests in diagnostic mode are captured); see /debug/requests",
+                ctx.trace_id
+            );
+        }
+    };
+    let next = mode.peek_next_id();
+    if id == 0 || id >= next {
+        return format!(
+            "no debug capture with id {id} on this instance ({instance}): no request has had \
+             that id yet (ids count from 1 on each instance; the next is {next}); {elsewhere}"
+        );
+    }
+    let stats = recorder.stats();
+    let in_flight = mode.in_flight();
+    let still = if in_flight > 0 {
+        format!(", unless it is one of the {in_flight} debug requests still in flight")
+    } else {
+        String::new()
+    };
+    let too_large = if stats.too_large > 0 {
+        format!(" (or was one of the {} too large to keep)", stats.too_large)
+    } else {
+        String::new()
+    };
+    match recorder.oldest_id() {
+        Some(oldest) if id < oldest && stats.evicted > 0 => format!(
+            "no debug capture with id {id} on this instance ({instance}): it was evicted to \
+             make room for newer ones{too_large}{still}; the oldest kept is {oldest} (the \
+             recorder keeps {} captures and {} KiB); see /debug/requests",
+            stats.max_captures,
+            stats.max_bytes / 1024
+        ),
+        _ => format!(
+            "no debug capture with id {id} on this instance ({instance}): its request is \
+             still in flight, or its capture was too large to keep or evicted; see \
+             /debug/requests"
+        ),
     }
 }
 
@@ -563,16 +671,230 @@ mod tests {
 
         for path in ["/debug/requests", "/debug/state/routes", "/debug"] {
             // A typo for `text`: answered as text.
-            let typo = get(&diag, path, Some("format=txt"), None).await;
+            let typo = get(&diag, path, Some("format=tetx"), None).await;
             assert_eq!(typo.status, 400, "{path}");
             let line = String::from_utf8(typo.body).unwrap();
             assert!(
-                line.starts_with("error: format `txt`: use text or json"),
+                line.starts_with("error: format `tetx`: use text or json"),
                 "{line}"
             );
             let explicit = get(&diag, path, Some("format=json"), None).await;
             assert_eq!(explicit.status, 200, "{path}");
             assert_eq!(explicit.header("content-type"), Some("application/json"));
+        }
+    }
+
+    /// `?format=` in any case, and `txt` for text, on every endpoint with a text view;
+    /// what is not a form diag serves is still a 400, as a line of text.
+    #[tokio::test]
+    async fn format_is_read_in_any_case() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let id = run_debug_request(&diag, "/items/1", 200);
+        let one = format!("/debug/requests/{id}");
+        for path in [
+            &*one,
+            "/debug/requests",
+            "/debug/events",
+            "/debug/state/routes",
+        ] {
+            for format in ["TEXT", "Text", "text", "txt", "TXT"] {
+                let r = get(&diag, path, Some(&format!("format={format}")), None).await;
+                assert_eq!(r.status, 200, "{path} {format}");
+                let ct = r.header("content-type").unwrap();
+                assert!(ct.starts_with("text/plain"), "{path} {format}: {ct}");
+            }
+            for format in ["JSON", "Json"] {
+                let r = get(&diag, path, Some(&format!("format={format}")), None).await;
+                assert_eq!(r.status, 200, "{path} {format}");
+                assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
+            }
+            let r = get(&diag, path, Some("format=YAML"), None).await;
+            assert_eq!(r.status, 400, "{path}");
+            let line = String::from_utf8(r.body).unwrap();
+            assert!(
+                line.starts_with("error: format `YAML`: use text or json"),
+                "{line}"
+            );
+            // A media type is read in any case too.
+            let r = get(&diag, path, None, Some("Text/Plain")).await;
+            assert!(
+                r.header("content-type").unwrap().starts_with("text/plain"),
+                "{path}"
+            );
+        }
+        let r = get(&diag, &one, Some("format=TEXT"), None).await;
+        let body = String::from_utf8(r.body).unwrap();
+        assert!(body.starts_with("GET /items/1 -> 200"), "{body}");
+    }
+
+    /// A debug id that is not kept: evicted (and which ids are still there), or never
+    /// issued on this instance; each says so.
+    #[tokio::test]
+    async fn a_missing_id_says_whether_it_was_evicted_or_never_issued() {
+        let diag = Diag::builder()
+            .token("tok")
+            .recorder_limits(2, 1 << 20)
+            .build()
+            .unwrap();
+        let ids: Vec<u64> = (0..4)
+            .map(|i| run_debug_request(&diag, &format!("/items/{i}"), 200))
+            .collect();
+        let error = |r: DiagResponse| {
+            assert_eq!(r.status, 404);
+            json(&r)["error"].as_str().unwrap().to_owned()
+        };
+        for evicted in [ids[0], ids[1]] {
+            let e = error(get(&diag, &format!("/debug/requests/{evicted}"), None, None).await);
+            assert!(
+                e.contains(&format!("no debug capture with id {evicted}")),
+                "{e}"
+            );
+            assert!(e.contains("was evicted"), "{e}");
+            assert!(e.contains(&format!("the oldest kept is {}", ids[2])), "{e}");
+            assert!(!e.contains("yet"), "{e}");
+        }
+        let next = ids[3] + 1;
+        for never in [next, next + 1, 999, 0] {
+            let e = error(get(&diag, &format!("/debug/requests/{never}"), None, None).await);
+            assert!(e.contains("no request has had that id yet"), "{never}: {e}");
+            assert!(e.contains(&format!("the next is {next}")), "{e}");
+            assert!(e.contains(diag.instance()), "{e}");
+            assert!(!e.contains("evicted"), "{e}");
+        }
+        // Issued but not stored yet: in flight, not evicted, not unknown.
+        let h = vec![("x-debug".to_owned(), "tok".to_owned())];
+        let view = RequestView {
+            method: "GET",
+            route: None,
+            uri: "/slow",
+            headers: &h,
+            peer: &|| None,
+        };
+        let running = diag.start_debug(crate::debug::DebugLevel::Debug, &view, TraceId([5; 16]));
+        let e = error(
+            get(
+                &diag,
+                &format!("/debug/requests/{}", running.id()),
+                None,
+                None,
+            )
+            .await,
+        );
+        assert!(e.contains("still in flight"), "{e}");
+        assert!(!e.contains("yet"), "{e}");
+        running.response_end();
+        let found = get(
+            &diag,
+            &format!("/debug/requests/{}", running.id()),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(found.status, 200);
+    }
+
+    /// A `traceparent` value pasted as the id: its trace's capture, the one of its span
+    /// when the trace has several.
+    #[tokio::test]
+    async fn a_pasted_traceparent_finds_its_capture() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let trace = TraceId([0xab; 16]);
+        let first = run_traced_debug_request(&diag, "/items/1", 200, trace);
+        let second = run_traced_debug_request(&diag, "/items/2", 200, trace);
+        let span_of = |v: serde_json::Value| v["span_id"].as_str().unwrap().to_owned();
+        let first_span = span_of(json(
+            &get(&diag, &format!("/debug/requests/{first}"), None, None).await,
+        ));
+        for (tp, want) in [
+            (format!("00-{trace}-{first_span}-01"), first),
+            (
+                format!("00-{trace}-{}-01", first_span.to_uppercase()),
+                first,
+            ),
+            (
+                format!("00-{}-{first_span}-00", trace.to_string().to_uppercase()),
+                first,
+            ),
+            // A span no capture has (the caller's, a sibling's): the trace's newest.
+            (format!("00-{trace}-00f067aa0ba902b7-01"), second),
+        ] {
+            let r = get(&diag, &format!("/debug/requests/{tp}"), None, None).await;
+            assert_eq!(r.status, 200, "{tp}: {}", String::from_utf8_lossy(&r.body));
+            assert_eq!(json(&r)["id"], want, "{tp}");
+        }
+        let text = get(
+            &diag,
+            &format!("/debug/requests/00-{trace}-{first_span}-01"),
+            Some("format=text"),
+            None,
+        )
+        .await;
+        assert!(
+            String::from_utf8(text.body)
+                .unwrap()
+                .starts_with("GET /items/1 -> 200")
+        );
+
+        let other = TraceId([0xcd; 16]);
+        let r = get(
+            &diag,
+            &format!("/debug/requests/00-{other}-{first_span}-01"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 404);
+        let e = json(&r)["error"].as_str().unwrap().to_owned();
+        assert!(e.contains(&other.to_string()), "{e}");
+        for bad in [
+            format!("00-{trace}-{first_span}"),
+            format!("00-{trace}-{}-01", "0".repeat(16)),
+            format!("00-{trace}-{first_span}-01-extra"),
+        ] {
+            let r = get(&diag, &format!("/debug/requests/{bad}"), None, None).await;
+            assert_eq!(r.status, 400, "{bad}");
+            assert!(json(&r)["error"].as_str().unwrap().contains("traceparent"));
+        }
+    }
+
+    /// gRPC status names are wider than HTTP statuses: the columns still line up.
+    #[tokio::test]
+    async fn the_list_columns_line_up_with_grpc_status_names() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let h = vec![("x-debug".to_owned(), "tok".to_owned())];
+        for code in ["11", "9", "0"] {
+            let view = RequestView {
+                method: "POST",
+                route: Some("/shop.Cart/Add"),
+                uri: "/shop.Cart/Add",
+                headers: &h,
+                peer: &|| None,
+            };
+            let debug = diag.start_debug(crate::debug::DebugLevel::Debug, &view, TraceId([7; 16]));
+            debug.response_head(
+                200,
+                &vec![("content-type".into(), "application/grpc".into())],
+            );
+            debug.response_trailers(&vec![("grpc-status".into(), code.into())]);
+            debug.response_end();
+        }
+        run_debug_request(&diag, "/items/1", 404);
+        let text = get(&diag, "/debug/requests", None, Some("text/plain")).await;
+        let text = String::from_utf8(text.body).unwrap();
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        let column = |line: &str, word: &str| line.find(word).map(|at| at + word.len());
+        // Every column ends where its heading does.
+        let request = lines[0].find("request").unwrap();
+        let status_end = column(lines[0], "status").unwrap();
+        for (line, status) in
+            lines[1..]
+                .iter()
+                .zip(["404", "OK", "FAILED_PRECONDITION", "OUT_OF_RANGE"])
+        {
+            assert_eq!(column(line, status), Some(status_end), "{text}");
+            let method = line.find("GET ").or_else(|| line.find("POST ")).unwrap();
+            assert_eq!(method, request, "{text}");
         }
     }
 

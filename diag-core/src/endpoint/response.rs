@@ -28,6 +28,26 @@ pub struct DiagResponse {
 
 pub(crate) const JSON: &str = "application/json";
 
+/// A form `?format=` names, in any case: `text` (or `txt`) or `json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
+
+impl Format {
+    /// The form `value` names, `None` for one diag does not serve.
+    pub(crate) fn parse(value: &str) -> Option<Format> {
+        if value.eq_ignore_ascii_case("text") || value.eq_ignore_ascii_case("txt") {
+            Some(Format::Text)
+        } else if value.eq_ignore_ascii_case("json") {
+            Some(Format::Json)
+        } else {
+            None
+        }
+    }
+}
+
 impl DiagResponse {
     /// A response with `content-type` set, never cached, and never content-sniffed:
     /// diag's pages show what clients sent (captured bodies, URIs), which a browser must
@@ -140,10 +160,11 @@ impl DiagResponse {
         )
     }
 
-    /// 401 with both challenges (a browser asks for Basic credentials), or 403 when the
-    /// credentials are right but only read.
+    /// 401 with both challenges (a browser asks for Basic credentials), or 403 when no
+    /// credentials could help: they are right but only read, or no token is configured
+    /// and the client is not on loopback.
     pub(crate) fn unauthorized(e: AuthError) -> Self {
-        if e == AuthError::BasicCannotWrite {
+        if !e.credentials_can_help() {
             return DiagResponse::error(403, &e.to_string());
         }
         let mut r = DiagResponse::error(401, &e.to_string());

@@ -85,6 +85,9 @@ pub(crate) enum Access {
     Refused,
     /// 403: HTTP Basic credentials with the right token, on a method that writes.
     ReadOnly,
+    /// 403 without a challenge: no token is configured and the client is not proven to
+    /// be on loopback; no credentials could help.
+    Forbidden,
 }
 
 /// The documented access rules (`auth.rs`). With a token: the first `Authorization` line
@@ -140,7 +143,7 @@ pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
     if from_network(req.peer, &f, trusted, |ip| ip.is_loopback()) {
         Access::Allowed
     } else {
-        Access::Refused
+        Access::Forbidden
     }
 }
 
@@ -517,6 +520,10 @@ proptest! {
                 prop_assert_eq!(resp.header("www-authenticate"), Some("Bearer realm=\"diag\""));
             }
             Access::ReadOnly => prop_assert_eq!(resp.status, 403, "Basic credentials wrote"),
+            Access::Forbidden => {
+                prop_assert_eq!(resp.status, 403, "let in without a token from afar");
+                prop_assert_eq!(resp.header("www-authenticate"), None, "a challenge nothing can meet");
+            }
             Access::Allowed => prop_assert!(
                 resp.status != 401 && resp.status != 403,
                 "refused against the rules: {}", String::from_utf8_lossy(&resp.body)

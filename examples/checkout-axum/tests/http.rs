@@ -98,7 +98,11 @@ async fn without_a_token_only_loopback_gets_in() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.status(),
+        403,
+        "no token to send: refused without a challenge"
+    );
 }
 
 #[tokio::test]
