@@ -266,8 +266,12 @@ impl<B: MessageBody> MessageBody for DiagActixBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
-        let polled = this.inner.poll_next(cx);
-        if let (Some(tap), Poll::Ready(item)) = (this.tap.as_mut(), &polled) {
+        let Some(tap) = this.tap.as_mut() else {
+            return this.inner.poll_next(cx);
+        };
+        // A debug request's body: what its stream logs belongs to the request.
+        let polled = tap.in_scope(|| this.inner.poll_next(cx));
+        if let Poll::Ready(item) = &polled {
             tap.observe(polled_item(item));
         }
         polled
@@ -301,9 +305,13 @@ where
     type Item = Result<Bytes, E>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        let this = &mut *self;
+        // Read in a task of the handler's own, too: what is logged belongs to the request.
+        let polled = this
+            .tap
+            .in_scope(|| Pin::new(&mut this.inner).poll_next(cx));
         if let Poll::Ready(item) = &polled {
-            self.tap.observe(polled_item(item));
+            this.tap.observe(polled_item(item));
         }
         polled
     }

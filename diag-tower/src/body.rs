@@ -137,7 +137,11 @@ impl<B: Body> Body for DiagBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let polled = this.inner.as_mut().poll_frame(cx);
+        let polled = match this.tap.as_ref() {
+            None => this.inner.as_mut().poll_frame(cx),
+            // A debug request's body: what its stream logs belongs to the request.
+            Some(tap) => tap.in_scope(|| this.inner.as_mut().poll_frame(cx)),
+        };
         if let Some(call) = this.grpc.take() {
             // Kept until the trailers pass (or the body ends without them).
             *this.grpc = match &polled {

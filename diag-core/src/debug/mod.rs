@@ -49,7 +49,7 @@ pub use recorder::{FlightRecorder, RecorderStats};
 pub use redact::{ALWAYS_REDACTED_HEADERS, BodyRedaction, DEFAULT_FIELDS, REDACTED};
 pub use request::DebugRequest;
 pub use server_timing::{MAX_TIMINGS, debug_response_headers, server_timing};
-pub use session::{DebugLevel, DebugSession, LogLine, SpanTiming, StaticText};
+pub use session::{DebugLevel, DebugSession, LogLine, STILL_OPEN_FIELD, SpanTiming, StaticText};
 pub use signed::{MAX_TTL, sign_credential};
 pub use tap::{BodySide, BodyTap};
 pub use waterfall::{Safe, SafeLines, render as render_waterfall};

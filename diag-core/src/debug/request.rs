@@ -12,7 +12,7 @@ use super::capture::BodyCapture;
 use super::server_timing::debug_response_headers;
 use super::session::DebugSession;
 use super::stored::{HeaderLines, RequestHead, StoredCapture, StoredResponse};
-use crate::request::RequestView;
+use crate::request::{RequestScope, RequestView};
 use crate::trace::{SpanId, TraceContext, TraceId, TraceState};
 use crate::{Diag, HeaderView};
 
@@ -50,12 +50,11 @@ use crate::{Diag, HeaderView};
 pub struct DebugRequest {
     diag: Diag,
     session: Arc<DebugSession>,
-    trace_id: TraceId,
-    span_id: SpanId,
+    /// The request's trace (its own span id, sampled), its session as `debug` and the
+    /// caller's `tracestate`: what its body taps make current while a body is polled.
+    scope: RequestScope,
     /// The caller's span, when the request came with a `traceparent` of this trace.
     parent_span_id: Option<SpanId>,
-    /// The caller's `tracestate`, when it continued its trace with one.
-    tracestate: Option<TraceState>,
     request: Mutex<RequestSide>,
     response: Mutex<ResponseSide>,
     stored: AtomicBool,
@@ -128,12 +127,19 @@ impl Diag {
     ) -> Arc<DebugRequest> {
         let mode = self.debug_mode();
         mode.in_flight.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(DebugSession::new(mode.next_id(), level));
         Arc::new(DebugRequest {
-            session: Arc::new(DebugSession::new(mode.next_id(), level)),
-            trace_id,
-            span_id,
+            scope: RequestScope {
+                trace: TraceContext {
+                    trace_id,
+                    span_id,
+                    sampled: true,
+                },
+                debug: Some(session.clone()),
+                tracestate,
+            },
+            session,
             parent_span_id,
-            tracestate,
             request: Mutex::new(RequestSide {
                 head: RequestHead::copy(req.method, req.uri, req.route, req.headers),
                 body: BodyCapture::new(mode.body_limit),
@@ -184,6 +190,12 @@ impl DebugRequest {
     /// ```
     pub fn session(&self) -> &Arc<DebugSession> {
         &self.session
+    }
+
+    /// The request's scope (its trace, this session), made current around each poll
+    /// of its bodies.
+    pub(crate) fn scope(&self) -> &RequestScope {
+        &self.scope
     }
 
     /// Call with every request-body frame's data as the handler reads it.
@@ -265,7 +277,7 @@ impl DebugRequest {
             at,
         };
         self.response.lock().head = Some(head);
-        debug_response_headers(&self.session, at, self.trace_id)
+        debug_response_headers(&self.session, at, self.scope.trace.trace_id)
     }
 
     /// Call with every response-body frame's data as it is sent.
@@ -379,8 +391,9 @@ impl DebugRequest {
         if self.stored.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (dropped_spans, dropped_logs) = self.session.dropped();
+        // Records first: a span still open over the cap counts as dropped.
         let (spans, logs) = self.session.take_records();
+        let (dropped_spans, dropped_logs) = self.session.dropped();
         let request = std::mem::take(&mut *self.request.lock());
         let response = {
             let mut side = self.response.lock();
@@ -397,10 +410,10 @@ impl DebugRequest {
         let capture = StoredCapture {
             id: self.session.id,
             started_at: self.session.started_at,
-            trace_id: self.trace_id,
-            span_id: self.span_id,
+            trace_id: self.scope.trace.trace_id,
+            span_id: self.scope.trace.span_id,
             parent_span_id: self.parent_span_id,
-            tracestate: self.tracestate.clone(),
+            tracestate: self.scope.tracestate.clone(),
             level: self.session.level,
             complete,
             panicked,

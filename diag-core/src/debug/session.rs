@@ -53,7 +53,9 @@ impl DebugLevel {
 /// ```
 pub type StaticText = Cow<'static, str>;
 
-/// A span that closed while a debug request ran.
+/// A span of a debug request: one that closed while the request ran, or one still open
+/// when its capture was stored (then its `duration` runs up to that moment, and its last
+/// field is [`STILL_OPEN_FIELD`]` = "true"`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -87,6 +89,46 @@ pub struct SpanTiming {
     /// Its recorded fields, rendered.
     pub fields: Vec<(StaticText, String)>,
 }
+
+/// The field a span still open when its request's capture was stored carries (value
+/// `true`), last of its fields: its `duration` runs up to the moment the capture was
+/// stored, not to its close. A span the request opened and that outlives the response
+/// body (the request's own root span while a layer such as tower-http's `TraceLayer`
+/// keeps a child of it open) is kept this way, so the capture's parent chain is whole.
+///
+/// ```
+/// use diag_core::body::Polled;
+/// use diag_core::debug::STILL_OPEN_FIELD;
+/// use diag_core::request::RequestView;
+/// use tracing_subscriber::prelude::*;
+/// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+/// let subscriber = tracing_subscriber::registry().with(diag.debug_recording_layer());
+/// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+/// tracing::subscriber::with_default(subscriber, || {
+///     let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &headers, peer: &|| None };
+///     let guard = diag.begin(&view);
+///     let id = guard.debug_id().unwrap();
+///     let outer = {
+///         let _entered = guard.enter();
+///         let outer = tracing::info_span!("outer"); // held past the response, like TraceLayer's
+///         outer.in_scope(|| tracing::info_span!("inner").in_scope(|| ()));
+///         outer
+///     };
+///     let mut tap = guard.finish(200, &mut Vec::<(String, String)>::new()).unwrap();
+///     tap.observe(Polled::End); // the capture is stored: `outer` and the root are open
+///     let capture = diag.debug_mode().recorder().get(id).unwrap();
+///     let span = |name: &str| capture.spans.iter().find(|s| s.name == name).unwrap();
+///     let still_open = (STILL_OPEN_FIELD.to_owned(), "true".to_owned());
+///     assert_eq!(span("outer").fields.last(), Some(&still_open));
+///     assert_eq!(span("request").fields.last(), Some(&still_open), "diag's root span");
+///     assert!(span("inner").fields.is_empty(), "closed in time");
+///     // The parent chain is whole: inner -> outer -> request.
+///     assert_eq!(span("inner").parent, Some(span("outer").id));
+///     assert_eq!(span("outer").parent, Some(span("request").id));
+///     drop(outer);
+/// });
+/// ```
+pub const STILL_OPEN_FIELD: &str = "diag.still_open";
 
 /// One log event of a debug request.
 ///
@@ -150,6 +192,9 @@ pub struct DebugSession {
     /// The same moment, as wall-clock time.
     pub started_at: SystemTime,
     spans: Mutex<Vec<SpanTiming>>,
+    /// Spans opened and not closed yet, in the order they opened (their `duration` is
+    /// set when they close, or when the capture is stored while they are still open).
+    open_spans: Mutex<Vec<SpanTiming>>,
     logs: Mutex<Vec<LogLine>>,
     dropped_spans: AtomicU64,
     dropped_logs: AtomicU64,
@@ -207,6 +252,7 @@ impl DebugSession {
             started_mono: MonoTime::now(),
             started_at: SystemTime::now(),
             spans: Mutex::new(Vec::new()),
+            open_spans: Mutex::new(Vec::new()),
             logs: Mutex::new(Vec::new()),
             dropped_spans: AtomicU64::new(0),
             dropped_logs: AtomicU64::new(0),
@@ -319,13 +365,74 @@ impl DebugSession {
         f(&self.spans.lock())
     }
 
+    /// A span of the request opened (`span.duration` is not known yet): kept until it
+    /// closes ([`span_closed`](Self::span_closed)) or the capture is stored. Whether it
+    /// is kept: a span past [`MAX_SPANS`](Self::MAX_SPANS) open at once is counted as
+    /// dropped instead.
+    pub(crate) fn span_opened(&self, span: SpanTiming) -> bool {
+        let mut open = self.open_spans.lock();
+        if open.len() < Self::MAX_SPANS {
+            open.push(span);
+            true
+        } else {
+            drop(open);
+            self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Takes the fields of the open span `id` out, for a `record` to add to; put them
+    /// back with [`put_open_fields`](Self::put_open_fields). `None` once the span is
+    /// not open here any more (closed, or taken into the stored capture).
+    pub(crate) fn take_open_fields(&self, id: u64) -> Option<Vec<(StaticText, String)>> {
+        let mut open = self.open_spans.lock();
+        open.iter_mut()
+            .rfind(|s| s.id == id)
+            .map(|s| std::mem::take(&mut s.fields))
+    }
+
+    /// Gives the open span `id` its fields back (see
+    /// [`take_open_fields`](Self::take_open_fields)).
+    pub(crate) fn put_open_fields(&self, id: u64, fields: Vec<(StaticText, String)>) {
+        if let Some(span) = self.open_spans.lock().iter_mut().rfind(|s| s.id == id) {
+            span.fields = fields;
+        }
+    }
+
+    /// The open span `id` closed after `duration`: kept among the closed spans (or
+    /// counted as dropped when they are full). Nothing when it is not open here (the
+    /// capture was stored while it was, and holds it already).
+    pub(crate) fn span_closed(&self, id: u64, duration: Duration) {
+        let span = {
+            let mut open = self.open_spans.lock();
+            let Some(at) = open.iter().rposition(|s| s.id == id) else {
+                return;
+            };
+            open.remove(at)
+        };
+        self.record_span(SpanTiming { duration, ..span });
+    }
+
     /// Moves out the spans and log lines kept so far: the capture takes them when it is
-    /// stored, and nothing reads the session's records after that.
+    /// stored, and nothing reads the session's records after that. Spans still open
+    /// come after the closed ones, timed up to now and marked with
+    /// [`STILL_OPEN_FIELD`] (a span that closes later is then not recorded again).
+    /// Call it before [`dropped`](Self::dropped): still-open spans over the cap count.
     pub(crate) fn take_records(&self) -> (Vec<SpanTiming>, Vec<LogLine>) {
-        (
-            std::mem::take(&mut *self.spans.lock()),
-            std::mem::take(&mut *self.logs.lock()),
-        )
+        let now = self.elapsed();
+        let still_open = std::mem::take(&mut *self.open_spans.lock());
+        let mut spans = std::mem::take(&mut *self.spans.lock());
+        for mut span in still_open {
+            if spans.len() >= Self::MAX_SPANS {
+                self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            span.duration = now.saturating_sub(span.start_offset);
+            span.fields
+                .push((StaticText::Borrowed(STILL_OPEN_FIELD), "true".to_owned()));
+            spans.push(span);
+        }
+        (spans, std::mem::take(&mut *self.logs.lock()))
     }
 
     /// How many spans and log lines were dropped over the caps.
@@ -356,6 +463,47 @@ fn push_bounded<T>(v: &Mutex<Vec<T>>, item: T, cap: usize, dropped: &AtomicU64) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opened(id: u64, parent: Option<u64>, at_ms: u64) -> SpanTiming {
+        SpanTiming {
+            id,
+            parent,
+            name: "s".into(),
+            target: "t".into(),
+            start_offset: Duration::from_millis(at_ms),
+            duration: Duration::ZERO,
+            fields: vec![],
+        }
+    }
+
+    /// Closed spans come first, in the order they closed; spans still open when the
+    /// records are taken follow, marked, with fields recorded while they were open;
+    /// a span closing after that is not recorded again.
+    #[test]
+    fn spans_still_open_are_taken_marked_and_once() {
+        let s = DebugSession::new(1, DebugLevel::Debug);
+        assert!(s.span_opened(opened(1, None, 0)));
+        assert!(s.span_opened(opened(2, Some(1), 1)));
+        assert!(s.span_opened(opened(3, Some(2), 2)));
+        let mut fields = s.take_open_fields(1).unwrap();
+        fields.push(("status".into(), "200".to_owned()));
+        s.put_open_fields(1, fields);
+        s.span_closed(3, Duration::from_millis(4));
+        let (spans, _) = s.take_records();
+        let ids: Vec<u64> = spans.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [3, 1, 2]);
+        assert_eq!(spans[0].duration, Duration::from_millis(4));
+        assert!(spans[0].fields.is_empty());
+        let open = (StaticText::Borrowed(STILL_OPEN_FIELD), "true".to_owned());
+        assert_eq!(
+            spans[1].fields,
+            [("status".into(), "200".to_owned()), open.clone()]
+        );
+        assert_eq!(spans[2].fields, [open]);
+        s.span_closed(1, Duration::from_millis(9));
+        assert!(s.spans().is_empty(), "already in the capture");
+        assert!(s.take_open_fields(2).is_none());
+    }
 
     #[test]
     fn caps_and_counts_what_it_drops() {

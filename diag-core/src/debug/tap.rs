@@ -34,11 +34,12 @@ pub enum BodySide {
 /// into the capture as the frame passes, and ends the capture exactly once, at the
 /// body's end or, when the body is dropped first, as incomplete.
 ///
-/// An adapter's body wrapper does type conversion only: it hands every poll result of
-/// the body it wraps to [`observe`](Self::observe) as a [`Polled`] (without consuming
-/// the frame), states the body's exact size when its framework knows it up front with
-/// [`with_exact_size`](Self::with_exact_size), and simply drops the tap with the body
-/// otherwise.
+/// An adapter's body wrapper does type conversion only: it polls the body it wraps
+/// inside [`in_scope`](Self::in_scope) (so what the body's stream logs belongs to the
+/// debug request), hands every poll result to [`observe`](Self::observe) as a
+/// [`Polled`] (without consuming the frame), states the body's exact size when its
+/// framework knows it up front with [`with_exact_size`](Self::with_exact_size), and
+/// simply drops the tap with the body otherwise.
 ///
 /// ```
 /// use diag_core::Diag;
@@ -78,6 +79,9 @@ pub struct BodyTap {
     remaining: Option<u64>,
     /// Keeps the request counted as a debug request in flight until the body is done.
     _in_flight: Option<crate::log::DebugInFlight>,
+    /// The request's root span, entered with its scope around each poll until the body
+    /// ends (when the taps from the request path hold it).
+    span: Option<tracing::Span>,
 }
 
 impl BodyTap {
@@ -105,6 +109,7 @@ impl BodyTap {
             ended: false,
             remaining: None,
             _in_flight: None,
+            span: None,
         }
     }
 
@@ -113,6 +118,58 @@ impl BodyTap {
     pub(crate) fn holding(mut self, in_flight: crate::log::DebugInFlight) -> Self {
         self._in_flight = Some(in_flight);
         self
+    }
+
+    /// Enters `span` (the request's root span) with the request's scope in
+    /// [`in_scope`](Self::in_scope), until the body ends: what is logged while the body
+    /// is polled shows the request's trace id, and spans opened then hang under it.
+    pub(crate) fn entering(mut self, span: tracing::Span) -> Self {
+        if !self.ended {
+            self.span = Some(span);
+        }
+        self
+    }
+
+    /// Runs `poll` (one poll of the body this tap watches) with the debug request
+    /// current, as the handler ran: its [`RequestScope`](crate::request::RequestScope)
+    /// entered and, for a tap from the request path, its root span. Logs written while
+    /// a response body streams (an SSE stream's items, a `Body::from_stream` closure),
+    /// or while a request body is read in a task of its own, then belong to the debug
+    /// request: the log filter lets its DEBUG lines through, and the capture records
+    /// them. Only a debug request's body has a tap: other bodies skip this entirely.
+    ///
+    /// ```
+    /// use diag_core::body::Polled;
+    /// use diag_core::request::RequestView;
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let diag = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// let subscriber = tracing_subscriber::registry().with(diag.debug_recording_layer());
+    /// let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let view = RequestView { method: "GET", route: Some("/events"), uri: "/events", headers: &headers, peer: &|| None };
+    ///     let guard = diag.begin(&view);
+    ///     let id = guard.debug_id().unwrap();
+    ///     let mut tap = guard.finish(200, &mut Vec::<(String, String)>::new()).unwrap();
+    ///     // The handler is done; its response body streams, logging as it goes.
+    ///     for tick in 0..3 {
+    ///         let chunk = tap.in_scope(|| {
+    ///             tracing::debug!(tick, "tick");
+    ///             format!("data: {tick}\n\n")
+    ///         });
+    ///         tap.observe(Polled::Data(chunk.as_bytes()));
+    ///     }
+    ///     tap.observe(Polled::End);
+    ///     let capture = diag.debug_mode().recorder().get(id).unwrap();
+    ///     assert_eq!(capture.logs.len(), 3);
+    ///     assert!(capture.logs.iter().all(|l| l.message == "tick" && l.level == "DEBUG"));
+    /// });
+    /// ```
+    #[inline]
+    pub fn in_scope<R>(&self, poll: impl FnOnce() -> R) -> R {
+        let _scope = self.request.scope().enter();
+        let _span = self.span.as_ref().map(tracing::Span::enter);
+        poll()
     }
 
     /// States the body's exact size in bytes, as its framework reports it before the
@@ -244,6 +301,9 @@ impl BodyTap {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
+        // The root span closes now unless something else holds it (a layer's own body,
+        // say): then the stored capture shows it as still open.
+        self.span = None;
         match (self.side, complete) {
             (BodySide::Request, true) => self.request.request_end(),
             // A request body the handler did not read to its end: the capture shows

@@ -27,10 +27,10 @@ pub(crate) struct DebugMark {
     pub(crate) open: Option<OpenSpan>,
 }
 
-/// A span's state while it is open.
+/// A span's state while it is open (its name, parent and fields wait in the session,
+/// which a capture stored before the span closes takes them from).
 pub(crate) struct OpenSpan {
     pub(crate) opened: crate::clock::MonoTime,
-    pub(crate) fields: Vec<(crate::debug::StaticText, String)>,
 }
 
 impl std::fmt::Debug for DebugMark {

@@ -77,17 +77,33 @@ where
             return;
         }
         let Some(span) = cx.span(id) else { return };
-        let mut ext = span.extensions_mut();
         // The filter marked it just before (filters see new spans before their layer).
-        let Some(mark) = ext.get_mut::<DebugMark>() else {
+        let Some(session) = mark::marked(&span) else {
             return;
         };
         let mut fields = FieldRecorder::default();
         attrs.record(&mut fields);
-        mark.open = Some(OpenSpan {
-            opened: MonoTime::now(),
+        let meta = span.metadata();
+        let parent = span
+            .parent()
+            .filter(|p| in_session(p, &session))
+            .map(|p| p.id().into_u64());
+        let opened = MonoTime::now();
+        // Kept in the session while open: a capture stored before the span closes still
+        // shows it (a root span a layer's body keeps open, say), so the parent chain of
+        // the spans that did close is whole.
+        let kept = session.span_opened(SpanTiming {
+            id: id.into_u64(),
+            parent,
+            name: StaticText::Borrowed(meta.name()),
+            target: StaticText::Borrowed(meta.target()),
+            start_offset: session.since_start(opened),
+            duration: Duration::ZERO,
             fields: fields.fields,
         });
+        if kept && let Some(mark) = span.extensions_mut().get_mut::<DebugMark>() {
+            mark.open = Some(OpenSpan { opened });
+        }
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
@@ -95,11 +111,17 @@ where
             return;
         }
         let Some(span) = cx.span(id) else { return };
+        // Held while the fields are recorded: one `record` of a span at a time.
         let mut ext = span.extensions_mut();
-        if let Some(open) = ext.get_mut::<DebugMark>().and_then(|m| m.open.as_mut()) {
-            let mut fields = FieldRecorder::with_fields(std::mem::take(&mut open.fields));
+        let Some(mark) = ext.get_mut::<DebugMark>().filter(|m| m.open.is_some()) else {
+            return;
+        };
+        let id = id.into_u64();
+        if let Some(fields) = mark.session.take_open_fields(id) {
+            // Rendered outside the session's lock: a value's `Debug` may log.
+            let mut fields = FieldRecorder::with_fields(fields);
             values.record(&mut fields);
-            open.fields = fields.fields;
+            mark.session.put_open_fields(id, fields.fields);
         }
     }
 
@@ -152,20 +174,10 @@ where
             (mark.session.clone(), open)
         };
         let closed = MonoTime::now();
-        let meta = span.metadata();
-        let parent = span
-            .parent()
-            .filter(|p| in_session(p, &session))
-            .map(|p| p.id().into_u64());
-        session.record_span(SpanTiming {
-            id: id.into_u64(),
-            parent,
-            name: StaticText::Borrowed(meta.name()),
-            target: StaticText::Borrowed(meta.target()),
-            start_offset: session.since_start(open.opened),
-            duration: Duration::from_nanos(closed.nanos_since(open.opened)),
-            fields: open.fields,
-        });
+        session.span_closed(
+            id.into_u64(),
+            Duration::from_nanos(closed.nanos_since(open.opened)),
+        );
     }
 }
 

@@ -271,10 +271,11 @@ impl RequestGuard {
     /// let capture = diag.debug_mode().recorder().get(id).unwrap();
     /// assert_eq!(capture.request.body.text.as_deref(), Some("{\"sku\":42}"));
     /// ```
+    #[inline]
     pub fn request_tap(&self) -> Option<BodyTap> {
         self.debug
             .as_ref()
-            .map(|d| BodyTap::new(d.request.clone(), BodySide::Request))
+            .map(|d| BodyTap::new(d.request.clone(), BodySide::Request).entering(d.span.clone()))
     }
 
     /// Records the response once its head is ready: duration and count under
@@ -368,6 +369,7 @@ impl RequestGuard {
         Some(
             BodyTap::new(debug.request, BodySide::Response)
                 .holding(debug.in_flight)
+                .entering(debug.span)
                 .with_exact_size(size),
         )
     }
