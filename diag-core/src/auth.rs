@@ -70,6 +70,22 @@ pub enum AuthError {
          so loopback cannot be proven"
     )]
     UnknownClient,
+    /// No token is configured and a loopback client's write carries an `Origin`: a web
+    /// page open in a browser on this host (any site can send a form there).
+    #[error(
+        "no token is configured and this write comes from a web page (it has an Origin \
+         header), which any site open in a browser here could send; use curl, or configure \
+         DIAG_TOKEN"
+    )]
+    CrossSiteWrite,
+    /// No token is configured and a loopback client asked for a `Host` that is not a
+    /// loopback name: a web page that had a DNS name of its own point at this host (DNS
+    /// rebinding) would send exactly that.
+    #[error(
+        "no token is configured and the Host header is not a loopback name (localhost, \
+         127.0.0.1, [::1]); ask for one of those, or configure DIAG_TOKEN"
+    )]
+    ForeignHost,
 }
 
 impl AuthError {
@@ -90,6 +106,8 @@ impl AuthError {
                 | AuthError::UnknownPeer
                 | AuthError::UntrustedProxy
                 | AuthError::UnknownClient
+                | AuthError::CrossSiteWrite
+                | AuthError::ForeignHost
                 | AuthError::BasicCannotWrite
         )
     }
@@ -198,11 +216,46 @@ pub(crate) fn authorize(
         ClientError::UntrustedProxy => AuthError::UntrustedProxy,
         ClientError::Unknown => AuthError::UnknownClient,
     })?;
-    if is_loopback(client) {
-        Ok(())
-    } else {
-        Err(AuthError::NotLoopback)
+    if !is_loopback(client) {
+        return Err(AuthError::NotLoopback);
     }
+    // Loopback is all the proof there is, and a browser on this host is loopback too:
+    // its writes carry an `Origin`, and its reads through a rebound DNS name that name
+    // as `Host` (a proxy in front says nothing about the name the client used).
+    if !is_safe(method) && headers.get("origin").is_some() {
+        return Err(AuthError::CrossSiteWrite);
+    }
+    if crate::net::canonical_ip(client) == crate::net::canonical_ip(peer)
+        && let Some(host) = headers.get("host")
+        && !is_loopback_host(host)
+    {
+        return Err(AuthError::ForeignHost);
+    }
+    Ok(())
+}
+
+/// Whether a `Host` value names this host's loopback: `localhost` (or a name under it),
+/// a loopback address, with or without a port.
+fn is_loopback_host(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, _)) => v6,
+            None => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    let name = name.trim_end_matches('.');
+    name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
 }
 
 pub(crate) fn is_loopback(ip: IpAddr) -> bool {
@@ -280,6 +333,82 @@ mod tests {
             ),
             Err(AuthError::MalformedAuthorization)
         );
+    }
+
+    /// Without a token, loopback is the only proof, and a browser on this host is
+    /// loopback too: its writes (with an `Origin`) and its reads through a rebound DNS
+    /// name (a foreign `Host`) are refused; curl's requests are not.
+    #[test]
+    fn no_token_refuses_a_browser_page_on_this_host() {
+        let none = TrustedProxies::default();
+        let lo = peer("127.0.0.1");
+        let ask = |method: &str, headers: &[(&str, &str)]| {
+            authorize(None, &none, method, &h(headers), lo)
+        };
+        for host in [
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "LOCALHOST",
+            "app.localhost:3000",
+            "127.0.0.1",
+        ] {
+            assert_eq!(ask("GET", &[("host", host)]), Ok(()), "{host}");
+        }
+        assert_eq!(
+            ask("GET", &[]),
+            Ok(()),
+            "no Host (HTTP/1.0, HTTP/2 authority)"
+        );
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "0.0.0.0:8080",
+            "10.0.0.1",
+            "[::]:80",
+            "localhost.evil.example",
+        ] {
+            assert_eq!(
+                ask("GET", &[("host", host)]),
+                Err(AuthError::ForeignHost),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            ask(
+                "PUT",
+                &[
+                    ("host", "localhost:8080"),
+                    ("origin", "https://evil.example")
+                ]
+            ),
+            Err(AuthError::CrossSiteWrite)
+        );
+        assert_eq!(
+            ask("DELETE", &[("origin", "null")]),
+            Err(AuthError::CrossSiteWrite)
+        );
+        assert_eq!(
+            ask("PUT", &[("host", "localhost:8080")]),
+            Ok(()),
+            "curl sends no Origin"
+        );
+        assert_eq!(
+            ask("GET", &[("origin", "https://evil.example")]),
+            Ok(()),
+            "a read: CORS keeps its answer from the page"
+        );
+        // A token makes none of this matter: a page cannot send it.
+        let t = Secret::new("s3cret");
+        let with_token = &h(&[
+            ("authorization", "Bearer s3cret"),
+            ("host", "evil.example"),
+            ("origin", "x"),
+        ]);
+        assert_eq!(authorize(Some(&t), &none, "PUT", with_token, lo), Ok(()));
+        // Refusals that no credential could lift are 403s without a challenge.
+        assert!(!AuthError::ForeignHost.credentials_can_help());
+        assert!(!AuthError::CrossSiteWrite.credentials_can_help());
     }
 
     #[test]

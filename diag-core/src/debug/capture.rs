@@ -104,25 +104,46 @@ impl BodyCapture {
         }
         // A cut may land inside a multi-byte character: keep the valid prefix as text.
         let text = match std::str::from_utf8(&self.bytes) {
-            Ok(t) => Some(t),
+            Ok(t) => Some(std::borrow::Cow::Borrowed(t)),
             Err(e) if e.error_len().is_none() => {
-                std::str::from_utf8(&self.bytes[..e.valid_up_to()]).ok()
+                std::str::from_utf8(&self.bytes[..e.valid_up_to()])
+                    .ok()
+                    .map(std::borrow::Cow::Borrowed)
             }
             Err(_) => None,
         };
-        let (text, base64, redaction) = match text {
-            // Protobuf and other binary formats can happen to be UTF-8: no text pass
-            // applies to them, so none is claimed.
-            Some(t) if is_binary_type(content_type) => (Some(t.to_owned()), None, None),
-            Some(t) => {
-                let (t, how) = redactor.body_text(content_type, t, complete);
-                (Some(t), None, how)
+        let binary = is_binary_type(content_type);
+        let text = match text {
+            Some(t) => t,
+            // A binary format: shown as base64, as captured (documented: no field names).
+            None if binary => {
+                return CapturedBody {
+                    base64: Some(encode(&self.bytes, STANDARD, true)),
+                    ..sizes
+                };
             }
-            None => (None, Some(encode(&self.bytes, STANDARD, true)), None),
+            // Text with a stray byte (Latin-1 in JSON, say): redacted as text, the byte
+            // shown as U+FFFD.
+            None if !self.bytes.contains(&0) => String::from_utf8_lossy(&self.bytes),
+            // UTF-16, or binary under a text type or none: no pass could find a secret
+            // in it, and base64 would hand it out whole.
+            None => {
+                return CapturedBody {
+                    withheld: Some(
+                        "neither UTF-8 text nor a binary content type, so it cannot be \
+                         redacted and is not shown"
+                            .to_owned(),
+                    ),
+                    ..sizes
+                };
+            }
         };
+        // The passes run on every text body, but a binary format's (protobuf that happens
+        // to be UTF-8) is not claimed redacted: its field names are not in the bytes.
+        let (text, how) = redactor.body_text(content_type, &text, complete);
+        let redaction = if binary { None } else { how };
         CapturedBody {
-            text,
-            base64,
+            text: Some(text),
             redaction,
             ..sizes
         }
@@ -141,20 +162,30 @@ fn is_binary_type(content_type: Option<&str>) -> bool {
         "application/protobuf",
         "application/x-protobuf",
         "application/octet-stream",
+        "application/pdf",
+        "application/zip",
+        "image/",
+        "audio/",
+        "video/",
+        "font/",
     ]
     .iter()
     .any(|t| ct.starts_with(t))
         && !ct.contains("json")
 }
 
-/// A body as stored: text when it is UTF-8, base64 otherwise.
+/// A body as a reader gets it: text (redacted) when it is text; base64 when it is not
+/// UTF-8 and its content type is a binary one (an image, protobuf, `octet-stream`);
+/// otherwise `withheld`, with the reason (a compressed body, or bytes under a text type
+/// that no redaction pass could read).
 ///
 /// ```
 /// # use diag_core::debug::DebugLevel;
 /// # use diag_core::request::RequestView;
 /// # use diag_core::trace::TraceId;
 /// # let diag = diag_core::Diag::builder().build().unwrap();
-/// # let view = RequestView { method: "POST", route: None, uri: "/upload", headers: &(), peer: &|| None };
+/// let jpeg = vec![("content-type".to_owned(), "image/jpeg".to_owned())];
+/// # let view = RequestView { method: "POST", route: None, uri: "/upload", headers: &jpeg, peer: &|| None };
 /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
 /// debug.request_chunk(&[0xff, 0xd8, 0xff]); // not UTF-8
 /// debug.request_end();
@@ -165,14 +196,17 @@ fn is_binary_type(content_type: Option<&str>) -> bool {
 /// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct CapturedBody {
-    /// The captured bytes as text (redacted), when they are UTF-8.
+    /// The captured bytes as text (redacted), when they are text (a stray byte that is
+    /// not UTF-8 shown as U+FFFD).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// The captured bytes in base64, when they are not UTF-8 (not redacted: binary).
+    /// The captured bytes in base64, when they are not UTF-8 and the content type is a
+    /// binary one (not redacted: no field names to find).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base64: Option<String>,
     /// Why the bytes are not shown (neither `text` nor `base64`): a compressed body
-    /// (`Content-Encoding`), which no pass can redact.
+    /// (`Content-Encoding`), or bytes that are not text under a text type or none (UTF-16,
+    /// say): no pass can redact them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub withheld: Option<String>,
     /// How many bytes were kept (at most the body cap).
@@ -509,9 +543,46 @@ mod tests {
         let mut b = BodyCapture::new(8);
         b.push(&[0xff, 0x00, 0xfe]);
         b.end();
-        let c = b.finish(None, None, &plain());
+        let c = b.finish(Some("application/octet-stream"), None, &plain());
         assert_eq!(c.text, None);
         assert_eq!(c.base64.as_deref(), Some("/wD+"));
+    }
+
+    /// Bytes that are not UTF-8 under a text type (or none) are never handed out as
+    /// base64, which no pass redacts: a stray byte is shown as U+FFFD in redacted text,
+    /// and what is not text at all (UTF-16, NULs) is withheld.
+    #[test]
+    fn bytes_that_are_not_utf8_are_redacted_as_text_or_withheld() {
+        let redactor = Redactor::new("x-debug", &[], &["password".to_owned()]);
+        let mut b = BodyCapture::new(64);
+        b.push(b"{\"password\":\"hunter2\",\"n\":\"caf\xe9\"}");
+        b.end();
+        let c = b.finish(Some("application/json"), None, &redactor);
+        assert_eq!(c.base64, None);
+        assert_eq!(
+            c.text.as_deref(),
+            Some("{\"password\":\"[redacted]\",\"n\":\"caf\u{fffd}\"}")
+        );
+        let utf16: Vec<u8> = "\u{feff}{\"password\":\"hunter2\"}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        for ct in [
+            Some("application/json"),
+            None,
+            Some("multipart/form-data; boundary=x"),
+        ] {
+            let mut b = BodyCapture::new(128);
+            b.push(&utf16);
+            b.end();
+            let c = b.finish(ct, None, &redactor);
+            assert_eq!(
+                (c.text.as_deref(), c.base64.as_deref()),
+                (None, None),
+                "{ct:?}"
+            );
+            assert!(c.withheld.is_some(), "{ct:?}");
+        }
     }
 
     /// A compressed body is neither text nor base64: its secrets would decode in one

@@ -76,7 +76,7 @@ pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
 /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
 /// assert_eq!(capture.request.uri, "/login?user=ada&Password=[redacted]");
 /// ```
-pub const DEFAULT_FIELDS: [&str; 10] = [
+pub const DEFAULT_FIELDS: [&str; 16] = [
     "password",
     "passwd",
     "secret",
@@ -87,6 +87,12 @@ pub const DEFAULT_FIELDS: [&str; 10] = [
     "card_number",
     "cvv",
     "authorization",
+    "authentication",
+    "auth",
+    "cookie",
+    "session_id",
+    "credential",
+    "credentials",
 ];
 
 /// How a body was redacted, as reported with the capture.
@@ -116,6 +122,9 @@ pub enum BodyRedaction {
     Textual,
     /// `application/x-www-form-urlencoded` pairs.
     Form,
+    /// `multipart/form-data` parts: a secret field's part content replaced, then the
+    /// textual pass over the rest.
+    Multipart,
 }
 
 /// The redaction rules of one `Diag`.
@@ -142,11 +151,18 @@ impl Redactor {
             .collect();
         headers.sort();
         headers.dedup();
-        // Each field both ways it splits (`apiKey`: `api key`, and `apikey`).
+        // Each field both ways it splits (`apiKey`: `api key`, and `apikey`), and its
+        // words joined (`api_key` is also `apikey`, as `X-Apikey` writes it).
         let mut fields: Vec<Vec<String>> = fields
             .iter()
-            .flat_map(|s| [words(s), words_between_separators(s)])
-            .filter(|w| !w.is_empty())
+            .flat_map(|s| {
+                [
+                    words(s),
+                    words_between_separators(s),
+                    vec![words(s).concat()],
+                ]
+            })
+            .filter(|w| !w.is_empty() && !w[0].is_empty())
             .collect();
         fields.sort();
         fields.dedup();
@@ -203,7 +219,13 @@ impl Redactor {
             let value = if self.is_secret_header(name) {
                 REDACTED.to_owned()
             } else {
-                String::from_utf8_lossy(value).into_owned()
+                // A URL in a value (`Referer`, `X-Original-URL`) keeps its query secrets.
+                let value = String::from_utf8_lossy(value);
+                if value.contains('?') {
+                    self.uri(&value)
+                } else {
+                    value.into_owned()
+                }
             };
             out.push((name.to_owned(), value));
         });
@@ -279,6 +301,12 @@ impl Redactor {
         if form && !looks_json {
             return (self.json_text(&self.form(text)), Some(BodyRedaction::Form));
         }
+        if ct.starts_with("multipart/")
+            && let Some(boundary) = content_type.and_then(multipart_boundary)
+        {
+            let parts = self.multipart(text, boundary);
+            return (self.json_text(&parts), Some(BodyRedaction::Multipart));
+        }
         let jsonish = ct.contains("json") || ((ct.is_empty() || form) && looks_json);
         // In valid JSON every string followed by `:` is a key, so the same walk is exact
         // there; it keeps the body as sent (key order, spacing, numbers beyond `f64`),
@@ -290,7 +318,47 @@ impl Redactor {
         } else {
             BodyRedaction::Textual
         };
-        (self.json_text(text), Some(how))
+        if jsonish {
+            return (self.json_text(text), Some(how));
+        }
+        // Plain text, or a type nobody named: `password=…` pairs as well as `"password":`.
+        (self.json_text(&self.form(text)), Some(how))
+    }
+
+    /// `multipart/form-data` with the content of every part named by a secret field
+    /// (`Content-Disposition: form-data; name="password"`) replaced; a part cut off by
+    /// the capture's cap is replaced to the end.
+    fn multipart(&self, text: &str, boundary: &str) -> String {
+        let delimiter = format!("--{boundary}");
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(&delimiter) {
+            out.push_str(&rest[..at + delimiter.len()]);
+            rest = &rest[at + delimiter.len()..];
+            let Some(head_end) = rest
+                .find("\r\n\r\n")
+                .map(|i| i + 4)
+                .or_else(|| rest.find("\n\n").map(|i| i + 2))
+            else {
+                break;
+            };
+            let head = &rest[..head_end];
+            out.push_str(head);
+            rest = &rest[head_end..];
+            let end = rest.find(&delimiter).unwrap_or(rest.len());
+            let content = &rest[..end];
+            if part_name(head).is_some_and(|name| self.is_secret_form_key(name)) {
+                out.push_str(REDACTED);
+                // The line break before the next delimiter belongs to the framing.
+                let kept = content.len() - content.trim_end_matches(['\r', '\n']).len();
+                out.push_str(&content[content.len() - kept.min(2)..]);
+            } else {
+                out.push_str(content);
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
     }
 
     /// Walks string tokens; a string followed by `:` is a key, and a secret key's value
@@ -363,6 +431,33 @@ fn words(name: &str) -> Vec<String> {
         out.push(word);
     }
     out
+}
+
+/// The `boundary` parameter of a `multipart/...` content type, unquoted.
+fn multipart_boundary(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (k, v) = param.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"'))
+            .filter(|b| !b.is_empty())
+    })
+}
+
+/// The `name` of a multipart part, from its `Content-Disposition` header (not its
+/// `filename`).
+fn part_name(head: &str) -> Option<&str> {
+    let line = head.lines().find(|l| {
+        l.split_once(':')
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("content-disposition"))
+    })?;
+    let (_, value) = line.split_once(':')?;
+    value.split(';').skip(1).find_map(|param| {
+        let (k, v) = param.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("name")
+            .then(|| v.trim().trim_matches('"'))
+    })
 }
 
 /// The words of a name split only at what is not a letter or digit, lower case.
@@ -537,13 +632,59 @@ mod tests {
         );
     }
 
+    /// A multipart form's secret parts are replaced, whatever else they carry (a file
+    /// named like a secret is kept: `filename` is not `name`); a part the cap cut off is
+    /// replaced to the end.
+    #[test]
+    fn multipart_parts_named_by_secret_fields() {
+        let r = redactor();
+        let ct = "multipart/form-data; boundary=\"XyZ\"";
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nada\r\n\
+                    --XyZ\r\ncontent-disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"password.txt\"\r\n\
+                    Content-Type: text/plain\r\n\r\nnotes\r\n--XyZ--\r\n";
+        let (out, how) = r.body_text(Some(ct), body, true);
+        assert_eq!(how, Some(BodyRedaction::Multipart));
+        assert_eq!(out, body.replace("hunter2", REDACTED), "{out}");
+        let cut = "--XyZ\r\nContent-Disposition: form-data; name=\"api_key\"\r\n\r\nAK-1234";
+        let (out, _) = r.body_text(Some(ct), cut, false);
+        assert!(!out.contains("AK-1234") && out.ends_with(REDACTED), "{out}");
+    }
+
+    /// What the last review found in clear: joined spellings, URLs in header values,
+    /// `k=v` pairs in a plain-text body.
+    #[test]
+    fn joined_names_urls_in_headers_and_plain_text_pairs() {
+        let r = redactor();
+        for secret in [
+            "apikey",
+            "X-Apikey",
+            "accesstoken",
+            "cardNumber",
+            "x-session-id",
+            "X-Auth",
+            "Cookie",
+        ] {
+            assert!(r.is_secret_header(secret), "{secret}");
+        }
+        let headers = r.headers(&vec![(
+            "referer".to_owned(),
+            "https://app/reset?token=T1&page=2".to_owned(),
+        )]);
+        assert_eq!(headers[0].1, "https://app/reset?token=[redacted]&page=2");
+        for ct in [Some("text/plain"), None] {
+            let (out, _) = r.body_text(ct, "user=ada&password=LEAK", true);
+            assert_eq!(out, "user=ada&password=[redacted]", "{ct:?}");
+        }
+    }
+
     /// An operator's `secret_key` fragment hides every header and field whose name
     /// contains it, whatever the case; names without it stay.
     #[test]
     fn secret_key_fragments_match_inside_names() {
         let r = redactor().with_fragments(vec!["session".to_owned()]);
         let fields = r.fields(&[
-            ("Session_ID", "s-1".to_owned()),
+            ("Session_Ref", "s-1".to_owned()),
             ("cache_key", "p:7".to_owned()),
             ("user", "ada".to_owned()),
         ]);
@@ -561,7 +702,7 @@ mod tests {
         );
         // Without fragments, the same names pass (only exact configured fields go).
         assert_eq!(
-            redactor().fields(&[("session_id", "s-1".to_owned())])[0].1,
+            redactor().fields(&[("session_ref", "s-1".to_owned())])[0].1,
             "s-1"
         );
     }

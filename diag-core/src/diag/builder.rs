@@ -534,8 +534,12 @@ impl DiagBuilder {
             .filter(|f| !DEFAULT_SECRET_KEYS.contains(&f.as_str()))
             .cloned()
             .collect();
+        // (The operator's: the defaults are whole words, some of which, as fragments,
+        // would hide whole sections of a config: `auth`.)
         for field in &self.debug.redact_fields {
-            self.secret_keys.add(field);
+            if !crate::debug::DEFAULT_FIELDS.contains(&field.as_str()) {
+                self.secret_keys.add(field);
+            }
         }
         let debug = crate::debug::DebugMode::new(self.debug, self.token.as_ref(), fragments)?;
         validate_buckets(&self.http_duration_buckets)?;

@@ -140,11 +140,49 @@ pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
     }
     let f = Forwarding::from_lines(req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let trusted = |ip: IpAddr| in_10_8(ip) || ip == IpAddr::from([127, 0, 0, 1]);
-    if from_network(req.peer, &f, trusted, |ip| ip.is_loopback()) {
-        Access::Allowed
-    } else {
-        Access::Forbidden
+    if !from_network(req.peer, &f, trusted, |ip| ip.is_loopback()) {
+        return Access::Forbidden;
     }
+    // A browser page on this host is loopback too: no writes with an `Origin`, and, from
+    // a direct peer, no `Host` but a loopback name.
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if !matches!(req.method.as_str(), "GET" | "HEAD") && header("origin").is_some() {
+        return Access::Forbidden;
+    }
+    let peer = req.peer.expect("from_network needs a peer").ip();
+    let direct = client_of(peer, &f, trusted).map(canonical) == Some(canonical(peer));
+    if direct && header("host").is_some_and(|h| !loopback_host(h)) {
+        return Access::Forbidden;
+    }
+    Access::Allowed
+}
+
+/// `localhost`, a name under it, or a loopback address, with an optional port (written
+/// from the rule, not from `auth.rs`).
+fn loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.find(']') {
+            Some(end) => &rest[..end],
+            None => return false,
+        },
+        None => match host.rfind(':') {
+            Some(colon) if host[colon + 1..].chars().all(|c| c.is_ascii_digit()) => &host[..colon],
+            _ => host,
+        },
+    }
+    .trim_end_matches('.')
+    .to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| canonical(ip).is_loopback())
 }
 
 pub(crate) const BASE64: &[u8; 64] =
@@ -368,6 +406,24 @@ pub(crate) fn endpoint_header() -> BoxedStrategy<(String, String)> {
         1 => ("x-real-ip", xff_strategy())
             .prop_map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(&v).into_owned())),
         1 => ("content-type", prop::sample::select(vec!["application/json", "text/plain", "x"]))
+            .prop_map(|(n, v)| (n.to_owned(), v.to_owned())),
+        1 => (
+            prop::sample::select(vec!["host", "Host"]),
+            prop_oneof![
+                3 => prop::sample::select(vec![
+                    "localhost:8080", "127.0.0.1:9", "[::1]:80", "LocalHost", "a.localhost",
+                    "localhost.", "evil.example", "evil.example:8080", "0.0.0.0:8080",
+                    "[::ffff:127.0.0.1]:1", "127.1.2.3", "localhost:http", "[::1", "",
+                ])
+                .prop_map(str::to_owned),
+                1 => ".{0,20}",
+            ],
+        )
+            .prop_map(|(n, v)| (n.to_owned(), v)),
+        1 => (
+            prop::sample::select(vec!["origin", "Origin"]),
+            prop::sample::select(vec!["https://evil.example", "null", "http://localhost:8080"]),
+        )
             .prop_map(|(n, v)| (n.to_owned(), v.to_owned())),
         1 => ("[a-z-]{1,12}", ".{0,20}"),
     ]
