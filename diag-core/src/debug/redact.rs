@@ -243,9 +243,24 @@ impl Redactor {
     /// `k=v&...` with secret keys' values redacted. A nested key (`user[password]`, as
     /// Rails and PHP forms write them) is secret when its last part is.
     pub(crate) fn form(&self, text: &str) -> String {
+        self.pairs(text, |_| true)
+    }
+
+    /// [`form`](Self::form) over text that is not a form: only a key shaped like one
+    /// (letters, digits, `_.-[]%+`) counts, so prose with an `&` and an `=` in it keeps
+    /// its words (`… the cvV) & x=1` is no `cvv` field).
+    fn text_pairs(&self, text: &str) -> String {
+        self.pairs(text, |k| {
+            !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-[]%+".contains(&b))
+        })
+    }
+
+    fn pairs(&self, text: &str, key_shaped: impl Fn(&str) -> bool) -> String {
         text.split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if self.is_secret_form_key(&percent_decode(k)) => {
+                Some((k, _)) if key_shaped(k) && self.is_secret_form_key(&percent_decode(k)) => {
                     format!("{k}={REDACTED}")
                 }
                 _ => pair.to_owned(),
@@ -322,7 +337,7 @@ impl Redactor {
             return (self.json_text(text), Some(how));
         }
         // Plain text, or a type nobody named: `password=…` pairs as well as `"password":`.
-        (self.json_text(&self.form(text)), Some(how))
+        (self.json_text(&self.text_pairs(text)), Some(how))
     }
 
     /// `multipart/form-data` with the content of every part named by a secret field
@@ -676,6 +691,9 @@ mod tests {
             let (out, _) = r.body_text(ct, "user=ada&password=LEAK", true);
             assert_eq!(out, "user=ada&password=[redacted]", "{ct:?}");
         }
+        // Prose with an `&` and an `=` keeps its words: no key is shaped like that.
+        let prose = "see f(cvV) & then x) cvv=2 & user_password = 3";
+        assert_eq!(r.body_text(Some("text/plain"), prose, true).0, prose);
     }
 
     /// An operator's `secret_key` fragment hides every header and field whose name

@@ -6,6 +6,12 @@
 //! | `http_server_request_duration_seconds` | histogram, exemplars | `method`, `route`, `status` |
 //! | `http_server_requests_total` | counter, exemplar | `method`, `route`, `status` |
 //! | `http_server_active_requests` | gauge | `method`, `route` |
+//! | `http_server_requests_abandoned_total` | counter | `method`, `route` |
+//!
+//! The duration runs from the request's arrival to its response head (a gRPC call's: to
+//! its trailers); a streaming body is not in it. A request whose client went away before
+//! its response head is in no duration or status series: it is counted as abandoned (a
+//! load balancer's timeouts show there, not in the p99).
 //!
 //! - `method`: one of the methods HTTP defines; anything else is `_OTHER` (as OTel does),
 //!   so a client cannot mint label values.
@@ -39,6 +45,10 @@ pub const DURATION: &str = "http_server_request_duration_seconds";
 pub const REQUESTS: &str = "http_server_requests";
 /// The in-flight gauge's name.
 pub const ACTIVE: &str = "http_server_active_requests";
+/// The abandoned-requests counter's family name (exposed as
+/// `http_server_requests_abandoned_total`): requests whose client went away before the
+/// response head.
+pub const ABANDONED: &str = "http_server_requests_abandoned";
 
 /// The `method` label for a request method: the method itself when HTTP defines it
 /// (case-sensitive, as methods are), otherwise `_OTHER`.
@@ -145,6 +155,8 @@ const STATUS_MEMO: usize = 4;
 #[derive(Debug)]
 pub(crate) struct RouteSeries {
     pub(crate) active: ActiveCount,
+    /// Requests of the pair whose client went away before the response head.
+    abandoned: AtomicU64,
     /// `(outcome's memo key + 1) << 32 | red series index` ([`Outcome::memo_key`]: the
     /// HTTP status, or 1,000 + a gRPC code); 0 is empty.
     by_status: [AtomicU64; STATUS_MEMO],
@@ -159,6 +171,7 @@ impl RouteSeries {
     fn new() -> Self {
         RouteSeries {
             active: ActiveCount::default(),
+            abandoned: AtomicU64::new(0),
             by_status: std::array::from_fn(|_| AtomicU64::new(0)),
             in_flight_route: AtomicU32::new(ROUTE_UNKNOWN),
         }
@@ -243,9 +256,12 @@ impl HttpMetrics {
             .map(|_| &self.active.metric(active).in_flight_route)
     }
 
-    /// The request ended without a response (guard dropped): only the gauge moves.
+    /// The request ended without a response (guard dropped): off the gauge, and
+    /// counted as abandoned.
     pub(crate) fn abandon(&self, active: SeriesRef) {
-        self.active.metric(active).active.dec();
+        let route = self.active.metric(active);
+        route.active.dec();
+        route.abandoned.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The response head is ready (for a gRPC call whose status comes in trailers: the
@@ -312,7 +328,7 @@ impl HttpMetrics {
     pub(crate) fn encode(&self, enc: &mut Encoder) {
         enc.family(
             DURATION,
-            "Duration of HTTP server requests.",
+            "Duration of HTTP server requests, from arrival to the response head (a gRPC call: to its trailers).",
             Kind::Histogram,
         );
         // One snapshot per series for both families (the counter is the histogram's
@@ -339,6 +355,18 @@ impl HttpMetrics {
                 ACTIVE,
                 &[("method", method), ("route", route)],
                 r.active.get(),
+            );
+        });
+        enc.family(
+            ABANDONED,
+            "HTTP server requests whose client went away before the response head.",
+            Kind::Counter,
+        );
+        self.active.for_each(|[method, route], r| {
+            enc.raw_counter(
+                ABANDONED,
+                &[("method", method), ("route", route)],
+                r.abandoned.load(Ordering::Relaxed),
             );
         });
     }

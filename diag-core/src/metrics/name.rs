@@ -66,6 +66,7 @@ const RESERVED_NAMES: &[&str] = &[
     super::http::DURATION,
     super::http::REQUESTS,
     super::http::ACTIVE,
+    super::http::ABANDONED,
 ];
 
 fn invalid(name: &str, reason: &'static str) -> MetricError {

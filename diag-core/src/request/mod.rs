@@ -123,6 +123,13 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(r#"route="/gone",status"#), "{text}");
+        // The abandoned one is counted as such; the panic was answered (a 500).
+        for (route, n) in [("/gone", 1), ("/boom", 0)] {
+            let abandoned = format!(
+                r#"http_server_requests_abandoned_total{{method="GET",route="{route}"}} {n}"#
+            );
+            assert!(text.contains(&abandoned), "{abandoned}\n{text}");
+        }
         for route in ["/boom", "/gone"] {
             let gauge = format!(r#"http_server_active_requests{{method="GET",route="{route}"}} 0"#);
             assert!(text.contains(&gauge), "{gauge}\n{text}");

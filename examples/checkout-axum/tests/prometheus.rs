@@ -296,8 +296,8 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
         ("sum(tokio_workers) >= 1", "the runtime's workers"),
         (
             // The README's join: any series split by the version that served it.
-            r#"sum by (version) (http_server_requests_total{route="/products/{id}"}
-                 * on (instance) group_left (version) service_build_info) == 3"#,
+            r#"sum by (job, version) (http_server_requests_total{route="/products/{id}"}
+                 * on (job, instance) group_left (version) service_build_info) == 3"#,
             "request counts by version",
         ),
     ] {
@@ -326,6 +326,7 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
             "job_route:http_server_request_duration_seconds:p99_5m",
             route,
         ),
+        ("job_route:http_server_requests_abandoned:rate5m", route),
         ("job_server:http_client_requests:rate5m", pricing),
         ("job_server:http_client_errors:ratio_rate5m", pricing),
         (
