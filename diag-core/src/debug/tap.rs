@@ -167,6 +167,17 @@ impl BodyTap {
     /// ```
     #[inline]
     pub fn in_scope<R>(&self, poll: impl FnOnce() -> R) -> R {
+        // A request body read by the handler's own future is polled inside the handler's
+        // poll, where the request is current already, span and all: entering the span
+        // again is a registry lookup each way for nothing.
+        let session = self.request.session();
+        let current = crate::request::with_current(|s| {
+            s.and_then(|s| s.debug.as_ref())
+                .is_some_and(|d| Arc::ptr_eq(d, session))
+        });
+        if current {
+            return poll();
+        }
         let _scope = self.request.scope().enter();
         let _span = self.span.as_ref().map(tracing::Span::enter);
         poll()
