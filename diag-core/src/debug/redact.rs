@@ -450,27 +450,27 @@ fn words(name: &str) -> Vec<String> {
 
 /// The `boundary` parameter of a `multipart/...` content type, unquoted.
 fn multipart_boundary(content_type: &str) -> Option<&str> {
-    content_type.split(';').skip(1).find_map(|param| {
-        let (k, v) = param.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"'))
-            .filter(|b| !b.is_empty())
-    })
+    param(content_type, "boundary").filter(|b| !b.is_empty())
 }
 
 /// The `name` of a multipart part, from its `Content-Disposition` header (not its
 /// `filename`).
 fn part_name(head: &str) -> Option<&str> {
-    let line = head.lines().find(|l| {
-        l.split_once(':')
-            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("content-disposition"))
+    let value = head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case("content-disposition")
+            .then_some(v)
     })?;
-    let (_, value) = line.split_once(':')?;
-    value.split(';').skip(1).find_map(|param| {
-        let (k, v) = param.split_once('=')?;
+    param(value, "name")
+}
+
+/// The parameter `name` of a header value (`type; name="value"`), unquoted.
+fn param<'v>(value: &'v str, name: &str) -> Option<&'v str> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
         k.trim()
-            .eq_ignore_ascii_case("name")
+            .eq_ignore_ascii_case(name)
             .then(|| v.trim().trim_matches('"'))
     })
 }
