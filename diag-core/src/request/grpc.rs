@@ -294,6 +294,11 @@ impl Diag {
     /// it with [`RequestGuard::finish_http`], which knows which it was. What the tower
     /// and axum layers call.
     ///
+    /// A request the router matched to a route of its own (a template with no catch-all
+    /// `{*...}`, which a gRPC service merged into an axum router has) is that route's,
+    /// whatever its `content-type` says: a client cannot move its requests out of a
+    /// route's series by claiming to be gRPC.
+    ///
     /// ```
     /// use diag_core::request::RequestView;
     /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -316,7 +321,9 @@ impl Diag {
     /// ```
     #[inline]
     pub fn begin_http(&self, req: &RequestView<'_>) -> RequestGuard {
-        if !is_grpc_request(req.method, req.headers) {
+        if !is_grpc_request(req.method, req.headers)
+            || req.route.is_some_and(|route| !route.contains("{*"))
+        {
             return self.begin(req);
         }
         let path = req.uri.split_once('?').map_or(req.uri, |(path, _)| path);
@@ -604,5 +611,48 @@ mod tests {
         ] {
             assert!(!is_grpc_content_type(bad));
         }
+    }
+
+    /// A gRPC `content-type` on a request the router matched to a route of its own keeps
+    /// it under that route, as plain HTTP; under a catch-all (a gRPC service merged into
+    /// the router) or no route, it is a gRPC call under its method path.
+    #[test]
+    fn a_grpc_content_type_does_not_move_a_request_off_its_route() {
+        let diag = Diag::builder().build().unwrap();
+        let headers = crate::test_support::headers(&[("content-type", "application/grpc")]);
+        let finish = |route: Option<&str>, uri: &str| {
+            let guard = diag.begin_http(&RequestView {
+                method: "POST",
+                route,
+                uri,
+                headers: &headers,
+                peer: &|| None,
+            });
+            let mut head = crate::test_support::headers(&[
+                ("content-type", "application/grpc"),
+                ("grpc-status", "0"),
+            ]);
+            let (_tap, call) = guard.finish_http(200, &mut head);
+            assert!(call.is_none());
+        };
+        finish(Some("/echo"), "/echo");
+        finish(Some("/shop.Cart/{*rest}"), "/shop.Cart/Add");
+        finish(None, "/shop.Cart/Add");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (_, text) = rt.block_on(crate::test_support::scrape_metrics(&diag, None));
+        assert!(
+            text.contains(
+                r#"http_server_requests_total{method="POST",route="/echo",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"http_server_requests_total{method="POST",route="/shop.Cart/Add",status="OK"} 2"#
+            ),
+            "{text}"
+        );
     }
 }
