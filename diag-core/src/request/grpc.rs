@@ -321,9 +321,18 @@ impl Diag {
     /// ```
     #[inline]
     pub fn begin_http(&self, req: &RequestView<'_>) -> RequestGuard {
-        if !is_grpc_request(req.method, req.headers)
-            || req.route.is_some_and(|route| !route.contains("{*"))
-        {
+        if !is_grpc_request(req.method, req.headers) {
+            return self.begin(req);
+        }
+        self.begin_claimed_grpc(req)
+    }
+
+    /// [`begin_http`](Self::begin_http) for a request whose head says gRPC: out of line,
+    /// so every other request's path stays as short as [`begin`](Self::begin)'s.
+    #[cold]
+    #[inline(never)]
+    fn begin_claimed_grpc(&self, req: &RequestView<'_>) -> RequestGuard {
+        if req.route.is_some_and(|route| !route.contains("{*")) {
             return self.begin(req);
         }
         let path = req.uri.split_once('?').map_or(req.uri, |(path, _)| path);
