@@ -42,6 +42,14 @@ pub(crate) async fn scrape_metrics(diag: &Diag, accept: Option<&str>) -> (String
     (content_type, String::from_utf8(resp.body).unwrap())
 }
 
+/// The `/metrics` text, scraped on a runtime of its own (for tests that have none).
+pub(crate) fn metrics_text(diag: &Diag) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(scrape_metrics(diag, None)).1
+}
+
 /// The headers of a debug request that carries every kind of secret redaction must hide:
 /// the `X-Debug` credential `SECRET-DEBUGTOKEN`, `Authorization`, `Proxy-Authorization`,
 /// `Cookie` and a configured header `X-Internal-Key`, each value marked `SECRET-`.

@@ -647,10 +647,7 @@ mod tests {
         finish(Some("/echo"), "/echo");
         finish(Some("/shop.Cart/{*rest}"), "/shop.Cart/Add");
         finish(None, "/shop.Cart/Add");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let (_, text) = rt.block_on(crate::test_support::scrape_metrics(&diag, None));
+        let text = crate::test_support::metrics_text(&diag);
         assert!(
             text.contains(
                 r#"http_server_requests_total{method="POST",route="/echo",status="200"} 1"#

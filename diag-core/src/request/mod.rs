@@ -112,10 +112,7 @@ mod tests {
         assert!(caught.is_err());
         drop(guard);
         drop(diag.begin(&view("/gone")));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let (_, text) = rt.block_on(crate::test_support::scrape_metrics(&diag, None));
+        let text = crate::test_support::metrics_text(&diag);
         assert!(
             text.contains(
                 r#"http_server_requests_total{method="GET",route="/boom",status="500"} 1"#
