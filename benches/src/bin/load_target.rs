@@ -8,6 +8,9 @@
 //! - `noop`: axum with an empty `Router::layer` (what any route-aware middleware costs);
 //! - `bare_diag_subscriber`: axum alone under diag's subscriber (log filter, error and
 //!   debug recording layers), to tell the subscriber's share from the middleware's;
+//! - `bare_header`: a calibration, bare axum whose handler adds one static header
+//!   (`traceparent`, value `HEADER_LEN` bytes, default 55, no allocation): against
+//!   `HEADER_LEN=1`, the price of response bytes on loopback;
 //! - `touch`: a calibration, axum plus a layer that writes `TOUCH_LINES` cache lines
 //!   (default 24) on separate pages per request: against `TOUCH_LINES=0`, the price of a
 //!   cache line on the request path between two loopback requests.
@@ -76,6 +79,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             ))
         }
+        "bare_header" => {
+            // Calibration, not a middleware: bare axum whose handler adds one static
+            // header of HEADER_LEN bytes (default 55, a `traceparent`'s length).
+            tracing_subscriber::registry()
+                .with(sink.with_filter(EnvFilter::new("info")))
+                .init();
+            let len: usize = std::env::var("HEADER_LEN")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(55);
+            let value: &'static str = Box::leak("0".repeat(len).into_boxed_str());
+            axum::Router::new().route(
+                "/products/{id}",
+                axum::routing::get(
+                    move |axum::extract::Path(id): axum::extract::Path<u64>| async move {
+                        tracing::debug!(product_id = id, "looking up product");
+                        (
+                            [(
+                                axum::http::HeaderName::from_static("traceparent"),
+                                axum::http::HeaderValue::from_static(value),
+                            )],
+                            axum::Json(serde_json::json!({ "id": id, "name": "widget", "price_cents": 1299 })),
+                        )
+                    },
+                ),
+            )
+        }
         "noop" => {
             tracing_subscriber::registry()
                 .with(sink.with_filter(EnvFilter::new("info")))
@@ -109,7 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => {
             return Err(format!(
-                "unknown variant `{other}`: use bare, diag, diag_leaked, trace, noop, bare_diag_subscriber or touch"
+                "unknown variant `{other}`: use bare, diag, diag_leaked, trace, noop, bare_diag_subscriber, bare_header or touch"
             )
             .into());
         }

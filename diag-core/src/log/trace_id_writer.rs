@@ -144,11 +144,21 @@ const MAX_TAGGED_LINE: usize = 64 * 1024;
 /// The per-thread buffer is given back above this size.
 const KEEP_BUFFER: usize = 4 * 1024;
 
+/// Whether `line` shows `hex` somewhere. Eight bytes compared as one word first: a
+/// 32-byte slice compare at every offset cost ~1,200 instructions on a 200-byte line,
+/// paid by every line a request writes (`memchr::memmem` costs as much to set up).
+fn contains_id(line: &[u8], hex: &[u8; 32]) -> bool {
+    let word = |b: &[u8]| u64::from_ne_bytes(b[..8].try_into().unwrap_or_default());
+    let head = word(hex);
+    line.windows(32)
+        .any(|w| word(w) == head && w[8..] == hex[8..])
+}
+
 /// `line` with ` trace_id=<hex>` before its line end, or, when it is a JSON object,
 /// `"trace_id":"<hex>"` as its first member, into `out`; false (and `out` unused) when
 /// `line` already shows the id.
 fn tag(line: &[u8], hex: &[u8; 32], out: &mut Vec<u8>) -> bool {
-    if line.windows(32).any(|w| w == hex) {
+    if contains_id(line, hex) {
         return false;
     }
     out.clear();
@@ -246,6 +256,19 @@ mod tests {
         assert_eq!(value["fields"]["message"], "hi");
         let empty: serde_json::Value = serde_json::from_str(&tagged("{ }\n").unwrap()).unwrap();
         assert_eq!(empty.as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_id_is_found_anywhere_and_only_whole() {
+        let hex = std::str::from_utf8(HEX).unwrap();
+        for line in [hex.to_owned(), format!("x {hex}"), format!("{hex} y\n")] {
+            assert!(contains_id(line.as_bytes(), HEX), "{line}");
+        }
+        // The same first eight bytes, then a difference; a line shorter than the id.
+        let near = format!("{}X{}", &hex[..8], &hex[9..]);
+        for line in [near.as_str(), &hex[..31], "", "trace_id="] {
+            assert!(!contains_id(line.as_bytes(), HEX), "{line}");
+        }
     }
 
     #[test]
