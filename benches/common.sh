@@ -1,5 +1,5 @@
 # Shared by the loopback benchmark scripts (load.sh, load_ab.sh, load_rate.sh, load_p99.sh,
-# load_mixed.sh); sourced.
+# load_mixed.sh, soak.sh); sourced.
 
 export DIAG_TOKEN=${DIAG_TOKEN:-bench-token}
 # Debug traffic must not be capped by the budget when its cost is what we measure.
