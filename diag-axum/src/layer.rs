@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use diag_core::Diag;
 use diag_core::request::{RequestGuard, RequestView};
 use diag_tower::{DiagBody, HttpHeaders, HttpHeadersMut};
@@ -23,9 +23,9 @@ use tower::{Layer, Service};
 
 use crate::{connect_info_peer, matched_route};
 
-/// The layer [`DiagRouterExt::with_diag`](crate::DiagRouterExt::with_diag) applies: what
-/// [`layer`](crate::layer)'s [`DiagLayer`](diag_tower::DiagLayer) does (route templates
-/// from `MatchedPath`, peer from `ConnectInfo`; gRPC calls, such as a tonic service
+/// The layer [`DiagRouterExt::with_diag`](crate::DiagRouterExt::with_diag) and
+/// [`layer`](crate::layer) apply: what the generic [`DiagLayer`](diag_tower::DiagLayer)
+/// does (route templates from `MatchedPath`, peer from `ConnectInfo`; gRPC calls, such as a tonic service
 /// merged with `Routes::into_axum_router`, under their method path and gRPC status),
 /// with bodies kept as axum's [`Body`] unless a debug request taps them or a gRPC
 /// call's trailers must be read.
@@ -102,7 +102,46 @@ pub struct DiagAxumService<S> {
 fn tapped(body: Body, tap: Option<diag_core::debug::BodyTap>) -> Body {
     match tap {
         None => body,
-        Some(tap) => Body::new(DiagBody::tapped(body, Some(tap))),
+        Some(tap) => Body::new(SameErrors {
+            inner: DiagBody::tapped(body, Some(tap)),
+        }),
+    }
+}
+
+pin_project! {
+    /// A wrapped axum body whose errors reach its reader as without the wrapper.
+    ///
+    /// `Body::new` boxes the errors of any body but a `Body` in one more `axum::Error`,
+    /// and axum's extractors look through exactly two of them for a
+    /// `LengthLimitError` (the one of `RequestBodyLimitLayer`, say, outside diag): a
+    /// body over the limit was answered 400 instead of 413 in diagnostic mode. The inner
+    /// `axum::Error` is unwrapped here, so `Body::new` adds back the one it removes.
+    struct SameErrors<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B: HttpBody<Error = axum::Error>> HttpBody for SameErrors<B> {
+    type Data = B::Data;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project()
+            .inner
+            .poll_frame(cx)
+            .map_err(axum::Error::into_inner)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -191,9 +230,11 @@ where
                 let status = res.status().as_u16();
                 match guard.finish_http(status, &mut HttpHeadersMut(res.headers_mut())) {
                     (None, None) => res,
-                    (tap, call) => {
-                        res.map(|body| Body::new(DiagBody::tapped(body, tap).with_grpc(call)))
-                    }
+                    (tap, call) => res.map(|body| {
+                        Body::new(SameErrors {
+                            inner: DiagBody::tapped(body, tap).with_grpc(call),
+                        })
+                    }),
                 }
             },
         )

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath};
 use diag_core::Diag;
-use diag_tower::{DiagEndpoints, DiagLayer};
+use diag_tower::DiagEndpoints;
 
 /// The route template axum matched, from [`MatchedPath`].
 ///
@@ -71,9 +71,14 @@ pub fn connect_info_peer(ext: &http::Extensions) -> Option<SocketAddr> {
         .or_else(|| ext.get::<SocketAddr>().copied())
 }
 
-/// A [`DiagLayer`] that reads axum's route templates and connection info.
+/// diag's layer for an axum [`Router`] whose endpoints you mount yourself (what
+/// [`DiagRouterExt::with_diag`] applies): route templates from [`MatchedPath`], the peer
+/// from [`ConnectInfo`], and axum's own [`Body`](axum::body::Body) kept on both sides.
 ///
 /// Apply it with [`Router::layer`] after adding your routes, so [`MatchedPath`] is set.
+/// (The generic [`DiagLayer`](diag_tower::DiagLayer) works inside axum too, but axum
+/// boxes its `DiagBody` into a `Body` again, and the extra error wrapping hides a
+/// `RequestBodyLimitLayer`'s 413 from axum's extractors: they answer 400.)
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -93,10 +98,8 @@ pub fn connect_info_peer(ext: &http::Extensions) -> Option<SocketAddr> {
 /// assert!(metrics.contains(r#"route="/users/{id}""#));
 /// # }
 /// ```
-pub fn layer(diag: &Diag) -> DiagLayer {
-    DiagLayer::new(diag.clone())
-        .with_route(matched_route)
-        .with_peer(connect_info_peer)
+pub fn layer(diag: &Diag) -> DiagAxumLayer {
+    DiagAxumLayer::new(diag)
 }
 
 /// A router holding only the diagnostics endpoints, to merge into your own or to serve

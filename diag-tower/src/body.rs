@@ -170,6 +170,10 @@ impl<B: Body> Body for DiagBody<B> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(trailers) = frame.trailers_ref() {
                     tap.trailers(&HttpHeaders(trailers));
+                    // Trailers are a body's last frame: hyper writes them and stops
+                    // polling, so the `None` after them never comes (the capture of a
+                    // response with trailers was stored incomplete).
+                    tap.observe(Polled::End);
                 }
                 if let Some(data) = frame.data_ref() {
                     let mut seen = 0;
