@@ -322,7 +322,8 @@ pub struct CapturedSpan {
     pub start_ms: f64,
     /// Open for, in ms.
     pub duration_ms: f64,
-    /// Recorded fields, secret ones redacted.
+    /// Recorded fields, secret ones redacted (and secret pairs inside the others: a
+    /// `uri` field's query).
     pub fields: Vec<(String, String)>,
 }
 
@@ -354,9 +355,10 @@ pub struct CapturedLog {
     pub level: String,
     /// Event target.
     pub target: String,
-    /// The message.
+    /// The message, with the values of secret-looking pairs in it (`token=…`,
+    /// `password: …`) redacted.
     pub message: String,
-    /// Other fields, secret ones redacted.
+    /// Other fields, secret ones redacted (and secret pairs inside the others).
     pub fields: Vec<(String, String)>,
     /// The span it was emitted in.
     pub span: Option<u64>,
@@ -484,13 +486,14 @@ pub(crate) fn span(s: &SpanTiming, redactor: &Redactor) -> CapturedSpan {
     }
 }
 
-/// A recorded log line as a reader gets it, secret fields redacted.
+/// A recorded log line as a reader gets it, secret fields redacted, and pairs in its
+/// message too: `debug!("retrying with token={t}")` formats the secret into the text.
 pub(crate) fn log(l: &LogLine, redactor: &Redactor) -> CapturedLog {
     CapturedLog {
         offset_ms: ms(l.offset),
         level: l.level.to_string(),
         target: l.target.to_string(),
-        message: l.message.clone(),
+        message: redactor.text(&l.message),
         fields: redactor.fields(&l.fields),
         span: l.span,
     }
@@ -636,5 +639,45 @@ mod tests {
         b.push(b"abc");
         let c = b.finish(None, None, &plain());
         assert_eq!((c.captured_bytes, c.total_bytes, c.truncated), (0, 3, true));
+    }
+
+    /// An XML body cut by the cap inside a secret element shows none of it, and is
+    /// reported as redacted as XML.
+    #[test]
+    fn xml_cut_inside_a_secret_element() {
+        let redactor = Redactor::new("x-debug", &[], &["password".to_owned()]);
+        let body = "<login><user>ada</user><password>hunter2</password></login>";
+        let cut = body.find("hunter2").unwrap() + 3;
+        let mut b = BodyCapture::new(cut);
+        b.push(body.as_bytes());
+        b.end();
+        let c = b.finish(Some("application/soap+xml; charset=utf-8"), None, &redactor);
+        assert!(c.truncated);
+        assert_eq!(c.redaction, Some(BodyRedaction::Xml));
+        assert_eq!(
+            c.text.as_deref(),
+            Some("<login><user>ada</user><password>[redacted]")
+        );
+    }
+
+    /// A log message that formats a secret into its text is redacted like a text body;
+    /// a span field's value too (a `TraceLayer` span's `uri` carries the query).
+    #[test]
+    fn secrets_in_log_messages_and_field_values() {
+        let redactor = Redactor::new("x-debug", &[], &["token".to_owned()]);
+        let line = LogLine {
+            offset: std::time::Duration::ZERO,
+            level: "DEBUG".into(),
+            target: "auth".into(),
+            message: "retrying with token=t0k; attempt 2".to_owned(),
+            fields: vec![("uri".into(), "/cb?token=t1&x=1".to_owned())],
+            span: None,
+        };
+        let captured = log(&line, &redactor);
+        assert_eq!(
+            captured.message,
+            "retrying with token=[redacted]; attempt 2"
+        );
+        assert_eq!(captured.fields[0].1, "/cb?token=[redacted]&x=1");
     }
 }

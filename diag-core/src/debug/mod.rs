@@ -28,6 +28,7 @@ mod decision;
 mod mode;
 mod recorder;
 pub(crate) mod redact;
+mod redact_xml;
 mod request;
 mod server_timing;
 mod session;

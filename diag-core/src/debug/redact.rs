@@ -15,7 +15,13 @@
 //!   [`BodyRedaction::Json`] (every string followed by `:` is then a key, so the pass is
 //!   exact); one that is truncated or does not parse (and any other text body) as
 //!   [`BodyRedaction::Textual`], where a nested value that does not close within the
-//!   capture takes the rest of the body with it.
+//!   capture takes the rest of the body with it. Pairs inside JSON string values (a URL's
+//!   query, JSON encoded in a string) are redacted too.
+//! - XML and HTML bodies are scanned in place by `redact_xml.rs` ([`BodyRedaction::Xml`]).
+//! - Text of no known format (plain-text bodies, JSON that does not parse, header values,
+//!   span and log field values, log messages, text inside XML) gets a pass over
+//!   `k=v`, `k = v`, `k: v`, `"k": v`, `'k': v` and `"k" => v` pairs (see
+//!   `TextPair::value` for where each kind of value ends).
 
 /// What a redacted value reads as.
 ///
@@ -125,6 +131,11 @@ pub enum BodyRedaction {
     /// `multipart/form-data` parts: a secret field's part content replaced, then the
     /// textual pass over the rest.
     Multipart,
+    /// XML or HTML (or text that starts as markup): the content of an element, and the
+    /// value of an attribute, named by a secret field replaced in place (an element cut
+    /// off by the capture's cap to the end), then the textual pass over text and
+    /// attribute values.
+    Xml,
 }
 
 /// The redaction rules of one `Diag`.
@@ -187,7 +198,7 @@ impl Redactor {
 
     /// A field is secret when the words of its name hold the words of a secret field's,
     /// in a row, or its name contains an operator's fragment.
-    fn is_secret_field(&self, name: &str) -> bool {
+    pub(super) fn is_secret_field(&self, name: &str) -> bool {
         if !self.fields.is_empty() {
             // Split where camel case starts a word, and not: `passworD` is `password`
             // in odd case, not `passwor` and `d`.
@@ -219,12 +230,13 @@ impl Redactor {
             let value = if self.is_secret_header(name) {
                 REDACTED.to_owned()
             } else {
-                // A URL in a value (`Referer`, `X-Original-URL`) keeps its query secrets.
+                // A URL in a value (`Referer`, `X-Original-URL`) keeps its query secrets,
+                // and pairs in it (`user=ada; password=…`) theirs.
                 let value = String::from_utf8_lossy(value);
                 if value.contains('?') {
-                    self.uri(&value)
+                    self.text(&self.uri(&value))
                 } else {
-                    value.into_owned()
+                    self.text(&value)
                 }
             };
             out.push((name.to_owned(), value));
@@ -243,30 +255,54 @@ impl Redactor {
     /// `k=v&...` with secret keys' values redacted. A nested key (`user[password]`, as
     /// Rails and PHP forms write them) is secret when its last part is.
     pub(crate) fn form(&self, text: &str) -> String {
-        self.pairs(text, |_| true)
-    }
-
-    /// [`form`](Self::form) over text that is not a form: only a key shaped like one
-    /// (letters, digits, `_.-[]%+`) counts, so prose with an `&` and an `=` in it keeps
-    /// its words (`… the cvV) & x=1` is no `cvv` field).
-    fn text_pairs(&self, text: &str) -> String {
-        self.pairs(text, |k| {
-            !k.is_empty()
-                && k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-[]%+".contains(&b))
-        })
-    }
-
-    fn pairs(&self, text: &str, key_shaped: impl Fn(&str) -> bool) -> String {
         text.split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if key_shaped(k) && self.is_secret_form_key(&percent_decode(k)) => {
+                Some((k, _)) if self.is_secret_form_key(&percent_decode(k)) => {
                     format!("{k}={REDACTED}")
                 }
                 _ => pair.to_owned(),
             })
             .collect::<Vec<_>>()
             .join("&")
+    }
+
+    /// The pass for text of no known format (a plain-text or unlabelled body, a header
+    /// value, a span or log field, text inside XML): [`text_pairs`](Self::text_pairs),
+    /// then [`json_text`](Self::json_text) for JSON written into the text.
+    pub(super) fn text(&self, text: &str) -> String {
+        self.json_text(&self.text_pairs(text))
+    }
+
+    /// `key=value`, `key = value`, `key: value` and `"key" => value` pairs in text that is
+    /// no form, a secret key's value replaced as far as its kind of pair reaches (see
+    /// [`TextPair::value`]). A bare key counts only shaped like one (letters, digits,
+    /// `_.-[]%+`, and whole: prose with an `&` and an `=` in it keeps its words), a quoted
+    /// one (`"k"`, `'k'`, and `\"k\"` inside a JSON string) whatever it holds.
+    fn text_pairs(&self, text: &str) -> String {
+        let b = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let (mut i, mut copied) = (0, 0);
+        while i < b.len() {
+            let Some(pair) = TextPair::at(b, i) else {
+                i += 1;
+                continue;
+            };
+            if !self.is_secret_form_key(&percent_decode(&text[pair.key.clone()])) {
+                i = pair.key_end;
+                continue;
+            }
+            let Some((start, end, quote)) = pair.value(b) else {
+                i = pair.key_end;
+                continue;
+            };
+            out.push_str(&text[copied..start]);
+            out.push_str(quote);
+            out.push_str(REDACTED);
+            out.push_str(quote);
+            (i, copied) = (end.max(i + 1), end);
+        }
+        out.push_str(&text[copied..]);
+        out
     }
 
     fn is_secret_form_key(&self, key: &str) -> bool {
@@ -280,18 +316,21 @@ impl Redactor {
             .is_some_and(|last| self.is_secret_field(last))
     }
 
-    /// Span or log fields, copied for a reader, with secret ones redacted.
+    /// Span or log fields, copied for a reader, with secret ones redacted and the
+    /// textual pass over the others.
     pub(crate) fn fields<K: AsRef<str>>(&self, fields: &[(K, String)]) -> Vec<(String, String)> {
         fields
             .iter()
             .map(|(k, v)| {
                 let k = k.as_ref();
+                // Other values may hold secrets of their own: a `TraceLayer` span's `uri`
+                // carries the query.
                 let v = if self.is_secret_header(k) {
-                    REDACTED
+                    REDACTED.to_owned()
                 } else {
-                    v
+                    self.text(v)
                 };
-                (k.to_owned(), v.to_owned())
+                (k.to_owned(), v)
             })
             .collect()
     }
@@ -320,7 +359,10 @@ impl Redactor {
             && let Some(boundary) = content_type.and_then(multipart_boundary)
         {
             let parts = self.multipart(text, boundary);
-            return (self.json_text(&parts), Some(BodyRedaction::Multipart));
+            return (self.text(&parts), Some(BodyRedaction::Multipart));
+        }
+        if let Some(html) = markup(&ct, text) {
+            return (self.xml(text, html), Some(BodyRedaction::Xml));
         }
         let jsonish = ct.contains("json") || ((ct.is_empty() || form) && looks_json);
         // In valid JSON every string followed by `:` is a key, so the same walk is exact
@@ -328,16 +370,12 @@ impl Redactor {
         // where a parse and re-serialization would show the reader another body.
         let valid =
             jsonish && complete && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
-        let how = if valid {
-            BodyRedaction::Json
-        } else {
-            BodyRedaction::Textual
-        };
-        if jsonish {
-            return (self.json_text(text), Some(how));
+        if valid {
+            return (self.json_text(text), Some(BodyRedaction::Json));
         }
-        // Plain text, or a type nobody named: `password=…` pairs as well as `"password":`.
-        (self.json_text(&self.text_pairs(text)), Some(how))
+        // Plain text, a type nobody named, or JSON that is none (`{password: "…"}`,
+        // `{'password': …}`, cut short): pairs of every shape, and `"password":` values.
+        (self.text(text), Some(BodyRedaction::Textual))
     }
 
     /// `multipart/form-data` with the content of every part named by a secret field
@@ -377,8 +415,9 @@ impl Redactor {
     }
 
     /// Walks string tokens; a string followed by `:` is a key, and a secret key's value
-    /// is replaced up to where it ends (or to the end of the text). A key written with
-    /// escapes (`"pass\u0077ord"`) is matched as it decodes.
+    /// is replaced up to where it ends (or to the end of the text); any other string
+    /// gets [`text_pairs`](Self::text_pairs) inside it. A key written with escapes
+    /// (`"pass\u0077ord"`) is matched as it decodes.
     fn json_text(&self, text: &str) -> String {
         let b = text.as_bytes();
         let mut out = String::with_capacity(text.len());
@@ -398,7 +437,8 @@ impl Redactor {
                 serde_json::from_str::<String>(&text[i..key_end])
                     .is_ok_and(|key| self.is_secret_field(&key))
             };
-            if j < b.len() && b[j] == b':' && secret(key) {
+            let is_key = j < b.len() && b[j] == b':';
+            if is_key && secret(key) {
                 j = skip_ws(b, j + 1);
                 let value_end = value_end(b, j);
                 out.push_str(&text[copied..j]);
@@ -407,13 +447,247 @@ impl Redactor {
                 out.push('"');
                 copied = value_end;
                 i = value_end;
-            } else {
-                i = key_end;
+                continue;
             }
+            if !is_key {
+                // A string value may hold pairs of its own: a URL's query, JSON encoded
+                // in a string (`"{\"password\":…}"`). Replacing them keeps its escapes
+                // whole, so valid JSON stays valid.
+                let inner_end = Quote::Double.closing(b, i + 1).unwrap_or(b.len());
+                let inner = &text[i + 1..inner_end];
+                let redacted = self.text_pairs(inner);
+                if redacted != inner {
+                    out.push_str(&text[copied..=i]);
+                    out.push_str(&redacted);
+                    copied = inner_end;
+                }
+            }
+            i = key_end;
         }
         out.push_str(&text[copied..]);
         out
     }
+}
+
+/// A key in text and the separator after it, as [`Redactor::text_pairs`] finds them.
+struct TextPair {
+    /// The key's name, without its quotes.
+    key: std::ops::Range<usize>,
+    /// Just past the key and its closing quote.
+    key_end: usize,
+    quote: Option<Quote>,
+    separator: Separator,
+    /// Just past the separator.
+    after: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Separator {
+    /// `=`
+    Equals,
+    /// `:`, or `=>` (a Ruby hash, as Rails logs print one).
+    Colon,
+}
+
+impl TextPair {
+    /// The pair whose key starts at `i`, if a key starts there and a separator follows
+    /// it. A quoted string that is no key is not skipped by the caller: it may hold
+    /// pairs of its own (`"see https://x/?token=…"`).
+    fn at(b: &[u8], i: usize) -> Option<TextPair> {
+        let (key, quote, key_end) = if is_key_byte(b[i]) {
+            if i > 0 && is_key_byte(b[i - 1]) {
+                return None;
+            }
+            let end = (i..b.len())
+                .find(|&j| !is_key_byte(b[j]))
+                .unwrap_or(b.len());
+            (i..end, None, end)
+        } else {
+            let q = Quote::at(b, i)?;
+            let start = i + q.len();
+            let close = q.closing(b, start)?;
+            if close == start || b[start..close].contains(&b'\n') {
+                return None;
+            }
+            (start..close, Some(q), close + q.len())
+        };
+        let k = skip_hspace(b, key_end);
+        let (separator, after) = match (b.get(k), b.get(k + 1)) {
+            (Some(b'='), Some(b'>')) => (Separator::Colon, k + 2),
+            (Some(b'='), _) => (Separator::Equals, k + 1),
+            // `app::auth::token` is a path, not a pair.
+            (Some(b':'), next) if next != Some(&b':') => (Separator::Colon, k + 1),
+            _ => return None,
+        };
+        Some(TextPair {
+            key,
+            key_end,
+            quote,
+            separator,
+            after,
+        })
+    }
+
+    /// Where the value starts and ends, and the quote its replacement goes in (a JSON
+    /// object, array or number: `"`, or `\"` inside a JSON string). A quoted value is
+    /// its quotes' content (to the end of the text if they do not close: a capture cut
+    /// inside it); a JSON-quoted key's bare value ends as JSON's does; `k=v` ends at a
+    /// space, `&` or `; ` (a query, a cookie list, logfmt); `k: v` and `k = v` take the
+    /// rest of the line and the lines indented under it (a log line, YAML, an ini file:
+    /// such values hold spaces).
+    fn value(&self, b: &[u8]) -> Option<(usize, usize, &'static str)> {
+        let v = skip_hspace(b, self.after);
+        let first = *b.get(v)?;
+        if let Some(q) = Quote::at(b, v) {
+            let start = v + q.len();
+            return Some((start, q.closing(b, start).unwrap_or(b.len()), ""));
+        }
+        let quote = match self.quote {
+            Some(Quote::Double) => "\"",
+            Some(Quote::Escaped) => "\\\"",
+            _ => "",
+        };
+        if matches!(first, b'{' | b'[') {
+            return Some((v, value_end(b, v), quote));
+        }
+        if !quote.is_empty() {
+            return Some((v, value_end(b, v), quote)).filter(|(s, e, _)| e > s);
+        }
+        if self.separator == Separator::Equals && v == self.after {
+            return Some((v, bare_end(b, v), "")).filter(|(s, e, _)| e > s);
+        }
+        block(b, self.key.start, v)
+    }
+}
+
+/// A `k: v` value from `v`: the rest of its line and the lines indented deeper than the
+/// key's (YAML's `password: |` and continued scalars), from the first that holds
+/// anything.
+fn block(b: &[u8], key: usize, v: usize) -> Option<(usize, usize, &'static str)> {
+    let line_start = b[..key]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |p| p + 1);
+    let indent = skip_hspace(b, line_start) - line_start;
+    let (mut start, mut end) = (v, line_end(b, v));
+    loop {
+        let next = skip_newline(b, end);
+        let content = skip_hspace(b, next);
+        if next == end
+            || content - next <= indent
+            || matches!(b.get(content), None | Some(b'\n' | b'\r'))
+        {
+            break;
+        }
+        if start == end
+            || b[start..end]
+                .iter()
+                .all(|&c| matches!(c, b'|' | b'>' | b'-' | b'+'))
+        {
+            start = content;
+        }
+        end = line_end(b, content);
+    }
+    (end > start).then_some((start, end, ""))
+}
+
+fn skip_newline(b: &[u8], mut i: usize) -> usize {
+    if b.get(i) == Some(&b'\r') {
+        i += 1;
+    }
+    if b.get(i) == Some(&b'\n') {
+        i += 1;
+    }
+    i
+}
+
+/// A quote that opens a string in text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    Double,
+    Single,
+    /// `\"`: a string inside a JSON string (`"{\"password\":\"…\"}"`).
+    Escaped,
+}
+
+impl Quote {
+    fn at(b: &[u8], i: usize) -> Option<Quote> {
+        match b.get(i)? {
+            b'"' if i == 0 || b[i - 1] != b'\\' => Some(Quote::Double),
+            b'\'' => Some(Quote::Single),
+            b'\\' if b.get(i + 1) == Some(&b'"') => Some(Quote::Escaped),
+            _ => None,
+        }
+    }
+
+    fn len(self) -> usize {
+        if self == Quote::Escaped { 2 } else { 1 }
+    }
+
+    /// Index of the quote that closes a string whose content starts at `from`, skipping
+    /// backslash escapes.
+    fn closing(self, b: &[u8], from: usize) -> Option<usize> {
+        let mut i = from;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if self == Quote::Escaped && b.get(i + 1) == Some(&b'"') => return Some(i),
+                b'\\' => i += 2,
+                b'"' if self == Quote::Double => return Some(i),
+                b'\'' if self == Quote::Single => return Some(i),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+}
+
+/// HTTP authentication schemes, whose credential follows after a space.
+const AUTH_SCHEMES: [&str; 6] = ["basic", "bearer", "digest", "token", "negotiate", "ntlm"];
+
+/// A byte of a bare key: letters, digits, `_.-[]%+` (`user[password]`, `pass%77ord`).
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_.-[]%+".contains(&b)
+}
+
+fn skip_hspace(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// Where a bare `k=v` value ends: at white space, `&` or a quote (a URL inside an
+/// attribute), or at `;` or `,` with a space or the end after it (`a=1; b=2`), so
+/// `password=a;b` is one value. Escapes (`\"` in a JSON string) stay whole.
+fn bare_end(b: &[u8], mut i: usize) -> usize {
+    // `auth=Basic dXNl…`: the credential is the word after the scheme.
+    let word = &b[i..(i..b.len()).find(|&j| b[j] == b' ').unwrap_or(b.len())];
+    if AUTH_SCHEMES
+        .iter()
+        .any(|s| s.as_bytes().eq_ignore_ascii_case(word))
+    {
+        i = skip_hspace(b, i + word.len());
+    }
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                i += 2;
+                continue;
+            }
+            b'&' | b'"' => return i,
+            c if c.is_ascii_whitespace() => return i,
+            b';' | b',' if b.get(i + 1).is_none_or(u8::is_ascii_whitespace) => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+fn line_end(b: &[u8], i: usize) -> usize {
+    (i..b.len())
+        .find(|&j| matches!(b[j], b'\n' | b'\r'))
+        .unwrap_or(b.len())
 }
 
 /// The words of a name, lower case: split at anything not a letter or digit and where
@@ -446,6 +720,30 @@ fn words(name: &str) -> Vec<String> {
         out.push(word);
     }
     out
+}
+
+/// Whether a body (`ct` lower case) gets the XML pass, and then whether it is HTML
+/// (whose `<input>` and `<meta>` never close): an XML or HTML type, or plain or
+/// unlabelled text that starts as markup (SOAP sent as `text/plain`).
+fn markup(ct: &str, text: &str) -> Option<bool> {
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence == "text/html" {
+        return Some(true);
+    }
+    if essence.ends_with("/xml") || essence.ends_with("+xml") {
+        return Some(false);
+    }
+    let start = text.trim_start();
+    let starts_as_markup = start.starts_with('<')
+        && start[1..]
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'?' || b == b'!');
+    if !(essence.is_empty() || essence == "text/plain") || !starts_as_markup {
+        return None;
+    }
+    let head = start.get(..14).unwrap_or(start).to_ascii_lowercase();
+    Some(head.starts_with("<!doctype html") || head.starts_with("<html"))
 }
 
 /// The `boundary` parameter of a `multipart/...` content type, unquoted.
@@ -691,9 +989,19 @@ mod tests {
             let (out, _) = r.body_text(ct, "user=ada&password=LEAK", true);
             assert_eq!(out, "user=ada&password=[redacted]", "{ct:?}");
         }
-        // Prose with an `&` and an `=` keeps its words: no key is shaped like that.
-        let prose = "see f(cvV) & then x) cvv=2 & user_password = 3";
+        // Prose with an `&` and an `=` keeps its words: `cvV) & x` is no key, and a
+        // key is whole (`xcvv` is none); a real key beside them still counts.
+        let prose = "see f(cvV) & then x) xcvv=2 & y=3";
         assert_eq!(r.body_text(Some("text/plain"), prose, true).0, prose);
+        assert_eq!(
+            r.body_text(
+                Some("text/plain"),
+                "see f(cvV) & cvv=2 & user_password = 3",
+                true
+            )
+            .0,
+            "see f(cvV) & cvv=[redacted] & user_password = [redacted]"
+        );
     }
 
     /// An operator's `secret_key` fragment hides every header and field whose name
@@ -877,5 +1185,314 @@ mod tests {
         assert_eq!(out[0].1, REDACTED);
         assert_eq!(out[1].1, REDACTED);
         assert_eq!(out[2].1, "ann");
+    }
+
+    /// XML bodies: elements and attributes named by secret fields, whatever their
+    /// namespace prefix, lose their content; the rest reads as sent.
+    #[test]
+    fn xml_elements_and_attributes_named_by_secret_fields() {
+        let r = redactor();
+        for ct in [
+            "application/xml",
+            "text/xml; charset=utf-8",
+            "application/soap+xml",
+            "application/atom+xml",
+        ] {
+            let body = "<?xml version=\"1.0\"?>\n<login><user>ada</user><password>hunter2</password>\
+                        <ns:Password>x1</ns:Password><user token=\"abc\" id='7'/></login>";
+            let (out, how) = r.body_text(Some(ct), body, true);
+            assert_eq!(how, Some(BodyRedaction::Xml), "{ct}");
+            assert_eq!(
+                out,
+                "<?xml version=\"1.0\"?>\n<login><user>ada</user><password>[redacted]</password>\
+                 <ns:Password>[redacted]</ns:Password><user token=\"[redacted]\" id='7'/></login>",
+                "{ct}"
+            );
+        }
+        // CDATA, nested elements and comments inside a secret element: all of it goes.
+        let body = "<a><apiKey><![CDATA[k</apiKey>1]]></apiKey><credentials><u>ada</u>\
+                    <!-- </credentials> --><p t=\"a>b\">pw</p></credentials><n>1</n></a>";
+        let (out, _) = r.body_text(Some("application/xml"), body, true);
+        assert_eq!(
+            out,
+            "<a><apiKey>[redacted]</apiKey><credentials>[redacted]</credentials><n>1</n></a>"
+        );
+        // WS-Security: the whole `UsernameToken` is a token.
+        let soap = "<s:Envelope><s:Header><wsse:UsernameToken><wsse:Username>bob</wsse:Username>\
+                    <wsse:Password Type=\"#PasswordText\">pw9</wsse:Password></wsse:UsernameToken>\
+                    </s:Header></s:Envelope>";
+        let (out, _) = r.body_text(Some("application/soap+xml"), soap, true);
+        assert!(
+            !out.contains("pw9") && out.contains("<s:Envelope>"),
+            "{out}"
+        );
+        // Names that merely contain the letters stay; a self-closing secret is empty.
+        let plain =
+            "<passwords_policy>8</passwords_policy><password/><tokens_used n=\"3\">4</tokens_used>";
+        assert_eq!(r.body_text(Some("text/xml"), plain, true).0, plain);
+    }
+
+    /// Config files name their secrets in an attribute: `<add key="ApiKey" value=..>`,
+    /// `<property name="db.password">`, an HTML form's hidden token.
+    #[test]
+    fn xml_elements_named_by_a_name_or_key_attribute() {
+        let r = redactor();
+        let body = "<c><add key=\"ApiKey\" value=\"k1\"/><add key=\"Theme\" value=\"dark\"/>\
+                    <property name=\"db.password\">p2</property></c>";
+        let (out, _) = r.body_text(Some("application/xml"), body, true);
+        assert_eq!(
+            out,
+            "<c><add key=\"ApiKey\" value=\"[redacted]\"/><add key=\"Theme\" value=\"dark\"/>\
+             <property name=\"db.password\">[redacted]</property></c>"
+        );
+    }
+
+    /// XML-RPC and property lists name a secret in one element and hold it in the next;
+    /// HTML holds a form's hidden token in an `<input>` that never closes.
+    #[test]
+    fn xml_named_values_and_html() {
+        let r = redactor();
+        let body = "<struct><member><name>password</name><value><string>rpc1</string></value>\
+                    </member><member><name>user</name><value>ada</value></member></struct>\
+                    <dict><key>api_key</key><string>pl1</string><key>n</key><integer>1</integer></dict>";
+        let (out, _) = r.body_text(Some("text/xml"), body, true);
+        assert_eq!(
+            out,
+            "<struct><member><name>password</name><value>[redacted]</value>\
+             </member><member><name>user</name><value>ada</value></member></struct>\
+             <dict><key>api_key</key><string>[redacted]</string><key>n</key><integer>1</integer></dict>"
+        );
+        let page = "<!DOCTYPE html><form><input type=hidden name=csrf_token value=c1>\
+                    <input name=user value=ada></form><meta name=\"csrf-token\" content=\"c2\">\
+                    <script>var token = 'c3'; if (a<b) { x(\"</p>\") }</script><p>shown</p>";
+        for ct in [Some("text/html; charset=utf-8"), None] {
+            let (out, how) = r.body_text(ct, page, true);
+            assert_eq!(how, Some(BodyRedaction::Xml));
+            for secret in ["c1", "c2", "c3"] {
+                assert!(!out.contains(secret), "{secret} in {out}");
+            }
+            assert!(
+                out.contains("value=ada") && out.ends_with("<p>shown</p>"),
+                "{out}"
+            );
+        }
+    }
+
+    /// A capture cut inside a secret element, its start tag or an attribute's value
+    /// shows none of the secret's first bytes; malformed XML fails closed.
+    #[test]
+    fn truncated_and_malformed_xml() {
+        let r = redactor();
+        for (body, expected) in [
+            ("<a><password>hunt", "<a><password>[redacted]"),
+            ("<a><password><![CDATA[hun", "<a><password>[redacted]"),
+            ("<a><secret><v>s1</v><v>s2", "<a><secret>[redacted]"),
+            ("<a><user token=\"ab", "<a><user token=\"[redacted]"),
+            (
+                "<a><user token='ab' x=\"1",
+                "<a><user token='[redacted]' x=\"1",
+            ),
+            ("<a><passw", "<a><passw"),
+            // An unclosed element inside a secret one: the rest of the body goes.
+            ("<a><token>x<br></token><b>1</b>", "<a><token>[redacted]"),
+            (
+                "<<<>>><password>>x</password>",
+                "<<<>>><password>[redacted]</password>",
+            ),
+        ] {
+            for ct in ["application/xml", "text/xml"] {
+                let (out, _) = r.body_text(Some(ct), body, false);
+                assert_eq!(out, expected, "{body}");
+            }
+        }
+    }
+
+    /// Text that is no form: `;`-separated pairs, pairs with spaces, `key: value` lines,
+    /// quoted keys, a Ruby hash; a pair's value ends where its kind of pair ends.
+    #[test]
+    fn text_pairs_with_semicolons_spaces_and_colons() {
+        let r = redactor();
+        for (body, expected) in [
+            (
+                "password=x; token=y; theme=dark",
+                "password=[redacted]; token=[redacted]; theme=dark",
+            ),
+            ("password = hunter2", "password = [redacted]"),
+            (
+                "login failed\npassword: hunter 2\nuser: ada",
+                "login failed\npassword: [redacted]\nuser: ada",
+            ),
+            (
+                "ts=1 level=warn api_key=AK1 msg=\"retry\"",
+                "ts=1 level=warn api_key=[redacted] msg=\"retry\"",
+            ),
+            (
+                "{'password': 'x', 'user': 'ada'}",
+                "{'password': '[redacted]', 'user': 'ada'}",
+            ),
+            ("\"password\" : \"x\"", "\"password\" : \"[redacted]\""),
+            (
+                "{\"password\"=>\"x\", \"u\"=>\"ada\"}",
+                "{\"password\"=>\"[redacted]\", \"u\"=>\"ada\"}",
+            ),
+            (
+                "User(name=ada, password=pw1, role=admin)",
+                "User(name=ada, password=[redacted], role=admin)",
+            ),
+            ("password=a;b", "password=[redacted]"),
+            ("auth=Basic dXNlcjpw next=1", "auth=[redacted] next=1"),
+            (
+                "password:\n  hunter2\nuser: ada",
+                "password:\n  [redacted]\nuser: ada",
+            ),
+            (
+                "db:\n  password: |\n    s1\n    s2\n  user: ada",
+                "db:\n  password: |\n    [redacted]\n  user: ada",
+            ),
+            (
+                "see app::auth::token and a::b",
+                "see app::auth::token and a::b",
+            ),
+        ] {
+            for ct in [Some("text/plain"), None] {
+                assert_eq!(r.body_text(ct, body, true).0, expected, "{ct:?}");
+            }
+        }
+    }
+
+    /// Header values that are not redacted whole get the same pass.
+    #[test]
+    fn pairs_in_header_values() {
+        let r = redactor();
+        let headers = r.headers(&vec![
+            (
+                "x-custom-creds".to_owned(),
+                "user=ada; password=x".to_owned(),
+            ),
+            ("x-note".to_owned(), "token: abc".to_owned()),
+            ("cache-control".to_owned(), "max-age=0, no-cache".to_owned()),
+            (
+                "date".to_owned(),
+                "Tue, 15 Nov 1994 08:12:31 GMT".to_owned(),
+            ),
+        ]);
+        let values: Vec<&str> = headers.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(
+            values,
+            [
+                "user=ada; password=[redacted]",
+                "token: [redacted]",
+                "max-age=0, no-cache",
+                "Tue, 15 Nov 1994 08:12:31 GMT"
+            ]
+        );
+    }
+
+    /// What an adversarial pass found: JSON that is declared JSON but is none (keys not
+    /// quoted, or quoted with `'`), secrets inside a JSON string value (a URL's query,
+    /// JSON encoded in a string), span and log fields whose value holds a URL.
+    #[test]
+    fn secrets_inside_json_strings_and_malformed_json() {
+        let r = redactor();
+        for body in ["{password: \"p1\", user: \"ada\"}", "{'password': 'p1'}"] {
+            let (out, how) = r.body_text(Some("application/json"), body, true);
+            assert_eq!(how, Some(BodyRedaction::Textual));
+            assert!(!out.contains("p1"), "{out}");
+        }
+        let body = r#"{"cb":"https://x/cb?token=T1&page=2","payload":"{\"password\":\"p2\",\"n\":1}","note":"password"}"#;
+        for complete in [true, false] {
+            let (out, how) = r.body_text(Some("application/json"), body, complete);
+            assert_eq!(
+                out,
+                r#"{"cb":"https://x/cb?token=[redacted]&page=2","payload":"{\"password\":\"[redacted]\",\"n\":1}","note":"password"}"#
+            );
+            if complete {
+                assert_eq!(how, Some(BodyRedaction::Json));
+                serde_json::from_str::<serde_json::Value>(&out).unwrap();
+            }
+        }
+        // JSON in a string in a string: the replacement's quotes are escaped too.
+        let body = r#"{"p":"{\"q\":\"{\\\"token\\\":12}\"}"}"#;
+        let (out, how) = r.body_text(Some("application/json"), body, true);
+        assert_eq!(how, Some(BodyRedaction::Json));
+        assert_eq!(out, r#"{"p":"{\"q\":\"{\\\"token\\\":\"[redacted]\"}\"}"}"#);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap();
+        // A value cut inside an escaped JSON string shows none of it.
+        let (out, _) = r.body_text(None, r#"{"payload":"{\"token\":\"abc"#, false);
+        assert!(!out.contains("abc"), "{out}");
+        let fields = r.fields(&[("uri", "/reset?token=T2&x=1".to_owned())]);
+        assert_eq!(fields[0].1, "/reset?token=[redacted]&x=1");
+    }
+
+    const PLANTED: &str = "QZX9vKw2Lp";
+
+    /// Bodies with [`PLANTED`] in a secret place, and the content types to send them as.
+    fn planted_bodies() -> Vec<(String, &'static [Option<&'static str>])> {
+        const XML: &[Option<&str>] = &[
+            Some("application/xml"),
+            Some("text/xml"),
+            Some("application/soap+xml"),
+        ];
+        const TEXT: &[Option<&str>] = &[Some("text/plain"), None, Some("application/xml")];
+        [
+            (XML, "<password>{S}</password>"),
+            (XML, "<a><ns:Token n=\"1\"><![CDATA[{S}]]></ns:Token></a>"),
+            (XML, "<user token=\"{S}\"/>"),
+            (XML, "<secret><v>{S}</v></secret>"),
+            (XML, "<add key=\"api_key\" value='{S}'/>"),
+            (TEXT, "password={S}; theme=dark"),
+            (TEXT, "password = {S}"),
+            (TEXT, "password: {S}"),
+            (TEXT, "\"password\" : \"{S}\""),
+            (TEXT, "{'token': '{S}'}"),
+        ]
+        .into_iter()
+        .map(|(types, body)| (body.replace("{S}", PLANTED), types))
+        .collect()
+    }
+
+    proptest::proptest! {
+        /// No input makes a pass panic, and a planted secret, in a body cut anywhere
+        /// (as the capture's cap cuts it), shows none of its bytes.
+        #[test]
+        fn no_input_panics_and_no_planted_secret_shows(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            syntax in "[<>/=\"' :;,&?!\\\\\\[\\]{}a-zA-Z\n-]{0,200}",
+            noise in ("[a-z0-9 ,.]{0,30}", "[a-z0-9 ,.\n]{0,30}"),
+            case in proptest::prelude::any::<proptest::sample::Index>(),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let r = redactor();
+            let types = [
+                None,
+                Some("text/plain"),
+                Some("application/json"),
+                Some("application/xml"),
+                Some("application/x-www-form-urlencoded"),
+                Some("multipart/form-data; boundary=b"),
+            ];
+            for text in [String::from_utf8_lossy(&bytes).into_owned(), syntax] {
+                for ct in types {
+                    for complete in [true, false] {
+                        let _ = r.body_text(ct, &text, complete);
+                    }
+                }
+                let _ = r.headers(&vec![("x-note".to_owned(), text.clone())]);
+                let _ = r.fields(&[("note", text.clone())]);
+            }
+            let bodies = planted_bodies();
+            let (body, types) = &bodies[case.index(bodies.len())];
+            let body = format!("{}\n{body}\n{}", noise.0, noise.1);
+            let mut at = cut.index(body.len() + 1);
+            while !body.is_char_boundary(at) {
+                at -= 1;
+            }
+            for ct in *types {
+                for text in [&body[..], &body[..at]] {
+                    let (out, _) = r.body_text(*ct, text, text.len() == body.len());
+                    proptest::prop_assert!(!out.contains(&PLANTED[..2]), "{ct:?}: {text:?} -> {out:?}");
+                }
+            }
+        }
     }
 }
