@@ -101,6 +101,10 @@ impl ResponseHeaders for ActixHeadersMut<'_> {
     }
 
     fn insert_traceparent(&mut self, value: &Traceparent) {
+        // A handler's own `traceparent` is kept.
+        if self.0.contains_key(TRACEPARENT) {
+            return;
+        }
         let bytes = actix_web::web::Bytes::copy_from_slice(value.as_bytes());
         // SAFETY: a `Traceparent` holds only lower-case hex digits and `-` (its bytes are
         // written by `TraceContext::traceparent` alone), all visible ASCII, which is what
@@ -161,5 +165,18 @@ mod tests {
         }
         assert_eq!(map.get("x-custom-debug").unwrap(), "c");
         assert_eq!(map.get("traceparent").unwrap(), tp);
+    }
+
+    #[test]
+    fn a_handler_s_own_traceparent_is_kept() {
+        let ours = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let trace = diag_core::trace::TraceContext::from_traceparent(ours.as_bytes()).unwrap();
+        let mut map = HeaderMap::new();
+        ActixHeadersMut(&mut map).insert_traceparent(&trace.traceparent());
+        assert_eq!(map.get(TRACEPARENT).unwrap(), ours, "added when absent");
+        let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        map.insert(TRACEPARENT, HeaderValue::from_static(own));
+        ActixHeadersMut(&mut map).insert_traceparent(&trace.traceparent());
+        assert_eq!(map.get(TRACEPARENT).unwrap(), own, "the handler's is kept");
     }
 }

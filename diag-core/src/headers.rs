@@ -127,9 +127,11 @@ pub trait ResponseHeaders: HeaderView {
     /// ```
     fn insert(&mut self, name: &'static str, value: &str);
 
-    /// Sets `traceparent`, which every watched response carries. An adapter may
-    /// override this to build the value without validating it: a [`Traceparent`] is
-    /// always 55 bytes of lower-case hex digits and dashes.
+    /// Sets `traceparent`, which every watched response carries, unless the response
+    /// has one already: a handler (or a tracer of the service's own) that sets it is
+    /// kept, as diag never changes what the service answers. An adapter may override
+    /// this to build the value without validating it: a [`Traceparent`] is always 55
+    /// bytes of lower-case hex digits and dashes.
     ///
     /// ```
     /// use diag_core::trace::TraceContext;
@@ -139,9 +141,16 @@ pub trait ResponseHeaders: HeaderView {
     /// let mut headers: Vec<(String, String)> = Vec::new();
     /// headers.insert_traceparent(&trace.traceparent());
     /// assert_eq!(headers.get_str("traceparent"), Some(tp));
+    ///
+    /// let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    /// let mut headers = vec![("traceparent".to_owned(), own.to_owned())];
+    /// headers.insert_traceparent(&trace.traceparent());
+    /// assert_eq!(headers.get_str("traceparent"), Some(own), "the handler's is kept");
     /// ```
     fn insert_traceparent(&mut self, value: &Traceparent) {
-        self.insert("traceparent", value.as_str());
+        if self.get("traceparent").is_none() {
+            self.insert("traceparent", value.as_str());
+        }
     }
 }
 

@@ -105,6 +105,12 @@ impl ResponseHeaders for HttpHeadersMut<'_> {
     }
 
     fn insert_traceparent(&mut self, value: &Traceparent) {
+        // A handler's own `traceparent` is kept. A scan of the few names a response
+        // has costs less than hashing one (`entry` instead of `insert`: +100
+        // instructions a request).
+        if self.0.keys().any(|name| *name == TRACEPARENT) {
+            return;
+        }
         let bytes = bytes::Bytes::copy_from_slice(value.as_bytes());
         // SAFETY: a `Traceparent` holds only lower-case hex digits and `-` (its bytes are
         // written by `TraceContext::traceparent` alone), all visible ASCII, which is what
@@ -149,5 +155,18 @@ mod tests {
             map.remove(X_DEBUG);
             assert_eq!(HttpHeaders(&map).get("x-debug"), None, "{fillers}");
         }
+    }
+
+    #[test]
+    fn a_handler_s_own_traceparent_is_kept() {
+        let ours = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let trace = diag_core::trace::TraceContext::from_traceparent(ours.as_bytes()).unwrap();
+        let mut map = http::HeaderMap::new();
+        HttpHeadersMut(&mut map).insert_traceparent(&trace.traceparent());
+        assert_eq!(map.get(TRACEPARENT).unwrap(), ours, "added when absent");
+        let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        map.insert(TRACEPARENT, HeaderValue::from_static(own));
+        HttpHeadersMut(&mut map).insert_traceparent(&trace.traceparent());
+        assert_eq!(map.get(TRACEPARENT).unwrap(), own, "the handler's is kept");
     }
 }

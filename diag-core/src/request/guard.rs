@@ -357,6 +357,11 @@ impl RequestGuard {
                 .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
         };
         for (name, value) in debug.request.response_head(status, &*headers) {
+            // `x-trace-id` is a name services use for ids of their own: theirs is kept
+            // (the trace id is in `traceparent` and in the capture too).
+            if name == "x-trace-id" && headers.get(name).is_some() {
+                continue;
+            }
             let value = if name == "server-timing" {
                 with_service_timings(&*headers, value)
             } else {

@@ -170,4 +170,43 @@ mod tests {
         );
         assert!(!alone.contains("cdn") && !alone.contains("db;"), "{alone}");
     }
+
+    /// A debug response keeps a `traceparent` and an `x-trace-id` the handler set (ids
+    /// of the service's own); diag's `x-debug-id` is added either way.
+    #[test]
+    fn the_services_own_trace_headers_are_kept() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = Diag::builder().token("t").build().unwrap();
+        let headers = crate::test_support::headers(&[("x-debug", "t")]);
+        let finish = |own: &[(&str, &str)]| {
+            let guard = diag.begin(&RequestView {
+                method: "GET",
+                route: Some("/"),
+                uri: "/",
+                headers: &headers,
+                peer: &|| None,
+            });
+            let trace_id = guard.trace().trace_id.to_string();
+            let mut response = crate::test_support::headers(own);
+            let _tap = guard.finish(200, &mut response);
+            (trace_id, response)
+        };
+        let own_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let (_, kept) = finish(&[("traceparent", own_tp), ("x-trace-id", "dd-123")]);
+        let get = |r: &Vec<(String, String)>, n: &str| {
+            let all: Vec<&str> = r
+                .iter()
+                .filter(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert!(all.len() <= 1, "{n}: {all:?}");
+            all.first().map(|v| v.to_string())
+        };
+        assert_eq!(get(&kept, "traceparent").as_deref(), Some(own_tp));
+        assert_eq!(get(&kept, "x-trace-id").as_deref(), Some("dd-123"));
+        assert!(get(&kept, "x-debug-id").is_some());
+        let (trace_id, added) = finish(&[]);
+        assert!(get(&added, "traceparent").unwrap().contains(&trace_id));
+        assert_eq!(get(&added, "x-trace-id"), Some(trace_id));
+    }
 }
