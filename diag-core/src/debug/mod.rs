@@ -28,6 +28,8 @@ mod decision;
 mod mode;
 mod recorder;
 pub(crate) mod redact;
+mod redact_json;
+mod redact_text;
 mod redact_xml;
 mod request;
 mod server_timing;

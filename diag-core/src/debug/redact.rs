@@ -16,12 +16,12 @@
 //!   exact); one that is truncated or does not parse (and any other text body) as
 //!   [`BodyRedaction::Textual`], where a nested value that does not close within the
 //!   capture takes the rest of the body with it. Pairs inside JSON string values (a URL's
-//!   query, JSON encoded in a string) are redacted too.
+//!   query, JSON encoded in a string) are redacted too. The walk is in `redact_json.rs`.
 //! - XML and HTML bodies are scanned in place by `redact_xml.rs` ([`BodyRedaction::Xml`]).
 //! - Text of no known format (plain-text bodies, JSON that does not parse, header values,
-//!   span and log field values, log messages, text inside XML) gets a pass over
-//!   `k=v`, `k = v`, `k: v`, `"k": v`, `'k': v` and `"k" => v` pairs (see
-//!   `TextPair::value` for where each kind of value ends).
+//!   span and log field values, log messages, text inside XML) gets the pass of
+//!   `redact_text.rs` over `k=v`, `k = v`, `k: v`, `"k": v`, `'k': v` and `"k" => v`
+//!   pairs (see `TextPair::value` for where each kind of value ends).
 
 /// What a redacted value reads as.
 ///
@@ -273,39 +273,7 @@ impl Redactor {
         self.json_text(&self.text_pairs(text))
     }
 
-    /// `key=value`, `key = value`, `key: value` and `"key" => value` pairs in text that is
-    /// no form, a secret key's value replaced as far as its kind of pair reaches (see
-    /// [`TextPair::value`]). A bare key counts only shaped like one (letters, digits,
-    /// `_.-[]%+`, and whole: prose with an `&` and an `=` in it keeps its words), a quoted
-    /// one (`"k"`, `'k'`, and `\"k\"` inside a JSON string) whatever it holds.
-    fn text_pairs(&self, text: &str) -> String {
-        let b = text.as_bytes();
-        let mut out = String::with_capacity(text.len());
-        let (mut i, mut copied) = (0, 0);
-        while i < b.len() {
-            let Some(pair) = TextPair::at(b, i) else {
-                i += 1;
-                continue;
-            };
-            if !self.is_secret_form_key(&percent_decode(&text[pair.key.clone()])) {
-                i = pair.key_end;
-                continue;
-            }
-            let Some((start, end, quote)) = pair.value(b) else {
-                i = pair.key_end;
-                continue;
-            };
-            out.push_str(&text[copied..start]);
-            out.push_str(quote);
-            out.push_str(REDACTED);
-            out.push_str(quote);
-            (i, copied) = (end.max(i + 1), end);
-        }
-        out.push_str(&text[copied..]);
-        out
-    }
-
-    fn is_secret_form_key(&self, key: &str) -> bool {
+    pub(super) fn is_secret_form_key(&self, key: &str) -> bool {
         if self.is_secret_field(key) {
             return true;
         }
@@ -413,281 +381,6 @@ impl Redactor {
         out.push_str(rest);
         out
     }
-
-    /// Walks string tokens; a string followed by `:` is a key, and a secret key's value
-    /// is replaced up to where it ends (or to the end of the text); any other string
-    /// gets [`text_pairs`](Self::text_pairs) inside it. A key written with escapes
-    /// (`"pass\u0077ord"`) is matched as it decodes.
-    fn json_text(&self, text: &str) -> String {
-        let b = text.as_bytes();
-        let mut out = String::with_capacity(text.len());
-        let (mut i, mut copied) = (0, 0);
-        while i < b.len() {
-            if b[i] != b'"' {
-                i += 1;
-                continue;
-            }
-            let key_end = string_end(b, i);
-            let mut j = skip_ws(b, key_end);
-            let key = text.get(i + 1..key_end.saturating_sub(1)).unwrap_or("");
-            let secret = |key: &str| {
-                if !key.contains('\\') {
-                    return self.is_secret_field(key);
-                }
-                serde_json::from_str::<String>(&text[i..key_end])
-                    .is_ok_and(|key| self.is_secret_field(&key))
-            };
-            let is_key = j < b.len() && b[j] == b':';
-            if is_key && secret(key) {
-                j = skip_ws(b, j + 1);
-                let value_end = value_end(b, j);
-                out.push_str(&text[copied..j]);
-                out.push('"');
-                out.push_str(REDACTED);
-                out.push('"');
-                copied = value_end;
-                i = value_end;
-                continue;
-            }
-            if !is_key {
-                // A string value may hold pairs of its own: a URL's query, JSON encoded
-                // in a string (`"{\"password\":…}"`). Replacing them keeps its escapes
-                // whole, so valid JSON stays valid.
-                let inner_end = Quote::Double.closing(b, i + 1).unwrap_or(b.len());
-                let inner = &text[i + 1..inner_end];
-                let redacted = self.text_pairs(inner);
-                if redacted != inner {
-                    out.push_str(&text[copied..=i]);
-                    out.push_str(&redacted);
-                    copied = inner_end;
-                }
-            }
-            i = key_end;
-        }
-        out.push_str(&text[copied..]);
-        out
-    }
-}
-
-/// A key in text and the separator after it, as [`Redactor::text_pairs`] finds them.
-struct TextPair {
-    /// The key's name, without its quotes.
-    key: std::ops::Range<usize>,
-    /// Just past the key and its closing quote.
-    key_end: usize,
-    quote: Option<Quote>,
-    separator: Separator,
-    /// Just past the separator.
-    after: usize,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Separator {
-    /// `=`
-    Equals,
-    /// `:`, or `=>` (a Ruby hash, as Rails logs print one).
-    Colon,
-}
-
-impl TextPair {
-    /// The pair whose key starts at `i`, if a key starts there and a separator follows
-    /// it. A quoted string that is no key is not skipped by the caller: it may hold
-    /// pairs of its own (`"see https://x/?token=…"`).
-    fn at(b: &[u8], i: usize) -> Option<TextPair> {
-        let (key, quote, key_end) = if is_key_byte(b[i]) {
-            if i > 0 && is_key_byte(b[i - 1]) {
-                return None;
-            }
-            let end = (i..b.len())
-                .find(|&j| !is_key_byte(b[j]))
-                .unwrap_or(b.len());
-            (i..end, None, end)
-        } else {
-            let q = Quote::at(b, i)?;
-            let start = i + q.len();
-            let close = q.closing(b, start)?;
-            if close == start || b[start..close].contains(&b'\n') {
-                return None;
-            }
-            (start..close, Some(q), close + q.len())
-        };
-        let k = skip_hspace(b, key_end);
-        let (separator, after) = match (b.get(k), b.get(k + 1)) {
-            (Some(b'='), Some(b'>')) => (Separator::Colon, k + 2),
-            (Some(b'='), _) => (Separator::Equals, k + 1),
-            // `app::auth::token` is a path, not a pair.
-            (Some(b':'), next) if next != Some(&b':') => (Separator::Colon, k + 1),
-            _ => return None,
-        };
-        Some(TextPair {
-            key,
-            key_end,
-            quote,
-            separator,
-            after,
-        })
-    }
-
-    /// Where the value starts and ends, and the quote its replacement goes in (a JSON
-    /// object, array or number: `"`, or `\"` inside a JSON string). A quoted value is
-    /// its quotes' content (to the end of the text if they do not close: a capture cut
-    /// inside it); a JSON-quoted key's bare value ends as JSON's does; `k=v` ends at a
-    /// space, `&` or `; ` (a query, a cookie list, logfmt); `k: v` and `k = v` take the
-    /// rest of the line and the lines indented under it (a log line, YAML, an ini file:
-    /// such values hold spaces).
-    fn value(&self, b: &[u8]) -> Option<(usize, usize, &'static str)> {
-        let v = skip_hspace(b, self.after);
-        let first = *b.get(v)?;
-        if let Some(q) = Quote::at(b, v) {
-            let start = v + q.len();
-            return Some((start, q.closing(b, start).unwrap_or(b.len()), ""));
-        }
-        let quote = match self.quote {
-            Some(Quote::Double) => "\"",
-            Some(Quote::Escaped) => "\\\"",
-            _ => "",
-        };
-        if matches!(first, b'{' | b'[') {
-            return Some((v, value_end(b, v), quote));
-        }
-        if !quote.is_empty() {
-            return Some((v, value_end(b, v), quote)).filter(|(s, e, _)| e > s);
-        }
-        if self.separator == Separator::Equals && v == self.after {
-            return Some((v, bare_end(b, v), "")).filter(|(s, e, _)| e > s);
-        }
-        block(b, self.key.start, v)
-    }
-}
-
-/// A `k: v` value from `v`: the rest of its line and the lines indented deeper than the
-/// key's (YAML's `password: |` and continued scalars), from the first that holds
-/// anything.
-fn block(b: &[u8], key: usize, v: usize) -> Option<(usize, usize, &'static str)> {
-    let line_start = b[..key]
-        .iter()
-        .rposition(|&c| c == b'\n')
-        .map_or(0, |p| p + 1);
-    let indent = skip_hspace(b, line_start) - line_start;
-    let (mut start, mut end) = (v, line_end(b, v));
-    loop {
-        let next = skip_newline(b, end);
-        let content = skip_hspace(b, next);
-        if next == end
-            || content - next <= indent
-            || matches!(b.get(content), None | Some(b'\n' | b'\r'))
-        {
-            break;
-        }
-        if start == end
-            || b[start..end]
-                .iter()
-                .all(|&c| matches!(c, b'|' | b'>' | b'-' | b'+'))
-        {
-            start = content;
-        }
-        end = line_end(b, content);
-    }
-    (end > start).then_some((start, end, ""))
-}
-
-fn skip_newline(b: &[u8], mut i: usize) -> usize {
-    if b.get(i) == Some(&b'\r') {
-        i += 1;
-    }
-    if b.get(i) == Some(&b'\n') {
-        i += 1;
-    }
-    i
-}
-
-/// A quote that opens a string in text.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Quote {
-    Double,
-    Single,
-    /// `\"`: a string inside a JSON string (`"{\"password\":\"…\"}"`).
-    Escaped,
-}
-
-impl Quote {
-    fn at(b: &[u8], i: usize) -> Option<Quote> {
-        match b.get(i)? {
-            b'"' if i == 0 || b[i - 1] != b'\\' => Some(Quote::Double),
-            b'\'' => Some(Quote::Single),
-            b'\\' if b.get(i + 1) == Some(&b'"') => Some(Quote::Escaped),
-            _ => None,
-        }
-    }
-
-    fn len(self) -> usize {
-        if self == Quote::Escaped { 2 } else { 1 }
-    }
-
-    /// Index of the quote that closes a string whose content starts at `from`, skipping
-    /// backslash escapes.
-    fn closing(self, b: &[u8], from: usize) -> Option<usize> {
-        let mut i = from;
-        while i < b.len() {
-            match b[i] {
-                b'\\' if self == Quote::Escaped && b.get(i + 1) == Some(&b'"') => return Some(i),
-                b'\\' => i += 2,
-                b'"' if self == Quote::Double => return Some(i),
-                b'\'' if self == Quote::Single => return Some(i),
-                _ => i += 1,
-            }
-        }
-        None
-    }
-}
-
-/// HTTP authentication schemes, whose credential follows after a space.
-const AUTH_SCHEMES: [&str; 6] = ["basic", "bearer", "digest", "token", "negotiate", "ntlm"];
-
-/// A byte of a bare key: letters, digits, `_.-[]%+` (`user[password]`, `pass%77ord`).
-fn is_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"_.-[]%+".contains(&b)
-}
-
-fn skip_hspace(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\t') {
-        i += 1;
-    }
-    i
-}
-
-/// Where a bare `k=v` value ends: at white space, `&` or a quote (a URL inside an
-/// attribute), or at `;` or `,` with a space or the end after it (`a=1; b=2`), so
-/// `password=a;b` is one value. Escapes (`\"` in a JSON string) stay whole.
-fn bare_end(b: &[u8], mut i: usize) -> usize {
-    // `auth=Basic dXNl…`: the credential is the word after the scheme.
-    let word = &b[i..(i..b.len()).find(|&j| b[j] == b' ').unwrap_or(b.len())];
-    if AUTH_SCHEMES
-        .iter()
-        .any(|s| s.as_bytes().eq_ignore_ascii_case(word))
-    {
-        i = skip_hspace(b, i + word.len());
-    }
-    while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                i += 2;
-                continue;
-            }
-            b'&' | b'"' => return i,
-            c if c.is_ascii_whitespace() => return i,
-            b';' | b',' if b.get(i + 1).is_none_or(u8::is_ascii_whitespace) => return i,
-            _ => {}
-        }
-        i += 1;
-    }
-    b.len()
-}
-
-fn line_end(b: &[u8], i: usize) -> usize {
-    (i..b.len())
-        .find(|&j| matches!(b[j], b'\n' | b'\r'))
-        .unwrap_or(b.len())
 }
 
 /// The words of a name, lower case: split at anything not a letter or digit and where
@@ -781,67 +474,8 @@ fn words_between_separators(name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Index just past the string starting at `start` (a `"`), or the end of the text.
-fn string_end(b: &[u8], start: usize) -> usize {
-    let mut i = start + 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    b.len()
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && b[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    i
-}
-
-/// Index just past the JSON value starting at `start`, or the end of the text when it
-/// does not end within it (a truncated nested value takes the rest along).
-fn value_end(b: &[u8], start: usize) -> usize {
-    match b.get(start) {
-        None => start,
-        Some(b'"') => string_end(b, start),
-        Some(b'{' | b'[') => {
-            let mut depth = 0usize;
-            let mut i = start;
-            while i < b.len() {
-                match b[i] {
-                    b'"' => {
-                        i = string_end(b, i);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return i + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-            b.len()
-        }
-        Some(_) => {
-            let mut i = start;
-            while i < b.len() && !matches!(b[i], b',' | b'}' | b']') && !b[i].is_ascii_whitespace()
-            {
-                i += 1;
-            }
-            i
-        }
-    }
-}
-
 /// `%XX` and `+` decoding for matching form keys; invalid escapes are kept as they are.
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -867,10 +501,12 @@ fn percent_decode(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn redactor() -> Redactor {
+    /// The default fields, `ssn`, and the header `X-Internal-Key`; the tests of
+    /// `redact_text.rs` and `redact_json.rs` run the same rules.
+    pub(crate) fn redactor() -> Redactor {
         let fields: Vec<String> = DEFAULT_FIELDS
             .iter()
             .map(|s| (*s).to_owned())
@@ -1054,62 +690,6 @@ mod tests {
             assert_eq!(value, REDACTED, "{name}");
         }
         assert_eq!(out[6], ("accept".to_owned(), "text/plain".to_owned()));
-    }
-
-    #[test]
-    fn nested_json_fields_when_complete() {
-        let r = redactor();
-        let body = r#"{"user":{"name":"ann","Password":"hunter2","cards":[{"card_number":"4111","cvv":123}]},"ssn":{"a":1}}"#;
-        let (out, how) = r.body_text(Some("application/json"), body, true);
-        assert_eq!(how, Some(BodyRedaction::Json));
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["user"]["name"], "ann");
-        assert_eq!(v["user"]["Password"], REDACTED);
-        assert_eq!(v["user"]["cards"][0]["card_number"], REDACTED);
-        assert_eq!(v["user"]["cards"][0]["cvv"], REDACTED);
-        assert_eq!(v["ssn"], REDACTED);
-        for secret in ["hunter2", "4111", "123"] {
-            assert!(!out.contains(secret), "{secret} in {out}");
-        }
-    }
-
-    /// A complete JSON body reads as the client sent it, but for the secrets: key
-    /// order, spacing, and numbers `f64` cannot hold (a re-serialized body showed
-    /// `1.2345678901234568e22` for an id the client sent exactly).
-    #[test]
-    fn complete_json_keeps_the_bytes_the_client_sent() {
-        let r = redactor();
-        let body = "{ \"zeta\": 1.10,\n  \"id\": 12345678901234567890123, \"password\":\"p\", \"a\": [1e2] }";
-        let (out, how) = r.body_text(Some("application/json"), body, true);
-        assert_eq!(how, Some(BodyRedaction::Json));
-        assert_eq!(
-            out,
-            "{ \"zeta\": 1.10,\n  \"id\": 12345678901234567890123, \"password\":\"[redacted]\", \"a\": [1e2] }"
-        );
-        // A key written with escapes is matched as it decodes, in either pass.
-        for complete in [true, false] {
-            let (out, _) = r.body_text(None, r#"{"pass\u0077ord": "p2", "x\"y": 3}"#, complete);
-            assert_eq!(out, r#"{"pass\u0077ord": "[redacted]", "x\"y": 3}"#);
-        }
-    }
-
-    #[test]
-    fn truncated_json_gets_the_textual_pass() {
-        let r = redactor();
-        let body =
-            r#"{"a": "x", "password" : "hun\"ter2", "n": {"cvv": 987, "card_number": "4111 1111"#;
-        let (out, how) = r.body_text(Some("application/json"), body, false);
-        assert_eq!(how, Some(BodyRedaction::Textual));
-        assert_eq!(
-            out,
-            r#"{"a": "x", "password" : "[redacted]", "n": {"cvv": "[redacted]", "card_number": "[redacted]""#
-        );
-        // A nested secret value cut off by truncation takes the rest with it.
-        let (out, _) = r.body_text(None, r#"{"token": {"v": "abc", "w": ["#, false);
-        assert_eq!(out, r#"{"token": "[redacted]""#);
-        // A key mentioned inside a string value is not a key.
-        let (out, _) = r.body_text(None, r#"{"note": "password", "x": 1"#, false);
-        assert_eq!(out, r#"{"note": "password", "x": 1"#);
     }
 
     #[test]
@@ -1305,123 +885,6 @@ mod tests {
                 assert_eq!(out, expected, "{body}");
             }
         }
-    }
-
-    /// Text that is no form: `;`-separated pairs, pairs with spaces, `key: value` lines,
-    /// quoted keys, a Ruby hash; a pair's value ends where its kind of pair ends.
-    #[test]
-    fn text_pairs_with_semicolons_spaces_and_colons() {
-        let r = redactor();
-        for (body, expected) in [
-            (
-                "password=x; token=y; theme=dark",
-                "password=[redacted]; token=[redacted]; theme=dark",
-            ),
-            ("password = hunter2", "password = [redacted]"),
-            (
-                "login failed\npassword: hunter 2\nuser: ada",
-                "login failed\npassword: [redacted]\nuser: ada",
-            ),
-            (
-                "ts=1 level=warn api_key=AK1 msg=\"retry\"",
-                "ts=1 level=warn api_key=[redacted] msg=\"retry\"",
-            ),
-            (
-                "{'password': 'x', 'user': 'ada'}",
-                "{'password': '[redacted]', 'user': 'ada'}",
-            ),
-            ("\"password\" : \"x\"", "\"password\" : \"[redacted]\""),
-            (
-                "{\"password\"=>\"x\", \"u\"=>\"ada\"}",
-                "{\"password\"=>\"[redacted]\", \"u\"=>\"ada\"}",
-            ),
-            (
-                "User(name=ada, password=pw1, role=admin)",
-                "User(name=ada, password=[redacted], role=admin)",
-            ),
-            ("password=a;b", "password=[redacted]"),
-            ("auth=Basic dXNlcjpw next=1", "auth=[redacted] next=1"),
-            (
-                "password:\n  hunter2\nuser: ada",
-                "password:\n  [redacted]\nuser: ada",
-            ),
-            (
-                "db:\n  password: |\n    s1\n    s2\n  user: ada",
-                "db:\n  password: |\n    [redacted]\n  user: ada",
-            ),
-            (
-                "see app::auth::token and a::b",
-                "see app::auth::token and a::b",
-            ),
-        ] {
-            for ct in [Some("text/plain"), None] {
-                assert_eq!(r.body_text(ct, body, true).0, expected, "{ct:?}");
-            }
-        }
-    }
-
-    /// Header values that are not redacted whole get the same pass.
-    #[test]
-    fn pairs_in_header_values() {
-        let r = redactor();
-        let headers = r.headers(&vec![
-            (
-                "x-custom-creds".to_owned(),
-                "user=ada; password=x".to_owned(),
-            ),
-            ("x-note".to_owned(), "token: abc".to_owned()),
-            ("cache-control".to_owned(), "max-age=0, no-cache".to_owned()),
-            (
-                "date".to_owned(),
-                "Tue, 15 Nov 1994 08:12:31 GMT".to_owned(),
-            ),
-        ]);
-        let values: Vec<&str> = headers.iter().map(|(_, v)| v.as_str()).collect();
-        assert_eq!(
-            values,
-            [
-                "user=ada; password=[redacted]",
-                "token: [redacted]",
-                "max-age=0, no-cache",
-                "Tue, 15 Nov 1994 08:12:31 GMT"
-            ]
-        );
-    }
-
-    /// What an adversarial pass found: JSON that is declared JSON but is none (keys not
-    /// quoted, or quoted with `'`), secrets inside a JSON string value (a URL's query,
-    /// JSON encoded in a string), span and log fields whose value holds a URL.
-    #[test]
-    fn secrets_inside_json_strings_and_malformed_json() {
-        let r = redactor();
-        for body in ["{password: \"p1\", user: \"ada\"}", "{'password': 'p1'}"] {
-            let (out, how) = r.body_text(Some("application/json"), body, true);
-            assert_eq!(how, Some(BodyRedaction::Textual));
-            assert!(!out.contains("p1"), "{out}");
-        }
-        let body = r#"{"cb":"https://x/cb?token=T1&page=2","payload":"{\"password\":\"p2\",\"n\":1}","note":"password"}"#;
-        for complete in [true, false] {
-            let (out, how) = r.body_text(Some("application/json"), body, complete);
-            assert_eq!(
-                out,
-                r#"{"cb":"https://x/cb?token=[redacted]&page=2","payload":"{\"password\":\"[redacted]\",\"n\":1}","note":"password"}"#
-            );
-            if complete {
-                assert_eq!(how, Some(BodyRedaction::Json));
-                serde_json::from_str::<serde_json::Value>(&out).unwrap();
-            }
-        }
-        // JSON in a string in a string: the replacement's quotes are escaped too.
-        let body = r#"{"p":"{\"q\":\"{\\\"token\\\":12}\"}"}"#;
-        let (out, how) = r.body_text(Some("application/json"), body, true);
-        assert_eq!(how, Some(BodyRedaction::Json));
-        assert_eq!(out, r#"{"p":"{\"q\":\"{\\\"token\\\":\"[redacted]\"}\"}"}"#);
-        serde_json::from_str::<serde_json::Value>(&out).unwrap();
-        // A value cut inside an escaped JSON string shows none of it.
-        let (out, _) = r.body_text(None, r#"{"payload":"{\"token\":\"abc"#, false);
-        assert!(!out.contains("abc"), "{out}");
-        let fields = r.fields(&[("uri", "/reset?token=T2&x=1".to_owned())]);
-        assert_eq!(fields[0].1, "/reset?token=[redacted]&x=1");
     }
 
     const PLANTED: &str = "QZX9vKw2Lp";
