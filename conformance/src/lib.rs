@@ -14,6 +14,7 @@ mod debug_mode;
 mod endpoints;
 pub mod grpc;
 mod metrics;
+pub mod raw;
 
 pub use debug_mode::*;
 pub use endpoints::*;

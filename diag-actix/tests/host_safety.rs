@@ -11,31 +11,10 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use diag_conformance::raw::{
+    DIAG_HEADERS, Pair, closing_request, debug, diag, exchange, show, with_debug_line,
+};
 use diag_core::Diag;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-const TOKEN: &str = "host-safety-token";
-
-/// Response headers diag adds (and `date`, which differs between any two responses).
-const DIAG_HEADERS: [&str; 7] = [
-    "date",
-    "traceparent",
-    "server-timing",
-    "x-debug-id",
-    "x-trace-id",
-    "x-debug-instance",
-    "x-debug-status",
-];
-
-fn diag() -> Diag {
-    Diag::builder()
-        .service("host-safety")
-        .token(TOKEN)
-        .debug_budget(1000.0, 1000)
-        .build()
-        .unwrap()
-}
 
 fn chunks(
     parts: &'static [&'static str],
@@ -144,35 +123,14 @@ fn start_server(diag: Option<Diag>) -> SocketAddr {
     addr
 }
 
-struct Pair {
-    bare: SocketAddr,
-    diag: SocketAddr,
-    handle: Diag,
-}
-
 fn pair() -> Pair {
     let handle = diag();
     Pair {
+        name: "DiagMiddleware",
         bare: start_server(None),
         diag: start_server(Some(handle.clone())),
         handle,
     }
-}
-
-/// Writes `request` and reads until the server closes the connection.
-async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.write_all(request).await.unwrap();
-    let mut got = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got))
-        .await
-        .unwrap_or_else(|_| panic!("no end after 5 s; so far: {}", show(&got)))
-        .unwrap();
-    got
-}
-
-fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// One response of a transcript: status line, header lines (sorted, without diag's),
@@ -284,7 +242,8 @@ async fn same_answers(p: &Pair, request: &[u8]) -> Vec<Answer> {
                 ..a
             })
             .collect::<Vec<_>>(),
-        "request:\n{}\nwith diag:\n{}",
+        "{}: request:\n{}\nwith diag:\n{}",
+        p.name,
         show(request),
         show(&with_raw)
     );
@@ -314,10 +273,6 @@ fn captures_complete(p: &Pair, got: &[Answer], expected: usize) {
     assert_eq!(p.handle.debug_mode().in_flight(), 0, "{got:?}");
 }
 
-fn debug() -> String {
-    format!("x-debug: {TOKEN}\r\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_are_unchanged_in_and_out_of_diagnostic_mode() {
     let p = pair();
@@ -339,10 +294,7 @@ async fn responses_are_unchanged_in_and_out_of_diagnostic_mode() {
     for debug_mode in [false, true] {
         // A body that fails half-way: the connection ends as without diag, and the
         // capture says incomplete.
-        let req = format!(
-            "GET /fails HTTP/1.1\r\nhost: x\r\n{}connection: close\r\n\r\n",
-            if debug_mode { debug() } else { String::new() }
-        );
+        let req = closing_request("GET", "/fails", "", debug_mode);
         let (bare, with) = (
             exchange(p.bare, req.as_bytes()).await,
             exchange(p.diag, req.as_bytes()).await,
@@ -379,13 +331,7 @@ async fn responses_are_unchanged_in_and_out_of_diagnostic_mode() {
             assert!(!capture.complete);
         }
         for (method, path, extra) in cases {
-            let extra = if debug_mode {
-                format!("{extra}{}", debug())
-            } else {
-                (*extra).to_owned()
-            };
-            let req =
-                format!("{method} {path} HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n");
+            let req = closing_request(method, path, extra, debug_mode);
             let got = same_answers(&p, req.as_bytes()).await;
             let debugged = debug_mode && !extra.contains("nope");
             captures_complete(&p, &got, usize::from(debugged));
@@ -512,11 +458,7 @@ async fn odd_requests_are_answered_as_without_diag() {
     for debug_mode in [false, true] {
         for case in &cases {
             let case = if debug_mode {
-                let at = find(case, b"\r\n").unwrap() + 2;
-                let mut with = case[..at].to_vec();
-                with.extend_from_slice(debug().as_bytes());
-                with.extend_from_slice(&case[at..]);
-                with
+                with_debug_line(case)
             } else {
                 case.clone()
             };

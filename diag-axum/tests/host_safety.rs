@@ -4,8 +4,9 @@
 //! response headers (and `date`) are taken out, in and out of diagnostic mode. A debug
 //! request must also leave a stored capture and nothing in flight.
 
+mod common;
+
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,34 +14,16 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use common::serve;
 use diag_axum::DiagRouterExt;
-use diag_core::Diag;
+use diag_conformance::raw::{
+    Pair, answered_before_body, assert_same_unread_body_answers, captures_complete,
+    closing_request, debug, diag, header_values, same_answer, show, with_debug_line,
+};
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const TOKEN: &str = "host-safety-token";
-
-/// Response headers diag adds (and `date`, which differs between any two responses).
-const DIAG_HEADERS: [&str; 7] = [
-    "date",
-    "traceparent",
-    "server-timing",
-    "x-debug-id",
-    "x-trace-id",
-    "x-debug-instance",
-    "x-debug-status",
-];
-
-fn diag() -> Diag {
-    Diag::builder()
-        .service("host-safety")
-        .token(TOKEN)
-        .debug_budget(1000.0, 1000)
-        .build()
-        .unwrap()
-}
 
 fn chunks(parts: &'static [&'static str]) -> Body {
     Body::from_stream(futures_util::stream::iter(
@@ -124,28 +107,6 @@ fn app() -> Router {
         )
 }
 
-struct Pair {
-    /// Which setup this is, for failure messages.
-    name: &'static str,
-    bare: SocketAddr,
-    diag: SocketAddr,
-    handle: Diag,
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
-}
-
 async fn pair() -> Pair {
     let handle = diag();
     Pair {
@@ -156,104 +117,9 @@ async fn pair() -> Pair {
     }
 }
 
-/// Writes `request` (one or more requests, the last with `connection: close`) and
-/// reads until the server closes the connection.
-async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.write_all(request).await.unwrap();
-    let mut got = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got))
-        .await
-        .unwrap_or_else(|_| panic!("no end after 5 s; so far: {}", show(&got)))
-        .unwrap();
-    got
-}
-
-fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn is_diag_header(line: &[u8]) -> bool {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return false;
-    };
-    let name = &line[..colon];
-    DIAG_HEADERS
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-}
-
-/// `raw` without diag's header lines (the bodies here never hold such lines).
-fn without_diag_headers(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = raw;
-    while !rest.is_empty() {
-        let end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(rest.len(), |i| i + 2);
-        let (line, tail) = rest.split_at(end);
-        if !is_diag_header(line) {
-            out.extend_from_slice(line);
-        }
-        rest = tail;
-    }
-    out
-}
-
-/// Values of header `name` in a raw transcript, in order.
-fn header_values(raw: &[u8], name: &str) -> Vec<String> {
-    show(raw)
-        .split("\r\n")
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-        .collect()
-}
-
-/// Sends `request` to both servers: the transcripts must match apart from diag's
-/// headers. Returns the transcript with diag.
-async fn same_answer(p: &Pair, request: &[u8]) -> Vec<u8> {
-    let bare = exchange(p.bare, request).await;
-    let with = exchange(p.diag, request).await;
-    assert_eq!(
-        show(&without_diag_headers(&with)),
-        show(&without_diag_headers(&bare)),
-        "{}: request:\n{}\nwith diag:\n{}",
-        p.name,
-        show(request),
-        show(&with)
-    );
-    assert!(!bare.is_empty(), "{}", show(request));
-    with
-}
-
-/// Every debug id in `raw` names a stored, complete capture, and no debug request is
-/// left in flight.
-fn captures_complete(p: &Pair, raw: &[u8], expected: usize) {
-    let ids = header_values(raw, "x-debug-id");
-    assert_eq!(ids.len(), expected, "{}", show(raw));
-    for id in ids {
-        let id: u64 = id.parse().unwrap();
-        let capture = p
-            .handle
-            .debug_mode()
-            .recorder()
-            .get(id)
-            .unwrap_or_else(|| panic!("capture {id} not stored:\n{}", show(raw)));
-        assert!(capture.complete, "capture {id} incomplete:\n{}", show(raw));
-    }
-    assert_eq!(p.handle.debug_mode().in_flight(), 0, "{}", show(raw));
-}
-
 fn get_req(path: &str, extra: &str, close: bool) -> String {
     let close = if close { "connection: close\r\n" } else { "" };
     format!("GET {path} HTTP/1.1\r\nhost: x\r\n{extra}{close}\r\n")
-}
-
-fn debug() -> String {
-    format!("x-debug: {TOKEN}\r\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,13 +141,7 @@ async fn response_heads_and_bodies_are_unchanged_in_and_out_of_diagnostic_mode()
     ];
     for debug_mode in [false, true] {
         for (method, path, extra) in cases {
-            let extra = if debug_mode {
-                format!("{extra}{}", debug())
-            } else {
-                (*extra).to_owned()
-            };
-            let req =
-                format!("{method} {path} HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n");
+            let req = closing_request(method, path, extra, debug_mode);
             let with = same_answer(&p, req.as_bytes()).await;
             assert_eq!(
                 header_values(&with, "traceparent").len(),
@@ -336,34 +196,17 @@ async fn expect_continue_with_a_handler_that_does_not_read_the_body() {
         let head = format!(
             "POST /ignore HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nexpect: 100-continue\r\n{extra}\r\n"
         );
-        // The answer comes without the body being sent.
+        // The answer comes without the body being sent. Then the client sends the body
+        // anyway and a second request: the connection is reused or closed, as without
+        // diag.
+        let next = format!("hello{}", get_req("/fixed", &extra, true));
         let mut answers = Vec::new();
         for addr in [p.bare, p.diag] {
-            let mut conn = TcpStream::connect(addr).await.unwrap();
-            conn.write_all(head.as_bytes()).await.unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !show(&got).contains("ignored") {
-                let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
-                    .await
-                    .unwrap_or_else(|_| panic!("no answer from {addr}: {}", show(&got)))
-                    .unwrap();
-                assert!(n > 0, "closed: {}", show(&got));
-                got.extend_from_slice(&buf[..n]);
-            }
-            // Then the client sends the body anyway and a second request: the
-            // connection is reused or closed, as without diag.
-            let next = format!("hello{}", get_req("/fixed", &extra, true));
-            let _ = conn.write_all(next.as_bytes()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got))
-                .await
-                .expect("the connection hangs");
-            answers.push(got);
+            answers.push(
+                answered_before_body(addr, head.as_bytes(), "ignored", next.as_bytes()).await,
+            );
         }
-        assert_eq!(
-            show(&without_diag_headers(&answers[1])),
-            show(&without_diag_headers(&answers[0])),
-        );
+        assert_same_unread_body_answers(&answers[0], &answers[1], "ignored", "hello world");
         assert!(!show(&answers[1]).contains("100 Continue"));
         let ids = header_values(&answers[1], "x-debug-id").len();
         assert_eq!(ids > 0, !extra.is_empty(), "{}", show(&answers[1]));
@@ -433,13 +276,7 @@ async fn odd_requests_are_answered_as_without_diag() {
     for debug_mode in [false, true] {
         for case in &cases {
             let case = if debug_mode {
-                // X-Debug after the request line and its first header.
-                let text = case.clone();
-                let at = text.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
-                let mut with = text[..at].to_vec();
-                with.extend_from_slice(debug().as_bytes());
-                with.extend_from_slice(&text[at..]);
-                with
+                with_debug_line(case)
             } else {
                 case.clone()
             };
