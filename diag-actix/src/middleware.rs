@@ -194,7 +194,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        RequestGuard::poll_response(
+        RequestGuard::poll_response_with(
             this.guard,
             || this.inner.poll(cx),
             |guard, mut res| {
@@ -205,6 +205,9 @@ where
                 let tap = guard.finish(status, &mut ActixHeadersMut(res.headers_mut()));
                 res.map_body(|_, body| DiagActixBody::new(body, tap))
             },
+            // An error from inside diag (a middleware's `ErrorUnauthorized`, say) is
+            // answered by actix-web with its own status, after diag: record that one.
+            |e| e.as_response_error().status_code().as_u16(),
         )
     }
 }

@@ -305,6 +305,7 @@ pub(crate) mod tests {
             level: DebugLevel::Debug,
             complete: true,
             panicked: false,
+            failed: false,
             duration_ms: 1.0,
             response_head_ms: None,
             request: CapturedRequest {

@@ -342,7 +342,7 @@ impl DebugRequest {
             response.body.end();
             response.head.is_some()
         };
-        self.store(complete, false);
+        self.store(complete, Ending::Ended);
     }
 
     /// Stores the capture as incomplete (the client went away, the handler failed);
@@ -364,7 +364,7 @@ impl DebugRequest {
     /// assert_eq!(diag.debug_mode().recorder().stats().stored, 1);
     /// ```
     pub fn finish_incomplete(&self) {
-        self.store(false, false);
+        self.store(false, Ending::Abandoned);
     }
 
     /// Stores the capture as incomplete because the handler panicked (the guard of a
@@ -382,12 +382,30 @@ impl DebugRequest {
     /// assert!(capture.panicked && !capture.complete);
     /// ```
     pub fn finish_after_panic(&self) {
-        self.store(false, true);
+        self.store(false, Ending::Panicked);
+    }
+
+    /// Stores the capture as incomplete because the service failed with an error
+    /// instead of a response (the guard of such a request calls it).
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.finish_after_error();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert!(capture.failed && !capture.complete && !capture.panicked);
+    /// ```
+    pub fn finish_after_error(&self) {
+        self.store(false, Ending::Failed);
     }
 
     /// Moves what was recorded into the flight recorder, unredacted (it redacts on
     /// read): nothing is copied or rendered here.
-    fn store(&self, complete: bool, panicked: bool) {
+    fn store(&self, complete: bool, ending: Ending) {
         if self.stored.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -416,7 +434,8 @@ impl DebugRequest {
             tracestate: self.scope.tracestate.clone(),
             level: self.session.level,
             complete,
-            panicked,
+            panicked: ending == Ending::Panicked,
+            failed: ending == Ending::Failed,
             duration: self.session.elapsed(),
             request: request.head,
             request_body: request.body,
@@ -434,9 +453,22 @@ impl DebugRequest {
     }
 }
 
+/// How a debug request's exchange ended, as its capture says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The response body ended (complete when its head was seen).
+    Ended,
+    /// The client went away, or nothing answered.
+    Abandoned,
+    /// The handler panicked.
+    Panicked,
+    /// The service failed with an error instead of a response.
+    Failed,
+}
+
 impl Drop for DebugRequest {
     fn drop(&mut self) {
-        self.store(false, false);
+        self.store(false, Ending::Abandoned);
         self.diag
             .debug_mode()
             .in_flight

@@ -203,6 +203,8 @@ pub(crate) struct StoredCapture {
     pub(crate) complete: bool,
     /// The handler panicked while the request was current.
     pub(crate) panicked: bool,
+    /// The service answered with an error instead of a response.
+    pub(crate) failed: bool,
     pub(crate) duration: Duration,
     pub(crate) request: RequestHead,
     pub(crate) request_body: BodyCapture,
@@ -227,6 +229,7 @@ impl StoredCapture {
             level: self.level,
             complete: self.complete,
             panicked: self.panicked,
+            failed: self.failed,
             duration_ms: self.duration_ms(),
             response_head_ms: self.response.as_ref().map(|r| capture::ms(r.at)),
             request: CapturedRequest {
@@ -351,6 +354,7 @@ pub(crate) mod tests {
             level: DebugLevel::Debug,
             complete: true,
             panicked: false,
+            failed: false,
             duration: Duration::from_millis(1),
             request: RequestHead::copy("GET", "/", None, &headers(&[])),
             request_body: body,

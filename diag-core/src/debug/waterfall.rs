@@ -192,6 +192,8 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
             "complete"
         } else if capture.panicked {
             "INCOMPLETE (the handler panicked)"
+        } else if capture.failed {
+            "INCOMPLETE (the service failed with an error, no response)"
         } else {
             "INCOMPLETE (client went away or no response)"
         }

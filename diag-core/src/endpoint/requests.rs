@@ -30,6 +30,8 @@ struct Summary {
     complete: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     panicked: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    failed: bool,
 }
 
 #[derive(Serialize)]
@@ -75,6 +77,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
             duration_ms: c.duration_ms(),
             complete: c.complete,
             panicked: c.panicked,
+            failed: c.failed,
         })
         .collect();
     let list = List {
@@ -166,10 +169,11 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
             crate::debug::Safe(&c.method),
             crate::debug::Safe(&c.uri),
             c.trace_id,
-            match (c.complete, c.panicked) {
-                (true, _) => "",
-                (false, false) => "  (incomplete)",
-                (false, true) => "  (incomplete: the handler panicked)",
+            match (c.complete, c.panicked, c.failed) {
+                (true, _, _) => "",
+                (false, true, _) => "  (incomplete: the handler panicked)",
+                (false, false, true) => "  (incomplete: the service failed with an error)",
+                (false, false, false) => "  (incomplete)",
             },
         );
     }

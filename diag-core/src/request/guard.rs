@@ -240,6 +240,45 @@ impl RequestGuard {
         poll: impl FnOnce() -> Poll<Result<R, E>>,
         respond: impl FnOnce(Option<RequestGuard>, R) -> Out,
     ) -> Poll<Result<Out, E>> {
+        Self::poll_response_with(slot, poll, respond, |_| 500)
+    }
+
+    /// [`poll_response`](Self::poll_response) for a framework whose errors carry the
+    /// status they will be answered with (actix-web's `ResponseError`): a service that
+    /// fails with an error instead of a response is recorded under `error_status(&e)`
+    /// ([`fail`](Self::fail)). `poll_response` records it as a 500: with hyper, an
+    /// error closes the connection (or resets the stream), a server failure.
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use diag_core::request::{RequestGuard, RequestView};
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let scrape = |diag: &diag_core::Diag| {
+    /// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+    /// # };
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/limited"), uri: "/limited", headers: &(), peer: &|| None,
+    /// });
+    /// let mut slot = Some(guard);
+    /// let polled = RequestGuard::poll_response_with(
+    ///     &mut slot,
+    ///     || Poll::Ready(Err::<(), u16>(429)),
+    ///     |_guard, response| response,
+    ///     |status| *status,
+    /// );
+    /// assert!(matches!(polled, Poll::Ready(Err(429))));
+    /// let text = scrape(&diag);
+    /// assert!(text.contains(r#"route="/limited",status="429"} 1"#), "{text}");
+    /// ```
+    #[inline]
+    pub fn poll_response_with<R, E, Out>(
+        slot: &mut Option<RequestGuard>,
+        poll: impl FnOnce() -> Poll<Result<R, E>>,
+        respond: impl FnOnce(Option<RequestGuard>, R) -> Out,
+        error_status: impl FnOnce(&E) -> u16,
+    ) -> Poll<Result<Out, E>> {
         let result = match slot.as_ref() {
             None => std::task::ready!(poll()),
             Some(guard) => {
@@ -247,9 +286,46 @@ impl RequestGuard {
                 std::task::ready!(poll())
             }
         };
-        // On an error, dropping the unfinished guard records the failure.
         let guard = slot.take();
-        Poll::Ready(result.map(|response| respond(guard, response)))
+        Poll::Ready(match result {
+            Ok(response) => Ok(respond(guard, response)),
+            Err(e) => {
+                if let Some(guard) = guard {
+                    guard.fail(error_status(&e));
+                }
+                Err(e)
+            }
+        })
+    }
+
+    /// Records a request the service failed with an error instead of a response: under
+    /// `status` (what the framework will answer, or 500 where the connection closes),
+    /// with its duration and span; a debug request's capture is stored as incomplete,
+    /// `failed`. Before this, such a request counted as abandoned by its client, and an
+    /// inner `timeout` or `load_shed` layer's failures went uncounted as errors.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let scrape = |diag: &diag_core::Diag| {
+    /// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+    /// # };
+    /// let guard = diag.begin(&RequestView {
+    ///     method: "GET", route: Some("/slow"), uri: "/slow", headers: &(), peer: &|| None,
+    /// });
+    /// guard.fail(500); // a tower `timeout` inside diag elapsed
+    /// let text = scrape(&diag);
+    /// assert!(text.contains(r#"route="/slow",status="500"} 1"#), "{text}");
+    /// assert!(text.contains(r#"http_server_requests_abandoned_total{method="GET",route="/slow"} 0"#));
+    /// ```
+    pub fn fail(mut self, status: u16) {
+        *self.state.get_mut() |= FINISHED;
+        self.record(Outcome::Http(status));
+        if let Some(debug) = self.debug.take() {
+            debug.request.finish_after_error();
+        }
     }
 
     /// For a request in diagnostic mode, the tap that copies the request body into the

@@ -1,0 +1,55 @@
+//! An error from inside `DiagMiddleware` (another middleware's `ErrorUnauthorized`, say)
+//! is answered by actix-web after diag, with the error's own status: diag records that
+//! status, not an abandoned request.
+
+use actix_web::dev::Service;
+use actix_web::{App, HttpResponse, test, web};
+use diag_core::{Diag, EndpointRequest};
+
+async fn metrics(diag: &Diag) -> String {
+    let scrape = EndpointRequest {
+        method: "GET".into(),
+        path: "/metrics".into(),
+        ..Default::default()
+    };
+    String::from_utf8(diag.serve(scrape).await.body).unwrap()
+}
+
+#[actix_web::test]
+async fn an_error_from_inside_is_counted_under_its_status() {
+    let diag = diag_conformance::diag();
+    let app = test::init_service(
+        App::new()
+            .wrap_fn(|req, srv| {
+                let denied = req.path() == "/deny";
+                let fut = srv.call(req);
+                async move {
+                    if denied {
+                        return Err(actix_web::error::ErrorUnauthorized("no"));
+                    }
+                    fut.await
+                }
+            })
+            .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
+            .route("/deny", web::get().to(HttpResponse::Ok))
+            .route("/ok", web::get().to(HttpResponse::Ok)),
+    )
+    .await;
+    let denied = test::TestRequest::get().uri("/deny").to_request();
+    let Err(err) = test::try_call_service(&app, denied).await else {
+        panic!("the middleware inside diag answered with an error");
+    };
+    assert_eq!(err.as_response_error().status_code(), 401);
+    let ok = test::call_service(&app, test::TestRequest::get().uri("/ok").to_request()).await;
+    assert_eq!(ok.status(), 200);
+
+    let text = metrics(&diag).await;
+    for line in [
+        r#"http_server_requests_total{method="GET",route="/deny",status="401"} 1"#,
+        r#"http_server_requests_abandoned_total{method="GET",route="/deny"} 0"#,
+        r#"http_server_active_requests{method="GET",route="/deny"} 0"#,
+        r#"http_server_requests_total{method="GET",route="/ok",status="200"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+}

@@ -1,0 +1,115 @@
+//! A service that fails with an error instead of a response (tower's `timeout` or
+//! `load_shed` inside diag, a handler returning `Err`): hyper closes the connection or
+//! resets the stream, a server failure. It is counted as a 500 with its duration, not as
+//! a request its client abandoned, and a debug request's capture says `failed`.
+
+use std::convert::Infallible;
+
+use diag_core::{Diag, EndpointRequest};
+use diag_tower::{DiagBody, DiagLayer};
+use http::{Request, Response};
+use tower::{Layer, ServiceExt, service_fn};
+
+const TOKEN: &str = "s3cret";
+
+fn diag() -> Diag {
+    Diag::builder().token(TOKEN).build().unwrap()
+}
+
+async fn metrics(diag: &Diag) -> String {
+    let scrape = EndpointRequest {
+        method: "GET".into(),
+        path: "/metrics".into(),
+        ..Default::default()
+    };
+    String::from_utf8(diag.serve(scrape).await.body).unwrap()
+}
+
+/// A handler that fails for `/fail` and answers otherwise.
+async fn handler(req: Request<DiagBody<String>>) -> Result<Response<String>, std::io::Error> {
+    if req.uri().path() == "/fail" {
+        return Err(std::io::Error::other("the database is gone"));
+    }
+    Ok(Response::new("ok".to_owned()))
+}
+
+fn request(path: &str, debug: bool) -> Request<String> {
+    let mut req = Request::get(path);
+    if debug {
+        req = req.header("x-debug", TOKEN);
+    }
+    req.body(String::new()).unwrap()
+}
+
+#[tokio::test]
+async fn an_error_instead_of_a_response_counts_as_a_500_not_as_abandoned() {
+    let diag = diag();
+    let svc = DiagLayer::new(diag.clone())
+        .with_route(|_| Some("/route"))
+        .layer(service_fn(handler));
+    assert!(svc.clone().oneshot(request("/fail", false)).await.is_err());
+    assert!(svc.clone().oneshot(request("/ok", false)).await.is_ok());
+
+    let text = metrics(&diag).await;
+    for (status, n) in [("500", 1), ("200", 1)] {
+        let line = format!(
+            r#"http_server_requests_total{{method="GET",route="/route",status="{status}"}} {n}"#
+        );
+        assert!(text.contains(&line), "{line}\n{text}");
+    }
+    let abandoned = r#"http_server_requests_abandoned_total{method="GET",route="/route"} 0"#;
+    assert!(text.contains(abandoned), "{text}");
+    let active = r#"http_server_active_requests{method="GET",route="/route"} 0"#;
+    assert!(text.contains(active), "{text}");
+}
+
+#[tokio::test]
+async fn a_debug_request_that_fails_leaves_a_failed_capture() {
+    let diag = diag();
+    let svc = DiagLayer::new(diag.clone()).layer(service_fn(handler));
+    assert!(svc.oneshot(request("/fail", true)).await.is_err());
+
+    let recorder = diag.debug_mode().recorder();
+    let capture = recorder.get(1).expect("the capture is stored at once");
+    assert!(
+        capture.failed && !capture.complete && !capture.panicked,
+        "{capture:?}"
+    );
+    assert!(capture.response.is_none());
+    assert_eq!(diag.debug_mode().in_flight(), 0);
+    let json = serde_json::to_value(&*capture).unwrap();
+    assert_eq!(json["failed"], true);
+
+    // The on-call's views say why it is incomplete.
+    let mut text = EndpointRequest {
+        method: "GET".into(),
+        path: "/debug/requests/1".into(),
+        headers: vec![
+            ("authorization".into(), format!("Bearer {TOKEN}")),
+            ("accept".into(), "text/plain".into()),
+        ],
+        ..Default::default()
+    };
+    let waterfall = String::from_utf8(diag.serve(text.clone()).await.body).unwrap();
+    assert!(
+        waterfall.contains("INCOMPLETE (the service failed with an error"),
+        "{waterfall}"
+    );
+    text.path = "/debug/requests".into();
+    let list = String::from_utf8(diag.serve(text).await.body).unwrap();
+    assert!(
+        list.contains("incomplete: the service failed with an error"),
+        "{list}"
+    );
+}
+
+/// A service that never fails keeps its `Infallible` error type through the layer.
+#[tokio::test]
+async fn an_infallible_service_stays_infallible() {
+    let svc = DiagLayer::new(diag()).layer(service_fn(|_req: Request<DiagBody<String>>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    }));
+    let res: Result<Response<DiagBody<String>>, Infallible> =
+        svc.oneshot(request("/", false)).await;
+    assert_eq!(res.unwrap().status(), 200);
+}
