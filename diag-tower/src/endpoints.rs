@@ -111,15 +111,23 @@ where
                     return Ok(into_response(DiagResponse::body_too_large()));
                 }
             };
+            let mut headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            // HTTP/2 sends the host as `:authority`, which `http` keeps in the URI: the
+            // loopback-only check of a foreign `Host` (DNS rebinding) must see it too.
+            if !parts.headers.contains_key(http::header::HOST)
+                && let Some(authority) = parts.uri.authority()
+            {
+                headers.push(("host".to_owned(), authority.as_str().to_owned()));
+            }
             let request = EndpointRequest {
                 method: parts.method.as_str().to_owned(),
                 path: parts.uri.path().to_owned(),
                 query: parts.uri.query().map(str::to_owned),
-                headers: parts
-                    .headers
-                    .iter()
-                    .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                    .collect(),
+                headers,
                 peer,
                 body,
             };
@@ -144,4 +152,42 @@ pub(crate) fn into_response(r: DiagResponse) -> Response<Full<Bytes>> {
         }
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// Over HTTP/2 the host comes as `:authority` (kept in the URI), with no `Host`
+    /// header: without a token, a foreign one is refused as over HTTP/1 (DNS rebinding).
+    #[tokio::test]
+    async fn an_h2_authority_is_checked_as_a_host() {
+        let diag = diag_core::Diag::builder().build().unwrap();
+        let endpoints =
+            DiagEndpoints::new(diag).with_peer(|_| Some(([127, 0, 0, 1], 40000).into()));
+        let status = |uri: &'static str| {
+            let endpoints = endpoints.clone();
+            async move {
+                let req = Request::get(uri)
+                    .version(http::Version::HTTP_2)
+                    .body(String::new())
+                    .unwrap();
+                endpoints.oneshot(req).await.unwrap().status()
+            }
+        };
+        assert_eq!(
+            status("http://evil.example/debug/state").await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status("http://localhost:8080/debug/state").await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status("/debug/state").await,
+            StatusCode::OK,
+            "no host at all"
+        );
+    }
 }
