@@ -58,7 +58,12 @@ pub enum AuthError {
     NotLoopback,
     /// No token is configured and the adapter could not tell who the peer is (with axum,
     /// serve with `into_make_service_with_connect_info::<SocketAddr>()`).
-    #[error("no token is configured and the peer address is unknown, so loopback cannot be proven")]
+    #[error(
+        "no token is configured and the peer address is unknown, so loopback cannot be proven \
+         (the server gave diag none: with axum, serve with \
+         `into_make_service_with_connect_info::<SocketAddr>()`; with hyper, insert the \
+         connection's `SocketAddr` into each request's extensions)"
+    )]
     UnknownPeer,
     /// No token is configured and the request came through a proxy that is not trusted.
     #[error("no token is configured and the request came through an untrusted proxy")]

@@ -13,8 +13,11 @@ use crate::PeerFn;
 
 /// The diagnostics endpoints (`/metrics`, `/debug`, `/debug/...`) as a tower service.
 ///
-/// Mount it on your router for those paths, or run it alone with [`admin::serve`](crate::admin::serve).
-/// Requests for other paths get a JSON 404.
+/// Mount it for the paths [`Diag::is_endpoint`](diag_core::Diag::is_endpoint) accepts
+/// (`/metrics`, `/debug` and the `/debug/...` endpoints, not your own `/debug/pprof`); it
+/// may sit inside [`DiagLayer`](crate::DiagLayer), which passes those paths through
+/// unwatched. Or run it alone with [`admin::serve`](crate::admin::serve). Requests for
+/// other paths get a JSON 404.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {

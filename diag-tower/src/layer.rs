@@ -46,9 +46,13 @@ pub type PeerFn = fn(&http::Extensions) -> Option<SocketAddr>;
 /// bytes the client sent.
 ///
 /// ```
+/// /// The template your router matched, stored in the request before this layer.
+/// #[derive(Clone, Copy)]
+/// struct Route(&'static str);
+///
 /// let diag = diag_core::Diag::builder().build().unwrap();
 /// let layer = diag_tower::DiagLayer::new(diag)
-///     .with_route(|ext| ext.get::<&'static str>().copied())
+///     .with_route(|ext| ext.get::<Route>().map(|r| r.0))
 ///     .with_peer(|ext| ext.get::<std::net::SocketAddr>().copied());
 /// # let _ = layer;
 /// ```
@@ -121,7 +125,11 @@ impl DiagLayer {
     }
 
     /// How to find the route template (never the raw path: it would explode metric
-    /// cardinality).
+    /// cardinality). It is read once, from the request's extensions, when the request
+    /// reaches this layer: whatever knows the template must put it there before (outside)
+    /// `DiagLayer`. A template the handler inserts comes too late, and the request counts
+    /// as `unmatched`. With a hand-written router on hyper, match in the service you give
+    /// `serve_connection` (see the crate docs' "With hyper").
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -154,7 +162,10 @@ impl DiagLayer {
         self
     }
 
-    /// How to find the TCP peer address.
+    /// How to find the TCP peer address: it decides `X-Debug: 1` from trusted networks
+    /// and whether `X-Forwarded-For` comes from a trusted proxy. By default, a
+    /// `SocketAddr` extension; hyper sets none by itself (insert the accepted
+    /// connection's address, as the crate docs' "With hyper" does).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -75,7 +75,10 @@ pub enum RejectReason {
     #[error("debug credential has expired")]
     Expired,
     /// `X-Debug: 1` from outside the trusted debug networks, or through an untrusted proxy.
-    #[error("`X-Debug: 1` is only honoured from trusted debug networks")]
+    #[error(
+        "`X-Debug: 1` is only honoured from trusted debug networks (or the peer address \
+         is unknown: the server must give diag the connection's address)"
+    )]
     UntrustedNetwork,
 }
 
