@@ -226,12 +226,14 @@ pub(crate) fn authorize(
     }
     // Loopback is all the proof there is, and a browser on this host is loopback too:
     // its writes carry an `Origin`, and its reads through a rebound DNS name that name
-    // as `Host` (a proxy in front says nothing about the name the client used).
+    // as `Host`. Through a loopback proxy too: it passes the name on (nginx's
+    // `Host $host`), and a proxy listening on `[::1]` in front of one on 127.0.0.1 once
+    // skipped this check, as client and peer differed. A proxy that sends a name of its
+    // own (the upstream's) is refused: have it pass the client's.
     if !is_safe(method) && headers.get("origin").is_some() {
         return Err(AuthError::CrossSiteWrite);
     }
-    if crate::net::canonical_ip(client) == crate::net::canonical_ip(peer)
-        && let Some(host) = headers.get("host")
+    if let Some(host) = headers.get("host")
         && !is_loopback_host(host)
     {
         return Err(AuthError::ForeignHost);
@@ -350,6 +352,21 @@ mod tests {
         let ask = |method: &str, headers: &[(&str, &str)]| {
             authorize(None, &none, method, &h(headers), lo)
         };
+        // Through a trusted loopback proxy, the `Host` it passes on is checked too, also
+        // when the proxy's client (`::1`) is another loopback address than its own.
+        let lo_proxy = TrustedProxies::new(vec!["127.0.0.1".parse().unwrap()]);
+        for client in ["::1", "127.0.0.1"] {
+            let through = |host: &str| {
+                let headers = h(&[("x-forwarded-for", client), ("host", host)]);
+                authorize(None, &lo_proxy, "GET", &headers, lo)
+            };
+            assert_eq!(
+                through("rebind.evil.example:8080"),
+                Err(AuthError::ForeignHost),
+                "{client}"
+            );
+            assert_eq!(through("localhost:8080"), Ok(()), "{client}");
+        }
         for host in [
             "localhost:8080",
             "127.0.0.1:8080",

@@ -167,8 +167,9 @@ pub(crate) enum ClientError {
 /// any forwarding header the peer is the client. With one, the peer must be a trusted
 /// proxy, and the headers must name the client: `X-Forwarded-For`, else `Forwarded`'s
 /// `for=` values, else `X-Real-IP`, walked as [`client_ip`] walks; when both
-/// `X-Forwarded-For` and `Forwarded` are present they must agree (a proxy that writes
-/// one passes a client's forged other through).
+/// `X-Forwarded-For` and `Forwarded` are present they must agree, and an `X-Real-IP`
+/// that names a client must name theirs (a proxy that writes one passes a client's
+/// forged others through).
 pub(crate) fn request_client(
     peer: IpAddr,
     headers: &dyn crate::HeaderView,
@@ -192,9 +193,25 @@ pub(crate) fn request_client(
         (Some(a), Some(b)) if a == b => a,
         (Some(_), Some(_)) => None,
         (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => walk(peer, real_ip.as_deref().into_iter(), trusted),
+        (None, None) => {
+            return walk(peer, real_ip.as_deref().into_iter(), trusted).ok_or(ClientError::Unknown);
+        }
     };
-    client.ok_or(ClientError::Unknown)
+    let client = client.ok_or(ClientError::Unknown)?;
+    // A proxy that sets only `X-Real-IP` (a common nginx setup) passes a client's own
+    // `X-Forwarded-For` and `Forwarded` through, and those are read first: when
+    // `X-Real-IP` names a client (an address that is no trusted proxy), they must lead
+    // to that same client. One that names a trusted proxy (a CDN's hop before this
+    // proxy) says nothing more.
+    if let Some(real_ip) = real_ip.as_deref() {
+        let named = hop_address(real_ip)
+            .map(canonical)
+            .ok_or(ClientError::Unknown)?;
+        if !trusted.contains(named) && named != client {
+            return Err(ClientError::Unknown);
+        }
+    }
+    Ok(client)
 }
 
 #[cfg(test)]
@@ -334,6 +351,54 @@ mod tests {
                 &lo
             ),
             Ok(ip("1.2.3.4"))
+        );
+    }
+
+    /// nginx with only `proxy_set_header X-Real-IP $remote_addr` passes a client's own
+    /// `X-Forwarded-For` and `Forwarded` through: they must lead to the client
+    /// `X-Real-IP` names, or nobody knows who the client is.
+    #[test]
+    fn x_real_ip_naming_a_client_must_agree_with_the_others() {
+        let lo = TrustedProxies::new(vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()]);
+        let outsider = ("x-real-ip", "192.0.2.2");
+        for forged in [
+            ("x-forwarded-for", "127.0.0.1"),
+            ("x-forwarded-for", "::ffff:127.0.0.1"),
+            ("forwarded", "for=\"[::1]:80\""),
+            ("x-forwarded-for", "10.0.0.1"),
+        ] {
+            assert_eq!(
+                client("127.0.0.1", &[outsider, forged], &lo),
+                Err(ClientError::Unknown),
+                "{forged:?}"
+            );
+        }
+        // A proxy that appends to `X-Forwarded-For` and sets `X-Real-IP`: they agree.
+        assert_eq!(
+            client(
+                "127.0.0.1",
+                &[("x-forwarded-for", "127.0.0.1, 192.0.2.2"), outsider],
+                &lo
+            ),
+            Ok(ip("192.0.2.2"))
+        );
+        // The on-call on the proxy's host: `X-Real-IP` names a trusted address.
+        assert_eq!(
+            client(
+                "127.0.0.1",
+                &[("x-forwarded-for", "127.0.0.1"), ("x-real-ip", "127.0.0.1")],
+                &lo
+            ),
+            Ok(ip("127.0.0.1"))
+        );
+        // `X-Real-IP` that is no address, beside the others: unknown.
+        assert_eq!(
+            client(
+                "127.0.0.1",
+                &[("x-forwarded-for", "192.0.2.2"), ("x-real-ip", "garbage")],
+                &lo
+            ),
+            Err(ClientError::Unknown)
         );
     }
 }

@@ -143,8 +143,8 @@ pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
     if !from_network(req.peer, &f, trusted, |ip| ip.is_loopback()) {
         return Access::Forbidden;
     }
-    // A browser page on this host is loopback too: no writes with an `Origin`, and, from
-    // a direct peer, no `Host` but a loopback name.
+    // A browser page on this host is loopback too: no writes with an `Origin`, and no
+    // `Host` but a loopback name (through a loopback proxy too: it passes the name on).
     let header = |name: &str| {
         req.headers
             .iter()
@@ -154,9 +154,7 @@ pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
     if !matches!(req.method.as_str(), "GET" | "HEAD") && header("origin").is_some() {
         return Access::Forbidden;
     }
-    let peer = req.peer.expect("from_network needs a peer").ip();
-    let direct = client_of(peer, &f, trusted).map(canonical) == Some(canonical(peer));
-    if direct && header("host").is_some_and(|h| !loopback_host(h)) {
+    if header("host").is_some_and(|h| !loopback_host(h)) {
         return Access::Forbidden;
     }
     Access::Allowed

@@ -223,7 +223,8 @@ impl Forwarding {
 /// Who the client is, as documented for diag's access and network checks: the peer when
 /// no forwarding header came; else (from a trusted proxy only) `X-Forwarded-For`, else
 /// `Forwarded`'s `for=` values, else `X-Real-IP`, walked from the right; the first two
-/// must agree when both came. `None`: nobody can tell.
+/// must agree when both came, and an `X-Real-IP` beside them that names an untrusted
+/// address must name their client. `None`: nobody can tell.
 pub(crate) fn client_of(
     peer: IpAddr,
     f: &Forwarding,
@@ -253,7 +254,7 @@ pub(crate) fn client_of(
             .collect();
         walk_of(peer, fors.into_iter().rev(), trusted)
     });
-    match (from_xff, from_forwarded) {
+    let client = match (from_xff, from_forwarded) {
         (Some(a), Some(b)) => {
             if a == b {
                 a
@@ -262,7 +263,14 @@ pub(crate) fn client_of(
             }
         }
         (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => walk_of(peer, f.real_ip.as_deref().into_iter(), trusted),
+        (None, None) => return walk_of(peer, f.real_ip.as_deref().into_iter(), trusted),
+    }?;
+    match f.real_ip.as_deref() {
+        None => Some(client),
+        Some(real_ip) => {
+            let named = canonical(hop_of(real_ip)?);
+            (trusted(named) || named == client).then_some(client)
+        }
     }
 }
 
