@@ -260,10 +260,32 @@ impl Redactor {
                 Some((k, _)) if self.is_secret_form_key(&percent_decode(k)) => {
                     format!("{k}={REDACTED}")
                 }
-                _ => pair.to_owned(),
+                Some((k, v)) => match self.nested(v) {
+                    Some(v) => format!("{k}={v}"),
+                    None => pair.to_owned(),
+                },
+                None => pair.to_owned(),
             })
             .collect::<Vec<_>>()
             .join("&")
+    }
+
+    /// A form or query value that carries secrets of its own (a `redirect_uri` or
+    /// `next` URL with `?token=…`, pairs in a value), redacted; `None` when it has none.
+    /// A percent-encoded one cannot be redacted in place and is hidden whole.
+    fn nested(&self, value: &str) -> Option<String> {
+        let decoded = percent_decode(value);
+        if !decoded.contains(['=', ':']) {
+            return None;
+        }
+        let redacted = self.text(&decoded);
+        if redacted == decoded {
+            None
+        } else if decoded == value {
+            Some(redacted)
+        } else {
+            Some(REDACTED.to_owned())
+        }
     }
 
     /// The pass for text of no known format (a plain-text or unlabelled body, a header
@@ -731,6 +753,20 @@ pub(super) mod tests {
             "/login?next=%2F&token=[redacted]"
         );
         assert_eq!(r.uri("/plain"), "/plain");
+        // A URL in a value (`redirect_uri`, `next`), as sent or percent-encoded.
+        assert_eq!(
+            r.uri("/slow?ms=5&cb=https://x/?token=abc&n=1"),
+            "/slow?ms=5&cb=https://x/?token=[redacted]&n=1"
+        );
+        assert_eq!(
+            r.uri("/slow?ms=5&cb=https%3A%2F%2Fx%2F%3Ftoken%3Dabc"),
+            "/slow?ms=5&cb=[redacted]"
+        );
+        assert_eq!(
+            r.uri("/go?next=https%3A%2F%2Fx%2Fa%3Fpage%3D2"),
+            "/go?next=https%3A%2F%2Fx%2Fa%3Fpage%3D2",
+            "nothing secret in it: kept as sent"
+        );
         // Nested keys, as Rails and PHP forms write them.
         assert_eq!(
             r.uri("/login?user%5Bpassword%5D=x&users[0][token]=y&user[name]=ann&password[]=z"),

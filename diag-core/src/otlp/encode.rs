@@ -46,12 +46,18 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
             if let Some(parent) = &request.parent {
                 span.bytes(4, parent);
             }
+            // Named and labelled as every other request's server span (and its metric
+            // series) is: an unknown method as `_OTHER`, no route when none matched.
+            let method = crate::metrics::method_label(&c.request.method);
             let route = c
                 .request
                 .route
                 .as_deref()
-                .unwrap_or(crate::request::UNMATCHED_ROUTE);
-            span.string(5, &format!("{} {route}", c.request.method));
+                .filter(|r| *r != crate::request::UNMATCHED_ROUTE);
+            match route {
+                Some(route) => span.string_of(5, &[method, " ", route]),
+                None => span.string(5, method),
+            }
             span.uint(6, 2); // SPAN_KIND_SERVER
             span.fixed64(7, nanos(0.0));
             span.fixed64(8, nanos(c.duration_ms));
@@ -60,8 +66,15 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
                 .uri
                 .split_once('?')
                 .unwrap_or((&c.request.uri, ""));
-            span.message(9, |kv| kv_str(kv, "http.request.method", &c.request.method));
-            span.message(9, |kv| kv_str(kv, "http.route", route));
+            span.message(9, |kv| kv_str(kv, "http.request.method", method));
+            if method != c.request.method {
+                span.message(9, |kv| {
+                    kv_str(kv, "http.request.method_original", &c.request.method)
+                });
+            }
+            if let Some(route) = route {
+                span.message(9, |kv| kv_str(kv, "http.route", route));
+            }
             span.message(9, |kv| kv_str(kv, "url.path", path));
             if !query.is_empty() {
                 span.message(9, |kv| kv_str(kv, "url.query", query));
@@ -69,6 +82,16 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
             if let Some(r) = &c.response {
                 span.message(9, |kv| {
                     kv_int(kv, "http.response.status_code", i64::from(r.status))
+                });
+            }
+            let grpc = c
+                .response
+                .as_ref()
+                .and_then(|r| r.grpc_status)
+                .and_then(crate::request::GrpcCode::from_name);
+            if let Some(code) = grpc {
+                span.message(9, |kv| {
+                    kv_int(kv, "rpc.grpc.status_code", i64::from(code.code()))
                 });
             }
             span.message(9, |kv| kv_int(kv, "diag.debug_id", c.id as i64));
@@ -82,13 +105,17 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
             {
                 span.message(11, |ev| log_event(ev, log, &nanos));
             }
-            let failed = c.response.as_ref().is_none_or(|r| r.status >= 500);
+            let grpc_failed = grpc.is_some_and(|code| code.is_server_error());
+            let failed = c.response.as_ref().is_none_or(|r| r.status >= 500) || grpc_failed;
             if failed || !c.complete {
                 span.message(15, |status| {
-                    let message = match (&c.response, c.complete) {
-                        (None, _) => "no response".to_owned(),
-                        (Some(r), true) => format!("HTTP {}", r.status),
-                        (Some(_), false) => {
+                    let message = match (&c.response, c.complete, grpc) {
+                        (None, _, _) => "no response".to_owned(),
+                        (Some(_), true, Some(code)) if grpc_failed => {
+                            format!("gRPC {}", code.name())
+                        }
+                        (Some(r), true, _) => format!("HTTP {}", r.status),
+                        (Some(_), false, _) => {
                             "the client went away before the response ended".to_owned()
                         }
                     };

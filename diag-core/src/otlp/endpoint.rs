@@ -74,20 +74,34 @@ pub(crate) fn endpoint_from_env(
 }
 
 /// One `POST` with `Connection: close`; a 2xx status is success.
+/// A connection to the first of `authority`'s addresses that answers (`localhost` may
+/// name `::1` first and a collector listen on 127.0.0.1 only).
+fn connect(authority: &str) -> Result<TcpStream, String> {
+    let mut last = String::from("no address");
+    for addr in authority.to_socket_addrs().map_err(io_error)? {
+        match TcpStream::connect_timeout(&addr, TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = io_error(e),
+        }
+    }
+    Err(last)
+}
+
+/// An I/O error in words: a timeout of a read or write shows as `WouldBlock` ("Resource
+/// temporarily unavailable") on Unix, which says nothing of what happened.
+pub(super) fn io_error(e: std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("no answer within {} s", TIMEOUT.as_secs())
+        }
+        _ => e.to_string(),
+    }
+}
+
 pub(super) fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
-    let addr = endpoint
-        .authority
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or("no address")?;
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
+    let mut stream = connect(&endpoint.authority)?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(io_error)?;
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(io_error)?;
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -95,10 +109,8 @@ pub(super) fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
         endpoint.authority,
         body.len()
     );
-    stream
-        .write_all(head.as_bytes())
-        .map_err(|e| e.to_string())?;
-    stream.write_all(body).map_err(|e| e.to_string())?;
+    stream.write_all(head.as_bytes()).map_err(io_error)?;
+    stream.write_all(body).map_err(io_error)?;
     // The status line is all that is needed: `HTTP/1.1 200 OK`.
     let mut buf = [0u8; 64];
     let mut n = 0;
@@ -111,7 +123,7 @@ pub(super) fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
                     break;
                 }
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(io_error(e)),
         }
     }
     let line = String::from_utf8_lossy(&buf[..n]);

@@ -293,6 +293,45 @@ fn a_callers_tracestate_is_the_server_spans() {
     assert_eq!(all.windows(field.len()).filter(|w| *w == field).count(), 2);
 }
 
+/// A debug request's server span is named and labelled as any other request's: an
+/// unknown method as `_OTHER` (the original kept), no `http.route` when none matched, and
+/// a gRPC call's status read from its trailers.
+#[test]
+fn a_debug_requests_server_span_follows_the_same_rules() {
+    let (url, posts) = collector();
+    let diag = otlp_diag(&url);
+    let debug = vec![("x-debug".to_owned(), "tok".to_owned())];
+    let unmatched = diag.begin(&RequestView {
+        method: "FOO",
+        route: None,
+        uri: "/nope/x",
+        headers: &debug,
+        peer: &|| None,
+    });
+    drop(unmatched.finish(404, &mut Vec::<(String, String)>::new()));
+    let grpc = diag.begin_grpc(&RequestView {
+        method: "POST",
+        route: Some("/shop.Cart/Add"),
+        uri: "/shop.Cart/Add",
+        headers: &debug,
+        peer: &|| None,
+    });
+    let mut head = vec![("content-type".to_owned(), "application/grpc".to_owned())];
+    let (tap, pending) = grpc.finish_grpc(200, &mut head);
+    let mut tap = tap.expect("a debug request");
+    let trailers = vec![("grpc-status".to_owned(), "14".to_owned())];
+    tap.trailers(&trailers);
+    tap.observe(crate::body::Polled::End);
+    drop(tap);
+    pending.expect("status in the trailers").trailers(&trailers);
+    assert!(diag.flush_traces(Duration::from_secs(10)));
+    let all: Vec<u8> = posts.lock().concat();
+    assert!(contains(&all, b"_OTHER") && contains(&all, b"http.request.method_original"));
+    assert!(!contains(&all, b"unmatched"), "no made-up route");
+    assert!(!contains(&all, b"FOO unmatched") && !contains(&all, b"FOO /nope"));
+    assert!(contains(&all, b"rpc.grpc.status_code") && contains(&all, b"gRPC UNAVAILABLE"));
+}
+
 #[test]
 fn a_grpc_call_sends_its_grpc_status() {
     let (url, posts) = collector();
@@ -449,4 +488,19 @@ fn varints_and_fixed_fields_follow_the_wire_format() {
     expected.extend_from_slice(&[0x1a, 5, 0x0a, 3, b'a', b' ', b'b']);
     assert_eq!(pb.0, expected);
     assert!(now_nanos() > 1_700_000_000_000_000_000);
+}
+
+/// A collector that does not answer in time is said to, not shown as the errno a timed
+/// out read leaves on Unix ("Resource temporarily unavailable").
+#[test]
+fn a_timeout_is_said_in_words() {
+    use std::io::{Error, ErrorKind};
+    for kind in [ErrorKind::WouldBlock, ErrorKind::TimedOut] {
+        assert_eq!(
+            super::endpoint::io_error(Error::from(kind)),
+            "no answer within 5 s"
+        );
+    }
+    let refused = super::endpoint::io_error(Error::from(ErrorKind::ConnectionRefused));
+    assert!(refused.contains("refused"), "{refused}");
 }
