@@ -4,16 +4,6 @@
 
 use actix_web::dev::Service;
 use actix_web::{App, HttpResponse, test, web};
-use diag_core::{Diag, EndpointRequest};
-
-async fn metrics(diag: &Diag) -> String {
-    let scrape = EndpointRequest {
-        method: "GET".into(),
-        path: "/metrics".into(),
-        ..Default::default()
-    };
-    String::from_utf8(diag.serve(scrape).await.body).unwrap()
-}
 
 #[actix_web::test]
 async fn an_error_from_inside_is_counted_under_its_status() {
@@ -43,7 +33,7 @@ async fn an_error_from_inside_is_counted_under_its_status() {
     let ok = test::call_service(&app, test::TestRequest::get().uri("/ok").to_request()).await;
     assert_eq!(ok.status(), 200);
 
-    let text = metrics(&diag).await;
+    let text = diag_conformance::grpc::metrics(&diag).await;
     for line in [
         r#"http_server_requests_total{method="GET",route="/deny",status="401"} 1"#,
         r#"http_server_requests_abandoned_total{method="GET",route="/deny"} 0"#,

@@ -16,15 +16,6 @@ fn diag() -> Diag {
     Diag::builder().token(TOKEN).build().unwrap()
 }
 
-async fn metrics(diag: &Diag) -> String {
-    let scrape = EndpointRequest {
-        method: "GET".into(),
-        path: "/metrics".into(),
-        ..Default::default()
-    };
-    String::from_utf8(diag.serve(scrape).await.body).unwrap()
-}
-
 /// A handler that fails for `/fail` and answers otherwise.
 async fn handler(req: Request<DiagBody<String>>) -> Result<Response<String>, std::io::Error> {
     if req.uri().path() == "/fail" {
@@ -50,7 +41,7 @@ async fn an_error_instead_of_a_response_counts_as_a_500_not_as_abandoned() {
     assert!(svc.clone().oneshot(request("/fail", false)).await.is_err());
     assert!(svc.clone().oneshot(request("/ok", false)).await.is_ok());
 
-    let text = metrics(&diag).await;
+    let text = diag_conformance::grpc::metrics(&diag).await;
     for (status, n) in [("500", 1), ("200", 1)] {
         let line = format!(
             r#"http_server_requests_total{{method="GET",route="/route",status="{status}"}} {n}"#

@@ -133,22 +133,30 @@ mod tests {
         }
     }
 
+    /// A debug request to `diag` (token `t`), answered 200 with the handler's `own`
+    /// headers: its trace id and the response headers after diag's.
+    fn debug_response(diag: &Diag, own: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+        let headers = crate::test_support::headers(&[("x-debug", "t")]);
+        let guard = diag.begin(&RequestView {
+            method: "GET",
+            route: Some("/"),
+            uri: "/",
+            headers: &headers,
+            peer: &|| None,
+        });
+        let trace_id = guard.trace().trace_id.to_string();
+        let mut response = crate::test_support::headers(own);
+        let _tap = guard.finish(200, &mut response);
+        (trace_id, response)
+    }
+
     /// A debug request's `Server-Timing` adds diag's entries to the handler's own.
     #[test]
     fn the_services_own_server_timing_is_kept() {
         let _serial = crate::test_support::tracing_test_lock();
         let diag = Diag::builder().token("t").build().unwrap();
-        let headers = crate::test_support::headers(&[("x-debug", "t")]);
         let finish = |own: &[(&str, &str)]| {
-            let guard = diag.begin(&RequestView {
-                method: "GET",
-                route: Some("/"),
-                uri: "/",
-                headers: &headers,
-                peer: &|| None,
-            });
-            let mut response = crate::test_support::headers(own);
-            let _tap = guard.finish(200, &mut response);
+            let (_, response) = debug_response(&diag, own);
             let timings: Vec<String> = response
                 .into_iter()
                 .filter(|(n, _)| n == "server-timing")
@@ -177,20 +185,7 @@ mod tests {
     fn the_services_own_trace_headers_are_kept() {
         let _serial = crate::test_support::tracing_test_lock();
         let diag = Diag::builder().token("t").build().unwrap();
-        let headers = crate::test_support::headers(&[("x-debug", "t")]);
-        let finish = |own: &[(&str, &str)]| {
-            let guard = diag.begin(&RequestView {
-                method: "GET",
-                route: Some("/"),
-                uri: "/",
-                headers: &headers,
-                peer: &|| None,
-            });
-            let trace_id = guard.trace().trace_id.to_string();
-            let mut response = crate::test_support::headers(own);
-            let _tap = guard.finish(200, &mut response);
-            (trace_id, response)
-        };
+        let finish = |own: &[(&str, &str)]| debug_response(&diag, own);
         let own_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         let (_, kept) = finish(&[("traceparent", own_tp), ("x-trace-id", "dd-123")]);
         let get = |r: &Vec<(String, String)>, n: &str| {
