@@ -575,7 +575,7 @@ impl DiagBuilder {
             started_at: SystemTime::now(),
             state: StateRegistry::new(self.provider_deadline, self.provider_max_bytes)
                 .with_max_total_bytes(self.state_max_total_bytes),
-            events: Events::new(self.events_capacity),
+            events: Events::new(self.events_capacity).redacting(self.secret_keys.clone()),
             debug,
             git_sha: self.git_sha,
             build_info: self.build_info,

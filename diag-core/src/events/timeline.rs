@@ -40,6 +40,8 @@ pub struct Events {
     capacity: usize,
     next_seq: AtomicU64,
     evicted: AtomicU64,
+    /// Hides secrets a message carries (`deployed with DATABASE_URL=postgres://…`).
+    secret_keys: crate::state::SecretKeys,
 }
 
 impl Events {
@@ -61,7 +63,14 @@ impl Events {
             capacity: capacity.max(1),
             next_seq: AtomicU64::new(1),
             evicted: AtomicU64::new(0),
+            secret_keys: crate::state::SecretKeys::default(),
         }
+    }
+
+    /// Events whose messages are redacted with `secret_keys` (the service's list).
+    pub(crate) fn redacting(mut self, secret_keys: crate::state::SecretKeys) -> Self {
+        self.secret_keys = secret_keys;
+        self
     }
 
     /// Appends an event.
@@ -74,7 +83,8 @@ impl Events {
     /// ```
     pub fn record(&self, kind: &str, message: impl Into<String>) {
         let kind = truncate(kind.to_owned());
-        let message = truncate(message.into());
+        let message = message.into();
+        let message = truncate(self.secret_keys.redact_text(&message).unwrap_or(message));
         let time_unix = crate::clock::unix_now();
         let mut ring = self.ring.lock();
         // The sequence number is taken under the lock, so the ring stays in order.

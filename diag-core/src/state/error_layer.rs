@@ -124,6 +124,9 @@ struct FieldCollector<'a> {
 
 impl FieldCollector<'_> {
     fn put(&mut self, field: &Field, value: String) {
+        // A message or a value may carry a secret of its own (`connect to
+        // postgres://app:pw@db failed`, a `Debug`-printed config, a panic's text).
+        let value = self.secret_keys.redact_text(&value).unwrap_or(value);
         if field.name() == "message" {
             self.message = cut(value);
         } else if self.fields.len() >= MAX_ERROR_FIELDS {
@@ -257,5 +260,39 @@ mod tests {
         });
         assert!(diag.errors().latest().is_empty());
         assert_eq!(diag.errors().capture_failures(), 1);
+    }
+
+    /// A secret inside a message or a value (a URL's password, a `password=` pair, a
+    /// `Debug`-printed config) is hidden, not only a field named like one; and so is one
+    /// an event's message carries.
+    #[test]
+    fn secrets_inside_messages_and_values_are_hidden() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = Diag::builder().build().unwrap();
+        let subscriber = tracing_subscriber::registry().with(diag.error_layer());
+        let url = "postgres://app:hunter2@db:5432/app";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(db_url = %url, dsn = "host=db password=KV1", "connect to {url} failed");
+        });
+        let e = &diag.errors().latest()[0];
+        assert_eq!(
+            e.message,
+            "connect to postgres://app:***@db:5432/app failed"
+        );
+        assert!(
+            e.fields
+                .contains(&("db_url".into(), "postgres://app:***@db:5432/app".into()))
+        );
+        assert!(
+            e.fields
+                .contains(&("dsn".into(), "host=db password=***".into()))
+        );
+        diag.events()
+            .record("deploy", format!("v2 with DATABASE_URL={url}"));
+        let event = diag.events().recent().pop().unwrap();
+        assert_eq!(
+            event.message,
+            "v2 with DATABASE_URL=postgres://app:***@db:5432/app"
+        );
     }
 }

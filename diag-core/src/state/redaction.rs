@@ -152,7 +152,7 @@ impl SecretKeys {
                 }
                 Value::Array(items) => stack.extend(items.iter_mut()),
                 Value::String(s) => {
-                    if let Some(clean) = redact_url_password(s) {
+                    if let Some(clean) = self.redact_text(s) {
                         *s = clean;
                     }
                 }
@@ -162,23 +162,148 @@ impl SecretKeys {
     }
 }
 
+impl SecretKeys {
+    /// Free text (a config string, an error message or field, an event) with what it
+    /// carries of secrets hidden: the password of every `scheme://user:password@host` in
+    /// it, and the value of every `key=value` or `key: value` pair whose key looks secret
+    /// (a DSN's `password=…`, a URL's `?api_key=…`, `token: …` in a message). `None` when
+    /// there is nothing to hide.
+    ///
+    /// ```
+    /// use diag_core::state::SecretKeys;
+    /// let keys = SecretKeys::default();
+    /// assert_eq!(
+    ///     keys.redact_text("connect to postgres://app:hunter2@db/app failed: password=x y").unwrap(),
+    ///     "connect to postgres://app:***@db/app failed: password=*** y"
+    /// );
+    /// assert_eq!(keys.redact_text("https://hooks/x?api_key=q1&n=2").unwrap(), "https://hooks/x?api_key=***&n=2");
+    /// assert_eq!(keys.redact_text("pool of 8, port 5432"), None);
+    /// ```
+    pub fn redact_text(&self, text: &str) -> Option<String> {
+        let urls = redact_url_passwords(text);
+        let pairs = self.redact_pairs(urls.as_deref().unwrap_or(text));
+        pairs.or(urls)
+    }
+
+    /// The values of `key=value` and `key: value` pairs whose key looks secret.
+    fn redact_pairs(&self, text: &str) -> Option<String> {
+        let b = text.as_bytes();
+        let mut out = String::new();
+        let mut copied = 0;
+        let mut i = 0;
+        while i < b.len() {
+            if !matches!(b[i], b'=' | b':') {
+                i += 1;
+                continue;
+            }
+            let key_start = b[..i]
+                .iter()
+                .rposition(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')))
+                .map_or(0, |p| p + 1);
+            let mut value_start = i + 1;
+            // `key: value`, `key = value`: the value after the spaces; `://` is no pair.
+            if b[i] == b':' && b[value_start..].starts_with(b"//") {
+                i += 1;
+                continue;
+            }
+            while value_start < b.len() && b[value_start] == b' ' {
+                value_start += 1;
+            }
+            // A quoted value (`api_key: "K1"`, as `Debug` prints it) runs to its quote.
+            let quote = b
+                .get(value_start)
+                .copied()
+                .filter(|c| matches!(c, b'"' | b'\''));
+            if quote.is_some() {
+                value_start += 1;
+            }
+            let value_end = b[value_start..]
+                .iter()
+                .position(|&c| match quote {
+                    Some(q) => c == q,
+                    None => {
+                        c.is_ascii_whitespace()
+                            || matches!(c, b'&' | b';' | b',' | b'"' | b'\'' | b')')
+                    }
+                })
+                .map_or(b.len(), |p| value_start + p);
+            let key = &text[key_start..i];
+            let key = key.trim_end();
+            if !key.is_empty()
+                && value_end > value_start
+                && self.is_secret(key)
+                && &text[value_start..value_end] != REDACTED
+            {
+                out.push_str(&text[copied..value_start]);
+                out.push_str(REDACTED);
+                copied = value_end;
+                i = value_end;
+            } else {
+                // The value of a pair that is no secret may hold one (`error: password=x`).
+                i += 1;
+            }
+        }
+        (copied > 0).then(|| {
+            out.push_str(&text[copied..]);
+            out
+        })
+    }
+}
+
+/// [`redact_url_password`] for every URL in `text`.
+fn redact_url_passwords(text: &str) -> Option<String> {
+    if !text.contains("://") {
+        return None;
+    }
+    let mut changed = false;
+    let mut out = String::with_capacity(text.len());
+    // Each piece between separators is one URL at most.
+    let mut rest = text;
+    while let Some(end) =
+        rest.find(|c: char| c.is_whitespace() || matches!(c, ',' | '"' | '\'' | ';'))
+    {
+        let (piece, sep) = rest.split_at(end);
+        let sep_len = sep.chars().next().map_or(0, char::len_utf8);
+        match redact_url_password(piece) {
+            Some(clean) => {
+                out.push_str(&clean);
+                changed = true;
+            }
+            None => out.push_str(piece),
+        }
+        out.push_str(&sep[..sep_len]);
+        rest = &sep[sep_len..];
+    }
+    match redact_url_password(rest) {
+        Some(clean) => {
+            out.push_str(&clean);
+            changed = true;
+        }
+        None => out.push_str(rest),
+    }
+    changed.then_some(out)
+}
+
 /// `scheme://user:password@rest` → `scheme://user:***@rest`; `None` when there is no
-/// password to hide.
+/// password to hide. The password runs to the last `@` (it may hold `/`, `?`, `#`).
 fn redact_url_password(s: &str) -> Option<String> {
     let scheme_end = s.find("://")? + 3;
     let rest = &s[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let at = authority.rfind('@')?;
-    let userinfo = &authority[..at];
+    let at = rest.rfind('@')?;
+    let userinfo = &rest[..at];
     let colon = userinfo.find(':')?;
-    if &userinfo[colon + 1..] == REDACTED {
+    let (user, password) = (&userinfo[..colon], &userinfo[colon + 1..]);
+    // `host:8080/p?to=a@b` is a port and a path, not a password; a user has no `/`.
+    let port = password.split('/').next().unwrap_or("");
+    let is_port =
+        password.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    if password == REDACTED || user.contains('/') || is_port {
         return None;
     }
     Some(format!(
         "{}{}:{}{}",
         &s[..scheme_end],
-        &userinfo[..colon],
+        user,
         REDACTED,
         &s[scheme_end + at..]
     ))
@@ -241,5 +366,50 @@ mod tests {
             cur = items.pop().unwrap_or(Value::Null);
         }
         assert_eq!(cur, "leaf");
+    }
+
+    /// What a config value, an error message or an event may carry in free text.
+    #[test]
+    fn secrets_in_free_text() {
+        let keys = SecretKeys::default();
+        let cases = [
+            (
+                "host=db user=app password=KVSECRET dbname=app",
+                "host=db user=app password=*** dbname=app",
+            ),
+            (
+                "postgres://app:p#ss/w0rd@replica:5432/db",
+                "postgres://app:***@replica:5432/db",
+            ),
+            (
+                "primary=postgres://u:pw1@a/db,replica=postgres://u:SECONDPW@b/db",
+                "primary=postgres://u:***@a/db,replica=postgres://u:***@b/db",
+            ),
+            (
+                "https://hooks.example/x?api_key=QUERYSECRET&n=2",
+                "https://hooks.example/x?api_key=***&n=2",
+            ),
+            (
+                "retrying with token: abc123 (attempt 2)",
+                "retrying with token: *** (attempt 2)",
+            ),
+            (
+                "Config { api_key: \"K1\", port: 8 }",
+                "Config { api_key: \"***\", port: 8 }",
+            ),
+            ("error: password=x; next", "error: password=***; next"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(keys.redact_text(text).as_deref(), Some(want), "{text}");
+        }
+        for clean in [
+            "pool of 8, port 5432",
+            "https://host:8080/path?to=a@b",
+            "https://x/users/@me",
+            "at 12:30 the queue was full",
+            "postgres://app:***@db/app",
+        ] {
+            assert_eq!(keys.redact_text(clean), None, "{clean}");
+        }
     }
 }
