@@ -69,4 +69,36 @@ fn a_panic_is_an_error_event_with_its_requests_trace_id() {
         .unwrap();
     assert_eq!(e.trace_id, None);
     assert_eq!(earlier_hook_ran.load(Ordering::SeqCst), 2);
+
+    // A `/debug/state` provider's panic is its read's error entry, not an ERROR: reading
+    // a broken provider again and again must not push the service's own errors out of
+    // the ring, nor count as the service's errors. Sync and async providers alike.
+    diag.state()
+        .register("broken", || -> u32 { panic!("cache lock poisoned") })
+        .unwrap();
+    diag.state()
+        .register_async("broken_async", || async { panic!("pool gone") as u32 })
+        .unwrap();
+    let before = diag.errors().latest().len();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    for name in ["broken", "broken_async"] {
+        for _ in 0..5 {
+            let read = diag_core::EndpointRequest {
+                method: "GET".into(),
+                path: format!("/debug/state/{name}"),
+                peer: Some(([127, 0, 0, 1], 1).into()),
+                ..Default::default()
+            };
+            let res = rt.block_on(diag.serve(read));
+            let body = String::from_utf8(res.body).unwrap();
+            assert!(body.contains("provider panicked"), "{body}");
+        }
+    }
+    let errors = diag.errors().latest();
+    assert_eq!(errors.len(), before, "{errors:?}");
+    assert_eq!(diag.errors().count_for("panic"), Some(2));
 }

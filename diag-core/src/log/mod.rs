@@ -58,6 +58,7 @@ mod trace_id_writer;
 pub use debug_request_filter::DebugRequestFilter;
 pub use filter::LogFilter;
 pub use level::{LogLevel, LogLevelError, LogLevelState, MAX_DIRECTIVE_BYTES, MAX_TTL};
+pub(crate) use panic::as_provider;
 pub use panic::{PANIC_TARGET, log_panics};
 pub use recorder_layer::DebugRecordingLayer;
 pub use request_span::request_span;

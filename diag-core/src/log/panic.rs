@@ -2,7 +2,32 @@
 //! state provider (with the trace id of the request it happened in), the service's log
 //! output, an exported debug trace.
 
+use std::cell::Cell;
 use std::sync::Once;
+
+/// The target of the WARN event a state provider's panic becomes instead.
+pub(crate) const PROVIDER_PANIC_TARGET: &str = "diag.state_provider";
+
+thread_local! {
+    /// Set while this thread runs a `/debug/state` provider.
+    static IN_PROVIDER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (a state provider's call or one poll of its future) marked as a provider's:
+/// a panic in it is a WARN under [`PROVIDER_PANIC_TARGET`], not an ERROR. Its report
+/// already says `provider panicked: …`; as an ERROR, every read of a broken provider
+/// would add one to the `errors` ring (pushing the service's own errors out) and to
+/// `diag_errors_total`, and fire alerts because on-call was looking.
+pub(crate) fn as_provider<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_PROVIDER.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(IN_PROVIDER.with(|c| c.replace(true)));
+    f()
+}
 
 /// The target of the ERROR event a panic becomes.
 ///
@@ -48,6 +73,14 @@ pub fn log_panics() {
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
             let thread = std::thread::current();
+            if IN_PROVIDER.with(Cell::get) {
+                tracing::warn!(
+                    target: PROVIDER_PANIC_TARGET,
+                    location = location.as_deref().unwrap_or("unknown"),
+                    "a /debug/state provider panicked: {message}"
+                );
+                return previous(info);
+            }
             tracing::error!(
                 target: PANIC_TARGET,
                 location = location.as_deref().unwrap_or("unknown"),

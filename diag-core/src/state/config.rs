@@ -83,7 +83,9 @@ impl Diag {
     }
 
     /// Replaces the configuration after the service reloaded it, and records a
-    /// `config_reload` event naming the paths that changed (values are not shown).
+    /// `config_reload` event naming the paths that changed (values are not shown). The
+    /// paths are found by comparing the redacted values, so a change to a secret (a
+    /// rotated key: `***` before and after) is not named.
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().build().unwrap();

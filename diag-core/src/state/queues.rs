@@ -138,7 +138,10 @@ pub struct QueueSnapshot {
     pub producer_rate_per_s: Option<f64>,
     /// Items consumed per second over the window (`None` likewise).
     pub consumer_rate_per_s: Option<f64>,
-    /// The span the rates cover, in seconds (up to 60; less just after start).
+    /// The span the rates cover, in seconds: about 60 while the queue is read or scraped
+    /// at least once a minute, less just after start; after a longer time without a
+    /// read, the span back to the last one (or to the queue's creation), so the first
+    /// read after a quiet spell averages over all of it.
     pub window_seconds: f64,
     /// How much the depth changed over the window.
     pub depth_change: i64,

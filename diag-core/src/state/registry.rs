@@ -350,16 +350,18 @@ impl StateRegistry {
                 let f = f.clone();
                 tokio::task::spawn_blocking(move || {
                     let _claim = claim;
-                    f()
+                    crate::log::as_provider(|| f())
                 })
             }
             Provider::Async(f) => {
                 let f = f.clone();
                 // Building the future may itself panic: catch that too.
-                match std::panic::catch_unwind(AssertUnwindSafe(|| f())) {
-                    Ok(fut) => tokio::spawn(async move {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| crate::log::as_provider(|| f())))
+                {
+                    Ok(mut fut) => tokio::spawn(async move {
                         let _claim = claim;
-                        fut.await
+                        std::future::poll_fn(|cx| crate::log::as_provider(|| fut.as_mut().poll(cx)))
+                            .await
                     }),
                     Err(panic) => {
                         return ProviderReport::failed(
