@@ -225,3 +225,24 @@ pub fn assert_same_unread_body_answers(bare: &[u8], diag: &[u8], first: &str, se
         assert_eq!(diag[d..], bare[b..], "the second answer");
     }
 }
+
+/// Each of `cases` (method, path, extra header lines), out of and in diagnostic mode,
+/// one request a connection: the same answer bare and with diag ([`same_answer`]), one
+/// `traceparent`, and a complete capture for each request that ran in diagnostic mode
+/// (a case whose extra lines send an `x-debug` of their own, a wrong one, gets none).
+pub async fn unchanged_answers(p: &Pair, cases: &[(&str, &str, &str)]) {
+    for debug_mode in [false, true] {
+        for (method, path, extra) in cases {
+            let req = closing_request(method, path, extra, debug_mode);
+            let with = same_answer(p, req.as_bytes()).await;
+            assert_eq!(
+                header_values(&with, "traceparent").len(),
+                1,
+                "{}",
+                show(&with)
+            );
+            let debugged = debug_mode && !extra.contains("x-debug:");
+            captures_complete(p, &with, usize::from(debugged));
+        }
+    }
+}

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use diag_conformance::TOKEN;
 use diag_conformance::raw::{
     DIAG_HEADERS, Pair, answered_before_body, assert_same_unread_body_answers, captures_complete,
-    closing_request, debug, diag, header_values, same_answer, show,
+    closing_request, debug, diag, header_values, same_answer, show, unchanged_answers,
 };
 use diag_core::Diag;
 use diag_tower::DiagLayer;
@@ -181,20 +181,7 @@ async fn http1_responses_are_byte_identical_apart_from_diag_headers() {
         ("GET", "/nowhere", ""),
         ("GET", "/fixed", "x-debug: nope\r\n"),
     ];
-    for debug_mode in [false, true] {
-        for (method, path, extra) in cases {
-            let req = closing_request(method, path, extra, debug_mode);
-            let with = same_answer(&p, req.as_bytes()).await;
-            assert_eq!(
-                header_values(&with, "traceparent").len(),
-                1,
-                "{}",
-                show(&with)
-            );
-            let debugged = debug_mode && !extra.contains("nope");
-            captures_complete(&p, &with, usize::from(debugged));
-        }
-    }
+    unchanged_answers(&p, cases).await;
 }
 
 /// Pipelined keep-alive requests, debug ones between normal ones, with request bodies
