@@ -14,7 +14,8 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// The token the benchmarks' diag handle accepts, as bearer token and as `X-Debug`.
 pub const TOKEN: &str = "bench-token";
 
-async fn product(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
+/// The bench app's one handler: a small JSON body and one `debug!`, disabled at INFO.
+pub async fn product(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
     tracing::debug!(product_id = id, "looking up product");
     axum::Json(serde_json::json!({ "id": id, "name": "widget", "price_cents": 1299 }))
 }

@@ -38,13 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .unwrap_or_else(|| "127.0.0.1:18080".into())
         .parse()?;
-    let sink = tracing_subscriber::fmt::layer().with_writer(std::io::sink);
 
     let router = match variant.as_str() {
         "bare" => {
-            tracing_subscriber::registry()
-                .with(sink.with_filter(EnvFilter::new("info")))
-                .init();
+            init_plain_subscriber();
             app()
         }
         "bare_diag_subscriber" => {
@@ -57,13 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // writes TOUCH_LINES cache lines (default 24), each on its own page, per
             // request. Against TOUCH_LINES=0 it prices a cache line the request path
             // touches on loopback.
-            tracing_subscriber::registry()
-                .with(sink.with_filter(EnvFilter::new("info")))
-                .init();
-            let lines: usize = std::env::var("TOUCH_LINES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(24);
+            init_plain_subscriber();
+            let lines = env_usize("TOUCH_LINES", 24);
             let words: &'static [AtomicU64] = Box::leak(
                 (0..lines * PAGE_WORDS + 1)
                     .map(|_| AtomicU64::new(0))
@@ -82,34 +74,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bare_header" => {
             // Calibration, not a middleware: bare axum whose handler adds one static
             // header of HEADER_LEN bytes (default 55, a `traceparent`'s length).
-            tracing_subscriber::registry()
-                .with(sink.with_filter(EnvFilter::new("info")))
-                .init();
-            let len: usize = std::env::var("HEADER_LEN")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(55);
+            init_plain_subscriber();
+            let len = env_usize("HEADER_LEN", 55);
             let value: &'static str = Box::leak("0".repeat(len).into_boxed_str());
             axum::Router::new().route(
                 "/products/{id}",
-                axum::routing::get(
-                    move |axum::extract::Path(id): axum::extract::Path<u64>| async move {
-                        tracing::debug!(product_id = id, "looking up product");
-                        (
-                            [(
-                                axum::http::HeaderName::from_static("traceparent"),
-                                axum::http::HeaderValue::from_static(value),
-                            )],
-                            axum::Json(serde_json::json!({ "id": id, "name": "widget", "price_cents": 1299 })),
-                        )
-                    },
-                ),
+                axum::routing::get(move |id| async move {
+                    let header = (
+                        axum::http::HeaderName::from_static("traceparent"),
+                        axum::http::HeaderValue::from_static(value),
+                    );
+                    ([header], diag_benches::product(id).await)
+                }),
             )
         }
         "noop" => {
-            tracing_subscriber::registry()
-                .with(sink.with_filter(EnvFilter::new("info")))
-                .init();
+            init_plain_subscriber();
             app().layer(tower::layer::util::Identity::new())
         }
         "diag" => {
@@ -124,9 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             app().with_diag(&diag)
         }
         "trace" => {
-            tracing_subscriber::registry()
-                .with(sink.with_filter(EnvFilter::new("info")))
-                .init();
+            init_plain_subscriber();
             app().layer(
                 tower_http::trace::TraceLayer::new_for_http()
                     .make_span_with(
@@ -160,3 +138,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 use tracing_subscriber::Layer as _;
+
+/// The subscriber every variant without diag's gets: fmt at INFO, writing to a sink.
+fn init_plain_subscriber() {
+    let sink = tracing_subscriber::fmt::layer().with_writer(std::io::sink);
+    tracing_subscriber::registry()
+        .with(sink.with_filter(EnvFilter::new("info")))
+        .init();
+}
+
+/// A calibration's size from the environment variable `name`, else `default`.
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
