@@ -257,29 +257,18 @@ fn redact_url_passwords(text: &str) -> Option<String> {
     }
     let mut changed = false;
     let mut out = String::with_capacity(text.len());
-    // Each piece between separators is one URL at most.
-    let mut rest = text;
-    while let Some(end) =
-        rest.find(|c: char| c.is_whitespace() || matches!(c, ',' | '"' | '\'' | ';'))
-    {
-        let (piece, sep) = rest.split_at(end);
-        let sep_len = sep.chars().next().map_or(0, char::len_utf8);
-        match redact_url_password(piece) {
+    // Each piece up to a separator is one URL at most; the separator stays with it.
+    let is_separator = |c: char| c.is_whitespace() || matches!(c, ',' | '"' | '\'' | ';');
+    for piece in text.split_inclusive(is_separator) {
+        let url = piece.trim_end_matches(is_separator);
+        match redact_url_password(url) {
             Some(clean) => {
                 out.push_str(&clean);
+                out.push_str(&piece[url.len()..]);
                 changed = true;
             }
             None => out.push_str(piece),
         }
-        out.push_str(&sep[..sep_len]);
-        rest = &sep[sep_len..];
-    }
-    match redact_url_password(rest) {
-        Some(clean) => {
-            out.push_str(&clean);
-            changed = true;
-        }
-        None => out.push_str(rest),
     }
     changed.then_some(out)
 }
