@@ -105,6 +105,9 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
             {
                 span.message(11, |ev| log_event(ev, log, &nanos));
             }
+            if let Some(kind) = error_type(c.response.as_ref().map(|r| r.status), grpc) {
+                span.message(9, |kv| kv_str(kv, "error.type", &kind));
+            }
             let grpc_failed = grpc.is_some_and(|code| code.is_server_error());
             let failed = c.response.as_ref().is_none_or(|r| r.status >= 500) || grpc_failed;
             if failed || !c.complete {
@@ -221,15 +224,15 @@ pub(super) fn encode_spans<'a>(
                         kv_int(kv, "rpc.grpc.status_code", i64::from(code.code()))
                     });
                 }
-                let error = match (s.status, s.grpc) {
-                    (None, _) => Some("no response".to_owned()),
-                    (_, Some(code)) if code.is_server_error() => {
-                        Some(format!("gRPC {}", code.name()))
-                    }
-                    (Some(status), _) if status >= 500 => Some(format!("HTTP {status}")),
-                    _ => None,
-                };
-                if let Some(message) = error {
+                if let Some(kind) = error_type(s.status, s.grpc) {
+                    span.message(9, |kv| kv_str(kv, "error.type", &kind));
+                    let message = match (s.status, s.grpc) {
+                        (None, _) => "no response".to_owned(),
+                        (_, Some(code)) if code.is_server_error() => {
+                            format!("gRPC {}", code.name())
+                        }
+                        (_, _) => format!("HTTP {kind}"),
+                    };
                     span.message(15, |st| {
                         st.string(2, &message);
                         st.uint(3, 2); // STATUS_CODE_ERROR
@@ -238,6 +241,18 @@ pub(super) fn encode_spans<'a>(
             });
         }
     })
+}
+
+/// OpenTelemetry's `error.type` of a server span that failed: the status code of a 5xx
+/// (`"503"`), a gRPC server error's name (`"UNAVAILABLE"`), `"no_response"` for a request
+/// that ended without a response head; `None` for one that did not fail.
+fn error_type(status: Option<u16>, grpc: Option<crate::request::GrpcCode>) -> Option<String> {
+    match (status, grpc) {
+        (None, _) => Some("no_response".to_owned()),
+        (_, Some(code)) if code.is_server_error() => Some(code.name().to_owned()),
+        (Some(status), _) if status >= 500 => Some(status.to_string()),
+        _ => None,
+    }
 }
 
 /// The recorded span with tracing id `id` that was open at `at_ms` (tracing reuses the

@@ -22,9 +22,11 @@
 //! method for a request no route matched), the request's span id and trace id (the ones
 //! in its `traceparent` and its exemplars), the caller's span as parent,
 //! `http.request.method`, `http.route`, `http.response.status_code`, from arrival to the
-//! response head (what the duration histogram measures), an error status for a 5xx or a
-//! request that never got a response. No path, query, header or body: those are a debug
-//! request's, redacted.
+//! response head (what the duration histogram measures), an error status and
+//! `error.type` (`"503"`, a gRPC server error's name such as `"UNAVAILABLE"`, or
+//! `"no_response"`) for a 5xx, a failed gRPC call, or a request that never got a response
+//! (a debug request's server span carries the same). No path, query, header or body:
+//! those are a debug request's, redacted (a path may hold a secret no rule can know).
 //!
 //! The request path only hands the stored capture, or the span's ids and times, to a
 //! queue ([`QUEUE`] captures, [`SPAN_QUEUE`] spans; when full, it is dropped and counted);

@@ -251,6 +251,7 @@ fn sampled_requests_send_their_server_spans_in_batches() {
     ));
     assert!(!contains(&all, &unsampled.span_id.0));
     assert!(contains(&all, b"GET /products/{id}") && contains(&all, b"no response"));
+    assert!(contains(&all, b"error.type") && contains(&all, b"no_response"));
     // The resource names the process among the service's instances.
     assert!(contains(&all, b"service.instance.id"));
     assert!(contains(&all, diag.instance().as_bytes()));

@@ -194,6 +194,9 @@ async fn traces_reach_a_real_otlp_receiver() {
     let missing = s.get("/no/such/route").send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let (missing_trace, _) = ids(&missing);
+    let failed = s.get("/fail").send().await.unwrap();
+    assert_eq!(failed.status(), 500);
+    let (failed_trace, _) = ids(&failed);
     // The normal requests' spans wait for their batch (up to a second); flushing, as
     // the demo does on its way out, sends them now, and the receiver takes them all.
     let diag = s.diag.clone();
@@ -287,13 +290,28 @@ async fn traces_reach_a_real_otlp_receiver() {
         .await;
     assert_eq!(missing[0]["name"], "GET", "{missing:#?}");
     assert!(spans_of(&client, &base, &unsampled_trace, 1).await.is_err());
+    // A 5xx: an error, with OpenTelemetry's `error.type` naming its status.
+    let failed = phoenix
+        .wait_for("the failed request's server span", async || {
+            spans_of(&client, &base, &failed_trace, 1).await
+        })
+        .await;
+    let attrs = &failed[0]["attributes"];
+    let error_type = if attrs["error.type"].is_null() {
+        attrs["error"]["type"].clone()
+    } else {
+        attrs["error.type"].clone()
+    };
+    assert_eq!(error_type, "500", "{failed:#?}");
+    assert_eq!(failed[0]["status_code"], "ERROR", "{failed:#?}");
 
-    // The counts say three sent: the debug request, the normal one, the unmatched one
-    // (counted once the receiver's answer is read, which may come after the spans show).
+    // The counts say four sent: the debug request, the normal one, the unmatched one,
+    // the failed one (counted once the receiver's answer is read, which may come after
+    // the spans show).
     let metrics = phoenix
         .wait_for("the exports to be counted", async || {
             let metrics = common::text(s.get("/metrics")).await;
-            if metrics.contains(r#"diag_otlp_exports_total{outcome="sent"} 3"#) {
+            if metrics.contains(r#"diag_otlp_exports_total{outcome="sent"} 4"#) {
                 Ok(metrics)
             } else {
                 Err(metrics)
