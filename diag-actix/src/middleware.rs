@@ -126,15 +126,10 @@ where
         }
         // actix resolves the pattern from its resource map, before routing.
         let route = req.match_pattern();
-        let uri = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
         let guard = self.diag.begin(&RequestView {
             method: req.method().as_str(),
             route: route.as_deref(),
-            uri: &uri,
+            uri: req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             headers: &ActixHeaders(req.headers()),
             peer: &|| req.peer_addr(),
         });
