@@ -31,8 +31,9 @@ pub struct DebugBudget {
 }
 
 impl DebugBudget {
-    /// A full bucket. `per_second` is clamped to at least one token per ~584 years and
-    /// `burst` to at least 1 (the builder refuses non-positive values before this).
+    /// A full bucket. `burst` is clamped to at least 1 and `per_second` to at least one
+    /// token per `146 / burst` years, so that a whole burst's time still fits the clock
+    /// (the builder refuses non-positive values before this).
     ///
     /// ```
     /// use diag_core::debug::DebugBudget;
@@ -42,12 +43,15 @@ impl DebugBudget {
     /// assert!(!budget.try_acquire(), "the next one in two seconds");
     /// ```
     pub fn new(per_second: f64, burst: u32) -> Self {
-        let interval_ns = if per_second.is_finite() && per_second > 0.0 {
-            (1e9 / per_second).clamp(1.0, u64::MAX as f64) as u64
-        } else {
-            u64::MAX
-        };
         let burst = burst.max(1);
+        // A burst's tolerance, and the theoretical arrival time beyond it, must not
+        // saturate: a saturated tolerance would admit everything.
+        let longest = u64::MAX / 4 / u64::from(burst);
+        let interval_ns = if per_second.is_finite() && per_second > 0.0 {
+            (1e9 / per_second).clamp(1.0, longest as f64) as u64
+        } else {
+            longest
+        };
         DebugBudget {
             origin: Instant::now(),
             interval_ns,
@@ -154,6 +158,27 @@ mod tests {
         });
         assert_eq!(granted.load(Ordering::Relaxed), 20);
         assert_eq!(budget.exhausted(), 200 - 20);
+    }
+
+    #[test]
+    fn a_tiny_rate_still_caps_at_the_burst() {
+        // interval × burst beyond u64 nanoseconds: a saturated tolerance admitted all.
+        for (rate, burst) in [(1e-9, 20), (1e-30, 1_000_000), (f64::MIN_POSITIVE, 3)] {
+            let budget = DebugBudget::new(rate, burst);
+            let granted = (0..100).take_while(|_| budget.try_acquire()).count();
+            assert_eq!(
+                granted,
+                (burst as usize).min(100),
+                "{rate}/s, burst {burst}"
+            );
+            if burst < 100 {
+                let hour = 3_600_000_000_000;
+                assert!(
+                    !budget.try_acquire_at(hour),
+                    "{rate}/s: refilled in an hour"
+                );
+            }
+        }
     }
 
     #[test]
