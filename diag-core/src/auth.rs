@@ -83,6 +83,15 @@ pub enum AuthError {
          DIAG_TOKEN"
     )]
     CrossSiteWrite,
+    /// No token is configured and a loopback client's read carries an `Origin` that is
+    /// not this host: another site's page, whose script could read the answer wherever a
+    /// CORS layer lets it.
+    #[error(
+        "no token is configured and this read comes from another site's web page (its \
+         Origin is not the Host asked for); use curl or this host's own /debug page, or \
+         configure DIAG_TOKEN"
+    )]
+    CrossSiteRead,
     /// No token is configured and a loopback client asked for a `Host` that is not a
     /// loopback name: a web page that had a DNS name of its own point at this host (DNS
     /// rebinding) would send exactly that.
@@ -112,6 +121,7 @@ impl AuthError {
                 | AuthError::UntrustedProxy
                 | AuthError::UnknownClient
                 | AuthError::CrossSiteWrite
+                | AuthError::CrossSiteRead
                 | AuthError::ForeignHost
                 | AuthError::BasicCannotWrite
         )
@@ -125,6 +135,26 @@ pub(crate) struct Secret(Vec<u8>);
 impl Secret {
     pub(crate) fn new(s: impl Into<Vec<u8>>) -> Self {
         Secret(s.into())
+    }
+
+    /// A token as configured: surrounding whitespace dropped (a secret mounted from a
+    /// file ends with a newline, which no client sends); `None` when nothing is left.
+    pub(crate) fn configured(token: String) -> Option<Self> {
+        let trimmed = token.trim_ascii();
+        (!trimmed.is_empty()).then(|| Secret::new(trimmed))
+    }
+
+    /// Refuses a token a header cannot carry: anything but visible ASCII. `what` names
+    /// it in the error.
+    pub(crate) fn validate(&self, what: &str) -> Result<(), crate::ConfigError> {
+        if self.0.iter().all(|b| b.is_ascii_graphic()) {
+            Ok(())
+        } else {
+            Err(crate::ConfigError::Token(format!(
+                "{what} may hold only visible ASCII (no spaces or control characters): \
+                 a header could not carry it"
+            )))
+        }
     }
 
     /// Whether `candidate` equals the secret. The time taken depends only on the
@@ -230,8 +260,19 @@ pub(crate) fn authorize(
     // `Host $host`), and a proxy listening on `[::1]` in front of one on 127.0.0.1 once
     // skipped this check, as client and peer differed. A proxy that sends a name of its
     // own (the upstream's) is refused: have it pass the client's.
-    if !is_safe(method) && headers.get("origin").is_some() {
-        return Err(AuthError::CrossSiteWrite);
+    // A read from a page is fine only from diag's own (same-origin fetches send no
+    // `Origin`, but some browsers send one anyway): another site's page could read the
+    // answer wherever a CORS layer of the service's lets it.
+    if let Some(origin) = headers.get("origin") {
+        if !is_safe(method) {
+            return Err(AuthError::CrossSiteWrite);
+        }
+        if !headers
+            .get("host")
+            .is_some_and(|host| same_origin(origin, host))
+        {
+            return Err(AuthError::CrossSiteRead);
+        }
     }
     if let Some(host) = headers.get("host")
         && !is_loopback_host(host)
@@ -239,6 +280,15 @@ pub(crate) fn authorize(
         return Err(AuthError::ForeignHost);
     }
     Ok(())
+}
+
+/// Whether `origin` (`http://localhost:8080`) names the host and port `host` does.
+fn same_origin(origin: &[u8], host: &[u8]) -> bool {
+    let origin = origin.trim_ascii();
+    let authority = origin
+        .strip_prefix(b"http://")
+        .or_else(|| origin.strip_prefix(b"https://"));
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host.trim_ascii()))
 }
 
 /// Whether a `Host` value names this host's loopback: `localhost` (or a name under it),
@@ -415,10 +465,28 @@ mod tests {
             Ok(()),
             "curl sends no Origin"
         );
+        for origin in ["https://evil.example", "null", "http://localhost:3000"] {
+            assert_eq!(
+                ask("GET", &[("host", "localhost:8080"), ("origin", origin)]),
+                Err(AuthError::CrossSiteRead),
+                "a read from another site's page: {origin}"
+            );
+        }
         assert_eq!(
-            ask("GET", &[("origin", "https://evil.example")]),
+            ask("GET", &[("origin", "http://localhost:8080")]),
+            Err(AuthError::CrossSiteRead),
+            "no Host to compare with"
+        );
+        assert_eq!(
+            ask(
+                "GET",
+                &[
+                    ("host", "localhost:8080"),
+                    ("origin", "http://LOCALHOST:8080")
+                ]
+            ),
             Ok(()),
-            "a read: CORS keeps its answer from the page"
+            "diag's own page"
         );
         // A token makes none of this matter: a page cannot send it.
         let t = Secret::new("s3cret");
@@ -431,6 +499,7 @@ mod tests {
         // Refusals that no credential could lift are 403s without a challenge.
         assert!(!AuthError::ForeignHost.credentials_can_help());
         assert!(!AuthError::CrossSiteWrite.credentials_can_help());
+        assert!(!AuthError::CrossSiteRead.credentials_can_help());
     }
 
     #[test]

@@ -143,16 +143,25 @@ pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
     if !from_network(req.peer, &f, trusted, |ip| ip.is_loopback()) {
         return Access::Forbidden;
     }
-    // A browser page on this host is loopback too: no writes with an `Origin`, and no
-    // `Host` but a loopback name (through a loopback proxy too: it passes the name on).
+    // A browser page on this host is loopback too: no writes with an `Origin`, no reads
+    // with another site's, and no `Host` but a loopback name (through a loopback proxy too: it passes the name on).
     let header = |name: &str| {
         req.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    if !matches!(req.method.as_str(), "GET" | "HEAD") && header("origin").is_some() {
-        return Access::Forbidden;
+    if let Some(origin) = header("origin") {
+        // Writes never; reads only from the page of the very host asked for.
+        let ascii_trim = |v: &str| v.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned();
+        let own_page = header("host").is_some_and(|host| {
+            ["http://", "https://"].iter().any(|scheme| {
+                ascii_trim(origin).eq_ignore_ascii_case(&format!("{scheme}{}", ascii_trim(host)))
+            })
+        });
+        if !matches!(req.method.as_str(), "GET" | "HEAD") || !own_page {
+            return Access::Forbidden;
+        }
     }
     if header("host").is_some_and(|h| !loopback_host(h)) {
         return Access::Forbidden;
