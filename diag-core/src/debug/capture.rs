@@ -518,6 +518,19 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_debug_header_and_the_old_one_are_both_redacted() {
+        let redactor = Redactor::new("X-Diag", &[], &[]);
+        let headers: Vec<(String, String)> = [("x-diag", "new-secret"), ("X-Debug", "old-secret")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        let copied = redactor.headers(&headers);
+        assert!(
+            copied.iter().all(|(_, v)| v == crate::debug::REDACTED),
+            "{copied:?}"
+        );
+    }
+
+    #[test]
     fn frame_by_frame_up_to_the_cap() {
         let mut b = BodyCapture::new(10);
         b.push(b"hello ");

@@ -25,7 +25,7 @@ pub(crate) struct DebugConfig {
 impl Default for DebugConfig {
     fn default() -> Self {
         DebugConfig {
-            header: "x-debug".to_owned(),
+            header: super::DEFAULT_HEADER.to_owned(),
             token: None,
             networks: None,
             per_second: 5.0,
@@ -67,8 +67,7 @@ impl DiagBuilder {
     /// assert_eq!(refused, Decision::Rejected(RejectReason::Invalid));
     /// ```
     pub fn debug_token(mut self, token: impl Into<String>) -> Self {
-        let token = token.into();
-        self.debug.token = (!token.is_empty()).then(|| Secret::new(token));
+        self.debug.token = Secret::configured(token.into());
         self
     }
 
@@ -270,6 +269,29 @@ impl DebugConfig {
                 self.header
             )));
         }
+        // Headers every client or proxy sends for its own reasons: each request would be
+        // a refused debug attempt, and the header's other readers would see the token.
+        const TAKEN: [&str; 12] = [
+            "authorization",
+            "proxy-authorization",
+            "cookie",
+            "host",
+            "content-type",
+            "content-length",
+            "transfer-encoding",
+            "traceparent",
+            "tracestate",
+            "x-forwarded-for",
+            "forwarded",
+            "x-debug-level",
+        ];
+        if TAKEN.iter().any(|t| t.eq_ignore_ascii_case(&self.header)) {
+            return Err(ConfigError::Debug(format!(
+                "`{}` carries something else already; pick a header of diag's own \
+                 (DIAG_DEBUG_HEADER, or `debug_header`)",
+                self.header
+            )));
+        }
         Ok(())
     }
 }
@@ -362,5 +384,64 @@ mod tests {
             ask("env-debug-token", "127.0.0.1"),
             Decision::BudgetExhausted
         );
+    }
+
+    fn ask(diag: &Diag, header: &str, value: &str) -> Decision {
+        let h = vec![(header.to_owned(), value.to_owned())];
+        diag.debug_decision(&h, Some("10.9.9.9:1".parse().unwrap()))
+    }
+
+    #[test]
+    fn a_token_from_a_secret_file_loses_its_newline() {
+        let diag = Diag::builder().token("s3cret\n").build().unwrap();
+        assert!(ask(&diag, "x-debug", "s3cret").is_debug());
+        let diag = Diag::builder()
+            .token("ops")
+            .debug_token("  support\r\n")
+            .build()
+            .unwrap();
+        assert!(ask(&diag, "x-debug", "support").is_debug());
+        // Only whitespace: no token at all (endpoints loopback-only, no X-Debug token).
+        let diag = Diag::builder().token(" \n").build().unwrap();
+        assert_eq!(
+            ask(&diag, "x-debug", "x"),
+            Decision::Rejected(RejectReason::Invalid)
+        );
+    }
+
+    #[test]
+    fn tokens_no_header_can_carry_or_x_debug_would_misread_are_refused() {
+        let refused = |b: crate::DiagBuilder| match b.build() {
+            Err(crate::ConfigError::Token(reason)) => reason,
+            other => panic!("built: {:?}", other.map(|_| ())),
+        };
+        assert!(refused(Diag::builder().token("two words")).contains("DIAG_TOKEN"));
+        assert!(refused(Diag::builder().token("caf\u{e9}")).contains("visible ASCII"));
+        let debug = refused(Diag::builder().token("ok").debug_token("tab\there"));
+        assert!(debug.contains("DIAG_DEBUG_TOKEN"), "{debug}");
+        for token in ["1", "v1.longrandomtoken"] {
+            assert!(refused(Diag::builder().token(token)).contains("`v1.`"));
+            assert!(refused(Diag::builder().token("ok").debug_token(token)).contains("`1`"));
+        }
+        // The endpoint token may be anything when X-Debug has a token of its own.
+        assert!(
+            Diag::builder()
+                .token("v1.ops")
+                .debug_token("support")
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_debug_header_some_other_party_sends_is_refused() {
+        for name in ["Authorization", "cookie", "TRACEPARENT", "x-debug-level"] {
+            let err = Diag::builder().debug_header(name).build().unwrap_err();
+            assert!(
+                err.to_string().contains("carries something else"),
+                "{name}: {err}"
+            );
+        }
+        assert!(Diag::builder().debug_header("X-Diag").build().is_ok());
     }
 }

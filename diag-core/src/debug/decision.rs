@@ -33,7 +33,10 @@ pub enum Decision {
     Rejected(RejectReason),
     /// The credential was good but the budget is spent.
     BudgetExhausted,
-    /// The kill switch is on.
+    /// The kill switch is on. Only a direct caller of
+    /// [`Diag::debug_decision`](crate::Diag::debug_decision) sees it: the shipped
+    /// middleware passes a request straight through then, without asking, and adds no
+    /// header at all.
     Disabled,
 }
 

@@ -18,6 +18,37 @@
 //! 5. response body frames → [`DebugRequest::response_chunk`], its end →
 //!    [`DebugRequest::response_end`]; dropped early → [`DebugRequest::finish_incomplete`]
 //!    (or just drop the last handle).
+//!
+//! # Credentials
+//!
+//! `X-Debug` (see [`DEFAULT_HEADER`]; renamed with `DIAG_DEBUG_HEADER`) carries one of:
+//! - the debug token (`DIAG_DEBUG_TOKEN`, else the endpoint token `DIAG_TOKEN`), compared
+//!   in constant time;
+//! - `1`, honoured only from a trusted debug network (`DIAG_DEBUG_NETWORKS`, default
+//!   loopback; the client address behind trusted proxies);
+//! - a short-lived signed credential, `v1.<expiry_unix>.<mac>`: `expiry_unix` is the
+//!   expiry in whole seconds since the Unix epoch (decimal), `mac` the unpadded base64url
+//!   encoding of `HMAC-SHA256(key, "diag-debug-v1." + expiry_unix)`, keyed with the debug
+//!   token. It lives at most [`MAX_TTL`]. Mint one in code with
+//!   [`Diag::mint_debug_credential`](crate::Diag::mint_debug_credential) or
+//!   [`sign_credential`], from a shell with the `diag-mint` binary
+//!   (`DIAG_TOKEN=… cargo run -p diag-core --bin diag-mint -- 300`), or with openssl
+//!   alone:
+//!
+//! ```sh
+//! exp=$(( $(date +%s) + 300 ))
+//! mac=$(printf 'diag-debug-v1.%s' "$exp" \
+//!   | openssl dgst -sha256 -hmac "$DIAG_TOKEN" -binary \
+//!   | openssl base64 -A | tr '+/' '-_' | tr -d '=')
+//! curl -H "X-Debug: v1.$exp.$mac" https://service/checkout
+//! ```
+//!
+//! When a request carries several `X-Debug` headers, the first decides. Anything else
+//! (a wrong, expired, malformed or oversized value) is refused: the request is served
+//! normally, `diag_debug_rejected_total{reason}` counts it, and a WARN (target
+//! `diag_core::debug::credential`) is logged at most once per [`WARN_INTERVAL`] per
+//! reason. Over the budget, the response says `X-Debug-Status: budget-exhausted`, and a
+//! `debug_budget_exhausted` event (and WARN) is recorded at most once per 10 s.
 
 pub(crate) mod base64;
 mod budget;
@@ -39,6 +70,14 @@ pub(crate) mod stored;
 mod tap;
 pub(crate) mod throttle;
 pub(crate) mod waterfall;
+
+/// The request header that asks for diagnostic mode, unless the builder's
+/// [`debug_header`](crate::DiagBuilder::debug_header) names another.
+///
+/// ```
+/// assert_eq!(diag_core::debug::DEFAULT_HEADER, "x-debug");
+/// ```
+pub const DEFAULT_HEADER: &str = "x-debug";
 
 pub use budget::DebugBudget;
 pub use capture::{

@@ -31,6 +31,8 @@ use crate::net::{Cidr, TrustedProxies};
 pub struct DebugMode {
     pub(crate) header: String,
     key: Option<Secret>,
+    /// Where the key comes from: `debug_token`, `token` or `none`.
+    key_source: &'static str,
     networks: Vec<Cidr>,
     pub(crate) body_limit: usize,
     budget: DebugBudget,
@@ -71,6 +73,23 @@ impl DebugMode {
         secret_fragments: Vec<String>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        let key_source = match (&config.token, endpoint_token) {
+            (Some(_), _) => "debug_token",
+            (None, Some(_)) => "token",
+            (None, None) => "none",
+        };
+        let key = config.token.or_else(|| endpoint_token.cloned());
+        if let Some(key) = &key {
+            key.validate("the debug token (DIAG_DEBUG_TOKEN, or `debug_token`)")?;
+            if key.expose() == b"1" || key.expose().starts_with(b"v1.") {
+                return Err(ConfigError::Token(
+                    "the token X-Debug carries (DIAG_DEBUG_TOKEN, else DIAG_TOKEN) cannot be \
+                     `1` or begin with `v1.`: X-Debug reads those as a trusted-network request \
+                     and a signed credential"
+                        .to_owned(),
+                ));
+            }
+        }
         let networks = match &config.networks {
             None => Cidr::loopback().to_vec(),
             Some(list) => list
@@ -86,7 +105,8 @@ impl DebugMode {
         )
         .with_fragments(secret_fragments);
         Ok(DebugMode {
-            key: config.token.or_else(|| endpoint_token.cloned()),
+            key,
+            key_source,
             networks,
             body_limit: config.body_limit,
             budget: DebugBudget::new(config.per_second, config.burst),
@@ -131,6 +151,30 @@ impl DebugMode {
     /// ```
     pub fn header(&self) -> &str {
         &self.header
+    }
+
+    /// Which token `X-Debug` carries and signed credentials are keyed with:
+    /// `"debug_token"` (its own), `"token"` (the endpoint token) or `"none"`.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().token("ops").build().unwrap();
+    /// assert_eq!(diag.debug_mode().key_source(), "token");
+    /// let diag = diag_core::Diag::builder().token("ops").debug_token("support").build().unwrap();
+    /// assert_eq!(diag.debug_mode().key_source(), "debug_token");
+    /// ```
+    pub fn key_source(&self) -> &'static str {
+        self.key_source
+    }
+
+    /// The networks `X-Debug: 1` is honoured from (loopback unless configured).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let nets: Vec<String> = diag.debug_mode().networks().iter().map(|n| n.to_string()).collect();
+    /// assert_eq!(nets, ["127.0.0.0/8", "::1/128"]);
+    /// ```
+    pub fn networks(&self) -> &[Cidr] {
+        &self.networks
     }
 
     /// How many `X-Debug` headers were refused for `reason`

@@ -40,7 +40,9 @@
 /// ```
 pub const REDACTED: &str = "[redacted]";
 
-/// Headers always redacted (the debug header is added to these).
+/// Headers always redacted. The debug header is added to these, and `x-debug` stays
+/// redacted when the debug header has another name (clients that still send it during a
+/// rename carry a token too).
 ///
 /// ```
 /// # use diag_core::debug::DebugLevel;
@@ -156,7 +158,7 @@ impl Redactor {
         let mut headers: Vec<String> = ALWAYS_REDACTED_HEADERS
             .iter()
             .map(|s| (*s).to_owned())
-            .chain(std::iter::once(debug_header.to_owned()))
+            .chain([debug_header.to_owned(), super::DEFAULT_HEADER.to_owned()])
             .chain(extra_headers.iter().cloned())
             .map(|s| s.trim().to_ascii_lowercase())
             .collect();

@@ -1,21 +1,5 @@
-//! Short-lived signed debug credentials.
-//!
-//! Format: `v1.<expiry_unix>.<mac>`, where `expiry_unix` is the expiry in whole seconds
-//! since the Unix epoch (decimal) and `mac` is the unpadded base64url encoding of
-//! `HMAC-SHA256(key, "diag-debug-v1." + expiry_unix)`. The key is the debug token
-//! (`DIAG_DEBUG_TOKEN`), or the endpoint token (`DIAG_TOKEN`) when no separate debug
-//! token is configured. A credential lives at most [`MAX_TTL`].
-//!
-//! Mint one in code with [`Diag::mint_debug_credential`](crate::Diag::mint_debug_credential),
-//! from a shell with the `diag-mint` binary, or with openssl alone:
-//!
-//! ```sh
-//! exp=$(( $(date +%s) + 300 ))
-//! mac=$(printf 'diag-debug-v1.%s' "$exp" \
-//!   | openssl dgst -sha256 -hmac "$DIAG_TOKEN" -binary \
-//!   | openssl base64 -A | tr '+/' '-_' | tr -d '=')
-//! curl -H "X-Debug: v1.$exp.$mac" https://service/checkout
-//! ```
+//! Short-lived signed debug credentials: the format and the openssl recipe are in the
+//! [`debug`](super) module's docs.
 
 use std::time::Duration;
 

@@ -129,7 +129,9 @@ impl DiagBuilder {
     }
 
     /// The bearer token for `/debug/*`. Without one, only loopback clients get in.
-    /// An empty string means no token.
+    /// An empty string means no token. Surrounding whitespace (the newline a secret file
+    /// ends with) is dropped; [`build`](Self::build) refuses a token with other bytes
+    /// than visible ASCII, which no header could carry.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -142,8 +144,7 @@ impl DiagBuilder {
     /// # }
     /// ```
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        let token = token.into();
-        self.token = (!token.is_empty()).then(|| Secret::new(token));
+        self.token = Secret::configured(token.into());
         self
     }
 
@@ -540,6 +541,9 @@ impl DiagBuilder {
             if !crate::debug::DEFAULT_FIELDS.contains(&field.as_str()) {
                 self.secret_keys.add(field);
             }
+        }
+        if let Some(token) = &self.token {
+            token.validate("the token (DIAG_TOKEN, or `token`)")?;
         }
         let debug = crate::debug::DebugMode::new(self.debug, self.token.as_ref(), fragments)?;
         validate_buckets(&self.http_duration_buckets)?;

@@ -5,26 +5,28 @@ use super::builder::DiagBuilder;
 use crate::ConfigError;
 
 impl DiagBuilder {
-    /// Reads these environment variables, each overriding what code set:
+    /// Reads these environment variables: each replaces what code set, except the three
+    /// lists marked "added", which extend the code's:
     ///
     /// | variable | meaning |
     /// |---|---|
-    /// | `DIAG_TOKEN` | bearer token for `/debug/*` (empty: none) |
+    /// | `DIAG_TOKEN` | bearer token for `/debug/*` (empty: none; surrounding whitespace dropped) |
     /// | `DIAG_DISABLED` | `1`/`true`: start with the kill switch on |
-    /// | `DIAG_TRUSTED_PROXIES` | comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed |
+    /// | `DIAG_TRUSTED_PROXIES` | comma-separated addresses/CIDRs whose `X-Forwarded-For`, `Forwarded` and `X-Real-IP` are believed (added) |
     /// | `DIAG_ADMIN_ADDR` | serve the endpoints on this separate address |
     /// | `DIAG_INSTANCE` | this process's name among the service's instances (default `<hostname>:<pid>`) |
     /// | `DIAG_METRICS_PUBLIC` | `0`/`false`: `/metrics` needs the token too |
+    /// | `DIAG_PROCESS_METRICS` | `0`/`false`: no `process_*`, `service_build_info` and `tokio_*` families |
     /// | `DIAG_DEBUG_TOKEN` | a separate token for `X-Debug` and key for signed debug credentials (default: `DIAG_TOKEN`) |
     /// | `DIAG_DEBUG_HEADER` | the debug request header (default `x-debug`) |
-    /// | `DIAG_DEBUG_NETWORKS` | comma-separated addresses/CIDRs where `X-Debug: 1` is honoured (default loopback; empty: nowhere) |
+    /// | `DIAG_DEBUG_NETWORKS` | comma-separated addresses/CIDRs where `X-Debug: 1` is honoured, replacing the default loopback (empty: nowhere) |
     /// | `DIAG_DEBUG_BUDGET` | debug requests admitted per second (default 5) |
     /// | `DIAG_DEBUG_BURST` | debug requests admitted at once (default 20) |
     /// | `DIAG_CAPTURE_BODY_BYTES` | bytes of each body a debug request captures (default 65536) |
     /// | `DIAG_RECORDER_CAPTURES` | finished debug requests kept (default 100) |
     /// | `DIAG_RECORDER_BYTES` | bytes of captures kept (default 8388608) |
-    /// | `DIAG_REDACT_HEADERS` | comma-separated extra headers redacted in captures |
-    /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures |
+    /// | `DIAG_REDACT_HEADERS` | comma-separated extra headers redacted in captures (added) |
+    /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures (added) |
     /// | `DIAG_SAMPLING_RATIO` | the share of new traces sampled, 0 to 1 (default 1; [`sampling_ratio`](Self::sampling_ratio)) |
     /// | `DIAG_OTLP_ENDPOINT` | send traces there (debug requests' whole traces, sampled requests' server spans) ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, unless `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` names another protocol than `http/protobuf` |
     ///

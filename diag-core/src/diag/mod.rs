@@ -140,6 +140,10 @@ pub enum ConfigError {
     /// The HTTP duration buckets are unusable.
     #[error("http duration buckets: {0}")]
     Buckets(#[from] BucketsError),
+    /// A token is unusable: bytes no header can carry, or, for `X-Debug`, a value that
+    /// reads as another kind of credential (`1`, `v1.…`).
+    #[error("{0}")]
+    Token(String),
     /// The OTLP endpoint is not a plain `http://` URL, or its thread could not start.
     #[error("otlp endpoint: {0}")]
     Otlp(String),
@@ -298,14 +302,14 @@ impl Diag {
     pub fn set_disabled(&self, disabled: bool) {
         let was = self.inner.disabled.swap(disabled, Ordering::Relaxed);
         if was != disabled {
-            self.events().record(
-                crate::events::kinds::KILL_SWITCH,
-                if disabled {
-                    "kill switch on: diagnostics paused, requests pass straight through"
-                } else {
-                    "kill switch off: diagnostics resumed"
-                },
-            );
+            let message = if disabled {
+                "kill switch on: diagnostics paused, requests pass straight through"
+            } else {
+                "kill switch off: diagnostics resumed"
+            };
+            tracing::warn!(target: "diag::kill_switch", "diag: {message}");
+            self.events()
+                .record(crate::events::kinds::KILL_SWITCH, message);
         }
     }
 

@@ -42,7 +42,8 @@ const EVENTS_ON_INDEX: usize = 5;
 /// The extension point for sections owned elsewhere: each adds one entry here, shown
 /// in the JSON as a top-level key and in the HTML as its own block.
 ///
-/// `log_level` (the runtime log level and its TTL), `debug_mode` (the header, the
+/// `log_level` (the runtime log level and its TTL), `debug_mode` (the header, which
+/// token it carries, the networks `X-Debug: 1` counts from, the trusted proxies, the
 /// budget and how much of it was used, captures kept) and `tracing` (the sampling ratio;
 /// the OTLP collector, if any, and how the exports went).
 fn sections(diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
@@ -63,6 +64,11 @@ fn sections(diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
         "debug_mode".into(),
         serde_json::json!({
             "header": mode.header(),
+            // What explains a refused `X-Debug`: which token it must carry, where `1`
+            // counts, whose forwarding headers are believed.
+            "token": mode.key_source(),
+            "networks": mode.networks().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "trusted_proxies": diag.inner.trusted_proxies.nets().iter().map(ToString::to_string).collect::<Vec<_>>(),
             "budget_per_second": budget.per_second(),
             "budget_burst": budget.burst(),
             "activated": mode.activated(),
@@ -273,6 +279,14 @@ mod tests {
         assert_eq!(v["config"]["stripe_api_key"], "***");
         assert_eq!(v["tracing"]["sampling_ratio"], 1.0);
         assert!(v["tracing"]["otlp"].is_null(), "no collector configured");
+        let mode = &v["debug_mode"];
+        assert_eq!(mode["header"], "x-debug");
+        assert_eq!(mode["token"], "none");
+        assert_eq!(
+            mode["networks"],
+            serde_json::json!(["127.0.0.0/8", "::1/128"])
+        );
+        assert_eq!(mode["trusted_proxies"], serde_json::json!([]));
         assert_eq!(v["events"]["recent"], 2);
         assert_eq!(v["events"]["latest"][0]["kind"], "kill_switch");
         let paths: Vec<&str> = v["endpoints"]
@@ -281,7 +295,7 @@ mod tests {
             .iter()
             .map(|e| e["path"].as_str().unwrap())
             .collect();
-        assert!(paths.contains(&"/debug/events"));
+        assert!(paths.contains(&"/debug/events") && paths.contains(&"/debug/kill-switch"));
         let providers = v["providers"].as_array().unwrap();
         for p in [
             "config", "errors", "events", "process", "queues", "requests",

@@ -25,6 +25,7 @@
 
 mod events;
 mod index;
+mod kill_switch;
 mod log_level;
 mod metrics;
 mod requests;
@@ -203,6 +204,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         shows: "the active log filter; PUT a directive (optionally with a TTL), DELETE to reset",
     },
     Endpoint {
+        path: "/debug/kill-switch",
+        methods: "GET, PUT, POST, DELETE",
+        shows: "whether diag is switched off; PUT on to make the middleware a pass-through (no metrics, traces or diagnostic mode), off or DELETE to resume",
+    },
+    Endpoint {
         path: "/metrics",
         methods: "GET",
         shows: "RED metrics with exemplars and the service's own metrics (OpenMetrics or Prometheus text)",
@@ -307,6 +313,7 @@ impl Diag {
             ("GET" | "HEAD", ["debug", "events"]) => events::serve(self, &req),
             (_, ["debug", "events"]) => DiagResponse::method_not_allowed("GET"),
             (_, ["debug", "log-level"]) => log_level::serve(self, &req),
+            (_, ["debug", "kill-switch"]) => kill_switch::serve(self, &req),
             ("GET" | "HEAD", ["metrics"]) => metrics::serve(self, &req),
             (_, ["metrics"]) => DiagResponse::method_not_allowed("GET"),
             (_, ["debug"] | ["debug", "state"] | ["debug", "state", _]) => {

@@ -25,6 +25,11 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
+    /// The trusted networks.
+    pub(crate) fn nets(&self) -> &[Cidr] {
+        &self.nets
+    }
+
     /// Trusts the given networks.
     ///
     /// ```
