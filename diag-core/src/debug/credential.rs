@@ -141,12 +141,16 @@ impl Rejections {
         }
     }
 
-    pub(crate) fn record(&self, reason: RejectReason) {
+    /// Counts a refusal; the warning (at most one per reason per [`WARN_INTERVAL`]) names
+    /// the connection's peer, looked up only then, as the place to start looking.
+    pub(crate) fn record(&self, reason: RejectReason, peer: &dyn Fn() -> Option<SocketAddr>) {
         let total = self.counts[reason.index()].fetch_add(1, Ordering::Relaxed) + 1;
         if self.warn[reason.index()].ready() {
+            let peer = peer().map(|p| crate::net::canonical_ip(p.ip()));
             tracing::warn!(
                 reason = reason.as_str(),
                 total,
+                peer = peer.map(tracing::field::display),
                 "diag: X-Debug refused ({reason}); the request is served normally"
             );
         }
@@ -218,6 +222,43 @@ use crate::clock::unix_now_secs as now_unix;
 mod tests {
     use super::*;
     use crate::test_support::{headers as h, peer};
+
+    #[test]
+    fn the_warning_names_the_peer_and_comes_once_per_interval() {
+        #[derive(Clone, Default)]
+        struct Out(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+        impl std::io::Write for Out {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Out::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let rejections = Rejections::new();
+        tracing::subscriber::with_default(subscriber, || {
+            rejections.record(RejectReason::Invalid, &|| {
+                Some("[::ffff:10.1.2.3]:5000".parse().unwrap())
+            });
+            rejections.record(RejectReason::Invalid, &|| {
+                panic!("the peer is looked up only for a warning")
+            });
+        });
+        let text = String::from_utf8(out.0.lock().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("WARN") && text.contains("peer=10.1.2.3"),
+            "{text}"
+        );
+        assert_eq!(rejections.count(RejectReason::Invalid), 2);
+    }
 
     #[test]
     fn each_reason() {

@@ -117,7 +117,7 @@ impl Diag {
             .policy(&self.inner.trusted_proxies)
             .check(value, headers, peer())
         {
-            mode.rejections.record(reason);
+            mode.rejections.record(reason, peer);
             return Decision::Rejected(reason);
         }
         if !mode.budget().try_acquire() {
