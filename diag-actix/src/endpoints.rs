@@ -1,5 +1,5 @@
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 use diag_core::{Diag, DiagResponse, EndpointRequest};
 use futures_util::StreamExt;
 
@@ -18,10 +18,26 @@ use futures_util::StreamExt;
 /// ```
 pub fn configure(diag: Diag) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.app_data(web::Data::new(diag))
-            .route("/metrics", web::route().to(serve))
-            .route("/debug", web::route().to(serve))
-            .route("/debug/{tail:.*}", web::route().to(serve));
+        // Each of diag's paths on its own, guarded by diag's own list: a catch-all
+        // `/debug/{tail}` would take the service's `/debug/pprof` and its 404s, and
+        // would be the route label (actix's `match_pattern` ignores guards) of every
+        // stray `/debug/...` request.
+        for root in diag_core::endpoint::roots() {
+            let below = if root == "/debug" {
+                "/debug/".to_owned()
+            } else {
+                format!("{root}/{{tail:.*}}")
+            };
+            let ours = diag.clone();
+            cfg.service(
+                web::resource([root.to_owned(), below])
+                    .guard(guard::fn_guard(move |ctx| {
+                        ours.is_endpoint(ctx.head().uri.path().trim_end_matches('/'))
+                    }))
+                    .route(web::route().to(serve)),
+            );
+        }
+        cfg.app_data(web::Data::new(diag));
     }
 }
 

@@ -2,8 +2,17 @@
 //!
 //! [diag](diag_core) for actix-web 4. [`DiagMiddleware`] watches every request (route
 //! templates from actix's `match_pattern`), and [`configure`] mounts the diagnostics
-//! endpoints (`/metrics`, `/debug`, `/debug/...`), served by diag-core's framework-neutral
-//! handlers.
+//! endpoints (`/metrics`, `/debug` and diag's paths under it, each on its own), served by
+//! diag-core's framework-neutral handlers; it also adds `web::Data<Diag>`.
+//!
+//! Order: in actix the last `.wrap(..)` is the outermost. Wrap `DiagMiddleware` last, so it
+//! counts the statuses other middleware makes; a `NormalizePath` inside it is fine (a
+//! request whose route actix finds only once routing ran is counted under that route).
+//! Register your own routes at diag's paths (there should be none) before `configure` to
+//! keep them, after it to lose them to diag's. Configuration comes from the builder or
+//! [`Diag::from_env`](diag_core::Diag::from_env). An error a middleware inside diag returns
+//! instead of a response is counted under the status of the response actix makes of it,
+//! but that response, made after diag, carries no `traceparent`.
 //!
 //! ```no_run
 //! use actix_web::{App, HttpServer, web};

@@ -122,10 +122,14 @@ where
             return DiagFuture {
                 inner: self.service.call(req),
                 guard: None,
+                route_after_routing: false,
             };
         }
-        // actix resolves the pattern from its resource map, before routing.
+        // actix resolves the pattern from its resource map, here before routing: a path
+        // a `NormalizePath` inside diag rewrites, or one that matches only once
+        // percent-decoded, finds its pattern only once routing has run (asked again then).
         let route = req.match_pattern();
+        let route_after_routing = route.is_none();
         let guard = self.diag.begin(&RequestView {
             method: req.method().as_str(),
             route: route.as_deref(),
@@ -152,6 +156,7 @@ where
         DiagFuture {
             inner,
             guard: Some(guard),
+            route_after_routing,
         }
     }
 }
@@ -177,6 +182,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         guard: Option<RequestGuard>,
+        route_after_routing: bool,
     }
 }
 
@@ -193,16 +199,23 @@ where
             this.guard,
             || this.inner.poll(cx),
             |guard, mut res| {
-                let Some(guard) = guard else {
+                let Some(mut guard) = guard else {
                     return res.map_body(|_, body| DiagActixBody::new(body, None));
                 };
+                if *this.route_after_routing
+                    && let Some(route) = res.request().match_pattern()
+                {
+                    guard.routed(&route);
+                }
                 let status = res.status().as_u16();
                 let tap = guard.finish(status, &mut ActixHeadersMut(res.headers_mut()));
                 res.map_body(|_, body| DiagActixBody::new(body, tap))
             },
             // An error from inside diag (a middleware's `ErrorUnauthorized`, say) is
-            // answered by actix-web with its own status, after diag: record that one.
-            |e| e.as_response_error().status_code().as_u16(),
+            // answered by actix-web with its `error_response()`, after diag: record that
+            // response's status (an error type may override only `error_response`, and
+            // its `status_code()` then still says 500).
+            |e| e.error_response().status().as_u16(),
         )
     }
 }

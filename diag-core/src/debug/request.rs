@@ -156,6 +156,15 @@ impl Diag {
 }
 
 impl DebugRequest {
+    /// Names the route of a request that began without one, once the framework's
+    /// routing found it (see [`RequestGuard::routed`](crate::request::RequestGuard::routed)).
+    pub(crate) fn routed(&self, route: &str) {
+        let mut side = self.request.lock();
+        if side.head.route().is_none() {
+            side.head = side.head.with_route(route);
+        }
+    }
+
     /// The debug id, as in `X-Debug-Id` and `/debug/requests/{id}`.
     ///
     /// ```

@@ -134,6 +134,11 @@ impl RequestHead {
         }
     }
 
+    /// The same head with the route the framework matched once routing ran.
+    pub(crate) fn with_route(&self, route: &str) -> Self {
+        RequestHead::copy(self.method(), self.uri(), Some(route), self.headers())
+    }
+
     fn part(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         self.lines

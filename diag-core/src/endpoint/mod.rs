@@ -215,6 +215,23 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
+/// The paths diag's endpoints live at, each with what is below it (`/debug/state`
+/// covers `/debug/state/{name}`): for a framework that mounts them one by one rather
+/// than behind a catch-all that would take the service's own `/debug/...` routes.
+/// Guard each with [`Diag::is_endpoint`] for the exact set.
+///
+/// ```
+/// let roots: Vec<_> = diag_core::endpoint::roots().collect();
+/// assert!(roots.contains(&"/metrics") && roots.contains(&"/debug/state"));
+/// assert!(roots.iter().all(|r| !r.contains('{')));
+/// ```
+pub fn roots() -> impl Iterator<Item = &'static str> {
+    ENDPOINTS
+        .iter()
+        .map(|e| e.path)
+        .filter(|path| !path.contains('{'))
+}
+
 impl Diag {
     /// Whether `path` is one of diag's endpoints: `/metrics`, `/debug`, or one of the
     /// `/debug/...` endpoints the index lists and what is below them. The service's own

@@ -328,6 +328,46 @@ impl RequestGuard {
         }
     }
 
+    /// Names the route of a request begun without one (counted as `unmatched`), for a
+    /// framework that knows the route only once its routing has run: actix-web, when a
+    /// `NormalizePath` inside the middleware rewrote the path, or the path matches only
+    /// once percent-decoded. From now on the request counts under `route` (in flight,
+    /// and its duration and status), and a debug request's capture names it. A request
+    /// begun with a route keeps it. Call before the response head is recorded.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let scrape = |diag: &diag_core::Diag| {
+    /// #     let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// #     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// #     String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap()
+    /// # };
+    /// let mut guard = diag.begin(&RequestView {
+    ///     method: "GET", route: None, uri: "/users/7/", headers: &(), peer: &|| None,
+    /// });
+    /// guard.routed("/users/{id}");
+    /// let _ = guard.finish(200, &mut Vec::<(String, String)>::new());
+    /// let text = scrape(&diag);
+    /// assert!(text.contains(r#"route="/users/{id}",status="200"} 1"#), "{text}");
+    /// assert!(!text.contains(r#"route="unmatched",status"#), "{text}");
+    /// ```
+    pub fn routed(&mut self, route: &str) {
+        let http = &self.diag.inner.metrics.http;
+        let [_, current] = http.active.labels(self.active);
+        if current != super::UNMATCHED_ROUTE
+            || route == super::UNMATCHED_ROUTE
+            || self.learning.is_some()
+            || *self.state.get_mut() & FINISHED != 0
+        {
+            return;
+        }
+        self.learn(route);
+        if let Some(debug) = &self.debug {
+            debug.request.routed(route);
+        }
+    }
+
     /// For a request in diagnostic mode, the tap that copies the request body into the
     /// capture as the handler reads it; `None` otherwise. Call once.
     ///
