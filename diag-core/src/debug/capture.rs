@@ -401,9 +401,11 @@ pub struct Capture {
     /// The handler panicked (then `complete` is `false`). Absent from the JSON otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub panicked: bool,
-    /// The service failed with an error instead of a response (a tower `timeout` or
-    /// `load_shed` inside diag, a handler's `Err`: hyper then closes the connection; then
-    /// `complete` is `false`). Absent from the JSON otherwise.
+    /// The service failed with an error: instead of a response (a tower `timeout` or
+    /// `load_shed` inside diag, a handler's `Err`: hyper then closes the connection;
+    /// `response` is absent), or in the middle of its response body (a stream that
+    /// yielded an error; `response` is present). Then `complete` is `false`. Absent from
+    /// the JSON otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub failed: bool,
     /// From arrival to the end of the response body (or to the abandonment).

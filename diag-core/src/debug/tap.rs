@@ -218,7 +218,7 @@ impl BodyTap {
     pub fn with_exact_size(mut self, size: Option<u64>) -> Self {
         self.remaining = size;
         if size == Some(0) {
-            self.end(true);
+            self.end(Ended::Complete);
         }
         self
     }
@@ -258,8 +258,8 @@ impl BodyTap {
                 }
                 self.count_down(n);
             }
-            Polled::Error => self.end(false),
-            Polled::End => self.end(true),
+            Polled::Error => self.end(Ended::Failed),
+            Polled::End => self.end(Ended::Complete),
         }
     }
 
@@ -296,7 +296,7 @@ impl BodyTap {
         };
         *left = left.saturating_sub(n);
         if *left == 0 {
-            self.end(true);
+            self.end(Ended::Complete);
         }
     }
 
@@ -308,27 +308,41 @@ impl BodyTap {
     }
 
     /// The body ended: `complete` is false when it failed. Only the first call counts.
-    fn end(&mut self, complete: bool) {
+    fn end(&mut self, how: Ended) {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
         // The root span closes now unless something else holds it (a layer's own body,
         // say): then the stored capture shows it as still open.
         self.span = None;
-        match (self.side, complete) {
-            (BodySide::Request, true) => self.request.request_end(),
-            // A request body the handler did not read to its end: the capture shows
-            // what was read, and the response decides whether the capture is complete.
-            (BodySide::Request, false) => {}
-            (BodySide::Response, true) => self.request.response_end(),
-            (BodySide::Response, false) => self.request.finish_incomplete(),
+        match (self.side, how) {
+            (BodySide::Request, Ended::Complete) => self.request.request_end(),
+            // A request body the handler did not read to its end (or whose client's
+            // stream broke): the capture shows what was read, and the response decides
+            // whether the capture is complete.
+            (BodySide::Request, _) => {}
+            (BodySide::Response, Ended::Complete) => self.request.response_end(),
+            // The service's own body failed: not the client's doing.
+            (BodySide::Response, Ended::Failed) => self.request.finish_after_error(),
+            (BodySide::Response, Ended::Dropped) => self.request.finish_incomplete(),
         }
     }
 }
 
+/// How a tapped body ended.
+#[derive(Clone, Copy)]
+enum Ended {
+    /// It reported its end.
+    Complete,
+    /// It reported an error.
+    Failed,
+    /// It was dropped before either (the client went away).
+    Dropped,
+}
+
 impl Drop for BodyTap {
     fn drop(&mut self) {
-        self.end(false);
+        self.end(Ended::Dropped);
     }
 }
 
@@ -402,17 +416,27 @@ mod tests {
         let (mut tap, failed) = response_tap(&diag, &[]);
         tap.observe(Polled::Data(b"ab"));
         tap.observe(Polled::Error);
-        assert!(!stored(&diag, failed).unwrap().complete);
+        let capture = stored(&diag, failed).unwrap();
+        assert!(
+            !capture.complete && capture.failed,
+            "the service's body failed"
+        );
         tap.observe(Polled::End);
         assert!(
             !stored(&diag, failed).unwrap().complete,
             "the first end counts"
         );
+        let text = crate::debug::render_waterfall(&stored(&diag, failed).unwrap());
+        assert!(
+            text.contains("the response body failed with an error"),
+            "{text}"
+        );
 
         let (mut tap, dropped) = response_tap(&diag, &[]);
         tap.observe(Polled::Data(b"ab"));
         drop(tap);
-        assert!(!stored(&diag, dropped).unwrap().complete);
+        let capture = stored(&diag, dropped).unwrap();
+        assert!(!capture.complete && !capture.failed, "the client went away");
     }
 
     #[test]

@@ -192,8 +192,10 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
             "complete"
         } else if capture.panicked {
             "INCOMPLETE (the handler panicked)"
+        } else if capture.failed && capture.response.is_some() {
+            "INCOMPLETE (the response body failed with an error mid-way)"
         } else if capture.failed {
-            "INCOMPLETE (the service failed with an error, no response)"
+            "INCOMPLETE (the service failed with an error instead of a response)"
         } else {
             "INCOMPLETE (client went away or no response)"
         }
