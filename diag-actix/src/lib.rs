@@ -38,6 +38,12 @@ mod endpoints;
 mod headers;
 mod middleware;
 
+/// diag's framework-neutral core, so that this crate is the only dependency a service
+/// needs: `use diag_actix::diag_core;` and every `diag_core::...` path works.
+pub use diag_core;
+/// The handle and its builder, from the core.
+pub use diag_core::{ConfigError, Diag, DiagBuilder, shutdown_signal};
+
 pub use endpoints::configure;
 pub use headers::{ActixHeaders, ActixHeadersMut};
 pub use middleware::{DiagActixBody, DiagFuture, DiagMiddleware, DiagMiddlewareService};

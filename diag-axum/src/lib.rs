@@ -4,12 +4,15 @@
 //! in the [`DiagAxumLayer`] (route templates from [`MatchedPath`]) and
 //! mounts the diagnostics endpoints (`/metrics`, `/debug`, `/debug/...`).
 //!
+//! One dependency: the core comes with it, as [`diag_axum::diag_core`](diag_core) (with
+//! [`Diag`] at the top), and the admin listener as [`diag_axum::admin`](admin).
+//!
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use diag_axum::DiagRouterExt;
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let diag = diag_core::Diag::from_env()?.service("checkout").build()?;
+//! let diag = diag_axum::Diag::from_env()?.service("checkout").build()?;
 //! let app = Router::new()
 //!     .route("/products/{id}", get(|| async { "a product" }))
 //!     .with_diag(&diag);
@@ -26,11 +29,18 @@ mod layer;
 
 pub use layer::{AxumResponseFuture, DiagAxumLayer, DiagAxumService};
 
+/// diag's framework-neutral core, so that this crate is the only dependency a service
+/// needs: `use diag_axum::diag_core;` and every `diag_core::...` path works.
+pub use diag_core;
+/// The handle and its builder, from the core.
+pub use diag_core::{ConfigError, Diag, DiagBuilder, shutdown_signal};
+/// The diagnostics endpoints on a listener of their own (diag-tower's).
+pub use diag_tower::admin;
+
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath};
-use diag_core::Diag;
 use diag_tower::DiagEndpoints;
 
 /// The route template axum matched, from [`MatchedPath`].
@@ -103,20 +113,35 @@ pub fn layer(diag: &Diag) -> DiagAxumLayer {
 }
 
 /// A router holding only the diagnostics endpoints, to merge into your own or to serve
-/// on a separate listener.
+/// on a separate listener: diag's paths ([`diag_core::endpoint::roots`]) and what is below
+/// them, each on its own, so any other `/debug/...` path is the service's (its own route,
+/// or its fallback).
 ///
 /// ```
-/// let diag = diag_core::Diag::builder().build().unwrap();
-/// let admin: axum::Router = diag_axum::endpoints(&diag);
-/// # let _ = admin;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use axum::body::Body;
+/// use tower::ServiceExt;
+///
+/// let diag = diag_core::Diag::builder().token("t0k").build().unwrap();
+/// let app: axum::Router = diag_axum::endpoints(&diag);
+/// let get = |uri: &str| http::Request::get(uri).body(Body::empty()).unwrap();
+/// let state = app.clone().oneshot(get("/debug/state")).await.unwrap();
+/// assert_eq!(state.status(), 401, "diag's, behind its token");
+/// let other = app.oneshot(get("/debug/pprof")).await.unwrap();
+/// assert_eq!(other.status(), 404, "not diag's: the router's fallback");
+/// assert!(other.headers().get("www-authenticate").is_none());
+/// # }
 /// ```
 pub fn endpoints<S: Clone + Send + Sync + 'static>(diag: &Diag) -> Router<S> {
     let svc = DiagEndpoints::new(diag.clone()).with_peer(connect_info_peer);
-    Router::new()
-        .route_service("/metrics", svc.clone())
-        .route_service("/debug", svc.clone())
-        .route_service("/debug/", svc.clone())
-        .route_service("/debug/{*rest}", svc)
+    let mut router = Router::new().route_service("/debug/", svc.clone());
+    for root in diag_core::endpoint::roots() {
+        router = router.route_service(root, svc.clone());
+        if root != "/debug" {
+            router = router.route_service(&format!("{root}/{{*rest}}"), svc.clone());
+        }
+    }
+    router
 }
 
 /// One-line setup on an axum [`Router`].

@@ -30,6 +30,7 @@ use crate::net::{ClientError, TrustedProxies, request_client};
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// A token is configured and the request carries no `Authorization` header.
     #[error(

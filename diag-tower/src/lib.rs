@@ -111,6 +111,12 @@
 
 #![warn(missing_docs)]
 
+/// diag's framework-neutral core, so that this crate is the only dependency a service
+/// needs: `use diag_tower::diag_core;` and every `diag_core::...` path works.
+pub use diag_core;
+/// The handle and its builder, from the core.
+pub use diag_core::{ConfigError, Diag, DiagBuilder, shutdown_signal};
+
 pub mod admin;
 mod body;
 mod endpoints;

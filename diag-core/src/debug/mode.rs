@@ -57,6 +57,7 @@ pub struct DebugMode {
 /// assert_eq!(diag.mint_debug_credential(week), Err(MintError::TtlTooLong));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MintError {
     /// Neither a debug token nor an endpoint token is configured: there is no key.
     #[error("no debug token or endpoint token is configured to sign with")]

@@ -5,8 +5,10 @@ use super::builder::DiagBuilder;
 use crate::ConfigError;
 
 impl DiagBuilder {
-    /// Reads these environment variables: each replaces what code set, except the three
-    /// lists marked "added", which extend the code's:
+    /// Reads these environment variables: each replaces what code set before this call
+    /// (a setter called after it wins: call `from_env` after the settings an operator
+    /// should be able to override), except the three lists marked "added", which extend
+    /// the code's:
     ///
     /// | variable | meaning |
     /// |---|---|

@@ -116,6 +116,7 @@ pub(crate) struct Inner {
 /// );
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A trusted proxy entry is not an address or CIDR network.
     #[error("trusted proxy: {0}")]
@@ -166,7 +167,7 @@ impl Diag {
     ///
     /// ```
     /// # fn main() -> Result<(), diag_core::ConfigError> {
-    /// // DIAG_TOKEN, DIAG_ADMIN_ADDR, ... override what code sets.
+    /// // DIAG_TOKEN, DIAG_ADMIN_ADDR, ... override what code set before (nothing, here).
     /// let diag = diag_core::Diag::from_env()?.service("checkout").build()?;
     /// assert_eq!(diag.service(), "checkout");
     /// # Ok(())

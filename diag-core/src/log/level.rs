@@ -127,6 +127,7 @@ fn level_filter_rank(filter: Option<LevelFilter>) -> usize {
 /// assert!(err.to_string().starts_with("invalid directive `checkout=loud`"));
 /// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LogLevelError {
     /// The service never called [`Diag::log_filter`], so there is no filter to change.
     #[error("no log filter installed: build the subscriber with diag.log_filter(EnvFilter::...)")]

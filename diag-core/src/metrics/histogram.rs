@@ -33,6 +33,7 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// assert_eq!(err.to_string(), "bucket bound inf is not finite (+Inf is implied)");
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BucketsError {
     /// No bound at all.
     #[error("a histogram needs at least one bucket bound")]

@@ -13,6 +13,7 @@ use super::histogram::BucketsError;
 /// assert!(matches!(diag.counter("queue_depth", ""), Err(MetricError::Conflict { .. })));
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetricError {
     /// The metric name breaks Prometheus' rules.
     #[error("metric name `{name}`: {reason}")]

@@ -27,6 +27,7 @@ pub struct Cidr {
 /// assert_eq!(err.to_string(), "`intranet` is not an IP address");
 /// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CidrParseError {
     /// The address part is not an IPv4 or IPv6 address.
     #[error("`{0}` is not an IP address")]

@@ -25,6 +25,7 @@ const MAX_CHANGES_LISTED: usize = 10;
 /// assert!(matches!(err, ConfigValueError::Serialize(_)));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigValueError {
     /// The value does not serialize to JSON (e.g. a map with non-string keys).
     #[error("configuration does not serialize to JSON: {0}")]

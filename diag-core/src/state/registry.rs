@@ -78,6 +78,7 @@ impl Drop for Running {
 /// );
 /// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegisterError {
     /// A provider of that name exists already.
     #[error("a state provider named `{0}` is already registered")]

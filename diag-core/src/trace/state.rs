@@ -62,10 +62,14 @@ pub struct TraceState(Arc<str>);
 /// assert_eq!(TraceState::parse(b"no-equals-sign"), Err(TraceStateError::Invalid));
 /// assert_eq!(TraceState::parse(b"a=1,a=2"), Err(TraceStateError::Invalid), "repeated key");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TraceStateError {
     /// A member is not `key=value` as the spec writes them, a key repeats, or there are
     /// more than [`MAX_TRACESTATE_MEMBERS`] members.
+    #[error(
+        "tracestate is not a list of distinct key=value members (at most {MAX_TRACESTATE_MEMBERS})"
+    )]
     Invalid,
 }
 
