@@ -1,6 +1,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, guard, web};
 use diag_core::{Diag, DiagResponse, EndpointRequest};
+
+use crate::ActixHeaders;
 use futures_util::StreamExt;
 
 /// Returns a function for [`App::configure`](actix_web::App::configure) that mounts the
@@ -42,36 +44,24 @@ pub fn configure(diag: Diag) -> impl FnOnce(&mut web::ServiceConfig) {
 }
 
 async fn serve(req: HttpRequest, mut payload: web::Payload, diag: web::Data<Diag>) -> HttpResponse {
-    let mut body = Vec::new();
+    let mut request = EndpointRequest::from_parts(
+        req.method().as_str(),
+        req.path(),
+        Some(req.query_string()),
+        &ActixHeaders(req.headers()),
+        // HTTP/2 (over TLS) names the host only as `:authority`.
+        req.uri().authority().map(|a| a.as_str()),
+        req.peer_addr(),
+    );
     while let Some(chunk) = payload.next().await {
         let Ok(chunk) = chunk else {
             return respond(DiagResponse::error(400, "could not read the request body"));
         };
-        if body.len() + chunk.len() > EndpointRequest::MAX_BODY {
-            return respond(DiagResponse::body_too_large());
+        if let Err(too_large) = request.push_body(&chunk) {
+            return respond(too_large);
         }
-        body.extend_from_slice(&chunk);
     }
-    let request = EndpointRequest {
-        method: req.method().as_str().to_owned(),
-        path: req.path().to_owned(),
-        query: Some(req.query_string())
-            .filter(|q| !q.is_empty())
-            .map(str::to_owned),
-        headers: req
-            .headers()
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
-        peer: req.peer_addr(),
-        body,
-    };
-    let head = req.method() == actix_web::http::Method::HEAD;
-    let mut res = respond(diag.serve(request).await);
-    if head {
-        res = res.drop_body().map_into_boxed_body();
-    }
-    res
+    respond(diag.serve(request).await)
 }
 
 fn respond(r: DiagResponse) -> HttpResponse {

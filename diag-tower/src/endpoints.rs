@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 
-use crate::PeerFn;
+use crate::{HttpHeaders, PeerFn};
 
 /// The diagnostics endpoints (`/metrics`, `/debug`, `/debug/...`) as a tower service.
 ///
@@ -105,41 +105,22 @@ where
         let peer = (self.peer)(req.extensions());
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let body = match Limited::new(body, EndpointRequest::MAX_BODY)
+            let mut request = EndpointRequest::from_parts(
+                parts.method.as_str(),
+                parts.uri.path(),
+                parts.uri.query(),
+                &HttpHeaders(&parts.headers),
+                parts.uri.authority().map(|a| a.as_str()),
+                peer,
+            );
+            match Limited::new(body, EndpointRequest::MAX_BODY)
                 .collect()
                 .await
             {
-                Ok(collected) => collected.to_bytes().to_vec(),
-                Err(_) => {
-                    return Ok(into_response(DiagResponse::body_too_large()));
-                }
-            };
-            let mut headers: Vec<(String, String)> = parts
-                .headers
-                .iter()
-                .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                .collect();
-            // HTTP/2 sends the host as `:authority`, which `http` keeps in the URI: the
-            // loopback-only check of a foreign `Host` (DNS rebinding) must see it too.
-            if !parts.headers.contains_key(http::header::HOST)
-                && let Some(authority) = parts.uri.authority()
-            {
-                headers.push(("host".to_owned(), authority.as_str().to_owned()));
+                Ok(collected) => request.body = collected.to_bytes().to_vec(),
+                Err(_) => return Ok(into_response(DiagResponse::body_too_large())),
             }
-            let request = EndpointRequest {
-                method: parts.method.as_str().to_owned(),
-                path: parts.uri.path().to_owned(),
-                query: parts.uri.query().map(str::to_owned),
-                headers,
-                peer,
-                body,
-            };
-            let head = parts.method == http::Method::HEAD;
-            let mut res = into_response(diag.serve(request).await);
-            if head {
-                *res.body_mut() = Full::default();
-            }
-            Ok(res)
+            Ok(into_response(diag.serve(request).await))
         })
     }
 }

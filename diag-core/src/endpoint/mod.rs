@@ -97,6 +97,67 @@ impl EndpointRequest {
     /// ```
     pub const MAX_BODY: usize = 64 * 1024;
 
+    /// A request as an adapter holds it, with an empty body (see
+    /// [`push_body`](Self::push_body)): header values that are not UTF-8 are left out,
+    /// and an HTTP/2 request's `:authority` (which `http` keeps in the URI, not the
+    /// headers) stands in as `host` when no `Host` came, so the no-token check of a
+    /// foreign `Host` (DNS rebinding) sees it on every protocol.
+    ///
+    /// ```
+    /// use diag_core::EndpointRequest;
+    /// let headers = vec![("accept".to_owned(), "text/plain".to_owned())];
+    /// let req = EndpointRequest::from_parts(
+    ///     "GET", "/debug/state", Some("pretty"), &headers, Some("evil.example"), None,
+    /// );
+    /// assert_eq!(req.query_param("pretty"), Some(""));
+    /// assert_eq!(req.headers[1], ("host".to_owned(), "evil.example".to_owned()));
+    /// ```
+    pub fn from_parts(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: &dyn crate::HeaderView,
+        authority: Option<&str>,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        let mut lines = Vec::new();
+        headers.for_each(&mut |name, value| {
+            if let Ok(value) = std::str::from_utf8(value) {
+                lines.push((name.to_ascii_lowercase(), value.to_owned()));
+            }
+        });
+        if let Some(authority) = authority
+            && !lines.iter().any(|(name, _)| name == "host")
+        {
+            lines.push(("host".to_owned(), authority.to_owned()));
+        }
+        EndpointRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.filter(|q| !q.is_empty()).map(str::to_owned),
+            headers: lines,
+            peer,
+            body: Vec::new(),
+        }
+    }
+
+    /// Appends a chunk of the request body as it is read; the 413 to answer with once
+    /// the body would pass [`MAX_BODY`](Self::MAX_BODY).
+    ///
+    /// ```
+    /// use diag_core::EndpointRequest;
+    /// let mut req = EndpointRequest::default();
+    /// assert!(req.push_body(b"warn").is_ok());
+    /// assert_eq!(req.push_body(&[b' '; 70 * 1024]).unwrap_err().status, 413);
+    /// ```
+    pub fn push_body(&mut self, chunk: &[u8]) -> Result<(), DiagResponse> {
+        if self.body.len() + chunk.len() > Self::MAX_BODY {
+            return Err(DiagResponse::body_too_large());
+        }
+        self.body.extend_from_slice(chunk);
+        Ok(())
+    }
+
     /// The value of query parameter `key`, if present (`?pretty` gives `Some("")`).
     ///
     /// ```
@@ -284,8 +345,14 @@ impl Diag {
             || req
                 .query_param("format")
                 .is_some_and(|f| response::Format::parse(f) != Some(response::Format::Json));
+        let head = req.method == "HEAD";
         let resp = self.serve_json_errors(req).await;
-        if text { resp.error_as_text() } else { resp }
+        let mut resp = if text { resp.error_as_text() } else { resp };
+        if head {
+            // The headers a GET would get, no body.
+            resp.body = Vec::new();
+        }
+        resp
     }
 
     async fn serve_json_errors(&self, req: EndpointRequest) -> DiagResponse {
@@ -341,5 +408,50 @@ impl Diag {
                 req.path
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn head_gets_a_gets_headers_and_no_body() {
+        let diag = Diag::builder().build().unwrap();
+        let ask = |method: &str| {
+            let mut req = EndpointRequest::from_parts(
+                method,
+                "/debug/state",
+                None,
+                &(),
+                Some("localhost:8080"),
+                Some(([127, 0, 0, 1], 40000).into()),
+            );
+            req.push_body(b"").unwrap();
+            diag.serve(req)
+        };
+        let get = ask("GET").await;
+        let head = ask("HEAD").await;
+        assert_eq!((get.status, head.status), (200, 200));
+        assert!(!get.body.is_empty() && head.body.is_empty());
+        assert_eq!(get.headers, head.headers);
+    }
+
+    #[test]
+    fn a_host_header_wins_over_the_authority() {
+        let headers = vec![
+            ("Host".to_owned(), "localhost".to_owned()),
+            ("x-bytes".to_owned(), "ok".to_owned()),
+        ];
+        let req =
+            EndpointRequest::from_parts("GET", "/debug", Some(""), &headers, Some("evil"), None);
+        assert_eq!(req.query, None);
+        assert_eq!(
+            req.headers,
+            [
+                ("host".to_owned(), "localhost".to_owned()),
+                ("x-bytes".to_owned(), "ok".to_owned())
+            ]
+        );
     }
 }
