@@ -72,6 +72,27 @@ impl AdminServer {
     }
 }
 
+/// Serves the endpoints on the admin address the builder or `DIAG_ADMIN_ADDR` set, if
+/// one is set (setting it starts nothing by itself: this does); `None` otherwise. Call
+/// it once, at start, on the Tokio runtime that should serve them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// let none = diag_core::Diag::builder().build().unwrap();
+/// assert!(diag_tower::admin::serve_configured(&none).await?.is_none());
+/// let diag = diag_core::Diag::builder().admin_addr("127.0.0.1:0").build().unwrap();
+/// let admin = diag_tower::admin::serve_configured(&diag).await?.expect("configured");
+/// assert!(admin.local_addr().ip().is_loopback());
+/// # admin.abort();
+/// # Ok(()) }
+/// ```
+pub async fn serve_configured(diag: &Diag) -> io::Result<Option<AdminServer>> {
+    match diag.admin_addr() {
+        Some(addr) => serve(diag.clone(), addr).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Binds `addr` and serves only the diagnostics endpoints there, on the current Tokio
 /// runtime. The peer address is the socket's, so loopback-only access works as documented.
 ///

@@ -30,8 +30,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let config = Config::from_env();
     let router = app(&diag, &config);
-    if let Some(addr) = diag.admin_addr() {
-        let admin = diag_tower::admin::serve(diag.clone(), addr).await?;
+    if let Some(admin) = diag_axum::admin::serve_configured(&diag).await? {
         tracing::info!("diagnostics on http://{}/debug", admin.local_addr());
     }
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
