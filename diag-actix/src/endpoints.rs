@@ -53,12 +53,15 @@ async fn serve(req: HttpRequest, mut payload: web::Payload, diag: web::Data<Diag
         req.uri().authority().map(|a| a.as_str()),
         req.peer_addr(),
     );
-    while let Some(chunk) = payload.next().await {
-        let Ok(chunk) = chunk else {
-            return respond(DiagResponse::error(400, "could not read the request body"));
-        };
-        if let Err(too_large) = request.push_body(&chunk) {
-            return respond(too_large);
+    // Read only for a client let in: no one else makes diag hold a body.
+    if !diag.refuses(&request) {
+        while let Some(chunk) = payload.next().await {
+            let Ok(chunk) = chunk else {
+                return respond(DiagResponse::error(400, "could not read the request body"));
+            };
+            if let Err(too_large) = request.push_body(&chunk) {
+                return respond(too_large);
+            }
         }
     }
     respond(diag.serve(request).await)

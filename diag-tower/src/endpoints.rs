@@ -113,12 +113,15 @@ where
                 parts.uri.authority().map(|a| a.as_str()),
                 peer,
             );
-            match Limited::new(body, EndpointRequest::MAX_BODY)
-                .collect()
-                .await
-            {
-                Ok(collected) => request.body = collected.to_bytes().to_vec(),
-                Err(_) => return Ok(into_response(DiagResponse::body_too_large())),
+            // Read only for a client let in: no one else makes diag hold a body.
+            if !diag.refuses(&request) {
+                match Limited::new(body, EndpointRequest::MAX_BODY)
+                    .collect()
+                    .await
+                {
+                    Ok(collected) => request.body = collected.to_bytes().to_vec(),
+                    Err(_) => return Ok(into_response(DiagResponse::body_too_large())),
+                }
             }
             Ok(into_response(diag.serve(request).await))
         })
@@ -172,6 +175,30 @@ mod tests {
             status("/debug/state").await,
             StatusCode::OK,
             "no host at all"
+        );
+    }
+
+    /// A client without the token gets its 401 without diag reading (or waiting for)
+    /// its body, and the refusal is counted.
+    #[tokio::test]
+    async fn a_refused_client_s_body_is_never_read() {
+        let diag = diag_core::Diag::builder().token("t0k").build().unwrap();
+        let endpoints = DiagEndpoints::new(diag.clone());
+        let endless = http_body_util::StreamBody::new(futures_util::stream::pending::<
+            Result<http_body::Frame<Bytes>, std::io::Error>,
+        >());
+        let req = Request::put("/debug/log-level").body(endless).unwrap();
+        let res = tokio::time::timeout(std::time::Duration::from_secs(5), endpoints.oneshot(req))
+            .await
+            .expect("answered without the body")
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let scrape =
+            diag_core::EndpointRequest::from_parts("GET", "/metrics", None, &(), None, None);
+        let text = String::from_utf8(diag.serve(scrape).await.body).unwrap();
+        assert!(
+            text.contains(r#"diag_endpoint_refused_total{status="401"} 1"#),
+            "{text}"
         );
     }
 }

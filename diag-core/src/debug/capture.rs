@@ -46,6 +46,13 @@ impl BodyCapture {
         let room = self.cap.saturating_sub(self.bytes.len());
         if room > 0 {
             let take = room.min(chunk.len());
+            let needed = self.bytes.len() + take;
+            if needed > self.bytes.capacity() {
+                // Doubling, as `Vec` grows, but never past the cap: a 64 KiB capture
+                // would otherwise end in a 128 KiB buffer.
+                let grown = (self.bytes.capacity() * 2).max(needed).min(self.cap);
+                self.bytes.reserve_exact(grown - self.bytes.len());
+            }
             self.bytes.extend_from_slice(&chunk[..take]);
         }
     }
@@ -530,6 +537,17 @@ mod tests {
             copied.iter().all(|(_, v)| v == crate::debug::REDACTED),
             "{copied:?}"
         );
+    }
+
+    #[test]
+    fn the_copy_never_holds_more_than_its_cap() {
+        for chunk in [1, 1000, 4096, 70_000] {
+            let mut b = BodyCapture::new(64 * 1024);
+            for _ in 0..=2 * 64 * 1024 / chunk {
+                b.push(&vec![b'x'; chunk]);
+            }
+            assert_eq!(b.bytes(), 64 * 1024, "chunks of {chunk}");
+        }
     }
 
     #[test]

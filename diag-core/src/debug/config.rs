@@ -15,6 +15,7 @@ pub(crate) struct DebugConfig {
     pub(crate) networks: Option<Vec<String>>,
     pub(crate) per_second: f64,
     pub(crate) burst: u32,
+    pub(crate) max_in_flight: u64,
     pub(crate) body_limit: usize,
     pub(crate) max_captures: usize,
     pub(crate) max_bytes: usize,
@@ -30,6 +31,7 @@ impl Default for DebugConfig {
             networks: None,
             per_second: 5.0,
             burst: 20,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             body_limit: 64 * 1024,
             max_captures: 100,
             max_bytes: 8 * 1024 * 1024,
@@ -106,6 +108,28 @@ impl DiagBuilder {
     pub fn debug_budget(mut self, per_second: f64, burst: u32) -> Self {
         self.debug.per_second = per_second;
         self.debug.burst = burst;
+        self
+    }
+
+    /// How many debug requests may run at once (default [`DEFAULT_MAX_IN_FLIGHT`]): the
+    /// budget caps how fast they start, this how many are held open, each with its
+    /// capture in memory until it ends. Beyond it, a request is served normally with
+    /// `X-Debug-Status: busy`, counted in `diag_debug_busy_total`. Requests deciding
+    /// at the same instant may pass it by one each.
+    ///
+    /// ```
+    /// use diag_core::debug::{DebugLevel, Decision};
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder().token("s3cret").debug_max_in_flight(1).build().unwrap();
+    /// let ask = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+    /// let view = RequestView { method: "GET", route: None, uri: "/", headers: &ask, peer: &|| None };
+    /// let held = diag.begin(&view); // in diagnostic mode, its response not sent yet
+    /// assert_eq!(diag.debug_decision(&ask, None), Decision::Busy);
+    /// drop(held);
+    /// assert!(diag.debug_decision(&ask, None).is_debug());
+    /// ```
+    pub fn debug_max_in_flight(mut self, n: u64) -> Self {
+        self.debug.max_in_flight = n;
         self
     }
 
@@ -223,6 +247,11 @@ impl DiagBuilder {
                 .parse()
                 .map_err(|_| env_err("DIAG_DEBUG_BURST", &v, "a whole number"))?;
         }
+        if let Some(v) = env_nonempty("DIAG_DEBUG_MAX_IN_FLIGHT") {
+            self.debug.max_in_flight = v
+                .parse()
+                .map_err(|_| env_err("DIAG_DEBUG_MAX_IN_FLIGHT", &v, "a whole number"))?;
+        }
         if let Some(v) = env_nonempty("DIAG_CAPTURE_BODY_BYTES") {
             self.debug.body_limit = v
                 .parse()
@@ -251,6 +280,13 @@ impl DiagBuilder {
 impl DebugConfig {
     /// Checks what `build` cannot fix up on its own.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::Debug(
+                "at least one debug request must be allowed at once \
+                 (DIAG_DEBUG_MAX_IN_FLIGHT, or `debug_max_in_flight`)"
+                    .to_owned(),
+            ));
+        }
         if !(self.per_second.is_finite() && self.per_second > 0.0) || self.burst == 0 {
             return Err(ConfigError::Debug(format!(
                 "the debug budget needs a positive rate and burst (got {}/s, burst {}; \
@@ -295,6 +331,14 @@ impl DebugConfig {
         Ok(())
     }
 }
+
+/// How many debug requests may run at once unless configured (see
+/// [`DiagBuilder::debug_max_in_flight`](crate::DiagBuilder::debug_max_in_flight)).
+///
+/// ```
+/// assert_eq!(diag_core::debug::DEFAULT_MAX_IN_FLIGHT, 32);
+/// ```
+pub const DEFAULT_MAX_IN_FLIGHT: u64 = 32;
 
 /// How often, at most, `debug_budget_exhausted` is recorded on the events timeline.
 pub(crate) const BUDGET_EVENT_INTERVAL: Duration = Duration::from_secs(10);

@@ -33,6 +33,9 @@ pub enum Decision {
     Rejected(RejectReason),
     /// The credential was good but the budget is spent.
     BudgetExhausted,
+    /// The credential was good but the most debug requests allowed at once are running
+    /// ([`DiagBuilder::debug_max_in_flight`](crate::DiagBuilder::debug_max_in_flight)).
+    Busy,
     /// The kill switch is on. Only a direct caller of
     /// [`Diag::debug_decision`](crate::Diag::debug_decision) sees it: the shipped
     /// middleware passes a request straight through then, without asking, and adds no
@@ -54,7 +57,7 @@ impl Decision {
     }
 
     /// The `X-Debug-Status` header telling the client why it got no diagnostics
-    /// (`budget-exhausted`, `rejected; reason=expired`, `disabled`), for every outcome
+    /// (`budget-exhausted`, `busy`, `rejected; reason=expired`, `disabled`), for every outcome
     /// but [`Decision::NotRequested`] and [`Decision::Debug`].
     ///
     /// ```
@@ -69,6 +72,7 @@ impl Decision {
         let value = match self {
             Decision::NotRequested | Decision::Debug(_) => return None,
             Decision::BudgetExhausted => "budget-exhausted",
+            Decision::Busy => "busy",
             Decision::Disabled => "disabled",
             Decision::Rejected(RejectReason::Oversized) => "rejected; reason=oversized",
             Decision::Rejected(RejectReason::Malformed) => "rejected; reason=malformed",
@@ -119,6 +123,11 @@ impl Diag {
         {
             mode.rejections.record(reason, peer);
             return Decision::Rejected(reason);
+        }
+        // Before the budget: a request refused here spends none of it.
+        if mode.in_flight.load(Ordering::Relaxed) >= mode.max_in_flight {
+            mode.busy.fetch_add(1, Ordering::Relaxed);
+            return Decision::Busy;
         }
         if !mode.budget().try_acquire() {
             if mode.budget_event.ready() {

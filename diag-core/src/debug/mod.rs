@@ -83,6 +83,7 @@ pub use budget::DebugBudget;
 pub use capture::{
     Capture, CapturedBody, CapturedLog, CapturedRequest, CapturedResponse, CapturedSpan,
 };
+pub use config::DEFAULT_MAX_IN_FLIGHT;
 pub(crate) use config::DebugConfig;
 pub use credential::{MAX_CREDENTIAL_BYTES, RejectReason, WARN_INTERVAL};
 pub use decision::Decision;

@@ -40,6 +40,9 @@ pub struct DebugMode {
     recorder: FlightRecorder,
     next_id: AtomicU64,
     pub(crate) in_flight: AtomicU64,
+    pub(crate) max_in_flight: u64,
+    /// Requests refused because `max_in_flight` were running.
+    pub(crate) busy: AtomicU64,
     pub(crate) activated: AtomicU64,
     pub(crate) budget_event: Throttle,
 }
@@ -119,6 +122,8 @@ impl DebugMode {
             ),
             next_id: AtomicU64::new(1),
             in_flight: AtomicU64::new(0),
+            max_in_flight: config.max_in_flight,
+            busy: AtomicU64::new(0),
             activated: AtomicU64::new(0),
             budget_event: Throttle::new(BUDGET_EVENT_INTERVAL),
             header: config.header,
@@ -249,6 +254,18 @@ impl DebugMode {
     /// ```
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How many debug requests were refused because the most allowed at once
+    /// ([`DiagBuilder::debug_max_in_flight`](crate::DiagBuilder::debug_max_in_flight))
+    /// were running.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert_eq!(diag.debug_mode().busy(), 0);
+    /// ```
+    pub fn busy(&self) -> u64 {
+        self.busy.load(Ordering::Relaxed)
     }
 
     /// How many bytes of each body a debug request captures.

@@ -1,5 +1,5 @@
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock::MonoTime;
@@ -163,8 +163,9 @@ pub struct LogLine {
 }
 
 /// What a request in diagnostic mode gathers while it runs. Bounded: past
-/// [`DebugSession::MAX_SPANS`] spans or [`DebugSession::MAX_LOGS`] log lines, further ones
-/// are dropped and counted.
+/// [`DebugSession::MAX_SPANS`] spans (open and closed together),
+/// [`DebugSession::MAX_LOGS`] log lines, or [`DebugSession::MAX_BYTES`] of them in all,
+/// further ones are dropped and counted.
 ///
 /// ```
 /// use diag_core::request::RequestView;
@@ -198,6 +199,8 @@ pub struct DebugSession {
     logs: Mutex<Vec<LogLine>>,
     dropped_spans: AtomicU64,
     dropped_logs: AtomicU64,
+    /// About how many bytes the spans and log lines kept hold (see [`record_size`]).
+    bytes: AtomicUsize,
 }
 
 impl DebugSession {
@@ -236,6 +239,29 @@ impl DebugSession {
     /// ```
     pub const MAX_LOGS: usize = 2_000;
 
+    /// The most bytes of spans and log lines one debug request keeps (their texts and
+    /// fields, plus a fixed overhead each): a request that logs 2,000 lines of 32
+    /// 1 KiB fields would otherwise hold 64 MiB until it ends. Past it, further spans
+    /// and lines are dropped and counted like those past the counts (a field recorded
+    /// on an open span later is left out, uncounted).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use diag_core::debug::{DebugLevel, DebugSession, LogLine};
+    /// let session = DebugSession::new(1, DebugLevel::Debug);
+    /// let line = || LogLine {
+    ///     offset: Duration::ZERO, level: "DEBUG".into(), target: "t".into(),
+    ///     message: "x".repeat(64 * 1024), fields: vec![], span: None,
+    /// };
+    /// for _ in 0..100 {
+    ///     session.record_log(line());
+    /// }
+    /// let kept = session.logs().len();
+    /// assert_eq!(kept, DebugSession::MAX_BYTES / (64 * 1024 + 128));
+    /// assert_eq!(session.dropped(), (0, 100 - kept as u64));
+    /// ```
+    pub const MAX_BYTES: usize = 2 * 1024 * 1024;
+
     /// A new, empty session.
     ///
     /// ```
@@ -256,6 +282,7 @@ impl DebugSession {
             logs: Mutex::new(Vec::new()),
             dropped_spans: AtomicU64::new(0),
             dropped_logs: AtomicU64::new(0),
+            bytes: AtomicUsize::new(0),
         }
     }
 
@@ -301,7 +328,30 @@ impl DebugSession {
     /// assert_eq!(session.spans()[0].parent, Some(1));
     /// ```
     pub fn record_span(&self, span: SpanTiming) {
-        push_bounded(&self.spans, span, Self::MAX_SPANS, &self.dropped_spans);
+        if !self.charge(span_size(&span)) {
+            self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.keep_span(span);
+    }
+
+    /// Keeps a span already charged for (one that was open), or counts it as dropped.
+    fn keep_span(&self, span: SpanTiming) {
+        let size = span_size(&span);
+        if !push_bounded(&self.spans, span, Self::MAX_SPANS, &self.dropped_spans) {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes `n` bytes from [`MAX_BYTES`](Self::MAX_BYTES); `false` (nothing taken)
+    /// when they are not left.
+    fn charge(&self, n: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n)
+                    .filter(|total| *total <= Self::MAX_BYTES)
+            })
+            .is_ok()
     }
 
     /// Keeps a log line, or counts it as dropped when full.
@@ -317,7 +367,14 @@ impl DebugSession {
     /// assert_eq!(session.logs()[0].message, "retrying");
     /// ```
     pub fn record_log(&self, line: LogLine) {
-        push_bounded(&self.logs, line, Self::MAX_LOGS, &self.dropped_logs);
+        let size = log_size(&line);
+        if !self.charge(size) {
+            self.dropped_logs.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !push_bounded(&self.logs, line, Self::MAX_LOGS, &self.dropped_logs) {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+        }
     }
 
     /// The spans kept so far, in the order they closed.
@@ -370,8 +427,10 @@ impl DebugSession {
     /// is kept: a span past [`MAX_SPANS`](Self::MAX_SPANS) open at once is counted as
     /// dropped instead.
     pub(crate) fn span_opened(&self, span: SpanTiming) -> bool {
+        let closed = self.spans.lock().len();
+        let size = span_size(&span);
         let mut open = self.open_spans.lock();
-        if open.len() < Self::MAX_SPANS {
+        if closed + open.len() < Self::MAX_SPANS && self.charge(size) {
             open.push(span);
             true
         } else {
@@ -386,15 +445,25 @@ impl DebugSession {
     /// not open here any more (closed, or taken into the stored capture).
     pub(crate) fn take_open_fields(&self, id: u64) -> Option<Vec<(StaticText, String)>> {
         let mut open = self.open_spans.lock();
-        open.iter_mut()
+        let fields = open
+            .iter_mut()
             .rfind(|s| s.id == id)
-            .map(|s| std::mem::take(&mut s.fields))
+            .map(|s| std::mem::take(&mut s.fields))?;
+        // Charged again, as they then are, when they come back.
+        self.bytes
+            .fetch_sub(fields_size(&fields), Ordering::Relaxed);
+        Some(fields)
     }
 
     /// Gives the open span `id` its fields back (see
     /// [`take_open_fields`](Self::take_open_fields)).
-    pub(crate) fn put_open_fields(&self, id: u64, fields: Vec<(StaticText, String)>) {
-        if let Some(span) = self.open_spans.lock().iter_mut().rfind(|s| s.id == id) {
+    pub(crate) fn put_open_fields(&self, id: u64, mut fields: Vec<(StaticText, String)>) {
+        let mut open = self.open_spans.lock();
+        if let Some(span) = open.iter_mut().rfind(|s| s.id == id) {
+            // Past the byte budget, the last fields are left out.
+            while !fields.is_empty() && !self.charge(fields_size(&fields)) {
+                fields.pop();
+            }
             span.fields = fields;
         }
     }
@@ -410,7 +479,8 @@ impl DebugSession {
             };
             open.remove(at)
         };
-        self.record_span(SpanTiming { duration, ..span });
+        // Charged when it opened.
+        self.keep_span(SpanTiming { duration, ..span });
     }
 
     /// Moves out the spans and log lines kept so far: the capture takes them when it is
@@ -451,18 +521,88 @@ impl DebugSession {
     }
 }
 
-fn push_bounded<T>(v: &Mutex<Vec<T>>, item: T, cap: usize, dropped: &AtomicU64) {
+/// Pushes `item` unless `v` is full (then counts it in `dropped`); whether it was kept.
+fn push_bounded<T>(v: &Mutex<Vec<T>>, item: T, cap: usize, dropped: &AtomicU64) -> bool {
     let mut v = v.lock();
     if v.len() < cap {
         v.push(item);
+        true
     } else {
         dropped.fetch_add(1, Ordering::Relaxed);
+        false
     }
+}
+
+/// What one kept span or line costs against [`DebugSession::MAX_BYTES`] besides its
+/// texts: its struct and bookkeeping, about.
+const RECORD_OVERHEAD: usize = 128;
+/// The same for one field.
+const FIELD_OVERHEAD: usize = 32;
+
+fn fields_size(fields: &[(StaticText, String)]) -> usize {
+    fields
+        .iter()
+        .map(|(k, v)| FIELD_OVERHEAD + k.len() + v.len())
+        .sum()
+}
+
+fn span_size(span: &SpanTiming) -> usize {
+    RECORD_OVERHEAD + span.name.len() + span.target.len() + fields_size(&span.fields)
+}
+
+fn log_size(line: &LogLine) -> usize {
+    RECORD_OVERHEAD + line.message.len() + line.target.len() + fields_size(&line.fields)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_and_closed_spans_share_one_cap_and_one_byte_budget() {
+        let s = DebugSession::new(1, DebugLevel::Debug);
+        for id in 0..DebugSession::MAX_SPANS as u64 / 2 {
+            assert!(s.span_opened(opened(id, None, 0)));
+            s.span_closed(id, Duration::from_millis(1));
+        }
+        let mut kept = 0;
+        for id in 0..DebugSession::MAX_SPANS as u64 {
+            kept += usize::from(s.span_opened(opened(100_000 + id, None, 0)));
+        }
+        assert_eq!(
+            kept,
+            DebugSession::MAX_SPANS / 2,
+            "1,000 in all, open or closed"
+        );
+        let (spans, _) = s.take_records();
+        assert_eq!(spans.len(), DebugSession::MAX_SPANS);
+
+        // Fields recorded on an open span later stop at the byte budget.
+        let s = DebugSession::new(2, DebugLevel::Debug);
+        assert!(s.span_opened(opened(7, None, 0)));
+        for i in 0..3_000 {
+            let mut fields = s.take_open_fields(7).unwrap();
+            fields.push((format!("f{i}").into(), "v".repeat(1024)));
+            s.put_open_fields(7, fields);
+        }
+        let fields = s.take_open_fields(7).unwrap();
+        let held = fields_size(&fields);
+        assert!(
+            held <= DebugSession::MAX_BYTES && held > DebugSession::MAX_BYTES - 2048,
+            "{held}"
+        );
+        // The budget then refuses a log line too, and counts it.
+        s.put_open_fields(7, fields);
+        s.record_log(LogLine {
+            offset: Duration::ZERO,
+            level: "DEBUG".into(),
+            target: "t".into(),
+            message: "m".repeat(4096),
+            fields: vec![],
+            span: None,
+        });
+        assert_eq!(s.dropped(), (0, 1));
+    }
 
     fn opened(id: u64, parent: Option<u64>, at_ms: u64) -> SpanTiming {
         SpanTiming {

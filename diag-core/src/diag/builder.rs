@@ -567,6 +567,7 @@ impl DiagBuilder {
             }
         };
         let inner = Inner {
+            endpoint_refused: Default::default(),
             service: self.service,
             version: self.version,
             instance,

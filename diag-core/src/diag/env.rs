@@ -23,7 +23,8 @@ impl DiagBuilder {
     /// | `DIAG_DEBUG_HEADER` | the debug request header (default `x-debug`) |
     /// | `DIAG_DEBUG_NETWORKS` | comma-separated addresses/CIDRs where `X-Debug: 1` is honoured, replacing the default loopback (empty: nowhere) |
     /// | `DIAG_DEBUG_BUDGET` | debug requests admitted per second (default 5) |
-    /// | `DIAG_DEBUG_BURST` | debug requests admitted at once (default 20) |
+    /// | `DIAG_DEBUG_BURST` | debug requests admitted in one burst (default 20) |
+    /// | `DIAG_DEBUG_MAX_IN_FLIGHT` | debug requests running at once (default 32) |
     /// | `DIAG_CAPTURE_BODY_BYTES` | bytes of each body a debug request captures (default 65536) |
     /// | `DIAG_RECORDER_CAPTURES` | finished debug requests kept (default 100) |
     /// | `DIAG_RECORDER_BYTES` | bytes of captures kept (default 8388608) |

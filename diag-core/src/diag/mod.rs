@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) admin_addr: Option<SocketAddr>,
     pub(crate) metrics_public: bool,
+    /// Requests for the endpoints refused: `[401, 403]`.
+    pub(crate) endpoint_refused: [std::sync::atomic::AtomicU64; 2],
     pub(crate) disabled: AtomicBool,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,

@@ -355,26 +355,58 @@ impl Diag {
         resp
     }
 
-    async fn serve_json_errors(&self, req: EndpointRequest) -> DiagResponse {
+    /// Whether [`serve`](Self::serve) refuses `req` whatever its body: not one of diag's
+    /// paths, or a client not let in. An adapter asks before it reads a body, so that
+    /// nobody without access makes diag hold one.
+    ///
+    /// ```
+    /// use diag_core::EndpointRequest;
+    /// let diag = diag_core::Diag::builder().token("t0k").build().unwrap();
+    /// let mut put = EndpointRequest::from_parts("PUT", "/debug/log-level", None, &(), None, None);
+    /// assert!(diag.refuses(&put), "no token: its body is never read");
+    /// put.headers.push(("authorization".into(), "Bearer t0k".into()));
+    /// assert!(!diag.refuses(&put));
+    /// ```
+    pub fn refuses(&self, req: &EndpointRequest) -> bool {
+        self.refusal(req).is_some()
+    }
+
+    fn refusal(&self, req: &EndpointRequest) -> Option<DiagResponse> {
         // A path that is none of diag's (on the admin port, say) says so to anyone: it
         // reveals nothing, and a 401 would send the reader after a token for nothing.
         if !self.is_endpoint(req.path.trim_end_matches('/')) {
-            return DiagResponse::not_found(&format!(
+            return Some(DiagResponse::not_found(&format!(
                 "`{}` is not one of diag's endpoints (see /debug for them)",
                 crate::debug::Safe(&req.path)
-            ));
+            )));
         }
         let public = req.path == "/metrics" && self.inner.metrics_public;
-        if !public
-            && let Err(e) = crate::auth::authorize(
-                self.inner.token.as_ref(),
-                &self.inner.trusted_proxies,
-                &req.method,
-                &req.headers,
-                req.peer,
-            )
-        {
-            return DiagResponse::unauthorized(e);
+        if public {
+            return None;
+        }
+        let Err(e) = crate::auth::authorize(
+            self.inner.token.as_ref(),
+            &self.inner.trusted_proxies,
+            &req.method,
+            &req.headers,
+            req.peer,
+        ) else {
+            return None;
+        };
+        Some(DiagResponse::unauthorized(e))
+    }
+
+    async fn serve_json_errors(&self, req: EndpointRequest) -> DiagResponse {
+        if let Some(refused) = self.refusal(&req) {
+            let counter = match refused.status {
+                401 => Some(&self.inner.endpoint_refused[0]),
+                403 => Some(&self.inner.endpoint_refused[1]),
+                _ => None,
+            };
+            if let Some(counter) = counter {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            return refused;
         }
         if let Some(format) = req.query_param("format")
             && req.path != "/metrics"

@@ -293,6 +293,9 @@ impl<M, const N: usize> Family<M, N> {
     /// assert_eq!(f.with(["r1"]).get(), 0.4);
     /// ```
     pub fn series(&self, labels: [&str; N]) -> SeriesRef {
+        if labels.iter().any(|l| l.len() > MAX_LABEL_VALUE_BYTES) {
+            return self.with_cut_labels(labels, |cut| self.series(cut));
+        }
         let hash = hash_labels(self.seed, &labels);
         if let Some(found) = self.probe(hash, &labels, false) {
             return found;
@@ -302,7 +305,17 @@ impl<M, const N: usize> Family<M, N> {
 
     /// The series for these label values if it exists; never creates one.
     pub(crate) fn find(&self, labels: [&str; N]) -> Option<SeriesRef> {
+        if labels.iter().any(|l| l.len() > MAX_LABEL_VALUE_BYTES) {
+            return self.with_cut_labels(labels, |cut| self.find(cut));
+        }
         self.probe(hash_labels(self.seed, &labels), &labels, false)
+    }
+
+    /// `f` with the label values cut to [`MAX_LABEL_VALUE_BYTES`].
+    #[cold]
+    fn with_cut_labels<R>(&self, labels: [&str; N], f: impl FnOnce([&str; N]) -> R) -> R {
+        let cut = labels.map(cut_label_value);
+        f(std::array::from_fn(|i| cut[i].as_str()))
     }
 
     /// The metric of a series.
@@ -381,6 +394,7 @@ impl<M, const N: usize> Family<M, N> {
 
     #[cold]
     fn insert(&self, hash: u64, labels: [&str; N]) -> SeriesRef {
+        debug_assert!(labels.iter().all(|l| l.len() <= MAX_LABEL_VALUE_BYTES));
         if self.len() < self.cap {
             let mut order = self.order.lock();
             // Another thread may have inserted it (or filled the family) meanwhile.
@@ -458,6 +472,35 @@ fn tail_word(rest: &[u8]) -> u64 {
         (Some(&a), Some(&b), Some(&c)) => u64::from(a) << 16 | u64::from(b) << 8 | u64::from(c),
         _ => 0,
     }
+}
+
+/// The longest label value a series keeps, in bytes: a longer one (a host name from a
+/// URL, say) is cut to fit, ending in `…`, so one value cannot make a scrape huge.
+/// Values that differ only past the cut share a series. Not counted.
+///
+/// ```
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let f = diag.counter_family("calls", "Calls by host.", ["host"]).unwrap();
+/// let long = "h".repeat(60_000);
+/// f.metric(f.series([&long])).inc();
+/// # let scrape = diag_core::EndpointRequest::from_parts("GET", "/metrics", None, &(), None, None);
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let text = String::from_utf8(rt.block_on(diag.serve(scrape)).body).unwrap();
+/// let line = text.lines().find(|l| l.starts_with("calls_total{")).unwrap();
+/// assert!(line.len() < 400 && line.contains("…"), "{line}");
+/// ```
+pub const MAX_LABEL_VALUE_BYTES: usize = 256;
+
+/// `value` cut to [`MAX_LABEL_VALUE_BYTES`] on a character boundary, ending in `…`.
+fn cut_label_value(value: &str) -> String {
+    if value.len() <= MAX_LABEL_VALUE_BYTES {
+        return value.to_owned();
+    }
+    let mut end = MAX_LABEL_VALUE_BYTES - '…'.len_utf8();
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
 }
 
 #[cfg(test)]

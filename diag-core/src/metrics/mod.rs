@@ -40,7 +40,9 @@
 //! | `diag_debug_activations_total` | counter | | requests that ran in diagnostic mode |
 //! | `diag_debug_rejected_total` | counter | `reason`: `oversized`, `malformed`, `invalid`, `expired`, `untrusted_network` (all present, from 0) | `X-Debug` headers refused; the requests were served normally |
 //! | `diag_debug_budget_exhausted_total` | counter | | valid `X-Debug` requests refused because the debug budget was spent |
+//! | `diag_debug_busy_total` | counter | | valid `X-Debug` requests refused because the most allowed at once were running |
 //! | `diag_debug_in_flight` | gauge | | debug requests running now |
+//! | `diag_endpoint_refused_total` | counter | `status`: `401`, `403` | requests for `/debug/*` (or a guarded `/metrics`) refused |
 //! | `diag_debug_recorder_captures` | gauge | | captures the flight recorder keeps now |
 //! | `diag_debug_recorder_bytes` | gauge (unit bytes) | | their approximate size |
 //! | `diag_debug_recorder_stored_total` | counter | | captures stored |
@@ -101,7 +103,8 @@ pub use counter::Counter;
 pub use encode::Format;
 pub use exemplar::{Exemplar, ExemplarTime, MAX_EXEMPLAR_LABEL_CODE_POINTS, exemplar_labels_fit};
 pub use family::{
-    DEFAULT_MAX_LABEL_SETS, Family, MAX_LABEL_SETS_LIMIT, OVERFLOW_LABEL_VALUE, SeriesRef,
+    DEFAULT_MAX_LABEL_SETS, Family, MAX_LABEL_SETS_LIMIT, MAX_LABEL_VALUE_BYTES,
+    OVERFLOW_LABEL_VALUE, SeriesRef,
 };
 pub use gauge::Gauge;
 pub use histogram::{

@@ -81,6 +81,16 @@ use crate::trace::{SpanId, TraceContext};
 /// ```
 pub const QUEUE: usize = 64;
 
+/// The most bytes of debug captures waiting to be sent (as the flight recorder counts
+/// them): a capture past it is dropped and counted, like one past [`QUEUE`]. A capture
+/// the recorder finds too large to keep still goes to the collector when it fits here.
+///
+/// ```
+/// use diag_core::otlp::QUEUE_BYTES;
+/// assert_eq!(QUEUE_BYTES, 16 * 1024 * 1024);
+/// ```
+pub const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Other sampled requests' server spans waiting to be sent, at most (about 64 bytes
 /// each).
 ///
@@ -127,6 +137,8 @@ pub(crate) struct OtlpStats {
     pub(crate) sent: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// Bytes of the captures queued and not sent yet (see [`QUEUE_BYTES`]).
+    pub(crate) queued_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// A request outside diagnostic mode whose trace is sampled, as its server span will
@@ -230,9 +242,24 @@ impl OtlpExporter {
         let _ = self.owner.set(owner);
     }
 
-    /// Queues `capture`; never blocks. A full queue (or a stopped thread) drops it.
+    /// Queues `capture`; never blocks. A full queue (by count or by [`QUEUE_BYTES`]), or
+    /// a stopped thread, drops it.
     pub(crate) fn export(&self, capture: Arc<StoredCapture>) {
+        let size = capture.approx_bytes();
+        let room =
+            self.stats
+                .queued_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                    queued
+                        .checked_add(size)
+                        .filter(|total| *total <= QUEUE_BYTES)
+                });
+        if room.is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self.tx.try_send(Msg::Capture(capture)).is_err() {
+            self.stats.queued_bytes.fetch_sub(size, Ordering::Relaxed);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

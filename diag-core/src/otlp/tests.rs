@@ -74,6 +74,11 @@ use crate::trace::TraceId;
 
 /// One finished debug request through `diag`, as an adapter would drive it.
 fn debug_request(diag: &Diag) {
+    debug_request_recording(diag, |_| {});
+}
+
+/// [`debug_request`], with `record` run on it before its response.
+fn debug_request_recording(diag: &Diag, record: impl FnOnce(&crate::debug::DebugRequest)) {
     let h = vec![("x-debug".to_owned(), "tok".to_owned())];
     let Decision::Debug(level) = diag.debug_decision(&h, None) else {
         panic!("not admitted")
@@ -86,6 +91,7 @@ fn debug_request(diag: &Diag) {
         peer: &|| None,
     };
     let debug = diag.start_debug(level, &view, TraceId([5; 16]));
+    record(&debug);
     debug.response_head(200, &Vec::new());
     debug.response_end();
 }
@@ -146,6 +152,32 @@ fn a_stuck_collector_fills_the_queue_and_the_rest_is_dropped_without_waiting() {
     // One in the thread's hands, QUEUE waiting, the rest dropped.
     eventually("the overflow is counted", || stats(&diag)[2] >= 9);
     assert_eq!(stats(&diag)[0], 0);
+    drop(listener);
+}
+
+#[test]
+fn a_stuck_collector_holds_at_most_queue_bytes_of_captures() {
+    let (listener, diag) = stuck_collector();
+    // Captures of about 1 MiB each (their log lines), far fewer than QUEUE of them.
+    for _ in 0..QUEUE_BYTES / (1024 * 1024) + 8 {
+        debug_request_recording(&diag, |debug| {
+            for _ in 0..16 {
+                debug.session().record_log(crate::debug::LogLine {
+                    offset: Duration::ZERO,
+                    level: "DEBUG".into(),
+                    target: "t".into(),
+                    message: "x".repeat(64 * 1024),
+                    fields: vec![],
+                    span: None,
+                });
+            }
+        });
+    }
+    let exporter = diag.inner.otlp.as_ref().unwrap();
+    let queued = exporter.stats.queued_bytes.load(Ordering::Relaxed);
+    assert!(queued <= QUEUE_BYTES, "{queued}");
+    // One in the thread's hands (its bytes still counted), the rest up to the bytes.
+    assert!(stats(&diag)[2] >= 7, "{:?}", stats(&diag));
     drop(listener);
 }
 

@@ -27,6 +27,9 @@ impl Thread {
             let flush = match rx.recv_timeout(wait) {
                 Ok(Msg::Capture(stored)) => {
                     self.send_capture(&stored);
+                    self.stats
+                        .queued_bytes
+                        .fetch_sub(stored.approx_bytes(), Ordering::Relaxed);
                     flushed.elapsed() >= FLUSH
                 }
                 Ok(Msg::Flush) | Err(RecvTimeoutError::Timeout) => true,

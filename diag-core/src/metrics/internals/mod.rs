@@ -67,6 +67,20 @@ fn debug_mode(inner: &Inner, w: &mut ScrapeWriter) {
         &[],
         mode.budget().exhausted(),
     );
+    for (status, count) in ["401", "403"].iter().zip(&inner.endpoint_refused) {
+        w.counter(
+            "diag_endpoint_refused_total",
+            "Requests for /debug/* (or a guarded /metrics) refused: 401 without the token, 403 from where no credential helps.",
+            &[("status", status)],
+            count.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+    w.counter(
+        "diag_debug_busy_total",
+        "Valid X-Debug requests served without diagnostics because the most allowed at once were running.",
+        &[],
+        mode.busy(),
+    );
     w.gauge(
         "diag_debug_in_flight",
         "Requests running in diagnostic mode now.",
