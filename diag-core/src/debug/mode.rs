@@ -43,6 +43,8 @@ pub struct DebugMode {
     pub(crate) max_in_flight: u64,
     /// Requests refused because `max_in_flight` were running.
     pub(crate) busy: AtomicU64,
+    /// Spans and log lines debug requests dropped over their caps, in all.
+    pub(crate) records_dropped: [AtomicU64; 2],
     pub(crate) activated: AtomicU64,
     pub(crate) budget_event: Throttle,
 }
@@ -124,6 +126,7 @@ impl DebugMode {
             in_flight: AtomicU64::new(0),
             max_in_flight: config.max_in_flight,
             busy: AtomicU64::new(0),
+            records_dropped: Default::default(),
             activated: AtomicU64::new(0),
             budget_event: Throttle::new(BUDGET_EVENT_INTERVAL),
             header: config.header,

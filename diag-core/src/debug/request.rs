@@ -421,6 +421,9 @@ impl DebugRequest {
         // Records first: a span still open over the cap counts as dropped.
         let (spans, logs) = self.session.take_records();
         let (dropped_spans, dropped_logs) = self.session.dropped();
+        let totals = &self.diag.debug_mode().records_dropped;
+        totals[0].fetch_add(dropped_spans, Ordering::Relaxed);
+        totals[1].fetch_add(dropped_logs, Ordering::Relaxed);
         let request = std::mem::take(&mut *self.request.lock());
         let response = {
             let mut side = self.response.lock();

@@ -182,6 +182,8 @@ impl MetricsRegistry {
             return same(r);
         }
         if user.len() >= MAX_USER_METRICS {
+            // The caller gets the error; the count says it happened on `/metrics` too.
+            self.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(MetricError::TooManyMetrics(MAX_USER_METRICS));
         }
         let (handle, exposable) = make();
@@ -280,7 +282,7 @@ impl MetricsRegistry {
         }
         enc.family(
             "diag_metrics_rejected",
-            "Observations dropped because their metric name was invalid or registered with another type.",
+            "Metrics refused, and observations dropped with them: an invalid name, a type conflict, or a metric past the most the service may register.",
             Kind::Counter,
         );
         enc.raw_counter(

@@ -185,7 +185,7 @@ impl Diag {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "diag timer dropped");
-                    metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                    count_rejected(metrics, &e);
                     None
                 }
             }
@@ -218,9 +218,17 @@ impl Diag {
             Ok(c) => c.inc(),
             Err(e) => {
                 tracing::debug!(error = %e, "diag hit dropped");
-                self.inner.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                count_rejected(&self.inner.metrics, &e);
             }
         }
+    }
+}
+
+/// Counts a dropped observation in `diag_metrics_rejected_total`, unless the registry
+/// counted it already (a metric past the most the service may register).
+fn count_rejected(metrics: &super::registry::MetricsRegistry, e: &MetricError) {
+    if !matches!(e, MetricError::TooManyMetrics(_)) {
+        metrics.rejected.fetch_add(1, Ordering::Relaxed);
     }
 }
 

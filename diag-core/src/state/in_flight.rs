@@ -126,6 +126,17 @@ pub struct InFlightGuard<'a> {
     ticket: InFlightTicket,
 }
 
+impl InFlight {
+    /// Requests the table could not track in full: `[counted under __overflow__ (the
+    /// route table was full), without a start time (no age slot free)]`.
+    pub(crate) fn untracked(&self) -> [u64; 2] {
+        [
+            self.route_overflow.load(Ordering::Relaxed),
+            self.without_age.load(Ordering::Relaxed),
+        ]
+    }
+}
+
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
         self.owner.leave(self.ticket);

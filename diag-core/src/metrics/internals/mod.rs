@@ -45,6 +45,19 @@ fn collect(inner: &Inner, w: &mut ScrapeWriter) {
     switches(inner, w);
 }
 
+/// One counter family with one label, a series per `(value, count)`.
+fn one_label_counters<const N: usize>(
+    w: &mut ScrapeWriter,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: [(&str, u64); N],
+) {
+    for (value, count) in series {
+        w.counter(name, help, &[(label, value)], count);
+    }
+}
+
 fn debug_mode(inner: &Inner, w: &mut ScrapeWriter) {
     let mode = &inner.debug;
     w.counter(
@@ -67,14 +80,35 @@ fn debug_mode(inner: &Inner, w: &mut ScrapeWriter) {
         &[],
         mode.budget().exhausted(),
     );
-    for (status, count) in ["401", "403"].iter().zip(&inner.endpoint_refused) {
-        w.counter(
-            "diag_endpoint_refused_total",
-            "Requests for /debug/* (or a guarded /metrics) refused: 401 without the token, 403 from where no credential helps.",
-            &[("status", status)],
-            count.load(std::sync::atomic::Ordering::Relaxed),
-        );
-    }
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    one_label_counters(
+        w,
+        "diag_endpoint_refused_total",
+        "Requests for /debug/* (or a guarded /metrics) refused: 401 without the token, 403 from where no credential helps.",
+        "status",
+        [
+            ("401", load(&inner.endpoint_refused[0])),
+            ("403", load(&inner.endpoint_refused[1])),
+        ],
+    );
+    one_label_counters(
+        w,
+        "diag_debug_records_dropped_total",
+        "Spans and log lines of debug requests dropped over a capture's caps (counts, 2 MiB).",
+        "kind",
+        [
+            ("span", load(&mode.records_dropped[0])),
+            ("log", load(&mode.records_dropped[1])),
+        ],
+    );
+    let [overflow, no_age] = inner.in_flight.untracked();
+    one_label_counters(
+        w,
+        "diag_in_flight_untracked_total",
+        "Requests the in-flight table tracked only in part: under __overflow__ (its routes were full), or without an age (its slots were).",
+        "reason",
+        [("route_overflow", overflow), ("no_age_slot", no_age)],
+    );
     w.counter(
         "diag_debug_busy_total",
         "Valid X-Debug requests served without diagnostics because the most allowed at once were running.",

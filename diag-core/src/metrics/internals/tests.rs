@@ -436,3 +436,59 @@ fn every_source_busy_passes_promtool_and_the_openmetrics_check() {
         println!("{om}");
     }
 }
+
+#[test]
+fn metrics_past_the_most_the_service_may_register_are_counted() {
+    let diag = Diag::builder().build().unwrap();
+    for i in 0..crate::metrics::MAX_USER_METRICS {
+        diag.counter(&format!("c{i}"), "").unwrap();
+    }
+    assert!(diag.counter("one_more", "").is_err());
+    assert!(diag.gauge("and_another", "").is_err());
+    diag.hit("a_hit_too"); // never fails: dropped and counted
+    assert_value(&scrape(&diag), "diag_metrics_rejected_total", 3.0);
+}
+
+#[test]
+fn what_debug_captures_and_the_in_flight_table_drop_is_counted() {
+    let diag = Diag::builder().token("t").build().unwrap();
+    let view = RequestView {
+        method: "GET",
+        route: None,
+        uri: "/",
+        headers: &(),
+        peer: &|| None,
+    };
+    let debug = diag.start_debug(
+        crate::debug::DebugLevel::Debug,
+        &view,
+        crate::trace::TraceId([1; 16]),
+    );
+    for _ in 0..crate::debug::DebugSession::MAX_LOGS + 7 {
+        debug.session().record_log(crate::debug::LogLine {
+            offset: Duration::ZERO,
+            level: "DEBUG".into(),
+            target: "t".into(),
+            message: "m".into(),
+            fields: vec![],
+            span: None,
+        });
+    }
+    debug.finish_incomplete();
+    let text = scrape(&diag);
+    assert_value(
+        &text,
+        r#"diag_debug_records_dropped_total{kind="log"}"#,
+        7.0,
+    );
+    assert_value(
+        &text,
+        r#"diag_debug_records_dropped_total{kind="span"}"#,
+        0.0,
+    );
+    assert_value(
+        &text,
+        r#"diag_in_flight_untracked_total{reason="route_overflow"}"#,
+        0.0,
+    );
+}
