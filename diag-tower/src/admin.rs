@@ -6,11 +6,26 @@ use std::net::SocketAddr;
 
 use diag_core::Diag;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::DiagEndpoints;
+
+/// Connections the admin listener serves at once; further ones wait in the kernel's
+/// backlog until one closes.
+///
+/// ```
+/// assert_eq!(diag_tower::admin::MAX_CONNECTIONS, 64);
+/// ```
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a connection to the admin listener may take to send a request head.
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long one connection to the admin listener lasts at most (every endpoint answers
+/// within a second; a client that keeps its connection open reconnects).
+const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A running admin listener.
 ///
@@ -107,8 +122,13 @@ pub async fn serve(diag: Diag, addr: SocketAddr) -> io::Result<AdminServer> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let endpoints = DiagEndpoints::new(diag);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
         loop {
+            // Past MAX_CONNECTIONS, further ones wait in the kernel's backlog.
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
             let (stream, peer) = match listener.accept().await {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -119,13 +139,19 @@ pub async fn serve(diag: Diag, addr: SocketAddr) -> io::Result<AdminServer> {
             };
             let endpoints = endpoints.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(peer);
                     endpoints.clone().oneshot(req)
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT);
+                let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
             });
         }
     });
