@@ -39,6 +39,8 @@ struct Counters {
     activated: u64,
     in_flight: u64,
     budget_exhausted: u64,
+    /// Refused because the most debug requests allowed at once were running.
+    busy: u64,
     rejected: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -87,6 +89,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
             activated: mode.activated(),
             in_flight: mode.in_flight(),
             budget_exhausted: mode.budget().exhausted(),
+            busy: mode.busy(),
             rejected: RejectReason::ALL
                 .iter()
                 .map(|r| (r.as_str(), mode.rejected(*r)))
@@ -111,7 +114,7 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     let _ = writeln!(
         out,
         "{} debug request{} kept (of {}, {} KiB of {} KiB), {} evicted; \
-         {} activated, {} in flight, {} over budget",
+         {} activated, {} in flight, {} over budget, {} busy",
         r.kept,
         if r.kept == 1 { "" } else { "s" },
         r.max_captures,
@@ -121,6 +124,7 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
         d.activated,
         d.in_flight,
         d.budget_exhausted,
+        d.busy,
     );
     if list.captures.is_empty() {
         out.push_str(if one_trace {
