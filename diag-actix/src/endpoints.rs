@@ -25,10 +25,13 @@ pub fn configure(diag: Diag) -> impl FnOnce(&mut web::ServiceConfig) {
         // would be the route label (actix's `match_pattern` ignores guards) of every
         // stray `/debug/...` request.
         for root in diag_core::endpoint::roots() {
-            let below = if root == "/debug" {
-                "/debug/".to_owned()
-            } else {
+            // What is below a root is diag's only where `is_endpoint` says so: not below
+            // `/metrics`, whose pattern would otherwise name a service's `/metrics/...`
+            // requests (actix's `match_pattern` ignores guards).
+            let below = if root != "/debug" && diag.is_endpoint(&format!("{root}/x")) {
                 format!("{root}/{{tail:.*}}")
+            } else {
+                format!("{root}/")
             };
             let ours = diag.clone();
             cfg.service(

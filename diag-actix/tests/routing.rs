@@ -16,6 +16,10 @@ async fn the_services_own_debug_routes_and_404s_stay_its_own() {
                 "/debug/pprof",
                 web::get().to(|| async { "pprof of the app" }),
             )
+            .route(
+                "/metrics/custom",
+                web::get().to(|| async { "the app's metrics" }),
+            )
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().body("app 404")
             })),
@@ -40,6 +44,11 @@ async fn the_services_own_debug_routes_and_404s_stay_its_own() {
         get("/debug/nothing-here").await,
         (404, "app 404".to_owned())
     );
+    assert_eq!(
+        get("/metrics/custom").await,
+        (200, "the app's metrics".to_owned())
+    );
+    assert_eq!(get("/metrics/other").await, (404, "app 404".to_owned()));
     // diag's own, and what is below them, are diag's (behind its token: 401 says diag
     // answered).
     for uri in [
@@ -56,14 +65,17 @@ async fn the_services_own_debug_routes_and_404s_stay_its_own() {
     let text = diag_conformance::grpc::metrics(&diag).await;
     for line in [
         r#"http_server_requests_total{method="GET",route="/debug/pprof",status="200"} 1"#,
-        r#"http_server_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"http_server_requests_total{method="GET",route="/metrics/custom",status="200"} 1"#,
+        r#"http_server_requests_total{method="GET",route="unmatched",status="404"} 2"#,
     ] {
         assert!(text.contains(line), "{line}\n{text}");
     }
-    assert!(
-        !text.contains("tail"),
-        "no route label of diag's own patterns:\n{text}"
-    );
+    for pattern in ["tail", r#"route="/metrics""#, r#"route="/debug""#] {
+        assert!(
+            !text.contains(pattern),
+            "a route label of diag's own patterns:\n{text}"
+        );
+    }
 }
 
 #[actix_web::test]

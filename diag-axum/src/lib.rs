@@ -134,10 +134,15 @@ pub fn layer(diag: &Diag) -> DiagAxumLayer {
 /// ```
 pub fn endpoints<S: Clone + Send + Sync + 'static>(diag: &Diag) -> Router<S> {
     let svc = DiagEndpoints::new(diag.clone()).with_peer(connect_info_peer);
-    let mut router = Router::new().route_service("/debug/", svc.clone());
+    let mut router = Router::new();
     for root in diag_core::endpoint::roots() {
-        router = router.route_service(root, svc.clone());
-        if root != "/debug" {
+        router = router
+            .route_service(root, svc.clone())
+            .route_service(&format!("{root}/"), svc.clone());
+        // What is below a root is diag's only where `is_endpoint` says so: not below
+        // `/metrics` (nor, for `/debug` itself, below it: its other paths are the
+        // service's), so a service's `/metrics/{job}` still mounts.
+        if root != "/debug" && diag.is_endpoint(&format!("{root}/x")) {
             router = router.route_service(&format!("{root}/{{*rest}}"), svc.clone());
         }
     }

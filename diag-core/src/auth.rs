@@ -84,13 +84,14 @@ pub enum AuthError {
          DIAG_TOKEN"
     )]
     CrossSiteWrite,
-    /// No token is configured and a loopback client's read carries an `Origin` that is
-    /// not this host: another site's page, whose script could read the answer wherever a
-    /// CORS layer lets it.
+    /// A read that carries an `Origin` that is not this host, from a loopback client
+    /// with no token configured, or with Basic credentials (which a browser sends on
+    /// any site's request): another site's page, whose script could read the answer
+    /// wherever a CORS layer lets it.
     #[error(
-        "no token is configured and this read comes from another site's web page (its \
-         Origin is not the Host asked for); use curl or this host's own /debug page, or \
-         configure DIAG_TOKEN"
+        "this read comes from another site's web page (its Origin is not the Host asked \
+         for), with no token or with a browser's Basic credentials; use curl (with \
+         `Authorization: Bearer`) or this host's own /debug page"
     )]
     CrossSiteRead,
     /// No token is configured and a loopback client asked for a `Host` that is not a
@@ -145,15 +146,18 @@ impl Secret {
         (!trimmed.is_empty()).then(|| Secret::new(trimmed))
     }
 
-    /// Refuses a token a header cannot carry: anything but visible ASCII. `what` names
-    /// it in the error.
+    /// Refuses a token a header cannot carry: one with a control character (a tab
+    /// aside), such as a line break inside it. `what` names it in the error.
     pub(crate) fn validate(&self, what: &str) -> Result<(), crate::ConfigError> {
-        if self.0.iter().all(|b| b.is_ascii_graphic()) {
+        if self
+            .0
+            .iter()
+            .all(|&b| b == b'\t' || !(b < 0x20 || b == 0x7f))
+        {
             Ok(())
         } else {
             Err(crate::ConfigError::Token(format!(
-                "{what} may hold only visible ASCII (no spaces or control characters): \
-                 a header could not carry it"
+                "{what} holds a control character (a line break?), which no header can carry"
             )))
         }
     }
@@ -241,11 +245,16 @@ pub(crate) fn authorize(
         if !token.matches(&candidate) {
             return Err(AuthError::InvalidToken);
         }
-        return if basic && !is_safe(method) {
-            Err(AuthError::BasicCannotWrite)
-        } else {
-            Ok(())
-        };
+        // Basic credentials are a browser's, which sends them on any site's request
+        // too: they only read, and only for diag's own page (or a client with no
+        // `Origin`), never for another site's script behind a permissive CORS layer.
+        if basic && !is_safe(method) {
+            return Err(AuthError::BasicCannotWrite);
+        }
+        if basic && !same_origin_or_none(headers) {
+            return Err(AuthError::CrossSiteRead);
+        }
+        return Ok(());
     }
     let peer = peer.ok_or(AuthError::UnknownPeer)?.ip();
     let client = request_client(peer, headers, trusted).map_err(|e| match e {
@@ -264,16 +273,11 @@ pub(crate) fn authorize(
     // A read from a page is fine only from diag's own (same-origin fetches send no
     // `Origin`, but some browsers send one anyway): another site's page could read the
     // answer wherever a CORS layer of the service's lets it.
-    if let Some(origin) = headers.get("origin") {
-        if !is_safe(method) {
-            return Err(AuthError::CrossSiteWrite);
-        }
-        if !headers
-            .get("host")
-            .is_some_and(|host| same_origin(origin, host))
-        {
-            return Err(AuthError::CrossSiteRead);
-        }
+    if headers.get("origin").is_some() && !is_safe(method) {
+        return Err(AuthError::CrossSiteWrite);
+    }
+    if !same_origin_or_none(headers) {
+        return Err(AuthError::CrossSiteRead);
     }
     if let Some(host) = headers.get("host")
         && !is_loopback_host(host)
@@ -281,6 +285,16 @@ pub(crate) fn authorize(
         return Err(AuthError::ForeignHost);
     }
     Ok(())
+}
+
+/// Whether the request carries no `Origin`, or one naming the `Host` it asks for.
+fn same_origin_or_none(headers: &dyn HeaderView) -> bool {
+    match headers.get("origin") {
+        None => true,
+        Some(origin) => headers
+            .get("host")
+            .is_some_and(|host| same_origin(origin, host)),
+    }
 }
 
 /// Whether `origin` (`http://localhost:8080`) names the host and port `host` does.
@@ -536,6 +550,29 @@ mod tests {
         assert_eq!(
             authorize(Some(&t), &none, "GET", &auth("Basic b25jYWxsOm5vcGU="), far),
             Err(AuthError::InvalidToken)
+        );
+        // A browser sends remembered Basic credentials on another site's script's
+        // request too: only diag's own page (or no page) reads with them.
+        let from = |origin: &str, scheme: &str| {
+            h(&[
+                ("authorization", scheme),
+                ("host", "svc.example:8443"),
+                ("origin", origin),
+            ])
+        };
+        let basic = "Basic OnMzY3JldA==";
+        let read = |origin: &str, scheme: &str| {
+            authorize(Some(&t), &none, "GET", &from(origin, scheme), far)
+        };
+        assert_eq!(
+            read("https://evil.example", basic),
+            Err(AuthError::CrossSiteRead)
+        );
+        assert_eq!(read("https://svc.example:8443", basic), Ok(()));
+        assert_eq!(
+            read("https://evil.example", "Bearer s3cret"),
+            Ok(()),
+            "a bearer token is never sent by a browser on its own"
         );
         // No colon, not base64, a stray sixth of a byte, and no password at all.
         for bad in ["Basic czNjcmV0", "Basic !!!!", "Basic czNjcmV0M", "Basic"] {

@@ -140,6 +140,13 @@ pub async fn serve(diag: Diag, addr: SocketAddr) -> io::Result<AdminServer> {
             let endpoints = endpoints.clone();
             tokio::spawn(async move {
                 let _permit = permit;
+                // hyper's head timeout starts once it knows the protocol, which it
+                // learns from the first bytes: a client that sends none is closed here.
+                let mut first = [0u8; 1];
+                match tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut first)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                }
                 let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(peer);
                     endpoints.clone().oneshot(req)

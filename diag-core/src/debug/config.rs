@@ -459,10 +459,14 @@ mod tests {
             Err(crate::ConfigError::Token(reason)) => reason,
             other => panic!("built: {:?}", other.map(|_| ())),
         };
-        assert!(refused(Diag::builder().token("two words")).contains("DIAG_TOKEN"));
-        assert!(refused(Diag::builder().token("caf\u{e9}")).contains("visible ASCII"));
-        let debug = refused(Diag::builder().token("ok").debug_token("tab\there"));
+        assert!(refused(Diag::builder().token("two\nlines")).contains("DIAG_TOKEN"));
+        assert!(refused(Diag::builder().token("nul\0")).contains("control character"));
+        let debug = refused(Diag::builder().token("ok").debug_token("a\r\nb"));
         assert!(debug.contains("DIAG_DEBUG_TOKEN"), "{debug}");
+        // What a header can carry stays usable: spaces, tabs, UTF-8.
+        for token in ["two words", "tab\there", "caf\u{e9}"] {
+            assert!(Diag::builder().token(token).build().is_ok(), "{token:?}");
+        }
         for token in ["1", "v1.longrandomtoken"] {
             assert!(refused(Diag::builder().token(token)).contains("`v1.`"));
             assert!(refused(Diag::builder().token("ok").debug_token(token)).contains("`1`"));

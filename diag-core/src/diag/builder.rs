@@ -130,8 +130,8 @@ impl DiagBuilder {
 
     /// The bearer token for `/debug/*`. Without one, only loopback clients get in.
     /// An empty string means no token. Surrounding whitespace (the newline a secret file
-    /// ends with) is dropped; [`build`](Self::build) refuses a token with other bytes
-    /// than visible ASCII, which no header could carry.
+    /// ends with) is dropped; [`build`](Self::build) refuses a token with a control
+    /// character inside (a line break), which no header could carry.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -305,8 +305,14 @@ impl Diag {
     /// assert!(diag.is_endpoint("/debug/requests/42"));
     /// assert!(!diag.is_endpoint("/debugger"));
     /// assert!(!diag.is_endpoint("/debug/pprof"), "the service's own");
+    /// assert!(diag.is_endpoint("/debug/state/") && diag.is_endpoint("/metrics/"));
     /// ```
     pub fn is_endpoint(&self, path: &str) -> bool {
+        // With or without a trailing slash, as `serve` takes it.
+        let path = match path.len() {
+            2.. if path.ends_with('/') => path.trim_end_matches('/'),
+            _ => path,
+        };
         if path == "/metrics" {
             return true;
         }

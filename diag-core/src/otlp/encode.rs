@@ -105,19 +105,35 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
             {
                 span.message(11, |ev| log_event(ev, log, &nanos));
             }
-            if let Some(kind) = error_type(c.response.as_ref().map(|r| r.status), grpc) {
-                span.message(9, |kv| kv_str(kv, "error.type", &kind));
+            // How the capture ended says more than its status: a handler's panic, or a
+            // response body that failed mid-way, is the service's error, not the client's.
+            let kind = if c.panicked {
+                Some("panic".to_owned())
+            } else if c.failed && c.response.is_some() {
+                Some("response_body_error".to_owned())
+            } else {
+                error_type(c.response.as_ref().map(|r| r.status), grpc)
+            };
+            if let Some(kind) = &kind {
+                span.message(9, |kv| kv_str(kv, "error.type", kind));
             }
             let grpc_failed = grpc.is_some_and(|code| code.is_server_error());
             let failed = c.response.as_ref().is_none_or(|r| r.status >= 500) || grpc_failed;
             if failed || !c.complete {
                 span.message(15, |status| {
                     let message = match (&c.response, c.complete, grpc) {
+                        _ if c.panicked => "the handler panicked".to_owned(),
+                        (None, _, _) if c.failed => {
+                            "the service failed with an error instead of a response".to_owned()
+                        }
                         (None, _, _) => "no response".to_owned(),
                         (Some(_), true, Some(code)) if grpc_failed => {
                             format!("gRPC {}", code.name())
                         }
                         (Some(r), true, _) => format!("HTTP {}", r.status),
+                        (Some(_), false, _) if c.failed => {
+                            "the response body failed with an error mid-way".to_owned()
+                        }
                         (Some(_), false, _) => {
                             "the client went away before the response ended".to_owned()
                         }

@@ -181,6 +181,29 @@ fn a_stuck_collector_holds_at_most_queue_bytes_of_captures() {
     drop(listener);
 }
 
+#[test]
+fn a_failed_body_and_a_panic_are_the_services_errors_in_the_trace() {
+    let (url, posts) = collector();
+    let diag = otlp_diag(&url);
+    debug_request_recording(&diag, |debug| {
+        debug.response_head(200, &Vec::new());
+        debug.response_chunk(b"half");
+        debug.finish_after_error(); // the body yielded an error
+    });
+    debug_request_recording(&diag, |debug| debug.finish_after_panic());
+    assert!(diag.flush_traces(Duration::from_secs(10)));
+    let all: Vec<u8> = posts.lock().concat();
+    for text in [
+        &b"response_body_error"[..],
+        b"the response body failed with an error mid-way",
+        b"panic",
+        b"the handler panicked",
+    ] {
+        assert!(contains(&all, text), "{}", String::from_utf8_lossy(text));
+    }
+    assert!(!contains(&all, b"the client went away"));
+}
+
 /// A collector that answers every post with 200 and keeps the bodies.
 fn collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -134,6 +134,9 @@ pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
         }
         return if basic && !matches!(req.method.as_str(), "GET" | "HEAD") {
             Access::ReadOnly
+        } else if basic && !own_page_or_none(req) {
+            // A browser's Basic credentials on another site's script's request.
+            Access::Forbidden
         } else {
             Access::Allowed
         };
@@ -151,22 +154,36 @@ pub(crate) fn access(setup: &EndpointSetup, req: &EndpointRequest) -> Access {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    if let Some(origin) = header("origin") {
-        // Writes never; reads only from the page of the very host asked for.
-        let ascii_trim = |v: &str| v.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned();
-        let own_page = header("host").is_some_and(|host| {
-            ["http://", "https://"].iter().any(|scheme| {
-                ascii_trim(origin).eq_ignore_ascii_case(&format!("{scheme}{}", ascii_trim(host)))
-            })
-        });
-        if !matches!(req.method.as_str(), "GET" | "HEAD") || !own_page {
-            return Access::Forbidden;
-        }
+    // Writes never with an `Origin`; reads only from the page of the very host asked for.
+    if header("origin").is_some() && !matches!(req.method.as_str(), "GET" | "HEAD") {
+        return Access::Forbidden;
+    }
+    if !own_page_or_none(req) {
+        return Access::Forbidden;
     }
     if header("host").is_some_and(|h| !loopback_host(h)) {
         return Access::Forbidden;
     }
     Access::Allowed
+}
+
+/// No `Origin`, or one naming the very `Host` asked for (its first lines of each).
+fn own_page_or_none(req: &EndpointRequest) -> bool {
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(origin) = header("origin") else {
+        return true;
+    };
+    let ascii_trim = |v: &str| v.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned();
+    header("host").is_some_and(|host| {
+        ["http://", "https://"].iter().any(|scheme| {
+            ascii_trim(origin).eq_ignore_ascii_case(&format!("{scheme}{}", ascii_trim(host)))
+        })
+    })
 }
 
 /// `localhost`, a name under it, or a loopback address, with an optional port (written

@@ -475,20 +475,34 @@ fn what_debug_captures_and_the_in_flight_table_drop_is_counted() {
         });
     }
     debug.finish_incomplete();
+    // Requests held on more routes than the in-flight table tracks.
+    let routes: Vec<String> = (0..130).map(|i| format!("/r{i}")).collect();
+    let held: Vec<_> = routes
+        .iter()
+        .map(|route| {
+            diag.begin(&RequestView {
+                method: "GET",
+                route: Some(route),
+                uri: route,
+                headers: &(),
+                peer: &|| None,
+            })
+        })
+        .collect();
     let text = scrape(&diag);
-    assert_value(
-        &text,
-        r#"diag_debug_records_dropped_total{kind="log"}"#,
-        7.0,
-    );
-    assert_value(
-        &text,
-        r#"diag_debug_records_dropped_total{kind="span"}"#,
-        0.0,
-    );
-    assert_value(
-        &text,
-        r#"diag_in_flight_untracked_total{reason="route_overflow"}"#,
-        0.0,
-    );
+    drop(held);
+    for (series, value) in [
+        (r#"diag_debug_records_dropped_total{kind="log"}"#, 7.0),
+        (r#"diag_debug_records_dropped_total{kind="span"}"#, 0.0),
+        (
+            r#"diag_in_flight_untracked_total{reason="route_overflow"}"#,
+            2.0,
+        ),
+        (
+            r#"diag_in_flight_untracked_total{reason="no_age_slot"}"#,
+            0.0,
+        ),
+    ] {
+        assert_value(&text, series, value);
+    }
 }

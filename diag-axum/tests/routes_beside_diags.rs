@@ -1,0 +1,51 @@
+//! The service's own routes beside diag's paths: below `/metrics` and elsewhere under
+//! `/debug` they stay the service's (and still mount), while diag's own paths answer
+//! with or without a trailing slash.
+
+use axum::{Router, body::Body, routing::get};
+use diag_axum::DiagRouterExt;
+use tower::ServiceExt;
+
+async fn answer(app: &Router, uri: &str) -> (u16, String) {
+    let res = app
+        .clone()
+        .oneshot(http::Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn the_services_routes_below_metrics_and_debug_stay_its_own() {
+    let diag = diag_core::Diag::builder().token("t0k").build().unwrap();
+    // A route under `/metrics` once made `with_diag` panic (a `/metrics/{*rest}` of diag's).
+    let app = Router::new()
+        .route("/metrics/{job}", get(|| async { "the job's own" }))
+        .route("/debug/pprof", get(|| async { "pprof" }))
+        .fallback(|| async { (http::StatusCode::IM_A_TEAPOT, "the service's fallback") })
+        .with_diag(&diag);
+    assert_eq!(
+        answer(&app, "/metrics/batch").await,
+        (200, "the job's own".to_owned())
+    );
+    assert_eq!(
+        answer(&app, "/debug/pprof").await,
+        (200, "pprof".to_owned())
+    );
+    assert_eq!(answer(&app, "/debug/other").await.0, 418);
+    assert_eq!(answer(&app, "/metrics").await.0, 200);
+    // diag's own paths, with or without a trailing slash, and below them: behind its token.
+    for uri in [
+        "/debug",
+        "/debug/",
+        "/debug/state",
+        "/debug/state/",
+        "/debug/state/process",
+    ] {
+        assert_eq!(answer(&app, uri).await.0, 401, "{uri}");
+    }
+}
