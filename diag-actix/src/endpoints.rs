@@ -37,7 +37,7 @@ pub fn configure(diag: Diag) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(
                 web::resource([root.to_owned(), below])
                     .guard(guard::fn_guard(move |ctx| {
-                        ours.is_endpoint(ctx.head().uri.path().trim_end_matches('/'))
+                        ours.is_endpoint(ctx.head().uri.path())
                     }))
                     .route(web::route().to(serve)),
             );

@@ -328,17 +328,31 @@ impl DebugSession {
     /// assert_eq!(session.spans()[0].parent, Some(1));
     /// ```
     pub fn record_span(&self, span: SpanTiming) {
-        if !self.charge(span_size(&span)) {
-            self.dropped_spans.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.keep_span(span);
+        let size = span_size(&span);
+        self.keep(
+            &self.spans,
+            span,
+            size,
+            false,
+            Self::MAX_SPANS,
+            &self.dropped_spans,
+        );
     }
 
-    /// Keeps a span already charged for (one that was open), or counts it as dropped.
-    fn keep_span(&self, span: SpanTiming) {
-        let size = span_size(&span);
-        if !push_bounded(&self.spans, span, Self::MAX_SPANS, &self.dropped_spans) {
+    /// Keeps `item` of `size` bytes in `v` (taking them from the budget unless they
+    /// were taken already), or counts it in `dropped` when it does not fit.
+    fn keep<T>(
+        &self,
+        v: &Mutex<Vec<T>>,
+        item: T,
+        size: usize,
+        charged: bool,
+        cap: usize,
+        dropped: &AtomicU64,
+    ) {
+        if !charged && !self.charge(size) {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        } else if !push_bounded(v, item, cap, dropped) {
             self.bytes.fetch_sub(size, Ordering::Relaxed);
         }
     }
@@ -368,13 +382,14 @@ impl DebugSession {
     /// ```
     pub fn record_log(&self, line: LogLine) {
         let size = log_size(&line);
-        if !self.charge(size) {
-            self.dropped_logs.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if !push_bounded(&self.logs, line, Self::MAX_LOGS, &self.dropped_logs) {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
-        }
+        self.keep(
+            &self.logs,
+            line,
+            size,
+            false,
+            Self::MAX_LOGS,
+            &self.dropped_logs,
+        );
     }
 
     /// The spans kept so far, in the order they closed.
@@ -480,7 +495,15 @@ impl DebugSession {
             open.remove(at)
         };
         // Charged when it opened.
-        self.keep_span(SpanTiming { duration, ..span });
+        let size = span_size(&span);
+        self.keep(
+            &self.spans,
+            SpanTiming { duration, ..span },
+            size,
+            true,
+            Self::MAX_SPANS,
+            &self.dropped_spans,
+        );
     }
 
     /// Moves out the spans and log lines kept so far: the capture takes them when it is

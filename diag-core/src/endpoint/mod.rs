@@ -308,10 +308,11 @@ impl Diag {
     /// assert!(diag.is_endpoint("/debug/state/") && diag.is_endpoint("/metrics/"));
     /// ```
     pub fn is_endpoint(&self, path: &str) -> bool {
-        // With or without a trailing slash, as `serve` takes it.
-        let path = match path.len() {
-            2.. if path.ends_with('/') => path.trim_end_matches('/'),
-            _ => path,
+        // With or without a trailing slash, as `serve` takes it (`/` stays `/`).
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
         };
         if path == "/metrics" {
             return true;
@@ -380,7 +381,7 @@ impl Diag {
     fn refusal(&self, req: &EndpointRequest) -> Option<DiagResponse> {
         // A path that is none of diag's (on the admin port, say) says so to anyone: it
         // reveals nothing, and a 401 would send the reader after a token for nothing.
-        if !self.is_endpoint(req.path.trim_end_matches('/')) {
+        if !self.is_endpoint(&req.path) {
             return Some(DiagResponse::not_found(&format!(
                 "`{}` is not one of diag's endpoints (see /debug for them)",
                 crate::debug::Safe(&req.path)
