@@ -308,19 +308,16 @@ impl Diag {
     /// assert!(diag.is_endpoint("/debug/state/") && diag.is_endpoint("/metrics/"));
     /// ```
     pub fn is_endpoint(&self, path: &str) -> bool {
-        // With or without a trailing slash, as `serve` takes it (`/` stays `/`).
-        let path = if path.len() > 1 {
-            path.trim_end_matches('/')
-        } else {
-            path
-        };
-        if path == "/metrics" {
-            return true;
+        // With or without a trailing slash, as `serve` takes it. (Every request asks:
+        // the slash is looked at only for paths that start like diag's.)
+        if let Some(rest) = path.strip_prefix("/metrics") {
+            return rest.bytes().all(|b| b == b'/');
         }
         // Every other request stops here: its path does not start with `/debug`.
         let Some(rest) = path.strip_prefix("/debug") else {
             return false;
         };
+        let rest = rest.trim_end_matches('/');
         rest.is_empty()
             || ENDPOINTS.iter().any(|e| {
                 let Some(own) = e.path.strip_prefix("/debug").filter(|p| !p.is_empty()) else {

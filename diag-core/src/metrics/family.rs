@@ -293,9 +293,8 @@ impl<M, const N: usize> Family<M, N> {
     /// assert_eq!(f.with(["r1"]).get(), 0.4);
     /// ```
     pub fn series(&self, labels: [&str; N]) -> SeriesRef {
-        if labels.iter().any(|l| l.len() > MAX_LABEL_VALUE_BYTES) {
-            return self.with_cut_labels(labels, |cut| self.series(cut));
-        }
+        // A value too long is cut where a series would be created (`insert`), so the
+        // lookup of every other series pays nothing for it.
         let hash = hash_labels(self.seed, &labels);
         if let Some(found) = self.probe(hash, &labels, false) {
             return found;
@@ -305,10 +304,14 @@ impl<M, const N: usize> Family<M, N> {
 
     /// The series for these label values if it exists; never creates one.
     pub(crate) fn find(&self, labels: [&str; N]) -> Option<SeriesRef> {
-        if labels.iter().any(|l| l.len() > MAX_LABEL_VALUE_BYTES) {
-            return self.with_cut_labels(labels, |cut| self.find(cut));
-        }
         self.probe(hash_labels(self.seed, &labels), &labels, false)
+            .or_else(|| {
+                labels
+                    .iter()
+                    .any(|l| l.len() > MAX_LABEL_VALUE_BYTES)
+                    .then(|| self.with_cut_labels(labels, |cut| self.find(cut)))
+                    .flatten()
+            })
     }
 
     /// `f` with the label values cut to [`MAX_LABEL_VALUE_BYTES`].
@@ -394,7 +397,11 @@ impl<M, const N: usize> Family<M, N> {
 
     #[cold]
     fn insert(&self, hash: u64, labels: [&str; N]) -> SeriesRef {
-        debug_assert!(labels.iter().all(|l| l.len() <= MAX_LABEL_VALUE_BYTES));
+        // Never stored: its series is the one of the cut values (a long value takes this
+        // path on each of its lookups).
+        if labels.iter().any(|l| l.len() > MAX_LABEL_VALUE_BYTES) {
+            return self.with_cut_labels(labels, |cut| self.series(cut));
+        }
         if self.len() < self.cap {
             let mut order = self.order.lock();
             // Another thread may have inserted it (or filled the family) meanwhile.

@@ -235,7 +235,7 @@ impl Histogram {
     }
 
     /// Records `v`; `exemplar` is already known to be sampled.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, v: f64, exemplar: Option<(&TraceContext, ExemplarTime)>) {
         if v.is_nan() {
             return;
