@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
             Ok::<_, Infallible>(tonic::server::Grpc::new(Raw).unary(Echo, req).await)
         },
     );
-    let diag = DiagLayer::new(diag.clone()).layer(inner);
+    let diag = DiagLayer::new(&diag).layer(inner);
 
     let mut group = c.benchmark_group("grpc_call");
     group.bench_function("bare", |b| {

@@ -12,13 +12,14 @@ use futures_util::StreamExt;
 /// # #[actix_web::main] async fn main() {
 /// use actix_web::{App, test};
 /// let diag = diag_core::Diag::builder().token("t").build().unwrap();
-/// let app = test::init_service(App::new().configure(diag_actix::configure(diag))).await;
+/// let app = test::init_service(App::new().configure(diag_actix::configure(&diag))).await;
 /// let req = test::TestRequest::get().uri("/debug/state").insert_header(("authorization", "Bearer t")).to_request();
 /// let res = test::call_service(&app, req).await;
 /// assert_eq!(res.status(), 200);
 /// # }
 /// ```
-pub fn configure(diag: Diag) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure(diag: &Diag) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    let diag = diag.clone();
     move |cfg| {
         // Each of diag's paths on its own, guarded by diag's own list: a catch-all
         // `/debug/{tail}` would take the service's `/debug/pprof` and its 404s, and

@@ -22,8 +22,8 @@
 //!     let diag = diag_core::Diag::builder().service("orders").build().unwrap();
 //!     HttpServer::new(move || {
 //!         App::new()
-//!             .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
-//!             .configure(diag_actix::configure(diag.clone()))
+//!             .wrap(diag_actix::DiagMiddleware::new(&diag))
+//!             .configure(diag_actix::configure(&diag))
 //!             .route("/", web::get().to(|| async { "hello" }))
 //!     })
 //!     .bind("127.0.0.1:8080")?

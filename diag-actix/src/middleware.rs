@@ -25,8 +25,8 @@ use crate::{ActixHeaders, ActixHeadersMut};
 /// let diag = diag_core::Diag::builder().build().unwrap();
 /// let app = test::init_service(
 ///     App::new()
-///         .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
-///         .configure(diag_actix::configure(diag))
+///         .wrap(diag_actix::DiagMiddleware::new(&diag))
+///         .configure(diag_actix::configure(&diag))
 ///         .route("/users/{id}", web::get().to(|| async { "ok" })),
 /// )
 /// .await;
@@ -49,8 +49,8 @@ impl DiagMiddleware {
     /// let diag = diag_core::Diag::builder().build().unwrap();
     /// let app = test::init_service(
     ///     App::new()
-    ///         .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
-    ///         .configure(diag_actix::configure(diag))
+    ///         .wrap(diag_actix::DiagMiddleware::new(&diag))
+    ///         .configure(diag_actix::configure(&diag))
     ///         .route("/orders/{id}", web::get().to(|| async { "an order" })),
     /// )
     /// .await;
@@ -60,8 +60,8 @@ impl DiagMiddleware {
     /// assert!(String::from_utf8_lossy(&metrics).contains(r#"route="/orders/{id}""#));
     /// # }
     /// ```
-    pub fn new(diag: Diag) -> Self {
-        DiagMiddleware { diag }
+    pub fn new(diag: &Diag) -> Self {
+        DiagMiddleware { diag: diag.clone() }
     }
 }
 
@@ -93,7 +93,7 @@ where
 ///
 /// let diag = diag_core::Diag::builder().build().unwrap();
 /// let svc: diag_actix::DiagMiddlewareService<_> =
-///     diag_actix::DiagMiddleware::new(diag).new_transform(test::ok_service()).await.unwrap();
+///     diag_actix::DiagMiddleware::new(&diag).new_transform(test::ok_service()).await.unwrap();
 /// let res = svc.call(TestRequest::get().uri("/orders/1").to_srv_request()).await.unwrap();
 /// assert!(res.headers().contains_key("traceparent"));
 /// let res = svc.call(TestRequest::get().uri("/metrics").to_srv_request()).await.unwrap();
@@ -171,7 +171,7 @@ pin_project_lite::pin_project! {
     ///
     /// let diag = diag_core::Diag::builder().build().unwrap();
     /// let inner = test::status_service(StatusCode::NOT_FOUND);
-    /// let svc = diag_actix::DiagMiddleware::new(diag).new_transform(inner).await.unwrap();
+    /// let svc = diag_actix::DiagMiddleware::new(&diag).new_transform(inner).await.unwrap();
     /// let future: diag_actix::DiagFuture<_> = svc.call(test::TestRequest::get().to_srv_request());
     /// let res = future.await.unwrap();
     /// assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -232,7 +232,7 @@ pin_project_lite::pin_project! {
     /// let diag = diag_core::Diag::builder().build().unwrap();
     /// let app = test::init_service(
     ///     App::new()
-    ///         .wrap(diag_actix::DiagMiddleware::new(diag))
+    ///         .wrap(diag_actix::DiagMiddleware::new(&diag))
     ///         .route("/", web::get().to(|| async { "hello" })),
     /// )
     /// .await;

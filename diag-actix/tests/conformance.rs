@@ -10,8 +10,8 @@ fn start_server() -> std::net::SocketAddr {
         actix_web::rt::System::new().block_on(async move {
             let server = HttpServer::new(move || {
                 App::new()
-                    .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
-                    .configure(diag_actix::configure(diag.clone()))
+                    .wrap(diag_actix::DiagMiddleware::new(&diag))
+                    .configure(diag_actix::configure(&diag))
                     .route(
                         "/echo",
                         web::post().to(|body: web::Payload| async move {

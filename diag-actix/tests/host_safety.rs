@@ -108,8 +108,8 @@ fn start_server(diag: Option<Diag>) -> SocketAddr {
                     .run(),
                 Some(diag) => HttpServer::new(move || {
                     App::new()
-                        .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
-                        .configure(diag_actix::configure(diag.clone()))
+                        .wrap(diag_actix::DiagMiddleware::new(&diag))
+                        .configure(diag_actix::configure(&diag))
                         .configure(routes)
                 })
                 .workers(1)

@@ -10,8 +10,8 @@ async fn the_services_own_debug_routes_and_404s_stay_its_own() {
     let diag = diag_conformance::diag();
     let app = test::init_service(
         App::new()
-            .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
-            .configure(diag_actix::configure(diag.clone()))
+            .wrap(diag_actix::DiagMiddleware::new(&diag))
+            .configure(diag_actix::configure(&diag))
             .route(
                 "/debug/pprof",
                 web::get().to(|| async { "pprof of the app" }),
@@ -84,7 +84,7 @@ async fn a_route_found_only_by_routing_is_counted_under_it() {
     let app = test::init_service(
         App::new()
             .wrap(NormalizePath::new(TrailingSlash::Trim))
-            .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
+            .wrap(diag_actix::DiagMiddleware::new(&diag))
             .route("/users/{id}", web::get().to(|| async { "user" })),
     )
     .await;

@@ -20,7 +20,7 @@ async fn an_error_from_inside_is_counted_under_its_status() {
                     fut.await
                 }
             })
-            .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
+            .wrap(diag_actix::DiagMiddleware::new(&diag))
             .route("/deny", web::get().to(HttpResponse::Ok))
             .route("/ok", web::get().to(HttpResponse::Ok)),
     )
@@ -74,7 +74,7 @@ async fn an_error_is_counted_under_the_status_of_the_response_it_becomes() {
                     Err::<actix_web::dev::ServiceResponse, _>(NotHere.into())
                 }
             })
-            .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
+            .wrap(diag_actix::DiagMiddleware::new(&diag))
             .route("/x", web::get().to(HttpResponse::Ok)),
     )
     .await;

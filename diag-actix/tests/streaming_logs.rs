@@ -34,7 +34,7 @@ async fn debug_lines_logged_while_the_response_body_streams_are_kept() {
     let diag = diag();
     let app = test::init_service(
         App::new()
-            .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
+            .wrap(diag_actix::DiagMiddleware::new(&diag))
             .route(
                 "/stream",
                 web::get().to(|| async {
@@ -84,7 +84,7 @@ async fn debug_lines_logged_while_the_payload_is_read_in_another_task_are_kept()
         let n = read.await.unwrap();
         Ok::<_, actix_web::Error>(req.into_response(HttpResponse::Ok().body(n.to_string())))
     });
-    let svc = diag_actix::DiagMiddleware::new(diag.clone())
+    let svc = diag_actix::DiagMiddleware::new(&diag)
         .new_transform(handler)
         .await
         .unwrap();

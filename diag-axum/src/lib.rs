@@ -133,7 +133,7 @@ pub fn layer(diag: &Diag) -> DiagAxumLayer {
 /// # }
 /// ```
 pub fn endpoints<S: Clone + Send + Sync + 'static>(diag: &Diag) -> Router<S> {
-    let svc = DiagEndpoints::new(diag.clone()).with_peer(connect_info_peer);
+    let svc = DiagEndpoints::new(diag).with_peer(connect_info_peer);
     let mut router = Router::new();
     for root in diag_core::endpoint::roots() {
         router = router

@@ -36,7 +36,7 @@ const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(
 /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 ///
 /// let diag = diag_core::Diag::builder().build().unwrap();
-/// let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse()?).await?;
+/// let admin = diag_tower::admin::serve(&diag, "127.0.0.1:0".parse()?).await?;
 /// let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
 /// let res = client.get(format!("http://{}/metrics", admin.local_addr()).parse()?).await?;
 /// assert_eq!(res.status(), 200);
@@ -55,7 +55,7 @@ impl AdminServer {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
     /// let diag = diag_core::Diag::builder().build().unwrap();
-    /// let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse().unwrap()).await?;
+    /// let admin = diag_tower::admin::serve(&diag, "127.0.0.1:0".parse().unwrap()).await?;
     /// assert!(admin.local_addr().ip().is_loopback());
     /// assert_ne!(admin.local_addr().port(), 0, "the port the system picked");
     /// # admin.abort();
@@ -70,7 +70,7 @@ impl AdminServer {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
     /// let diag = diag_core::Diag::builder().build().unwrap();
-    /// let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse().unwrap()).await?;
+    /// let admin = diag_tower::admin::serve(&diag, "127.0.0.1:0".parse().unwrap()).await?;
     /// admin.abort();
     /// // The runtime drops the listener when it next runs the aborted task.
     /// let mut refused = false;
@@ -103,7 +103,7 @@ impl AdminServer {
 /// ```
 pub async fn serve_configured(diag: &Diag) -> io::Result<Option<AdminServer>> {
     match diag.admin_addr() {
-        Some(addr) => serve(diag.clone(), addr).await.map(Some),
+        Some(addr) => serve(diag, addr).await.map(Some),
         None => Ok(None),
     }
 }
@@ -114,11 +114,11 @@ pub async fn serve_configured(diag: &Diag) -> io::Result<Option<AdminServer>> {
 /// ```no_run
 /// # #[tokio::main] async fn main() -> std::io::Result<()> {
 /// let diag = diag_core::Diag::builder().build().unwrap();
-/// let admin = diag_tower::admin::serve(diag, "127.0.0.1:9901".parse().unwrap()).await?;
+/// let admin = diag_tower::admin::serve(&diag, "127.0.0.1:9901".parse().unwrap()).await?;
 /// println!("diagnostics on http://{}/debug", admin.local_addr());
 /// # Ok(()) }
 /// ```
-pub async fn serve(diag: Diag, addr: SocketAddr) -> io::Result<AdminServer> {
+pub async fn serve(diag: &Diag, addr: SocketAddr) -> io::Result<AdminServer> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let endpoints = DiagEndpoints::new(diag);

@@ -27,7 +27,7 @@ pin_project! {
     /// use tower::{Layer, ServiceExt, service_fn};
     ///
     /// let diag = diag_core::Diag::builder().build().unwrap();
-    /// let echo = DiagLayer::new(diag).layer(service_fn(
+    /// let echo = DiagLayer::new(&diag).layer(service_fn(
     ///     |req: http::Request<DiagBody<String>>| async {
     ///         Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
     ///     },

@@ -27,7 +27,7 @@ use crate::{HttpHeaders, PeerFn};
 ///     .header("authorization", "Bearer t")
 ///     .body(http_body_util::Empty::<bytes::Bytes>::new())
 ///     .unwrap();
-/// let res = diag_tower::DiagEndpoints::new(diag).oneshot(req).await.unwrap();
+/// let res = diag_tower::DiagEndpoints::new(&diag).oneshot(req).await.unwrap();
 /// assert_eq!(res.status(), 200);
 /// # }
 /// ```
@@ -46,7 +46,7 @@ impl DiagEndpoints {
     /// use tower::ServiceExt;
     ///
     /// let diag = diag_core::Diag::builder().build().unwrap(); // no token: loopback only
-    /// let endpoints = diag_tower::DiagEndpoints::new(diag);
+    /// let endpoints = diag_tower::DiagEndpoints::new(&diag);
     /// let mut req = http::Request::get("/debug/state").body(String::new()).unwrap();
     /// req.extensions_mut().insert(std::net::SocketAddr::from(([127, 0, 0, 1], 41000)));
     /// assert_eq!(endpoints.clone().oneshot(req).await.unwrap().status(), 200);
@@ -54,9 +54,9 @@ impl DiagEndpoints {
     /// assert_eq!(endpoints.oneshot(unknown_peer).await.unwrap().status(), 403);
     /// # }
     /// ```
-    pub fn new(diag: Diag) -> Self {
+    pub fn new(diag: &Diag) -> Self {
         DiagEndpoints {
-            diag,
+            diag: diag.clone(),
             peer: |ext| ext.get::<std::net::SocketAddr>().copied(),
         }
     }
@@ -74,7 +74,7 @@ impl DiagEndpoints {
     ///
     /// let diag = diag_core::Diag::builder().build().unwrap();
     /// let endpoints =
-    ///     diag_tower::DiagEndpoints::new(diag).with_peer(|ext| ext.get::<Conn>().map(|c| c.0));
+    ///     diag_tower::DiagEndpoints::new(&diag).with_peer(|ext| ext.get::<Conn>().map(|c| c.0));
     /// let mut req = http::Request::get("/debug/state").body(String::new()).unwrap();
     /// req.extensions_mut().insert(Conn(SocketAddr::from(([127, 0, 0, 1], 41000))));
     /// assert_eq!(endpoints.oneshot(req).await.unwrap().status(), 200);
@@ -152,7 +152,7 @@ mod tests {
     async fn an_h2_authority_is_checked_as_a_host() {
         let diag = diag_core::Diag::builder().build().unwrap();
         let endpoints =
-            DiagEndpoints::new(diag).with_peer(|_| Some(([127, 0, 0, 1], 40000).into()));
+            DiagEndpoints::new(&diag).with_peer(|_| Some(([127, 0, 0, 1], 40000).into()));
         let status = |uri: &'static str| {
             let endpoints = endpoints.clone();
             async move {
@@ -183,7 +183,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_client_s_body_is_never_read() {
         let diag = diag_core::Diag::builder().token("t0k").build().unwrap();
-        let endpoints = DiagEndpoints::new(diag.clone());
+        let endpoints = DiagEndpoints::new(&diag);
         let endless = http_body_util::StreamBody::new(futures_util::stream::pending::<
             Result<http_body::Frame<Bytes>, std::io::Error>,
         >());

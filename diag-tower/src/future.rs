@@ -16,7 +16,7 @@ pin_project! {
     /// use tower::{Layer, Service, ServiceExt, service_fn};
     ///
     /// let diag = diag_core::Diag::builder().build().unwrap();
-    /// let mut svc = diag_tower::DiagLayer::new(diag).layer(service_fn(
+    /// let mut svc = diag_tower::DiagLayer::new(&diag).layer(service_fn(
     ///     |_req: http::Request<diag_tower::DiagBody<String>>| async {
     ///         let res = http::Response::builder().status(404).body(String::new()).unwrap();
     ///         Ok::<_, std::convert::Infallible>(res)

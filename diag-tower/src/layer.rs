@@ -51,7 +51,7 @@ pub type PeerFn = fn(&http::Extensions) -> Option<SocketAddr>;
 /// struct Route(&'static str);
 ///
 /// let diag = diag_core::Diag::builder().build().unwrap();
-/// let layer = diag_tower::DiagLayer::new(diag)
+/// let layer = diag_tower::DiagLayer::new(&diag)
 ///     .with_route(|ext| ext.get::<Route>().map(|r| r.0))
 ///     .with_peer(|ext| ext.get::<std::net::SocketAddr>().copied());
 /// # let _ = layer;
@@ -80,8 +80,8 @@ pub type PeerFn = fn(&http::Extensions) -> Option<SocketAddr>;
 /// #       Error = std::convert::Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static)
 /// # -> Result<(), Box<dyn std::error::Error>> {
 /// use tonic::transport::server::TcpConnectInfo;
-/// diag_tower::admin::serve(diag.clone(), "127.0.0.1:9901".parse()?).await?;
-/// let layer = diag_tower::DiagLayer::new(diag)
+/// diag_tower::admin::serve(&diag, "127.0.0.1:9901".parse()?).await?;
+/// let layer = diag_tower::DiagLayer::new(&diag)
 ///     .with_peer(|ext| ext.get::<TcpConnectInfo>()?.remote_addr());
 /// tonic::transport::Server::builder()
 ///     .layer(layer)
@@ -107,7 +107,7 @@ impl DiagLayer {
     /// use tower::{Layer, ServiceExt, service_fn};
     ///
     /// let diag = diag_core::Diag::builder().build().unwrap();
-    /// let svc = diag_tower::DiagLayer::new(diag).layer(service_fn(
+    /// let svc = diag_tower::DiagLayer::new(&diag).layer(service_fn(
     ///     |_req: http::Request<diag_tower::DiagBody<String>>| async {
     ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
     ///     },
@@ -116,9 +116,9 @@ impl DiagLayer {
     /// assert!(res.headers().contains_key("traceparent"));
     /// # }
     /// ```
-    pub fn new(diag: Diag) -> Self {
+    pub fn new(diag: &Diag) -> Self {
         DiagLayer {
-            diag,
+            diag: diag.clone(),
             route: |_| None,
             peer: |ext| ext.get::<SocketAddr>().copied(),
         }
@@ -142,7 +142,7 @@ impl DiagLayer {
     /// struct Template(&'static str);
     ///
     /// let diag = diag_core::Diag::builder().build().unwrap();
-    /// let layer = diag_tower::DiagLayer::new(diag.clone())
+    /// let layer = diag_tower::DiagLayer::new(&diag)
     ///     .with_route(|ext| ext.get::<Template>().map(|t| t.0));
     /// let mut req = http::Request::get("/users/7").body(String::new()).unwrap();
     /// req.extensions_mut().insert(Template("/users/{id}")); // what your router matched
@@ -180,7 +180,7 @@ impl DiagLayer {
     ///
     /// let diag = diag_core::Diag::builder().build().unwrap();
     /// let layer =
-    ///     diag_tower::DiagLayer::new(diag).with_peer(|ext| ext.get::<Conn>().map(|c| c.0));
+    ///     diag_tower::DiagLayer::new(&diag).with_peer(|ext| ext.get::<Conn>().map(|c| c.0));
     /// let mut req = http::Request::get("/").header("x-debug", "1").body(String::new()).unwrap();
     /// req.extensions_mut().insert(Conn(SocketAddr::from(([127, 0, 0, 1], 41000))));
     /// let res = layer.layer(handler).oneshot(req).await.unwrap();

@@ -17,7 +17,7 @@
 //!
 //! let diag = diag_core::Diag::builder().service("api").build().unwrap();
 //! let svc = ServiceBuilder::new()
-//!     .layer(DiagLayer::new(diag.clone()))
+//!     .layer(DiagLayer::new(&diag))
 //!     .service(service_fn(|_req: http::Request<DiagBody<String>>| async {
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
 //!     }));
@@ -72,9 +72,9 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //!     let diag = diag_core::Diag::from_env()?.service("users").build()?.leak();
-//!     let endpoints = DiagEndpoints::new(diag.clone());
+//!     let endpoints = DiagEndpoints::new(&diag);
 //!     let owns = diag.clone();
-//!     let svc = DiagLayer::new(diag.clone())
+//!     let svc = DiagLayer::new(&diag)
 //!         .with_route(|ext| ext.get::<Route>().map(|r| r.0))
 //!         .layer(service_fn(move |req: http::Request<DiagBody<Incoming>>| {
 //!             let endpoints = owns.is_endpoint(req.uri().path()).then(|| endpoints.clone());

@@ -126,7 +126,7 @@ impl<S> Layer<S> for PropagateLayer {
 ///     async move { Ok::<_, Infallible>(http::Response::new(req.headers()["traceparent"].clone())) }
 /// }));
 /// let diag = diag_core::Diag::builder().build().unwrap();
-/// let api = DiagLayer::new(diag).layer(service_fn(move |_req: http::Request<DiagBody<String>>| {
+/// let api = DiagLayer::new(&diag).layer(service_fn(move |_req: http::Request<DiagBody<String>>| {
 ///     let pricing = pricing.clone();
 ///     async move {
 ///         let sent = pricing.oneshot(http::Request::new(())).await?.into_body();

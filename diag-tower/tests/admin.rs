@@ -19,7 +19,7 @@ async fn get_metrics(addr: std::net::SocketAddr) -> std::io::Result<String> {
 #[tokio::test]
 async fn connections_past_the_cap_wait_for_one_to_close() {
     let diag = diag_core::Diag::builder().build().unwrap();
-    let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse().unwrap())
+    let admin = diag_tower::admin::serve(&diag, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = admin.local_addr();

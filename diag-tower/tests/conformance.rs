@@ -89,8 +89,8 @@ async fn serve() -> SocketAddr {
     let diag = diag_conformance::diag();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let layer = DiagLayer::new(diag.clone()).with_route(|ext| ext.get::<Template>().map(|t| t.0));
-    let endpoints = DiagEndpoints::new(diag);
+    let layer = DiagLayer::new(&diag).with_route(|ext| ext.get::<Template>().map(|t| t.0));
+    let endpoints = DiagEndpoints::new(&diag);
     tokio::spawn(async move {
         loop {
             let (stream, peer) = listener.accept().await.unwrap();

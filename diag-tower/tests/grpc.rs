@@ -11,7 +11,7 @@ async fn serve(diag: &Diag) -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // tonic puts the peer in a `TcpConnectInfo` extension.
-    let layer = diag_tower::DiagLayer::new(diag.clone()).with_peer(|ext| {
+    let layer = diag_tower::DiagLayer::new(diag).with_peer(|ext| {
         ext.get::<tonic::transport::server::TcpConnectInfo>()?
             .remote_addr()
     });
@@ -44,7 +44,7 @@ async fn grpc_web_calls_behind_tonic_web_count_by_grpc_status() {
     let router = Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(diag_tower::DiagLayer::new(diag.clone()))
+        .layer(diag_tower::DiagLayer::new(&diag))
         .add_service(grpc::Echo);
     tokio::spawn(router.serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)));
 

@@ -137,7 +137,7 @@ async fn serve(diag: Option<Diag>) -> SocketAddr {
                             .await
                     }
                     Some(diag) => {
-                        let svc = DiagLayer::new(diag).layer(tower::service_fn(handle));
+                        let svc = DiagLayer::new(&diag).layer(tower::service_fn(handle));
                         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                             req.extensions_mut().insert(peer);
                             svc.clone().oneshot(req)

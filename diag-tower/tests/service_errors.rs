@@ -35,7 +35,7 @@ fn request(path: &str, debug: bool) -> Request<String> {
 #[tokio::test]
 async fn an_error_instead_of_a_response_counts_as_a_500_not_as_abandoned() {
     let diag = diag();
-    let svc = DiagLayer::new(diag.clone())
+    let svc = DiagLayer::new(&diag)
         .with_route(|_| Some("/route"))
         .layer(service_fn(handler));
     assert!(svc.clone().oneshot(request("/fail", false)).await.is_err());
@@ -57,7 +57,7 @@ async fn an_error_instead_of_a_response_counts_as_a_500_not_as_abandoned() {
 #[tokio::test]
 async fn a_debug_request_that_fails_leaves_a_failed_capture() {
     let diag = diag();
-    let svc = DiagLayer::new(diag.clone()).layer(service_fn(handler));
+    let svc = DiagLayer::new(&diag).layer(service_fn(handler));
     assert!(svc.oneshot(request("/fail", true)).await.is_err());
 
     let recorder = diag.debug_mode().recorder();
@@ -97,7 +97,7 @@ async fn a_debug_request_that_fails_leaves_a_failed_capture() {
 /// A service that never fails keeps its `Infallible` error type through the layer.
 #[tokio::test]
 async fn an_infallible_service_stays_infallible() {
-    let svc = DiagLayer::new(diag()).layer(service_fn(|_req: Request<DiagBody<String>>| async {
+    let svc = DiagLayer::new(&diag()).layer(service_fn(|_req: Request<DiagBody<String>>| async {
         Ok::<_, Infallible>(Response::new(String::new()))
     }));
     let res: Result<Response<DiagBody<String>>, Infallible> =

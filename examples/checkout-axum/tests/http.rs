@@ -113,7 +113,7 @@ async fn endpoints_on_a_separate_admin_listener() {
         .build()
         .unwrap();
     let _s = Running::start(diag.clone()).await;
-    let admin = diag_tower::admin::serve(diag, "127.0.0.1:0".parse().unwrap())
+    let admin = diag_tower::admin::serve(&diag, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let url = format!("http://{}/debug/state/orders", admin.local_addr());

@@ -94,7 +94,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     // tonic keeps the peer in `TcpConnectInfo`: diag reads it for `x-debug: 1` from
     // trusted networks.
-    let layer = diag_tower::DiagLayer::new(diag)
+    let layer = diag_tower::DiagLayer::new(&diag)
         .with_peer(|ext| ext.get::<TcpConnectInfo>()?.remote_addr());
     tonic::transport::Server::builder()
         .layer(layer)

@@ -32,7 +32,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let addr = diag.admin_addr().expect("an admin address is always set");
-    let admin = diag_tower::admin::serve(diag.clone(), addr).await?;
+    let admin = diag_tower::admin::serve(&diag, addr).await?;
     tracing::info!("diagnostics on http://{}/debug", admin.local_addr());
     let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:50051".to_owned());
     let listener = tokio::net::TcpListener::bind(&listen).await?;

@@ -25,7 +25,7 @@ async fn start() -> (GreeterClient<Channel>, String) {
         EnvFilter::new("info"),
     )
     .unwrap();
-    let admin = diag_tower::admin::serve(diag.clone(), "127.0.0.1:0".parse().unwrap())
+    let admin = diag_tower::admin::serve(&diag, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let admin_url = format!("http://{}", admin.local_addr());

@@ -160,8 +160,8 @@ pub fn server(diag: Diag, config: &Config, listener: TcpListener) -> std::io::Re
     }
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(diag_actix::DiagMiddleware::new(diag.clone()))
-            .configure(diag_actix::configure(diag.clone()))
+            .wrap(diag_actix::DiagMiddleware::new(&diag))
+            .configure(diag_actix::configure(&diag))
             .app_data(store.clone())
             .route("/orders/{id}", web::get().to(get_order))
             .route("/orders", web::post().to(post_order))
