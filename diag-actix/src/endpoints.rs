@@ -25,11 +25,10 @@ pub fn configure(diag: &Diag) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
         // `/debug/{tail}` would take the service's `/debug/pprof` and its 404s, and
         // would be the route label (actix's `match_pattern` ignores guards) of every
         // stray `/debug/...` request.
-        for root in diag_core::endpoint::roots() {
-            // What is below a root is diag's only where `is_endpoint` says so: not below
-            // `/metrics`, whose pattern would otherwise name a service's `/metrics/...`
-            // requests (actix's `match_pattern` ignores guards).
-            let below = if root != "/debug" && diag.is_endpoint(&format!("{root}/x")) {
+        for (root, below_is_ours) in diag_core::endpoint::roots() {
+            // Nothing below `/metrics`: its pattern would otherwise name a service's
+            // `/metrics/...` requests (actix's `match_pattern` ignores guards).
+            let below = if below_is_ours {
                 format!("{root}/{{tail:.*}}")
             } else {
                 format!("{root}/")

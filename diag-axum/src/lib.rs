@@ -135,14 +135,13 @@ pub fn layer(diag: &Diag) -> DiagAxumLayer {
 pub fn endpoints<S: Clone + Send + Sync + 'static>(diag: &Diag) -> Router<S> {
     let svc = DiagEndpoints::new(diag).with_peer(connect_info_peer);
     let mut router = Router::new();
-    for root in diag_core::endpoint::roots() {
+    for (root, below_is_ours) in diag_core::endpoint::roots() {
         router = router
             .route_service(root, svc.clone())
             .route_service(&format!("{root}/"), svc.clone());
-        // What is below a root is diag's only where `is_endpoint` says so: not below
-        // `/metrics` (nor, for `/debug` itself, below it: its other paths are the
-        // service's), so a service's `/metrics/{job}` still mounts.
-        if root != "/debug" && diag.is_endpoint(&format!("{root}/x")) {
+        // Nothing below `/metrics` or `/debug` itself: a service's `/metrics/{job}`
+        // still mounts.
+        if below_is_ours {
             router = router.route_service(&format!("{root}/{{*rest}}"), svc.clone());
         }
     }

@@ -276,21 +276,24 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
-/// The paths diag's endpoints live at, each with what is below it (`/debug/state`
-/// covers `/debug/state/{name}`): for a framework that mounts them one by one rather
-/// than behind a catch-all that would take the service's own `/debug/...` routes.
-/// Guard each with [`Diag::is_endpoint`] for the exact set.
+/// The paths diag's endpoints live at, each with whether what is below it is diag's too
+/// (`/debug/state` covers `/debug/state/{name}`; nothing below `/metrics` or `/debug`
+/// itself is, as [`Diag::is_endpoint`] says): for a framework that mounts them one by
+/// one rather than behind a catch-all that would take the service's own routes.
 ///
 /// ```
 /// let roots: Vec<_> = diag_core::endpoint::roots().collect();
-/// assert!(roots.contains(&"/metrics") && roots.contains(&"/debug/state"));
-/// assert!(roots.iter().all(|r| !r.contains('{')));
+/// assert!(roots.contains(&("/metrics", false)) && roots.contains(&("/debug", false)));
+/// assert!(roots.contains(&("/debug/state", true)));
+/// assert!(roots.iter().all(|(r, _)| !r.contains('{')));
 /// ```
-pub fn roots() -> impl Iterator<Item = &'static str> {
+pub fn roots() -> impl Iterator<Item = (&'static str, bool)> {
     ENDPOINTS
         .iter()
         .map(|e| e.path)
         .filter(|path| !path.contains('{'))
+        // `is_endpoint`'s rule: what is below a listed `/debug/...` path is diag's.
+        .map(|path| (path, path.starts_with("/debug/")))
 }
 
 impl Diag {
@@ -471,6 +474,19 @@ mod tests {
         assert_eq!((get.status, head.status), (200, 200));
         assert!(!get.body.is_empty() && head.body.is_empty());
         assert_eq!(get.headers, head.headers);
+    }
+
+    #[test]
+    fn roots_say_what_is_below_them_as_is_endpoint_does() {
+        let diag = Diag::builder().build().unwrap();
+        for (root, below_is_ours) in roots() {
+            assert!(diag.is_endpoint(root), "{root}");
+            assert_eq!(
+                diag.is_endpoint(&format!("{root}/x")),
+                below_is_ours,
+                "{root}"
+            );
+        }
     }
 
     #[test]
