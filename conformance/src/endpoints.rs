@@ -17,6 +17,17 @@ pub async fn oversized_endpoint_body_is_refused(t: &Target) {
         .await
         .expect("request");
     assert_json_error(res, 413, "65536").await;
+    // At least once: a client may send the request again on a fresh connection when
+    // the server answered before reading the body and closed the first.
+    let text = t.metrics().await;
+    let counted = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"diag_endpoint_refused_total{status="413"} "#))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        counted.is_some_and(|n| n >= 1.0),
+        "the 413 is counted:\n{text}"
+    );
 }
 
 /// `/debug/*` refuses a missing or wrong token with a JSON 401, and takes the right one.

@@ -62,8 +62,8 @@ async fn serve(req: HttpRequest, mut payload: web::Payload, diag: web::Data<Diag
             let Ok(chunk) = chunk else {
                 return respond(DiagResponse::error(400, "could not read the request body"));
             };
-            if let Err(too_large) = request.push_body(&chunk) {
-                return respond(too_large);
+            if request.push_body(&chunk).is_err() {
+                return respond(diag.body_too_large());
             }
         }
     }

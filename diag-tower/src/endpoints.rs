@@ -120,7 +120,7 @@ where
                     .await
                 {
                     Ok(collected) => request.body = collected.to_bytes().to_vec(),
-                    Err(_) => return Ok(into_response(DiagResponse::body_too_large())),
+                    Err(_) => return Ok(into_response(diag.body_too_large())),
                 }
             }
             Ok(into_response(diag.serve(request).await))

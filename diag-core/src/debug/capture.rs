@@ -431,6 +431,9 @@ pub struct Capture {
     pub dropped_spans: u64,
     /// Log lines dropped over the session's cap.
     pub dropped_logs: u64,
+    /// Fields of the spans and log lines kept that were left out (over 32 a record, or
+    /// past the session's byte budget) or had their value cut at 1 KiB.
+    pub cut_fields: u64,
 }
 
 impl Capture {

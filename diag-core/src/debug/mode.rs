@@ -43,8 +43,9 @@ pub struct DebugMode {
     pub(crate) max_in_flight: u64,
     /// Requests refused because `max_in_flight` were running.
     pub(crate) busy: AtomicU64,
-    /// Spans and log lines debug requests dropped over their caps, in all.
-    pub(crate) records_dropped: [AtomicU64; 2],
+    /// Spans, log lines and fields debug requests dropped (or cut) over their caps, in
+    /// all.
+    pub(crate) records_dropped: [AtomicU64; 3],
     pub(crate) activated: AtomicU64,
     pub(crate) budget_event: Throttle,
 }

@@ -329,6 +329,7 @@ pub(crate) mod tests {
             logs: vec![],
             dropped_spans: 0,
             dropped_logs: 0,
+            cut_fields: 0,
         }
     }
 

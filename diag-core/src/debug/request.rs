@@ -424,6 +424,8 @@ impl DebugRequest {
         let totals = &self.diag.debug_mode().records_dropped;
         totals[0].fetch_add(dropped_spans, Ordering::Relaxed);
         totals[1].fetch_add(dropped_logs, Ordering::Relaxed);
+        let cut_fields = self.session.fields_cut();
+        totals[2].fetch_add(cut_fields, Ordering::Relaxed);
         let request = std::mem::take(&mut *self.request.lock());
         let response = {
             let mut side = self.response.lock();
@@ -456,6 +458,7 @@ impl DebugRequest {
             logs,
             dropped_spans,
             dropped_logs,
+            cut_fields,
         };
         let capture = Arc::new(capture);
         if let Some(otlp) = &self.diag.inner.otlp {

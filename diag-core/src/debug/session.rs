@@ -199,6 +199,8 @@ pub struct DebugSession {
     logs: Mutex<Vec<LogLine>>,
     dropped_spans: AtomicU64,
     dropped_logs: AtomicU64,
+    /// Fields of spans and lines left out or cut (see [`fields_cut`](Self::fields_cut)).
+    cut_fields: AtomicU64,
     /// About how many bytes the spans and log lines kept hold (see [`record_size`]).
     bytes: AtomicUsize,
 }
@@ -282,6 +284,7 @@ impl DebugSession {
             logs: Mutex::new(Vec::new()),
             dropped_spans: AtomicU64::new(0),
             dropped_logs: AtomicU64::new(0),
+            cut_fields: AtomicU64::new(0),
             bytes: AtomicUsize::new(0),
         }
     }
@@ -478,6 +481,7 @@ impl DebugSession {
             // Past the byte budget, the last fields are left out.
             while !fields.is_empty() && !self.charge(fields_size(&fields)) {
                 fields.pop();
+                self.count_cut_fields(1);
             }
             span.fields = fields;
         }
@@ -541,6 +545,25 @@ impl DebugSession {
             self.dropped_spans.load(Ordering::Relaxed),
             self.dropped_logs.load(Ordering::Relaxed),
         )
+    }
+
+    /// How many fields of the spans and log lines kept were left out (over 32 a
+    /// record, or past the byte budget) or had their value cut (at 1 KiB).
+    ///
+    /// ```
+    /// use diag_core::debug::{DebugLevel, DebugSession};
+    /// let session = DebugSession::new(1, DebugLevel::Debug);
+    /// assert_eq!(session.fields_cut(), 0);
+    /// ```
+    pub fn fields_cut(&self) -> u64 {
+        self.cut_fields.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` fields left out or cut while recording.
+    pub(crate) fn count_cut_fields(&self, n: u64) {
+        if n > 0 {
+            self.cut_fields.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
 

@@ -218,6 +218,7 @@ pub(crate) struct StoredCapture {
     pub(crate) logs: Vec<LogLine>,
     pub(crate) dropped_spans: u64,
     pub(crate) dropped_logs: u64,
+    pub(crate) cut_fields: u64,
 }
 
 impl StoredCapture {
@@ -271,6 +272,7 @@ impl StoredCapture {
                 .collect(),
             dropped_spans: self.dropped_spans,
             dropped_logs: self.dropped_logs,
+            cut_fields: self.cut_fields,
         }
     }
 
@@ -368,6 +370,7 @@ pub(crate) mod tests {
             logs: vec![],
             dropped_spans: 0,
             dropped_logs: 0,
+            cut_fields: 0,
         }
     }
 

@@ -221,6 +221,13 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
             capture.dropped_spans, capture.dropped_logs
         );
     }
+    if capture.cut_fields > 0 {
+        let _ = writeln!(
+            out,
+            "note: {} fields were left out (over 32 a record) or cut (at 1 KiB)",
+            capture.cut_fields
+        );
+    }
     out.push('\n');
     waterfall(&mut out, capture);
     out.push('\n');

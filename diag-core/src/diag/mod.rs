@@ -80,7 +80,7 @@ pub(crate) struct Inner {
     pub(crate) admin_addr: Option<SocketAddr>,
     pub(crate) metrics_public: bool,
     /// Requests for the endpoints refused: `[401, 403]`.
-    pub(crate) endpoint_refused: [std::sync::atomic::AtomicU64; 2],
+    pub(crate) endpoint_refused: [std::sync::atomic::AtomicU64; 3],
     pub(crate) disabled: AtomicBool,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,

@@ -378,6 +378,23 @@ impl Diag {
         self.refusal(req).is_some()
     }
 
+    /// The 413 an adapter answers with when an endpoint's request body would pass
+    /// [`EndpointRequest::MAX_BODY`], counted in
+    /// `diag_endpoint_refused_total{status="413"}`.
+    ///
+    /// ```
+    /// use diag_core::EndpointRequest;
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let mut put = EndpointRequest::from_parts("PUT", "/debug/log-level", None, &(), None, None);
+    /// if put.push_body(&[b' '; 70 * 1024]).is_err() {
+    ///     assert_eq!(diag.body_too_large().status, 413);
+    /// }
+    /// ```
+    pub fn body_too_large(&self) -> DiagResponse {
+        self.inner.endpoint_refused[2].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        DiagResponse::body_too_large()
+    }
+
     fn refusal(&self, req: &EndpointRequest) -> Option<DiagResponse> {
         // A path that is none of diag's (on the admin port, say) says so to anyone: it
         // reveals nothing, and a 401 would send the reader after a token for nothing.

@@ -35,6 +35,8 @@ const SECRET_NAMES: &[&str] = &[
 pub(crate) struct FieldRecorder {
     pub(crate) message: Option<String>,
     pub(crate) fields: Vec<(StaticText, String)>,
+    /// Fields left out over [`MAX_FIELDS`], and values cut at [`MAX_VALUE_BYTES`].
+    pub(crate) cut: u64,
 }
 
 impl FieldRecorder {
@@ -43,6 +45,7 @@ impl FieldRecorder {
         FieldRecorder {
             message: None,
             fields,
+            cut: 0,
         }
     }
 
@@ -50,16 +53,21 @@ impl FieldRecorder {
         self.push_rendered(field, || bounded(value));
     }
 
-    /// Keeps `render()` as `field`'s value (the message, or a field unless secret).
-    fn push_rendered(&mut self, field: &Field, render: impl FnOnce() -> String) {
+    /// Keeps `render()` as `field`'s value (the message, or a field unless secret);
+    /// `render` says whether it cut the value.
+    fn push_rendered(&mut self, field: &Field, render: impl FnOnce() -> (String, bool)) {
         if field.name() == "message" {
-            self.message = Some(render());
+            let (message, cut) = render();
+            self.cut += u64::from(cut);
+            self.message = Some(message);
             return;
         }
         let rendered = if is_secret(field.name()) {
             REDACTED.to_owned()
         } else {
-            render()
+            let (value, cut) = render();
+            self.cut += u64::from(cut);
+            value
         };
         // A span's later `record` replaces the value it declared empty.
         if let Some(slot) = self.fields.iter_mut().find(|(n, _)| n == field.name()) {
@@ -67,6 +75,8 @@ impl FieldRecorder {
         } else if self.fields.len() < MAX_FIELDS {
             self.fields
                 .push((StaticText::Borrowed(field.name()), rendered));
+        } else {
+            self.cut += 1;
         }
     }
 }
@@ -78,15 +88,21 @@ impl Visit for FieldRecorder {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push_rendered(field, || itoa::Buffer::new().format(value).to_owned());
+        self.push_rendered(field, || {
+            (itoa::Buffer::new().format(value).to_owned(), false)
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push_rendered(field, || itoa::Buffer::new().format(value).to_owned());
+        self.push_rendered(field, || {
+            (itoa::Buffer::new().format(value).to_owned(), false)
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.push_rendered(field, || if value { "true" } else { "false" }.to_owned());
+        self.push_rendered(field, || {
+            (if value { "true" } else { "false" }.to_owned(), false)
+        });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -94,10 +110,11 @@ impl Visit for FieldRecorder {
     }
 }
 
-/// `value`, cut at [`MAX_VALUE_BYTES`] on a character boundary (then ending with `…`).
-fn bounded_str(value: &str) -> String {
+/// `value`, cut at [`MAX_VALUE_BYTES`] on a character boundary (then ending with `…`),
+/// and whether it was cut.
+fn bounded_str(value: &str) -> (String, bool) {
     if value.len() <= MAX_VALUE_BYTES {
-        return value.to_owned();
+        return (value.to_owned(), false);
     }
     let mut cut = MAX_VALUE_BYTES;
     while !value.is_char_boundary(cut) {
@@ -106,7 +123,7 @@ fn bounded_str(value: &str) -> String {
     let mut out = String::with_capacity(cut + '…'.len_utf8());
     out.push_str(&value[..cut]);
     out.push('…');
-    out
+    (out, true)
 }
 
 fn is_secret(name: &str) -> bool {
@@ -123,8 +140,9 @@ fn is_secret(name: &str) -> bool {
     })
 }
 
-/// Renders `value`, cut at [`MAX_VALUE_BYTES`] on a character boundary.
-fn bounded(value: fmt::Arguments<'_>) -> String {
+/// Renders `value`, cut at [`MAX_VALUE_BYTES`] on a character boundary, and whether it
+/// was cut.
+fn bounded(value: fmt::Arguments<'_>) -> (String, bool) {
     struct Capped(String, bool);
     impl Write for Capped {
         fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -149,7 +167,7 @@ fn bounded(value: fmt::Arguments<'_>) -> String {
     if out.1 {
         out.0.push('…');
     }
-    out.0
+    (out.0, out.1)
 }
 
 #[cfg(test)]
@@ -168,12 +186,41 @@ mod tests {
     #[test]
     fn long_values_are_cut_on_a_char_boundary() {
         let long = "é".repeat(MAX_VALUE_BYTES);
-        let s = bounded(format_args!("{long}"));
-        assert!(s.ends_with('…'));
+        let (s, cut) = bounded(format_args!("{long}"));
+        assert!(cut && s.ends_with('…'));
         assert!(s.len() <= MAX_VALUE_BYTES + '…'.len_utf8());
-        assert_eq!(bounded(format_args!("short {}", 1)), "short 1");
-        assert_eq!(bounded_str(&long), s, "the direct path cuts the same way");
-        assert_eq!(bounded_str("short"), "short");
+        assert_eq!(
+            bounded(format_args!("short {}", 1)),
+            ("short 1".into(), false)
+        );
+        assert_eq!(
+            bounded_str(&long),
+            (s, true),
+            "the direct path cuts the same way"
+        );
+        assert_eq!(bounded_str("short"), ("short".into(), false));
+    }
+
+    #[test]
+    fn fields_over_the_cap_and_cut_values_are_counted() {
+        let cs =
+            tracing::callsite!(name: "t", kind: tracing::metadata::Kind::EVENT, fields: late, long);
+        let fields = tracing::callsite::Callsite::metadata(cs).fields();
+        let full = (0..MAX_FIELDS)
+            .map(|i| (StaticText::from(format!("f{i}")), "v".to_owned()))
+            .collect();
+        let mut r = FieldRecorder::with_fields(full);
+        r.record_str(&fields.field("late").unwrap(), "left out");
+        assert_eq!((r.fields.len(), r.cut), (MAX_FIELDS, 1));
+        let mut r = FieldRecorder::default();
+        r.record_str(
+            &fields.field("long").unwrap(),
+            &"x".repeat(MAX_VALUE_BYTES + 1),
+        );
+        r.record_debug(&fields.field("long").unwrap(), &"y".repeat(MAX_VALUE_BYTES));
+        assert_eq!(r.cut, 2, "both values cut");
+        r.record_str(&fields.field("long").unwrap(), "short");
+        assert_eq!(r.cut, 2);
     }
 
     #[test]

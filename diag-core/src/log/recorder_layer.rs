@@ -83,6 +83,7 @@ where
         };
         let mut fields = FieldRecorder::default();
         attrs.record(&mut fields);
+        session.count_cut_fields(fields.cut);
         let meta = span.metadata();
         let parent = span
             .parent()
@@ -121,6 +122,7 @@ where
             // Rendered outside the session's lock: a value's `Debug` may log.
             let mut fields = FieldRecorder::with_fields(fields);
             values.record(&mut fields);
+            mark.session.count_cut_fields(fields.cut);
             mark.session.put_open_fields(id, fields.fields);
         }
     }
@@ -143,6 +145,7 @@ where
         }
         let mut fields = FieldRecorder::default();
         event.record(&mut fields);
+        session.count_cut_fields(fields.cut);
         session.record_log(LogLine {
             offset: session.elapsed(),
             level: StaticText::Borrowed(meta.level().as_str()),

@@ -122,6 +122,31 @@ fn debug_lines_of_a_debug_request_are_written_with_the_trace_id_and_recorded() {
 }
 
 #[test]
+fn fields_cut_while_recording_are_counted_in_the_session() {
+    let _serial = crate::test_support::tracing_test_lock();
+    let diag = Diag::builder().build().unwrap();
+    let out = Buffer::default();
+    let (dispatch, _) = service(&diag, "info", &out);
+    let req = scope(0xac, Some(DebugLevel::Debug));
+    let long = "x".repeat(fields::MAX_VALUE_BYTES + 10);
+    tracing::dispatcher::with_default(&dispatch, || {
+        in_request(&req, || {
+            tracing::debug!(body = %long, "a long one");
+            let span = tracing::info_span!("load", detail = tracing::field::Empty);
+            span.record("detail", long.as_str());
+            span.in_scope(|| {});
+        });
+    });
+    let logs = session(&req).logs();
+    assert!(logs[0].fields[0].1.ends_with('…'), "{logs:?}");
+    assert_eq!(
+        session(&req).fields_cut(),
+        2,
+        "the event's and the span's value"
+    );
+}
+
+#[test]
 fn debug_lines_outside_a_debug_request_are_not_written() {
     let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();

@@ -151,6 +151,9 @@ pub struct Family<M, const N: usize> {
     make: Box<dyn Fn() -> M + Send + Sync>,
     overflow: M,
     overflowed: AtomicU64,
+    /// Lookups by a label value over [`MAX_LABEL_VALUE_BYTES`], served by the series of
+    /// the cut value.
+    cut: AtomicU64,
     warned: AtomicBool,
     notifier: Arc<OverflowNotifier>,
 }
@@ -189,6 +192,7 @@ impl<M, const N: usize> Family<M, N> {
             overflow: make(),
             make: Box::new(make),
             overflowed: AtomicU64::new(0),
+            cut: AtomicU64::new(0),
             warned: AtomicBool::new(false),
             notifier,
         }
@@ -268,6 +272,22 @@ impl<M, const N: usize> Family<M, N> {
         self.overflowed.load(Ordering::Relaxed)
     }
 
+    /// How many lookups came with a label value over [`MAX_LABEL_VALUE_BYTES`] (each
+    /// served by the series of the value cut to that length).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let f = diag.counter_family("webhook_calls", "Calls per host.", ["host"]).unwrap();
+    /// let long = "h".repeat(1000);
+    /// f.with([&long]).inc();
+    /// f.with([&long]).inc();
+    /// f.with(["short.example"]).inc();
+    /// assert_eq!(f.label_values_cut(), 2);
+    /// ```
+    pub fn label_values_cut(&self) -> u64 {
+        self.cut.load(Ordering::Relaxed)
+    }
+
     /// The metric for these label values, created on first use. Beyond the cap, the
     /// overflow series (and the fold is counted).
     ///
@@ -317,6 +337,7 @@ impl<M, const N: usize> Family<M, N> {
     /// `f` with the label values cut to [`MAX_LABEL_VALUE_BYTES`].
     #[cold]
     fn with_cut_labels<R>(&self, labels: [&str; N], f: impl FnOnce([&str; N]) -> R) -> R {
+        self.cut.fetch_add(1, Ordering::Relaxed);
         let cut = labels.map(cut_label_value);
         f(std::array::from_fn(|i| cut[i].as_str()))
     }

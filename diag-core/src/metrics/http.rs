@@ -35,6 +35,7 @@ use super::exemplar::ExemplarTime;
 use super::exemplar::{Exemplar, newest};
 use super::family::{Family, OverflowNotifier, SeriesRef};
 use super::histogram::HistogramSnapshot;
+use super::registry::FamilyDrops;
 use super::route_hint;
 use crate::clock::MonoTime;
 use crate::trace::TraceContext;
@@ -371,11 +372,11 @@ impl HttpMetrics {
         });
     }
 
-    /// `(family, folded observations)` for `diag_metrics_overflow_total`.
-    pub(crate) fn overflows(&self) -> [(&str, u64); 2] {
+    /// `(family, what it folded or cut)` for diag's own counters of both families.
+    pub(crate) fn drops(&self) -> [(&str, FamilyDrops); 2] {
         [
-            (self.red.name(), self.red.overflowed()),
-            (self.active.name(), self.active.overflowed()),
+            (self.red.name(), self.red.drops()),
+            (self.active.name(), self.active.drops()),
         ]
     }
 }

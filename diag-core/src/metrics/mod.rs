@@ -42,8 +42,8 @@
 //! | `diag_debug_budget_exhausted_total` | counter | | valid `X-Debug` requests refused because the debug budget was spent |
 //! | `diag_debug_busy_total` | counter | | valid `X-Debug` requests refused because the most allowed at once were running |
 //! | `diag_debug_in_flight` | gauge | | debug requests running now |
-//! | `diag_endpoint_refused_total` | counter | `status`: `401`, `403` | requests for `/debug/*` (or a guarded `/metrics`) refused |
-//! | `diag_debug_records_dropped_total` | counter | `kind`: `span`, `log` | spans and log lines of debug requests dropped over a capture's caps |
+//! | `diag_endpoint_refused_total` | counter | `status`: `401`, `403`, `413` | requests for `/debug/*` (or a guarded `/metrics`) refused: no token, no credential could help, a body over [`EndpointRequest::MAX_BODY`](crate::EndpointRequest::MAX_BODY) |
+//! | `diag_debug_records_dropped_total` | counter | `kind`: `span`, `log`, `field` | spans and log lines of debug requests dropped over a capture's caps; fields left out or cut |
 //! | `diag_in_flight_untracked_total` | counter | `reason`: `route_overflow`, `no_age_slot` | requests the in-flight table tracked only in part |
 //! | `diag_debug_recorder_captures` | gauge | | captures the flight recorder keeps now |
 //! | `diag_debug_recorder_bytes` | gauge (unit bytes) | | their approximate size |
@@ -64,9 +64,11 @@
 //! | `diag_events_recorded_total` | counter | | events recorded on the timeline |
 //! | `diag_events_evicted_total` | counter | | events pushed out of the timeline |
 //! | `diag_state_provider_calls_total` | counter | `provider`, `status`: `ok`, `error`, `timeout` (all present, from 0) | state provider calls by outcome |
+//! | `diag_state_reports_left_out_total` | counter | | provider reports replaced by an error entry to keep a whole `/debug/state` answer under its cap |
 //! | `diag_log_level_override` | gauge | | 1 while a runtime log level change is active, else 0 |
 //! | `diag_disabled` | gauge | | 1 while the kill switch is on, else 0 |
 //! | `diag_metrics_overflow_total` | counter | `family` | observations folded into a family's `__overflow__` series |
+//! | `diag_metrics_label_values_cut_total` | counter | `family` | lookups with a label value over [`MAX_LABEL_VALUE_BYTES`], served by the series of the cut value |
 //! | `diag_metrics_rejected_total` | counter | | metrics refused (and observations dropped): invalid name, type conflict, past [`MAX_USER_METRICS`] |
 //! | `diag_metrics_collector_dropped_samples` | gauge | | collector samples left out of this scrape |
 //! | `diag_metrics_collector_panics_total` | counter | | scrapes in which a collector panicked |

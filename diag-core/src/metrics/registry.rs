@@ -58,8 +58,29 @@ impl EncodeSeries for Histogram {
 /// A registered family, type-erased for the scrape.
 pub(crate) trait Exposable: Send + Sync {
     fn expose(&self, name: &str, enc: &mut Encoder);
-    /// Observations folded into the overflow series, for labelled families.
-    fn overflowed(&self) -> Option<u64>;
+    /// What a labelled family folded or cut; `None` for a metric without labels.
+    fn drops(&self) -> Option<FamilyDrops>;
+}
+
+/// Which of a family's [`FamilyDrops`] a counter of diag's reads.
+type DropCount = fn(&FamilyDrops) -> u64;
+
+/// What a labelled family did not keep as given, for diag's own counters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FamilyDrops {
+    /// Observations folded into the overflow series.
+    pub(crate) overflowed: u64,
+    /// Lookups by a label value cut to its cap.
+    pub(crate) label_values_cut: u64,
+}
+
+impl<M, const N: usize> Family<M, N> {
+    pub(crate) fn drops(&self) -> FamilyDrops {
+        FamilyDrops {
+            overflowed: self.overflowed(),
+            label_values_cut: self.label_values_cut(),
+        }
+    }
 }
 
 struct Single<M>(Arc<M>);
@@ -68,7 +89,7 @@ impl<M: EncodeSeries> Exposable for Single<M> {
     fn expose(&self, name: &str, enc: &mut Encoder) {
         self.0.encode(name, &[], enc);
     }
-    fn overflowed(&self) -> Option<u64> {
+    fn drops(&self) -> Option<FamilyDrops> {
         None
     }
 }
@@ -81,8 +102,8 @@ impl<M: EncodeSeries, const N: usize> Exposable for Family<M, N> {
             m.encode(name, &labels, enc);
         });
     }
-    fn overflowed(&self) -> Option<u64> {
-        Some(Family::overflowed(self))
+    fn drops(&self) -> Option<FamilyDrops> {
+        Some(Family::drops(self))
     }
 }
 
@@ -268,17 +289,33 @@ impl MetricsRegistry {
         let collectors = self.collectors.read().clone();
         let (dropped, panics) = collector::run(&collectors, &mut enc);
         let panics = self.collector_panics.fetch_add(panics, Ordering::Relaxed) + panics;
-        enc.family(
-            "diag_metrics_overflow",
-            "Observations folded into a family's __overflow__ series because it reached its label set cap.",
-            Kind::Counter,
-        );
-        let http = self.http.overflows();
-        let user = registered
-            .iter()
-            .filter_map(|r| Some((&*r.name, r.exposable.overflowed()?)));
-        for (family, n) in http.into_iter().chain(user) {
-            enc.raw_counter("diag_metrics_overflow", &[("family", family)], n);
+        let drops: Vec<(&str, FamilyDrops)> = self
+            .http
+            .drops()
+            .into_iter()
+            .chain(
+                registered
+                    .iter()
+                    .filter_map(|r| Some((&*r.name, r.exposable.drops()?))),
+            )
+            .collect();
+        let kinds: [(&str, &str, DropCount); 2] = [
+            (
+                "diag_metrics_overflow",
+                "Observations folded into a family's __overflow__ series because it reached its label set cap.",
+                |d| d.overflowed,
+            ),
+            (
+                "diag_metrics_label_values_cut",
+                "Lookups with a label value over 256 bytes, served by the series of the value cut to that length.",
+                |d| d.label_values_cut,
+            ),
+        ];
+        for (name, help, count) in kinds {
+            enc.family(name, help, Kind::Counter);
+            for (family, d) in &drops {
+                enc.raw_counter(name, &[("family", family)], count(d));
+            }
         }
         enc.family(
             "diag_metrics_rejected",

@@ -114,6 +114,9 @@ pub struct StateRegistry {
     deadline: Duration,
     max_bytes: usize,
     max_total_bytes: usize,
+    /// Reports replaced by an error entry to keep a whole answer under
+    /// `max_total_bytes`.
+    left_out: AtomicU64,
 }
 
 impl StateRegistry {
@@ -123,6 +126,7 @@ impl StateRegistry {
             deadline,
             max_bytes,
             max_total_bytes: usize::MAX,
+            left_out: AtomicU64::new(0),
         }
     }
 
@@ -269,8 +273,15 @@ impl StateRegistry {
             .await
             .into_iter()
             .collect();
-        super::response_cap::apply(&mut reports, self.max_total_bytes);
+        let left_out = super::response_cap::apply(&mut reports, self.max_total_bytes);
+        self.left_out.fetch_add(left_out, Ordering::Relaxed);
         reports
+    }
+
+    /// How many reports [`collect_all`](Self::collect_all) replaced by an error entry
+    /// to keep its answer under the cap, since start.
+    pub(crate) fn left_out(&self) -> u64 {
+        self.left_out.load(Ordering::Relaxed)
     }
 
     fn insert(&self, name: &str, provider: Provider) -> Result<(), RegisterError> {
@@ -663,5 +674,14 @@ mod tests {
         let one = diag.serve(endpoint("/debug/state/blob")).await;
         let v: serde_json::Value = serde_json::from_slice(&one.body).unwrap();
         assert_eq!(v["status"], "ok");
+        // The replacement is counted where an operator can alert on it.
+        assert_eq!(diag.state().left_out(), 1);
+        let metrics = diag.serve(endpoint("/metrics")).await;
+        let text = String::from_utf8(metrics.body).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l == "diag_state_reports_left_out_total 1"),
+            "{text}"
+        );
     }
 }

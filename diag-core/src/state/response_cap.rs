@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use super::registry::serialized_len;
 use super::{ProviderReport, ProviderStatus};
 
-/// Replaces the largest reports until the serialized map fits in `max_total` bytes.
-pub(crate) fn apply(reports: &mut BTreeMap<String, ProviderReport>, max_total: usize) {
+/// Replaces the largest reports until the serialized map fits in `max_total` bytes;
+/// returns how many it replaced.
+pub(crate) fn apply(reports: &mut BTreeMap<String, ProviderReport>, max_total: usize) -> u64 {
     // `"name":` + report + `,` per entry; one comma fewer than entries, plus the braces.
     let entry_len = |name: &str, r: &ProviderReport| name.len() + 4 + serialized_len(r);
     let mut sizes: Vec<(usize, String)> = reports
@@ -17,8 +18,9 @@ pub(crate) fn apply(reports: &mut BTreeMap<String, ProviderReport>, max_total: u
         .collect();
     let mut total: usize = 1 + sizes.iter().map(|(s, _)| s).sum::<usize>();
     if total <= max_total {
-        return;
+        return 0;
     }
+    let mut replaced = 0;
     sizes.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     for (size, name) in sizes {
         if total <= max_total {
@@ -38,7 +40,9 @@ pub(crate) fn apply(reports: &mut BTreeMap<String, ProviderReport>, max_total: u
         let new_size = entry_len(&name, &replacement);
         *report = replacement;
         total = total - size + new_size;
+        replaced += 1;
     }
+    replaced
 }
 
 #[cfg(test)]
@@ -56,7 +60,7 @@ mod tests {
         m.insert("big".to_owned(), ok(json!("x".repeat(3000))));
         m.insert("medium".to_owned(), ok(json!("y".repeat(1500))));
         m.insert("small".to_owned(), ok(json!(1)));
-        apply(&mut m, 2500);
+        assert_eq!(apply(&mut m, 2500), 1);
         assert_eq!(m["big"].status, ProviderStatus::Error);
         assert!(
             m["big"]
@@ -69,7 +73,7 @@ mod tests {
         assert_eq!(m["small"].status, ProviderStatus::Ok);
         assert!(serde_json::to_vec(&m).unwrap().len() <= 2500);
 
-        apply(&mut m, 600);
+        assert_eq!(apply(&mut m, 600), 1, "big is already small");
         assert_eq!(m["medium"].status, ProviderStatus::Error);
         assert_eq!(m["small"].status, ProviderStatus::Ok);
         assert!(serde_json::to_vec(&m).unwrap().len() <= 600);
@@ -80,7 +84,7 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert("a".to_owned(), ok(json!({"k": [1, 2, 3]})));
         let before = serde_json::to_vec(&m).unwrap();
-        apply(&mut m, before.len());
+        assert_eq!(apply(&mut m, before.len()), 0);
         assert_eq!(serde_json::to_vec(&m).unwrap(), before);
     }
 }

@@ -84,21 +84,23 @@ fn debug_mode(inner: &Inner, w: &mut ScrapeWriter) {
     one_label_counters(
         w,
         "diag_endpoint_refused_total",
-        "Requests for /debug/* (or a guarded /metrics) refused: 401 without the token, 403 from where no credential helps.",
+        "Requests for /debug/* (or a guarded /metrics) refused: 401 without the token, 403 from where no credential helps, 413 with a body over 64 KiB.",
         "status",
         [
             ("401", load(&inner.endpoint_refused[0])),
             ("403", load(&inner.endpoint_refused[1])),
+            ("413", load(&inner.endpoint_refused[2])),
         ],
     );
     one_label_counters(
         w,
         "diag_debug_records_dropped_total",
-        "Spans and log lines of debug requests dropped over a capture's caps (counts, 2 MiB).",
+        "Spans and log lines of debug requests dropped over a capture's caps (counts, 2 MiB); fields left out (over 32 a record) or cut (at 1 KiB).",
         "kind",
         [
             ("span", load(&mode.records_dropped[0])),
             ("log", load(&mode.records_dropped[1])),
+            ("field", load(&mode.records_dropped[2])),
         ],
     );
     let [overflow, no_age] = inner.in_flight.untracked();
@@ -296,6 +298,12 @@ fn state_providers(inner: &Inner, w: &mut ScrapeWriter) {
             );
         }
     }
+    w.counter(
+        "diag_state_reports_left_out_total",
+        "Provider reports replaced by an error entry to keep a whole /debug/state answer under its cap (each is still readable alone).",
+        &[],
+        inner.state.left_out(),
+    );
 }
 
 fn switches(inner: &Inner, w: &mut ScrapeWriter) {

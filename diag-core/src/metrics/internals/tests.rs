@@ -450,6 +450,44 @@ fn metrics_past_the_most_the_service_may_register_are_counted() {
 }
 
 #[test]
+fn label_values_cut_are_counted_per_family() {
+    let diag = Diag::builder().build().unwrap();
+    let hooks = diag
+        .counter_family("webhook_calls", "Calls per host.", ["host"])
+        .unwrap();
+    let long_host = format!("{}.example", "h".repeat(400));
+    hooks.with([&long_host]).inc();
+    hooks.with([&long_host]).inc();
+    let long_route = format!("/{}", "r".repeat(300));
+    diag.begin(&RequestView {
+        method: "GET",
+        route: Some(&long_route),
+        uri: "/x",
+        headers: &(),
+        peer: &|| None,
+    })
+    .finish(200, &mut ());
+    let text = scrape(&diag);
+    assert_value(
+        &text,
+        r#"diag_metrics_label_values_cut_total{family="webhook_calls"}"#,
+        2.0,
+    );
+    // The request's route is cut once, where it began; its duration is recorded under
+    // the labels of that (cut) series.
+    assert_value(
+        &text,
+        r#"diag_metrics_label_values_cut_total{family="http_server_active_requests"}"#,
+        1.0,
+    );
+    assert_value(
+        &text,
+        r#"diag_metrics_label_values_cut_total{family="http_server_request_duration_seconds"}"#,
+        0.0,
+    );
+}
+
+#[test]
 fn what_debug_captures_and_the_in_flight_table_drop_is_counted() {
     let diag = Diag::builder().token("t").build().unwrap();
     let view = RequestView {
@@ -474,6 +512,7 @@ fn what_debug_captures_and_the_in_flight_table_drop_is_counted() {
             span: None,
         });
     }
+    debug.session().count_cut_fields(3);
     debug.finish_incomplete();
     // Requests held on more routes than the in-flight table tracks.
     let routes: Vec<String> = (0..130).map(|i| format!("/r{i}")).collect();
@@ -494,6 +533,7 @@ fn what_debug_captures_and_the_in_flight_table_drop_is_counted() {
     for (series, value) in [
         (r#"diag_debug_records_dropped_total{kind="log"}"#, 7.0),
         (r#"diag_debug_records_dropped_total{kind="span"}"#, 0.0),
+        (r#"diag_debug_records_dropped_total{kind="field"}"#, 3.0),
         (
             r#"diag_in_flight_untracked_total{reason="route_overflow"}"#,
             2.0,
