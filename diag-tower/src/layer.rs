@@ -66,9 +66,11 @@ pub type PeerFn = fn(&http::Extensions) -> Option<SocketAddr>;
 /// one sees the translated calls) needs nothing more: the route of a call is its method path (`/helloworld.Greeter/SayHello`)
 /// and its `status` label the gRPC status name (`OK`, `NOT_FOUND`, `UNAVAILABLE`), read
 /// from the response head or, after the last message, from the trailers; the call's
-/// duration runs until then. A method becomes a label only once a call to it has been
-/// answered with a gRPC status other than `UNIMPLEMENTED` (or its answer starts
-/// streaming), so clients calling made-up methods cannot mint series (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
+/// duration runs until then. A method becomes a label only once a call to it has
+/// succeeded (or its answer starts streaming), so clients calling made-up methods cannot
+/// mint series, even through an interceptor that answers them (see [`Diag::begin_grpc`](diag_core::Diag::begin_grpc)).
+/// A route template from [`with_route`](Self::with_route) without a catch-all (`{*...}`)
+/// is kept for a gRPC call too, with its gRPC status.
 /// tonic keeps the peer address in a `TcpConnectInfo` extension: give it to
 /// [`with_peer`](Self::with_peer) for `X-Debug: 1` from trusted networks. A port that
 /// serves only gRPC cannot serve diag's endpoints: give them their own listener

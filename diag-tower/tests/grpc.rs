@@ -73,9 +73,56 @@ async fn grpc_web_calls_behind_tonic_web_count_by_grpc_status() {
         Some(1.0),
         "{text}"
     );
+    // Never succeeded: not known to exist yet.
     assert_eq!(
-        grpc::requests(&text, "/test.Echo/NotFound", "NOT_FOUND"),
+        grpc::requests(&text, "unmatched", "NOT_FOUND"),
         Some(1.0),
         "{text}"
     );
+}
+
+/// An auth interceptor inside `DiagLayer` answers `UNAUTHENTICATED` to every path, made-up
+/// ones too: a client without credentials must not mint a series per path it invents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interceptor_in_front_of_the_router_does_not_teach_made_up_methods() {
+    let diag = Diag::builder().build().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let auth = tonic::service::InterceptorLayer::new(|req: tonic::Request<()>| {
+        if req.metadata().contains_key("authorization") {
+            Ok(req)
+        } else {
+            Err(tonic::Status::unauthenticated("no credentials"))
+        }
+    });
+    let router = Server::builder()
+        .layer(diag_tower::DiagLayer::new(&diag))
+        .layer(auth)
+        .add_service(grpc::Echo);
+    tokio::spawn(router.serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for path in ["/evil.Svc/N1", "/evil.Svc/N2", "/test.Echo/Ok"] {
+        let err = grpc::unary(&channel, path, &[]).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{path}");
+    }
+    let authed = [("authorization", "Bearer x")];
+    grpc::unary(&channel, "/test.Echo/Ok", &authed)
+        .await
+        .unwrap();
+    let text = grpc::metrics(&diag).await;
+    assert_eq!(
+        grpc::requests(&text, "unmatched", "UNAUTHENTICATED"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        grpc::requests(&text, "/test.Echo/Ok", "OK"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("evil"), "{text}");
 }

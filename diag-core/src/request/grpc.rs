@@ -231,12 +231,14 @@ impl Diag {
     /// `req.route` (`/package.Service/Method`).
     ///
     /// Anyone can send a call to any path, so a method becomes a route label only once a
-    /// call to it has been answered with a gRPC status other than `UNIMPLEMENTED` (the answer
-    /// to a method or service the server does not have), or its response head came
-    /// without a status (the server took the call and streams its answer: from then on
-    /// it counts under its method, however long it lasts). Until then, and for any path
-    /// not shaped like a method, the request counts under `unmatched`. Label sets stay
-    /// bounded by the methods the server implements (and the family's series cap).
+    /// call to it has succeeded (`OK`), or its response head came without a status (the
+    /// server took the call and streams its answer: from then on it counts under its
+    /// method, however long it lasts). An error says nothing: `UNIMPLEMENTED` is the
+    /// answer to a method the server does not have, and any other code may come from a
+    /// layer in front of the router (an auth interceptor answers `UNAUTHENTICATED` to
+    /// made-up paths too). Until then, and for any path not shaped like a method, the
+    /// request counts under `unmatched`. Label sets stay bounded by the methods the
+    /// server implements (and the family's series cap).
     ///
     /// ```
     /// use diag_core::request::RequestView;
@@ -252,9 +254,11 @@ impl Diag {
     ///     let (_tap, pending) = guard.finish_grpc(200, &mut headers);
     ///     assert!(pending.is_none(), "the status was in the headers");
     /// };
+    /// call("/shop.Cart/Remove", "5".to_owned()); // no success yet: `unmatched`
     /// call("/shop.Cart/Add", "0".to_owned());
     /// call("/shop.Cart/Add", "5".to_owned());
     /// call("/shop.Cart/MadeUp", "12".to_owned());
+    /// call("/shop.Cart/MadeUpToo", "16".to_owned()); // an interceptor's UNAUTHENTICATED
     /// let scrape = diag_core::EndpointRequest {
     ///     method: "GET".into(), path: "/metrics".into(), ..Default::default()
     /// };
@@ -264,10 +268,12 @@ impl Diag {
     ///     r#"{method="POST",route="/shop.Cart/Add",status="OK"} 1"#,
     ///     r#"{method="POST",route="/shop.Cart/Add",status="NOT_FOUND"} 1"#,
     ///     r#"{method="POST",route="unmatched",status="UNIMPLEMENTED"} 1"#,
+    ///     r#"{method="POST",route="unmatched",status="UNAUTHENTICATED"} 1"#,
+    ///     r#"{method="POST",route="unmatched",status="NOT_FOUND"} 1"#,
     /// ] {
-    ///     assert!(metrics.contains(&format!("http_server_requests_total{series}")));
+    ///     assert!(metrics.contains(&format!("http_server_requests_total{series}")), "{series}");
     /// }
-    /// assert!(!metrics.contains("MadeUp"));
+    /// assert!(!metrics.contains("MadeUp") && !metrics.contains("Remove"));
     /// ```
     pub fn begin_grpc(&self, req: &RequestView<'_>) -> RequestGuard {
         let http = &self.inner.metrics.http;
@@ -297,7 +303,9 @@ impl Diag {
     /// A request the router matched to a route of its own (a template with no catch-all
     /// `{*...}`, which a gRPC service merged into an axum router has) is that route's,
     /// whatever its `content-type` says: a client cannot move its requests out of a
-    /// route's series by claiming to be gRPC.
+    /// route's series by claiming to be gRPC. Its `status` is still the gRPC status
+    /// when the answer is gRPC, so a hand-written router may give each method its path
+    /// as template (`/shop.Cart/Add`).
     ///
     /// ```
     /// use diag_core::request::RequestView;
@@ -332,14 +340,19 @@ impl Diag {
     #[cold]
     #[inline(never)]
     fn begin_claimed_grpc(&self, req: &RequestView<'_>) -> RequestGuard {
-        if req.route.is_some_and(|route| !route.contains("{*")) {
-            return self.begin(req);
-        }
-        let path = req.uri.split_once('?').map_or(req.uri, |(path, _)| path);
-        let mut guard = self.begin_grpc(&RequestView {
-            route: Some(path),
-            ..*req
-        });
+        let mut guard = match req.route {
+            // A route of the router's own keeps the request (its status is still read
+            // as gRPC when the answer is gRPC: a hand-written router may name each
+            // method's path as its template).
+            Some(route) if !route.contains("{*") => self.begin(req),
+            _ => {
+                let path = req.uri.split_once('?').map_or(req.uri, |(path, _)| path);
+                self.begin_grpc(&RequestView {
+                    route: Some(path),
+                    ..*req
+                })
+            }
+        };
         *guard.state.get_mut() |= GRPC;
         guard
     }
@@ -581,7 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_grpc_answer_teaches_a_method() {
+    fn only_a_success_or_a_streaming_answer_teaches_a_method() {
         let diag = Diag::builder().build().unwrap();
         let grpc = ("content-type", "application/grpc");
         // Not gRPC answers: a proxy's 503, a plain-text 200.
@@ -591,13 +604,19 @@ mod tests {
         assert!(call(&diag, "/a.B/Nope", 200, &[grpc, ("grpc-status", "12")]).is_none());
         // Trailers to come, then dropped: the call was cancelled, the method exists.
         drop(call(&diag, "/a.B/Gone", 200, &[grpc]).expect("status in the trailers"));
-        assert!(call(&diag, "/a.B/Fails", 200, &[grpc, ("grpc-status", "13")]).is_none());
+        // Errors say nothing: an interceptor in front of the router answers them to
+        // made-up paths too.
+        for code in ["13", "16", "7", "5", "3"] {
+            assert!(call(&diag, "/a.B/Fails", 200, &[grpc, ("grpc-status", code)]).is_none());
+        }
+        assert!(call(&diag, "/a.B/Works", 200, &[grpc, ("grpc-status", "0")]).is_none());
         for (path, known) in [
             ("/a.B/Proxy", false),
             ("/a.B/Plain", false),
             ("/a.B/Nope", false),
             ("/a.B/Gone", true),
-            ("/a.B/Fails", true),
+            ("/a.B/Fails", false),
+            ("/a.B/Works", true),
         ] {
             assert_eq!(learned(&diag, path), known, "{path}");
         }
@@ -623,13 +642,14 @@ mod tests {
     }
 
     /// A gRPC `content-type` on a request the router matched to a route of its own keeps
-    /// it under that route, as plain HTTP; under a catch-all (a gRPC service merged into
-    /// the router) or no route, it is a gRPC call under its method path.
+    /// it under that route (its status a gRPC one when the answer is gRPC); under a
+    /// catch-all (a gRPC service merged into the router) or no route, it is a gRPC call
+    /// under its method path.
     #[test]
     fn a_grpc_content_type_does_not_move_a_request_off_its_route() {
         let diag = Diag::builder().build().unwrap();
         let headers = crate::test_support::headers(&[("content-type", "application/grpc")]);
-        let finish = |route: Option<&str>, uri: &str| {
+        let finish = |route: Option<&str>, uri: &str, answer: &[(&str, &str)]| {
             let guard = diag.begin_http(&RequestView {
                 method: "POST",
                 route,
@@ -637,20 +657,30 @@ mod tests {
                 headers: &headers,
                 peer: &|| None,
             });
-            let mut head = crate::test_support::headers(&[
-                ("content-type", "application/grpc"),
-                ("grpc-status", "0"),
-            ]);
+            let mut head = crate::test_support::headers(answer);
             let (_tap, call) = guard.finish_http(200, &mut head);
             assert!(call.is_none());
         };
-        finish(Some("/echo"), "/echo");
-        finish(Some("/shop.Cart/{*rest}"), "/shop.Cart/Add");
-        finish(None, "/shop.Cart/Add");
+        let grpc_ok = [("content-type", "application/grpc"), ("grpc-status", "0")];
+        finish(Some("/echo"), "/echo", &[("content-type", "text/plain")]);
+        finish(Some("/shop.Cart/{*rest}"), "/shop.Cart/Add", &grpc_ok);
+        finish(None, "/shop.Cart/Add", &grpc_ok);
+        // A hand-written router's template for one method: kept, with its gRPC status.
+        finish(
+            Some("/shop.Cart/Remove"),
+            "/shop.Cart/Remove",
+            &[("content-type", "application/grpc"), ("grpc-status", "5")],
+        );
         let text = crate::test_support::metrics_text(&diag);
         assert!(
             text.contains(
                 r#"http_server_requests_total{method="POST",route="/echo",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"http_server_requests_total{method="POST",route="/shop.Cart/Remove",status="NOT_FOUND"} 1"#
             ),
             "{text}"
         );

@@ -439,9 +439,10 @@ impl RequestGuard {
     /// Records the request's duration and outcome, and queues its span for export.
     #[inline(always)]
     pub(super) fn record(&mut self, outcome: Outcome) {
-        // Only a gRPC answer other than UNIMPLEMENTED says the method exists (a plain HTTP
-        // answer, a 404 from a proxy say, says nothing about it).
-        if matches!(outcome, Outcome::Grpc(code) if code != GrpcCode::UNIMPLEMENTED)
+        // Only a call that succeeded says the method exists: any error may come from a
+        // layer in front of the router (an auth interceptor answers UNAUTHENTICATED to
+        // every path, made-up ones too), and a plain HTTP answer says nothing about it.
+        if outcome == Outcome::Grpc(GrpcCode::OK)
             && let Some(route) = self.learning.take()
         {
             self.learn(&route);
