@@ -42,6 +42,8 @@ pin_project! {
         inner: B,
         tap: Option<BodyTap>,
         grpc: Option<GrpcCall>,
+        // A request's body, whose failure marks its request (see `request_body_failed`).
+        request: bool,
     }
 }
 
@@ -51,6 +53,18 @@ impl<B> DiagBody<B> {
             inner,
             tap: None,
             grpc: None,
+            request: false,
+        }
+    }
+
+    /// A request's body as the layer hands it to the service.
+    pub(crate) fn request(inner: B, tap: Option<BodyTap>) -> Self
+    where
+        B: Body,
+    {
+        DiagBody {
+            request: true,
+            ..DiagBody::tapped(inner, tap)
         }
     }
 }
@@ -86,6 +100,7 @@ impl<B: Body> DiagBody<B> {
             inner,
             tap,
             grpc: None,
+            request: false,
         }
     }
 
@@ -142,6 +157,11 @@ impl<B: Body> Body for DiagBody<B> {
             // A debug request's body: what its stream logs belongs to the request.
             Some(tap) => tap.in_scope(|| this.inner.as_mut().poll_frame(cx)),
         };
+        if *this.request && matches!(polled, Poll::Ready(Some(Err(_)))) {
+            // The client left mid-upload (or a layer cut the body short): if the
+            // handler gives up with an error, that is not the server's 500.
+            diag_core::request::request_body_failed();
+        }
         if let Some(call) = this.grpc.take() {
             // Kept until the trailers pass (or the body ends without them).
             *this.grpc = match &polled {

@@ -57,7 +57,7 @@ where
             peer: &|| (self.layer.peer)(req.extensions()),
         });
         let tap: Option<BodyTap> = guard.request_tap();
-        let req = req.map(|body| DiagBody::tapped(body, tap));
+        let req = req.map(|body| DiagBody::request(body, tap));
         let future = {
             // The handler may run code synchronously in `call`: it belongs to the request.
             let _entered = guard.enter();

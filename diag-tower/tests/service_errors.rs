@@ -1,7 +1,8 @@
 //! A service that fails with an error instead of a response (tower's `timeout` or
 //! `load_shed` inside diag, a handler returning `Err`): hyper closes the connection or
 //! resets the stream, a server failure. It is counted as a 500 with its duration, not as
-//! a request its client abandoned, and a debug request's capture says `failed`.
+//! a request its client abandoned, and a debug request's capture says `failed`; unless
+//! the request's own body failed first (its client left mid-upload).
 
 use std::convert::Infallible;
 
@@ -92,6 +93,62 @@ async fn a_debug_request_that_fails_leaves_a_failed_capture() {
         list.contains("incomplete: the service failed with an error"),
         "{list}"
     );
+}
+
+/// A request body that sends `hello` and then fails, as hyper's does when the client
+/// goes away mid-upload.
+fn cut_upload(debug: bool) -> Request<http_body_util::StreamBody<UploadFrames>> {
+    let frames: UploadFrames = Box::pin(futures_util::stream::iter([
+        Ok(http_body::Frame::data(bytes::Bytes::from_static(b"hello"))),
+        Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+    ]));
+    let mut req = Request::post("/upload");
+    if debug {
+        req = req.header("x-debug", TOKEN);
+    }
+    req.body(http_body_util::StreamBody::new(frames)).unwrap()
+}
+
+type UploadFrames = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<Item = Result<http_body::Frame<bytes::Bytes>, std::io::Error>>
+            + Send,
+    >,
+>;
+
+/// A client that leaves mid-upload makes the handler's read fail; a handler that gives
+/// up with that error (`?` on the body, the usual hyper way) has lost its client, not
+/// failed: the request counts as abandoned, not as a 500, and its capture is incomplete
+/// (not `failed`).
+#[tokio::test]
+async fn a_handler_failing_on_a_cut_upload_counts_as_abandoned_not_500() {
+    use http_body_util::BodyExt;
+    let diag = diag();
+    let svc = DiagLayer::new(&diag)
+        .with_route(|_| Some("/upload"))
+        .layer(service_fn(
+            |req: Request<DiagBody<http_body_util::StreamBody<UploadFrames>>>| async move {
+                let body = req.into_body().collect().await?.to_bytes();
+                Ok::<_, std::io::Error>(Response::new(format!("{} bytes", body.len())))
+            },
+        ));
+    assert!(svc.clone().oneshot(cut_upload(false)).await.is_err());
+    assert!(svc.clone().oneshot(cut_upload(true)).await.is_err());
+
+    let text = diag_conformance::grpc::metrics(&diag).await;
+    let abandoned = r#"http_server_requests_abandoned_total{method="POST",route="/upload"} 2"#;
+    assert!(text.contains(abandoned), "{text}");
+    assert!(!text.contains(r#"status="500""#), "{text}");
+    let capture = diag.debug_mode().recorder().get(1).expect("stored");
+    assert!(!capture.failed && !capture.complete, "{capture:?}");
+    // Another request's failure is still the server's.
+    let fails = DiagLayer::new(&diag)
+        .with_route(|_| Some("/route"))
+        .layer(service_fn(handler));
+    assert!(fails.oneshot(request("/fail", false)).await.is_err());
+    let text = diag_conformance::grpc::metrics(&diag).await;
+    let line = r#"http_server_requests_total{method="GET",route="/route",status="500"} 1"#;
+    assert!(text.contains(line), "{text}");
 }
 
 /// A service that never fails keeps its `Infallible` error type through the layer.

@@ -290,8 +290,12 @@ impl RequestGuard {
         Poll::Ready(match result {
             Ok(response) => Ok(respond(guard, response)),
             Err(e) => {
-                if let Some(guard) = guard {
-                    guard.fail(error_status(&e));
+                match guard {
+                    // The handler gave up because the request body failed (the client
+                    // left mid-upload): dropped unfinished, it counts as abandoned.
+                    Some(guard) if super::scope::body_failed(&guard.scope) => drop(guard),
+                    Some(guard) => guard.fail(error_status(&e)),
+                    None => {}
                 }
                 Err(e)
             }

@@ -22,7 +22,7 @@ mod scope;
 
 pub use grpc::{GrpcCall, GrpcCode, is_grpc_request};
 pub use guard::{RequestEntered, RequestGuard};
-pub use scope::{Entered, RequestScope, with_current};
+pub use scope::{Entered, RequestScope, request_body_failed, with_current};
 
 use std::net::SocketAddr;
 

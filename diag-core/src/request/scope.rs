@@ -39,6 +39,52 @@ pub struct RequestScope {
 
 thread_local! {
     static CURRENT: Cell<*const RequestScope> = const { Cell::new(ptr::null()) };
+    /// The span id of the last request whose body failed while it was current on this
+    /// thread (span ids are random, so an old mark never matches another request).
+    static BODY_FAILED: Cell<Option<crate::trace::SpanId>> = const { Cell::new(None) };
+}
+
+/// Marks the request current on this thread (see [`with_current`]) as one whose request
+/// body failed while the handler read it: the client went away mid-upload, or a layer
+/// cut the body short. When its handler then answers with an error instead of a
+/// response, the request counts as abandoned by the client (as one whose client left
+/// before the response), not as a 500. Adapters call it from their request body
+/// wrapper; nothing happens when no request is current.
+///
+/// ```
+/// use diag_core::request::{RequestGuard, RequestView, request_body_failed};
+/// use std::task::Poll;
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let guard = diag.begin(&RequestView {
+///     method: "POST", route: Some("/upload"), uri: "/upload", headers: &(), peer: &|| None,
+/// });
+/// let mut slot = Some(guard);
+/// let polled: Poll<Result<Result<(), ()>, &str>> = RequestGuard::poll_response(
+///     &mut slot,
+///     || {
+///         request_body_failed(); // what the body wrapper saw while the handler read it
+///         Poll::Ready(Err("connection reset"))
+///     },
+///     |_guard, res| Ok(res),
+/// );
+/// assert!(polled.is_ready());
+/// # let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let metrics = String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap();
+/// assert!(metrics.contains(r#"http_server_requests_abandoned_total{method="POST",route="/upload"} 1"#));
+/// assert!(!metrics.contains(r#"status="500""#));
+/// ```
+pub fn request_body_failed() {
+    let current = CURRENT.with(Cell::get);
+    // SAFETY: as in `with_current`.
+    if let Some(scope) = unsafe { current.as_ref() } {
+        BODY_FAILED.with(|f| f.set(Some(scope.trace.span_id)));
+    }
+}
+
+/// Whether [`request_body_failed`] marked the request of `scope`.
+pub(crate) fn body_failed(scope: &RequestScope) -> bool {
+    BODY_FAILED.with(Cell::get) == Some(scope.trace.span_id)
 }
 
 /// Restores the previous scope when dropped (also on unwind).
