@@ -84,9 +84,11 @@ pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
 /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
 /// assert_eq!(capture.request.uri, "/login?user=ada&Password=[redacted]");
 /// ```
-pub const DEFAULT_FIELDS: [&str; 16] = [
+pub const DEFAULT_FIELDS: [&str; 18] = [
     "password",
     "passwd",
+    "pass",
+    "pwd",
     "secret",
     "token",
     "access_token",
@@ -409,7 +411,7 @@ impl Redactor {
 
 /// The words of a name, lower case: split at anything not a letter or digit and where
 /// camel case starts a word (`refreshToken`, `APIKey`: `api`, `key`).
-fn words(name: &str) -> Vec<String> {
+pub(crate) fn words(name: &str) -> Vec<String> {
     let chars: Vec<char> = name.chars().collect();
     let mut out = Vec::new();
     let mut word = String::new();
@@ -573,6 +575,9 @@ pub(super) mod tests {
             "CVV",
             "ssn",
             "customer_ssn",
+            "db_pass",
+            "smtpPass",
+            "DB_PWD",
         ] {
             assert!(r.is_secret_field(secret), "{secret}");
             assert!(r.is_secret_header(secret), "{secret}");
@@ -587,6 +592,8 @@ pub(super) mod tests {
             "cache_key",
             "sec-websocket-key",
             "accept",
+            "bypass_cache",
+            "passenger_count",
         ] {
             assert!(!r.is_secret_field(plain), "{plain}");
             assert!(!r.is_secret_header(plain), "{plain}");

@@ -54,7 +54,7 @@ pub use in_flight::{AGE_PROBES, AGE_SLOTS, InFlight, InFlightGuard, MAX_ROUTES};
 pub use queues::{
     MAX_QUEUES, MAX_SAMPLES, MIN_RATE_WINDOW, QueueProbe, QueueSnapshot, RATE_WINDOW,
 };
-pub use redaction::{DEFAULT_SECRET_KEYS, REDACTED, SecretKeys};
+pub use redaction::{DEFAULT_SECRET_KEYS, DEFAULT_SECRET_WORDS, REDACTED, SecretKeys};
 pub use registry::{MAX_PROVIDERS, RegisterError, StateRegistry};
 pub use report::{ProviderReport, ProviderStatus};
 pub use routes::{MAX_ROUTES_SHOWN, MAX_SNAPSHOTS, SNAPSHOT_EVERY, SNAPSHOT_MAX_AGE, WINDOW};

@@ -27,6 +27,7 @@ pub const REDACTED: &str = "***";
 pub const DEFAULT_SECRET_KEYS: &[&str] = &[
     "password",
     "passwd",
+    "pwd",
     "secret",
     "token",
     "key",
@@ -50,16 +51,34 @@ pub const DEFAULT_SECRET_KEYS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct SecretKeys {
     fragments: Vec<String>,
+    /// Whole words of a key that make it secret (see [`DEFAULT_SECRET_WORDS`]).
+    words: Vec<&'static str>,
 }
+
+/// Words that make a key secret by default when they are a whole word of it, however it
+/// is written (`db_pass`, `smtpPass`, `PASS`), where a fragment would hide too much
+/// (`bypass_cache`, `passenger_count`).
+///
+/// ```
+/// use diag_core::state::SecretKeys;
+/// let keys = SecretKeys::default();
+/// assert!(keys.is_secret("SMTP_PASS") && keys.is_secret("redisPass"));
+/// assert!(!keys.is_secret("bypass_cache") && !keys.is_secret("passenger_count"));
+/// ```
+pub const DEFAULT_SECRET_WORDS: &[&str] = &["pass"];
 
 impl Default for SecretKeys {
     fn default() -> Self {
-        SecretKeys::new(DEFAULT_SECRET_KEYS.iter().copied())
+        SecretKeys {
+            words: DEFAULT_SECRET_WORDS.to_vec(),
+            ..SecretKeys::new(DEFAULT_SECRET_KEYS.iter().copied())
+        }
     }
 }
 
 impl SecretKeys {
-    /// A set from the given fragments (lower-cased; empty ones ignored).
+    /// A set from the given fragments (lower-cased; empty ones ignored), without the
+    /// defaults (fragments or [`DEFAULT_SECRET_WORDS`]).
     ///
     /// ```
     /// use diag_core::state::SecretKeys;
@@ -79,6 +98,7 @@ impl SecretKeys {
                 .map(|s| s.as_ref().to_ascii_lowercase())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            words: Vec::new(),
         }
     }
 
@@ -119,8 +139,12 @@ impl SecretKeys {
     /// assert!(!keys.is_secret("port"));
     /// ```
     pub fn is_secret(&self, key: &str) -> bool {
-        let key = key.to_ascii_lowercase();
-        self.fragments.iter().any(|f| key.contains(f.as_str()))
+        let lower = key.to_ascii_lowercase();
+        self.fragments.iter().any(|f| lower.contains(f.as_str()))
+            || (!self.words.is_empty()
+                && crate::debug::redact::words(key)
+                    .iter()
+                    .any(|w| self.words.contains(&w.as_str())))
     }
 
     /// Replaces, at any depth, the value of every secret-looking key by `"***"`, and
