@@ -77,6 +77,9 @@ fn sections(diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
             "captures_kept": mode.recorder().stats().kept,
         }),
     );
+    if let Some(hint) = diag.inner.metrics.http.unmatched_hint() {
+        sections.insert("hints".into(), serde_json::json!([hint]));
+    }
     sections.insert(
         "tracing".into(),
         serde_json::json!({
@@ -264,6 +267,41 @@ mod tests {
             .unwrap();
         diag.set_disabled(true);
         diag
+    }
+
+    /// A service whose middleware gets no route templates is told so, on `/debug` and
+    /// once in its log; one request with a route is enough to say nothing.
+    #[tokio::test]
+    async fn a_service_whose_requests_all_lack_a_route_is_told_why() {
+        let diag = Diag::builder().build().unwrap();
+        let request_to = |route: Option<&str>| {
+            diag.begin(&crate::request::RequestView {
+                method: "GET",
+                route,
+                uri: "/users/7",
+                headers: &(),
+                peer: &|| None,
+            })
+            .finish(200, &mut ());
+        };
+        async fn hints(diag: &Diag) -> Value {
+            let resp = diag.serve(request(None)).await;
+            let v: Value = serde_json::from_slice(&resp.body).unwrap();
+            v["hints"].clone()
+        }
+        for _ in 0..crate::metrics::http::UNMATCHED_HINT_AFTER - 1 {
+            request_to(None);
+        }
+        assert!(hints(&diag).await.is_null(), "too few requests to tell");
+        request_to(None);
+        let said = hints(&diag).await;
+        let hint = said[0].as_str().unwrap();
+        assert!(
+            hint.contains("all 100 requests") && hint.contains("with_route"),
+            "{hint}"
+        );
+        request_to(Some("/users/{id}"));
+        assert!(hints(&diag).await.is_null(), "a route was seen");
     }
 
     #[tokio::test]

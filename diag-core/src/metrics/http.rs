@@ -144,6 +144,10 @@ impl RedSeries {
     }
 }
 
+/// Requests, all unmatched, after which diag says that its middleware seems to get no
+/// route templates (see [`HttpMetrics::only_unmatched`]).
+pub(crate) const UNMATCHED_HINT_AFTER: u64 = 100;
+
 /// How many `(status, series)` pairs a route remembers: a route answers with a handful
 /// of statuses; one it forgot is found by a normal lookup.
 const STATUS_MEMO: usize = 4;
@@ -204,6 +208,8 @@ impl RouteSeries {
 pub(crate) struct HttpMetrics {
     pub(crate) red: Family<RedSeries, 3>,
     pub(crate) active: Family<RouteSeries, 2>,
+    /// Whether the WARN of [`unmatched_hint`](Self::unmatched_hint) was logged.
+    unmatched_warned: std::sync::atomic::AtomicBool,
 }
 
 impl HttpMetrics {
@@ -225,6 +231,7 @@ impl HttpMetrics {
                 notifier.clone(),
                 RouteSeries::new,
             ),
+            unmatched_warned: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -370,6 +377,45 @@ impl HttpMetrics {
                 r.abandoned.load(Ordering::Relaxed),
             );
         });
+    }
+
+    /// How many requests were recorded when every one of them matched no route (at
+    /// least [`UNMATCHED_HINT_AFTER`]); `None` once any request had a route. A service
+    /// whose middleware is given no route templates looks like this.
+    pub(crate) fn only_unmatched(&self) -> Option<u64> {
+        let mut total = 0;
+        let mut routed = false;
+        self.red.for_each(|[_, route, _], series| {
+            if route == crate::request::UNMATCHED_ROUTE {
+                total += series
+                    .duration
+                    .snapshot()
+                    .cumulative
+                    .last()
+                    .copied()
+                    .unwrap_or(0);
+            } else {
+                routed = true;
+            }
+        });
+        (!routed && total >= UNMATCHED_HINT_AFTER).then_some(total)
+    }
+
+    /// What to tell the service's author when every request so far matched no route
+    /// (see [`only_unmatched`](Self::only_unmatched)); logged as a WARN the first time.
+    /// Read at scrape time and on `/debug`, never on the request path.
+    pub(crate) fn unmatched_hint(&self) -> Option<String> {
+        let n = self.only_unmatched()?;
+        let hint = format!(
+            "all {n} requests so far matched no route (route=\"unmatched\"): the middleware \
+             gets no route templates. axum: mount it with with_diag or Router::layer; a \
+             tower/hyper service: DiagLayer::with_route; actix-web: DiagMiddleware reads \
+             the matched pattern itself"
+        );
+        if !self.unmatched_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "diag", "{hint}");
+        }
+        Some(hint)
     }
 
     /// `(family, what it folded or cut)` for diag's own counters of both families.

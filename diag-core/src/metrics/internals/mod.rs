@@ -35,6 +35,8 @@ pub(crate) fn register(diag: &Diag) {
 }
 
 fn collect(inner: &Inner, w: &mut ScrapeWriter) {
+    // A scrape is when a service's author first looks: say so if no request had a route.
+    let _ = inner.metrics.http.unmatched_hint();
     debug_mode(inner, w);
     otlp(inner, w);
     tracestate(inner, w);
