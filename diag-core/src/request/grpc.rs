@@ -220,8 +220,7 @@ impl RequestGuard {
         let inner = &self.diag.inner;
         let learned = inner.metrics.http.learn(self.active, route);
         let [method, _] = inner.metrics.http.active.labels(learned);
-        inner.in_flight.leave(self.in_flight);
-        self.in_flight = inner.in_flight.enter(method, route, self.start);
+        self.in_flight = inner.in_flight.move_to(self.in_flight, method, route);
         self.active = learned;
     }
 }

@@ -346,6 +346,49 @@ impl InFlight {
     }
 
     /// Stops counting the request of `ticket`.
+    /// The request of `ticket` counts under `(method, route)` from now on (its route
+    /// became known after it began): its age slot, or its place among the requests
+    /// without one, moves there. It is not counted again as untracked: only a route the
+    /// table cannot take, when its old one was taken, counts in `route_overflow`.
+    pub(crate) fn move_to(
+        &self,
+        ticket: InFlightTicket,
+        method: &str,
+        route: &str,
+    ) -> InFlightTicket {
+        let old = usize::from(ticket.route);
+        let route_index = match self.find(canonical_method(method), route, true) {
+            Some(i) => i,
+            None => {
+                if old != OVERFLOW {
+                    self.route_overflow.fetch_add(1, Ordering::Relaxed);
+                }
+                OVERFLOW
+            }
+        };
+        match self.slots.get(ticket.slot as usize) {
+            Some(s) => {
+                let micros = s.load(Ordering::Relaxed) & MICROS_MASK;
+                s.store(
+                    ((route_index as u64 + 1) << MICROS_BITS) | micros,
+                    Ordering::Relaxed,
+                );
+            }
+            None => {
+                self.routes[old]
+                    .without_slot
+                    .fetch_sub(1, Ordering::Relaxed);
+                self.routes[route_index]
+                    .without_slot
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        InFlightTicket {
+            route: route_index as u16,
+            slot: ticket.slot,
+        }
+    }
+
     pub(crate) fn leave(&self, ticket: InFlightTicket) {
         match self.slots.get(ticket.slot as usize) {
             Some(s) => s.store(0, Ordering::Relaxed),
@@ -618,6 +661,37 @@ mod tests {
         assert!(rep.routes[0].oldest_age_ms.is_some());
         drop(guards);
         assert!(f.slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
+    }
+
+    /// A request whose route became known later moves, and is not counted again as
+    /// untracked (it was once, when all slots were taken).
+    #[test]
+    fn a_request_moved_to_its_route_is_not_counted_twice() {
+        let f = InFlight::new();
+        let full: Vec<_> = (0..AGE_SLOTS).map(|_| f.start("GET", "/x")).collect();
+        let ticket = f.enter("POST", "unmatched", MonoTime::now());
+        assert_eq!(f.untracked(), [0, 1], "no slot left");
+        let ticket = f.move_to(ticket, "POST", "/a.B/Call");
+        assert_eq!(f.untracked(), [0, 1], "not counted again");
+        assert_eq!(f.in_flight("POST", "/a.B/Call"), 1);
+        assert_eq!(f.in_flight("POST", "unmatched"), 0);
+        f.leave(ticket);
+        assert_eq!(f.in_flight("POST", "/a.B/Call"), 0);
+        drop(full);
+        // With a slot, the slot moves.
+        let ticket = f.enter("POST", "unmatched", MonoTime::now());
+        let ticket = f.move_to(ticket, "POST", "/a.B/Other");
+        assert_eq!(f.in_flight("POST", "/a.B/Other"), 1);
+        assert_eq!(f.in_flight("POST", "unmatched"), 0);
+        let rep = f.report_at(MonoTime::now());
+        assert!(
+            rep.routes
+                .iter()
+                .any(|r| r.route == "/a.B/Other" && r.oldest_age_ms.is_some())
+        );
+        f.leave(ticket);
+        assert!(f.slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
+        assert_eq!(f.untracked(), [0, 1]);
     }
 
     #[tokio::test]
