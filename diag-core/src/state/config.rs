@@ -36,6 +36,11 @@ pub enum ConfigValueError {
 #[derive(Debug, Default)]
 pub(crate) struct ConfigState {
     current: RwLock<Option<Arc<Value>>>,
+    /// The active configuration with each secret replaced by a keyed fingerprint
+    /// instead of `***`, so that a reload can tell a rotated secret by its path.
+    prints: RwLock<Option<Value>>,
+    /// The fingerprints' keys, random per process.
+    print_keys: std::hash::RandomState,
     reloads: AtomicU64,
     last_change_unix: RwLock<Option<f64>>,
 }
@@ -50,9 +55,12 @@ struct ConfigReport {
 }
 
 impl ConfigState {
-    fn set(&self, value: Value) -> Option<Arc<Value>> {
+    /// Makes `shown` (redacted) active, with `prints` (fingerprinted); returns the
+    /// previous fingerprinted value.
+    fn set(&self, shown: Value, prints: Value) -> Option<Value> {
         *self.last_change_unix.write() = Some(crate::clock::unix_now());
-        self.current.write().replace(Arc::new(value))
+        *self.current.write() = Some(Arc::new(shown));
+        self.prints.write().replace(prints)
     }
 
     pub(crate) fn active(&self) -> Option<Arc<Value>> {
@@ -78,33 +86,37 @@ impl Diag {
     /// # }
     /// ```
     pub fn config(&self, config: &impl Serialize) -> Result<(), ConfigValueError> {
-        let value = self.redacted(config)?;
-        self.inner.config.set(value);
+        let (shown, prints) = self.redacted(config)?;
+        self.inner.config.set(shown, prints);
         Ok(())
     }
 
     /// Replaces the configuration after the service reloaded it, and records a
-    /// `config_reload` event naming the paths that changed (values are not shown). The
-    /// paths are found by comparing the redacted values, so a change to a secret (a
-    /// rotated key: `***` before and after) is not named.
+    /// `config_reload` event naming the paths that changed (values are not shown). A
+    /// rotated secret is named too (`***` before and after on the `config` view): diag
+    /// compares keyed fingerprints of the secrets, never keeping the secrets themselves,
+    /// so "we rotated the database password" shows on the timeline.
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().build().unwrap();
-    /// diag.config(&serde_json::json!({"pool": 8, "token": "a"})).unwrap();
-    /// diag.reload_config(&serde_json::json!({"pool": 16, "token": "b"})).unwrap();
+    /// diag.config(&serde_json::json!({"pool": 8, "token": "a", "db": "postgres://app:pw1@db/app"}))
+    ///     .unwrap();
+    /// diag.reload_config(&serde_json::json!({"pool": 16, "token": "b", "db": "postgres://app:pw2@db/app"}))
+    ///     .unwrap();
     /// let last = diag.events().recent().pop().unwrap();
     /// assert_eq!(last.kind, "config_reload");
-    /// assert!(last.message.contains("pool"));
+    /// assert!(last.message.contains("pool") && last.message.contains("token"), "{}", last.message);
+    /// assert!(last.message.contains("db") && !last.message.contains("pw"), "{}", last.message);
     /// ```
     pub fn reload_config(&self, config: &impl Serialize) -> Result<(), ConfigValueError> {
-        let value = self.redacted(config)?;
-        let previous = self.inner.config.set(value.clone());
+        let (shown, prints) = self.redacted(config)?;
+        let previous = self.inner.config.set(shown, prints.clone());
         self.inner.config.reloads.fetch_add(1, Ordering::Relaxed);
         let mut changed = Vec::new();
         let mut count = 0;
         diff_paths(
-            previous.as_deref().unwrap_or(&Value::Null),
-            &value,
+            previous.as_ref().unwrap_or(&Value::Null),
+            &prints,
             "",
             &mut changed,
             &mut count,
@@ -142,10 +154,14 @@ impl Diag {
         self.inner.config.active()
     }
 
-    fn redacted(&self, config: &impl Serialize) -> Result<Value, ConfigValueError> {
-        let mut value = serde_json::to_value(config)?;
-        self.inner.secret_keys.redact(&mut value);
-        Ok(value)
+    /// `config` as the `config` view shows it, and with fingerprints for its secrets.
+    fn redacted(&self, config: &impl Serialize) -> Result<(Value, Value), ConfigValueError> {
+        let mut shown = serde_json::to_value(config)?;
+        let mut prints = shown.clone();
+        let keys = &self.inner.secret_keys;
+        keys.redact(&mut shown);
+        keys.fingerprint(&mut prints, &self.inner.config.print_keys);
+        Ok((shown, prints))
     }
 }
 
@@ -264,9 +280,21 @@ mod tests {
         assert_eq!(event.kind, "config_reload");
         assert!(event.message.contains("pool.size"), "{}", event.message);
         assert!(event.message.contains("extra"), "{}", event.message);
-        // Both secrets redact to the same text, so the change is invisible, as it must be.
-        assert!(!event.message.contains("api_key") && !event.message.contains("new"));
+        // The rotated secret is named by its path (both read `***`), its values never.
+        assert!(event.message.contains("api_key"), "{}", event.message);
+        assert!(!event.message.contains("new") && !event.message.contains("old"));
         assert!(!event.message.contains("mode"));
+        // The same secret again: nothing changed.
+        diag.reload_config(
+            &json!({"pool": {"size": 16}, "api_key": "new", "extra": true, "mode": "a"}),
+        )
+        .unwrap();
+        let event = diag.events().recent().pop().unwrap();
+        assert!(
+            event.message.contains("nothing visible changed"),
+            "{}",
+            event.message
+        );
     }
 
     #[test]

@@ -161,6 +161,40 @@ impl SecretKeys {
     /// assert_eq!(v["cache"], "redis://:***@cache:6379/0");
     /// ```
     pub fn redact(&self, value: &mut Value) {
+        self.walk(
+            value,
+            &mut |secret| *secret = Value::String(REDACTED.to_owned()),
+            &mut |text, clean| *text = clean,
+        );
+    }
+
+    /// [`redact`](Self::redact), but each hidden value replaced by a fingerprint of it
+    /// under `keys` (`***` and 16 hex digits; a URL keeps its redacted text, followed by
+    /// `#` and the fingerprint): two such values differ exactly when the secrets do, and
+    /// nothing of the secret is kept. For noticing that a secret changed.
+    pub(crate) fn fingerprint(&self, value: &mut Value, keys: &std::hash::RandomState) {
+        use std::hash::BuildHasher;
+        self.walk(
+            value,
+            &mut |secret| {
+                let print = keys.hash_one(secret.to_string());
+                *secret = Value::String(format!("{REDACTED}{print:016x}"));
+            },
+            &mut |text, clean| {
+                let print = keys.hash_one(text.as_str());
+                *text = format!("{clean}#{print:016x}");
+            },
+        );
+    }
+
+    /// Calls `secret` on the value of every secret-looking key, at any depth, and `text`
+    /// with the redacted text of every other string that carries a secret.
+    fn walk(
+        &self,
+        value: &mut Value,
+        secret: &mut dyn FnMut(&mut Value),
+        text: &mut dyn FnMut(&mut String, String),
+    ) {
         // An explicit stack: a deeply nested value must not overflow ours.
         let mut stack = vec![value];
         while let Some(v) = stack.pop() {
@@ -168,7 +202,7 @@ impl SecretKeys {
                 Value::Object(map) => {
                     for (k, child) in map.iter_mut() {
                         if self.is_secret(k) {
-                            *child = Value::String(REDACTED.to_owned());
+                            secret(child);
                         } else {
                             stack.push(child);
                         }
@@ -177,7 +211,7 @@ impl SecretKeys {
                 Value::Array(items) => stack.extend(items.iter_mut()),
                 Value::String(s) => {
                     if let Some(clean) = self.redact_text(s) {
-                        *s = clean;
+                        text(s, clean);
                     }
                 }
                 _ => {}
