@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use super::{ProviderReport, ProviderStatus};
 
-type BoxFuture = Pin<Box<dyn Future<Output = serde_json::Result<serde_json::Value>> + Send>>;
+type BoxFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, ValueError>> + Send>>;
 
 enum Provider {
-    Sync(Arc<dyn Fn() -> serde_json::Result<serde_json::Value> + Send + Sync>),
+    Sync(Arc<dyn Fn() -> Result<serde_json::Value, ValueError> + Send + Sync>),
     Async(Arc<dyn Fn() -> BoxFuture + Send + Sync>),
 }
 
@@ -157,9 +157,10 @@ impl StateRegistry {
         F: Fn() -> T + Send + Sync + 'static,
         T: Serialize,
     {
+        let max = self.max_bytes;
         self.insert(
             name,
-            Provider::Sync(Arc::new(move || serde_json::to_value(f()))),
+            Provider::Sync(Arc::new(move || capped_value(&f(), max))),
         )
     }
 
@@ -186,11 +187,12 @@ impl StateRegistry {
         Fut: Future<Output = T> + Send + 'static,
         T: Serialize,
     {
+        let max = self.max_bytes;
         self.insert(
             name,
             Provider::Async(Arc::new(move || {
                 let fut = f();
-                Box::pin(async move { serde_json::to_value(fut.await) })
+                Box::pin(async move { capped_value(&fut.await, max) })
             })),
         )
     }
@@ -407,26 +409,20 @@ impl StateRegistry {
                 };
                 ProviderReport::failed(ProviderStatus::Error, msg, elapsed)
             }
-            Ok(Ok(Err(e))) => ProviderReport::failed(
+            Ok(Ok(Err(ValueError::Serialize(e)))) => ProviderReport::failed(
                 ProviderStatus::Error,
                 format!("could not serialize: {e}"),
                 elapsed,
             ),
-            Ok(Ok(Ok(value))) => {
-                let size = serialized_len(&value);
-                if size > self.max_bytes {
-                    ProviderReport::failed(
-                        ProviderStatus::Error,
-                        format!(
-                            "value is {size} bytes, over the {} byte cap",
-                            self.max_bytes
-                        ),
-                        elapsed,
-                    )
-                } else {
-                    ProviderReport::ok(value, elapsed)
-                }
-            }
+            Ok(Ok(Err(ValueError::TooLarge))) => ProviderReport::failed(
+                ProviderStatus::Error,
+                format!(
+                    "value is over the {} byte cap (left out unread past it)",
+                    self.max_bytes
+                ),
+                elapsed,
+            ),
+            Ok(Ok(Ok(value))) => ProviderReport::ok(value, elapsed),
         }
     }
 }
@@ -453,6 +449,41 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned());
     format!("provider panicked: {detail}")
+}
+
+/// Why a provider's value is not shown.
+enum ValueError {
+    Serialize(serde_json::Error),
+    /// Its JSON is longer than the registry's cap.
+    TooLarge,
+}
+
+/// `value` as JSON, unless its JSON passes `max` bytes: then serialization stops there,
+/// so a provider returning a huge value costs diag no more than `max` bytes of counting
+/// (a JSON tree of it could take several times the value's own memory).
+fn capped_value(value: &impl Serialize, max: usize) -> Result<serde_json::Value, ValueError> {
+    struct Capped {
+        written: usize,
+        max: usize,
+    }
+    impl std::io::Write for Capped {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written += buf.len();
+            if self.written > self.max {
+                return Err(std::io::Error::other("over the cap"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counted = Capped { written: 0, max };
+    match serde_json::to_writer(&mut counted, value) {
+        Ok(()) => serde_json::to_value(value).map_err(ValueError::Serialize),
+        Err(e) if e.is_io() => Err(ValueError::TooLarge),
+        Err(e) => Err(ValueError::Serialize(e)),
+    }
 }
 
 pub(crate) fn serialized_len(value: &impl Serialize) -> usize {
@@ -581,6 +612,42 @@ mod tests {
         let rep = r.collect("huge").await.unwrap();
         assert_eq!(rep.status, ProviderStatus::Error);
         assert!(rep.error.unwrap().contains("byte cap"));
+    }
+
+    /// A value whose JSON passes the cap is not turned into a JSON tree: serializing it
+    /// stops at the cap.
+    #[test]
+    fn serializing_a_huge_value_stops_at_the_cap() {
+        struct Endless(std::sync::atomic::AtomicUsize);
+        impl Serialize for Endless {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeSeq;
+                let mut seq = s.serialize_seq(None)?;
+                for i in 0..10_000_000u64 {
+                    self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    seq.serialize_element(&i)?;
+                }
+                seq.end()
+            }
+        }
+        let endless = Endless(Default::default());
+        assert!(matches!(
+            capped_value(&endless, 1024),
+            Err(ValueError::TooLarge)
+        ));
+        let elements = endless.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            elements < 1000,
+            "stopped early: {elements} elements serialized"
+        );
+        assert_eq!(
+            capped_value(&[1, 2], 5).ok(),
+            Some(serde_json::json!([1, 2]))
+        );
+        assert!(matches!(
+            capped_value(&[1, 2], 4),
+            Err(ValueError::TooLarge)
+        ));
     }
 
     #[test]
