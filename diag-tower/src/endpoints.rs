@@ -19,6 +19,10 @@ use crate::{HttpHeaders, PeerFn};
 /// unwatched. Or run it alone with [`admin::serve`](crate::admin::serve). Requests for
 /// other paths get a JSON 404.
 ///
+/// It answers `Response<Full<Bytes>>`. Beside handlers with another body type (a
+/// streaming one), box both: `res.map(|b| b.map_err(|e| match e {}).boxed())` turns its
+/// answer into a `BoxBody<Bytes, E>` for any error type `E`.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use tower::ServiceExt;
