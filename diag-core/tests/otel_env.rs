@@ -1,5 +1,6 @@
-//! OpenTelemetry's endpoint variables may be set for another library, with a collector
-//! diag cannot send to: the service still starts, diag says why it exports nothing.
+//! OpenTelemetry's variables are set for the service's own SDK: diag follows what they
+//! say (its sampler, its traces off), says where it sends spans, and with a collector it
+//! cannot send to, starts the service anyway and says why it exports nothing.
 //! Its own test binary, with one test: it changes the process's environment.
 
 #[test]
@@ -41,6 +42,43 @@ fn an_unusable_otel_endpoint_is_reported_not_fatal() {
     let index: serde_json::Value = serde_json::from_slice(&index.body).unwrap();
     assert!(index["tracing"]["otlp"].is_null(), "{index}");
 
+    // A usable one, set for the service's OpenTelemetry SDK: diag sends there too, and
+    // says so; it samples as that SDK's sampler variables say.
+    unsafe {
+        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9");
+        std::env::set_var("OTEL_TRACES_SAMPLER", "parentbased_traceidratio");
+        std::env::set_var("OTEL_TRACES_SAMPLER_ARG", "0.25");
+    }
+    let diag = diag_core::Diag::from_env().unwrap().build().unwrap();
+    let index = read_index(&diag);
+    assert_eq!(index["tracing"]["sampling_ratio"], 0.25, "{index}");
+    assert!(!index["tracing"]["otlp"].is_null(), "{index}");
+    let said = start_note(&diag);
+    assert!(
+        said.contains("sends its spans to http://127.0.0.1:9/v1/traces")
+            && said.contains("from OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{said}"
+    );
+    // diag's own ratio wins.
+    unsafe { std::env::set_var("DIAG_SAMPLING_RATIO", "0.5") };
+    let index = read_index(&diag_core::Diag::from_env().unwrap().build().unwrap());
+    assert_eq!(index["tracing"]["sampling_ratio"], 0.5, "{index}");
+    // The SDK's traces are off: diag's are too.
+    for (name, value) in [
+        ("OTEL_TRACES_EXPORTER", "none"),
+        ("OTEL_SDK_DISABLED", "true"),
+    ] {
+        unsafe { std::env::set_var(name, value) };
+        let diag = diag_core::Diag::from_env().unwrap().build().unwrap();
+        assert!(read_index(&diag)["tracing"]["otlp"].is_null(), "{name}");
+        let said = start_note(&diag);
+        assert!(
+            said.contains(name) && said.contains("exports no traces"),
+            "{said}"
+        );
+        unsafe { std::env::remove_var(name) };
+    }
+
     // diag's own variable is explicit: an endpoint it cannot use is a configuration error.
     unsafe {
         std::env::set_var("DIAG_OTLP_ENDPOINT", "https://collector.example:4318");
@@ -50,4 +88,27 @@ fn an_unusable_otel_endpoint_is_reported_not_fatal() {
         err.is_some_and(|e| e.to_string().contains("only http://")),
         "DIAG_OTLP_ENDPOINT=https:// is refused"
     );
+}
+
+fn read_index(diag: &diag_core::Diag) -> serde_json::Value {
+    let index = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(diag.serve(diag_core::EndpointRequest {
+            method: "GET".into(),
+            path: "/debug".into(),
+            peer: Some(([127, 0, 0, 1], 1).into()),
+            ..Default::default()
+        }));
+    serde_json::from_slice(&index.body).unwrap()
+}
+
+/// The `start` event about OpenTelemetry's variables.
+fn start_note(diag: &diag_core::Diag) -> String {
+    diag.events()
+        .recent()
+        .into_iter()
+        .find(|e| e.kind == "start" && e.message.contains("OTEL_"))
+        .map(|e| e.message)
+        .unwrap_or_default()
 }

@@ -58,8 +58,9 @@ pub struct DiagBuilder {
     pub(super) http_duration_buckets: Vec<f64>,
     pub(super) max_label_sets: usize,
     pub(super) otlp_endpoint: Option<String>,
-    /// Why an OpenTelemetry endpoint variable was not used, when it was not.
-    pub(super) otlp_ignored: Option<String>,
+    /// What the operator must know about an endpoint taken from (or refused from)
+    /// OpenTelemetry's variables: logged as a WARN and recorded as a `start` event.
+    pub(super) otlp_note: Option<String>,
 }
 
 impl Default for DiagBuilder {
@@ -87,7 +88,7 @@ impl Default for DiagBuilder {
             http_duration_buckets: LATENCY_BUCKETS.to_vec(),
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             otlp_endpoint: None,
-            otlp_ignored: None,
+            otlp_note: None,
         }
     }
 }
@@ -497,7 +498,7 @@ impl DiagBuilder {
     /// ```
     pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
         self.otlp_endpoint = Some(url.into());
-        self.otlp_ignored = None;
+        self.otlp_note = None;
         self
     }
 
@@ -511,7 +512,7 @@ impl DiagBuilder {
     /// assert!(matches!(err, ConfigError::TrustedProxy(_)));
     /// ```
     pub fn build(mut self) -> Result<Diag, ConfigError> {
-        let otlp_ignored = self.otlp_ignored.take();
+        let otlp_note = self.otlp_note.take();
         let nets = self
             .trusted_proxies
             .iter()
@@ -634,7 +635,7 @@ impl DiagBuilder {
             diag.events()
                 .record(crate::events::kinds::KILL_SWITCH, note);
         }
-        if let Some(note) = otlp_ignored {
+        if let Some(note) = otlp_note {
             tracing::warn!("{note}");
             diag.events().record(crate::events::kinds::START, note);
         }

@@ -30,8 +30,8 @@ impl DiagBuilder {
     /// | `DIAG_RECORDER_BYTES` | bytes of captures kept (default 8388608) |
     /// | `DIAG_REDACT_HEADERS` | comma-separated extra headers redacted in captures (added) |
     /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures (added) |
-    /// | `DIAG_SAMPLING_RATIO` | the share of new traces sampled, 0 to 1 (default 1; [`sampling_ratio`](Self::sampling_ratio)) |
-    /// | `DIAG_OTLP_ENDPOINT` | send traces there (debug requests' whole traces, sampled requests' server spans) ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, unless `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` names another protocol than `http/protobuf` |
+    /// | `DIAG_SAMPLING_RATIO` | the share of new traces sampled, 0 to 1 ([`sampling_ratio`](Self::sampling_ratio)); unset: OpenTelemetry's `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio` or their `parentbased_` forms, with `OTEL_TRACES_SAMPLER_ARG`) when set, so diag samples as the service's SDK does; else 1 |
+    /// | `DIAG_OTLP_ENDPOINT` | send traces there (debug requests' whole traces, sampled requests' server spans) ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, unless `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` names another protocol than `http/protobuf`, `OTEL_TRACES_EXPORTER` does not name `otlp`, or `OTEL_SDK_DISABLED` is `true` (an endpoint taken from `OTEL_` variables is named in the log and the `start` event) |
     ///
     /// ```
     /// // SAFETY: doc test, single-threaded.
@@ -71,22 +71,40 @@ impl DiagBuilder {
             self.process_metrics = b;
         }
         self = self.debug_from_env()?;
-        if let Some(ratio) = sampling_ratio_from_env(|name| std::env::var(name).ok())? {
+        let var = |name: &str| std::env::var(name).ok();
+        if let Some(ratio) = sampling_ratio_from_env(var)? {
+            self.sampling_ratio = ratio;
+        } else if let Some(ratio) = otel_sampler_ratio(var) {
             self.sampling_ratio = ratio;
         }
-        let otlp = crate::otlp::endpoint_from_env(|name| std::env::var(name).ok());
+        let otlp = crate::otlp::endpoint_from_env(var);
         match otlp {
-            // OpenTelemetry's variables may be set for another library, with a collector
-            // diag cannot send to (https): export nothing, say so, and start the service.
+            // OpenTelemetry's variables are set for the service's own SDK: follow what
+            // they say of it (off, another exporter), never send where diag cannot
+            // (https), and say where the spans go.
             Some((name, url)) if name.starts_with("OTEL_") => {
-                match crate::otlp::Endpoint::parse(&url) {
-                    Ok(_) => self.otlp_endpoint = Some(url),
-                    Err(reason) => {
-                        self.otlp_ignored = Some(format!(
-                            "{name} names a collector diag cannot use ({reason}); \
-                             diag exports no traces (set DIAG_OTLP_ENDPOINT to a plain \
-                             http:// collector)"
-                        ));
+                if let Some(off) = otel_traces_off(var) {
+                    self.otlp_note = Some(format!(
+                        "{name} is set, but {off}: diag exports no traces either (set \
+                         DIAG_OTLP_ENDPOINT to send them)"
+                    ));
+                } else {
+                    match crate::otlp::Endpoint::parse(&url) {
+                        Ok(_) => {
+                            self.otlp_note = Some(format!(
+                                "diag sends its spans to {url}, from {name} (set for an \
+                                 OpenTelemetry SDK too? see README, \"Beside an \
+                                 OpenTelemetry SDK\"; DIAG_OTLP_ENDPOINT overrides it)"
+                            ));
+                            self.otlp_endpoint = Some(url);
+                        }
+                        Err(reason) => {
+                            self.otlp_note = Some(format!(
+                                "{name} names a collector diag cannot use ({reason}); \
+                                 diag exports no traces (set DIAG_OTLP_ENDPOINT to a plain \
+                                 http:// collector)"
+                            ));
+                        }
                     }
                 }
             }
@@ -114,6 +132,39 @@ fn sampling_ratio_from_env(
     }
 }
 
+/// The ratio OpenTelemetry's `OTEL_TRACES_SAMPLER` (and `OTEL_TRACES_SAMPLER_ARG`) give
+/// the service's SDK, read through `var`; `None` for no sampler, one diag cannot follow
+/// (`jaeger_remote`, say), or a ratio that is not one.
+fn otel_sampler_ratio(var: impl Fn(&str) -> Option<String>) -> Option<f64> {
+    let sampler = var("OTEL_TRACES_SAMPLER")?.trim().to_ascii_lowercase();
+    match sampler.strip_prefix("parentbased_").unwrap_or(&sampler) {
+        "always_on" => Some(1.0),
+        "always_off" => Some(0.0),
+        // The specification's default when the argument is missing.
+        "traceidratio" => match var("OTEL_TRACES_SAMPLER_ARG") {
+            None => Some(1.0),
+            Some(arg) => arg
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r)),
+        },
+        _ => None,
+    }
+}
+
+/// What says the service's OpenTelemetry SDK exports no traces over OTLP, read through
+/// `var`: `OTEL_SDK_DISABLED=true`, or an `OTEL_TRACES_EXPORTER` that does not name `otlp`.
+fn otel_traces_off(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return Some("OTEL_SDK_DISABLED=true".to_owned());
+    }
+    let exporter = var("OTEL_TRACES_EXPORTER")?;
+    let otlp = exporter.split(',').any(|e| e.trim() == "otlp");
+    (!otlp && !exporter.trim().is_empty())
+        .then(|| format!("OTEL_TRACES_EXPORTER={}", exporter.trim()))
+}
+
 fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
     match std::env::var(name) {
         Err(_) => Ok(None),
@@ -132,6 +183,59 @@ fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars<'a>(set: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            set.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn opentelemetry_samplers_give_the_ratio() {
+        for (set, want) in [
+            (&[][..], None),
+            (&[("OTEL_TRACES_SAMPLER", "always_on")][..], Some(1.0)),
+            (
+                &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")][..],
+                Some(0.0),
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+                ][..],
+                Some(0.1),
+            ),
+            (&[("OTEL_TRACES_SAMPLER", "traceidratio")][..], Some(1.0)),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "lots"),
+                ][..],
+                None,
+            ),
+            (&[("OTEL_TRACES_SAMPLER", "jaeger_remote")][..], None),
+        ] {
+            assert_eq!(otel_sampler_ratio(vars(set)), want, "{set:?}");
+        }
+    }
+
+    #[test]
+    fn opentelemetry_can_say_its_traces_are_off() {
+        for (set, off) in [
+            (&[][..], false),
+            (&[("OTEL_SDK_DISABLED", "TRUE")][..], true),
+            (&[("OTEL_SDK_DISABLED", "false")][..], false),
+            (&[("OTEL_TRACES_EXPORTER", "none")][..], true),
+            (&[("OTEL_TRACES_EXPORTER", "console")][..], true),
+            (&[("OTEL_TRACES_EXPORTER", "otlp")][..], false),
+            (&[("OTEL_TRACES_EXPORTER", "console, otlp")][..], false),
+        ] {
+            assert_eq!(otel_traces_off(vars(set)).is_some(), off, "{set:?}");
+        }
+    }
 
     #[test]
     fn the_sampling_ratio_comes_from_the_environment() {

@@ -154,16 +154,28 @@ fn contains_id(line: &[u8], hex: &[u8; 32]) -> bool {
         .any(|w| word(w) == head && w[8..] == hex[8..])
 }
 
+/// Whether `needle` occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// `line` with ` trace_id=<hex>` before its line end, or, when it is a JSON object,
 /// `"trace_id":"<hex>"` as its first member, into `out`; false (and `out` unused) when
-/// `line` already shows the id.
+/// `line` already shows the id. A line with a `trace_id` of its own (another tracer's,
+/// an event's field) gets `diag_trace_id` instead: a JSON object must not have the key
+/// twice (parsers keep one, Elasticsearch refuses the line).
 fn tag(line: &[u8], hex: &[u8; 32], out: &mut Vec<u8>) -> bool {
     if contains_id(line, hex) {
         return false;
     }
     out.clear();
     if let Some(rest) = line.strip_prefix(b"{") {
-        out.extend_from_slice(b"{\"trace_id\":\"");
+        let key: &[u8] = if find(line, b"\"trace_id\":") {
+            b"{\"diag_trace_id\":\""
+        } else {
+            b"{\"trace_id\":\""
+        };
+        out.extend_from_slice(key);
         out.extend_from_slice(hex);
         out.push(b'"');
         if !rest.trim_ascii_start().starts_with(b"}") {
@@ -179,7 +191,11 @@ fn tag(line: &[u8], hex: &[u8; 32], out: &mut Vec<u8>) -> bool {
             .take_while(|&&b| b == b'\n' || b == b'\r')
             .count();
     out.extend_from_slice(&line[..body_end]);
-    out.extend_from_slice(b" trace_id=");
+    out.extend_from_slice(if find(line, b"trace_id=") {
+        b" diag_trace_id="
+    } else {
+        b" trace_id="
+    });
     out.extend_from_slice(hex);
     out.extend_from_slice(&line[body_end..]);
     true
@@ -256,6 +272,26 @@ mod tests {
         assert_eq!(value["fields"]["message"], "hi");
         let empty: serde_json::Value = serde_json::from_str(&tagged("{ }\n").unwrap()).unwrap();
         assert_eq!(empty.as_object().unwrap().len(), 1);
+    }
+
+    /// A line with a `trace_id` of its own (an OpenTelemetry bridge's, a flattened
+    /// event field) keeps it; diag's is added under another key, never the same key twice.
+    #[test]
+    fn a_line_with_another_trace_id_gets_diag_trace_id() {
+        let other = "ffffffffffffffffffffffffffffffff";
+        let line = tagged(&format!(
+            "{{\"level\":\"INFO\",\"trace_id\":\"{other}\",\"message\":\"hi\"}}\n"
+        ))
+        .unwrap();
+        assert_eq!(line.matches("\"trace_id\"").count(), 1, "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["trace_id"], other);
+        assert_eq!(value["diag_trace_id"], "0123456789abcdef0123456789abcdef");
+        let line = tagged(&format!("INFO hi trace_id={other}\n")).unwrap();
+        assert!(
+            line.ends_with(" diag_trace_id=0123456789abcdef0123456789abcdef\n"),
+            "{line}"
+        );
     }
 
     #[test]
