@@ -43,6 +43,9 @@ pub struct DebugMode {
     pub(crate) max_in_flight: u64,
     /// Requests refused because `max_in_flight` were running.
     pub(crate) busy: AtomicU64,
+    /// Whether the newest debug request found its DEBUG events dropped by the
+    /// subscriber, and whether that was logged.
+    pub(crate) logs_blocked: [std::sync::atomic::AtomicBool; 2],
     /// Spans, log lines and fields debug requests dropped (or cut) over their caps, in
     /// all.
     pub(crate) records_dropped: [AtomicU64; 3],
@@ -72,6 +75,13 @@ pub enum MintError {
     #[error("a debug credential lives at most {} s", MAX_TTL.as_secs())]
     TtlTooLong,
 }
+
+/// Why a debug request has no DEBUG lines when the subscriber drops them.
+const LOGS_BLOCKED: &str = "diagnostic mode gets no DEBUG lines: the service's subscriber \
+    drops DEBUG events before diag's per-request filter sees them (a filter over the whole \
+    subscriber, such as an EnvFilter or reload layer added with .with(..), or no \
+    diag.log_filter installed); give your EnvFilter to diag.log_filter(..) as the filter of \
+    your output layer instead (README: Beside an OpenTelemetry SDK)";
 
 impl DebugMode {
     pub(crate) fn new(
@@ -127,6 +137,7 @@ impl DebugMode {
             in_flight: AtomicU64::new(0),
             max_in_flight: config.max_in_flight,
             busy: AtomicU64::new(0),
+            logs_blocked: Default::default(),
             records_dropped: Default::default(),
             activated: AtomicU64::new(0),
             budget_event: Throttle::new(BUDGET_EVENT_INTERVAL),
@@ -270,6 +281,26 @@ impl DebugMode {
     /// ```
     pub fn busy(&self) -> u64 {
         self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Notes whether a debug request's DEBUG events reach diag (`blocked`: the
+    /// subscriber drops them first); the first time they do not, a WARN says why.
+    pub(crate) fn note_logs(&self, session: &super::DebugSession, blocked: bool) {
+        self.logs_blocked[0].store(blocked, Ordering::Relaxed);
+        if blocked {
+            session.mark_logs_blocked();
+            if !self.logs_blocked[1].swap(true, Ordering::Relaxed) {
+                tracing::warn!(target: "diag", "{LOGS_BLOCKED}");
+            }
+        }
+    }
+
+    /// What `/debug` says while the newest debug request found its DEBUG events
+    /// dropped by the subscriber.
+    pub(crate) fn logs_hint(&self) -> Option<&'static str> {
+        self.logs_blocked[0]
+            .load(Ordering::Relaxed)
+            .then_some(LOGS_BLOCKED)
     }
 
     /// How many bytes of each body a debug request captures.

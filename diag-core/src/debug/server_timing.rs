@@ -59,7 +59,14 @@ pub fn debug_response_headers(
         ),
         ("x-debug-id", session.id.to_string()),
         ("x-trace-id", trace_id.to_string()),
-        ("x-debug-status", format!("active; level={level}")),
+        (
+            "x-debug-status",
+            if session.logs_blocked() {
+                format!("active; level={level}; logs=blocked")
+            } else {
+                format!("active; level={level}")
+            },
+        ),
     ]
 }
 

@@ -201,6 +201,9 @@ pub struct DebugSession {
     dropped_logs: AtomicU64,
     /// Fields of spans and lines left out or cut (see [`fields_cut`](Self::fields_cut)).
     cut_fields: AtomicU64,
+    /// The service's subscriber dropped this request's DEBUG events before diag's
+    /// filter saw them (see [`logs_blocked`](Self::logs_blocked)).
+    logs_blocked: std::sync::atomic::AtomicBool,
     /// About how many bytes the spans and log lines kept hold (see [`record_size`]).
     bytes: AtomicUsize,
 }
@@ -285,8 +288,27 @@ impl DebugSession {
             dropped_spans: AtomicU64::new(0),
             dropped_logs: AtomicU64::new(0),
             cut_fields: AtomicU64::new(0),
+            logs_blocked: std::sync::atomic::AtomicBool::new(false),
             bytes: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether the service's subscriber drops this request's DEBUG events before diag's
+    /// per-request filter sees them (a filter over the whole subscriber, or no
+    /// [`Diag::log_filter`](crate::Diag::log_filter) installed): the request then runs
+    /// in diagnostic mode without its DEBUG lines, and says so in `X-Debug-Status`.
+    ///
+    /// ```
+    /// use diag_core::debug::{DebugLevel, DebugSession};
+    /// let session = DebugSession::new(1, DebugLevel::Debug);
+    /// assert!(!session.logs_blocked());
+    /// ```
+    pub fn logs_blocked(&self) -> bool {
+        self.logs_blocked.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_logs_blocked(&self) {
+        self.logs_blocked.store(true, Ordering::Relaxed);
     }
 
     /// Time since the request arrived.

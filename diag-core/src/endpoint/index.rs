@@ -77,8 +77,15 @@ fn sections(diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
             "captures_kept": mode.recorder().stats().kept,
         }),
     );
-    if let Some(hint) = diag.inner.metrics.http.unmatched_hint() {
-        sections.insert("hints".into(), serde_json::json!([hint]));
+    let hints: Vec<String> = [
+        diag.inner.metrics.http.unmatched_hint(),
+        diag.debug_mode().logs_hint().map(str::to_owned),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !hints.is_empty() {
+        sections.insert("hints".into(), serde_json::json!(hints));
     }
     sections.insert(
         "tracing".into(),

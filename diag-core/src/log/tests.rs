@@ -146,6 +146,62 @@ fn fields_cut_while_recording_are_counted_in_the_session() {
     );
 }
 
+/// A subscriber with a filter over all of it (the service's own EnvFilter added with
+/// `.with(..)`) drops a debug request's DEBUG events before diag's filter sees them: the
+/// request says so in `X-Debug-Status`, and `/debug` says why. The documented setup
+/// does not.
+#[test]
+fn a_subscriber_that_drops_debug_events_is_named() {
+    let _serial = crate::test_support::tracing_test_lock();
+    let debug_status = |diag: &Diag, dispatch: &Dispatch| {
+        tracing::dispatcher::with_default(dispatch, || {
+            let headers = vec![("x-debug".to_owned(), "s3cret".to_owned())];
+            let guard = diag.begin(&crate::request::RequestView {
+                method: "GET",
+                route: Some("/"),
+                uri: "/",
+                headers: &headers,
+                peer: &|| None,
+            });
+            let mut head: Vec<(String, String)> = Vec::new();
+            let _tap = guard.finish(200, &mut head);
+            head.into_iter()
+                .find(|(n, _)| n == "x-debug-status")
+                .map(|(_, v)| v)
+                .unwrap()
+        })
+    };
+    let hints = |diag: &Diag| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let resp = rt.block_on(diag.serve(crate::EndpointRequest {
+            method: "GET".into(),
+            path: "/debug".into(),
+            headers: vec![("authorization".into(), "Bearer s3cret".into())],
+            ..Default::default()
+        }));
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        v["hints"].to_string()
+    };
+
+    let diag = Diag::builder().token("s3cret").build().unwrap();
+    let blocking = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(EnvFilter::new("info"))
+            .with(fmt::layer().with_writer(std::io::sink))
+            .with(diag.debug_recording_layer()),
+    );
+    let status = debug_status(&diag, &blocking);
+    assert_eq!(status, "active; level=debug; logs=blocked");
+    assert!(hints(&diag).contains("diag.log_filter"), "{}", hints(&diag));
+
+    let out = Buffer::default();
+    let (documented, _) = service(&diag, "info", &out);
+    assert_eq!(debug_status(&diag, &documented), "active; level=debug");
+    assert!(!hints(&diag).contains("DEBUG"), "{}", hints(&diag));
+}
+
 #[test]
 fn debug_lines_outside_a_debug_request_are_not_written() {
     let _serial = crate::test_support::tracing_test_lock();

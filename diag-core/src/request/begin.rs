@@ -102,6 +102,10 @@ impl Diag {
                 scope.debug = Some(request.session().clone());
                 let in_flight = DebugInFlight::begin(level);
                 let span = crate::log::request_span(&scope);
+                // The request's own DEBUG span: disabled when the subscriber drops DEBUG
+                // events before diag's filter sees them.
+                self.debug_mode()
+                    .note_logs(request.session(), span.is_disabled());
                 Some(Box::new(DebugParts {
                     request,
                     span,

@@ -4,8 +4,11 @@
 //! sampled flag (parent-based, as OpenTelemetry's default sampler does), and gets a span
 //! id of its own. Any other request starts a new trace, sampled with the configured
 //! ratio. The decision is a function of the trace id (its low 8 bytes against a
-//! threshold, like OpenTelemetry's `TraceIdRatioBased`), so every service that uses the
-//! same ratio agrees about a trace.
+//! threshold, like OpenTelemetry's `TraceIdRatioBased`), so services that see the same
+//! trace id and use the same ratio agree about it. A trace id reaches another service
+//! only through `traceparent`: a tracer in the same process that starts its own traces
+//! (an OpenTelemetry SDK) disagrees unless it continues diag's (README, "Beside an
+//! OpenTelemetry SDK").
 
 use super::{SpanId, TraceContext, TraceId};
 use crate::HeaderView;
