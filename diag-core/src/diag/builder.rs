@@ -188,12 +188,18 @@ impl DiagBuilder {
         self
     }
 
-    /// Whether `/metrics` is readable without the token (default `true`: Prometheus
-    /// scrapers usually carry none). When `false`, `/metrics` is guarded like `/debug/*`.
+    /// Whether `/metrics` (and `/metrics/`) is readable without the token (default
+    /// `true`: Prometheus scrapers usually carry none). When `false`, `/metrics` is
+    /// guarded like `/debug/*`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use diag_core::EndpointRequest;
+    /// let public = diag_core::Diag::builder().token("s3cret").build().unwrap();
+    /// for path in ["/metrics", "/metrics/"] {
+    ///     let scrape = EndpointRequest { method: "GET".into(), path: path.into(), ..Default::default() };
+    ///     assert_eq!(public.serve(scrape).await.status, 200, "{path}");
+    /// }
     /// let diag = diag_core::Diag::builder().token("s3cret").metrics_public(false).build().unwrap();
     /// let mut scrape =
     ///     EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
@@ -569,6 +575,7 @@ impl DiagBuilder {
         };
         let inner = Inner {
             endpoint_refused: Default::default(),
+            pending_warnings: Default::default(),
             service: self.service,
             version: self.version,
             instance,
@@ -631,15 +638,28 @@ impl DiagBuilder {
         if diag.is_disabled() {
             let note =
                 "kill switch on from the start: diagnostics off, requests pass straight through";
-            tracing::warn!("{note}");
+            diag.warn_at_start(note);
             diag.events()
                 .record(crate::events::kinds::KILL_SWITCH, note);
         }
         if let Some(note) = otlp_note {
-            tracing::warn!("{note}");
+            diag.warn_at_start(&note);
             diag.events().record(crate::events::kinds::START, note);
         }
         Ok(diag)
+    }
+}
+
+impl Diag {
+    /// A WARN of [`DiagBuilder::build`]: written now when the process has a subscriber,
+    /// else kept for [`Diag::init_tracing`] (a service usually builds diag first, and a
+    /// line written before any subscriber is lost).
+    fn warn_at_start(&self, note: &str) {
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!(target: "diag", "{note}");
+        } else {
+            self.inner.pending_warnings.lock().push(note.to_owned());
+        }
     }
 }
 

@@ -109,7 +109,7 @@ impl DiagBuilder {
                 }
             }
             Some((_, url)) => self.otlp_endpoint = Some(url),
-            None => {}
+            None => self.otlp_note = otel_protocol_refused(var),
         }
         Ok(self)
     }
@@ -151,6 +151,26 @@ fn otel_sampler_ratio(var: impl Fn(&str) -> Option<String>) -> Option<f64> {
         },
         _ => None,
     }
+}
+
+/// Why an OpenTelemetry endpoint that is set was not taken: its protocol is not the one
+/// diag speaks (OTLP over HTTP with protobuf); `None` when no endpoint is set.
+fn otel_protocol_refused(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name| var(name).is_some_and(|v| !v.trim().is_empty());
+    if !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        return None;
+    }
+    let (name, protocol) = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .into_iter()
+    .find_map(|name| Some((name, var(name)?)))?;
+    Some(format!(
+        "{name}={}: diag speaks only http/protobuf and exports no traces (set \
+         DIAG_OTLP_ENDPOINT to an OTLP/HTTP collector)",
+        protocol.trim()
+    ))
 }
 
 /// What says the service's OpenTelemetry SDK exports no traces over OTLP, read through
@@ -220,6 +240,20 @@ mod tests {
         ] {
             assert_eq!(otel_sampler_ratio(vars(set)), want, "{set:?}");
         }
+    }
+
+    #[test]
+    fn an_opentelemetry_protocol_diag_does_not_speak_is_named() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4317");
+        let grpc = ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+        let note = otel_protocol_refused(vars(&[endpoint, grpc])).unwrap();
+        assert!(note.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"), "{note}");
+        assert_eq!(
+            otel_protocol_refused(vars(&[grpc])),
+            None,
+            "no endpoint set"
+        );
+        assert_eq!(otel_protocol_refused(vars(&[endpoint])), None);
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub(crate) struct Inner {
     pub(crate) metrics_public: bool,
     /// Requests for the endpoints refused: `[401, 403]`.
     pub(crate) endpoint_refused: [std::sync::atomic::AtomicU64; 3],
+    /// WARN lines of `build` that found no subscriber to write to yet, for
+    /// [`Diag::init_tracing`] to write once it installed one.
+    pub(crate) pending_warnings: parking_lot::Mutex<Vec<String>>,
     pub(crate) disabled: AtomicBool,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,

@@ -404,7 +404,8 @@ impl Diag {
                 crate::debug::Safe(&req.path)
             )));
         }
-        let public = req.path == "/metrics" && self.inner.metrics_public;
+        let public =
+            matches!(req.path.as_str(), "/metrics" | "/metrics/") && self.inner.metrics_public;
         if public {
             return None;
         }

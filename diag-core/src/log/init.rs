@@ -39,6 +39,10 @@ impl Diag {
             .with(self.debug_recording_layer())
             .try_init()?;
         crate::log::log_panics();
+        // What `build` had to say before there was a subscriber to say it to.
+        for note in std::mem::take(&mut *self.inner.pending_warnings.lock()) {
+            tracing::warn!(target: "diag", "{note}");
+        }
         Ok(())
     }
 }
