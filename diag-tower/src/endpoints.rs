@@ -124,7 +124,16 @@ where
                     .await
                 {
                     Ok(collected) => request.body = collected.to_bytes().to_vec(),
-                    Err(_) => return Ok(into_response(diag.body_too_large())),
+                    Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                        return Ok(into_response(diag.body_too_large()));
+                    }
+                    // The client went away mid-body, say: not a body too large.
+                    Err(_) => {
+                        return Ok(into_response(DiagResponse::error(
+                            400,
+                            "could not read the request body",
+                        )));
+                    }
                 }
             }
             Ok(into_response(diag.serve(request).await))

@@ -279,15 +279,15 @@ mod tests {
     }
 
     fn scope(sampled: bool) -> RequestScope {
-        RequestScope {
-            trace: TraceContext {
+        RequestScope::new(
+            TraceContext {
                 trace_id: TraceId([0xab; 16]),
                 span_id: SpanId([0x12; 8]),
                 sampled,
             },
-            debug: None,
-            tracestate: None,
-        }
+            None,
+            None,
+        )
     }
 
     #[tokio::test]
@@ -315,10 +315,8 @@ mod tests {
         let (state, _) = diag_core::trace::TraceState::parse(b"congo=t61rcWkgMzE")
             .unwrap()
             .unwrap();
-        let with_state = RequestScope {
-            tracestate: Some(state),
-            ..scope(true)
-        };
+        let mut with_state = scope(true);
+        with_state.tracestate = Some(state);
         let (tp, ts) = sent_both(Some(&with_state), req()).await;
         assert!(tp.is_some());
         assert_eq!(ts.as_deref(), Some("congo=t61rcWkgMzE"));

@@ -151,6 +151,67 @@ async fn a_handler_failing_on_a_cut_upload_counts_as_abandoned_not_500() {
     assert!(text.contains(line), "{text}");
 }
 
+/// Pending once, then ready: what any `.await` between reading the body and giving up
+/// may do, letting a multi-thread runtime move the task to another thread.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// The mark of a failed request body travels with the request: a handler that awaits
+/// something after the failure and is resumed on another thread still counts as
+/// abandoned.
+#[test]
+fn a_cut_upload_is_abandoned_whichever_thread_finishes_the_handler() {
+    use http_body_util::BodyExt;
+    let diag = diag();
+    let svc = DiagLayer::new(&diag)
+        .with_route(|_| Some("/upload"))
+        .layer(service_fn(
+            |req: Request<DiagBody<http_body_util::StreamBody<UploadFrames>>>| async move {
+                let read = req.into_body().collect().await;
+                YieldOnce(false).await; // a rollback, a log write...
+                let body = read?.to_bytes();
+                Ok::<_, std::io::Error>(Response::new(format!("{} bytes", body.len())))
+            },
+        ));
+    let mut future = Box::pin(svc.oneshot(cut_upload(false)));
+    let waker = futures_util::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(
+        future.as_mut().poll(&mut cx).is_pending(),
+        "the body failed, the handler waits"
+    );
+    let finished = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    })
+    .join()
+    .unwrap();
+    assert!(finished.is_err());
+    let text = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(diag_conformance::grpc::metrics(&diag));
+    let abandoned = r#"http_server_requests_abandoned_total{method="POST",route="/upload"} 1"#;
+    assert!(text.contains(abandoned), "{text}");
+    assert!(!text.contains(r#"status="500""#), "{text}");
+}
+
 /// A service that never fails keeps its `Infallible` error type through the layer.
 #[tokio::test]
 async fn an_infallible_service_stays_infallible() {

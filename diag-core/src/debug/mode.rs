@@ -80,8 +80,9 @@ pub enum MintError {
 const LOGS_BLOCKED: &str = "diagnostic mode gets no DEBUG lines: the service's subscriber \
     drops DEBUG events before diag's per-request filter sees them (a filter over the whole \
     subscriber, such as an EnvFilter or reload layer added with .with(..), or no \
-    diag.log_filter installed); give your EnvFilter to diag.log_filter(..) as the filter of \
-    your output layer instead (README: Beside an OpenTelemetry SDK)";
+    diag.log_filter installed, or tracing's max_level_*/release_max_level_* features \
+    compiling DEBUG out); give your EnvFilter to diag.log_filter(..) as the filter of your \
+    output layer instead (README: Beside an OpenTelemetry SDK)";
 
 impl DebugMode {
     pub(crate) fn new(

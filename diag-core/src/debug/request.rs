@@ -129,15 +129,15 @@ impl Diag {
         mode.in_flight.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(DebugSession::new(mode.next_id(), level));
         Arc::new(DebugRequest {
-            scope: RequestScope {
-                trace: TraceContext {
+            scope: RequestScope::new(
+                TraceContext {
                     trace_id,
                     span_id,
                     sampled: true,
                 },
-                debug: Some(session.clone()),
+                Some(session.clone()),
                 tracestate,
-            },
+            ),
             session,
             parent_span_id,
             request: Mutex::new(RequestSide {
@@ -194,7 +194,7 @@ impl DebugRequest {
     /// # let view = RequestView { method: "GET", route: None, uri: "/", headers: &(), peer: &|| None };
     /// let trace = TraceContext { trace_id: TraceId::random(), span_id: SpanId::random(), sampled: true };
     /// let debug = diag.start_debug(DebugLevel::Debug, &view, trace.trace_id);
-    /// let scope = RequestScope { trace, debug: Some(debug.session().clone()), tracestate: None };
+    /// let scope = RequestScope::new(trace, Some(debug.session().clone()), None);
     /// assert_eq!(scope.debug.as_ref().unwrap().id, debug.id());
     /// ```
     pub fn session(&self) -> &Arc<DebugSession> {

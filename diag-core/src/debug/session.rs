@@ -570,7 +570,8 @@ impl DebugSession {
     }
 
     /// How many fields of the spans and log lines kept were left out (over 32 a
-    /// record, or past the byte budget) or had their value cut (at 1 KiB).
+    /// record, or past the byte budget) or had their value cut (at 1 KiB); a value cut
+    /// and later left out for the byte budget counts twice.
     ///
     /// ```
     /// use diag_core::debug::{DebugLevel, DebugSession};

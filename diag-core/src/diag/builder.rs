@@ -53,6 +53,9 @@ pub struct DiagBuilder {
     pub(super) git_sha: Option<String>,
     pub(super) build_info: std::collections::BTreeMap<String, String>,
     pub(super) secret_keys: SecretKeys,
+    /// The fragments [`secret_key`](Self::secret_key) added: applied to captures too,
+    /// even one that is also a default.
+    pub(super) added_secret_keys: Vec<String>,
     pub(super) error_ring_capacity: usize,
     pub(super) sampling_ratio: f64,
     pub(super) http_duration_buckets: Vec<f64>,
@@ -83,6 +86,7 @@ impl Default for DiagBuilder {
             git_sha: None,
             build_info: std::collections::BTreeMap::new(),
             secret_keys: SecretKeys::default(),
+            added_secret_keys: Vec::new(),
             error_ring_capacity: 100,
             sampling_ratio: 1.0,
             http_duration_buckets: LATENCY_BUCKETS.to_vec(),
@@ -385,6 +389,7 @@ impl DiagBuilder {
     /// ```
     pub fn secret_key(mut self, fragment: &str) -> Self {
         self.secret_keys.add(fragment);
+        self.added_secret_keys.push(fragment.to_ascii_lowercase());
         self
     }
 
@@ -535,13 +540,16 @@ impl DiagBuilder {
         // A configured secret is secret everywhere: the operator's own key fragments in
         // captures too (not the defaults: `key` would hide every `cache_key` there), and
         // the fields captures redact in the `config` and `errors` providers too.
-        let fragments = self
+        let mut fragments: Vec<String> = self
             .secret_keys
             .fragments()
             .iter()
-            .filter(|f| !DEFAULT_SECRET_KEYS.contains(&f.as_str()))
+            .filter(|f| {
+                !DEFAULT_SECRET_KEYS.contains(&f.as_str()) || self.added_secret_keys.contains(f)
+            })
             .cloned()
             .collect();
+        fragments.dedup();
         // (The operator's: the defaults are whole words, some of which, as fragments,
         // would hide whole sections of a config: `auth`.)
         for field in &self.debug.redact_fields {

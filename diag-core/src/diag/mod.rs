@@ -434,4 +434,38 @@ mod tests {
         leaked.clone().leak().set_disabled(true);
         assert!(counted.is_disabled());
     }
+
+    /// A fragment the operator adds hides names containing it in captures too, also
+    /// one that is a default fragment of the config view (there, defaults do not apply
+    /// to captures: `key` would hide every `cache_key`).
+    #[test]
+    fn an_added_secret_key_applies_to_captures_even_when_it_is_a_default() {
+        use crate::debug::DebugLevel;
+        use crate::request::RequestView;
+        use crate::trace::TraceId;
+        let capture_uri = |diag: &Diag| {
+            let view = RequestView {
+                method: "POST",
+                route: None,
+                uri: "/login?DBPWD=hunter2&mysqlpwd=x&cache_key=p7",
+                headers: &(),
+                peer: &|| None,
+            };
+            let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+            debug.finish_incomplete();
+            let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+            capture.request.uri.clone()
+        };
+        let added = Diag::builder().secret_key("pwd").build().unwrap();
+        assert_eq!(
+            capture_uri(&added),
+            "/login?DBPWD=[redacted]&mysqlpwd=[redacted]&cache_key=p7"
+        );
+        let defaults = Diag::builder().build().unwrap();
+        assert_eq!(
+            capture_uri(&defaults),
+            "/login?DBPWD=hunter2&mysqlpwd=x&cache_key=p7",
+            "`pwd` as a whole word only, by default"
+        );
+    }
 }

@@ -149,15 +149,15 @@ mod tests {
         let logins = diag
             .counter_family("logins", "Logins by outcome.", ["outcome"])
             .unwrap();
-        let scope = crate::request::RequestScope {
-            trace: TraceContext {
+        let scope = crate::request::RequestScope::new(
+            TraceContext {
                 trace_id: TraceId([0x11; 16]),
                 span_id: SpanId([0x22; 8]),
                 sampled: true,
             },
-            debug: None,
-            tracestate: None,
-        };
+            None,
+            None,
+        );
         {
             let _in = scope.enter();
             logins.with(["ok"]).inc();

@@ -386,9 +386,12 @@ impl Diag {
     /// use diag_core::EndpointRequest;
     /// let diag = diag_core::Diag::builder().build().unwrap();
     /// let mut put = EndpointRequest::from_parts("PUT", "/debug/log-level", None, &(), None, None);
-    /// if put.push_body(&[b' '; 70 * 1024]).is_err() {
-    ///     assert_eq!(diag.body_too_large().status, 413);
-    /// }
+    /// assert!(put.push_body(&[b' '; 70 * 1024]).is_err());
+    /// assert_eq!(diag.body_too_large().status, 413);
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # let scrape = EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// let metrics = String::from_utf8(rt.block_on(diag.serve(scrape)).body).unwrap();
+    /// assert!(metrics.contains(r#"diag_endpoint_refused_total{status="413"} 1"#));
     /// ```
     pub fn body_too_large(&self) -> DiagResponse {
         self.inner.endpoint_refused[2].fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -62,6 +62,13 @@ impl FieldRecorder {
             self.message = Some(message);
             return;
         }
+        // A span's later `record` replaces the value it declared empty; a new field past
+        // the cap is left out before its value is rendered (and counted once).
+        let slot = self.fields.iter().position(|(n, _)| n == field.name());
+        if slot.is_none() && self.fields.len() >= MAX_FIELDS {
+            self.cut += 1;
+            return;
+        }
         let rendered = if is_secret(field.name()) {
             REDACTED.to_owned()
         } else {
@@ -69,14 +76,11 @@ impl FieldRecorder {
             self.cut += u64::from(cut);
             value
         };
-        // A span's later `record` replaces the value it declared empty.
-        if let Some(slot) = self.fields.iter_mut().find(|(n, _)| n == field.name()) {
-            slot.1 = rendered;
-        } else if self.fields.len() < MAX_FIELDS {
-            self.fields
-                .push((StaticText::Borrowed(field.name()), rendered));
-        } else {
-            self.cut += 1;
+        match slot {
+            Some(i) => self.fields[i].1 = rendered,
+            None => self
+                .fields
+                .push((StaticText::Borrowed(field.name()), rendered)),
         }
     }
 }
@@ -212,6 +216,12 @@ mod tests {
         let mut r = FieldRecorder::with_fields(full);
         r.record_str(&fields.field("late").unwrap(), "left out");
         assert_eq!((r.fields.len(), r.cut), (MAX_FIELDS, 1));
+        // Left out whole: counted once, not also as a cut value.
+        r.record_str(
+            &fields.field("long").unwrap(),
+            &"x".repeat(MAX_VALUE_BYTES + 1),
+        );
+        assert_eq!((r.fields.len(), r.cut), (MAX_FIELDS, 2));
         let mut r = FieldRecorder::default();
         r.record_str(
             &fields.field("long").unwrap(),

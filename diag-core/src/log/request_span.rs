@@ -24,11 +24,11 @@ use crate::request::RequestScope;
 /// ```
 /// use diag_core::request::RequestScope;
 /// use diag_core::trace::{SpanId, TraceContext, TraceId};
-/// let scope = RequestScope {
-///     trace: TraceContext { trace_id: TraceId([7; 16]), span_id: SpanId([1; 8]), sampled: true },
-///     debug: None,
-///     tracestate: None,
-/// };
+/// let scope = RequestScope::new(
+///     TraceContext { trace_id: TraceId([7; 16]), span_id: SpanId([1; 8]), sampled: true },
+///     None,
+///     None,
+/// );
 /// let span = diag_core::log::request_span(&scope);
 /// let _entered = span.enter();
 /// ```

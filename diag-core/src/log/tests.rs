@@ -59,15 +59,15 @@ fn service(diag: &Diag, directive: &str, out: &Buffer) -> (Dispatch, LogFilter) 
 }
 
 fn scope(n: u8, debug: Option<DebugLevel>) -> RequestScope {
-    RequestScope {
-        trace: TraceContext {
+    RequestScope::new(
+        TraceContext {
             trace_id: TraceId([n; 16]),
             span_id: SpanId([n; 8]),
             sampled: true,
         },
-        debug: debug.map(|level| Arc::new(DebugSession::new(u64::from(n), level))),
-        tracestate: None,
-    }
+        debug.map(|level| Arc::new(DebugSession::new(u64::from(n), level))),
+        None,
+    )
 }
 
 fn session(scope: &RequestScope) -> &DebugSession {

@@ -154,9 +154,26 @@ fn contains_id(line: &[u8], hex: &[u8; 32]) -> bool {
         .any(|w| word(w) == head && w[8..] == hex[8..])
 }
 
-/// Whether `needle` occurs in `haystack`.
-fn find(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// Whether `line` has a `trace_id` key of its own: `"trace_id":` in a JSON line, a
+/// `trace_id=` that is not the end of a longer name (`otel_trace_id=`) in a text one.
+/// One eight-byte comparison per offset, as in [`contains_id`]: every line a request
+/// logs passes here.
+fn has_trace_id_key(line: &[u8], json: bool) -> bool {
+    const KEY: u64 = u64::from_ne_bytes(*b"trace_id");
+    (0..line.len().saturating_sub(8)).any(|at| {
+        let word = u64::from_ne_bytes(line[at..at + 8].try_into().unwrap_or_default());
+        if word != KEY {
+            return false;
+        }
+        let before = at.checked_sub(1).map(|i| line[i]);
+        let after = &line[at + 8..];
+        if json {
+            before == Some(b'"') && after.starts_with(b"\":")
+        } else {
+            after.starts_with(b"=")
+                && !before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        }
+    })
 }
 
 /// `line` with ` trace_id=<hex>` before its line end, or, when it is a JSON object,
@@ -170,7 +187,7 @@ fn tag(line: &[u8], hex: &[u8; 32], out: &mut Vec<u8>) -> bool {
     }
     out.clear();
     if let Some(rest) = line.strip_prefix(b"{") {
-        let key: &[u8] = if find(line, b"\"trace_id\":") {
+        let key: &[u8] = if has_trace_id_key(line, true) {
             b"{\"diag_trace_id\":\""
         } else {
             b"{\"trace_id\":\""
@@ -191,7 +208,7 @@ fn tag(line: &[u8], hex: &[u8; 32], out: &mut Vec<u8>) -> bool {
             .take_while(|&&b| b == b'\n' || b == b'\r')
             .count();
     out.extend_from_slice(&line[..body_end]);
-    out.extend_from_slice(if find(line, b"trace_id=") {
+    out.extend_from_slice(if has_trace_id_key(line, false) {
         b" diag_trace_id="
     } else {
         b" trace_id="
@@ -292,6 +309,14 @@ mod tests {
             line.ends_with(" diag_trace_id=0123456789abcdef0123456789abcdef\n"),
             "{line}"
         );
+        // Another tracer's longer name is not the key.
+        let line = tagged(&format!("INFO hi otel_trace_id={other}\n")).unwrap();
+        assert!(
+            line.ends_with(" trace_id=0123456789abcdef0123456789abcdef\n"),
+            "{line}"
+        );
+        assert!(!has_trace_id_key(b"{\"trace_ids\":1}", true));
+        assert!(!has_trace_id_key(b"trace_id", false), "no value");
     }
 
     #[test]

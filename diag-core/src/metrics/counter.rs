@@ -195,11 +195,7 @@ mod tests {
     #[test]
     fn inc_takes_the_exemplar_from_the_current_request() {
         let c = Counter::new();
-        let scope = crate::request::RequestScope {
-            trace: trace(true),
-            debug: None,
-            tracestate: None,
-        };
+        let scope = crate::request::RequestScope::new(trace(true), None, None);
         c.inc();
         assert_eq!(c.exemplar(), None, "no request: no exemplar");
         {

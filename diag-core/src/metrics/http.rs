@@ -410,7 +410,8 @@ impl HttpMetrics {
             "all {n} requests so far matched no route (route=\"unmatched\"): the middleware \
              gets no route templates. axum: mount it with with_diag or Router::layer; a \
              tower/hyper service: DiagLayer::with_route; actix-web: DiagMiddleware reads \
-             the matched pattern itself"
+             the matched pattern itself; a gRPC service: a method gets its label once a \
+             call to it succeeds, so calls that all failed stay unmatched"
         );
         if !self.unmatched_warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(target: "diag", "{hint}");

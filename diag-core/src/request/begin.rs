@@ -84,11 +84,7 @@ impl Diag {
             Some(_) => self.inner.tracestate.read(req.headers),
             None => None,
         };
-        let mut scope = RequestScope {
-            trace,
-            debug: None,
-            tracestate,
-        };
+        let mut scope = RequestScope::new(trace, None, tracestate);
         let debug = match decision {
             Decision::Debug(level) => {
                 let request = self.start_debug_traced(

@@ -35,13 +35,38 @@ pub struct RequestScope {
     pub debug: Option<Arc<DebugSession>>,
     /// The caller's `tracestate`, when the request continued its trace with one.
     pub tracestate: Option<TraceState>,
+    /// Set by [`request_body_failed`]: it travels with the request, whichever thread
+    /// polls it next (it fits in the padding after `trace`).
+    pub(crate) body_failed: std::sync::atomic::AtomicBool,
+}
+
+impl RequestScope {
+    /// A request's scope, as [`Diag::begin`](crate::Diag::begin) makes it; for tests
+    /// and for adapters that make their own.
+    ///
+    /// ```
+    /// use diag_core::request::RequestScope;
+    /// use diag_core::trace::{SpanId, TraceContext, TraceId};
+    /// let trace = TraceContext { trace_id: TraceId([7; 16]), span_id: SpanId([1; 8]), sampled: true };
+    /// let scope = RequestScope::new(trace, None, None);
+    /// assert!(scope.debug.is_none());
+    /// ```
+    pub fn new(
+        trace: TraceContext,
+        debug: Option<Arc<DebugSession>>,
+        tracestate: Option<TraceState>,
+    ) -> Self {
+        RequestScope {
+            trace,
+            debug,
+            tracestate,
+            body_failed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 thread_local! {
     static CURRENT: Cell<*const RequestScope> = const { Cell::new(ptr::null()) };
-    /// The span id of the last request whose body failed while it was current on this
-    /// thread (span ids are random, so an old mark never matches another request).
-    static BODY_FAILED: Cell<Option<crate::trace::SpanId>> = const { Cell::new(None) };
 }
 
 /// Marks the request current on this thread (see [`with_current`]) as one whose request
@@ -78,13 +103,15 @@ pub fn request_body_failed() {
     let current = CURRENT.with(Cell::get);
     // SAFETY: as in `with_current`.
     if let Some(scope) = unsafe { current.as_ref() } {
-        BODY_FAILED.with(|f| f.set(Some(scope.trace.span_id)));
+        scope
+            .body_failed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
 /// Whether [`request_body_failed`] marked the request of `scope`.
 pub(crate) fn body_failed(scope: &RequestScope) -> bool {
-    BODY_FAILED.with(Cell::get) == Some(scope.trace.span_id)
+    scope.body_failed.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Restores the previous scope when dropped (also on unwind).
@@ -92,10 +119,9 @@ pub(crate) fn body_failed(scope: &RequestScope) -> bool {
 /// ```
 /// use diag_core::request::{RequestScope, with_current};
 /// use diag_core::trace::{SpanId, TraceContext, TraceId};
-/// let scope = |n| RequestScope {
-///     trace: TraceContext { trace_id: TraceId([n; 16]), span_id: SpanId([n; 8]), sampled: true },
-///     debug: None,
-///     tracestate: None,
+/// let scope = |n| {
+///     let trace = TraceContext { trace_id: TraceId([n; 16]), span_id: SpanId([n; 8]), sampled: true };
+///     RequestScope::new(trace, None, None)
 /// };
 /// let (outer, inner) = (scope(1), scope(2));
 /// let _outer = outer.enter();
@@ -117,11 +143,11 @@ impl RequestScope {
     /// ```
     /// use diag_core::request::{RequestScope, with_current};
     /// use diag_core::trace::{SpanId, TraceContext, TraceId};
-    /// let scope = RequestScope {
-    ///     trace: TraceContext { trace_id: TraceId::random(), span_id: SpanId::random(), sampled: false },
-    ///     debug: None,
-    ///     tracestate: None,
-    /// };
+    /// let scope = RequestScope::new(
+    ///     TraceContext { trace_id: TraceId::random(), span_id: SpanId::random(), sampled: false },
+    ///     None,
+    ///     None,
+    /// );
     /// let entered = scope.enter();
     /// assert!(with_current(|s| s.is_some_and(|s| !s.trace.sampled)));
     /// drop(entered);
@@ -147,11 +173,11 @@ impl Drop for Entered<'_> {
 /// ```
 /// use diag_core::request::{RequestScope, with_current};
 /// use diag_core::trace::{SpanId, TraceContext, TraceId};
-/// let scope = RequestScope {
-///     trace: TraceContext { trace_id: TraceId([1; 16]), span_id: SpanId([2; 8]), sampled: true },
-///     debug: None,
-///     tracestate: None,
-/// };
+/// let scope = RequestScope::new(
+///     TraceContext { trace_id: TraceId([1; 16]), span_id: SpanId([2; 8]), sampled: true },
+///     None,
+///     None,
+/// );
 /// assert!(with_current(|s| s.is_none()));
 /// {
 ///     let _in = scope.enter();

@@ -188,15 +188,15 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(Counting(seen.clone()).with_filter(LevelFilter::DEBUG))
             .with(diag.error_layer());
-        let scope = RequestScope {
-            trace: TraceContext {
+        let scope = RequestScope::new(
+            TraceContext {
                 trace_id: TraceId([0xab; 16]),
                 span_id: SpanId([1; 8]),
                 sampled: true,
             },
-            debug: None,
-            tracestate: None,
-        };
+            None,
+            None,
+        );
         tracing::subscriber::with_default(subscriber, || {
             tracing::debug!("debug reaches the other layer only");
             tracing::warn!("so does warn");

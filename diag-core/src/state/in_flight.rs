@@ -345,7 +345,6 @@ impl InFlight {
         }
     }
 
-    /// Stops counting the request of `ticket`.
     /// The request of `ticket` counts under `(method, route)` from now on (its route
     /// became known after it began): its age slot, or its place among the requests
     /// without one, moves there. It is not counted again as untracked: only a route the
@@ -389,6 +388,7 @@ impl InFlight {
         }
     }
 
+    /// Stops counting the request of `ticket`.
     pub(crate) fn leave(&self, ticket: InFlightTicket) {
         match self.slots.get(ticket.slot as usize) {
             Some(s) => s.store(0, Ordering::Relaxed),

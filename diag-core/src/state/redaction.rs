@@ -57,7 +57,9 @@ pub struct SecretKeys {
 
 /// Words that make a key secret by default when they are a whole word of it, however it
 /// is written (`db_pass`, `smtpPass`, `PASS`), where a fragment would hide too much
-/// (`bypass_cache`, `passenger_count`).
+/// (`bypass_cache`, `passenger_count`). It still hides some that are no secret
+/// (`pass_through`, `first_pass`), as the fragment `pwd` hides an environment's `PWD`:
+/// redaction errs on the side of hiding.
 ///
 /// ```
 /// use diag_core::state::SecretKeys;

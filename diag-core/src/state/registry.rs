@@ -459,28 +459,33 @@ enum ValueError {
 }
 
 /// `value` as JSON, unless its JSON passes `max` bytes: then serialization stops there,
-/// so a provider returning a huge value costs diag no more than `max` bytes of counting
-/// (a JSON tree of it could take several times the value's own memory).
+/// so a provider returning a huge value costs diag at most `max` bytes (a JSON tree of
+/// it could take several times the value's own memory).
 fn capped_value(value: &impl Serialize, max: usize) -> Result<serde_json::Value, ValueError> {
     struct Capped {
-        written: usize,
+        bytes: Vec<u8>,
         max: usize,
     }
     impl std::io::Write for Capped {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.written += buf.len();
-            if self.written > self.max {
+            if self.bytes.len() + buf.len() > self.max {
                 return Err(std::io::Error::other("over the cap"));
             }
+            self.bytes.extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let mut counted = Capped { written: 0, max };
-    match serde_json::to_writer(&mut counted, value) {
-        Ok(()) => serde_json::to_value(value).map_err(ValueError::Serialize),
+    // Serialized once (a value read from live state may differ on a second pass), into
+    // bytes that never pass `max`, then parsed.
+    let mut out = Capped {
+        bytes: Vec::new(),
+        max,
+    };
+    match serde_json::to_writer(&mut out, value) {
+        Ok(()) => serde_json::from_slice(&out.bytes).map_err(ValueError::Serialize),
         Err(e) if e.is_io() => Err(ValueError::TooLarge),
         Err(e) => Err(ValueError::Serialize(e)),
     }
