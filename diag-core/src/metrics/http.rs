@@ -208,8 +208,10 @@ impl RouteSeries {
 pub(crate) struct HttpMetrics {
     pub(crate) red: Family<RedSeries, 3>,
     pub(crate) active: Family<RouteSeries, 2>,
-    /// Whether the WARN of [`unmatched_hint`](Self::unmatched_hint) was logged.
+    /// Whether the WARN of [`unmatched_hint`](Self::unmatched_hint) was logged, and
+    /// whether a request with a route was seen (series stay: it is for good).
     unmatched_warned: std::sync::atomic::AtomicBool,
+    routed_seen: std::sync::atomic::AtomicBool,
 }
 
 impl HttpMetrics {
@@ -232,6 +234,7 @@ impl HttpMetrics {
                 RouteSeries::new,
             ),
             unmatched_warned: std::sync::atomic::AtomicBool::new(false),
+            routed_seen: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -383,6 +386,9 @@ impl HttpMetrics {
     /// least [`UNMATCHED_HINT_AFTER`]); `None` once any request had a route. A service
     /// whose middleware is given no route templates looks like this.
     pub(crate) fn only_unmatched(&self) -> Option<u64> {
+        if self.routed_seen.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut total = 0;
         let mut routed = false;
         self.red.for_each(|[_, route, _], series| {
@@ -398,6 +404,9 @@ impl HttpMetrics {
                 routed = true;
             }
         });
+        if routed {
+            self.routed_seen.store(true, Ordering::Relaxed);
+        }
         (!routed && total >= UNMATCHED_HINT_AFTER).then_some(total)
     }
 
