@@ -61,6 +61,8 @@ pub struct DiagBuilder {
     pub(super) http_duration_buckets: Vec<f64>,
     pub(super) max_label_sets: usize,
     pub(super) otlp_endpoint: Option<String>,
+    /// gRPC methods known before any call: labels from the first call, even a failed one.
+    pub(super) grpc_methods: Vec<String>,
     /// What the operator must know about an endpoint taken from (or refused from)
     /// OpenTelemetry's variables: logged as a WARN and recorded as a `start` event.
     pub(super) otlp_note: Option<String>,
@@ -87,6 +89,7 @@ impl Default for DiagBuilder {
             build_info: std::collections::BTreeMap::new(),
             secret_keys: SecretKeys::default(),
             added_secret_keys: Vec::new(),
+            grpc_methods: Vec::new(),
             error_ring_capacity: 100,
             sampling_ratio: 1.0,
             http_duration_buckets: LATENCY_BUCKETS.to_vec(),
@@ -490,6 +493,39 @@ impl DiagBuilder {
         self
     }
 
+    /// A gRPC method the service implements (`/package.Service/Method`): its calls get
+    /// their own `route` label from the first one, even when it fails. Without it a
+    /// method becomes a label only once a call to it succeeds (an error may come from a
+    /// layer in front of the router, for made-up paths too), so a method that has only
+    /// failed since the process started counts under `unmatched`: after a deploy that
+    /// breaks it, say. Call once per method; [`build`](Self::build) refuses a path that
+    /// is not a method's.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let diag = diag_core::Diag::builder()
+    ///     .grpc_method("/shop.Cart/Add")
+    ///     .build()
+    ///     .unwrap();
+    /// let guard = diag.begin_grpc(&RequestView {
+    ///     method: "POST", route: Some("/shop.Cart/Add"), uri: "/shop.Cart/Add", headers: &(), peer: &|| None,
+    /// });
+    /// let mut head = vec![
+    ///     ("content-type".to_owned(), "application/grpc".to_owned()),
+    ///     ("grpc-status".to_owned(), "14".to_owned()), // UNAVAILABLE, the first call
+    /// ];
+    /// let _ = guard.finish_grpc(200, &mut head);
+    /// # let req = diag_core::EndpointRequest { method: "GET".into(), path: "/metrics".into(), ..Default::default() };
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let metrics = String::from_utf8(rt.block_on(diag.serve(req)).body).unwrap();
+    /// assert!(metrics.contains(r#"route="/shop.Cart/Add",status="UNAVAILABLE"} 1"#));
+    /// assert!(diag_core::Diag::builder().grpc_method("Add").build().is_err());
+    /// ```
+    pub fn grpc_method(mut self, path: &str) -> Self {
+        self.grpc_methods.push(path.to_owned());
+        self
+    }
+
     /// Sends traces to an OpenTelemetry collector: OTLP/HTTP with protobuf to `url`
     /// (`http://host:port`, path `/v1/traces` when none is given; plain HTTP only, so a
     /// collector or agent beside the service). Each request in diagnostic mode sends
@@ -524,6 +560,13 @@ impl DiagBuilder {
     /// ```
     pub fn build(mut self) -> Result<Diag, ConfigError> {
         let otlp_note = self.otlp_note.take();
+        let grpc_methods = std::mem::take(&mut self.grpc_methods);
+        if let Some(bad) = grpc_methods
+            .iter()
+            .find(|m| !crate::request::grpc::is_method_path(m))
+        {
+            return Err(ConfigError::GrpcMethod(bad.clone()));
+        }
         let nets = self
             .trusted_proxies
             .iter()
@@ -636,6 +679,10 @@ impl DiagBuilder {
             .metrics
             .notifier
             .attach(Arc::downgrade(&diag.inner));
+        // Known methods are labels from their first call (gRPC calls are POSTs).
+        for method in &grpc_methods {
+            diag.inner.metrics.http.active.series(["POST", method]);
+        }
         if let Some(otlp) = &diag.inner.otlp {
             otlp.attach(Arc::downgrade(&diag.inner));
         }

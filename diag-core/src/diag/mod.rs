@@ -153,6 +153,10 @@ pub enum ConfigError {
     /// The OTLP endpoint is not a plain `http://` URL, or its thread could not start.
     #[error("otlp endpoint: {0}")]
     Otlp(String),
+    /// A gRPC method given to [`DiagBuilder::grpc_method`] is not a method path
+    /// (`/package.Service/Method`).
+    #[error("grpc method `{0}` is not a method path like /package.Service/Method")]
+    GrpcMethod(String),
 }
 
 impl Diag {

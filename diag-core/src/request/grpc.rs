@@ -163,7 +163,7 @@ impl GrpcCode {
 
 /// Whether `path` has the shape of a gRPC method path: `/service/method`, both parts
 /// non-empty, in the characters protobuf names use.
-fn is_method_path(path: &str) -> bool {
+pub(crate) fn is_method_path(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
     };

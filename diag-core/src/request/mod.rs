@@ -16,7 +16,7 @@
 //!    comes in the trailers, hand them to the [`GrpcCall`]).
 
 mod begin;
-mod grpc;
+pub(crate) mod grpc;
 mod guard;
 mod scope;
 

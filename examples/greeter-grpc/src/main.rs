@@ -20,7 +20,10 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = diag_core::Diag::from_env()?
         .service("greeter")
-        .version(env!("CARGO_PKG_VERSION"));
+        .version(env!("CARGO_PKG_VERSION"))
+        // Labelled from their first call, even a failed one.
+        .grpc_method("/greeter.v1.Greeter/SayHello")
+        .grpc_method("/greeter.v1.Greeter/Countdown");
     if std::env::var_os("DIAG_ADMIN_ADDR").is_none() {
         builder = builder.admin_addr("127.0.0.1:9902");
     }
