@@ -434,6 +434,9 @@ pub struct Capture {
     /// Fields of the spans and log lines kept that were left out (over 32 a record, or
     /// past the session's byte budget) or had their value cut at 1 KiB.
     pub cut_fields: u64,
+    /// The service's subscriber dropped this request's DEBUG events before diag's
+    /// filter saw them: the capture has none (see `/debug` hints).
+    pub logs_blocked: bool,
 }
 
 impl Capture {

@@ -330,6 +330,7 @@ pub(crate) mod tests {
             dropped_spans: 0,
             dropped_logs: 0,
             cut_fields: 0,
+            logs_blocked: false,
         }
     }
 

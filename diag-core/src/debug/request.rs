@@ -459,6 +459,7 @@ impl DebugRequest {
             dropped_spans,
             dropped_logs,
             cut_fields,
+            logs_blocked: self.session.logs_blocked(),
         };
         let capture = Arc::new(capture);
         if let Some(otlp) = &self.diag.inner.otlp {

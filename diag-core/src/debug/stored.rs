@@ -219,6 +219,7 @@ pub(crate) struct StoredCapture {
     pub(crate) dropped_spans: u64,
     pub(crate) dropped_logs: u64,
     pub(crate) cut_fields: u64,
+    pub(crate) logs_blocked: bool,
 }
 
 impl StoredCapture {
@@ -273,6 +274,7 @@ impl StoredCapture {
             dropped_spans: self.dropped_spans,
             dropped_logs: self.dropped_logs,
             cut_fields: self.cut_fields,
+            logs_blocked: self.logs_blocked,
         }
     }
 
@@ -371,6 +373,7 @@ pub(crate) mod tests {
             dropped_spans: 0,
             dropped_logs: 0,
             cut_fields: 0,
+            logs_blocked: false,
         }
     }
 

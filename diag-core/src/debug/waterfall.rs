@@ -221,6 +221,13 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
             capture.dropped_spans, capture.dropped_logs
         );
     }
+    if capture.logs_blocked {
+        let _ = writeln!(
+            out,
+            "note: no DEBUG lines: the service's subscriber drops DEBUG events before diag's \
+             filter sees them (see /debug, hints)"
+        );
+    }
     if capture.cut_fields > 0 {
         let _ = writeln!(
             out,

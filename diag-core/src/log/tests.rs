@@ -195,6 +195,11 @@ fn a_subscriber_that_drops_debug_events_is_named() {
     let status = debug_status(&diag, &blocking);
     assert_eq!(status, "active; level=debug; logs=blocked");
     assert!(hints(&diag).contains("diag.log_filter"), "{}", hints(&diag));
+    // The capture says so too, for whoever reads it later.
+    let capture = diag.debug_mode().recorder().get(1).expect("stored");
+    assert!(capture.logs_blocked);
+    let waterfall = crate::debug::render_waterfall(&capture);
+    assert!(waterfall.contains("note: no DEBUG lines"), "{waterfall}");
 
     let out = Buffer::default();
     let (documented, _) = service(&diag, "info", &out);
