@@ -30,16 +30,7 @@ fn an_unusable_otel_endpoint_is_reported_not_fatal() {
         note.message
     );
     // No exporter: the index says traces go nowhere.
-    let index = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(diag.serve(diag_core::EndpointRequest {
-            method: "GET".into(),
-            path: "/debug".into(),
-            peer: Some(([127, 0, 0, 1], 1).into()),
-            ..Default::default()
-        }));
-    let index: serde_json::Value = serde_json::from_slice(&index.body).unwrap();
+    let index = read_index(&diag);
     assert!(index["tracing"]["otlp"].is_null(), "{index}");
 
     // A usable one, set for the service's OpenTelemetry SDK: diag sends there too, and
