@@ -190,9 +190,11 @@ pub trait DiagRouterExt {
 
 impl<S: Clone + Send + Sync + 'static> DiagRouterExt for Router<S> {
     fn with_diag(self, diag: &Diag) -> Self {
-        // Merge first, then layer: merging after `layer` would swap in the endpoints
-        // router's unlayered default fallback, and unmatched requests would go uncounted.
-        // The layer itself passes diag's own endpoints straight through.
-        self.merge(endpoints(diag)).layer(DiagAxumLayer::new(diag))
+        // The service's router merged into the endpoints', not the other way: axum keeps
+        // the fallback of the router merged in when both have the default one, so the
+        // service's (with the layers it applied before this call) keeps answering
+        // unmatched paths. Then diag's layer over all of it, so those are counted too;
+        // it passes diag's own endpoints straight through.
+        endpoints(diag).merge(self).layer(DiagAxumLayer::new(diag))
     }
 }

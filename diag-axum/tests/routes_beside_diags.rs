@@ -49,3 +49,44 @@ async fn the_services_routes_below_metrics_and_debug_stay_its_own() {
         assert_eq!(answer(&app, uri).await.0, 401, "{uri}");
     }
 }
+
+/// Layers the service applied before `with_diag` still wrap what its router answers for
+/// unmatched paths (axum's default fallback): merging diag's endpoints must not swap in
+/// their own, unlayered fallback (a tracing, CORS or auth layer would silently stop
+/// covering 404s).
+#[tokio::test]
+async fn the_services_layers_still_cover_its_unmatched_paths() {
+    let diag = diag_core::Diag::builder().build().unwrap();
+    let layered = |router: Router| {
+        router.layer(axum::middleware::map_response(
+            |mut res: axum::response::Response| async move {
+                res.headers_mut()
+                    .insert("x-service-layer", http::HeaderValue::from_static("1"));
+                res
+            },
+        ))
+    };
+    let with_default = layered(Router::new().route("/a", get(|| async { "a" }))).with_diag(&diag);
+    let with_own = layered(
+        Router::new()
+            .route("/a", get(|| async { "a" }))
+            .fallback(|| async { (http::StatusCode::IM_A_TEAPOT, "own") }),
+    )
+    .with_diag(&diag);
+    for (app, status) in [(with_default, 404), (with_own, 418)] {
+        for uri in ["/a", "/missing"] {
+            let res = app
+                .clone()
+                .oneshot(http::Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert!(
+                res.headers().contains_key("x-service-layer"),
+                "{uri}: the service's layer was bypassed"
+            );
+            if uri == "/missing" {
+                assert_eq!(res.status().as_u16(), status);
+            }
+        }
+    }
+}
