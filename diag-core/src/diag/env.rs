@@ -160,16 +160,11 @@ fn otel_protocol_refused(var: impl Fn(&str) -> Option<String>) -> Option<String>
     if !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_ENDPOINT") {
         return None;
     }
-    let (name, protocol) = [
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ]
-    .into_iter()
-    .find_map(|name| Some((name, var(name)?)))?;
+    let (name, protocol) =
+        crate::otlp::otel_protocol(&var).filter(|(_, p)| p != "http/protobuf")?;
     Some(format!(
-        "{name}={}: diag speaks only http/protobuf and exports no traces (set \
-         DIAG_OTLP_ENDPOINT to an OTLP/HTTP collector)",
-        protocol.trim()
+        "{name}={protocol}: diag speaks only http/protobuf and exports no traces (set \
+         DIAG_OTLP_ENDPOINT to an OTLP/HTTP collector)"
     ))
 }
 

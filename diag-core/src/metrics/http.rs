@@ -136,7 +136,6 @@ impl RequestCount {
     }
 }
 
-#[cfg(test)]
 impl RedSeries {
     /// The count and exemplar of `http_server_requests_total` for this series.
     pub(crate) fn requests(&self) -> RequestCount {
@@ -393,13 +392,7 @@ impl HttpMetrics {
         let mut routed = false;
         self.red.for_each(|[_, route, _], series| {
             if route == crate::request::UNMATCHED_ROUTE {
-                total += series
-                    .duration
-                    .snapshot()
-                    .cumulative
-                    .last()
-                    .copied()
-                    .unwrap_or(0);
+                total += series.requests().count;
             } else {
                 routed = true;
             }

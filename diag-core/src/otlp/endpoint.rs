@@ -47,6 +47,20 @@ impl Endpoint {
     }
 }
 
+/// The protocol OpenTelemetry's exporters are told to speak for traces, and the variable
+/// that says so (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`),
+/// read through `var`; `None` when neither is set.
+pub(crate) fn otel_protocol(
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<(&'static str, String)> {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .into_iter()
+    .find_map(|name| Some((name, var(name)?.trim().to_owned())))
+}
+
 /// The endpoint the environment names, read through `var`: `DIAG_OTLP_ENDPOINT`, else
 /// OpenTelemetry's `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`
 /// with `/v1/traces`. OpenTelemetry's only where its exporters speak what diag speaks,
@@ -56,9 +70,7 @@ impl Endpoint {
 pub(crate) fn endpoint_from_env(
     var: impl Fn(&str) -> Option<String>,
 ) -> Option<(&'static str, String)> {
-    let protocol =
-        var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
-    let otel = protocol.is_none_or(|p| p.trim() == "http/protobuf");
+    let otel = otel_protocol(&var).is_none_or(|(_, p)| p == "http/protobuf");
     [
         ("DIAG_OTLP_ENDPOINT", "", true),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", otel),

@@ -127,7 +127,7 @@ mod thread;
 use encode::encode_spans;
 pub(crate) use encode::{Ids, encode};
 use endpoint::post;
-pub(crate) use endpoint::{Endpoint, endpoint_from_env};
+pub(crate) use endpoint::{Endpoint, endpoint_from_env, otel_protocol};
 pub(crate) use pb::Pb;
 use thread::Thread;
 
