@@ -84,7 +84,7 @@ fn parse_body(req: &EndpointRequest) -> Result<(String, Option<Duration>), Strin
             .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.contains("json"));
     let (directive, ttl_seconds) = if is_json {
         let body: SetBody = serde_json::from_str(text).map_err(|e| {
-            format!("expected {{\"directive\": \"...\", \"ttl_seconds\": 300}}: {e}")
+            format!("expected {{\"directive\": \"...\", \"ttl_seconds\": 600}}: {e}")
         })?;
         (body.directive, body.ttl_seconds)
     } else {

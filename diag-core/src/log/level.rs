@@ -314,7 +314,12 @@ impl LogLevel<'_> {
     /// Replaces the active filter with `directive` (an `EnvFilter` directive list such as
     /// `info,checkout=debug`). With a `ttl`, the filter active before goes back by
     /// itself when it runs out (a TTL set on top of another TTL goes back to what was
-    /// active before the first). Records a `log_level` event.
+    /// active before the first). Records a `log_level` event, and logs it at WARN under
+    /// the filter active before the change.
+    ///
+    /// A directive with no level for every target (`sqlx=debug`, not `info,sqlx=debug`
+    /// or `off,sqlx=debug`) goes on top of the service's default filter: alone it would
+    /// turn every other target off, the service's errors included.
     ///
     /// ```
     /// use std::time::Duration;
@@ -325,6 +330,10 @@ impl LogLevel<'_> {
     /// assert!(state.expires_in.is_some());
     /// let events = diag.events().since(0, Some("log_level"), 10);
     /// assert!(events[0].message.starts_with("log level set to `info,sqlx=debug` for 60 s"));
+    ///
+    /// // Without a level of its own, the directive keeps the default for the rest.
+    /// let state = diag.log_level().set("sqlx=trace", None).unwrap();
+    /// assert_eq!(state.directive, "info,sqlx=trace");
     /// ```
     pub fn set(
         &self,
@@ -344,11 +353,22 @@ impl LogLevel<'_> {
                 reason: format!("longer than {MAX_DIRECTIVE_BYTES} bytes"),
             });
         }
-        let filter = parse(directive)?;
+        parse(directive)?;
         let control = self.control();
         let slot = control.slot.get().ok_or(LogLevelError::NotInstalled)?;
         let mut changes = control.changes.lock();
         let previous = slot.load_full_active();
+        // `checkout=debug` alone would turn every other target off, the service's own
+        // warnings and errors with them: without a level of its own, a directive goes on
+        // top of the service's default.
+        let given = directive;
+        let directive = match &changes.default {
+            Some(default) if !has_default_level(given) => {
+                format!("{},{given}", default.directive)
+            }
+            _ => given.to_owned(),
+        };
+        let filter = parse(&directive)?;
         let expiry = ttl.map(|ttl| Expiry {
             at: Instant::now() + ttl,
             revert_to: match &previous.expiry {
@@ -357,24 +377,31 @@ impl LogLevel<'_> {
                 None => Revert::Directive(previous.directive.clone()),
             },
         });
-        slot.store(Arc::new(ActiveFilter {
-            filter,
-            directive: directive.to_owned(),
-            is_default: false,
-            expiry,
-        }));
+        let over_default = if directive == given {
+            String::new()
+        } else {
+            format!(" (`{given}` over the default)")
+        };
         let message = match ttl {
             Some(ttl) => format!(
-                "log level set to `{directive}` for {} s (was `{}`)",
+                "log level set to `{directive}`{over_default} for {} s (was `{}`)",
                 ttl.as_secs_f64(),
                 previous.directive
             ),
             None => format!(
-                "log level set to `{directive}` (was `{}`)",
+                "log level set to `{directive}`{over_default} (was `{}`)",
                 previous.directive
             ),
         };
+        // Said before the change, under the filter that asked for it: the new one may
+        // turn diag's own target off.
         announce(self.diag.events(), message);
+        slot.store(Arc::new(ActiveFilter {
+            filter,
+            directive,
+            is_default: false,
+            expiry,
+        }));
         if ttl.is_some() {
             self.ensure_reverter(&mut changes);
         }
@@ -493,6 +520,14 @@ impl DefaultFilter {
     }
 }
 
+/// Whether `directive` sets a level for every target (`info`, `off`, `warn,db=debug`),
+/// not only for the targets it names.
+fn has_default_level(directive: &str) -> bool {
+    directive
+        .split(',')
+        .any(|part| part.trim().parse::<LevelFilter>().is_ok())
+}
+
 fn parse(directive: &str) -> Result<EnvFilter, LogLevelError> {
     EnvFilter::builder()
         .parse(directive)
@@ -537,14 +572,14 @@ fn revert_locked(slot: &FilterSlot, changes: &Changes, events: &Events) -> Optio
             Err(_) => default.fresh(),
         },
     };
-    announce(
-        events,
-        format!(
-            "log level `{}` expired; back to `{}`",
-            active.directive, next.directive
-        ),
+    let message = format!(
+        "log level `{}` expired; back to `{}`",
+        active.directive, next.directive
     );
+    // Said after the change, under the filter put back: the one that ran out may have
+    // turned diag's own target off.
     slot.store(next);
+    announce(events, message);
     None
 }
 

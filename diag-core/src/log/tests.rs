@@ -437,6 +437,61 @@ fn runtime_level_changes_and_its_ttl_runs_out_by_itself() {
 }
 
 #[test]
+fn a_directive_for_one_target_keeps_the_default_and_every_change_is_logged() {
+    let _serial = crate::test_support::tracing_test_lock();
+    let diag = Diag::builder().build().unwrap();
+    let out = Buffer::default();
+    let (dispatch, filter) = service(&diag, "info", &out);
+    let _second = Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let in_service = |f: &dyn Fn()| tracing::dispatcher::with_default(&dispatch, f);
+
+    // `checkout=debug` alone would turn every other target off.
+    let state = tracing::dispatcher::with_default(&dispatch, || {
+        diag.log_level().set("checkout=debug", None)
+    })
+    .unwrap();
+    assert_eq!(state.directive, "info,checkout=debug");
+    in_service(&|| {
+        tracing::debug!(target: "checkout", "checkout-debug");
+        tracing::info!(target: "payments", "payments-info");
+        tracing::debug!(target: "payments", "payments-debug");
+    });
+    assert_eq!(out.lines_with("checkout-debug").len(), 1, "{}", out.text());
+    assert_eq!(out.lines_with("payments-info").len(), 1, "{}", out.text());
+    assert_eq!(out.lines_with("payments-debug").len(), 0, "{}", out.text());
+    let set = out.lines_with("`checkout=debug` over the default");
+    assert_eq!(set.len(), 1, "{}", out.text());
+
+    // A level that hides diag's own WARN: the change is still logged, before it, and
+    // so is its end, after it.
+    tracing::dispatcher::with_default(&dispatch, || {
+        diag.log_level()
+            .set("error", Some(Duration::from_millis(100)))
+    })
+    .unwrap();
+    assert_eq!(
+        out.lines_with("log level set to `error`").len(),
+        1,
+        "{}",
+        out.text()
+    );
+    in_service(&|| tracing::warn!(target: "payments", "hidden-warn"));
+    assert_eq!(out.lines_with("hidden-warn").len(), 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while filter.slot.load().directive != "info,checkout=debug" {
+        assert!(Instant::now() < deadline, "TTL never reverted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The TTL thread says "expired" after putting the default back (under the global
+    // dispatcher, so not in `out`); the events timeline has it.
+    let expired = diag.events().since(0, Some("log_level"), 10);
+    assert!(
+        expired.last().unwrap().message.contains("expired"),
+        "{expired:?}"
+    );
+}
+
+#[test]
 fn a_ttl_on_top_of_a_ttl_goes_back_to_what_was_there_before_both() {
     let _serial = crate::test_support::tracing_test_lock();
     let diag = Diag::builder().build().unwrap();
