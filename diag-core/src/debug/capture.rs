@@ -11,7 +11,7 @@ use super::session::{LogLine, SpanTiming};
 
 /// The first `cap` bytes of a body fed frame by frame, and how many bytes went by.
 /// It copies what fits and never holds on to a frame. The default keeps nothing.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct BodyCapture {
     bytes: Vec<u8>,
     cap: usize,
@@ -405,6 +405,11 @@ pub struct Capture {
     /// `false` when the exchange ended early: the client went away before the response
     /// body ended, or the handler never answered.
     pub complete: bool,
+    /// A look at a debug request still running (`/debug/requests/{id}` asked before it
+    /// ended): what it recorded so far, its open spans marked `diag.still_open`, and
+    /// `complete` `false`. Absent from the JSON otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_flight: bool,
     /// The handler panicked (then `complete` is `false`). Absent from the JSON otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub panicked: bool,

@@ -40,6 +40,9 @@ pub struct DebugMode {
     recorder: FlightRecorder,
     next_id: AtomicU64,
     pub(crate) in_flight: AtomicU64,
+    /// The debug requests running now (at most `max_in_flight`), for a look at one
+    /// before it ends.
+    running: parking_lot::Mutex<Vec<std::sync::Weak<super::DebugRequest>>>,
     pub(crate) max_in_flight: u64,
     /// Requests refused because `max_in_flight` were running.
     pub(crate) busy: AtomicU64,
@@ -136,6 +139,7 @@ impl DebugMode {
             ),
             next_id: AtomicU64::new(1),
             in_flight: AtomicU64::new(0),
+            running: Default::default(),
             max_in_flight: config.max_in_flight,
             busy: AtomicU64::new(0),
             logs_blocked: Default::default(),
@@ -270,6 +274,28 @@ impl DebugMode {
     /// ```
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Remembers a debug request that started (only debug requests: a normal one never
+    /// comes here).
+    pub(crate) fn running(&self, request: &std::sync::Arc<super::DebugRequest>) {
+        self.running.lock().push(std::sync::Arc::downgrade(request));
+    }
+
+    /// Forgets the debug requests that ended (called as one is dropped).
+    pub(crate) fn ended(&self) {
+        self.running.lock().retain(|r| r.strong_count() > 0);
+    }
+
+    /// The debug requests running now, oldest first (not those whose capture is stored
+    /// and only wait to be dropped).
+    pub(crate) fn running_now(&self) -> Vec<std::sync::Arc<super::DebugRequest>> {
+        self.running
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|r| !r.is_stored())
+            .collect()
     }
 
     /// How many debug requests were refused because the most allowed at once

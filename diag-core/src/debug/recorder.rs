@@ -304,6 +304,7 @@ pub(crate) mod tests {
             span_id: "0".repeat(16),
             level: DebugLevel::Debug,
             complete: true,
+            in_flight: false,
             panicked: false,
             failed: false,
             duration_ms: 1.0,

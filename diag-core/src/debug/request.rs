@@ -128,7 +128,7 @@ impl Diag {
         let mode = self.debug_mode();
         mode.in_flight.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(DebugSession::new(mode.next_id(), level));
-        Arc::new(DebugRequest {
+        let request = Arc::new(DebugRequest {
             scope: RequestScope::new(
                 TraceContext {
                     trace_id,
@@ -151,7 +151,9 @@ impl Diag {
             }),
             stored: AtomicBool::new(false),
             diag: self.clone(),
-        })
+        });
+        mode.running(&request);
+        request
     }
 }
 
@@ -414,6 +416,63 @@ impl DebugRequest {
 
     /// Moves what was recorded into the flight recorder, unredacted (it redacts on
     /// read): nothing is copied or rendered here.
+    /// What the request recorded so far, as a capture marked `in_flight`: read by
+    /// `/debug/requests/{id}` while it runs (a hung request never stores one). Copies;
+    /// the request goes on recording.
+    pub(crate) fn look(&self) -> StoredCapture {
+        let (spans, logs) = self.session.copy_records();
+        let (dropped_spans, dropped_logs) = self.session.dropped();
+        let request = {
+            let side = self.request.lock();
+            (side.head.clone(), side.body.clone())
+        };
+        let response = {
+            let side = self.response.lock();
+            side.head.as_ref().map(|h| StoredResponse {
+                status: h.status,
+                headers: h.headers.clone(),
+                body: side.body.clone(),
+                trailers: side.trailers.clone(),
+                at: h.at,
+            })
+        };
+        StoredCapture {
+            id: self.session.id,
+            started_at: self.session.started_at,
+            trace_id: self.scope.trace.trace_id,
+            span_id: self.scope.trace.span_id,
+            parent_span_id: self.parent_span_id,
+            tracestate: self.scope.tracestate.clone(),
+            level: self.session.level,
+            complete: false,
+            in_flight: true,
+            panicked: false,
+            failed: false,
+            duration: self.session.elapsed(),
+            request: request.0,
+            request_body: request.1,
+            response,
+            spans,
+            logs,
+            dropped_spans,
+            dropped_logs,
+            cut_fields: self.session.fields_cut(),
+            logs_blocked: self.session.logs_blocked(),
+        }
+    }
+
+    /// Whether its capture is stored (the request ended).
+    pub(crate) fn is_stored(&self) -> bool {
+        self.stored.load(Ordering::Acquire)
+    }
+
+    /// Whether this request is the one `trace_id` names (and, given, its span or its
+    /// caller's).
+    pub(crate) fn is_trace(&self, trace_id: &TraceId, span: Option<SpanId>) -> bool {
+        self.scope.trace.trace_id == *trace_id
+            && span.is_none_or(|s| self.scope.trace.span_id == s || self.parent_span_id == Some(s))
+    }
+
     fn store(&self, complete: bool, ending: Ending) {
         if self.stored.swap(true, Ordering::AcqRel) {
             return;
@@ -448,6 +507,7 @@ impl DebugRequest {
             tracestate: self.scope.tracestate.clone(),
             level: self.session.level,
             complete,
+            in_flight: false,
             panicked: ending == Ending::Panicked,
             failed: ending == Ending::Failed,
             duration: self.session.elapsed(),
@@ -485,10 +545,9 @@ enum Ending {
 impl Drop for DebugRequest {
     fn drop(&mut self) {
         self.store(false, Ending::Abandoned);
-        self.diag
-            .debug_mode()
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
+        let mode = self.diag.debug_mode();
+        mode.in_flight.fetch_sub(1, Ordering::Relaxed);
+        mode.ended();
     }
 }
 

@@ -537,6 +537,24 @@ impl DebugSession {
     /// come after the closed ones, timed up to now and marked with
     /// [`STILL_OPEN_FIELD`] (a span that closes later is then not recorded again).
     /// Call it before [`dropped`](Self::dropped): still-open spans over the cap count.
+    /// The spans and lines so far, spans still open included (as in
+    /// [`take_records`](Self::take_records)), left in place: a look at a running request.
+    pub(crate) fn copy_records(&self) -> (Vec<SpanTiming>, Vec<LogLine>) {
+        let now = self.elapsed();
+        let mut spans = self.spans.lock().clone();
+        for span in self.open_spans.lock().iter() {
+            if spans.len() >= Self::MAX_SPANS {
+                break;
+            }
+            let mut span = span.clone();
+            span.duration = now.saturating_sub(span.start_offset);
+            span.fields
+                .push((StaticText::Borrowed(STILL_OPEN_FIELD), "true".to_owned()));
+            spans.push(span);
+        }
+        (spans, self.logs.lock().clone())
+    }
+
     pub(crate) fn take_records(&self) -> (Vec<SpanTiming>, Vec<LogLine>) {
         let now = self.elapsed();
         let still_open = std::mem::take(&mut *self.open_spans.lock());

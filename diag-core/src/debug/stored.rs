@@ -17,7 +17,7 @@ use crate::trace::{SpanId, TraceId};
 
 /// Header lines in one buffer: names and values back to back, with where each ends.
 /// Two allocations however many lines, so storing and freeing them is cheap.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct HeaderLines {
     text: String,
     /// Where the first line starts in `text` (a [`RequestHead`] puts its request line first).
@@ -110,7 +110,7 @@ impl crate::HeaderView for HeaderLines {
 
 /// The request line (method, URI as received, route) and header lines, in one buffer:
 /// two allocations per capture for all of them.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct RequestHead {
     lines: HeaderLines,
     /// Where the method, the URI and the route end in `lines.text`.
@@ -169,6 +169,7 @@ impl RequestHead {
 }
 
 /// The response side of a stored capture.
+#[derive(Clone)]
 pub(crate) struct StoredResponse {
     pub(crate) status: u16,
     pub(crate) headers: HeaderLines,
@@ -206,6 +207,8 @@ pub(crate) struct StoredCapture {
     pub(crate) tracestate: Option<crate::trace::TraceState>,
     pub(crate) level: DebugLevel,
     pub(crate) complete: bool,
+    /// A look at a request still running, not a stored capture.
+    pub(crate) in_flight: bool,
     /// The handler panicked while the request was current.
     pub(crate) panicked: bool,
     /// The service answered with an error instead of a response.
@@ -235,6 +238,7 @@ impl StoredCapture {
             span_id: self.span_id.to_string(),
             level: self.level,
             complete: self.complete,
+            in_flight: self.in_flight,
             panicked: self.panicked,
             failed: self.failed,
             duration_ms: self.duration_ms(),
@@ -362,6 +366,7 @@ pub(crate) mod tests {
             tracestate: None,
             level: DebugLevel::Debug,
             complete: true,
+            in_flight: false,
             panicked: false,
             failed: false,
             duration: Duration::from_millis(1),

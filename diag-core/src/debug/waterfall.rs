@@ -190,6 +190,8 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
         capture.duration_ms,
         if capture.complete {
             "complete"
+        } else if capture.in_flight {
+            "STILL RUNNING (what it recorded so far)"
         } else if capture.panicked {
             "INCOMPLETE (the handler panicked)"
         } else if capture.failed && capture.response.is_some() {

@@ -4,11 +4,16 @@ use serde::Serialize;
 
 use super::{DiagResponse, EndpointRequest};
 use crate::Diag;
+use crate::debug::redact::Redactor;
+use crate::debug::stored::StoredCapture;
 use crate::debug::{RecorderStats, RejectReason};
 use crate::trace::{TraceContext, TraceId};
 
 #[derive(Serialize)]
 struct List {
+    /// Debug requests still running, oldest first: `/debug/requests/{id}` shows what
+    /// each recorded so far.
+    running: Vec<Summary>,
     captures: Vec<Summary>,
     recorder: RecorderStats,
     debug: Counters,
@@ -29,9 +34,32 @@ struct Summary {
     duration_ms: f64,
     complete: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    in_flight: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     panicked: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     failed: bool,
+}
+
+impl Summary {
+    /// Only a few fields of a capture: the URI is the one that needs redacting.
+    fn of(c: &StoredCapture, redactor: &Redactor) -> Summary {
+        Summary {
+            id: c.id,
+            trace_id: c.trace_id.to_string(),
+            time_unix: c.time_unix(),
+            method: c.request.method().to_owned(),
+            route: c.request.route().map(str::to_owned),
+            uri: c.redacted_uri(redactor),
+            status: c.response.as_ref().map(|r| r.status),
+            grpc_status: c.response.as_ref().and_then(|r| r.grpc_status()),
+            duration_ms: c.duration_ms(),
+            complete: c.complete,
+            in_flight: c.in_flight,
+            panicked: c.panicked,
+            failed: c.failed,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -61,28 +89,24 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         Ok(n) => n,
         Err(refusal) => return refusal,
     };
-    // Only a few fields of each capture: the URI is the one that needs redacting.
     let captures = recorder
         .recent_stored()
         .iter()
         .filter(|c| trace.is_none_or(|t| c.trace_id == t))
         .take(limit)
-        .map(|c| Summary {
-            id: c.id,
-            trace_id: c.trace_id.to_string(),
-            time_unix: c.time_unix(),
-            method: c.request.method().to_owned(),
-            route: c.request.route().map(str::to_owned),
-            uri: c.redacted_uri(recorder.redactor()),
-            status: c.response.as_ref().map(|r| r.status),
-            grpc_status: c.response.as_ref().and_then(|r| r.grpc_status()),
-            duration_ms: c.duration_ms(),
-            complete: c.complete,
-            panicked: c.panicked,
-            failed: c.failed,
+        .map(|c| Summary::of(c, recorder.redactor()))
+        .collect();
+    let running = mode
+        .running_now()
+        .iter()
+        .filter(|r| trace.is_none_or(|t| r.is_trace(&t, None)))
+        .filter_map(|r| {
+            let look = r.look();
+            (!r.is_stored()).then(|| Summary::of(&look, recorder.redactor()))
         })
         .collect();
     let list = List {
+        running,
         captures,
         recorder: mode.recorder().stats(),
         debug: Counters {
@@ -126,7 +150,7 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
         d.budget_exhausted,
         d.busy,
     );
-    if list.captures.is_empty() {
+    if list.captures.is_empty() && list.running.is_empty() {
         out.push_str(if one_trace {
             "(no capture of that trace: only requests in diagnostic mode are captured)\n"
         } else {
@@ -136,8 +160,8 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     }
     // The columns as wide as their widest cell: a gRPC status name (`FAILED_PRECONDITION`)
     // is wider than any HTTP status, an id or a duration may grow.
-    let rows: Vec<[String; 4]> = list
-        .captures
+    let all: Vec<&Summary> = list.running.iter().chain(&list.captures).collect();
+    let rows: Vec<[String; 4]> = all
         .iter()
         .map(|c| {
             // A gRPC call by how it ended (`NOT_FOUND`): its HTTP status is 200 either way.
@@ -166,7 +190,7 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
         "{:>w_id$}  {:>w_age$}  {:>w_status$}  {:>w_duration$}  request",
         "id", "age", "status", "duration"
     );
-    for (c, [id, age, status, duration]) in list.captures.iter().zip(&rows) {
+    for (c, [id, age, status, duration]) in all.iter().zip(&rows) {
         let _ = writeln!(
             out,
             "{id:>w_id$}  {age:>w_age$}  {status:>w_status$}  {duration:>w_duration$}  {} {}  trace {}{}",
@@ -174,6 +198,7 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
             crate::debug::Safe(&c.uri),
             c.trace_id,
             match (c.complete, c.panicked, c.failed) {
+                _ if c.in_flight => "  (still running: its id shows it so far)",
                 (true, _, _) => "",
                 (false, true, _) => "  (incomplete: the handler panicked)",
                 (false, false, true) => "  (incomplete: the service failed with an error)",
@@ -252,6 +277,22 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
             .and_then(|c| recorder.get(c.id))
             .or_else(|| recorder.by_trace(&ctx.trace_id)),
     };
+    // A debug request still running (a hung one never stores a capture): what it
+    // recorded so far.
+    let capture = capture.or_else(|| {
+        let running = diag.debug_mode().running_now();
+        let found = running.iter().find(|r| match &wanted {
+            Wanted::Id(n) => r.id() == *n,
+            Wanted::Trace(trace) => r.is_trace(trace, None),
+            Wanted::Traceparent(ctx) => r.is_trace(&ctx.trace_id, None),
+        })?;
+        let look = found.look();
+        // Ended while it was copied: the stored capture is the whole one.
+        if found.is_stored() {
+            return recorder.get(found.id());
+        }
+        Some(std::sync::Arc::new(look.redacted(recorder.redactor())))
+    });
     let Some(capture) = capture else {
         return DiagResponse::not_found(&missing(diag, &wanted));
     };
@@ -272,31 +313,39 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
 }
 
 /// Why there is no capture for `wanted` here, as far as this instance can tell: a debug
-/// id it never issued, one evicted, or one not kept (yet).
+/// id it never issued, one evicted, or one not kept; a trace never captured.
 fn missing(diag: &Diag, wanted: &Wanted) -> String {
-    let mode = diag.debug_mode();
-    let recorder = mode.recorder();
     let instance = crate::debug::Safe(diag.instance());
     let elsewhere = "a capture is kept by the instance that served the request, named in \
                      its X-Debug-Instance header";
-    let id = match wanted {
-        Wanted::Id(id) => *id,
-        Wanted::Trace(trace) => {
-            return format!(
-                "no debug capture of trace {trace} on this instance ({instance}): {elsewhere}; \
-                 here it never existed or was evicted (only requests in diagnostic mode are \
-                 captured); see /debug/requests"
-            );
-        }
-        Wanted::Traceparent(ctx) => {
-            return format!(
-                "no debug capture of trace {} (from the traceparent) on this instance \
-                 ({instance}): {elsewhere}; here it never existed or was evicted (only \
-                 requests in diagnostic mode are captured); see /debug/requests",
-                ctx.trace_id
-            );
-        }
+    let trace = match wanted {
+        Wanted::Id(id) => return missing_id(diag, *id, elsewhere),
+        Wanted::Trace(trace) => *trace,
+        Wanted::Traceparent(ctx) => ctx.trace_id,
     };
+    // Most often an exemplar's or a customer's trace id: a request served normally,
+    // which was never captured. Say where that one is.
+    let backend = match &diag.inner.otlp {
+        Some(otlp) => format!(
+            "and if it was sampled, the tracing backend diag exports to ({}) has its span",
+            crate::debug::Safe(otlp.url())
+        ),
+        None => "(diag exports no traces here: no OTLP endpoint is set)".to_owned(),
+    };
+    format!(
+        "no debug capture of trace {trace} on this instance ({instance}). Only requests \
+         sent with X-Debug are captured ({elsewhere}); none of this trace ran here, or its \
+         capture was evicted (see /debug/requests). A request served normally is not \
+         captured: every log line it wrote carries trace_id={trace} (search the service's \
+         logs for it), {backend}. To see such a request now, replay it with X-Debug."
+    )
+}
+
+/// [`missing`] for a debug id.
+fn missing_id(diag: &Diag, id: u64, elsewhere: &str) -> String {
+    let mode = diag.debug_mode();
+    let recorder = mode.recorder();
+    let instance = crate::debug::Safe(diag.instance());
     let next = mode.peek_next_id();
     if id == 0 || id >= next {
         return format!(
@@ -305,12 +354,6 @@ fn missing(diag: &Diag, wanted: &Wanted) -> String {
         );
     }
     let stats = recorder.stats();
-    let in_flight = mode.in_flight();
-    let still = if in_flight > 0 {
-        format!(", unless it is one of the {in_flight} debug requests still in flight")
-    } else {
-        String::new()
-    };
     let too_large = if stats.too_large > 0 {
         format!(" (or was one of the {} too large to keep)", stats.too_large)
     } else {
@@ -319,15 +362,14 @@ fn missing(diag: &Diag, wanted: &Wanted) -> String {
     match recorder.oldest_id() {
         Some(oldest) if id < oldest && stats.evicted > 0 => format!(
             "no debug capture with id {id} on this instance ({instance}): it was evicted to \
-             make room for newer ones{too_large}{still}; the oldest kept is {oldest} (the \
+             make room for newer ones{too_large}; the oldest kept is {oldest} (the \
              recorder keeps {} captures and {} KiB); see /debug/requests",
             stats.max_captures,
             stats.max_bytes / 1024
         ),
         _ => format!(
-            "no debug capture with id {id} on this instance ({instance}): its request is \
-             still in flight, or its capture was too large to keep or evicted; see \
-             /debug/requests"
+            "no debug capture with id {id} on this instance ({instance}): its capture was \
+             too large to keep, or evicted; see /debug/requests"
         ),
     }
 }
@@ -392,6 +434,112 @@ mod tests {
 
     fn json(r: &DiagResponse) -> serde_json::Value {
         serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn a_debug_request_still_running_shows_what_it_recorded_so_far() {
+        // Callsite interest is global: no other tracing test at the same time.
+        let _serial = crate::test_support::tracing_test_lock();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use tracing_subscriber::prelude::*;
+            let diag = Diag::builder().token("tok").build().unwrap();
+            let subscriber = tracing_subscriber::registry().with(diag.debug_recording_layer());
+            let _default = tracing::subscriber::set_default(subscriber);
+            let h = vec![
+                ("x-debug".to_owned(), "tok".to_owned()),
+                ("authorization".to_owned(), "Bearer hunter2".to_owned()),
+            ];
+            let guard = diag.begin(&RequestView {
+                method: "GET",
+                route: Some("/items/{id}"),
+                uri: "/items/7?token=abc",
+                headers: &h,
+                peer: &|| None,
+            });
+            let id = guard.debug_id().unwrap();
+            let trace = guard.scope().trace.trace_id;
+            // The handler waits on something, inside a span, after one DEBUG line.
+            let waiting = {
+                let _entered = guard.enter();
+                tracing::debug!("looked in the cache: miss");
+                tracing::debug_span!("pricing_fetch")
+            };
+
+            let list = json(&get(&diag, "/debug/requests", None, None).await);
+            assert_eq!(list["running"][0]["id"], id, "{list}");
+            assert_eq!(list["running"][0]["in_flight"], true);
+            assert_eq!(list["running"][0]["uri"], "/items/7?token=[redacted]");
+            assert_eq!(list["captures"].as_array().unwrap().len(), 0);
+            let text = get(&diag, "/debug/requests", None, Some("text/plain")).await;
+            assert!(
+                String::from_utf8_lossy(&text.body).contains("still running"),
+                "{}",
+                String::from_utf8_lossy(&text.body)
+            );
+
+            for key in [id.to_string(), trace.to_string()] {
+                let one = get(&diag, &format!("/debug/requests/{key}"), None, None).await;
+                assert_eq!(one.status, 200, "{}", String::from_utf8_lossy(&one.body));
+                let v = json(&one);
+                assert_eq!(
+                    (v["in_flight"].clone(), v["complete"].clone()),
+                    (true.into(), false.into())
+                );
+                assert_eq!(v["logs"][0]["message"], "looked in the cache: miss", "{v}");
+                let spans = v["spans"].as_array().unwrap();
+                let span = spans
+                    .iter()
+                    .find(|s| s["name"] == "pricing_fetch")
+                    .expect("open span");
+                assert!(span.to_string().contains("still_open"), "{span}");
+                assert!(!v.to_string().contains("hunter2"), "{v}");
+            }
+            let waterfall = get(
+                &diag,
+                &format!("/debug/requests/{id}"),
+                None,
+                Some("text/plain"),
+            )
+            .await;
+            let waterfall = String::from_utf8_lossy(&waterfall.body).into_owned();
+            assert!(
+                waterfall.lines().next().unwrap().contains("STILL RUNNING"),
+                "{waterfall}"
+            );
+
+            // Looking took nothing away: the stored capture has it all, and is no longer
+            // running.
+            drop(waiting);
+            let mut tap = guard
+                .finish(200, &mut Vec::<(String, String)>::new())
+                .unwrap();
+            tap.observe(crate::body::Polled::End);
+            let stored = json(&get(&diag, &format!("/debug/requests/{id}"), None, None).await);
+            assert_eq!(stored["in_flight"], serde_json::Value::Null, "{stored}");
+            assert_eq!(stored["logs"].as_array().unwrap().len(), 1, "{stored}");
+            let spans = stored["spans"].as_array().unwrap();
+            assert!(
+                spans.iter().any(|s| s["name"] == "pricing_fetch"),
+                "{stored}"
+            );
+            let list = json(&get(&diag, "/debug/requests", None, None).await);
+            assert_eq!(list["running"].as_array().unwrap().len(), 0, "{list}");
+        });
+    }
+
+    #[tokio::test]
+    async fn a_trace_never_captured_says_where_a_normal_request_is() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let trace = "0af7651916cd43dd8448eb211c80319c";
+        let r = get(&diag, &format!("/debug/requests/{trace}"), None, None).await;
+        assert_eq!(r.status, 404);
+        let message = json(&r)["error"].as_str().unwrap().to_owned();
+        assert!(message.contains(&format!("trace_id={trace}")), "{message}");
+        assert!(message.contains("no OTLP endpoint"), "{message}");
+        assert!(message.contains("replay it with X-Debug"), "{message}");
     }
 
     #[tokio::test]
@@ -609,7 +757,7 @@ mod tests {
             json(&missing)["error"]
                 .as_str()
                 .unwrap()
-                .contains("diagnostic mode")
+                .contains("Only requests sent with X-Debug are captured")
         );
         let none = json(
             &get(
@@ -769,7 +917,7 @@ mod tests {
             assert!(e.contains(diag.instance()), "{e}");
             assert!(!e.contains("evicted"), "{e}");
         }
-        // Issued but not stored yet: in flight, not evicted, not unknown.
+        // Issued but not stored yet: what it recorded so far.
         let h = vec![("x-debug".to_owned(), "tok".to_owned())];
         let view = RequestView {
             method: "GET",
@@ -779,17 +927,17 @@ mod tests {
             peer: &|| None,
         };
         let running = diag.start_debug(crate::debug::DebugLevel::Debug, &view, TraceId([5; 16]));
-        let e = error(
-            get(
-                &diag,
-                &format!("/debug/requests/{}", running.id()),
-                None,
-                None,
-            )
-            .await,
+        let look = get(
+            &diag,
+            &format!("/debug/requests/{}", running.id()),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (look.status, json(&look)["in_flight"].clone()),
+            (200, true.into())
         );
-        assert!(e.contains("still in flight"), "{e}");
-        assert!(!e.contains("yet"), "{e}");
         running.response_end();
         let found = get(
             &diag,

@@ -225,6 +225,11 @@ impl OtlpExporter {
         })
     }
 
+    /// Where the spans go (`http://host:port/path`).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// What `/debug` shows: where traces go and how that is going.
     pub(crate) fn status(&self) -> serde_json::Value {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
