@@ -98,8 +98,8 @@ impl EndpointRequest {
     pub const MAX_BODY: usize = 64 * 1024;
 
     /// A request as an adapter holds it, with an empty body (see
-    /// [`push_body`](Self::push_body)): header values that are not UTF-8 are left out,
-    /// and an HTTP/2 request's `:authority` (which `http` keeps in the URI, not the
+    /// [`push_body`](Self::push_body)): a header value's bytes that are not UTF-8 read
+    /// as U+FFFD (never left out: a check must see every header), and an HTTP/2 request's `:authority` (which `http` keeps in the URI, not the
     /// headers) stands in as `host` when no `Host` came, so the no-token check of a
     /// foreign `Host` (DNS rebinding) sees it on every protocol.
     ///
@@ -121,10 +121,12 @@ impl EndpointRequest {
         peer: Option<SocketAddr>,
     ) -> Self {
         let mut lines = Vec::new();
+        // Every line kept, a byte that is not UTF-8 as U+FFFD: a forwarding header left
+        // out would make a proxy's client look like the proxy (loopback), an `Origin` or
+        // `Host` left out would skip their checks.
         headers.for_each(&mut |name, value| {
-            if let Ok(value) = std::str::from_utf8(value) {
-                lines.push((name.to_ascii_lowercase(), value.to_owned()));
-            }
+            let value = String::from_utf8_lossy(value).into_owned();
+            lines.push((name.to_ascii_lowercase(), value));
         });
         if let Some(authority) = authority
             && !lines.iter().any(|(name, _)| name == "host")
@@ -495,6 +497,59 @@ mod tests {
         assert_eq!((get.status, head.status), (200, 200));
         assert!(!get.body.is_empty() && head.body.is_empty());
         assert_eq!(get.headers, head.headers);
+    }
+
+    /// Header lines whose values are raw bytes, as a proxy may pass them on.
+    struct RawHeaders(Vec<(&'static str, &'static [u8])>);
+
+    impl crate::HeaderView for RawHeaders {
+        fn get(&self, name: &str) -> Option<&[u8]> {
+            self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        }
+        fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+            for (n, v) in &self.0 {
+                f(n, v);
+            }
+        }
+    }
+
+    /// A local proxy that passes a client's bytes on: a forwarding header that is not
+    /// UTF-8 must not leave the proxy's loopback address as the client.
+    #[tokio::test]
+    async fn a_forwarding_header_that_is_not_utf8_still_counts() {
+        let local = Some(([127, 0, 0, 1], 40000).into());
+        let serve = |diag: Diag, name: &'static str, value: &'static [u8]| async move {
+            let headers = RawHeaders(vec![("host", b"localhost"), (name, value)]);
+            let req =
+                EndpointRequest::from_parts("GET", "/debug/state", None, &headers, None, local);
+            diag.serve(req).await.status
+        };
+        let untrusted = Diag::builder().build().unwrap();
+        let trusted = Diag::builder()
+            .trusted_proxy("127.0.0.1/32")
+            .build()
+            .unwrap();
+        for (name, value) in [
+            ("x-forwarded-for", &b"\xff"[..]),
+            ("x-forwarded-for", b"\xff, 203.0.113.5"),
+            ("forwarded", b"for=\xff"),
+            ("x-real-ip", b"\x80"),
+        ] {
+            assert_eq!(serve(untrusted.clone(), name, value).await, 403, "{name}");
+            assert_eq!(
+                serve(trusted.clone(), name, value).await,
+                403,
+                "{name}, trusted"
+            );
+        }
+        // A foreign `Host` with a stray byte is still foreign.
+        let headers = RawHeaders(vec![("host", b"evil.example\xff")]);
+        let req = EndpointRequest::from_parts("GET", "/debug/state", None, &headers, None, local);
+        assert_eq!(untrusted.serve(req).await.status, 403);
+        // The proxy's own request, with nothing forwarded, is loopback.
+        let headers = RawHeaders(vec![("host", b"localhost")]);
+        let req = EndpointRequest::from_parts("GET", "/debug/state", None, &headers, None, local);
+        assert_eq!(untrusted.serve(req).await.status, 200);
     }
 
     #[test]
