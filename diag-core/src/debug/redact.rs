@@ -84,18 +84,26 @@ pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
 /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
 /// assert_eq!(capture.request.uri, "/login?user=ada&Password=[redacted]");
 /// ```
-pub const DEFAULT_FIELDS: [&str; 18] = [
+pub const DEFAULT_FIELDS: [&str; 26] = [
     "password",
     "passwd",
     "pass",
+    "passphrase",
     "pwd",
     "secret",
     "token",
+    "jwt",
+    "private_key",
+    "signing_key",
+    "subscription_key",
+    "signature",
+    "sig",
     "access_token",
     "refresh_token",
     "api_key",
     "card_number",
     "cvv",
+    "cvc",
     "authorization",
     "authentication",
     "auth",
@@ -197,12 +205,16 @@ impl Redactor {
     /// A header is secret when it is named, or when its name holds a secret field's
     /// words (`X-Api-Key`, `X-Auth-Token`).
     fn is_secret_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.is_secret_field(name)
+        self.is_secret_field(name)
     }
 
     /// A field is secret when the words of its name hold the words of a secret field's,
-    /// in a row, or its name contains an operator's fragment.
+    /// in a row, or its name contains an operator's fragment, or it is a secret header's
+    /// name (a handler's `debug!(?headers)` writes `"x-debug": "…"` into a line).
     pub(super) fn is_secret_field(&self, name: &str) -> bool {
+        if self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            return true;
+        }
         if !self.fields.is_empty() {
             // Split where camel case starts a word, and not: `passworD` is `password`
             // in odd case, not `passwor` and `d`.
@@ -295,8 +307,10 @@ impl Redactor {
     /// The pass for text of no known format (a plain-text or unlabelled body, a header
     /// value, a span or log field, text inside XML): [`text_pairs`](Self::text_pairs),
     /// then [`json_text`](Self::json_text) for JSON written into the text.
+    /// The password of a `scheme://user:password@host` goes too.
     pub(super) fn text(&self, text: &str) -> String {
-        self.json_text(&self.text_pairs(text))
+        let urls = crate::state::redaction::redact_url_passwords(text, REDACTED);
+        self.json_text(&self.text_pairs(urls.as_deref().unwrap_or(text)))
     }
 
     pub(super) fn is_secret_form_key(&self, key: &str) -> bool {
@@ -810,6 +824,41 @@ pub(super) mod tests {
         assert_eq!(out[0].1, REDACTED);
         assert_eq!(out[1].1, REDACTED);
         assert_eq!(out[2].1, "ann");
+    }
+
+    /// What a handler's `debug!(?headers)` or `debug!(dsn = ..)` writes into a debug
+    /// request's line: secret headers by name (the debug header, configured ones), URL
+    /// passwords, and the names of keys the default list missed.
+    #[test]
+    fn secrets_written_into_a_line_of_text() {
+        let r = redactor();
+        let line = r#"headers={"host": "h", "x-debug": "s3cret", "X-Internal-Key": "SIG", "cookie": "sid=C"}"#;
+        let out = r.fields(&[("headers".to_owned(), line.to_owned())]);
+        for secret in ["s3cret", "SIG", "sid=C"] {
+            assert!(!out[0].1.contains(secret), "{secret}: {}", out[0].1);
+        }
+        assert!(out[0].1.contains(r#""host": "h""#), "{}", out[0].1);
+        for (text, secret) in [
+            ("connect to postgres://app:DSNPW@db/app failed", "DSNPW"),
+            ("upstream https://user:h18@db/x", "h18"),
+            ("passphrase=PP1 private_key=PK1", "PP1"),
+            ("passphrase=PP1 private_key=PK1", "PK1"),
+            (r#"{"signing_key": "SK1", "jwt": "J1"}"#, "SK1"),
+            (r#"{"signing_key": "SK1", "jwt": "J1"}"#, "J1"),
+        ] {
+            let out = r.text(text);
+            assert!(!out.contains(secret), "{text} -> {out}");
+        }
+        assert_eq!(
+            r.text("postgres://app:DSNPW@db/app"),
+            format!("postgres://app:{REDACTED}@db/app")
+        );
+        // Presigned URLs and API gateways.
+        let uri = r.uri("/f?X-Amz-Signature=ab12&sig=cd34&Ocp-Apim-Subscription-Key=ef56&n=1");
+        for secret in ["ab12", "cd34", "ef56"] {
+            assert!(!uri.contains(secret), "{uri}");
+        }
+        assert!(uri.ends_with("&n=1"), "{uri}");
     }
 
     /// XML bodies: elements and attributes named by secret fields, whatever their

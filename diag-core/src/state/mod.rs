@@ -40,7 +40,7 @@ pub(crate) mod events;
 pub(crate) mod in_flight;
 pub(crate) mod process;
 pub(crate) mod queues;
-mod redaction;
+pub(crate) mod redaction;
 mod registry;
 mod report;
 mod response_cap;

@@ -240,7 +240,7 @@ impl SecretKeys {
     /// assert_eq!(keys.redact_text("pool of 8, port 5432"), None);
     /// ```
     pub fn redact_text(&self, text: &str) -> Option<String> {
-        let urls = redact_url_passwords(text);
+        let urls = redact_url_passwords(text, REDACTED);
         let pairs = self.redact_pairs(urls.as_deref().unwrap_or(text));
         pairs.or(urls)
     }
@@ -256,10 +256,25 @@ impl SecretKeys {
                 i += 1;
                 continue;
             }
-            let key_start = b[..i]
-                .iter()
-                .rposition(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')))
-                .map_or(0, |p| p + 1);
+            // The key before the separator: `key=`, `key =`, or quoted, `"key": ` (JSON, a
+            // `Debug` map) or `'key' =`.
+            let mut key_end = i;
+            while key_end > 0 && matches!(b[key_end - 1], b' ' | b'\t') {
+                key_end -= 1;
+            }
+            let key_start = match key_end.checked_sub(1).map(|q| (q, b[q])) {
+                Some((close, q @ (b'"' | b'\''))) => {
+                    key_end = close;
+                    b[..close]
+                        .iter()
+                        .rposition(|&c| c == q)
+                        .map_or(close, |p| p + 1)
+                }
+                _ => b[..key_end]
+                    .iter()
+                    .rposition(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')))
+                    .map_or(0, |p| p + 1),
+            };
             let mut value_start = i + 1;
             // `key: value`, `key = value`: the value after the spaces; `://` is no pair.
             if b[i] == b':' && b[value_start..].starts_with(b"//") {
@@ -287,8 +302,7 @@ impl SecretKeys {
                     }
                 })
                 .map_or(b.len(), |p| value_start + p);
-            let key = &text[key_start..i];
-            let key = key.trim_end();
+            let key = &text[key_start..key_end];
             if !key.is_empty()
                 && value_end > value_start
                 && self.is_secret(key)
@@ -310,8 +324,8 @@ impl SecretKeys {
     }
 }
 
-/// [`redact_url_password`] for every URL in `text`.
-fn redact_url_passwords(text: &str) -> Option<String> {
+/// [`redact_url_password`] for every URL in `text`, the password replaced by `mark`.
+pub(crate) fn redact_url_passwords(text: &str, mark: &str) -> Option<String> {
     if !text.contains("://") {
         return None;
     }
@@ -321,7 +335,7 @@ fn redact_url_passwords(text: &str) -> Option<String> {
     let is_separator = |c: char| c.is_whitespace() || matches!(c, ',' | '"' | '\'' | ';');
     for piece in text.split_inclusive(is_separator) {
         let url = piece.trim_end_matches(is_separator);
-        match redact_url_password(url) {
+        match redact_url_password(url, mark) {
             Some(clean) => {
                 out.push_str(&clean);
                 out.push_str(&piece[url.len()..]);
@@ -335,7 +349,7 @@ fn redact_url_passwords(text: &str) -> Option<String> {
 
 /// `scheme://user:password@rest` → `scheme://user:***@rest`; `None` when there is no
 /// password to hide. The password runs to the last `@` (it may hold `/`, `?`, `#`).
-fn redact_url_password(s: &str) -> Option<String> {
+fn redact_url_password(s: &str, mark: &str) -> Option<String> {
     let scheme_end = s.find("://")? + 3;
     let rest = &s[scheme_end..];
     let at = rest.rfind('@')?;
@@ -346,14 +360,14 @@ fn redact_url_password(s: &str) -> Option<String> {
     let port = password.split('/').next().unwrap_or("");
     let is_port =
         password.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-    if password == REDACTED || user.contains('/') || is_port {
+    if password == mark || user.contains('/') || is_port {
         return None;
     }
     Some(format!(
         "{}{}:{}{}",
         &s[..scheme_end],
         user,
-        REDACTED,
+        mark,
         &s[scheme_end + at..]
     ))
 }
@@ -385,6 +399,37 @@ mod tests {
         assert_eq!(v["name"], "checkout");
     }
 
+    /// A key in quotes (JSON, a `Debug` map) or with spaces before its separator is a key
+    /// as well: an error line's `{"password": "x"}` or a config's `password = x`.
+    #[test]
+    fn quoted_and_spaced_keys_in_text() {
+        let keys = SecretKeys::default();
+        for (text, secret) in [
+            (
+                r#"login failed for {"user": "ann", "password": "ERRJSONPW"}"#,
+                "ERRJSONPW",
+            ),
+            (
+                r#"{"authorization": "Bearer CUSTOMERJWT", "n": 1}"#,
+                "CUSTOMERJWT",
+            ),
+            (r#"{"x-debug": "s3cret"}"#, "s3cret"),
+            (r#"{"cookie": "sid=COOKIEVAL"}"#, "COOKIEVAL"),
+            ("cfg password = SPACEPW; next", "SPACEPW"),
+            ("'token'\t= TABTOK", "TABTOK"),
+            (r#"body {"token":"NOSPACETOK"}"#, "NOSPACETOK"),
+        ] {
+            let out = keys.redact_text(text).unwrap_or_else(|| text.to_owned());
+            assert!(!out.contains(secret), "{text} -> {out}");
+        }
+        assert_eq!(
+            keys.redact_text(r#"{"user": "ann", "password": "x"}"#)
+                .unwrap(),
+            r#"{"user": "ann", "password": "***"}"#
+        );
+        assert_eq!(keys.redact_text(r#"{"user": "ann", "n": "7"}"#), None);
+    }
+
     #[test]
     fn custom_fragments_and_urls() {
         let mut keys = SecretKeys::new(["pin"]);
@@ -393,12 +438,18 @@ mod tests {
         assert!(keys.is_secret("PinCode"));
         assert!(!keys.is_secret("password"));
         assert_eq!(
-            redact_url_password("redis://:pw@cache:6379/0").as_deref(),
+            redact_url_password("redis://:pw@cache:6379/0", REDACTED).as_deref(),
             Some("redis://:***@cache:6379/0")
         );
-        assert_eq!(redact_url_password("https://example.com/a@b"), None);
-        assert_eq!(redact_url_password("https://user@example.com/"), None);
-        assert_eq!(redact_url_password("not a url"), None);
+        assert_eq!(
+            redact_url_password("https://example.com/a@b", REDACTED),
+            None
+        );
+        assert_eq!(
+            redact_url_password("https://user@example.com/", REDACTED),
+            None
+        );
+        assert_eq!(redact_url_password("not a url", REDACTED), None);
     }
 
     #[test]
