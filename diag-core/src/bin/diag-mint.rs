@@ -38,9 +38,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let key = ["DIAG_DEBUG_TOKEN", "DIAG_TOKEN"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+    // Trimmed as the service trims its token (a secret file's trailing newline).
+    let key = ["DIAG_DEBUG_TOKEN", "DIAG_TOKEN"].iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim_ascii().to_owned())
+            .filter(|v| !v.is_empty())
+    });
     let Some(key) = key else {
         eprintln!("diag-mint: set DIAG_DEBUG_TOKEN or DIAG_TOKEN to the service's token");
         return ExitCode::from(2);
@@ -49,5 +53,9 @@ fn main() -> ExitCode {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     println!("{}", sign_credential(key.as_bytes(), now + ttl));
+    eprintln!(
+        "diag-mint: valid for {ttl} s (until unix time {})",
+        now + ttl
+    );
     ExitCode::SUCCESS
 }

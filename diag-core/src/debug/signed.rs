@@ -70,7 +70,13 @@ pub(crate) fn verify(key: Option<&[u8]>, value: &[u8], now_unix: u64) -> Result<
         .position(|b| *b == b'.')
         .ok_or(RejectReason::Malformed)?;
     let (expiry, given) = (&rest[..dot], &rest[dot + 1..]);
-    if expiry.is_empty() || expiry.len() > 20 || !expiry.iter().all(u8::is_ascii_digit) {
+    // One spelling per expiry: no leading zero (`v1.0001795787244.…` would be another
+    // string for the same credential).
+    if expiry.is_empty()
+        || expiry.len() > 20
+        || (expiry.len() > 1 && expiry[0] == b'0')
+        || !expiry.iter().all(u8::is_ascii_digit)
+    {
         return Err(RejectReason::Malformed);
     }
     if given.len() != MAC_CHARS || !given.iter().all(|b| URL_SAFE.contains(b)) {
@@ -157,6 +163,14 @@ mod tests {
                 "{bad}"
             );
         }
+        // A real credential spelled with a leading zero is another string for it.
+        let good = sign_credential(b"k", NOW + 60);
+        assert_eq!(verify(Some(b"k"), good.as_bytes(), NOW), Ok(()));
+        let padded = good.replacen("v1.", "v1.0", 1);
+        assert_eq!(
+            verify(Some(b"k"), padded.as_bytes(), NOW),
+            Err(RejectReason::Malformed)
+        );
     }
 
     #[test]

@@ -90,11 +90,12 @@ impl DiagBuilder {
                     ));
                 } else {
                     match crate::otlp::Endpoint::parse(&url) {
-                        Ok(_) => {
+                        Ok(endpoint) => {
                             self.otlp_note = Some(format!(
-                                "diag sends its spans to {url}, from {name} (set for an \
+                                "diag sends its spans to {}, from {name} (set for an \
                                  OpenTelemetry SDK too? see README, \"Beside an \
-                                 OpenTelemetry SDK\"; DIAG_OTLP_ENDPOINT overrides it)"
+                                 OpenTelemetry SDK\"; DIAG_OTLP_ENDPOINT overrides it)",
+                                endpoint.shown()
                             ));
                             self.otlp_endpoint = Some(url);
                         }

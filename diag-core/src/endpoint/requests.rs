@@ -530,6 +530,54 @@ mod tests {
         });
     }
 
+    /// The routes view links an exemplar to a capture only when the capture is of that
+    /// request: a later request that reuses a debug request's trace id (anyone can read
+    /// it on /metrics) does not take over the link.
+    #[tokio::test]
+    async fn the_routes_view_links_only_the_capture_of_the_exemplars_request() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let view = |h: &Vec<(String, String)>| {
+            diag.begin(&RequestView {
+                method: "GET",
+                route: Some("/items/{id}"),
+                uri: "/items/1",
+                headers: h,
+                peer: &|| None,
+            })
+        };
+        let debug = view(&vec![("x-debug".to_owned(), "tok".to_owned())]);
+        let trace = debug.scope().trace.trace_id;
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let mut tap = debug
+            .finish(200, &mut Vec::<(String, String)>::new())
+            .unwrap();
+        tap.observe(crate::body::Polled::End);
+        drop(tap);
+        let link = |v: &serde_json::Value| v["value"]["routes"][0]["slowest_exemplar"].clone();
+        let routes = json(&get(&diag, "/debug/state/routes", None, None).await);
+        assert_eq!(link(&routes)["trace_id"], trace.to_string(), "{routes}");
+        assert_eq!(link(&routes)["capture"], format!("/debug/requests/{trace}"));
+
+        // A slower request, later, in the same trace but its own span.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+        let normal = view(&vec![("traceparent".to_owned(), traceparent)]);
+        assert_eq!(normal.scope().trace.trace_id, trace);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(
+            normal
+                .finish(200, &mut Vec::<(String, String)>::new())
+                .is_none()
+        );
+        let routes = json(&get(&diag, "/debug/state/routes", None, None).await);
+        assert!(link(&routes)["ms"].as_f64().unwrap() >= 30.0, "{routes}");
+        assert_eq!(
+            link(&routes)["capture"],
+            serde_json::Value::Null,
+            "{routes}"
+        );
+    }
+
     #[tokio::test]
     async fn a_trace_never_captured_says_where_a_normal_request_is() {
         let diag = Diag::builder().token("tok").build().unwrap();

@@ -11,6 +11,16 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
+    /// The URL as diag shows it (on `/debug`, in its WARN and `start` event): a query
+    /// (`?api_key=…`) hidden, as credentials in the URL are refused.
+    pub(crate) fn shown(&self) -> String {
+        let path = match self.path.split_once('?') {
+            Some((path, _)) => format!("{path}?[redacted]"),
+            None => self.path.clone(),
+        };
+        format!("http://{}{path}", self.authority)
+    }
+
     /// Parses `http://host[:port][/path]` (port 80, path `/v1/traces` when absent).
     pub(crate) fn parse(url: &str) -> Result<Endpoint, String> {
         let rest = url.trim().strip_prefix("http://").ok_or_else(|| {

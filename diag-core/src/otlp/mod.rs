@@ -203,7 +203,7 @@ impl OtlpExporter {
         // Both buffers hold a full queue from the start: no growth under the lock.
         let spans = Arc::new(Mutex::new(Vec::with_capacity(SPAN_QUEUE)));
         let owner = Arc::new(OnceLock::new());
-        let url = format!("http://{}{}", endpoint.authority, endpoint.path);
+        let url = endpoint.shown();
         let thread = Thread {
             endpoint,
             source,

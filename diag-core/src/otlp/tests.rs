@@ -65,6 +65,18 @@ fn endpoints_parse_with_defaults() {
     assert!(Endpoint::parse("http:///v1/traces").is_err());
     let err = Endpoint::parse("http://user:secret@collector:4318").unwrap_err();
     assert!(!err.contains("secret"), "{err}");
+    // A query is sent, never shown (on /debug, in the WARN and the start event).
+    let e = Endpoint::parse("http://c:4318/v1/traces?api_key=OTLPKEY").unwrap();
+    assert_eq!(e.path, "/v1/traces?api_key=OTLPKEY");
+    assert_eq!(e.shown(), "http://c:4318/v1/traces?[redacted]");
+    let diag = Diag::builder()
+        .otlp_endpoint("http://127.0.0.1:9/v1/traces?api_key=OTLPKEY")
+        .build()
+        .unwrap();
+    assert_eq!(
+        diag.inner.otlp.as_ref().unwrap().status()["endpoint"],
+        "http://127.0.0.1:9/v1/traces?[redacted]"
+    );
 }
 
 use crate::Diag;

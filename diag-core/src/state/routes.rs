@@ -466,6 +466,16 @@ fn report(inner: &Inner, subject: Subject) -> RoutesReport {
                     .debug
                     .recorder()
                     .by_trace(&e.trace_id)
+                    // Only the capture of this very request (its span), or of the request
+                    // this call was made in (the exemplar's time within it): anyone may send
+                    // a request later with a debug request's trace id (exemplars on
+                    // /metrics show them).
+                    .filter(|c| {
+                        let at = crate::clock::unix_seconds(e.time);
+                        c.span_id == e.span_id.to_string()
+                            || (at >= c.time_unix - 0.001
+                                && at <= c.time_unix + c.duration_ms / 1000.0 + 0.01)
+                    })
                     .map(|_| format!("/debug/requests/{}", e.trace_id)),
             });
             RouteReport {
