@@ -50,6 +50,14 @@ pub enum AuthError {
     /// The token does not match.
     #[error("invalid token")]
     InvalidToken,
+    /// A signed `X-Debug` credential (`v1.…`) sent as the token: it switches diagnostic
+    /// mode on for a request, and opens nothing.
+    #[error(
+        "a signed X-Debug credential (v1.…) switches diagnostic mode on for a request; it \
+         does not open /debug/*, which needs the service's token (DIAG_TOKEN): ask whoever \
+         minted it to read the capture, or for the token"
+    )]
+    SignedCredential,
     /// Basic credentials (a browser's) with the right token, on a method that changes
     /// something.
     #[error("Basic credentials only read; change settings with `Authorization: Bearer <token>`")]
@@ -243,6 +251,9 @@ pub(crate) fn authorize(
             return Err(AuthError::EmptyToken);
         }
         if !token.matches(&candidate) {
+            if candidate.starts_with(b"v1.") {
+                return Err(AuthError::SignedCredential);
+            }
             return Err(AuthError::InvalidToken);
         }
         // Basic credentials are a browser's, which sends them on any site's request
@@ -368,6 +379,17 @@ mod tests {
             ),
             Err(AuthError::InvalidToken)
         );
+        // A colleague's signed X-Debug credential is told what it is for.
+        let signed = crate::debug::sign_credential(b"s3cret", 4_000_000_000);
+        let refused = authorize(
+            Some(&t),
+            &none,
+            "GET",
+            &h(&[("authorization", &format!("Bearer {signed}"))]),
+            lo,
+        );
+        assert_eq!(refused, Err(AuthError::SignedCredential));
+        assert!(refused.unwrap_err().to_string().contains("DIAG_TOKEN"));
         assert_eq!(
             authorize(
                 Some(&t),

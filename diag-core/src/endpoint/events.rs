@@ -24,6 +24,11 @@ struct EventsPage<'a> {
     /// Events pushed out of the ring since start; a `since` older than the oldest
     /// kept event has missed some.
     evicted: u64,
+    /// The `since` given is past the newest event: it came from an earlier process
+    /// (sequence numbers start at 1 in each), so the answer starts from this one's
+    /// first event instead of waiting for a number it may never reach.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    restarted: bool,
     kind: Option<&'a str>,
 }
 
@@ -41,6 +46,8 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         Err(refusal) => return refusal,
     };
     let kind = req.query_param("kind").filter(|k| !k.is_empty());
+    let restarted = since.is_some_and(|s| s > events.last_seq());
+    let since = since.filter(|_| !restarted);
     let page_events = match since {
         Some(since) => events.after(since, kind, limit),
         None => events.since(0, kind, limit),
@@ -51,6 +58,7 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         last_seq: events.last_seq(),
         next_since,
         evicted: events.evicted(),
+        restarted,
         kind,
     };
     if req.wants_text() {
@@ -65,6 +73,11 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
 fn render_text(page: &EventsPage<'_>, now_unix: f64) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
+    if page.restarted {
+        out.push_str(
+            "(`since` is past the newest event: the process restarted; its events from the start)\n",
+        );
+    }
     if page.events.is_empty() {
         out.push_str("(no events");
         if let Some(kind) = page.kind {
@@ -182,6 +195,13 @@ mod tests {
 
         let (_, none) = get(&diag, Some("since=4")).await;
         assert!(none["events"].as_array().unwrap().is_empty());
+        assert_eq!(none["restarted"], Value::Null);
+        // A poller left from an earlier process: this one's events from its start, and
+        // said so.
+        let (_, ahead) = get(&diag, Some("since=999")).await;
+        assert_eq!(ahead["restarted"], true);
+        assert_eq!(seqs(&ahead), [1, 2, 3, 4]);
+        assert_eq!(ahead["next_since"], 4);
 
         let (status, err) = get(&diag, Some("since=yesterday")).await;
         assert_eq!(status, 400);

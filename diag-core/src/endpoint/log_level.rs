@@ -66,7 +66,9 @@ fn render(state: &LogLevelState, pretty: bool) -> DiagResponse {
         &StateBody {
             directive: &state.directive,
             default: &state.default,
-            expires_in_seconds: state.expires_in.map(|d| d.as_secs_f64()),
+            expires_in_seconds: state
+                .expires_in
+                .map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
         },
         pretty,
     )

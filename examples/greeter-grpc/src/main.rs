@@ -30,7 +30,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let diag = builder.build()?.leak();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     diag.init_tracing(
-        fmt::layer().map_writer(diag_core::log::TraceIdWriter::new),
+        // Colours only on a terminal: a log file keeps no escape codes.
+        fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .map_writer(diag_core::log::TraceIdWriter::new),
         filter,
     )?;
 
