@@ -42,20 +42,9 @@ impl std::fmt::Debug for DebugMark {
     }
 }
 
-/// The session of the debug request that code running on this thread, in the span
-/// context `cx`, works for: the thread's current request scope first, then the mark
-/// on the current span (or its nearest ancestor this filter sees).
-pub(crate) fn current_session<S>(cx: &Context<'_, S>) -> Option<Arc<DebugSession>>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    if !in_flight::any() {
-        return None;
-    }
-    if let Some(s) = with_current(|s| s.and_then(|s| s.debug.clone())) {
-        return Some(s);
-    }
-    cx.lookup_current().and_then(|span| marked(&span))
+/// The session of the debug request of the thread's current request scope, if any.
+pub(crate) fn scope_session() -> Option<Arc<DebugSession>> {
+    with_current(|s| s.and_then(|s| s.debug.clone()))
 }
 
 /// Whether something at `level`, at this point, belongs to a debug request that logs

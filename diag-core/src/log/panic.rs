@@ -73,9 +73,15 @@ pub fn log_panics() {
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
             let thread = std::thread::current();
+            // The events have no parent span (`parent: None`): a panic may come from
+            // inside the subscriber (a field's `Display` that panics while a layer records
+            // it, holding the span's extensions), and a layer that read the current span
+            // to format this event would wait on itself for good. The request's trace id
+            // comes from its scope, not from a span.
             if IN_PROVIDER.with(Cell::get) {
                 tracing::warn!(
                     target: PROVIDER_PANIC_TARGET,
+                    parent: None,
                     location = location.as_deref().unwrap_or("unknown"),
                     "a /debug/state provider panicked: {message}"
                 );
@@ -83,6 +89,7 @@ pub fn log_panics() {
             }
             tracing::error!(
                 target: PANIC_TARGET,
+                parent: None,
                 location = location.as_deref().unwrap_or("unknown"),
                 thread = thread.name().unwrap_or("unnamed"),
                 "panicked: {message}"

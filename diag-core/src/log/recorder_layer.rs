@@ -131,8 +131,10 @@ where
         if !in_flight::any() {
             return;
         }
+        // The event's own span (its explicit parent, or the current one): a root event
+        // (`parent: None`, as a panic's) reads no span at all.
         let span = cx.event_span(event);
-        let session = match mark::current_session(&cx) {
+        let session = match mark::scope_session() {
             Some(s) => s,
             None => match span.as_ref().and_then(mark::marked) {
                 Some(s) => s,
