@@ -51,10 +51,11 @@
 //! | `diag_debug_recorder_evicted_total` | counter | | captures evicted to make room (oldest first) |
 //! | `diag_debug_recorder_too_large_total` | counter | | captures not kept: alone larger than the byte cap |
 //! | `diag_tracestate_dropped_total` | counter | `reason`: `invalid` (discarded whole), `over_length` (members removed to fit 512 bytes) | incoming W3C `tracestate` headers not passed on whole |
-//! | `diag_queue_depth` | gauge | `queue` | items waiting: produced minus consumed |
+//! | `diag_queue_depth` | gauge | `queue` | produced minus consumed: items waiting, plus those being processed when consumers count an item after processing it (see [`QueueProbe`](crate::state::QueueProbe)) |
 //! | `diag_queue_capacity` | gauge | `queue` | configured capacity; absent when unknown or unbounded |
 //! | `diag_queue_produced_total` | counter | `queue` | items put on the queue |
 //! | `diag_queue_consumed_total` | counter | `queue` | items taken off the queue |
+//! | `diag_queue_rejected_total` | counter | `queue` | items the queue refused, full or closed ([`QueueProbe::rejected`](crate::state::QueueProbe::rejected)); not counted as produced |
 //! | `diag_queue_producer_rate_per_second` | gauge | `queue` | items produced per second over the last minute; absent in the queue's first second |
 //! | `diag_queue_consumer_rate_per_second` | gauge | `queue` | items consumed per second, likewise |
 //! | `diag_queue_consumer_lagging` | gauge | `queue` | 1 while consumers fall behind (see [`QueueSnapshot::consumer_lagging`](crate::state::QueueSnapshot::consumer_lagging)), else 0 |

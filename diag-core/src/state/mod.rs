@@ -12,7 +12,7 @@
 //! | `process` | pid, version, git sha and build facts, uptime, rss, threads, fds vs limit, Tokio runtime figures | the OS and Tokio |
 //! | `config` | the service's effective configuration, secrets hidden | [`Diag::config`](crate::Diag::config), [`Diag::reload_config`](crate::Diag::reload_config) |
 //! | `errors` | the latest ERROR events with trace ids, counts per target | [`Diag::error_layer`](crate::Diag::error_layer) in the subscriber |
-//! | `queues` | depth, capacity, producer/consumer rates, lagging consumers | [`Diag::queue`](crate::Diag::queue) probes |
+//! | `queues` | depth, capacity, items refused, producer/consumer/rejection rates, lagging consumers | [`Diag::queue`](crate::Diag::queue) probes |
 //! | `requests` | requests in flight per route, oldest's age | [`Diag::begin`](crate::Diag::begin) |
 //! | `events` | the latest "what changed" events | [`Diag::events`](crate::Diag::events) |
 //!

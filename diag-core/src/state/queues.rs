@@ -1,12 +1,13 @@
 //! The built-in `queues` provider: depth, capacity and rates of the service's queues,
-//! and whether a consumer falls behind.
+//! what they refused, and whether a consumer falls behind.
 //!
-//! Producers and consumers only bump two atomic counters ([`QueueProbe::produced`],
-//! [`QueueProbe::consumed`]). Rates are computed when someone reads them: each read
-//! takes a sample `(time, produced, consumed)` into a small ring (at most one sample a
-//! second, at most [`MAX_SAMPLES`]), and a rate is the difference between now and the
-//! newest sample at least [`RATE_WINDOW`] old (or the oldest sample, when none is that
-//! old), divided by the time between them. The probe's creation is the first sample.
+//! Producers and consumers only bump atomic counters ([`QueueProbe::produced`],
+//! [`QueueProbe::consumed`], [`QueueProbe::rejected`]). Rates are computed when someone
+//! reads them: each read takes a sample `(time, produced, consumed, rejected)` into a
+//! small ring (at most one sample a second, at most [`MAX_SAMPLES`]), and a rate is the
+//! difference between now and the newest sample at least [`RATE_WINDOW`] old (or the
+//! oldest sample, when none is that old), divided by the time between them. The
+//! probe's creation is the first sample.
 //! No timer task runs; `window_seconds` in the report says what span a rate covers.
 
 use std::collections::VecDeque;
@@ -75,6 +76,42 @@ const KEEPING_UP_RATIO: f64 = 0.9;
 /// A cheap, cloneable handle on one queue's counters. Clone it into every producer and
 /// consumer; each call is one relaxed atomic add.
 ///
+/// # What depth counts
+///
+/// Depth is produced minus consumed: items produced and not yet consumed, whether they
+/// wait in the queue or a consumer is working on them. It is "items waiting" only when
+/// consumers call [`consumed`](QueueProbe::consumed) as they take an item off the queue;
+/// a worker that calls it after processing an item also counts the one in its hands
+/// (a queue of capacity 2, full, with one item being processed reads depth 3). Call
+/// [`produced`](QueueProbe::produced) before the item can be taken off (after reserving
+/// a slot, before sending it), so a fast consumer never counts it first. An item the
+/// queue refuses, full or closed, is [`rejected`](QueueProbe::rejected), not produced:
+/// it never adds to the depth.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let diag = diag_core::Diag::builder().build().unwrap();
+/// let jobs = diag.queue("jobs").unwrap();
+/// let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(2);
+/// jobs.set_capacity(tx.max_capacity() as u64);
+/// // Producer: count the item once it has a slot, before a consumer can see it.
+/// for job in [1, 2, 3] {
+///     match tx.try_reserve() {
+///         Ok(slot) => {
+///             jobs.produced();
+///             slot.send(job);
+///         }
+///         Err(_) => jobs.rejected(), // full: the caller is told to retry
+///     }
+/// }
+/// // Consumer: count the item when it comes off the queue, then work on it.
+/// let job = rx.recv().await.unwrap();
+/// jobs.consumed();
+/// assert_eq!(job, 1);
+/// assert_eq!((jobs.depth(), jobs.rejected_total()), (1, 1)); // one waiting, one refused
+/// # }
+/// ```
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -98,6 +135,7 @@ struct QueueCounters {
     name: String,
     produced: AtomicU64,
     consumed: AtomicU64,
+    rejected: AtomicU64,
     /// 0: unknown / unbounded.
     capacity: AtomicU64,
     samples: Mutex<VecDeque<Sample>>,
@@ -108,6 +146,7 @@ struct Sample {
     at: Instant,
     produced: u64,
     consumed: u64,
+    rejected: u64,
 }
 
 /// One queue as the `queues` provider shows it; also what a metrics exporter reads.
@@ -122,6 +161,7 @@ struct Sample {
 /// assert!(snap.consumer_lagging); // at 90% of capacity
 /// let json = serde_json::to_value(&snap).unwrap();
 /// assert_eq!(json["depth"], 9);
+/// assert_eq!(json["rejected_total"], 0);
 /// ```
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct QueueSnapshot {
@@ -129,7 +169,11 @@ pub struct QueueSnapshot {
     pub produced_total: u64,
     /// Items consumed since start.
     pub consumed_total: u64,
-    /// Produced minus consumed.
+    /// Items the queue refused since start ([`QueueProbe::rejected`]); not in
+    /// `produced_total`.
+    pub rejected_total: u64,
+    /// Produced minus consumed: items waiting, plus those in progress when consumers
+    /// count an item only after processing it (see [`QueueProbe`]).
     pub depth: u64,
     /// The configured capacity, if any.
     pub capacity: Option<u64>,
@@ -138,6 +182,9 @@ pub struct QueueSnapshot {
     pub producer_rate_per_s: Option<f64>,
     /// Items consumed per second over the window (`None` likewise).
     pub consumer_rate_per_s: Option<f64>,
+    /// Items rejected per second over the window (`None` likewise): with the producer
+    /// rate, how much of the work offered the queue refuses.
+    pub rejection_rate_per_s: Option<f64>,
     /// The span the rates cover, in seconds: about 60 while the queue is read or scraped
     /// at least once a minute, less just after start; after a longer time without a
     /// read, the span back to the last one (or to the queue's creation), so the first
@@ -145,9 +192,11 @@ pub struct QueueSnapshot {
     pub window_seconds: f64,
     /// How much the depth changed over the window.
     pub depth_change: i64,
-    /// The consumer falls behind: over a window of at least [`MIN_RATE_WINDOW`] the
-    /// depth grew and consumers took less than 90% of what was produced, or the depth
-    /// is at 90% of capacity or more.
+    /// The consumer falls behind: the queue rejected an item over the window (a queue
+    /// refusing work lags whatever its depth at this instant, and this stays true for
+    /// the window's length, about a minute, after the last rejection), or the depth is
+    /// at 90% of capacity or more, or over a window of at least [`MIN_RATE_WINDOW`] the
+    /// depth grew and consumers took less than 90% of what was produced.
     pub consumer_lagging: bool,
 }
 
@@ -158,12 +207,14 @@ impl QueueProbe {
             at: now,
             produced: 0,
             consumed: 0,
+            rejected: 0,
         });
         QueueProbe {
             inner: Arc::new(QueueCounters {
                 name: name.to_owned(),
                 produced: AtomicU64::new(0),
                 consumed: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
                 capacity: AtomicU64::new(0),
                 samples: Mutex::new(samples),
             }),
@@ -181,7 +232,8 @@ impl QueueProbe {
         &self.inner.name
     }
 
-    /// One item was enqueued.
+    /// One item was enqueued. Count it before a consumer can take it off (see
+    /// [`QueueProbe`]); an item the queue refused is [`rejected`](QueueProbe::rejected).
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -208,7 +260,8 @@ impl QueueProbe {
         self.inner.produced.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// One item was dequeued.
+    /// One item was taken off the queue. Call it when the consumer takes the item, not
+    /// after processing it, for [`depth`](QueueProbe::depth) to mean "items waiting".
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -234,6 +287,45 @@ impl QueueProbe {
     #[inline]
     pub fn consumed_n(&self, n: u64) {
         self.inner.consumed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One item was refused: the queue was full (or closed) and the producer dropped
+    /// it or told its caller so. It is not produced and never adds to the depth; the
+    /// snapshot flags a queue that rejected items over its window as
+    /// [`consumer_lagging`](QueueSnapshot::consumer_lagging), and `/metrics` counts them
+    /// in `diag_queue_rejected_total`.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("orders").unwrap();
+    /// let (tx, _rx) = tokio::sync::mpsc::channel::<u64>(1);
+    /// q.set_capacity(1);
+    /// for order in [1, 2] {
+    ///     match tx.try_send(order) {
+    ///         Ok(()) => q.produced(),
+    ///         Err(_) => q.rejected(), // answer 503, drop it, ...
+    ///     }
+    /// }
+    /// assert_eq!((q.produced_total(), q.rejected_total(), q.depth()), (1, 1, 1));
+    /// assert!(q.snapshot().consumer_lagging); // it refuses work
+    /// ```
+    #[inline]
+    pub fn rejected(&self) {
+        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` items were refused (see [`rejected`](QueueProbe::rejected)).
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("batches").unwrap();
+    /// q.produced_n(8);
+    /// q.rejected_n(2); // a batch of 10 that fit only in part
+    /// assert_eq!((q.depth(), q.rejected_total()), (8, 2));
+    /// ```
+    #[inline]
+    pub fn rejected_n(&self, n: u64) {
+        self.inner.rejected.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sets the queue's capacity (0: unknown or unbounded).
@@ -288,7 +380,22 @@ impl QueueProbe {
         self.inner.consumed.load(Ordering::Relaxed)
     }
 
-    /// Items waiting: produced minus consumed.
+    /// Items refused since start.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder().build().unwrap();
+    /// let q = diag.queue("orders").unwrap();
+    /// q.rejected();
+    /// q.rejected_n(4);
+    /// assert_eq!((q.rejected_total(), q.produced_total()), (5, 0));
+    /// ```
+    pub fn rejected_total(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Produced minus consumed: items produced and not yet consumed, waiting or in
+    /// progress (only waiting when consumers count an item as they take it off the
+    /// queue; see [`QueueProbe`]).
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -302,7 +409,7 @@ impl QueueProbe {
         produced.saturating_sub(consumed)
     }
 
-    /// Depth, rates and the lagging flag, now (takes a rate sample).
+    /// Depth, totals, rates and the lagging flag, now (takes a rate sample).
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -321,10 +428,12 @@ impl QueueProbe {
     /// move time without waiting.
     pub(crate) fn snapshot_at(&self, now: Instant) -> QueueSnapshot {
         let (produced, consumed) = self.counters();
+        let rejected = self.rejected_total();
         let current = Sample {
             at: now,
             produced,
             consumed,
+            rejected,
         };
         let base = {
             let mut samples = self.inner.samples.lock();
@@ -336,6 +445,7 @@ impl QueueProbe {
         let long_enough = window >= MIN_RATE_WINDOW;
         let produced_in_window = produced.saturating_sub(base.produced);
         let consumed_in_window = consumed.saturating_sub(base.consumed);
+        let rejected_in_window = rejected.saturating_sub(base.rejected);
         let rate = |n: u64| long_enough.then(|| n as f64 / secs);
         let depth = produced.saturating_sub(consumed);
         let base_depth = base.produced.saturating_sub(base.consumed);
@@ -345,13 +455,19 @@ impl QueueProbe {
         QueueSnapshot {
             produced_total: produced,
             consumed_total: consumed,
+            rejected_total: rejected,
             depth,
             capacity,
             producer_rate_per_s: rate(produced_in_window),
             consumer_rate_per_s: rate(consumed_in_window),
+            rejection_rate_per_s: rate(rejected_in_window),
             window_seconds: secs,
             depth_change,
-            consumer_lagging: nearly_full
+            // Refusing work is lagging, whatever the depth reads at this instant (a
+            // consumer may have just taken an item); it lasts the window, so a scrape
+            // between rejections still sees it.
+            consumer_lagging: rejected_in_window > 0
+                || nearly_full
                 || (long_enough
                     && depth_change > 0
                     && (consumed_in_window as f64) < produced_in_window as f64 * KEEPING_UP_RATIO),
@@ -447,7 +563,7 @@ impl Diag {
     }
 
     /// Every queue probe, for exporting their numbers as metrics
-    /// ([`QueueProbe::snapshot`] has depth, rates and the lagging flag).
+    /// ([`QueueProbe::snapshot`] has depth, totals, rates and the lagging flag).
     ///
     /// ```
     /// let diag = diag_core::Diag::builder().build().unwrap();
@@ -556,6 +672,91 @@ mod tests {
     }
 
     #[test]
+    fn rejections_are_counted_apart_and_rated_over_the_window() {
+        let t0 = Instant::now();
+        let q = QueueProbe::new("orders", t0);
+        q.set_capacity(100);
+        q.rejected();
+        let snap = q.snapshot_at(t0 + Duration::from_millis(10));
+        assert_eq!(
+            (snap.rejected_total, snap.produced_total, snap.depth),
+            (1, 0, 0)
+        );
+        // Under a second: no rate, but the refusal is a fact: lagging already.
+        assert_eq!(snap.rejection_rate_per_s, None);
+        assert!(snap.consumer_lagging, "{snap:?}");
+        // 10/s in, 10/s out, 5/s refused, read every second.
+        for s in 1..=61u64 {
+            q.produced_n(10);
+            q.consumed_n(10);
+            q.rejected_n(5);
+            let _ = q.snapshot_at(t0 + Duration::from_secs(s));
+        }
+        let snap = q.snapshot_at(t0 + Duration::from_secs(61));
+        assert_eq!(snap.rejected_total, 306);
+        assert_eq!(snap.produced_total, 610);
+        assert_eq!(snap.depth, 0, "rejected items never add to the depth");
+        // Over the window (seconds 1 to 61), like the producer and consumer rates.
+        assert!((snap.window_seconds - 60.0).abs() < 1e-9, "{snap:?}");
+        assert_eq!(snap.producer_rate_per_s, Some(10.0));
+        assert_eq!(snap.consumer_rate_per_s, Some(10.0));
+        assert_eq!(snap.rejection_rate_per_s, Some(5.0), "{snap:?}");
+        assert!(
+            snap.consumer_lagging,
+            "depth 0, rates equal, but refusing work"
+        );
+        let json = serde_json::to_value(&snap).unwrap();
+        assert_eq!(json["rejected_total"], 306);
+        assert_eq!(json["rejection_rate_per_s"], 5.0);
+        // Nothing refused for a minute: the rate falls to 0 and the flag goes.
+        for s in 62..=121u64 {
+            q.produced_n(10);
+            q.consumed_n(10);
+            let _ = q.snapshot_at(t0 + Duration::from_secs(s));
+        }
+        let snap = q.snapshot_at(t0 + Duration::from_secs(121));
+        assert_eq!(snap.rejection_rate_per_s, Some(0.0));
+        assert_eq!(snap.rejected_total, 306);
+        assert!(!snap.consumer_lagging, "{snap:?}");
+    }
+
+    /// The on-call drill: a small queue, its depth read at random points between 0 and
+    /// capacity, refusing some work all along. The depth check alone flapped; the flag
+    /// now holds on every read while the queue refuses work, and for one window after.
+    #[test]
+    fn a_rejecting_queue_lags_on_every_read_whatever_its_depth() {
+        let t0 = Instant::now();
+        let q = QueueProbe::new("orders", t0);
+        q.set_capacity(2);
+        for s in 1..=120u64 {
+            // 275/s through; depth read at 1 or 0 (under 90% of 2); one refusal every
+            // 10 s, far fewer than in the drill.
+            q.produced_n(275 + s % 2);
+            q.consumed_n(275 + (s + 1) % 2);
+            if s % 10 == 1 {
+                q.rejected();
+            }
+            let snap = q.snapshot_at(t0 + Duration::from_secs(s));
+            assert_eq!(snap.depth, s % 2, "{snap:?}");
+            assert!(snap.consumer_lagging, "second {s}: {snap:?}");
+        }
+        // The last refusal was at second 111: lagging while it is inside the window.
+        for s in 121..=170u64 {
+            q.produced_n(275);
+            q.consumed_n(275);
+            let snap = q.snapshot_at(t0 + Duration::from_secs(s));
+            assert!(snap.consumer_lagging, "second {s}: {snap:?}");
+        }
+        q.produced_n(275);
+        q.consumed_n(275);
+        let snap = q.snapshot_at(t0 + Duration::from_secs(171));
+        assert!(
+            !snap.consumer_lagging,
+            "the refusal left the window: {snap:?}"
+        );
+    }
+
+    #[test]
     fn samples_stay_bounded_and_reads_within_a_second_do_not_add_samples() {
         let t0 = Instant::now();
         let q = QueueProbe::new("q", t0);
@@ -583,8 +784,13 @@ mod tests {
         b.produced();
         assert_eq!(a.depth(), 2);
         assert_eq!(diag.queues().len(), 1);
+        b.rejected_n(3);
+        assert_eq!(a.rejected_total(), 3);
         let v = diag.state().collect("queues").await.unwrap().value.unwrap();
         assert_eq!(v["emails"]["produced_total"], 2);
+        assert_eq!(v["emails"]["rejected_total"], 3);
+        assert_eq!(v["emails"]["rejection_rate_per_s"], serde_json::Value::Null);
+        assert_eq!(v["emails"]["consumer_lagging"], true);
         assert_eq!(v["emails"]["capacity"], serde_json::Value::Null);
     }
 }

@@ -29,7 +29,7 @@ pub struct AppState {
 /// Must be called inside a Tokio runtime (it starts the order worker).
 pub fn app(diag: &Diag, config: &Config) -> Router {
     let catalog = Arc::new(catalog::Catalog::new(config.pricing_latency_ms, diag));
-    // The queue probe feeds the `queues` provider (depth, rates, a lagging consumer).
+    // The queue probe feeds the `queues` provider (depth, rates, refusals, a lagging consumer).
     let probe = diag.queue("orders").ok();
     let orders = orders::Orders::start(config.order_queue_capacity, probe);
     register_state(diag, config, &catalog, &orders);

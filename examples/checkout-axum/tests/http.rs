@@ -131,3 +131,49 @@ async fn endpoints_on_a_separate_admin_listener() {
     assert_eq!(v["value"]["capacity"], 16);
     admin.abort();
 }
+
+/// A queue of one under bursts of orders: each 503 is a rejected order, each 202 a
+/// produced one, and `/debug/state/queues` and `/metrics` say the queue refuses work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_order_queue_is_counted_as_rejecting() {
+    let config = checkout_axum::Config {
+        order_queue_capacity: 1,
+        ..common::test_config()
+    };
+    let s = Running::start_with(common::diag_with_token(|b| b), config).await;
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    // The worker spends 2 ms an order: a burst of 32 at once overflows a queue of one.
+    for _ in 0..50 {
+        let burst = (0..32).map(|_| {
+            s.post("/checkout")
+                .json(&json!({"product_id": 7, "qty": 1}))
+                .send()
+        });
+        for res in futures_util::future::join_all(burst).await {
+            match res.unwrap().status().as_u16() {
+                202 => accepted += 1,
+                503 => refused += 1,
+                other => panic!("checkout answered {other}"),
+            }
+        }
+        if refused > 0 {
+            break;
+        }
+    }
+    assert!(
+        refused > 0,
+        "no burst filled the queue ({accepted} accepted)"
+    );
+
+    let q = &s.admin_json("/debug/state/queues").await["value"]["orders"];
+    assert_eq!(q["rejected_total"], refused, "{q}");
+    assert_eq!(q["produced_total"], accepted, "{q}");
+    assert_eq!(q["capacity"], 1, "{q}");
+    assert_eq!(q["consumer_lagging"], true, "it refused orders: {q}");
+    let metrics = common::text(s.get("/metrics")).await;
+    let line = format!("diag_queue_rejected_total{{queue=\"orders\"}} {refused}");
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no `{line}` in:\n{metrics}"
+    );
+}

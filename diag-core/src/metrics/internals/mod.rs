@@ -196,7 +196,7 @@ fn queues(inner: &Inner, w: &mut ScrapeWriter) {
         let queue = [("queue", probe.name())];
         w.gauge(
             "diag_queue_depth",
-            "Items waiting in the queue: produced minus consumed.",
+            "Items produced and not yet consumed: waiting, plus any being processed when consumers count an item after processing it.",
             &queue,
             snap.depth as f64,
         );
@@ -220,6 +220,12 @@ fn queues(inner: &Inner, w: &mut ScrapeWriter) {
             &queue,
             snap.consumed_total,
         );
+        w.counter(
+            "diag_queue_rejected_total",
+            "Items the queue refused (full or closed); not counted as produced.",
+            &queue,
+            snap.rejected_total,
+        );
         if let Some(rate) = snap.producer_rate_per_s {
             w.gauge(
                 "diag_queue_producer_rate_per_second",
@@ -238,7 +244,7 @@ fn queues(inner: &Inner, w: &mut ScrapeWriter) {
         }
         w.gauge(
             "diag_queue_consumer_lagging",
-            "1 while the queue's consumers fall behind (depth grew and they took under 90% of what was produced over the window, or depth is at 90% of capacity), else 0.",
+            "1 while the queue's consumers fall behind (it rejected items over the last minute, depth is at 90% of capacity, or depth grew and they took under 90% of what was produced over the window), else 0.",
             &queue,
             f64::from(u8::from(snap.consumer_lagging)),
         );

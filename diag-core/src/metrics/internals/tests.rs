@@ -182,16 +182,27 @@ fn queues_depth_capacity_totals_rates_and_lagging() {
     orders.set_capacity(10);
     orders.produced_n(5);
     orders.consumed_n(2);
-    diag.queue("emails").unwrap().produced();
+    let emails = diag.queue("emails").unwrap();
+    emails.produced();
 
     let text = scrape(&diag);
     assert_value(&text, r#"diag_queue_depth{queue="orders"}"#, 3.0);
     assert_value(&text, r#"diag_queue_capacity{queue="orders"}"#, 10.0);
     assert_value(&text, r#"diag_queue_produced_total{queue="orders"}"#, 5.0);
     assert_value(&text, r#"diag_queue_consumed_total{queue="orders"}"#, 2.0);
+    assert_value(&text, r#"diag_queue_rejected_total{queue="orders"}"#, 0.0);
     assert_value(&text, r#"diag_queue_consumer_lagging{queue="orders"}"#, 0.0);
     assert_value(&text, r#"diag_queue_depth{queue="emails"}"#, 1.0);
     assert_eq!(value(&text, r#"diag_queue_capacity{queue="emails"}"#), None);
+    assert_value(&text, r#"diag_queue_consumer_lagging{queue="emails"}"#, 0.0);
+
+    // A queue that refuses work lags, at whatever depth; refusals are not produced.
+    emails.rejected_n(2);
+    let text = scrape(&diag);
+    assert_value(&text, r#"diag_queue_rejected_total{queue="emails"}"#, 2.0);
+    assert_value(&text, r#"diag_queue_produced_total{queue="emails"}"#, 1.0);
+    assert_value(&text, r#"diag_queue_depth{queue="emails"}"#, 1.0);
+    assert_value(&text, r#"diag_queue_consumer_lagging{queue="emails"}"#, 1.0);
     // Under a second old: no rate yet.
     assert_eq!(
         value(
@@ -395,6 +406,7 @@ fn every_source_busy_passes_promtool_and_the_openmetrics_check() {
     let q = diag.queue("jobs.high-priority").unwrap();
     q.set_capacity(4);
     q.produced_n(4);
+    q.rejected();
     diag.errors()
         .push(record("weird \"target\"\\with\nnewline"));
     diag.state().register("fine", || 1).unwrap();
@@ -433,6 +445,11 @@ fn every_source_busy_passes_promtool_and_the_openmetrics_check() {
         "# TYPE diag_debug_recorder_bytes gauge\n# UNIT diag_debug_recorder_bytes bytes\n"
     ));
     assert!(om.contains("# TYPE diag_debug_rejected counter\n"));
+    assert!(om.contains(
+        "# HELP diag_queue_rejected Items the queue refused (full or closed); not counted as produced.\n\
+         # TYPE diag_queue_rejected counter\n\
+         diag_queue_rejected_total{queue=\"jobs.high-priority\"} 1\n"
+    ), "{om}");
     assert!(om.contains("# TYPE pool_idle_bytes gauge\n# UNIT pool_idle_bytes bytes\n"));
     if std::env::var_os("DIAG_PRINT_METRICS").is_some() {
         println!("{om}");
