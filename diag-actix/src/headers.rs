@@ -100,6 +100,12 @@ impl ResponseHeaders for ActixHeadersMut<'_> {
         }
     }
 
+    fn append(&mut self, name: &'static str, value: &str) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.0.append(response_header_name(name), value);
+        }
+    }
+
     fn insert_traceparent(&mut self, value: &Traceparent) {
         // A handler's own `traceparent` is kept.
         if self.0.contains_key(TRACEPARENT) {

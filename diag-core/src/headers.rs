@@ -127,6 +127,17 @@ pub trait ResponseHeaders: HeaderView {
     /// ```
     fn insert(&mut self, name: &'static str, value: &str);
 
+    /// Adds a line for header `name` (lower-case), keeping the lines it has: how diag's
+    /// `Server-Timing` joins a handler's own.
+    ///
+    /// ```
+    /// use diag_core::{HeaderView, ResponseHeaders};
+    /// let mut headers = vec![("server-timing".to_owned(), "db;dur=5".to_owned())];
+    /// headers.append("server-timing", "total;dur=7");
+    /// assert_eq!(headers.get_joined("server-timing").as_deref(), Some("db;dur=5, total;dur=7"));
+    /// ```
+    fn append(&mut self, name: &'static str, value: &str);
+
     /// Sets `traceparent`, which every watched response carries, unless the response
     /// has one already: a handler (or a tracer of the service's own) that sets it is
     /// kept, as diag never changes what the service answers. An adapter may override
@@ -159,9 +170,15 @@ impl ResponseHeaders for Vec<(String, String)> {
         self.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         self.push((name.to_owned(), value.to_owned()));
     }
+
+    fn append(&mut self, name: &'static str, value: &str) {
+        self.push((name.to_owned(), value.to_owned()));
+    }
 }
 
 /// Discards what is inserted (benchmarks, tests that only need the side effects).
 impl ResponseHeaders for () {
     fn insert(&mut self, _: &'static str, _: &str) {}
+
+    fn append(&mut self, _: &'static str, _: &str) {}
 }

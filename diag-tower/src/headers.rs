@@ -104,6 +104,12 @@ impl ResponseHeaders for HttpHeadersMut<'_> {
         }
     }
 
+    fn append(&mut self, name: &'static str, value: &str) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.0.append(response_header_name(name), value);
+        }
+    }
+
     fn insert_traceparent(&mut self, value: &Traceparent) {
         // A handler's own `traceparent` is kept. A scan of the few names a response
         // has costs less than hashing one (`entry` instead of `insert`: +100

@@ -12,7 +12,7 @@ use crate::log::DebugInFlight;
 use crate::metrics::{Outcome, SeriesRef};
 use crate::state::in_flight::InFlightTicket;
 use crate::trace::{SpanId, TraceContext};
-use crate::{Diag, HeaderView, ResponseHeaders};
+use crate::{Diag, ResponseHeaders};
 
 use super::{Entered, GrpcCode, RequestScope};
 
@@ -483,11 +483,12 @@ impl RequestGuard {
             if name == "x-trace-id" && headers.get(name).is_some() {
                 continue;
             }
-            let value = if name == "server-timing" {
-                with_service_timings(&*headers, value)
-            } else {
-                value
-            };
+            // The handler's own `Server-Timing` lines stay as they are (a list header:
+            // browsers read every line); diag's entries come in a line of their own.
+            if name == "server-timing" && headers.get(name).is_some() {
+                headers.append(name, &value);
+                continue;
+            }
             headers.insert(name, &value);
         }
         // The capture stays in this process: say which one, for a load-balanced service.
@@ -527,26 +528,6 @@ impl RequestGuard {
             });
         }
     }
-}
-
-/// diag's `Server-Timing` entries after the ones the service's handler set, if any: the
-/// service's own are kept, not replaced.
-fn with_service_timings(headers: &dyn HeaderView, diag_timings: String) -> String {
-    let mut all = String::new();
-    headers.for_each(&mut |name, value| {
-        if name.eq_ignore_ascii_case("server-timing")
-            && let Ok(value) = std::str::from_utf8(value)
-            && !value.trim().is_empty()
-        {
-            all.push_str(value.trim());
-            all.push_str(", ");
-        }
-    });
-    if all.is_empty() {
-        return diag_timings;
-    }
-    all.push_str(&diag_timings);
-    all
 }
 
 impl Drop for RequestGuard {
