@@ -133,7 +133,8 @@ pub trait ResponseHeaders: HeaderView {
     /// ```
     /// use diag_core::{HeaderView, ResponseHeaders};
     /// let mut headers = vec![("server-timing".to_owned(), "db;dur=5".to_owned())];
-    /// headers.append("server-timing", "total;dur=7");
+    /// // `Vec::append` would win over the trait method: call it by its path.
+    /// ResponseHeaders::append(&mut headers, "server-timing", "total;dur=7");
     /// assert_eq!(headers.get_joined("server-timing").as_deref(), Some("db;dur=5, total;dur=7"));
     /// ```
     fn append(&mut self, name: &'static str, value: &str);

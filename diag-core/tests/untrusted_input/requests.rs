@@ -610,7 +610,12 @@ proptest! {
             handlers => prop_assert_eq!(values(&response, "x-trace-id"), handlers),
         }
         prop_assert_eq!(one(&response, "x-debug-instance")?, Some(INSTANCE));
-        let timing = one(&response, "server-timing")?.expect("a debug response's server-timing");
+        // The handler's own `Server-Timing` lines as they were, then diag's line.
+        let timings = values(&response, "server-timing");
+        let handlers = values(&case.response, "server-timing");
+        prop_assert_eq!(timings.len(), handlers.len() + 1, "{:?}", timings);
+        prop_assert_eq!(&timings[..handlers.len()], &handlers[..]);
+        let timing = timings[handlers.len()];
         prop_assert!(timing.contains("total;dur="), "{timing:?}");
 
         // The capture is stored once the response body ends, and every view of it serves.
