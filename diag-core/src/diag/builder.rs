@@ -624,6 +624,7 @@ impl DiagBuilder {
                 Some(exporter)
             }
         };
+        let (started, started_at) = (Instant::now(), SystemTime::now());
         let inner = Inner {
             endpoint_refused: Default::default(),
             pending_warnings: Default::default(),
@@ -635,8 +636,11 @@ impl DiagBuilder {
             admin_addr,
             metrics_public: self.metrics_public,
             disabled: AtomicBool::new(self.disabled),
-            started: Instant::now(),
-            started_at: SystemTime::now(),
+            kill_switch: crate::state::kill_switch::KillSwitchLog::new(
+                self.disabled.then_some((started, started_at)),
+            ),
+            started,
+            started_at,
             state: StateRegistry::new(self.provider_deadline, self.provider_max_bytes)
                 .with_max_total_bytes(self.state_max_total_bytes),
             events: Events::new(self.events_capacity).redacting(self.secret_keys.clone()),

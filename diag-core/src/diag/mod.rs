@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     /// [`Diag::init_tracing`] to write once it installed one.
     pub(crate) pending_warnings: parking_lot::Mutex<Vec<String>>,
     pub(crate) disabled: AtomicBool,
+    /// When `disabled` was on lately, for the views it leaves requests out of.
+    pub(crate) kill_switch: crate::state::kill_switch::KillSwitchLog,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
     pub(crate) state: StateRegistry,
@@ -310,8 +312,13 @@ impl Diag {
     /// assert_eq!(diag.events().recent().last().unwrap().kind, "kill_switch");
     /// ```
     pub fn set_disabled(&self, disabled: bool) {
-        let was = self.inner.disabled.swap(disabled, Ordering::Relaxed);
-        if was != disabled {
+        let changed = self.inner.kill_switch.set(
+            &self.inner.disabled,
+            disabled,
+            Instant::now(),
+            SystemTime::now(),
+        );
+        if changed {
             let message = if disabled {
                 "kill switch on: diagnostics paused, requests pass straight through"
             } else {

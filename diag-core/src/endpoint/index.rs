@@ -1,11 +1,13 @@
 //! `GET /debug`: the service explained to someone who has never seen it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
 
 use super::{DiagResponse, ENDPOINTS, EndpointRequest};
 use crate::Diag;
+use crate::state::text::TEXT_VIEWS;
 
 #[derive(Serialize)]
 struct Index<'a> {
@@ -18,6 +20,9 @@ struct Index<'a> {
     disabled: bool,
     endpoints: Vec<EndpointEntry>,
     providers: Vec<String>,
+    /// The providers that also read as text, each with where (`Accept: text/plain` on
+    /// `/debug/state/{name}` gets it too).
+    provider_text_views: BTreeMap<String, String>,
     git_sha: Option<&'a str>,
     /// The service's active configuration, secrets already hidden.
     config: Option<&'a serde_json::Value>,
@@ -102,6 +107,9 @@ struct EndpointEntry {
     path: &'static str,
     methods: &'static str,
     shows: &'static str,
+    /// Where its text form is, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'static str>,
 }
 
 pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
@@ -123,9 +131,20 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
                 path: e.path,
                 methods: e.methods,
                 shows: e.shows,
+                text: e.text,
             })
             .collect(),
         providers: diag.state().names(),
+        provider_text_views: diag
+            .state()
+            .names()
+            .into_iter()
+            .filter(|p| TEXT_VIEWS.contains(&p.as_str()))
+            .map(|p| {
+                let text = format!("/debug/state/{p}?format=text");
+                (p, text)
+            })
+            .collect(),
         git_sha: diag.git_sha(),
         config: config.as_deref(),
         events: EventsSummary {
@@ -185,10 +204,11 @@ fn html(index: &Index<'_>) -> String {
     }
     out.push_str("</table><h2>State providers</h2><ul>");
     for p in &index.providers {
-        // The two with a table read better as one.
-        let query = match p.as_str() {
-            "routes" | "dependencies" => "format=text",
-            _ => "pretty",
+        // Those with a text view read better as text.
+        let query = if index.provider_text_views.contains_key(p) {
+            "format=text"
+        } else {
+            "pretty"
         };
         let _ = write!(
             out,
@@ -347,6 +367,32 @@ mod tests {
         ] {
             assert!(providers.contains(&Value::from(p)), "{p} missing");
         }
+        // Where a text form exists, the index says where.
+        assert_eq!(
+            v["provider_text_views"],
+            serde_json::json!({
+                "dependencies": "/debug/state/dependencies?format=text",
+                "queues": "/debug/state/queues?format=text",
+                "requests": "/debug/state/requests?format=text",
+                "routes": "/debug/state/routes?format=text",
+            })
+        );
+        let text_of = |path: &str| {
+            v["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["path"] == path)
+                .map(|e| e["text"].clone())
+                .unwrap()
+        };
+        assert_eq!(
+            text_of("/debug/state/{name}"),
+            "/debug/state/{name}?format=text"
+        );
+        assert_eq!(text_of("/debug/requests"), "/debug/requests?format=text");
+        assert_eq!(text_of("/debug/events"), "/debug/events?format=text");
+        assert!(text_of("/debug/kill-switch").is_null());
     }
 
     #[tokio::test]
@@ -407,6 +453,8 @@ mod tests {
         assert!(html.contains("Kill switch on"));
         assert!(html.contains("href=\"/debug/events\""));
         assert!(html.contains("href=\"/debug/state/routes?format=text\""));
+        assert!(html.contains("href=\"/debug/state/requests?format=text\""));
+        assert!(html.contains("href=\"/debug/state/queues?format=text\""));
         assert!(html.contains("href=\"/debug/state/process?pretty\""));
         assert!(html.contains("&quot;port&quot;: 8080"));
         assert!(!html.contains("sk_live_1"));

@@ -227,6 +227,8 @@ pub(crate) struct Endpoint {
     pub(crate) path: &'static str,
     pub(crate) methods: &'static str,
     pub(crate) shows: &'static str,
+    /// Where its text form is (`Accept: text/plain` gets it too), when it has one.
+    pub(crate) text: Option<&'static str>,
 }
 
 /// Every endpoint diag serves, in the order the index lists them.
@@ -235,46 +237,55 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         path: "/debug",
         methods: "GET",
         shows: "this index: the service, its endpoints and providers",
+        text: None,
     },
     Endpoint {
         path: "/debug/state",
         methods: "GET",
         shows: "every state provider's report, keyed by name (?pretty)",
+        text: None,
     },
     Endpoint {
         path: "/debug/state/{name}",
         methods: "GET",
-        shows: "one state provider's report",
+        shows: "one state provider's report (as text too for those under `provider_text_views`: Accept: text/plain or ?format=text)",
+        text: Some("/debug/state/{name}?format=text"),
     },
     Endpoint {
         path: "/debug/requests",
         methods: "GET",
         shows: "recent debug (X-Debug) requests kept by the flight recorder, newest first (?trace_id= for one trace's; text with Accept: text/plain or ?format=text)",
+        text: Some("/debug/requests?format=text"),
     },
     Endpoint {
         path: "/debug/requests/{id}",
         methods: "GET",
         shows: "one debug request by its X-Debug-Id, or by trace id (X-Trace-Id, an exemplar's trace_id): spans, logs, redacted request and response (JSON, or a text waterfall with Accept: text/plain or ?format=text)",
+        text: Some("/debug/requests/{id}?format=text"),
     },
     Endpoint {
         path: "/debug/events",
         methods: "GET",
-        shows: "what changed: start, config reloads, log level, kill switch, ... (?since=<seq>&kind=<kind>&limit=<n>)",
+        shows: "what changed: start, config reloads, log level, kill switch, ... (?since=<seq>&kind=<kind>&limit=<n>; text with Accept: text/plain or ?format=text)",
+        text: Some("/debug/events?format=text"),
     },
     Endpoint {
         path: "/debug/log-level",
         methods: "GET, PUT, POST, DELETE",
         shows: "the active log filter; PUT a directive (optionally with a TTL), DELETE to reset",
+        text: None,
     },
     Endpoint {
         path: "/debug/kill-switch",
         methods: "GET, PUT, POST, DELETE",
         shows: "whether diag is switched off; PUT on to make the middleware a pass-through (no metrics, traces or diagnostic mode), off or DELETE to resume",
+        text: None,
     },
     Endpoint {
         path: "/metrics",
         methods: "GET",
         shows: "RED metrics with exemplars and the service's own metrics (OpenMetrics or Prometheus text)",
+        text: None,
     },
 ];
 

@@ -209,19 +209,8 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     out
 }
 
-/// `secs` ago, to the precision a person needs.
-pub(super) fn age(secs: f64) -> String {
-    let secs = secs.max(0.0);
-    if secs < 1.0 {
-        format!("{:.0} ms", secs * 1000.0)
-    } else if secs < 90.0 {
-        format!("{secs:.1} s")
-    } else if secs < 90.0 * 60.0 {
-        format!("{:.0} min", secs / 60.0)
-    } else {
-        format!("{:.1} h", secs / 3600.0)
-    }
-}
+/// `secs` ago, to the precision a person needs (shared with the state providers' text).
+pub(super) use crate::state::text::age;
 
 /// What `/debug/requests/{id}` was asked for.
 #[derive(Debug, PartialEq, Eq)]

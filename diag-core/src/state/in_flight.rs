@@ -13,15 +13,21 @@
 //! count under `(*, __overflow__)` and in `route_overflow`. [`AGE_SLOTS`] start times;
 //! a request that finds no free slot is still counted, its age is not
 //! (`requests_without_age`). Unknown methods count as `OTHER`.
+//!
+//! While the kill switch is on the middleware passes requests straight through, so none
+//! is counted here: the report says so (`kill_switch`), and for a while after it is
+//! turned off, that requests begun before then are not listed.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::Diag;
 use crate::clock::MonoTime;
+use crate::state::kill_switch::KillSwitchNote;
 
 /// The most distinct `(method, route)` pairs tracked.
 ///
@@ -145,6 +151,10 @@ impl Drop for InFlightGuard<'_> {
 
 #[derive(Serialize)]
 struct RequestsReport {
+    /// The kill switch is on (no request is tracked), or was lately (requests begun
+    /// then are not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kill_switch: Option<KillSwitchNote>,
     in_flight: u64,
     /// Routes with requests in flight, most first.
     routes: Vec<RouteReport>,
@@ -480,6 +490,7 @@ impl InFlight {
                 .then_with(|| a.route.cmp(&b.route))
         });
         RequestsReport {
+            kill_switch: None,
             in_flight: routes.iter().map(|r| r.in_flight).sum(),
             routes,
             routes_tracked: self.claimed_routes.load(Ordering::Relaxed),
@@ -555,8 +566,11 @@ impl Diag {
 pub(crate) fn register(diag: &Diag) {
     let weak = std::sync::Arc::downgrade(&diag.inner);
     let _ = diag.state().register("requests", move || {
-        weak.upgrade()
-            .map(|inner| inner.in_flight.report_at(MonoTime::now()))
+        weak.upgrade().map(|inner| {
+            let mut report = inner.in_flight.report_at(MonoTime::now());
+            report.kill_switch = inner.kill_switch.in_flight_note(Instant::now());
+            report
+        })
     });
 }
 
@@ -737,6 +751,53 @@ mod tests {
             .unwrap();
         assert_eq!(v["in_flight"], 0);
         assert_eq!(diag.in_flight().total(), 0);
+    }
+
+    /// While the kill switch is on the middleware tracks no request, and the
+    /// view says so (in JSON and text) instead of showing an empty table as if all were
+    /// well; once off, that requests begun before then are not listed.
+    #[tokio::test]
+    async fn the_requests_view_says_when_the_kill_switch_hides_requests() {
+        let diag = Diag::builder().build().unwrap();
+        let read = || async {
+            diag.state()
+                .collect("requests")
+                .await
+                .unwrap()
+                .value
+                .unwrap()
+        };
+        assert!(read().await.get("kill_switch").is_none());
+        diag.set_disabled(true);
+        let v = read().await;
+        assert_eq!(v["kill_switch"]["disabled"], true);
+        let note = v["kill_switch"]["note"].as_str().unwrap();
+        assert!(
+            note.starts_with("diag disabled since ")
+                && note.ends_with(" ago): requests are not counted"),
+            "{note}"
+        );
+        let text = crate::state::text::render("requests", &v).unwrap();
+        assert!(text.contains(&format!("\nnote       {note}\n")), "{text}");
+        diag.set_disabled(false);
+        let v = read().await;
+        assert_eq!(v["kill_switch"]["disabled"], false);
+        let note = v["kill_switch"]["note"].as_str().unwrap();
+        assert!(
+            note.starts_with("diag enabled again at ")
+                && note.ends_with("requests that began before then are not listed"),
+            "{note}"
+        );
+        // A diag built disabled (DIAG_DISABLED=1) says so from the start.
+        let off = Diag::builder().disabled(true).build().unwrap();
+        let v = off
+            .state()
+            .collect("requests")
+            .await
+            .unwrap()
+            .value
+            .unwrap();
+        assert_eq!(v["kill_switch"]["disabled"], true, "{v}");
     }
 
     #[test]

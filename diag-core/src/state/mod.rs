@@ -13,8 +13,30 @@
 //! | `config` | the service's effective configuration, secrets hidden | [`Diag::config`](crate::Diag::config), [`Diag::reload_config`](crate::Diag::reload_config) |
 //! | `errors` | the latest ERROR events with trace ids, counts per target | [`Diag::error_layer`](crate::Diag::error_layer) in the subscriber |
 //! | `queues` | depth, capacity, items refused, producer/consumer/rejection rates, lagging consumers | [`Diag::queue`](crate::Diag::queue) probes |
-//! | `requests` | requests in flight per route, oldest's age | [`Diag::begin`](crate::Diag::begin) |
+//! | `requests` | requests in flight per route, oldest's age; whether the kill switch hides them | [`Diag::begin`](crate::Diag::begin) |
+//! | `routes`, `dependencies` | per route (per called service): rate, errors by status, mean and p50/p90/p99, exemplars, recent and since start | the RED histograms |
 //! | `events` | the latest "what changed" events | [`Diag::events`](crate::Diag::events) |
+//!
+//! `routes`, `dependencies`, `requests` and `queues` also read as text (`Accept:
+//! text/plain` or `?format=text` on `/debug/state/{name}`).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use diag_core::EndpointRequest;
+//! let diag = diag_core::Diag::builder().build().unwrap(); // no token: loopback only
+//! let _slow = diag.in_flight().start("GET", "/slow");
+//! let req = EndpointRequest {
+//!     method: "GET".into(),
+//!     path: "/debug/state/requests".into(),
+//!     headers: vec![("accept".into(), "text/plain".into())],
+//!     peer: Some("127.0.0.1:50312".parse().unwrap()),
+//!     ..Default::default()
+//! };
+//! let text = String::from_utf8(diag.serve(req).await.body).unwrap();
+//! assert!(text.starts_with("requests   1 in flight"));
+//! assert!(text.contains("\nGET     /slow          1"));
+//! # }
+//! ```
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -38,6 +60,7 @@ mod error_layer;
 pub(crate) mod errors;
 pub(crate) mod events;
 pub(crate) mod in_flight;
+pub(crate) mod kill_switch;
 pub(crate) mod process;
 pub(crate) mod queues;
 pub(crate) mod redaction;
@@ -46,6 +69,7 @@ mod report;
 mod response_cap;
 pub(crate) mod routes;
 pub(crate) mod routes_text;
+pub(crate) mod text;
 
 pub use config::ConfigValueError;
 pub use error_layer::ErrorLayer;

@@ -59,7 +59,8 @@ async fn routes_name_the_slow_and_the_failing_one() {
     assert_eq!(fail["statuses"]["500"], 2);
     assert_eq!(
         v["failing"],
-        serde_json::json!([{"method": "GET", "route": "/fail", "errors": 2, "error_ratio": 1.0}])
+        serde_json::json!([{"method": "GET", "route": "/fail", "errors": 2, "error_ratio": 1.0,
+                            "statuses": {"500": 2}, "window": "since_start"}])
     );
     let health = route(v, "GET", "/healthz");
     assert_eq!(health["since_start"]["errors"], 0);
@@ -135,12 +136,12 @@ async fn routes_name_the_slow_and_the_failing_one() {
     assert!(text.starts_with("routes   recent: the last "), "{text}");
     // Failing in the recent window: the one /fail since the first read.
     assert!(
-        text.contains("\nfailing  GET    /fail: 1 error (100.0%)\n"),
+        text.contains("\nfailing  GET /fail: 500×1 (100.0% of its requests) in the last "),
         "{text}"
     );
     let products = text
         .lines()
-        .find(|l| l.starts_with("GET    /products/{id}"))
+        .find(|l| l.starts_with("GET     /products/{id}"))
         .unwrap_or_else(|| panic!("no /products line:\n{text}"));
     assert!(
         products.ends_with(&format!("{debug_trace}  /debug/requests/{debug_trace}")),
