@@ -177,10 +177,16 @@ pub fn render(capture: &Capture) -> String {
 /// are numbered per instance: behind a load balancer, id 1 exists on every one).
 pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
     let mut out = String::with_capacity(4096);
-    let status = capture
-        .response
-        .as_ref()
-        .map_or_else(|| "no response".to_owned(), status_line);
+    let status = capture.response.as_ref().map_or_else(
+        || {
+            if capture.in_flight {
+                "no response yet".to_owned()
+            } else {
+                "no response".to_owned()
+            }
+        },
+        status_line,
+    );
     let _ = writeln!(
         out,
         "{} {} -> {}   total {:.3} ms   {}",
@@ -254,6 +260,7 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
                 headers(&mut out, &resp.trailers);
             }
         }
+        None if capture.in_flight => out.push_str("== response: none yet\n"),
         None => out.push_str("== response: none was produced\n"),
     }
     out

@@ -254,13 +254,13 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         path: "/debug/requests",
         methods: "GET",
-        shows: "recent debug (X-Debug) requests kept by the flight recorder, newest first (?trace_id= for one trace's; text with Accept: text/plain or ?format=text)",
+        shows: "debug (X-Debug) requests still running, then those kept by the flight recorder, newest first (?trace_id= for one trace's; text with Accept: text/plain or ?format=text)",
         text: Some("/debug/requests?format=text"),
     },
     Endpoint {
         path: "/debug/requests/{id}",
         methods: "GET",
-        shows: "one debug request by its X-Debug-Id, or by trace id (X-Trace-Id, an exemplar's trace_id): spans, logs, redacted request and response (JSON, or a text waterfall with Accept: text/plain or ?format=text)",
+        shows: "one debug request by its X-Debug-Id, or by trace id (X-Trace-Id, an exemplar's trace_id): spans, logs, redacted request and response, so far while it still runs (JSON, or a text waterfall with Accept: text/plain or ?format=text)",
         text: Some("/debug/requests/{id}?format=text"),
     },
     Endpoint {

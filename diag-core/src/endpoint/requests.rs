@@ -316,17 +316,18 @@ fn missing(diag: &Diag, wanted: &Wanted) -> String {
     // which was never captured. Say where that one is.
     let backend = match &diag.inner.otlp {
         Some(otlp) => format!(
-            "and if it was sampled, the tracing backend diag exports to ({}) has its span",
+            "; if it was sampled, the tracing backend diag exports to ({}) has its span",
             crate::debug::Safe(otlp.url())
         ),
-        None => "(diag exports no traces here: no OTLP endpoint is set)".to_owned(),
+        None => "; diag exports no traces here (no OTLP endpoint is set)".to_owned(),
     };
     format!(
         "no debug capture of trace {trace} on this instance ({instance}). Only requests \
-         sent with X-Debug are captured ({elsewhere}); none of this trace ran here, or its \
-         capture was evicted (see /debug/requests). A request served normally is not \
-         captured: every log line it wrote carries trace_id={trace} (search the service's \
-         logs for it), {backend}. To see such a request now, replay it with X-Debug."
+         sent with X-Debug are captured ({elsewhere}); if one of this trace ran here, its \
+         capture was evicted (see /debug/requests). A request served normally (an \
+         exemplar's, a customer's traceparent) is never captured: any log line it wrote \
+         carries trace_id={trace} (search the service's logs for it){backend}. To see such \
+         a request now, replay it with X-Debug."
     )
 }
 

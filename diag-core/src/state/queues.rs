@@ -6,8 +6,10 @@
 //! reads them: each read takes a sample `(time, produced, consumed, rejected)` into a
 //! small ring (at most one sample a second, at most [`MAX_SAMPLES`]), and a rate is the
 //! difference between now and the newest sample at least [`RATE_WINDOW`] old (or the
-//! oldest sample, when none is that old), divided by the time between them. The
-//! probe's creation is the first sample.
+//! oldest sample, when none is that old), divided by the time between them; when that
+//! sample is over two windows old (reads after a quiet spell), the oldest sample inside
+//! the window that is at least [`MIN_RATE_WINDOW`] old instead. The probe's creation is
+//! the first sample.
 //! No timer task runs; `window_seconds` in the report says what span a rate covers.
 
 use std::collections::VecDeque;
@@ -485,7 +487,10 @@ impl QueueProbe {
 
 /// Adds `current` to the ring (at most one sample a second), drops samples no longer
 /// needed, and returns the baseline: the newest sample at least [`RATE_WINDOW`] older
-/// than `current`, or else the oldest one.
+/// than `current`, or else the oldest one. After a quiet spell with no reads, the one
+/// sample older than the window may be from long before (over two windows): then the
+/// oldest sample inside the window that is at least [`MIN_RATE_WINDOW`] old, if any, so
+/// a burst read every second is not averaged with the quiet minutes before it.
 fn record_sample(samples: &mut VecDeque<Sample>, current: Sample) -> Option<Sample> {
     let newest_is_recent = samples
         .back()
@@ -501,7 +506,14 @@ fn record_sample(samples: &mut VecDeque<Sample>, current: Sample) -> Option<Samp
     while samples.len() >= 2 && samples.get(1).is_some_and(old_enough) {
         samples.pop_front();
     }
-    samples.front().copied()
+    let age = |s: &Sample| current.at.saturating_duration_since(s.at);
+    let front = samples.front().copied()?;
+    if age(&front) > 2 * RATE_WINDOW
+        && let Some(inside) = samples.iter().skip(1).find(|s| age(s) >= MIN_RATE_WINDOW)
+    {
+        return Some(*inside);
+    }
+    Some(front)
 }
 
 /// The queues one [`Diag`] tracks.
@@ -634,6 +646,42 @@ mod tests {
         let snap = q.snapshot_at(t0 + Duration::from_secs(151));
         assert_eq!(snap.depth, 0);
         assert!(!snap.consumer_lagging, "{snap:?}");
+    }
+
+    /// A burst after ten quiet minutes, read every second: its rate over the seconds
+    /// read since, not averaged with the quiet before (the baseline from ten minutes
+    /// ago would read it 40 times too low).
+    #[test]
+    fn a_burst_after_a_quiet_spell_is_rated_over_the_reads_since() {
+        let t0 = Instant::now();
+        let q = QueueProbe::new("orders", t0);
+        let _ = q.snapshot_at(t0 + Duration::from_secs(1));
+        let quiet = t0 + Duration::from_secs(600);
+        let _ = q.snapshot_at(quiet);
+        for s in 1..=10u64 {
+            q.produced_n(150);
+            q.consumed_n(150);
+            q.rejected_n(40);
+            let snap = q.snapshot_at(quiet + Duration::from_secs(s));
+            if s >= 2 {
+                assert!(snap.window_seconds <= 60.0, "second {s}: {snap:?}");
+                assert_eq!(
+                    snap.producer_rate_per_s,
+                    Some(150.0),
+                    "second {s}: {snap:?}"
+                );
+                assert_eq!(
+                    snap.rejection_rate_per_s,
+                    Some(40.0),
+                    "second {s}: {snap:?}"
+                );
+            }
+        }
+        // Without reads in between, the window still reaches back to the last read.
+        let later = quiet + Duration::from_secs(1000);
+        q.produced_n(100);
+        let snap = q.snapshot_at(later);
+        assert!((snap.window_seconds - 990.0).abs() < 1e-9, "{snap:?}");
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub(crate) fn render(name: &str, value: &Value) -> Option<String> {
             let _ = writeln!(
                 out,
                 "{list}   recent: none yet (a read or a /metrics scrape keeps a snapshot at \
-                 most every 10 s; read again in 10 s)"
+                 most every 10 s; read again after a second)"
             );
         }
     }
