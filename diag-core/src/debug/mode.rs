@@ -40,8 +40,9 @@ pub struct DebugMode {
     recorder: FlightRecorder,
     next_id: AtomicU64,
     pub(crate) in_flight: AtomicU64,
-    /// The debug requests running now (at most `max_in_flight`), for a look at one
-    /// before it ends.
+    /// The debug requests running now (about `max_in_flight` at most: concurrent starts
+    /// may pass it by one each), and ended ones until the next start or read drops them,
+    /// for a look at one before it ends.
     running: parking_lot::Mutex<Vec<std::sync::Weak<super::DebugRequest>>>,
     pub(crate) max_in_flight: u64,
     /// Requests refused because `max_in_flight` were running.
@@ -277,25 +278,28 @@ impl DebugMode {
     }
 
     /// Remembers a debug request that started (only debug requests: a normal one never
-    /// comes here).
-    pub(crate) fn running(&self, request: &std::sync::Arc<super::DebugRequest>) {
-        self.running.lock().push(std::sync::Arc::downgrade(request));
-    }
-
-    /// Forgets the debug requests that ended (called as one is dropped).
-    pub(crate) fn ended(&self) {
-        self.running.lock().retain(|r| r.strong_count() > 0);
+    /// comes here), and forgets those that ended. A request never takes this lock as it
+    /// ends: its `Drop` may run wherever its last reference goes, this lock held or not.
+    pub(crate) fn track(&self, request: &std::sync::Arc<super::DebugRequest>) {
+        let mut running = self.running.lock();
+        running.retain(|r| r.strong_count() > 0);
+        running.push(std::sync::Arc::downgrade(request));
     }
 
     /// The debug requests running now, oldest first (not those whose capture is stored
     /// and only wait to be dropped).
     pub(crate) fn running_now(&self) -> Vec<std::sync::Arc<super::DebugRequest>> {
-        self.running
-            .lock()
-            .iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .filter(|r| !r.is_stored())
-            .collect()
+        let alive: Vec<_> = {
+            let mut running = self.running.lock();
+            running.retain(|r| r.strong_count() > 0);
+            running
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .collect()
+        };
+        // Outside the lock: the last reference to one that just ended may be ours, and
+        // dropping it ends the request here.
+        alive.into_iter().filter(|r| !r.is_ending()).collect()
     }
 
     /// How many debug requests were refused because the most allowed at once
@@ -374,5 +378,71 @@ impl Diag {
         let key = self.inner.debug.key.as_ref().ok_or(MintError::NoKey)?;
         let now = crate::clock::unix_now_secs();
         Ok(sign_credential(key.expose(), now + ttl.as_secs()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use crate::Diag;
+    use crate::debug::DebugLevel;
+    use crate::request::RequestView;
+    use crate::trace::TraceId;
+
+    /// A reader of the running requests may hold the last reference to one that just
+    /// ended, and so end it: that must not wait on the list's lock it took (it did,
+    /// and every later debug request with it). Debug requests start and end on one
+    /// thread while another lists and looks at them.
+    #[test]
+    fn reading_running_requests_while_they_end_never_deadlocks() {
+        let diag = Diag::builder()
+            .token("t")
+            .debug_max_in_flight(1000)
+            .build()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let requests = {
+            let (diag, stop) = (diag.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let view = RequestView {
+                    method: "GET",
+                    route: Some("/"),
+                    uri: "/",
+                    headers: &(),
+                    peer: &|| None,
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let r = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+                    r.response_end();
+                }
+            })
+        };
+        let reader = {
+            let (diag, stop, reads) = (diag.clone(), stop.clone(), reads.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for r in diag.debug_mode().running_now() {
+                        let _ = r.look_head();
+                        let _ = r.look();
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let mut last = 0;
+        for _ in 0..6 {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = reads.load(Ordering::Relaxed);
+            assert!(now > last, "no read for 300 ms after {now}: deadlocked");
+            last = now;
+        }
+        stop.store(true, Ordering::Relaxed);
+        requests.join().unwrap();
+        reader.join().unwrap();
+        assert!(diag.debug_mode().running_now().is_empty());
     }
 }

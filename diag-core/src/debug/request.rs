@@ -57,7 +57,10 @@ pub struct DebugRequest {
     parent_span_id: Option<SpanId>,
     request: Mutex<RequestSide>,
     response: Mutex<ResponseSide>,
+    /// Set as the capture starts being stored (once: the first ending wins).
     stored: AtomicBool,
+    /// Set once the capture is in the flight recorder (or refused there as too large).
+    kept: AtomicBool,
 }
 
 /// The request as received: moved into the capture when it is stored.
@@ -150,9 +153,10 @@ impl Diag {
                 trailers: HeaderLines::default(),
             }),
             stored: AtomicBool::new(false),
+            kept: AtomicBool::new(false),
             diag: self.clone(),
         });
-        mode.running(&request);
+        mode.track(&request);
         request
     }
 }
@@ -414,14 +418,14 @@ impl DebugRequest {
         self.store(false, Ending::Failed);
     }
 
-    /// Moves what was recorded into the flight recorder, unredacted (it redacts on
-    /// read): nothing is copied or rendered here.
     /// What the request recorded so far, as a capture marked `in_flight`: read by
     /// `/debug/requests/{id}` while it runs (a hung request never stores one). Copies;
-    /// the request goes on recording.
+    /// the request goes on recording. Read [`is_ending`](Self::is_ending) after it: a
+    /// request that began storing meanwhile may have left the copy partial.
     pub(crate) fn look(&self) -> StoredCapture {
-        let (spans, logs) = self.session.copy_records();
+        let (spans, logs, open_over_cap) = self.session.copy_records();
         let (dropped_spans, dropped_logs) = self.session.dropped();
+        let dropped_spans = dropped_spans + open_over_cap;
         let request = {
             let side = self.request.lock();
             (side.head.clone(), side.body.clone())
@@ -461,18 +465,60 @@ impl DebugRequest {
         }
     }
 
-    /// Whether its capture is stored (the request ended).
-    pub(crate) fn is_stored(&self) -> bool {
+    /// Only what the `/debug/requests` list shows of a running request: its head and
+    /// times, no records or bodies (a list read must not copy every running request
+    /// whole, holding the locks its recording needs).
+    pub(crate) fn look_head(&self) -> StoredCapture {
+        let request = self.request.lock().head.clone();
+        let status = self.response.lock().head.as_ref().map(|h| (h.status, h.at));
+        StoredCapture {
+            id: self.session.id,
+            started_at: self.session.started_at,
+            trace_id: self.scope.trace.trace_id,
+            span_id: self.scope.trace.span_id,
+            parent_span_id: self.parent_span_id,
+            tracestate: None,
+            level: self.session.level,
+            complete: false,
+            in_flight: true,
+            panicked: false,
+            failed: false,
+            duration: self.session.elapsed(),
+            request,
+            request_body: BodyCapture::default(),
+            response: status.map(|(status, at)| StoredResponse {
+                status,
+                headers: HeaderLines::default(),
+                body: BodyCapture::default(),
+                trailers: HeaderLines::default(),
+                at,
+            }),
+            spans: Vec::new(),
+            logs: Vec::new(),
+            dropped_spans: 0,
+            dropped_logs: 0,
+            cut_fields: 0,
+            logs_blocked: false,
+        }
+    }
+
+    /// Whether the request ended and its capture is being stored or is stored.
+    pub(crate) fn is_ending(&self) -> bool {
         self.stored.load(Ordering::Acquire)
     }
 
-    /// Whether this request is the one `trace_id` names (and, given, its span or its
-    /// caller's).
-    pub(crate) fn is_trace(&self, trace_id: &TraceId, span: Option<SpanId>) -> bool {
-        self.scope.trace.trace_id == *trace_id
-            && span.is_none_or(|s| self.scope.trace.span_id == s || self.parent_span_id == Some(s))
+    /// Whether its capture reached the flight recorder (or was refused there).
+    pub(crate) fn is_kept(&self) -> bool {
+        self.kept.load(Ordering::Acquire)
     }
 
+    /// Whether this request is in the trace `trace_id` names.
+    pub(crate) fn is_trace(&self, trace_id: &TraceId) -> bool {
+        self.scope.trace.trace_id == *trace_id
+    }
+
+    /// Moves what was recorded into the flight recorder, unredacted (it redacts on
+    /// read): nothing is copied or rendered here.
     fn store(&self, complete: bool, ending: Ending) {
         if self.stored.swap(true, Ordering::AcqRel) {
             return;
@@ -526,6 +572,7 @@ impl DebugRequest {
             otlp.export(capture.clone());
         }
         self.diag.debug_mode().recorder().store(capture);
+        self.kept.store(true, Ordering::Release);
     }
 }
 
@@ -545,9 +592,10 @@ enum Ending {
 impl Drop for DebugRequest {
     fn drop(&mut self) {
         self.store(false, Ending::Abandoned);
-        let mode = self.diag.debug_mode();
-        mode.in_flight.fetch_sub(1, Ordering::Relaxed);
-        mode.ended();
+        self.diag
+            .debug_mode()
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 

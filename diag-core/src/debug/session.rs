@@ -532,19 +532,19 @@ impl DebugSession {
         );
     }
 
-    /// Moves out the spans and log lines kept so far: the capture takes them when it is
-    /// stored, and nothing reads the session's records after that. Spans still open
-    /// come after the closed ones, timed up to now and marked with
-    /// [`STILL_OPEN_FIELD`] (a span that closes later is then not recorded again).
-    /// Call it before [`dropped`](Self::dropped): still-open spans over the cap count.
     /// The spans and lines so far, spans still open included (as in
-    /// [`take_records`](Self::take_records)), left in place: a look at a running request.
-    pub(crate) fn copy_records(&self) -> (Vec<SpanTiming>, Vec<LogLine>) {
+    /// [`take_records`](Self::take_records)), left in place: a look at a running request
+    /// (a live look reads them; the stored capture takes them later). Also returns how
+    /// many still-open spans the cap left out of the copy (not counted in the session:
+    /// the capture counts them when it is stored).
+    pub(crate) fn copy_records(&self) -> (Vec<SpanTiming>, Vec<LogLine>, u64) {
         let now = self.elapsed();
         let mut spans = self.spans.lock().clone();
+        let mut over_cap = 0;
         for span in self.open_spans.lock().iter() {
             if spans.len() >= Self::MAX_SPANS {
-                break;
+                over_cap += 1;
+                continue;
             }
             let mut span = span.clone();
             span.duration = now.saturating_sub(span.start_offset);
@@ -552,9 +552,14 @@ impl DebugSession {
                 .push((StaticText::Borrowed(STILL_OPEN_FIELD), "true".to_owned()));
             spans.push(span);
         }
-        (spans, self.logs.lock().clone())
+        (spans, self.logs.lock().clone(), over_cap)
     }
 
+    /// Moves out the spans and log lines kept so far: the capture takes them when it is
+    /// stored, and nothing reads the session's records after that. Spans still open
+    /// come after the closed ones, timed up to now and marked with
+    /// [`STILL_OPEN_FIELD`] (a span that closes later is then not recorded again).
+    /// Call it before [`dropped`](Self::dropped): still-open spans over the cap count.
     pub(crate) fn take_records(&self) -> (Vec<SpanTiming>, Vec<LogLine>) {
         let now = self.elapsed();
         let still_open = std::mem::take(&mut *self.open_spans.lock());

@@ -89,21 +89,24 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         Ok(n) => n,
         Err(refusal) => return refusal,
     };
-    let captures = recorder
+    // Running ones first: one that ends between the two reads is then in the captures
+    // (and listed once), never in neither.
+    let running: Vec<Summary> = mode
+        .running_now()
+        .iter()
+        .filter(|r| trace.is_none_or(|t| r.is_trace(&t)))
+        .map(|r| Summary::of(&r.look_head(), recorder.redactor()))
+        .collect();
+    let captures: Vec<Summary> = recorder
         .recent_stored()
         .iter()
         .filter(|c| trace.is_none_or(|t| c.trace_id == t))
         .take(limit)
         .map(|c| Summary::of(c, recorder.redactor()))
         .collect();
-    let running = mode
-        .running_now()
-        .iter()
-        .filter(|r| trace.is_none_or(|t| r.is_trace(&t, None)))
-        .filter_map(|r| {
-            let look = r.look();
-            (!r.is_stored()).then(|| Summary::of(&look, recorder.redactor()))
-        })
+    let running = running
+        .into_iter()
+        .filter(|r| !captures.iter().any(|c| c.id == r.id))
         .collect();
     let list = List {
         running,
@@ -272,12 +275,19 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
         let running = diag.debug_mode().running_now();
         let found = running.iter().find(|r| match &wanted {
             Wanted::Id(n) => r.id() == *n,
-            Wanted::Trace(trace) => r.is_trace(trace, None),
-            Wanted::Traceparent(ctx) => r.is_trace(&ctx.trace_id, None),
+            Wanted::Trace(trace) => r.is_trace(trace),
+            Wanted::Traceparent(ctx) => r.is_trace(&ctx.trace_id),
         })?;
         let look = found.look();
-        // Ended while it was copied: the stored capture is the whole one.
-        if found.is_stored() {
+        if found.is_ending() {
+            // It ended while it was copied, so the copy may be partial: the stored
+            // capture is the whole one, in the recorder within microseconds.
+            for _ in 0..100 {
+                if found.is_kept() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
             return recorder.get(found.id());
         }
         Some(std::sync::Arc::new(look.redacted(recorder.redactor())))
