@@ -70,6 +70,11 @@ where
     {
         return admits;
     }
+    // Logging a panic that may have come from inside the subscriber: no span lookup
+    // (its extensions may be held by the layer that panicked).
+    if super::panic::in_panic_hook() {
+        return false;
+    }
     cx.lookup_current().is_some_and(|span| {
         span.extensions()
             .get::<DebugMark>()

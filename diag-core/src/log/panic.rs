@@ -11,6 +11,16 @@ pub(crate) const PROVIDER_PANIC_TARGET: &str = "diag.state_provider";
 thread_local! {
     /// Set while this thread runs a `/debug/state` provider.
     static IN_PROVIDER: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread logs a panic from the hook.
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is logging a panic: diag's filters then read no span (the panic
+/// may have come from inside the subscriber, a layer holding the current span's
+/// extensions while it records a field), and answer from the request scope alone.
+#[inline]
+pub(crate) fn in_panic_hook() -> bool {
+    IN_HOOK.with(Cell::get)
 }
 
 /// Runs `f` (a state provider's call or one poll of its future) marked as a provider's:
@@ -73,6 +83,13 @@ pub fn log_panics() {
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
             let thread = std::thread::current();
+            struct Reset(bool);
+            impl Drop for Reset {
+                fn drop(&mut self) {
+                    IN_HOOK.with(|c| c.set(self.0));
+                }
+            }
+            let _reset = Reset(IN_HOOK.with(|c| c.replace(true)));
             // The events have no parent span (`parent: None`): a panic may come from
             // inside the subscriber (a field's `Display` that panics while a layer records
             // it, holding the span's extensions), and a layer that read the current span
