@@ -47,7 +47,8 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
     };
     let kind = req.query_param("kind").filter(|k| !k.is_empty());
     let restarted = since.is_some_and(|s| s > events.last_seq());
-    let since = since.filter(|_| !restarted);
+    // From this process's first event: the oldest `limit` after 0, as a poll reads.
+    let since = if restarted { Some(0) } else { since };
     let page_events = match since {
         Some(since) => events.after(since, kind, limit),
         None => events.since(0, kind, limit),
@@ -202,6 +203,12 @@ mod tests {
         assert_eq!(ahead["restarted"], true);
         assert_eq!(seqs(&ahead), [1, 2, 3, 4]);
         assert_eq!(ahead["next_since"], 4);
+        // In pages, as a poller asks: the first ones first, nothing skipped.
+        let (_, first) = get(&diag, Some("since=999&limit=2")).await;
+        assert_eq!(
+            (seqs(&first), first["next_since"].clone()),
+            (vec![1, 2], 2.into())
+        );
 
         let (status, err) = get(&diag, Some("since=yesterday")).await;
         assert_eq!(status, 400);

@@ -36,6 +36,11 @@ pub const DEFAULT_SECRET_KEYS: &[&str] = &[
     "cookie",
     "private",
     "x-debug",
+    "passphrase",
+    "session_id",
+    "card_number",
+    "cvv",
+    "cvc",
 ];
 
 /// A set of key fragments whose values are hidden.
@@ -67,7 +72,7 @@ pub struct SecretKeys {
 /// assert!(keys.is_secret("SMTP_PASS") && keys.is_secret("redisPass"));
 /// assert!(!keys.is_secret("bypass_cache") && !keys.is_secret("passenger_count"));
 /// ```
-pub const DEFAULT_SECRET_WORDS: &[&str] = &["pass"];
+pub const DEFAULT_SECRET_WORDS: &[&str] = &["pass", "jwt", "sig", "signature"];
 
 impl Default for SecretKeys {
     fn default() -> Self {
@@ -294,14 +299,34 @@ impl SecretKeys {
             }
             let value_end = b[value_start..]
                 .iter()
-                .position(|&c| match quote {
-                    Some(q) => c == q,
+                .enumerate()
+                .position(|(k, &c)| match quote {
+                    // Not a quote escaped inside the value (`"p\"x"`).
+                    Some(q) => c == q && (k == 0 || b[value_start + k - 1] != b'\\'),
                     None => {
                         c.is_ascii_whitespace()
                             || matches!(c, b'&' | b';' | b',' | b'"' | b'\'' | b')')
                     }
                 })
                 .map_or(b.len(), |p| value_start + p);
+            // `Bearer <token>`, `Basic <credentials>`: the credentials are the next word.
+            let scheme = &b[value_start..value_end];
+            let value_end = if quote.is_none()
+                && ["bearer", "basic", "token"]
+                    .iter()
+                    .any(|s| scheme.eq_ignore_ascii_case(s.as_bytes()))
+                && b.get(value_end) == Some(&b' ')
+            {
+                b[value_end + 1..]
+                    .iter()
+                    .position(|&c| {
+                        c.is_ascii_whitespace()
+                            || matches!(c, b'&' | b';' | b',' | b'"' | b'\'' | b')')
+                    })
+                    .map_or(b.len(), |p| value_end + 1 + p)
+            } else {
+                value_end
+            };
             let key = &text[key_start..key_end];
             if !key.is_empty()
                 && value_end > value_start
@@ -418,6 +443,18 @@ mod tests {
             ("cfg password = SPACEPW; next", "SPACEPW"),
             ("'token'\t= TABTOK", "TABTOK"),
             (r#"body {"token":"NOSPACETOK"}"#, "NOSPACETOK"),
+            // What the capture's default fields hide, these views hide too.
+            (r#"{"jwt": "J1"}"#, "J1"),
+            ("passphrase=PP1", "PP1"),
+            ("GET https://b.s3/x?X-Amz-Signature=AB12&n=1 failed", "AB12"),
+            ("sig=CD34", "CD34"),
+            ("session_id=S1", "S1"),
+            ("cvv=123", "123"),
+            ("card_number=4111111111111111", "4111"),
+            ("authorization: Bearer zzz", "zzz"),
+            ("authorization=Basic YWxhZGRpbjpvcGVu", "YWxh"),
+            // An escaped quote does not end a quoted value.
+            (r#"{"password": "p\"LEAK"}"#, "LEAK"),
         ] {
             let out = keys.redact_text(text).unwrap_or_else(|| text.to_owned());
             assert!(!out.contains(secret), "{text} -> {out}");
