@@ -258,7 +258,7 @@ async fn a_debug_requests_forced_trace_is_recorded_downstream_too() {
     assert_eq!(pricing["slowest_exemplar"]["trace_id"], trace_id.as_str());
     assert_eq!(
         pricing["slowest_exemplar"]["capture"],
-        format!("/debug/requests/{trace_id}").as_str()
+        format!("/debug/requests/{debug_id}").as_str()
     );
     assert_eq!(deps["value"]["failing"], serde_json::json!([]));
 }

@@ -547,6 +547,7 @@ mod tests {
         };
         let debug = view(&vec![("x-debug".to_owned(), "tok".to_owned())]);
         let trace = debug.scope().trace.trace_id;
+        let id = debug.debug_id().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(3));
         let mut tap = debug
             .finish(200, &mut Vec::<(String, String)>::new())
@@ -556,7 +557,7 @@ mod tests {
         let link = |v: &serde_json::Value| v["value"]["routes"][0]["slowest_exemplar"].clone();
         let routes = json(&get(&diag, "/debug/state/routes", None, None).await);
         assert_eq!(link(&routes)["trace_id"], trace.to_string(), "{routes}");
-        assert_eq!(link(&routes)["capture"], format!("/debug/requests/{trace}"));
+        assert_eq!(link(&routes)["capture"], format!("/debug/requests/{id}"));
 
         // A slower request, later, in the same trace but its own span.
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -23,15 +23,24 @@ impl Endpoint {
 
     /// Parses `http://host[:port][/path]` (port 80, path `/v1/traces` when absent).
     pub(crate) fn parse(url: &str) -> Result<Endpoint, String> {
+        // As an error names it (in a WARN, the start event, a ConfigError): no query, no
+        // credentials before an `@`.
+        let named = {
+            let url = url.split_once('?').map_or(url, |(u, _)| u);
+            match url.rsplit_once('@') {
+                Some((_, host)) => format!("…@{host}"),
+                None => url.to_owned(),
+            }
+        };
         let rest = url.trim().strip_prefix("http://").ok_or_else(|| {
-            format!("`{url}`: only http:// is supported (send to a local collector)")
+            format!("`{named}`: only http:// is supported (send to a local collector)")
         })?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
         if authority.is_empty() {
-            return Err(format!("`{url}`: no host"));
+            return Err(format!("`{named}`: no host"));
         }
         if authority.contains('@') {
             // Not supported, and it would be printed in warnings and on `/debug`.

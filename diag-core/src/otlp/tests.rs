@@ -65,6 +65,12 @@ fn endpoints_parse_with_defaults() {
     assert!(Endpoint::parse("http:///v1/traces").is_err());
     let err = Endpoint::parse("http://user:secret@collector:4318").unwrap_err();
     assert!(!err.contains("secret"), "{err}");
+    // Nor in an error about the URL.
+    let err = Endpoint::parse("https://vendor/v1/traces?api_key=K9").unwrap_err();
+    assert!(
+        err.contains("https://vendor/v1/traces") && !err.contains("K9"),
+        "{err}"
+    );
     // A query is sent, never shown (on /debug, in the WARN and the start event).
     let e = Endpoint::parse("http://c:4318/v1/traces?api_key=OTLPKEY").unwrap();
     assert_eq!(e.path, "/v1/traces?api_key=OTLPKEY");

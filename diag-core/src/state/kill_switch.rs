@@ -18,7 +18,9 @@ use super::text::{age, time_of_day_utc};
 use crate::clock::unix_seconds;
 
 /// The most ended periods kept (those ended over [`SNAPSHOT_MAX_AGE`] ago go first: no
-/// window reaches back that far).
+/// window reaches back that far). Past it, the two oldest merge into one: the time
+/// between them then counts as disabled too, never lost (a rate reads a little high,
+/// not diluted by time nothing was counted in).
 const MAX_PERIODS: usize = 64;
 
 /// How long after the switch is turned off the `requests` view still says that requests
@@ -103,7 +105,11 @@ impl KillSwitchLog {
             .ended
             .retain(|p| at.saturating_duration_since(p.to) <= SNAPSHOT_MAX_AGE);
         while periods.ended.len() > MAX_PERIODS {
-            periods.ended.pop_front();
+            if let (Some(first), Some(second)) =
+                (periods.ended.pop_front(), periods.ended.front_mut())
+            {
+                second.from = first.from;
+            }
         }
         true
     }
@@ -198,6 +204,25 @@ mod tests {
 
     fn at(t0: Instant, secs: u64) -> Instant {
         t0 + Duration::from_secs(secs)
+    }
+
+    /// More flips than periods kept: the oldest merge, so no disabled time is lost.
+    #[test]
+    fn many_flips_merge_the_oldest_periods_and_lose_no_disabled_time() {
+        let log = KillSwitchLog::default();
+        let flag = AtomicBool::new(false);
+        let t0 = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH;
+        // 100 periods of 1 s disabled, 1 s enabled.
+        for k in 0..100u64 {
+            assert!(log.set(&flag, true, at(t0, 2 * k), wall));
+            assert!(log.set(&flag, false, at(t0, 2 * k + 1), wall));
+        }
+        assert!(log.periods.lock().ended.len() <= MAX_PERIODS);
+        let missed = log.uncounted(t0, at(t0, 200));
+        // At least the 100 s it was off; the merged gaps count too (at most 36 of them).
+        assert!(missed >= Duration::from_secs(100), "{missed:?}");
+        assert!(missed <= Duration::from_secs(100 + 36), "{missed:?}");
     }
 
     #[test]

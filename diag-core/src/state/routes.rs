@@ -692,26 +692,30 @@ fn report_at(inner: &Inner, subject: Subject, at: Instant, wall: SystemTime) -> 
         _ => Duration::ZERO,
     };
     let counted = window.map(|w| w.saturating_sub(uncounted));
+    // The captures kept, read once (not redacted: only ids, spans and times are looked at).
+    let captures = inner.debug.recorder().recent_stored();
     let exemplar_report = |e: &Exemplar| ExemplarReport {
         trace_id: e.trace_id.to_string(),
         ms: ms(e.value),
         age_seconds: wall
             .duration_since(e.time)
             .map_or(0.0, |d| (d.as_secs_f64() * 10.0).round() / 10.0),
-        capture: inner
-            .debug
-            .recorder()
-            .by_trace(&e.trace_id)
-            // Only the capture of this very request (its span), or of the request this
-            // call was made in (the exemplar's time within it): anyone may send a request
-            // later with a debug request's trace id (exemplars on /metrics show them).
-            .filter(|c| {
-                let at = crate::clock::unix_seconds(e.time);
-                c.span_id == e.span_id.to_string()
-                    || (at >= c.time_unix - 0.001
-                        && at <= c.time_unix + c.duration_ms / 1000.0 + 0.01)
+        // Only the capture of this very request (its span), or for a call, of the request
+        // it was made in (the exemplar's time within it): anyone may send a request later
+        // with a debug request's trace id (exemplars on /metrics show them). Linked by its
+        // debug id: the trace may have other captures.
+        capture: captures
+            .iter()
+            .find(|c| {
+                c.trace_id == e.trace_id
+                    && (c.span_id == e.span_id
+                        || (subject == Subject::Dependencies && {
+                            let at = crate::clock::unix_seconds(e.time);
+                            at >= c.time_unix() - 0.001
+                                && at <= c.time_unix() + c.duration_ms() / 1000.0 + 0.01
+                        }))
             })
-            .map(|_| format!("/debug/requests/{}", e.trace_id)),
+            .map(|c| format!("/debug/requests/{}", c.id)),
     };
     let mut routes: Vec<RouteReport> = now
         .routes
@@ -788,7 +792,7 @@ fn report_at(inner: &Inner, subject: Subject, at: Instant, wall: SystemTime) -> 
         uncounted_seconds: (!uncounted.is_zero()).then(|| tenths(uncounted)),
         note: baseline.is_none().then_some(
             "no earlier snapshot to compare with: `recent` appears when this is read again \
-             in 10 s or more, or once /metrics has been scraped",
+             after a second or more, or once /metrics has been scraped",
         ),
         kill_switch: match subject {
             Subject::Routes => inner.kill_switch.window_note(at, window, uncounted),

@@ -207,7 +207,7 @@ fn queues(value: &Value) -> Option<String> {
         ("CHANGE", Align::Right),
         ("IN/s", Align::Right),
         ("OUT/s", Align::Right),
-        ("REFUSED/s", Align::Right),
+        ("REJECTED/s", Align::Right),
         ("WINDOW", Align::Right),
         ("LAGGING", Align::Left),
     ]);
@@ -321,15 +321,15 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[2],
-            "QUEUE       DEPTH  CAPACITY  CHANGE  IN/s  OUT/s  REFUSED/s  WINDOW  LAGGING"
+            "QUEUE       DEPTH  CAPACITY  CHANGE  IN/s  OUT/s  REJECTED/s  WINDOW  LAGGING"
         );
         assert_eq!(
             lines[3],
-            "emails          3         -      +3  0.50   0.35       1.25  60.0 s  yes"
+            "emails          3         -      +3  0.50   0.35        1.25  60.0 s  yes"
         );
         assert_eq!(
             lines[4],
-            "thumbnails      0      1000      +0     -      -          -   0.2 s  no"
+            "thumbnails      0      1000      +0     -      -           -   0.2 s  no"
         );
         assert!(
             render("queues", &json!({}))
