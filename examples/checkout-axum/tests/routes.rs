@@ -81,6 +81,7 @@ async fn routes_name_the_slow_and_the_failing_one() {
         .unwrap();
     assert!(debug.headers().contains_key("x-debug-id"));
     let debug_trace = trace_id(&debug);
+    let debug_id = debug.headers()["x-debug-id"].to_str().unwrap().to_owned();
     let v = s.admin_json("/debug/state/routes").await["value"].clone();
     let window = v["window_seconds"].as_f64().unwrap();
     assert!(window >= 1.0, "window {window}");
@@ -101,7 +102,7 @@ async fn routes_name_the_slow_and_the_failing_one() {
     assert_eq!(exemplar["trace_id"], debug_trace.as_str(), "{products:#}");
     assert_eq!(
         exemplar["capture"],
-        format!("/debug/requests/{debug_trace}").as_str()
+        format!("/debug/requests/{debug_id}").as_str()
     );
     let capture = s
         .admin(exemplar["capture"].as_str().unwrap())
@@ -144,7 +145,7 @@ async fn routes_name_the_slow_and_the_failing_one() {
         .find(|l| l.starts_with("GET     /products/{id}"))
         .unwrap_or_else(|| panic!("no /products line:\n{text}"));
     assert!(
-        products.ends_with(&format!("{debug_trace}  /debug/requests/{debug_trace}")),
+        products.ends_with(&format!("{debug_trace}  /debug/requests/{debug_id}")),
         "{products}"
     );
 }
