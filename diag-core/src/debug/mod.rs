@@ -60,7 +60,7 @@ mod mode;
 mod recorder;
 pub(crate) mod redact;
 mod redact_json;
-mod redact_text;
+pub(crate) mod redact_text;
 mod redact_xml;
 mod request;
 mod server_timing;

@@ -286,8 +286,9 @@ impl DebugMode {
         running.push(std::sync::Arc::downgrade(request));
     }
 
-    /// The debug requests running now, oldest first (not those whose capture is stored
-    /// and only wait to be dropped).
+    /// The debug requests running now, oldest first: until its capture is in the
+    /// recorder, a request that ended is still here (so a reader finds it in one place
+    /// or the other, never in neither).
     pub(crate) fn running_now(&self) -> Vec<std::sync::Arc<super::DebugRequest>> {
         let alive: Vec<_> = {
             let mut running = self.running.lock();
@@ -299,7 +300,7 @@ impl DebugMode {
         };
         // Outside the lock: the last reference to one that just ended may be ours, and
         // dropping it ends the request here.
-        alive.into_iter().filter(|r| !r.is_ending()).collect()
+        alive.into_iter().filter(|r| !r.is_kept()).collect()
     }
 
     /// How many debug requests were refused because the most allowed at once
@@ -444,5 +445,66 @@ mod tests {
         requests.join().unwrap();
         reader.join().unwrap();
         assert!(diag.debug_mode().running_now().is_empty());
+    }
+
+    /// A request that just ended is in the running list or in the recorder, at every
+    /// moment: a reader never finds it in neither (it did, between the start of its
+    /// store and its capture reaching the recorder).
+    #[test]
+    fn a_request_that_ends_is_always_running_or_kept() {
+        let diag = Diag::builder().token("t").build().unwrap();
+        let current = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let misses = Arc::new(AtomicU64::new(0));
+        let n = 2000u64;
+        let reader = {
+            let (diag, current, done, misses) =
+                (diag.clone(), current.clone(), done.clone(), misses.clone());
+            std::thread::spawn(move || {
+                let mut last = 0;
+                while last < n {
+                    let id = current.load(Ordering::Acquire);
+                    if id == last {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    loop {
+                        if diag.debug_mode().recorder().get(id).is_some() {
+                            break;
+                        }
+                        let running = diag.debug_mode().running_now();
+                        if !running.iter().any(|r| r.id() == id)
+                            && diag.debug_mode().recorder().get(id).is_none()
+                        {
+                            misses.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    last = id;
+                    done.store(id, Ordering::Release);
+                }
+            })
+        };
+        let view = RequestView {
+            method: "GET",
+            route: Some("/"),
+            uri: "/",
+            headers: &(),
+            peer: &|| None,
+        };
+        for k in 1..=n {
+            let r = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+            assert_eq!(r.id(), k);
+            current.store(k, Ordering::Release);
+            for _ in 0..(k % 50) {
+                std::hint::spin_loop();
+            }
+            r.response_end();
+            while done.load(Ordering::Acquire) != k {
+                std::hint::spin_loop();
+            }
+        }
+        reader.join().unwrap();
+        assert_eq!(misses.load(Ordering::Relaxed), 0);
     }
 }

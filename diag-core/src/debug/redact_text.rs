@@ -224,7 +224,8 @@ impl Quote {
 }
 
 /// HTTP authentication schemes, whose credential follows after a space.
-const AUTH_SCHEMES: [&str; 6] = ["basic", "bearer", "digest", "token", "negotiate", "ntlm"];
+pub(crate) const AUTH_SCHEMES: [&str; 6] =
+    ["basic", "bearer", "digest", "token", "negotiate", "ntlm"];
 
 /// A byte of a bare key: letters, digits, `_.-[]%+` (`user[password]`, `pass%77ord`).
 fn is_key_byte(b: u8) -> bool {

@@ -512,6 +512,18 @@ impl DebugRequest {
         self.kept.load(Ordering::Acquire)
     }
 
+    /// For a request that ended and is being stored: waits (at most about 10 ms; storing
+    /// takes microseconds) until its capture is in the recorder. Whether it got there.
+    pub(crate) fn settle(&self) -> bool {
+        for _ in 0..100 {
+            if self.is_kept() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+        self.is_kept()
+    }
+
     /// Whether this request is in the trace `trace_id` names.
     pub(crate) fn is_trace(&self, trace_id: &TraceId) -> bool {
         self.scope.trace.trace_id == *trace_id

@@ -95,7 +95,15 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         .running_now()
         .iter()
         .filter(|r| trace.is_none_or(|t| r.is_trace(&t)))
-        .map(|r| Summary::of(&r.look_head(), recorder.redactor()))
+        .filter_map(|r| {
+            let head = r.look_head();
+            // One that ended while it was read: it is in the captures, read next.
+            if r.is_ending() {
+                r.settle();
+                return None;
+            }
+            Some(Summary::of(&head, recorder.redactor()))
+        })
         .collect();
     let captures: Vec<Summary> = recorder
         .recent_stored()
@@ -279,15 +287,9 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
             Wanted::Traceparent(ctx) => r.is_trace(&ctx.trace_id),
         })?;
         let look = found.look();
-        if found.is_ending() {
-            // It ended while it was copied, so the copy may be partial: the stored
-            // capture is the whole one, in the recorder within microseconds.
-            for _ in 0..100 {
-                if found.is_kept() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_micros(100));
-            }
+        // It ended while it was copied, so the copy may be partial: the stored capture is
+        // the whole one, in the recorder within microseconds.
+        if found.is_ending() && found.settle() {
             return recorder.get(found.id());
         }
         Some(std::sync::Arc::new(look.redacted(recorder.redactor())))

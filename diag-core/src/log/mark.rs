@@ -88,7 +88,8 @@ pub(crate) fn mark_new_span<S>(id: &span::Id, cx: &Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    if !in_flight::any() {
+    // Nor while the panic hook logs: the parent's extensions may be held.
+    if !in_flight::any() || super::panic::in_panic_hook() {
         return;
     }
     let Some(span) = cx.span(id) else { return };

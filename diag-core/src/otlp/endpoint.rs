@@ -26,10 +26,17 @@ impl Endpoint {
         // As an error names it (in a WARN, the start event, a ConfigError): no query, no
         // credentials before an `@`.
         let named = {
-            let url = url.split_once('?').map_or(url, |(u, _)| u);
-            match url.rsplit_once('@') {
+            // Credentials first (a password may hold `?` or `#`), then the query.
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let rest = match rest.rsplit_once('@') {
                 Some((_, host)) => format!("…@{host}"),
-                None => url.to_owned(),
+                None => rest.to_owned(),
+            };
+            let rest = rest.split(['?', '#']).next().unwrap_or("");
+            if scheme.is_empty() {
+                rest.to_owned()
+            } else {
+                format!("{scheme}://{rest}")
             }
         };
         let rest = url.trim().strip_prefix("http://").ok_or_else(|| {

@@ -71,6 +71,8 @@ fn endpoints_parse_with_defaults() {
         err.contains("https://vendor/v1/traces") && !err.contains("K9"),
         "{err}"
     );
+    let err = Endpoint::parse("https://user:pa?ss@vendor/v1").unwrap_err();
+    assert!(!err.contains("pa?") && err.contains("…@vendor/v1"), "{err}");
     // A query is sent, never shown (on /debug, in the WARN and the start event).
     let e = Endpoint::parse("http://c:4318/v1/traces?api_key=OTLPKEY").unwrap();
     assert_eq!(e.path, "/v1/traces?api_key=OTLPKEY");

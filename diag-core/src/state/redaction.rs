@@ -37,6 +37,7 @@ pub const DEFAULT_SECRET_KEYS: &[&str] = &[
     "private",
     "x-debug",
     "passphrase",
+    "authentication",
     "session_id",
     "card_number",
     "cvv",
@@ -301,29 +302,46 @@ impl SecretKeys {
                 .iter()
                 .enumerate()
                 .position(|(k, &c)| match quote {
-                    // Not a quote escaped inside the value (`"p\"x"`).
-                    Some(q) => c == q && (k == 0 || b[value_start + k - 1] != b'\\'),
+                    // Not a quote escaped inside the value (`"p\"x"`): one after an odd
+                    // run of backslashes (`"a\\"` ends at its quote).
+                    Some(q) => {
+                        c == q
+                            && b[value_start..value_start + k]
+                                .iter()
+                                .rev()
+                                .take_while(|&&c| c == b'\\')
+                                .count()
+                                % 2
+                                == 0
+                    }
                     None => {
                         c.is_ascii_whitespace()
                             || matches!(c, b'&' | b';' | b',' | b'"' | b'\'' | b')')
                     }
                 })
                 .map_or(b.len(), |p| value_start + p);
-            // `Bearer <token>`, `Basic <credentials>`: the credentials are the next word.
+            // `Bearer <token>`, `Basic <credentials>`, any HTTP auth scheme: the credentials
+            // are the next word, after any spaces or tabs.
             let scheme = &b[value_start..value_end];
+            let after = value_end
+                + b[value_end..]
+                    .iter()
+                    .take_while(|&&c| c == b' ' || c == b'\t')
+                    .count();
             let value_end = if quote.is_none()
-                && ["bearer", "basic", "token"]
+                && after > value_end
+                && after < b.len()
+                && crate::debug::redact_text::AUTH_SCHEMES
                     .iter()
                     .any(|s| scheme.eq_ignore_ascii_case(s.as_bytes()))
-                && b.get(value_end) == Some(&b' ')
             {
-                b[value_end + 1..]
+                b[after..]
                     .iter()
                     .position(|&c| {
                         c.is_ascii_whitespace()
                             || matches!(c, b'&' | b';' | b',' | b'"' | b'\'' | b')')
                     })
-                    .map_or(b.len(), |p| value_end + 1 + p)
+                    .map_or(b.len(), |p| after + p)
             } else {
                 value_end
             };
@@ -453,6 +471,11 @@ mod tests {
             ("card_number=4111111111111111", "4111"),
             ("authorization: Bearer zzz", "zzz"),
             ("authorization=Basic YWxhZGRpbjpvcGVu", "YWxh"),
+            ("authentication: Bearer AUTHN", "AUTHN"),
+            ("Authorization: Negotiate NEGO", "NEGO"),
+            ("proxy-authorization: NTLM NT1", "NT1"),
+            ("authorization: Bearer  TWOSPACES", "TWOSPACES"),
+            ("authorization: Bearer\tTABTOK", "TABTOK"),
             // An escaped quote does not end a quoted value.
             (r#"{"password": "p\"LEAK"}"#, "LEAK"),
         ] {
@@ -465,6 +488,12 @@ mod tests {
             r#"{"user": "ann", "password": "***"}"#
         );
         assert_eq!(keys.redact_text(r#"{"user": "ann", "n": "7"}"#), None);
+        // An escaped backslash before the closing quote ends the value there.
+        assert_eq!(
+            keys.redact_text(r#"{"password": "a\\", "user": "ann"}"#)
+                .unwrap(),
+            r#"{"password": "***", "user": "ann"}"#
+        );
     }
 
     #[test]
