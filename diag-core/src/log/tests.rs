@@ -424,6 +424,11 @@ fn runtime_level_changes_and_its_ttl_runs_out_by_itself() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(emit("after-ttl"), 0);
+    // The expiry event is recorded a moment after the swap.
+    while diag.events().since(0, Some("log_level"), 10).len() < 4 {
+        assert!(Instant::now() < deadline, "no expiry event");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let kinds: Vec<String> = diag
         .events()
         .recent()
@@ -484,12 +489,17 @@ fn a_directive_for_one_target_keeps_the_default_and_every_change_is_logged() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The TTL thread says "expired" after putting the default back (under the global
-    // dispatcher, so not in `out`); the events timeline has it.
-    let expired = diag.events().since(0, Some("log_level"), 10);
-    assert!(
-        expired.last().unwrap().message.contains("expired"),
-        "{expired:?}"
-    );
+    // dispatcher, so not in `out`); the events timeline has it, a moment after the swap.
+    let expired = || {
+        diag.events()
+            .since(0, Some("log_level"), 10)
+            .last()
+            .is_some_and(|e| e.message.contains("expired"))
+    };
+    while !expired() {
+        assert!(Instant::now() < deadline, "no expiry event");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
