@@ -418,6 +418,35 @@ impl DebugRequest {
         self.store(false, Ending::Failed);
     }
 
+    /// A capture of this request with what names it (ids, trace, level, start, time
+    /// so far) and nothing recorded: what [`look`](Self::look),
+    /// [`look_head`](Self::look_head) and [`store`](Self::store) fill in.
+    fn frame(&self) -> StoredCapture {
+        StoredCapture {
+            id: self.session.id,
+            started_at: self.session.started_at,
+            trace_id: self.scope.trace.trace_id,
+            span_id: self.scope.trace.span_id,
+            parent_span_id: self.parent_span_id,
+            tracestate: self.scope.tracestate.clone(),
+            level: self.session.level,
+            complete: false,
+            in_flight: false,
+            panicked: false,
+            failed: false,
+            duration: self.session.elapsed(),
+            request: RequestHead::default(),
+            request_body: BodyCapture::default(),
+            response: None,
+            spans: Vec::new(),
+            logs: Vec::new(),
+            dropped_spans: 0,
+            dropped_logs: 0,
+            cut_fields: 0,
+            logs_blocked: false,
+        }
+    }
+
     /// What the request recorded so far, as a capture marked `in_flight`: read by
     /// `/debug/requests/{id}` while it runs (a hung request never stores one). Copies;
     /// the request goes on recording. Read [`is_ending`](Self::is_ending) after it: a
@@ -441,18 +470,7 @@ impl DebugRequest {
             })
         };
         StoredCapture {
-            id: self.session.id,
-            started_at: self.session.started_at,
-            trace_id: self.scope.trace.trace_id,
-            span_id: self.scope.trace.span_id,
-            parent_span_id: self.parent_span_id,
-            tracestate: self.scope.tracestate.clone(),
-            level: self.session.level,
-            complete: false,
             in_flight: true,
-            panicked: false,
-            failed: false,
-            duration: self.session.elapsed(),
             request: request.0,
             request_body: request.1,
             response,
@@ -462,6 +480,7 @@ impl DebugRequest {
             dropped_logs,
             cut_fields: self.session.fields_cut(),
             logs_blocked: self.session.logs_blocked(),
+            ..self.frame()
         }
     }
 
@@ -472,20 +491,8 @@ impl DebugRequest {
         let request = self.request.lock().head.clone();
         let status = self.response.lock().head.as_ref().map(|h| (h.status, h.at));
         StoredCapture {
-            id: self.session.id,
-            started_at: self.session.started_at,
-            trace_id: self.scope.trace.trace_id,
-            span_id: self.scope.trace.span_id,
-            parent_span_id: self.parent_span_id,
-            tracestate: None,
-            level: self.session.level,
-            complete: false,
             in_flight: true,
-            panicked: false,
-            failed: false,
-            duration: self.session.elapsed(),
             request,
-            request_body: BodyCapture::default(),
             response: status.map(|(status, at)| StoredResponse {
                 status,
                 headers: HeaderLines::default(),
@@ -493,12 +500,7 @@ impl DebugRequest {
                 trailers: HeaderLines::default(),
                 at,
             }),
-            spans: Vec::new(),
-            logs: Vec::new(),
-            dropped_spans: 0,
-            dropped_logs: 0,
-            cut_fields: 0,
-            logs_blocked: false,
+            ..self.frame()
         }
     }
 
@@ -557,18 +559,9 @@ impl DebugRequest {
             })
         };
         let capture = StoredCapture {
-            id: self.session.id,
-            started_at: self.session.started_at,
-            trace_id: self.scope.trace.trace_id,
-            span_id: self.scope.trace.span_id,
-            parent_span_id: self.parent_span_id,
-            tracestate: self.scope.tracestate.clone(),
-            level: self.session.level,
             complete,
-            in_flight: false,
             panicked: ending == Ending::Panicked,
             failed: ending == Ending::Failed,
-            duration: self.session.elapsed(),
             request: request.head,
             request_body: request.body,
             response,
@@ -578,6 +571,7 @@ impl DebugRequest {
             dropped_logs,
             cut_fields,
             logs_blocked: self.session.logs_blocked(),
+            ..self.frame()
         };
         let capture = Arc::new(capture);
         if let Some(otlp) = &self.diag.inner.otlp {
