@@ -12,13 +12,8 @@ use diag_core::Diag;
 use diag_core::request::RequestView;
 use tracing_subscriber::{EnvFilter, fmt};
 
-struct Boom;
-
-impl std::fmt::Display for Boom {
-    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        panic!("a Display that panics")
-    }
-}
+mod panicking;
+use panicking::Boom;
 
 #[test]
 fn a_panic_on_a_normal_request_with_the_panic_target_off_does_not_hang() {

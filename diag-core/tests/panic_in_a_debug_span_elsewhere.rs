@@ -12,13 +12,8 @@ use diag_core::Diag;
 use diag_core::request::RequestView;
 use tracing_subscriber::{EnvFilter, fmt};
 
-struct Boom;
-
-impl std::fmt::Display for Boom {
-    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        panic!("a Display that panics")
-    }
-}
+mod panicking;
+use panicking::Boom;
 
 #[test]
 fn a_panic_in_a_debug_requests_span_on_another_thread_does_not_hang() {

@@ -11,13 +11,8 @@ use diag_core::Diag;
 use diag_core::request::RequestView;
 use tracing_subscriber::{EnvFilter, fmt};
 
-struct Boom;
-
-impl std::fmt::Display for Boom {
-    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        panic!("a Display that panics")
-    }
-}
+mod panicking;
+use panicking::Boom;
 
 #[test]
 fn a_panic_while_a_span_field_is_recorded_is_logged_and_the_thread_goes_on() {
