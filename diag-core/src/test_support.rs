@@ -25,6 +25,30 @@ pub(crate) fn tracing_test_lock() -> parking_lot::MutexGuard<'static, ()> {
     LOCK.lock()
 }
 
+/// `GET path?query` through [`Diag::serve`] as on-call asks: from loopback, with the
+/// token `tok` (a `Diag` without a token lets the loopback peer in, one built with
+/// `.token("tok")` takes the token), and this `Accept`.
+pub(crate) async fn get_endpoint(
+    diag: &Diag,
+    path: &str,
+    query: Option<&str>,
+    accept: Option<&str>,
+) -> crate::DiagResponse {
+    let mut headers = vec![("authorization".to_owned(), "Bearer tok".to_owned())];
+    if let Some(a) = accept {
+        headers.push(("accept".to_owned(), a.to_owned()));
+    }
+    diag.serve(EndpointRequest {
+        method: "GET".into(),
+        path: path.into(),
+        query: query.map(str::to_owned),
+        headers,
+        peer: peer("127.0.0.1"),
+        ..Default::default()
+    })
+    .await
+}
+
 /// `GET /metrics` with this `Accept` through [`Diag::serve`]: the content type and the
 /// exposition text. The answer must be a 200.
 pub(crate) async fn scrape_metrics(diag: &Diag, accept: Option<&str>) -> (String, String) {

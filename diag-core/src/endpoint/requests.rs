@@ -414,25 +414,7 @@ mod tests {
         debug.id()
     }
 
-    async fn get(
-        diag: &Diag,
-        path: &str,
-        query: Option<&str>,
-        accept: Option<&str>,
-    ) -> DiagResponse {
-        let mut headers = vec![("authorization".to_owned(), "Bearer tok".to_owned())];
-        if let Some(a) = accept {
-            headers.push(("accept".to_owned(), a.to_owned()));
-        }
-        diag.serve(EndpointRequest {
-            method: "GET".into(),
-            path: path.into(),
-            query: query.map(str::to_owned),
-            headers,
-            ..Default::default()
-        })
-        .await
-    }
+    use crate::test_support::get_endpoint as get;
 
     fn json(r: &DiagResponse) -> serde_json::Value {
         serde_json::from_slice(&r.body).unwrap()

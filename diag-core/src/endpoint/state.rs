@@ -38,26 +38,8 @@ pub(super) async fn serve_one(diag: &Diag, req: &EndpointRequest, name: &str) ->
 
 #[cfg(test)]
 mod tests {
-    use crate::{Diag, DiagResponse, EndpointRequest};
-
-    async fn get(
-        diag: &Diag,
-        path: &str,
-        query: Option<&str>,
-        accept: Option<&str>,
-    ) -> DiagResponse {
-        diag.serve(EndpointRequest {
-            method: "GET".into(),
-            path: path.into(),
-            query: query.map(str::to_owned),
-            headers: accept
-                .map(|a| vec![("accept".to_owned(), a.to_owned())])
-                .unwrap_or_default(),
-            peer: Some("127.0.0.1:1".parse().unwrap()),
-            ..Default::default()
-        })
-        .await
-    }
+    use crate::test_support::get_endpoint as get;
+    use crate::{Diag, DiagResponse};
 
     fn is_text(resp: &DiagResponse) -> bool {
         resp.header("content-type")
