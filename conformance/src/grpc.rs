@@ -352,7 +352,17 @@ pub async fn a_call_the_client_cancels_counts_as_cancelled(diag: &Diag, channel:
 pub async fn diagnostic_mode_through_grpc_metadata(diag: &Diag, channel: &Channel) {
     let plain = unary(channel, "/test.Echo/Ok", &[]).await.unwrap();
     assert!(plain.metadata().get("x-debug-id").is_none());
-    assert!(plain.metadata().get("traceparent").is_some());
+    assert!(
+        plain.metadata().get("traceparent").is_none(),
+        "a success names no trace"
+    );
+    // A failed call (tonic answers a handler's error in the head) names its trace.
+    let failed = unary(channel, "/test.Echo/NotFound", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), tonic::Code::NotFound);
+    let tp = failed.metadata().get("traceparent").expect("traceparent");
+    assert_eq!(tp.len(), 55, "{tp:?}");
 
     let reply = unary(channel, "/test.Echo/Ok", &[("x-debug", TOKEN)])
         .await

@@ -76,8 +76,8 @@ impl HeaderView for ActixHeaders<'_> {
 ///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
 /// });
 /// let mut headers = HeaderMap::new();
-/// let _tap = guard.finish(200, &mut diag_actix::ActixHeadersMut(&mut headers));
-/// assert!(headers.contains_key("traceparent"));
+/// let _tap = guard.finish(503, &mut diag_actix::ActixHeadersMut(&mut headers));
+/// assert!(headers.contains_key("traceparent"), "an error names its trace");
 /// ```
 #[derive(Debug)]
 pub struct ActixHeadersMut<'a>(pub &'a mut HeaderMap);

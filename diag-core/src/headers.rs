@@ -139,7 +139,8 @@ pub trait ResponseHeaders: HeaderView {
     /// ```
     fn append(&mut self, name: &'static str, value: &str);
 
-    /// Sets `traceparent`, which every watched response carries, unless the response
+    /// Sets `traceparent` (on a debug request's response, an error's, or every one, as
+    /// configured: see [`RequestGuard::finish`](crate::request::RequestGuard::finish)), unless the response
     /// has one already: a handler (or a tracer of the service's own) that sets it is
     /// kept, as diag never changes what the service answers. An adapter may override
     /// this to build the value without validating it: a [`Traceparent`] is always 55

@@ -1,7 +1,8 @@
 //! OpenTelemetry's variables are set for the service's own SDK: diag follows what they
 //! say (its sampler, its traces off), says where it sends spans, and with a collector it
 //! cannot send to, starts the service anyway and says why it exports nothing.
-//! Its own test binary, with one test: it changes the process's environment.
+//! Also `DIAG_TRACEPARENT_EVERY_RESPONSE`. Its own test binary, with one test: it changes
+//! the process's environment.
 
 #[test]
 fn an_unusable_otel_endpoint_is_reported_not_fatal() {
@@ -54,6 +55,24 @@ fn an_unusable_otel_endpoint_is_reported_not_fatal() {
     unsafe { std::env::set_var("DIAG_SAMPLING_RATIO", "0.5") };
     let index = read_index(&diag_core::Diag::from_env().unwrap().build().unwrap());
     assert_eq!(index["tracing"]["sampling_ratio"], 0.5, "{index}");
+    assert_eq!(
+        index["tracing"]["traceparent_on"],
+        "debug and error responses"
+    );
+    // Which responses name their trace is the operator's to say too.
+    unsafe { std::env::set_var("DIAG_TRACEPARENT_EVERY_RESPONSE", "1") };
+    let index = read_index(&diag_core::Diag::from_env().unwrap().build().unwrap());
+    assert_eq!(
+        index["tracing"]["traceparent_on"], "every response",
+        "{index}"
+    );
+    unsafe { std::env::set_var("DIAG_TRACEPARENT_EVERY_RESPONSE", "sometimes") };
+    let err = diag_core::Diag::from_env().expect_err("not a boolean");
+    assert!(
+        err.to_string().contains("DIAG_TRACEPARENT_EVERY_RESPONSE"),
+        "{err}"
+    );
+    unsafe { std::env::remove_var("DIAG_TRACEPARENT_EVERY_RESPONSE") };
     // The SDK's traces are off: diag's are too.
     for (name, value) in [
         ("OTEL_TRACES_EXPORTER", "none"),

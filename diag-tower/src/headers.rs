@@ -80,8 +80,8 @@ impl HeaderView for HttpHeaders<'_> {
 ///     method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
 /// });
 /// let mut res = http::Response::new(());
-/// let _tap = guard.finish(200, &mut diag_tower::HttpHeadersMut(res.headers_mut()));
-/// assert!(res.headers().contains_key("traceparent"));
+/// let _tap = guard.finish(503, &mut diag_tower::HttpHeadersMut(res.headers_mut()));
+/// assert!(res.headers().contains_key("traceparent"), "an error names its trace");
 /// ```
 #[derive(Debug)]
 pub struct HttpHeadersMut<'a>(pub &'a mut http::HeaderMap);

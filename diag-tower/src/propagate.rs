@@ -125,7 +125,8 @@ impl<S> Layer<S> for PropagateLayer {
 /// let pricing: Propagate<_> = PropagateLayer::new().layer(service_fn(|req: http::Request<()>| {
 ///     async move { Ok::<_, Infallible>(http::Response::new(req.headers()["traceparent"].clone())) }
 /// }));
-/// let diag = diag_core::Diag::builder().build().unwrap();
+/// // Responses name their trace too, to compare.
+/// let diag = diag_core::Diag::builder().traceparent_on_every_response(true).build().unwrap();
 /// let api = DiagLayer::new(&diag).layer(service_fn(move |_req: http::Request<DiagBody<String>>| {
 ///     let pricing = pricing.clone();
 ///     async move {

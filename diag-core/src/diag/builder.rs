@@ -44,6 +44,7 @@ pub struct DiagBuilder {
     pub(super) admin_addr: Option<String>,
     pub(super) metrics_public: bool,
     pub(super) process_metrics: bool,
+    pub(super) traceparent_every_response: bool,
     pub(super) disabled: bool,
     pub(super) provider_deadline: Duration,
     pub(super) provider_max_bytes: usize,
@@ -79,6 +80,7 @@ impl Default for DiagBuilder {
             admin_addr: None,
             metrics_public: true,
             process_metrics: true,
+            traceparent_every_response: false,
             disabled: false,
             provider_deadline: Duration::from_millis(500),
             provider_max_bytes: 256 * 1024,
@@ -234,6 +236,38 @@ impl DiagBuilder {
     /// ```
     pub fn process_metrics(mut self, on: bool) -> Self {
         self.process_metrics = on;
+        self
+    }
+
+    /// Whether every response carries a `traceparent` naming its request's trace
+    /// (default `false`). By default only the responses someone asks about do: a debug
+    /// request's, and an error's (an HTTP status of 400 or more, or a gRPC status other
+    /// than `OK` in the response head), so a client reporting a failure can quote the
+    /// trace. Turn it on when clients or a proxy's access log should be able to match
+    /// any response (a slow success too) with an exemplar or a trace. It is off by
+    /// default because it is not free: 70 more bytes on every response cost a small
+    /// response about 2% of its server CPU on loopback (see BENCHMARKS.md), and it tells
+    /// every client the service's trace ids. A `traceparent` the handler set itself is
+    /// always kept. `DIAG_TRACEPARENT_EVERY_RESPONSE` sets it from the environment.
+    ///
+    /// ```
+    /// use diag_core::request::RequestView;
+    /// let answer = |diag: &diag_core::Diag, status| {
+    ///     let guard = diag.begin(&RequestView {
+    ///         method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None,
+    ///     });
+    ///     let mut headers: Vec<(String, String)> = Vec::new();
+    ///     let _tap = guard.finish(status, &mut headers);
+    ///     headers.iter().any(|(name, _)| name == "traceparent")
+    /// };
+    /// let default = diag_core::Diag::builder().build().unwrap();
+    /// assert!(!answer(&default, 200));
+    /// assert!(answer(&default, 503), "an error names its trace");
+    /// let every = diag_core::Diag::builder().traceparent_on_every_response(true).build().unwrap();
+    /// assert!(answer(&every, 200));
+    /// ```
+    pub fn traceparent_on_every_response(mut self, on: bool) -> Self {
+        self.traceparent_every_response = on;
         self
     }
 
@@ -635,6 +669,7 @@ impl DiagBuilder {
             trusted_proxies: TrustedProxies::new(nets),
             admin_addr,
             metrics_public: self.metrics_public,
+            traceparent_every_response: self.traceparent_every_response,
             disabled: AtomicBool::new(self.disabled),
             kill_switch: crate::state::kill_switch::KillSwitchLog::new(
                 self.disabled.then_some((started, started_at)),

@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) admin_addr: Option<SocketAddr>,
     pub(crate) metrics_public: bool,
+    /// Every response carries `traceparent`, not only debug and error ones.
+    pub(crate) traceparent_every_response: bool,
     /// Requests for the endpoints refused: `[401, 403]`.
     pub(crate) endpoint_refused: [std::sync::atomic::AtomicU64; 3],
     /// WARN lines of `build` that found no subscriber to write to yet, for

@@ -96,6 +96,12 @@ fn sections(diag: &Diag) -> serde_json::Map<String, serde_json::Value> {
         "tracing".into(),
         serde_json::json!({
             "sampling_ratio": diag.inner.sampler.ratio(),
+            // Which responses name their trace in a `traceparent`.
+            "traceparent_on": if diag.inner.traceparent_every_response {
+                "every response"
+            } else {
+                "debug and error responses"
+            },
             "otlp": diag.inner.otlp.as_ref().map(|o| o.status()),
         }),
     );
@@ -343,6 +349,7 @@ mod tests {
         assert_eq!(v["config"]["port"], 8080);
         assert_eq!(v["config"]["stripe_api_key"], "***");
         assert_eq!(v["tracing"]["sampling_ratio"], 1.0);
+        assert_eq!(v["tracing"]["traceparent_on"], "debug and error responses");
         assert!(v["tracing"]["otlp"].is_null(), "no collector configured");
         let mode = &v["debug_mode"];
         assert_eq!(mode["header"], "x-debug");

@@ -372,7 +372,7 @@ impl RequestGuard {
     /// let mut head: Vec<(String, String)> = Vec::new();
     /// let (tap, call) = guard.finish_http(200, &mut head);
     /// assert!(tap.is_none() && call.is_none(), "plain HTTP, not in diagnostic mode");
-    /// assert_eq!(head[0].0, "traceparent");
+    /// assert!(head.is_empty(), "a success gets no traceparent by default");
     /// ```
     #[inline]
     pub fn finish_http(
@@ -424,8 +424,8 @@ impl RequestGuard {
         if !grpc {
             return (self.finish(status, headers), None);
         }
-        self.respond(headers);
         let code = headers.get("grpc-status").map(GrpcCode::from_header);
+        self.respond(headers, code.is_some_and(|code| code != GrpcCode::OK));
         match code {
             Some(code) => self.record(Outcome::Grpc(code)),
             // A gRPC head without a status: the server took the call (an unknown method
@@ -590,6 +590,30 @@ mod tests {
         });
         let mut head = crate::test_support::headers(head);
         guard.finish_grpc(status, &mut head).1
+    }
+
+    /// A call that failed in its head (tonic answers a handler's `Err(Status)` so)
+    /// names its trace; a success, or a head whose status is still to come, does not.
+    #[test]
+    fn a_failed_call_s_head_names_its_trace() {
+        let diag = Diag::builder().build().unwrap();
+        let named = |head: &[(&str, &str)]| {
+            let guard = diag.begin_grpc(&RequestView {
+                method: "POST",
+                route: Some("/a.B/C"),
+                uri: "/a.B/C",
+                headers: &(),
+                peer: &|| None,
+            });
+            let mut head = crate::test_support::headers(head);
+            drop(guard.finish_grpc(200, &mut head));
+            head.iter().any(|(name, _)| name == "traceparent")
+        };
+        let grpc = ("content-type", "application/grpc");
+        assert!(named(&[grpc, ("grpc-status", "14")]));
+        assert!(named(&[grpc, ("grpc-status", "not a code")]), "UNKNOWN");
+        assert!(!named(&[grpc, ("grpc-status", "0")]));
+        assert!(!named(&[grpc]), "the status comes in the trailers");
     }
 
     #[test]

@@ -29,8 +29,8 @@ use super::{Entered, GrpcCode, RequestScope};
 ///     assert!(diag_core::trace::outgoing_traceparent().is_some());
 /// }
 /// let mut response_headers: Vec<(String, String)> = Vec::new();
-/// let _tap = guard.finish(200, &mut response_headers);
-/// assert_eq!(response_headers[0].0, "traceparent");
+/// let _tap = guard.finish(503, &mut response_headers);
+/// assert_eq!(response_headers[0].0, "traceparent", "an error names its trace");
 /// ```
 #[must_use = "call finish() with the response status"]
 pub struct RequestGuard {
@@ -225,13 +225,13 @@ impl RequestGuard {
     ///     || Poll::Ready(Ok::<_, ()>(Vec::<(String, String)>::new())),
     ///     |guard, mut headers| {
     ///         if let Some(guard) = guard {
-    ///             let _tap = guard.finish(200, &mut headers);
+    ///             let _tap = guard.finish(502, &mut headers);
     ///         }
     ///         headers
     ///     },
     /// );
     /// let Poll::Ready(Ok(headers)) = polled else { panic!() };
-    /// assert_eq!(headers[0].0, "traceparent");
+    /// assert_eq!(headers[0].0, "traceparent", "an error names its trace");
     /// assert!(slot.is_none());
     /// ```
     #[inline]
@@ -400,9 +400,11 @@ impl RequestGuard {
 
     /// Records the response once its head is ready: duration and count under
     /// `(method, route, status)`, with the trace as exemplar when sampled. Adds diag's
-    /// headers to `headers` (`traceparent`; for a debug request `server-timing`,
-    /// `x-debug-id`, `x-trace-id`; `x-debug-status` when diagnostic mode was asked for
-    /// and refused). For a debug request, returns the tap the response body must be
+    /// headers to `headers`: `traceparent` on an error (`status` 400 or more), a debug
+    /// request's response, or every response when
+    /// [`traceparent_on_every_response`](crate::DiagBuilder::traceparent_on_every_response)
+    /// is on; for a debug request `server-timing`, `x-debug-id`, `x-trace-id`;
+    /// `x-debug-status` when diagnostic mode was asked for and refused. For a debug request, returns the tap the response body must be
     /// wrapped in: the capture is stored when the body ends, or as incomplete when it is
     /// dropped first.
     ///
@@ -422,19 +424,22 @@ impl RequestGuard {
     /// }
     /// ```
     pub fn finish(mut self, status: u16, headers: &mut dyn ResponseHeaders) -> Option<BodyTap> {
-        self.respond(headers);
+        self.respond(headers, status >= 400);
         self.record(Outcome::Http(status));
         // Checked here, in line: every request but a debug one stops at it.
         self.debug.as_ref()?;
         self.debug_response(status, headers)
     }
 
-    /// The headers every response gets: `traceparent`, and `x-debug-status` when
-    /// diagnostic mode was asked for and refused. Marks the guard finished.
+    /// diag's headers on a response: `traceparent` on a debug request's, an `error`'s,
+    /// or every one when so configured, and `x-debug-status` when diagnostic mode was
+    /// asked for and refused. Marks the guard finished.
     #[inline]
-    pub(super) fn respond(&mut self, headers: &mut dyn ResponseHeaders) {
+    pub(super) fn respond(&mut self, headers: &mut dyn ResponseHeaders, error: bool) {
         *self.state.get_mut() |= FINISHED;
-        headers.insert_traceparent(&self.scope.trace.traceparent());
+        if error || self.debug.is_some() || self.diag.inner.traceparent_every_response {
+            headers.insert_traceparent(&self.scope.trace.traceparent());
+        }
         if let Some((name, value)) = self.decision.status_header() {
             headers.insert(name, value);
         }

@@ -26,6 +26,8 @@ pub(crate) struct Setup {
     /// The budget is a single request: a request the oracle lets in may be refused as
     /// `budget-exhausted`.
     pub(crate) tiny_budget: bool,
+    /// Built with `traceparent_on_every_response(true)`.
+    pub(crate) every_response: bool,
 }
 
 impl Setup {
@@ -58,9 +60,11 @@ pub(crate) static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
         office: false,
         disabled: false,
         tiny_budget: false,
+        every_response: false,
     };
     let office = Setup {
         diag: base()
+            .traceparent_on_every_response(true)
             .trusted_proxy("10.0.0.0/8")
             .debug_networks(["192.0.2.0/24"])
             .build()
@@ -69,6 +73,7 @@ pub(crate) static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
         office: true,
         disabled: false,
         tiny_budget: false,
+        every_response: true,
     };
     let disabled = Setup {
         diag: base().token(TOKEN).disabled(true).build().expect("a diag"),
@@ -76,6 +81,7 @@ pub(crate) static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
         office: false,
         disabled: true,
         tiny_budget: false,
+        every_response: false,
     };
     let tiny = Setup {
         diag: Diag::builder()
@@ -88,6 +94,7 @@ pub(crate) static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
         office: false,
         disabled: false,
         tiny_budget: true,
+        every_response: false,
     };
     vec![token, office, disabled, tiny]
 });
@@ -560,11 +567,13 @@ proptest! {
         };
         prop_assert_eq!(own(&response), own(&case.response));
 
-        // Every response carries a traceparent: the handler's own, kept as it set it
-        // (whatever it holds), or else diag's.
+        // A debug request's response carries a traceparent, and so does an error's, or
+        // every one when so configured: the handler's own, kept as it set it (whatever
+        // it holds), or else diag's. Any other response has only the handler's.
         let handlers = values(&case.response, "traceparent");
-        if handlers.is_empty() {
-            let tp = one(&response, "traceparent")?.expect("every response carries a traceparent");
+        let named = setup.every_response || case.status >= 400 || debug_id.is_some();
+        if handlers.is_empty() && named {
+            let tp = one(&response, "traceparent")?.expect("a traceparent");
             check_written_traceparent(tp).map_err(TestCaseError::fail)?;
             prop_assert_eq!(tp, trace.to_traceparent());
         } else {

@@ -211,7 +211,11 @@ fn find_exemplar(data: &Value, trace_id: &str) -> Option<Value> {
 
 #[tokio::test]
 async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
-    let s = Running::with_token().await;
+    // Every response names its trace, so the test knows the one it looks for.
+    let s = Running::start(common::diag_with_token(|b| {
+        b.traceparent_on_every_response(true)
+    }))
+    .await;
     let target = s.base.trim_start_matches("http://").to_owned();
     let prom = PrometheusProcess::start(&target);
     // Exemplars are filtered on their own timestamp: start the window before any request.
