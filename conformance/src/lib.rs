@@ -175,7 +175,7 @@ pub async fn run_all(t: &Target) {
     handler_sees_byte_identical_streamed_body(t, false).await;
     handler_sees_byte_identical_streamed_body(t, true).await;
     client_that_goes_away_leaves_an_incomplete_capture(t).await;
-    trace_context_on_error_responses(t).await;
+    trace_context_on_every_response(t).await;
     debug_request_is_captured(t).await;
     sized_streamed_response_is_captured_complete(t).await;
     bad_debug_credentials_are_served_normally(t).await;

@@ -24,16 +24,13 @@ pub const DIAG_HEADERS: [&str; 7] = [
     "x-debug-status",
 ];
 
-/// A plain handle for the diag side of a [`Pair`]: token [`TOKEN`], a generous debug
-/// budget, and a `traceparent` on every response (the setting that changes the most
-/// bytes of the host's answers, so each answer must carry exactly one); no providers
-/// and no `tracing` subscriber (unlike [`crate::diag`]).
+/// A plain handle for the diag side of a [`Pair`]: token [`TOKEN`] and a generous debug
+/// budget; no providers and no `tracing` subscriber (unlike [`crate::diag`]).
 pub fn diag() -> Diag {
     Diag::builder()
         .service("host-safety")
         .token(TOKEN)
         .debug_budget(1000.0, 1000)
-        .traceparent_on_every_response(true)
         .build()
         .unwrap()
 }

@@ -23,13 +23,11 @@ type PricingClient = Propagate<Client<HttpConnector, Empty<Bytes>>>;
 
 /// Two services that sample nothing on their own, so whatever the pricing service
 /// records, it records because the front's `traceparent` said so.
-/// Their base URLs, front and pricing. The front's responses all name their trace, to
-/// compare with what pricing was sent.
+/// Their base URLs, front and pricing.
 async fn services() -> (String, String) {
     let front = Diag::builder()
         .service("front")
         .token(TOKEN)
-        .traceparent_on_every_response(true)
         .sampling_ratio(0.0)
         .build()
         .unwrap();

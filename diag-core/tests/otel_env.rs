@@ -55,15 +55,12 @@ fn an_unusable_otel_endpoint_is_reported_not_fatal() {
     unsafe { std::env::set_var("DIAG_SAMPLING_RATIO", "0.5") };
     let index = read_index(&diag_core::Diag::from_env().unwrap().build().unwrap());
     assert_eq!(index["tracing"]["sampling_ratio"], 0.5, "{index}");
-    assert_eq!(
-        index["tracing"]["traceparent_on"],
-        "debug and error responses"
-    );
+    assert_eq!(index["tracing"]["traceparent_on"], "every response");
     // Which responses name their trace is the operator's to say too.
-    unsafe { std::env::set_var("DIAG_TRACEPARENT_EVERY_RESPONSE", "1") };
+    unsafe { std::env::set_var("DIAG_TRACEPARENT_EVERY_RESPONSE", "0") };
     let index = read_index(&diag_core::Diag::from_env().unwrap().build().unwrap());
     assert_eq!(
-        index["tracing"]["traceparent_on"], "every response",
+        index["tracing"]["traceparent_on"], "debug and error responses",
         "{index}"
     );
     unsafe { std::env::set_var("DIAG_TRACEPARENT_EVERY_RESPONSE", "sometimes") };

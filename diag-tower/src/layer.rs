@@ -108,7 +108,7 @@ impl DiagLayer {
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use tower::{Layer, ServiceExt, service_fn};
     ///
-    /// let diag = diag_core::Diag::builder().traceparent_on_every_response(true).build().unwrap();
+    /// let diag = diag_core::Diag::builder().build().unwrap();
     /// let svc = diag_tower::DiagLayer::new(&diag).layer(service_fn(
     ///     |_req: http::Request<diag_tower::DiagBody<String>>| async {
     ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))

@@ -125,8 +125,7 @@ impl<S> Layer<S> for PropagateLayer {
 /// let pricing: Propagate<_> = PropagateLayer::new().layer(service_fn(|req: http::Request<()>| {
 ///     async move { Ok::<_, Infallible>(http::Response::new(req.headers()["traceparent"].clone())) }
 /// }));
-/// // Responses name their trace too, to compare.
-/// let diag = diag_core::Diag::builder().traceparent_on_every_response(true).build().unwrap();
+/// let diag = diag_core::Diag::builder().build().unwrap();
 /// let api = DiagLayer::new(&diag).layer(service_fn(move |_req: http::Request<DiagBody<String>>| {
 ///     let pricing = pricing.clone();
 ///     async move {

@@ -13,7 +13,7 @@ use crate::{DiagBody, DiagLayer, HttpHeaders, ResponseFuture};
 /// use diag_tower::{DiagBody, DiagLayer, DiagService};
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
-/// let diag = diag_core::Diag::builder().traceparent_on_every_response(true).build().unwrap();
+/// let diag = diag_core::Diag::builder().build().unwrap();
 /// let svc: DiagService<_> = DiagLayer::new(&diag).layer(service_fn(
 ///     |_req: http::Request<DiagBody<String>>| async {
 ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))

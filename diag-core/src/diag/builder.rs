@@ -80,7 +80,7 @@ impl Default for DiagBuilder {
             admin_addr: None,
             metrics_public: true,
             process_metrics: true,
-            traceparent_every_response: false,
+            traceparent_every_response: true,
             disabled: false,
             provider_deadline: Duration::from_millis(500),
             provider_max_bytes: 256 * 1024,
@@ -240,15 +240,16 @@ impl DiagBuilder {
     }
 
     /// Whether every response carries a `traceparent` naming its request's trace
-    /// (default `false`). By default only the responses someone asks about do: a debug
-    /// request's, and an error's (an HTTP status of 400 or more, or a gRPC status other
-    /// than `OK` in the response head), so a client reporting a failure can quote the
-    /// trace. Turn it on when clients or a proxy's access log should be able to match
-    /// any response (a slow success too) with an exemplar or a trace. It is off by
-    /// default because it is not free: 70 more bytes on every response cost a small
-    /// response about 2% of its server CPU on loopback (see BENCHMARKS.md), and it tells
-    /// every client the service's trace ids. A `traceparent` the handler set itself is
-    /// always kept. `DIAG_TRACEPARENT_EVERY_RESPONSE` sets it from the environment.
+    /// (default `true`), so a client's log or a proxy's access log can match any
+    /// response (a slow success too) with an exemplar or a trace. Off, only the
+    /// responses someone asks about carry it: a debug request's, and an error's (an HTTP
+    /// status of 400 or more, or a gRPC status other than `OK` in the response head), so
+    /// a client reporting a failure can still quote its trace. Turn it off to save what
+    /// it costs: its 70 bytes cost a small response about 2% of its server CPU on
+    /// loopback (BENCHMARKS.md, "What one response header costs on loopback"), and it
+    /// tells every client the service's trace ids. A `traceparent` the handler set
+    /// itself is always kept. `DIAG_TRACEPARENT_EVERY_RESPONSE` sets it from the
+    /// environment.
     ///
     /// ```
     /// use diag_core::request::RequestView;
@@ -261,10 +262,10 @@ impl DiagBuilder {
     ///     headers.iter().any(|(name, _)| name == "traceparent")
     /// };
     /// let default = diag_core::Diag::builder().build().unwrap();
-    /// assert!(!answer(&default, 200));
-    /// assert!(answer(&default, 503), "an error names its trace");
-    /// let every = diag_core::Diag::builder().traceparent_on_every_response(true).build().unwrap();
-    /// assert!(answer(&every, 200));
+    /// assert!(answer(&default, 200));
+    /// let errors = diag_core::Diag::builder().traceparent_on_every_response(false).build().unwrap();
+    /// assert!(!answer(&errors, 200));
+    /// assert!(answer(&errors, 503), "an error names its trace");
     /// ```
     pub fn traceparent_on_every_response(mut self, on: bool) -> Self {
         self.traceparent_every_response = on;

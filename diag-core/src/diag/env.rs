@@ -19,7 +19,7 @@ impl DiagBuilder {
     /// | `DIAG_INSTANCE` | this process's name among the service's instances (default `<hostname>:<pid>`) |
     /// | `DIAG_METRICS_PUBLIC` | `0`/`false`: `/metrics` needs the token too |
     /// | `DIAG_PROCESS_METRICS` | `0`/`false`: no `process_*`, `service_build_info` and `tokio_*` families |
-    /// | `DIAG_TRACEPARENT_EVERY_RESPONSE` | `1`/`true`: every response carries `traceparent`, not only debug and error ones ([`traceparent_on_every_response`](Self::traceparent_on_every_response)) |
+    /// | `DIAG_TRACEPARENT_EVERY_RESPONSE` | `0`/`false`: only debug and error responses carry `traceparent`, not every one ([`traceparent_on_every_response`](Self::traceparent_on_every_response)) |
     /// | `DIAG_DEBUG_TOKEN` | a separate token for `X-Debug` and key for signed debug credentials (default: `DIAG_TOKEN`) |
     /// | `DIAG_DEBUG_HEADER` | the debug request header (default `x-debug`) |
     /// | `DIAG_DEBUG_NETWORKS` | comma-separated addresses/CIDRs where `X-Debug: 1` is honoured, replacing the default loopback (empty: nowhere) |

@@ -349,7 +349,7 @@ mod tests {
         assert_eq!(v["config"]["port"], 8080);
         assert_eq!(v["config"]["stripe_api_key"], "***");
         assert_eq!(v["tracing"]["sampling_ratio"], 1.0);
-        assert_eq!(v["tracing"]["traceparent_on"], "debug and error responses");
+        assert_eq!(v["tracing"]["traceparent_on"], "every response");
         assert!(v["tracing"]["otlp"].is_null(), "no collector configured");
         let mode = &v["debug_mode"];
         assert_eq!(mode["header"], "x-debug");

@@ -400,10 +400,10 @@ impl RequestGuard {
 
     /// Records the response once its head is ready: duration and count under
     /// `(method, route, status)`, with the trace as exemplar when sampled. Adds diag's
-    /// headers to `headers`: `traceparent` on an error (`status` 400 or more), a debug
-    /// request's response, or every response when
-    /// [`traceparent_on_every_response`](crate::DiagBuilder::traceparent_on_every_response)
-    /// is on; for a debug request `server-timing`, `x-debug-id`, `x-trace-id`;
+    /// headers to `headers`: `traceparent` (with
+    /// [`traceparent_on_every_response(false)`](crate::DiagBuilder::traceparent_on_every_response),
+    /// only on an error, `status` 400 or more, and a debug request's response); for a
+    /// debug request `server-timing`, `x-debug-id`, `x-trace-id`;
     /// `x-debug-status` when diagnostic mode was asked for and refused. For a debug request, returns the tap the response body must be
     /// wrapped in: the capture is stored when the body ends, or as incomplete when it is
     /// dropped first.
@@ -431,9 +431,9 @@ impl RequestGuard {
         self.debug_response(status, headers)
     }
 
-    /// diag's headers on a response: `traceparent` on a debug request's, an `error`'s,
-    /// or every one when so configured, and `x-debug-status` when diagnostic mode was
-    /// asked for and refused. Marks the guard finished.
+    /// diag's headers on a response: `traceparent` (unless configured for debug and
+    /// `error` responses only), and `x-debug-status` when diagnostic mode was asked for
+    /// and refused. Marks the guard finished.
     #[inline]
     pub(super) fn respond(&mut self, headers: &mut dyn ResponseHeaders, error: bool) {
         *self.state.get_mut() |= FINISHED;

@@ -1,4 +1,4 @@
-//! Lower-case hex for trace and span ids, eight bytes at a time: a response's
+//! Lower-case hex for trace and span ids, eight bytes at a time: every response's
 //! `traceparent` formats 24 bytes, and a table lookup per nibble cost about 200
 //! instructions a request where this takes about 60.
 

@@ -26,7 +26,7 @@ pub(crate) struct Setup {
     /// The budget is a single request: a request the oracle lets in may be refused as
     /// `budget-exhausted`.
     pub(crate) tiny_budget: bool,
-    /// Built with `traceparent_on_every_response(true)`.
+    /// `false`: built with `traceparent_on_every_response(false)`.
     pub(crate) every_response: bool,
 }
 
@@ -60,11 +60,11 @@ pub(crate) static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
         office: false,
         disabled: false,
         tiny_budget: false,
-        every_response: false,
+        every_response: true,
     };
     let office = Setup {
         diag: base()
-            .traceparent_on_every_response(true)
+            .traceparent_on_every_response(false)
             .trusted_proxy("10.0.0.0/8")
             .debug_networks(["192.0.2.0/24"])
             .build()
@@ -73,7 +73,7 @@ pub(crate) static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
         office: true,
         disabled: false,
         tiny_budget: false,
-        every_response: true,
+        every_response: false,
     };
     let disabled = Setup {
         diag: base().token(TOKEN).disabled(true).build().expect("a diag"),
@@ -81,7 +81,7 @@ pub(crate) static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
         office: false,
         disabled: true,
         tiny_budget: false,
-        every_response: false,
+        every_response: true,
     };
     let tiny = Setup {
         diag: Diag::builder()
@@ -94,7 +94,7 @@ pub(crate) static SETUPS: LazyLock<Vec<Setup>> = LazyLock::new(|| {
         office: false,
         disabled: false,
         tiny_budget: true,
-        every_response: false,
+        every_response: true,
     };
     vec![token, office, disabled, tiny]
 });
@@ -567,9 +567,9 @@ proptest! {
         };
         prop_assert_eq!(own(&response), own(&case.response));
 
-        // A debug request's response carries a traceparent, and so does an error's, or
-        // every one when so configured: the handler's own, kept as it set it (whatever
-        // it holds), or else diag's. Any other response has only the handler's.
+        // Every response carries a traceparent (with `traceparent_on_every_response(false)`,
+        // a debug request's and an error's): the handler's own, kept as it set it
+        // (whatever it holds), or else diag's. Any other response has only the handler's.
         let handlers = values(&case.response, "traceparent");
         let named = setup.every_response || case.status >= 400 || debug_id.is_some();
         if handlers.is_empty() && named {

@@ -201,20 +201,10 @@ pub(crate) fn check_passed_on_tracestate(ts: &str) -> Result<(), String> {
 
 // Property 2: a valid incoming traceparent is continued, anything else starts a new trace
 
-pub(crate) static SAMPLE_ALL: LazyLock<Diag> = LazyLock::new(|| {
-    Diag::builder()
-        .sampling_ratio(1.0)
-        .traceparent_on_every_response(true)
-        .build()
-        .expect("a diag")
-});
-pub(crate) static SAMPLE_NONE: LazyLock<Diag> = LazyLock::new(|| {
-    Diag::builder()
-        .sampling_ratio(0.0)
-        .traceparent_on_every_response(true)
-        .build()
-        .expect("a diag")
-});
+pub(crate) static SAMPLE_ALL: LazyLock<Diag> =
+    LazyLock::new(|| Diag::builder().sampling_ratio(1.0).build().expect("a diag"));
+pub(crate) static SAMPLE_NONE: LazyLock<Diag> =
+    LazyLock::new(|| Diag::builder().sampling_ratio(0.0).build().expect("a diag"));
 
 proptest! {
     #![proptest_config(config(256))]

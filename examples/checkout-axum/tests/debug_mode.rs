@@ -188,7 +188,7 @@ async fn a_normal_request_leaves_no_capture_and_no_debug_line() {
 
 /// The trace id in a response's `traceparent`.
 fn traceparent_trace_id(res: &reqwest::Response) -> String {
-    let tp = header(res, "traceparent").expect("an error names its trace");
+    let tp = header(res, "traceparent").expect("every response carries traceparent");
     tp.split('-').nth(1).unwrap().to_owned()
 }
 

@@ -144,12 +144,10 @@ async fn traces_reach_a_real_otlp_receiver() {
         })
         .await;
 
-    // Every response names its trace and span, for the test to find them exported.
     let diag = Diag::builder()
         .service("checkout")
         .version("1.2.3")
         .token(TOKEN)
-        .traceparent_on_every_response(true)
         .otlp_endpoint(format!("{base}/v1/traces"))
         .build()
         .unwrap();

@@ -211,11 +211,7 @@ fn find_exemplar(data: &Value, trace_id: &str) -> Option<Value> {
 
 #[tokio::test]
 async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
-    // Every response names its trace, so the test knows the one it looks for.
-    let s = Running::start(common::diag_with_token(|b| {
-        b.traceparent_on_every_response(true)
-    }))
-    .await;
+    let s = Running::with_token().await;
     let target = s.base.trim_start_matches("http://").to_owned();
     let prom = PrometheusProcess::start(&target);
     // Exemplars are filtered on their own timestamp: start the window before any request.
