@@ -223,6 +223,34 @@ where
     a_call_the_client_cancels_counts_as_cancelled(&diag, &serve(diag.clone()).await).await;
     let diag = Diag::builder().token(TOKEN).build().expect("diag");
     diagnostic_mode_through_grpc_metadata(&diag, &serve(diag.clone()).await).await;
+    let diag = Diag::builder()
+        .token(TOKEN)
+        .traceparent_on_every_response(false)
+        .build()
+        .expect("diag");
+    failed_and_debug_calls_name_their_trace(&serve(diag).await).await;
+}
+
+/// With `traceparent_on_every_response(false)`: a call that failed in its head (tonic
+/// answers a handler's `Err(Status)` so) and a call in diagnostic mode carry
+/// `traceparent`; a successful one (its status comes in the trailers) does not.
+pub async fn failed_and_debug_calls_name_their_trace(channel: &Channel) {
+    let ok = unary(channel, "/test.Echo/Ok", &[]).await.unwrap();
+    assert!(ok.metadata().get("traceparent").is_none(), "a success");
+    let failed = unary(channel, "/test.Echo/NotFound", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), tonic::Code::NotFound);
+    let tp = failed.metadata().get("traceparent").expect("a failure's");
+    assert_eq!(tp.len(), 55, "{tp:?}");
+    let debug = unary(channel, "/test.Echo/Ok", &[("x-debug", TOKEN)])
+        .await
+        .unwrap();
+    assert!(debug.metadata().get("x-debug-id").is_some());
+    assert!(
+        debug.metadata().get("traceparent").is_some(),
+        "a debug call"
+    );
 }
 
 /// Calls count under their method and gRPC status once the method has succeeded (or
@@ -353,13 +381,6 @@ pub async fn diagnostic_mode_through_grpc_metadata(diag: &Diag, channel: &Channe
     let plain = unary(channel, "/test.Echo/Ok", &[]).await.unwrap();
     assert!(plain.metadata().get("x-debug-id").is_none());
     assert!(plain.metadata().get("traceparent").is_some());
-    // A failed call (tonic answers a handler's error in the head) names its trace too.
-    let failed = unary(channel, "/test.Echo/NotFound", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(failed.code(), tonic::Code::NotFound);
-    let tp = failed.metadata().get("traceparent").expect("traceparent");
-    assert_eq!(tp.len(), 55, "{tp:?}");
 
     let reply = unary(channel, "/test.Echo/Ok", &[("x-debug", TOKEN)])
         .await

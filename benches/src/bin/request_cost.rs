@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Run it with two counts and divide the difference by the difference of counts to take
-//! start-up out. Variants: `bare`, `noop` (an empty `Router::layer`), `diag`, `debug` (every request in
+//! start-up out. Variants: `bare`, `noop` (an empty `Router::layer`), `diag`,
+//! `diag_errors` (`diag` with `traceparent` on error and debug responses only), `debug` (every request in
 //! diagnostic mode), `mixed` (every tenth), `trace` (tower-http's `TraceLayer`), `export`
 //! (`diag` sending every request's server span to an OTLP collector, see `otlp_sink`).
 
@@ -34,13 +35,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .token(diag_benches::TOKEN)
             .otlp_endpoint(url)
             .build()?
+    } else if variant == "diag_errors" {
+        diag_core::Diag::builder()
+            .service("bench")
+            .token(diag_benches::TOKEN)
+            .debug_budget(1e9, u32::MAX)
+            .traceparent_on_every_response(false)
+            .build()?
     } else {
         bench_diag()?
     };
     install_subscriber(&diag);
     let router = match variant.as_str() {
         "bare" => app().with_state(()),
-        "diag" | "debug" | "mixed" | "export" => app().with_diag(&diag).with_state(()),
+        "diag" | "diag_errors" | "debug" | "mixed" | "export" => {
+            app().with_diag(&diag).with_state(())
+        }
         // The floor of any axum middleware: `Router::layer` with a layer that does nothing.
         "noop" => app()
             .layer(tower::layer::util::Identity::new())

@@ -246,8 +246,8 @@ impl DiagBuilder {
     /// status of 400 or more, or a gRPC status other than `OK` in the response head), so
     /// a client reporting a failure can still quote its trace. Turn it off to save what
     /// it costs: its 70 bytes cost a small response about 2% of its server CPU on
-    /// loopback (BENCHMARKS.md, "What one response header costs on loopback"), and it
-    /// tells every client the service's trace ids. A `traceparent` the handler set
+    /// loopback (BENCHMARKS.md, the evening session of 2026-11-27), and it tells every
+    /// client the service's trace ids. A `traceparent` the handler set
     /// itself is always kept. `DIAG_TRACEPARENT_EVERY_RESPONSE` sets it from the
     /// environment.
     ///
