@@ -37,11 +37,15 @@ pub fn request(debug: bool) -> Result<Request<Body>, axum::http::Error> {
 /// A diag handle with [`TOKEN`] and a budget that never runs out, so the cost of debug
 /// requests is what gets measured.
 pub fn bench_diag() -> Result<Diag, diag_core::ConfigError> {
+    bench_builder().build()
+}
+
+/// The builder of [`bench_diag`], for a variant with one setting changed.
+pub fn bench_builder() -> diag_core::DiagBuilder {
     Diag::builder()
         .service("bench")
         .token(TOKEN)
         .debug_budget(1e9, u32::MAX)
-        .build()
 }
 
 /// Installs the global subscriber of a service using diag: fmt at INFO to a sink behind

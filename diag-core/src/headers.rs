@@ -139,8 +139,9 @@ pub trait ResponseHeaders: HeaderView {
     /// ```
     fn append(&mut self, name: &'static str, value: &str);
 
-    /// Sets `traceparent` (on a debug request's response, an error's, or every one, as
-    /// configured: see [`RequestGuard::finish`](crate::request::RequestGuard::finish)), unless the response
+    /// Sets `traceparent` (on every response, or on a debug request's and an error's
+    /// only, as configured: see
+    /// [`RequestGuard::finish`](crate::request::RequestGuard::finish)), unless the response
     /// has one already: a handler (or a tracer of the service's own) that sets it is
     /// kept, as diag never changes what the service answers. An adapter may override
     /// this to build the value without validating it: a [`Traceparent`] is always 55

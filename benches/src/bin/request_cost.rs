@@ -36,10 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .otlp_endpoint(url)
             .build()?
     } else if variant == "diag_errors" {
-        diag_core::Diag::builder()
-            .service("bench")
-            .token(diag_benches::TOKEN)
-            .debug_budget(1e9, u32::MAX)
+        diag_benches::bench_builder()
             .traceparent_on_every_response(false)
             .build()?
     } else {
