@@ -153,6 +153,11 @@ pub async fn trace_context_on_every_response(t: &Target) {
     assert_eq!(res.version(), t.version);
     let tp = header(&res, "traceparent").expect("traceparent");
     assert_eq!(tp.len(), 55, "{tp}");
+    assert_eq!(
+        header(&res, "vary"),
+        None,
+        "diag's vary is for debug requests only"
+    );
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let res = t
         .get("/users/1")
@@ -181,6 +186,8 @@ pub async fn debug_request_is_captured(t: &Target) {
     let id = header(&res, "x-debug-id").expect("x-debug-id");
     let timing = header(&res, "server-timing").expect("server-timing");
     assert!(timing.contains("total;dur="), "{timing}");
+    // Not for a shared cache to hand to others: it varies with the debug header.
+    assert_eq!(header(&res, "vary").as_deref(), Some("x-debug"));
     // The capture stays on the instance that served the request, which says who it is.
     let instance = header(&res, "x-debug-instance").expect("x-debug-instance");
     assert_eq!(t.authed_json("/debug").await["instance"], instance.as_str());

@@ -70,15 +70,21 @@ pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Whether `line` is a header line of one of [`DIAG_HEADERS`] (any case).
+/// Whether `line` is a header line diag adds ([`is_diag_field`]).
 pub fn is_diag_header(line: &[u8]) -> bool {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return false;
     };
-    let name = &line[..colon];
-    DIAG_HEADERS
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+    is_diag_field(&line[..colon], &line[colon + 1..])
+}
+
+/// Whether a header field is one of [`DIAG_HEADERS`] (any case), or the `vary: x-debug`
+/// diag adds to the answer to a request that asked for diagnostic mode.
+pub fn is_diag_field(name: &[u8], value: &[u8]) -> bool {
+    (name.eq_ignore_ascii_case(b"vary") && value.trim_ascii().eq_ignore_ascii_case(b"x-debug"))
+        || DIAG_HEADERS
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
 }
 
 /// `raw` without diag's header lines (the bodies compared never hold such lines).

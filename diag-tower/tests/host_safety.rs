@@ -11,8 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use diag_conformance::TOKEN;
 use diag_conformance::raw::{
-    DIAG_HEADERS, Pair, answered_before_body, assert_same_unread_body_answers, captures_complete,
-    closing_request, debug, diag, header_values, same_answer, show, unchanged_answers,
+    Pair, answered_before_body, assert_same_unread_body_answers, captures_complete,
+    closing_request, debug, diag, header_values, is_diag_field, same_answer, show,
+    unchanged_answers,
 };
 use diag_core::Diag;
 use diag_tower::DiagLayer;
@@ -294,7 +295,7 @@ async fn h2_get(sender: &mut H2Sender<Empty<Bytes>>, method: &str, path: &str, d
     let headers = res
         .headers()
         .iter()
-        .filter(|(n, _)| !DIAG_HEADERS.contains(&n.as_str()))
+        .filter(|(n, v)| !is_diag_field(n.as_str().as_bytes(), v.as_bytes()))
         .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
         .collect();
     let collected = tokio::time::timeout(Duration::from_secs(5), res.into_body().collect())

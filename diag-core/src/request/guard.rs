@@ -403,9 +403,10 @@ impl RequestGuard {
     /// headers to `headers`: `traceparent` (with
     /// [`traceparent_on_every_response(false)`](crate::DiagBuilder::traceparent_on_every_response),
     /// only on an error, `status` 400 or more, and a debug request's response); for a
-    /// debug request `server-timing`, `x-debug-id`, `x-trace-id`;
-    /// `x-debug-status` when diagnostic mode was asked for and refused. For a debug request, returns the tap the response body must be
-    /// wrapped in: the capture is stored when the body ends, or as incomplete when it is
+    /// debug request `server-timing`, `x-debug-id`, `x-trace-id`; `x-debug-status` when
+    /// diagnostic mode was asked for and refused; `vary` naming the debug header whenever
+    /// the request sent it. For a debug request, returns the tap the response body must
+    /// be wrapped in: the capture is stored when the body ends, or as incomplete when it is
     /// dropped first.
     ///
     /// ```
@@ -432,8 +433,9 @@ impl RequestGuard {
     }
 
     /// diag's headers on a response: `traceparent` (unless configured for debug and
-    /// `error` responses only), and `x-debug-status` when diagnostic mode was asked for
-    /// and refused. Marks the guard finished.
+    /// `error` responses only), `x-debug-status` when diagnostic mode was asked for and
+    /// refused, and `vary: <debug header>` whenever it was asked for. Marks the guard
+    /// finished.
     #[inline]
     pub(super) fn respond(&mut self, headers: &mut dyn ResponseHeaders, error: bool) {
         *self.state.get_mut() |= FINISHED;
@@ -442,6 +444,12 @@ impl RequestGuard {
         }
         if let Some((name, value)) = self.decision.status_header() {
             headers.insert(name, value);
+        }
+        if !matches!(self.decision, Decision::NotRequested) {
+            // diag's headers make this answer differ from the one the same request
+            // without the debug header gets: a shared cache must not hand it (its
+            // `Server-Timing`, its capture id) to anyone else.
+            headers.append("vary", &self.diag.inner.debug.header);
         }
     }
 

@@ -555,7 +555,9 @@ proptest! {
         prop_assert_eq!(tap.is_some(), debug_id.is_some());
 
         // Every header diag wrote is a valid field value, and the handler's own headers
-        // are all still there, in order.
+        // are all still there, in order. A request that asked for diagnostic mode (its
+        // header present at all, granted or not) gets `vary: x-debug` after them, so no
+        // shared cache hands its answer to anyone else; any other gets no `vary` of diag's.
         for (name, value) in &response {
             prop_assert!(valid_header_value(value), "{name}: {value:?}");
         }
@@ -565,7 +567,11 @@ proptest! {
                 .cloned()
                 .collect()
         };
-        prop_assert_eq!(own(&response), own(&case.response));
+        let mut expected_own = own(&case.response);
+        if !matches!(expected, Expect::NotRequested) {
+            expected_own.push(("vary".to_owned(), "x-debug".to_owned()));
+        }
+        prop_assert_eq!(own(&response), expected_own);
 
         // Every response carries a traceparent (with `traceparent_on_every_response(false)`,
         // a debug request's and an error's): the handler's own, kept as it set it
