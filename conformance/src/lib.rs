@@ -228,6 +228,15 @@ async fn assert_json_error(res: reqwest::Response, status: u16, mentions: &str) 
     );
 }
 
+/// Every value of header `name`, one per line it came in.
+fn header_lines(res: &reqwest::Response, name: &str) -> Vec<String> {
+    res.headers()
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().expect("a text header").to_owned())
+        .collect()
+}
+
 fn header(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers()
         .get(name)

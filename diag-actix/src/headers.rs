@@ -37,6 +37,7 @@ fn response_header_name(name: &'static str) -> HeaderName {
         "x-trace-id" => X_TRACE_ID,
         "x-debug-instance" => X_DEBUG_INSTANCE,
         "x-debug-status" => X_DEBUG_STATUS,
+        "vary" => actix_web::http::header::VARY,
         _ => HeaderName::from_static(name),
     }
 }

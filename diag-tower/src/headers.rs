@@ -41,6 +41,7 @@ fn response_header_name(name: &'static str) -> HeaderName {
         "x-trace-id" => X_TRACE_ID,
         "x-debug-instance" => X_DEBUG_INSTANCE,
         "x-debug-status" => X_DEBUG_STATUS,
+        "vary" => http::header::VARY,
         _ => HeaderName::from_static(name),
     }
 }

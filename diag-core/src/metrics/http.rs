@@ -590,6 +590,42 @@ mod tests {
         );
     }
 
+    /// A request that sent the debug header (a renamed one here), granted or refused,
+    /// gets a `vary` naming it, after the handler's own `vary`; any other gets none.
+    #[test]
+    fn vary_names_the_debug_header_when_it_was_sent() {
+        let diag = Diag::builder()
+            .token("s3cret")
+            .debug_header("X-Dbg")
+            .build()
+            .unwrap();
+        let answer = |sent: &[(&str, &str)]| -> Vec<String> {
+            let headers: Vec<(String, String)> = sent
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            let g = diag.begin(&view("GET", Some("/cart"), &headers));
+            let mut out = vec![("vary".to_owned(), "accept-encoding".to_owned())];
+            let _ = g.finish(200, &mut out);
+            out.into_iter()
+                .filter(|(n, _)| n == "vary")
+                .map(|(_, v)| v)
+                .collect()
+        };
+        assert_eq!(answer(&[]), ["accept-encoding"]);
+        assert_eq!(
+            answer(&[("x-debug", "s3cret")]),
+            ["accept-encoding"],
+            "not the configured header"
+        );
+        assert_eq!(answer(&[("x-dbg", "s3cret")]), ["accept-encoding", "x-dbg"]);
+        assert_eq!(
+            answer(&[("x-dbg", "wrong")]),
+            ["accept-encoding", "x-dbg"],
+            "refused"
+        );
+    }
+
     #[test]
     fn a_reused_route_address_never_picks_the_wrong_series() {
         let diag = Diag::builder().build().unwrap();
