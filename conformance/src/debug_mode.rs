@@ -185,8 +185,10 @@ pub async fn debug_request_is_captured(t: &Target) {
     let id = header(&res, "x-debug-id").expect("x-debug-id");
     let timing = header(&res, "server-timing").expect("server-timing");
     assert!(timing.contains("total;dur="), "{timing}");
-    // Not for a shared cache to hand to others: it varies with the debug header.
+    // Not for a shared cache to hand to others: it varies with the debug header, and no
+    // cache keeps it (the next debug request gets a capture of its own).
     assert_eq!(header_lines(&res, "vary"), ["x-debug"]);
+    assert_eq!(header_lines(&res, "cache-control"), ["no-store"]);
     // The capture stays on the instance that served the request, which says who it is.
     let instance = header(&res, "x-debug-instance").expect("x-debug-instance");
     assert_eq!(t.authed_json("/debug").await["instance"], instance.as_str());
@@ -256,7 +258,9 @@ pub async fn bad_debug_credentials_are_served_normally(t: &Target) {
         assert_eq!(res.status(), 200);
         assert!(header(&res, "x-debug-id").is_none());
         assert!(header(&res, "x-debug-status").is_some_and(|s| s.starts_with("rejected")));
-        // Refused, the answer still differs from one to a request without the header.
+        // Refused, the answer still differs from one to a request without the header,
+        // but it may be cached as the handler says.
         assert_eq!(header_lines(&res, "vary"), ["x-debug"]);
+        assert!(header_lines(&res, "cache-control").is_empty());
     }
 }

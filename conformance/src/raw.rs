@@ -78,10 +78,13 @@ pub fn is_diag_header(line: &[u8]) -> bool {
     is_diag_field(&line[..colon], &line[colon + 1..])
 }
 
-/// Whether a header field is one of [`DIAG_HEADERS`] (any case), or the `vary: x-debug`
-/// diag adds to the answer to a request that asked for diagnostic mode.
+/// Whether a header field is one of [`DIAG_HEADERS`] (any case), the `vary: x-debug`
+/// diag adds to the answer to a request that asked for diagnostic mode, or the
+/// `cache-control: no-store` it adds in diagnostic mode.
 pub fn is_diag_field(name: &[u8], value: &[u8]) -> bool {
-    (name.eq_ignore_ascii_case(b"vary") && value.trim_ascii().eq_ignore_ascii_case(b"x-debug"))
+    let value = value.trim_ascii();
+    (name.eq_ignore_ascii_case(b"vary") && value.eq_ignore_ascii_case(b"x-debug"))
+        || (name.eq_ignore_ascii_case(b"cache-control") && value.eq_ignore_ascii_case(b"no-store"))
         || DIAG_HEADERS
             .iter()
             .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))

@@ -38,6 +38,7 @@ fn response_header_name(name: &'static str) -> HeaderName {
         "x-debug-instance" => X_DEBUG_INSTANCE,
         "x-debug-status" => X_DEBUG_STATUS,
         "vary" => actix_web::http::header::VARY,
+        "cache-control" => actix_web::http::header::CACHE_CONTROL,
         _ => HeaderName::from_static(name),
     }
 }

@@ -42,6 +42,7 @@ fn response_header_name(name: &'static str) -> HeaderName {
         "x-debug-instance" => X_DEBUG_INSTANCE,
         "x-debug-status" => X_DEBUG_STATUS,
         "vary" => http::header::VARY,
+        "cache-control" => http::header::CACHE_CONTROL,
         _ => HeaderName::from_static(name),
     }
 }

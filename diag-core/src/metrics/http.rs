@@ -626,6 +626,33 @@ mod tests {
         );
     }
 
+    /// A debug request's answer gets `cache-control: no-store` after the handler's own
+    /// directives (no cache may keep one request's diagnostics); a refused or a normal
+    /// request's keeps only the handler's.
+    #[test]
+    fn only_a_debug_answer_is_kept_from_caches() {
+        let diag = Diag::builder().token("s3cret").build().unwrap();
+        let answer = |sent: &[(&str, &str)]| -> Vec<String> {
+            let headers: Vec<(String, String)> = sent
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            let g = diag.begin(&view("GET", Some("/cart"), &headers));
+            let mut out = vec![("cache-control".to_owned(), "public, max-age=60".to_owned())];
+            let _ = g.finish(200, &mut out);
+            out.into_iter()
+                .filter(|(n, _)| n == "cache-control")
+                .map(|(_, v)| v)
+                .collect()
+        };
+        assert_eq!(answer(&[]), ["public, max-age=60"]);
+        assert_eq!(answer(&[("x-debug", "wrong")]), ["public, max-age=60"]);
+        assert_eq!(
+            answer(&[("x-debug", "s3cret")]),
+            ["public, max-age=60", "no-store"]
+        );
+    }
+
     #[test]
     fn a_reused_route_address_never_picks_the_wrong_series() {
         let diag = Diag::builder().build().unwrap();

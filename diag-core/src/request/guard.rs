@@ -403,7 +403,8 @@ impl RequestGuard {
     /// headers to `headers`: `traceparent` (with
     /// [`traceparent_on_every_response(false)`](crate::DiagBuilder::traceparent_on_every_response),
     /// only on an error, `status` 400 or more, and a debug request's response); for a
-    /// debug request `server-timing`, `x-debug-id`, `x-trace-id`; `x-debug-status` when
+    /// debug request `server-timing`, `x-debug-id`, `x-trace-id`, `x-debug-instance` and
+    /// a `cache-control: no-store` line; `x-debug-status` when
     /// diagnostic mode was asked for and refused; `vary` naming the debug header whenever
     /// the request sent it. For a debug request, returns the tap the response body must
     /// be wrapped in: the capture is stored when the body ends, or as incomplete when it is
@@ -506,6 +507,10 @@ impl RequestGuard {
         }
         // The capture stays in this process: say which one, for a load-balanced service.
         headers.insert("x-debug-instance", &self.diag.inner.instance);
+        // One request's diagnostics: a cache that kept them would answer the next debug
+        // request with this one's capture id (and `no-store` outranks any directive of
+        // the handler's own).
+        headers.append("cache-control", "no-store");
         Some(
             BodyTap::new(debug.request, BodySide::Response)
                 .holding(debug.in_flight)

@@ -571,6 +571,10 @@ proptest! {
         if !matches!(expected, Expect::NotRequested) {
             expected_own.push(("vary".to_owned(), "x-debug".to_owned()));
         }
+        if debug_id.is_some() {
+            // One request's diagnostics are for no cache to keep.
+            expected_own.push(("cache-control".to_owned(), "no-store".to_owned()));
+        }
         prop_assert_eq!(own(&response), expected_own);
 
         // Every response carries a traceparent (with `traceparent_on_every_response(false)`,
