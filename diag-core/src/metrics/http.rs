@@ -590,6 +590,22 @@ mod tests {
         );
     }
 
+    /// The values of header `own.0` on a 200 to a request with headers `sent`, whose
+    /// handler answered with the line `own` itself.
+    fn lines_of(diag: &Diag, sent: &[(&str, &str)], own: (&str, &str)) -> Vec<String> {
+        let headers: Vec<(String, String)> = sent
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let g = diag.begin(&view("GET", Some("/cart"), &headers));
+        let mut out = vec![(own.0.to_owned(), own.1.to_owned())];
+        let _ = g.finish(200, &mut out);
+        out.into_iter()
+            .filter(|(n, _)| n == own.0)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     /// A request that sent the debug header (a renamed one here), granted or refused,
     /// gets a `vary` naming it, after the handler's own `vary`; any other gets none.
     #[test]
@@ -599,19 +615,7 @@ mod tests {
             .debug_header("X-Dbg")
             .build()
             .unwrap();
-        let answer = |sent: &[(&str, &str)]| -> Vec<String> {
-            let headers: Vec<(String, String)> = sent
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect();
-            let g = diag.begin(&view("GET", Some("/cart"), &headers));
-            let mut out = vec![("vary".to_owned(), "accept-encoding".to_owned())];
-            let _ = g.finish(200, &mut out);
-            out.into_iter()
-                .filter(|(n, _)| n == "vary")
-                .map(|(_, v)| v)
-                .collect()
-        };
+        let answer = |sent: &[(&str, &str)]| lines_of(&diag, sent, ("vary", "accept-encoding"));
         assert_eq!(answer(&[]), ["accept-encoding"]);
         assert_eq!(
             answer(&[("x-debug", "s3cret")]),
@@ -632,19 +636,8 @@ mod tests {
     #[test]
     fn only_a_debug_answer_is_kept_from_caches() {
         let diag = Diag::builder().token("s3cret").build().unwrap();
-        let answer = |sent: &[(&str, &str)]| -> Vec<String> {
-            let headers: Vec<(String, String)> = sent
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect();
-            let g = diag.begin(&view("GET", Some("/cart"), &headers));
-            let mut out = vec![("cache-control".to_owned(), "public, max-age=60".to_owned())];
-            let _ = g.finish(200, &mut out);
-            out.into_iter()
-                .filter(|(n, _)| n == "cache-control")
-                .map(|(_, v)| v)
-                .collect()
-        };
+        let answer =
+            |sent: &[(&str, &str)]| lines_of(&diag, sent, ("cache-control", "public, max-age=60"));
         assert_eq!(answer(&[]), ["public, max-age=60"]);
         assert_eq!(answer(&[("x-debug", "wrong")]), ["public, max-age=60"]);
         assert_eq!(
