@@ -223,6 +223,37 @@ pub async fn debug_request_is_captured(t: &Target) {
             .iter()
             .any(|c| c["id"].as_u64().is_some_and(|n| n.to_string() == id))
     );
+    capture_is_pinned_and_unpinned(t, &id).await;
+}
+
+/// `PUT` and `DELETE /debug/requests/{id}/pin`, over the adapter's own routing: the
+/// capture is marked pinned, then not; neither without the token.
+async fn capture_is_pinned_and_unpinned(t: &Target, id: &str) {
+    let url = format!("{}/debug/requests/{id}/pin", t.base);
+    let refused = t.client.put(&url).send().await.expect("request");
+    assert_eq!(refused.status(), 401, "pinning takes the token");
+    let pinned = t
+        .client
+        .put(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(pinned.status(), 200, "{url}");
+    let body: Value = pinned.json().await.expect("JSON");
+    assert_eq!(body["pinned"], true, "{body}");
+    let capture = t.authed_json(&format!("/debug/requests/{id}")).await;
+    assert_eq!(capture["pinned"], true, "{capture}");
+    let unpinned = t
+        .client
+        .delete(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unpinned.status(), 200, "{url}");
+    let capture = t.authed_json(&format!("/debug/requests/{id}")).await;
+    assert_eq!(capture["pinned"], false, "{capture}");
 }
 
 /// A streamed response whose `content-length` the handler set: servers stop polling

@@ -246,6 +246,62 @@ impl DebugMode {
         &self.recorder
     }
 
+    /// Pins the capture of debug request `id` (its `X-Debug-Id`), so the flight
+    /// recorder keeps it until [`unpin`](Self::unpin), whatever comes after; a request
+    /// still running is pinned as it ends. At most a quarter of the recorder's count
+    /// cap can be pinned at once, in at most half its byte cap
+    /// ([`RecorderStats::max_pinned`](super::RecorderStats::max_pinned)).
+    /// `PUT /debug/requests/{id}/pin` calls it.
+    ///
+    /// ```
+    /// # use diag_core::debug::{DebugLevel, Pin};
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// let diag = diag_core::Diag::builder().recorder_limits(4, 1 << 20).build().unwrap();
+    /// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+    /// let run = || {
+    ///     let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    ///     debug.response_end();
+    ///     debug.id()
+    /// };
+    /// let mode = diag.debug_mode();
+    /// let first = run();
+    /// assert_eq!(mode.pin(first), Pin::Pinned);
+    /// assert_eq!(mode.pin(run()), Pin::TooMany, "a quarter of 4");
+    /// for _ in 0..10 {
+    ///     run();
+    /// }
+    /// assert!(mode.recorder().get(first).is_some(), "pinned: never evicted");
+    /// assert_eq!(mode.recorder().stats().kept, 4);
+    /// ```
+    pub fn pin(&self, id: u64) -> super::Pin {
+        // Stored before it leaves the running ones: found in one or the other.
+        let running = self.running_now().iter().any(|r| r.id() == id);
+        self.recorder.pin(id, running)
+    }
+
+    /// Unpins the capture `id` (or the pin waiting for a running request): the
+    /// recorder keeps it like any other again, and evicts it as the oldest are, perhaps
+    /// at once. Whether it was pinned. `DELETE /debug/requests/{id}/pin` calls it.
+    ///
+    /// ```
+    /// # use diag_core::debug::{DebugLevel, Pin};
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.response_end();
+    /// let mode = diag.debug_mode();
+    /// assert_eq!(mode.pin(debug.id()), Pin::Pinned);
+    /// assert!(mode.unpin(debug.id()));
+    /// assert!(!mode.recorder().is_pinned(debug.id()) && !mode.unpin(debug.id()));
+    /// assert!(mode.recorder().get(debug.id()).is_some(), "still kept, unpinned");
+    /// ```
+    pub fn unpin(&self, id: u64) -> bool {
+        self.recorder.unpin(id)
+    }
+
     /// How many requests ran in diagnostic mode since start.
     ///
     /// ```

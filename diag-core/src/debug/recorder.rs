@@ -15,6 +15,12 @@ use crate::trace::TraceId;
 /// oldest are evicted first and counted; a capture larger than the whole byte budget is
 /// not kept, and counted too.
 ///
+/// A capture can be [pinned](super::DebugMode::pin): it is then kept until it is unpinned, whatever
+/// comes after it, so the one request an incident turns on is not pushed out by the
+/// next hundred. Pinned captures count toward both caps, and are bounded themselves:
+/// at most a quarter of the count cap ([`RecorderStats::max_pinned`]) and half the byte
+/// cap, so the ring always keeps room for new captures.
+///
 /// It keeps captures as they were recorded and redacts them when they are read: every
 /// [`Capture`] it hands out ([`get`](Self::get), [`recent`](Self::recent)) is redacted
 /// with the `Diag`'s rules, so nothing read from it carries a secret, and a debug
@@ -38,8 +44,46 @@ pub struct FlightRecorder {
 
 #[derive(Debug, Default)]
 struct Ring {
+    /// Unpinned captures, oldest first: what eviction takes.
     captures: VecDeque<(Arc<StoredCapture>, usize)>,
     bytes: usize,
+    /// Pinned captures, kept until unpinned.
+    pinned: Vec<(Arc<StoredCapture>, usize)>,
+    pinned_bytes: usize,
+    /// Debug requests pinned while still running: pinned when their capture is stored.
+    /// With `pinned`, at most `max_pinned`.
+    pending: Vec<u64>,
+}
+
+/// What [`DebugMode::pin`](super::DebugMode::pin) did.
+///
+/// ```
+/// # use diag_core::debug::{DebugLevel, Pin};
+/// # use diag_core::request::RequestView;
+/// # use diag_core::trace::TraceId;
+/// # let diag = diag_core::Diag::builder().build().unwrap();
+/// # let view = RequestView { method: "GET", route: Some("/"), uri: "/", headers: &(), peer: &|| None };
+/// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+/// let mode = diag.debug_mode();
+/// // Still running: pinned as soon as its capture is stored.
+/// assert_eq!(mode.pin(debug.id()), Pin::Pending);
+/// debug.response_end();
+/// assert!(mode.recorder().is_pinned(debug.id()));
+/// assert_eq!(mode.pin(debug.id()), Pin::Pinned);
+/// assert_eq!(mode.pin(debug.id() + 1), Pin::NotKept);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pin {
+    /// The capture is pinned (now, or it was already).
+    Pinned,
+    /// The debug request is still running: its capture is pinned when it is stored.
+    Pending,
+    /// No capture with that id is kept, and no debug request with it is running.
+    NotKept,
+    /// As many captures as allowed are pinned (or pending) already.
+    TooMany,
+    /// Pinning it would take pinned captures over half the byte cap.
+    TooLarge,
 }
 
 /// The recorder's numbers, as `/debug/requests` shows them.
@@ -73,8 +117,15 @@ pub struct RecorderStats {
     pub stored: u64,
     /// Captures evicted to make room.
     pub evicted: u64,
-    /// Captures not kept because they alone exceed the byte cap.
+    /// Captures not kept because they alone exceed the byte cap (less what pinned
+    /// captures take).
     pub too_large: u64,
+    /// Pinned captures kept now (counted in `kept` and `bytes` too), and debug requests
+    /// pinned while running, pinned when they end.
+    pub pinned: usize,
+    /// The most captures that can be pinned (or pending) at once: a quarter of
+    /// `max_captures`. Pinned captures also take at most half of `max_bytes`.
+    pub max_pinned: usize,
 }
 
 impl FlightRecorder {
@@ -111,32 +162,140 @@ impl FlightRecorder {
         }
     }
 
-    /// Keeps `capture`, evicting the oldest as needed.
+    /// Keeps `capture`, evicting the oldest unpinned ones as needed.
     pub(crate) fn store(&self, capture: Arc<StoredCapture>) {
         let size = capture.approx_bytes();
-        if size > self.max_bytes {
+        let mut ring = self.ring.lock();
+        if let Some(at) = ring.pending.iter().position(|id| *id == capture.id) {
+            ring.pending.swap_remove(at);
+            if ring.pinned_bytes + size <= self.max_pinned_bytes() {
+                ring.pinned_bytes += size;
+                ring.pinned.push((capture, size));
+                drop(ring);
+                self.stored.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // Too large to pin: kept like any other, if it fits.
+        }
+        if size + ring.pinned_bytes > self.max_bytes {
+            drop(ring);
             self.too_large.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let mut evicted = 0;
-        {
-            let mut ring = self.ring.lock();
-            while ring.captures.len() >= self.max_captures || ring.bytes + size > self.max_bytes {
-                match ring.captures.pop_front() {
-                    Some((_, old)) => {
-                        ring.bytes -= old;
-                        evicted += 1;
-                    }
-                    None => break,
-                }
-            }
-            ring.bytes += size;
-            ring.captures.push_back((capture, size));
-        }
-        // The evicted captures' memory is freed by the pops above, under the lock; their
+        let evicted = self.make_room(&mut ring, 1, size);
+        ring.bytes += size;
+        ring.captures.push_back((capture, size));
+        // The evicted captures' memory is freed by `make_room`, under the lock; their
         // Arcs may outlive it in a reader's hands, which is fine.
+        drop(ring);
         self.evicted.fetch_add(evicted, Ordering::Relaxed);
         self.stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Evicts the oldest unpinned captures until `count` more of `size` bytes fit; how
+    /// many.
+    fn make_room(&self, ring: &mut Ring, count: usize, size: usize) -> u64 {
+        let mut evicted = 0;
+        while ring.captures.len() + ring.pinned.len() + count > self.max_captures
+            || ring.bytes + ring.pinned_bytes + size > self.max_bytes
+        {
+            match ring.captures.pop_front() {
+                Some((_, old)) => {
+                    ring.bytes -= old;
+                    evicted += 1;
+                }
+                None => break,
+            }
+        }
+        evicted
+    }
+
+    /// The most captures pinned (or pending) at once: a quarter of the count cap.
+    fn max_pinned(&self) -> usize {
+        self.max_captures / 4
+    }
+
+    /// The most bytes pinned captures take: half the byte cap.
+    fn max_pinned_bytes(&self) -> usize {
+        self.max_bytes / 2
+    }
+
+    /// Pins the capture `id` (see [`DebugMode::pin`](super::DebugMode::pin)); when it
+    /// is not kept, it waits for it if the request is `running`.
+    pub(crate) fn pin(&self, id: u64, running: bool) -> Pin {
+        let mut ring = self.ring.lock();
+        if ring.pinned.iter().any(|(c, _)| c.id == id) {
+            return Pin::Pinned;
+        }
+        if ring.pending.contains(&id) {
+            return Pin::Pending;
+        }
+        let at = ring.captures.iter().position(|(c, _)| c.id == id);
+        if at.is_none() && !running {
+            return Pin::NotKept;
+        }
+        if ring.pinned.len() + ring.pending.len() >= self.max_pinned() {
+            return Pin::TooMany;
+        }
+        let Some(at) = at else {
+            // Its capture is stored under this lock: not there yet, it waits for it.
+            ring.pending.push(id);
+            return Pin::Pending;
+        };
+        let size = ring.captures[at].1;
+        if ring.pinned_bytes + size > self.max_pinned_bytes() {
+            return Pin::TooLarge;
+        }
+        let Some(entry) = ring.captures.remove(at) else {
+            unreachable!("found at {at}")
+        };
+        ring.bytes -= size;
+        ring.pinned_bytes += size;
+        ring.pinned.push(entry);
+        Pin::Pinned
+    }
+
+    /// Unpins the capture `id` (see [`DebugMode::unpin`](super::DebugMode::unpin)).
+    pub(crate) fn unpin(&self, id: u64) -> bool {
+        let mut ring = self.ring.lock();
+        if let Some(at) = ring.pending.iter().position(|p| *p == id) {
+            ring.pending.swap_remove(at);
+            return true;
+        }
+        let Some(at) = ring.pinned.iter().position(|(c, _)| c.id == id) else {
+            return false;
+        };
+        let (capture, size) = ring.pinned.swap_remove(at);
+        ring.pinned_bytes -= size;
+        // Back among the others in id order, which is the order they were stored in.
+        let at = ring.captures.partition_point(|(c, _)| c.id < id);
+        ring.captures.insert(at, (capture, size));
+        ring.bytes += size;
+        let evicted = self.make_room(&mut ring, 0, 0);
+        drop(ring);
+        self.evicted.fetch_add(evicted, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether the capture `id` is pinned, or will be when it is stored.
+    ///
+    /// ```
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// assert!(!diag.debug_mode().recorder().is_pinned(1));
+    /// ```
+    pub fn is_pinned(&self, id: u64) -> bool {
+        let ring = self.ring.lock();
+        ring.pending.contains(&id) || ring.pinned.iter().any(|(c, _)| c.id == id)
+    }
+
+    /// The ids pinned (or pending), for readers that mark them.
+    pub(crate) fn pinned_ids(&self) -> Vec<u64> {
+        let ring = self.ring.lock();
+        ring.pinned
+            .iter()
+            .map(|(c, _)| c.id)
+            .chain(ring.pending.iter().copied())
+            .collect()
     }
 
     /// The kept captures, newest first, redacted.
@@ -167,13 +326,18 @@ impl FlightRecorder {
     /// The kept captures, newest first, unredacted: for crate readers that redact what
     /// they show themselves (the capture list shows a few fields of each).
     pub(crate) fn recent_stored(&self) -> Vec<Arc<StoredCapture>> {
-        self.ring
-            .lock()
-            .captures
-            .iter()
-            .rev()
-            .map(|(c, _)| c.clone())
-            .collect()
+        let mut all: Vec<Arc<StoredCapture>> = {
+            let ring = self.ring.lock();
+            ring.captures
+                .iter()
+                .chain(&ring.pinned)
+                .map(|(c, _)| c.clone())
+                .collect()
+        };
+        // Ids count up as captures start; the order they were stored in is close to it,
+        // and a pinned one has its place among the others.
+        all.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
+        all
     }
 
     /// The capture with `id`, if still kept, redacted.
@@ -219,14 +383,16 @@ impl FlightRecorder {
 
     /// The newest kept capture `matches` accepts, redacted.
     fn newest(&self, matches: impl Fn(&StoredCapture) -> bool) -> Option<Arc<Capture>> {
-        let stored = self
-            .ring
-            .lock()
-            .captures
-            .iter()
-            .rev()
-            .find(|(c, _)| matches(c))
-            .map(|(c, _)| c.clone())?;
+        let stored = {
+            let ring = self.ring.lock();
+            // Newest: the highest id of those that match, pinned or not.
+            ring.captures
+                .iter()
+                .chain(&ring.pinned)
+                .filter(|(c, _)| matches(c))
+                .max_by_key(|(c, _)| c.id)
+                .map(|(c, _)| c.clone())?
+        };
         // Redacted outside the lock: the request path stores under it.
         Some(Arc::new(stored.redacted(&self.redactor)))
     }
@@ -253,8 +419,9 @@ impl FlightRecorder {
         self.evicted.load(Ordering::Relaxed)
     }
 
-    /// The lowest debug id among the kept captures (`None` when none is kept): any
-    /// lower id that was issued is not kept any more, or not yet.
+    /// The lowest debug id among the kept unpinned captures (`None` when none is
+    /// kept): any lower id that was issued and is not pinned is not kept any more, or
+    /// not yet.
     pub(crate) fn oldest_id(&self) -> Option<u64> {
         self.ring.lock().captures.iter().map(|(c, _)| c.id).min()
     }
@@ -277,13 +444,15 @@ impl FlightRecorder {
     pub fn stats(&self) -> RecorderStats {
         let ring = self.ring.lock();
         RecorderStats {
-            kept: ring.captures.len(),
-            bytes: ring.bytes,
+            kept: ring.captures.len() + ring.pinned.len(),
+            bytes: ring.bytes + ring.pinned_bytes,
             max_captures: self.max_captures,
             max_bytes: self.max_bytes,
             stored: self.stored.load(Ordering::Relaxed),
             evicted: self.evicted.load(Ordering::Relaxed),
             too_large: self.too_large.load(Ordering::Relaxed),
+            pinned: ring.pinned.len() + ring.pending.len(),
+            max_pinned: self.max_pinned(),
         }
     }
 }
@@ -369,5 +538,137 @@ pub(crate) mod tests {
         assert_eq!(ids(&r), [4, 3]);
         assert_eq!(r.stats().too_large, 1);
         assert_eq!(r.stats().evicted, 2);
+    }
+
+    #[test]
+    fn a_pinned_capture_outlives_eviction_by_count_and_by_bytes() {
+        let r = FlightRecorder::new(4, usize::MAX);
+        for id in 1..=4 {
+            r.store(Arc::new(stored(id, 10)));
+        }
+        assert_eq!(r.pin(2, false), Pin::Pinned);
+        for id in 5..=9 {
+            r.store(Arc::new(stored(id, 10)));
+        }
+        assert_eq!(
+            ids(&r),
+            [9, 8, 7, 2],
+            "newest first, the pinned one in its place"
+        );
+        let s = r.stats();
+        assert_eq!((s.kept, s.pinned, s.max_pinned), (4, 1, 1));
+        assert_eq!(s.evicted, 5, "1, 3, 4, 5, 6");
+        assert!(r.get(2).is_some() && r.is_pinned(2));
+
+        let one = stored(0, 1000).approx_bytes();
+        let r = FlightRecorder::new(100, one * 5 / 2);
+        r.store(Arc::new(stored(1, 1000)));
+        assert_eq!(r.pin(1, false), Pin::Pinned);
+        for id in 2..=5 {
+            r.store(Arc::new(stored(id, 1000)));
+        }
+        assert_eq!(ids(&r), [5, 1], "room for one more beside the pinned one");
+        assert_eq!(r.stats().bytes, 2 * one);
+        // A capture that fits the byte cap but not beside the pinned one: not kept.
+        r.store(Arc::new(stored(6, 2000)));
+        assert_eq!(ids(&r), [5, 1]);
+        assert_eq!(r.stats().too_large, 1);
+    }
+
+    #[test]
+    fn pins_are_capped_by_count_and_by_bytes() {
+        let r = FlightRecorder::new(8, usize::MAX);
+        for id in 1..=4 {
+            r.store(Arc::new(stored(id, 10)));
+        }
+        assert_eq!(r.pin(1, false), Pin::Pinned);
+        assert_eq!(r.pin(1, false), Pin::Pinned, "again: still pinned");
+        assert_eq!(r.pin(9, true), Pin::Pending, "a running one waits");
+        assert_eq!(
+            r.pin(3, false),
+            Pin::TooMany,
+            "a quarter of 8, with the pending one"
+        );
+        assert_eq!(r.pin(42, true), Pin::TooMany);
+        assert_eq!(r.pin(42, false), Pin::NotKept, "neither kept nor running");
+        assert!(r.unpin(9));
+        assert_eq!(r.stats().pinned, 1);
+
+        let one = stored(0, 1000).approx_bytes();
+        let r = FlightRecorder::new(100, one * 3);
+        for id in 1..=2 {
+            r.store(Arc::new(stored(id, 1000)));
+        }
+        assert_eq!(r.pin(1, false), Pin::Pinned);
+        assert_eq!(r.pin(2, false), Pin::TooLarge, "over half the bytes");
+        assert!(!r.is_pinned(2) && r.get(2).is_some());
+        assert_eq!(r.stats().bytes, 2 * one);
+
+        let r = FlightRecorder::new(3, usize::MAX);
+        r.store(Arc::new(stored(1, 10)));
+        assert_eq!(r.pin(1, false), Pin::TooMany, "a recorder of 3 pins none");
+    }
+
+    #[test]
+    fn a_pending_pin_takes_the_capture_when_it_is_stored() {
+        let r = FlightRecorder::new(4, usize::MAX);
+        assert_eq!(r.pin(1, true), Pin::Pending);
+        assert!(r.is_pinned(1));
+        assert_eq!(r.stats().pinned, 1);
+        r.store(Arc::new(stored(1, 10)));
+        for id in 2..=9 {
+            r.store(Arc::new(stored(id, 10)));
+        }
+        assert_eq!(ids(&r), [9, 8, 7, 1]);
+        assert_eq!(r.stats().pinned, 1);
+
+        // One too large to pin is kept unpinned, and its pin is gone.
+        let one = stored(0, 1000).approx_bytes();
+        let r = FlightRecorder::new(100, one * 3);
+        assert_eq!(r.pin(5, true), Pin::Pending);
+        r.store(Arc::new(stored(5, 2000)));
+        assert!(!r.is_pinned(5) && r.get(5).is_some());
+        assert_eq!(r.stats().pinned, 0);
+        // One too large to keep at all drops its pin too.
+        assert_eq!(r.pin(6, true), Pin::Pending);
+        r.store(Arc::new(stored(6, one * 4)));
+        assert!(!r.is_pinned(6));
+        assert_eq!(r.stats().pinned, 0);
+    }
+
+    #[test]
+    fn unpinned_it_goes_back_in_its_place_and_is_evicted_as_the_oldest() {
+        let r = FlightRecorder::new(4, usize::MAX);
+        for id in 1..=4 {
+            r.store(Arc::new(stored(id, 10)));
+        }
+        assert_eq!(r.pin(2, false), Pin::Pinned);
+        assert!(r.unpin(2));
+        assert!(!r.unpin(2), "not pinned any more");
+        assert_eq!(ids(&r), [4, 3, 2, 1]);
+        r.store(Arc::new(stored(5, 10)));
+        r.store(Arc::new(stored(6, 10)));
+        assert_eq!(ids(&r), [6, 5, 4, 3], "1 and 2 went first");
+
+        // Unpinned into a full recorder: the oldest goes at once.
+        assert_eq!(r.pin(3, false), Pin::Pinned);
+        for id in 7..=9 {
+            r.store(Arc::new(stored(id, 10)));
+        }
+        assert_eq!(ids(&r), [9, 8, 7, 3]);
+        let evicted = r.evicted();
+        assert!(r.unpin(3));
+        assert_eq!(
+            ids(&r),
+            [9, 8, 7, 3],
+            "at the cap, not over it: nothing evicted"
+        );
+        assert_eq!(r.evicted(), evicted);
+        r.store(Arc::new(stored(10, 10)));
+        assert_eq!(
+            ids(&r),
+            [10, 9, 8, 7],
+            "the unpinned one is the oldest again"
+        );
     }
 }

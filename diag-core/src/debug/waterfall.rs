@@ -170,12 +170,12 @@ fn status_line(resp: &CapturedResponse) -> String {
 /// assert!(text.lines().next().unwrap().ends_with("complete"));
 /// ```
 pub fn render(capture: &Capture) -> String {
-    render_on(capture, None)
+    render_on(capture, None, false)
 }
 
 /// [`render`], its second line naming the instance that kept the capture (debug ids
 /// are numbered per instance: behind a load balancer, id 1 exists on every one).
-pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
+pub(crate) fn render_on(capture: &Capture, instance: Option<&str>, pinned: bool) -> String {
     let mut out = String::with_capacity(4096);
     let status = capture.response.as_ref().map_or_else(
         || {
@@ -214,10 +214,11 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>) -> String {
     }
     let _ = writeln!(
         out,
-        "   trace {}   level {}   route {}",
+        "   trace {}   level {}   route {}{}",
         capture.trace_id,
         capture.level.as_str(),
-        Safe(capture.request.route.as_deref().unwrap_or("(unmatched)"))
+        Safe(capture.request.route.as_deref().unwrap_or("(unmatched)")),
+        if pinned { "   pinned" } else { "" }
     );
     if let Some(head) = capture.response_head_ms {
         let _ = writeln!(out, "response head after {head:.3} ms");
@@ -593,7 +594,7 @@ mod tests {
             body: c.request.body.clone(),
             trailers: vec![("grpc-message".into(), evil.into())],
         });
-        let text = render_on(&c, Some(evil));
+        let text = render_on(&c, Some(evil), false);
         let raw: Vec<char> = text
             .chars()
             .filter(|&c| c != '\n' && (c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')))

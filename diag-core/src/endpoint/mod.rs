@@ -28,6 +28,7 @@ mod index;
 mod kill_switch;
 mod log_level;
 mod metrics;
+mod pin;
 mod requests;
 mod response;
 mod state;
@@ -264,6 +265,12 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         text: Some("/debug/requests/{id}?format=text"),
     },
     Endpoint {
+        path: "/debug/requests/{id}/pin",
+        methods: "PUT, POST, DELETE",
+        shows: "PUT pins a capture (or a running debug request, pinned as it ends): the flight recorder keeps it until DELETE, at most a quarter of its count cap, in half its bytes",
+        text: None,
+    },
+    Endpoint {
         path: "/debug/events",
         methods: "GET",
         shows: "what changed: start, config reloads, log level, kill switch, ... (?since=<seq>&kind=<kind>&limit=<n>; text with Accept: text/plain or ?format=text)",
@@ -464,6 +471,7 @@ impl Diag {
             ("GET" | "HEAD", ["debug", "state", name]) => state::serve_one(self, &req, name).await,
             ("GET" | "HEAD", ["debug", "requests"]) => requests::serve_list(self, &req),
             ("GET" | "HEAD", ["debug", "requests", id]) => requests::serve_one(self, &req, id),
+            (_, ["debug", "requests", id, "pin"]) => pin::serve(self, &req, id),
             (_, ["debug", "requests"] | ["debug", "requests", _]) => {
                 DiagResponse::method_not_allowed("GET")
             }

@@ -39,11 +39,15 @@ struct Summary {
     panicked: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     failed: bool,
+    /// Kept until unpinned (`DELETE /debug/requests/{id}/pin`); for a running one,
+    /// pinned when it ends.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pinned: bool,
 }
 
 impl Summary {
     /// Only a few fields of a capture: the URI is the one that needs redacting.
-    fn of(c: &StoredCapture, redactor: &Redactor) -> Summary {
+    fn of(c: &StoredCapture, redactor: &Redactor, pinned: &[u64]) -> Summary {
         Summary {
             id: c.id,
             trace_id: c.trace_id.to_string(),
@@ -58,6 +62,7 @@ impl Summary {
             in_flight: c.in_flight,
             panicked: c.panicked,
             failed: c.failed,
+            pinned: pinned.contains(&c.id),
         }
     }
 }
@@ -89,6 +94,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         Ok(n) => n,
         Err(refusal) => return refusal,
     };
+    let pinned = recorder.pinned_ids();
     // Running ones first: one that ends between the two reads is then in the captures
     // (and listed once), never in neither.
     let running: Vec<Summary> = mode
@@ -102,7 +108,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
                 r.settle();
                 return None;
             }
-            Some(Summary::of(&head, recorder.redactor()))
+            Some(Summary::of(&head, recorder.redactor(), &pinned))
         })
         .collect();
     let captures: Vec<Summary> = recorder
@@ -110,7 +116,7 @@ pub(super) fn serve_list(diag: &Diag, req: &EndpointRequest) -> DiagResponse {
         .iter()
         .filter(|c| trace.is_none_or(|t| c.trace_id == t))
         .take(limit)
-        .map(|c| Summary::of(c, recorder.redactor()))
+        .map(|c| Summary::of(c, recorder.redactor(), &pinned))
         .collect();
     let running = running
         .into_iter()
@@ -148,13 +154,18 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} debug request{} kept (of {}, {} KiB of {} KiB), {} evicted; \
+        "{} debug request{} kept (of {}, {} KiB of {} KiB){}, {} evicted; \
          {} activated, {} in flight, {} over budget, {} busy",
         r.kept,
         if r.kept == 1 { "" } else { "s" },
         r.max_captures,
         r.bytes / 1024,
         r.max_bytes / 1024,
+        if r.pinned > 0 {
+            format!(", {} pinned (of {})", r.pinned, r.max_pinned)
+        } else {
+            String::new()
+        },
         r.evicted,
         d.activated,
         d.in_flight,
@@ -204,7 +215,7 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     for (c, [id, age, status, duration]) in all.iter().zip(&rows) {
         let _ = writeln!(
             out,
-            "{id:>w_id$}  {age:>w_age$}  {status:>w_status$}  {duration:>w_duration$}  {} {}  trace {}{}",
+            "{id:>w_id$}  {age:>w_age$}  {status:>w_status$}  {duration:>w_duration$}  {} {}  trace {}{}{}",
             crate::debug::Safe(&c.method),
             crate::debug::Safe(&c.uri),
             c.trace_id,
@@ -215,6 +226,7 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
                 (false, false, true) => "  (incomplete: the service failed with an error)",
                 (false, false, false) => "  (incomplete)",
             },
+            if c.pinned { "  (pinned)" } else { "" },
         );
     }
     out
@@ -225,7 +237,7 @@ pub(super) use crate::state::text::age;
 
 /// What `/debug/requests/{id}` was asked for.
 #[derive(Debug, PartialEq, Eq)]
-enum Wanted {
+pub(super) enum Wanted {
     /// A debug id (`X-Debug-Id`).
     Id(u64),
     /// A trace id (32 hex digits: `X-Trace-Id`, an exemplar's `trace_id`).
@@ -236,7 +248,7 @@ enum Wanted {
 }
 
 impl Wanted {
-    fn parse(id: &str) -> Option<Wanted> {
+    pub(super) fn parse(id: &str) -> Option<Wanted> {
         if let Some(trace) = TraceId::from_hex(id) {
             return Some(Wanted::Trace(trace));
         }
@@ -246,6 +258,21 @@ impl Wanted {
         // W3C asks for lower-case hex; a person pastes what they have.
         TraceContext::from_traceparent(id.to_ascii_lowercase().as_bytes()).map(Wanted::Traceparent)
     }
+
+    /// [`parse`](Self::parse), or the 400 that says what an id can be.
+    pub(super) fn parse_or_refuse(id: &str) -> Result<Wanted, DiagResponse> {
+        Wanted::parse(id).ok_or_else(|| {
+            DiagResponse::error(
+                400,
+                &format!(
+                    "`{}` is neither a debug id (the number in X-Debug-Id) nor a trace id \
+                     (32 hex digits: X-Trace-Id, or an exemplar's trace_id) nor a traceparent \
+                     (00-<trace id>-<span id>-<flags>)",
+                    crate::debug::Safe(id)
+                ),
+            )
+        })
+    }
 }
 
 /// `id` is the debug id (`X-Debug-Id`), or a trace id (32 hex digits: `X-Trace-Id`, or
@@ -253,16 +280,9 @@ impl Wanted {
 /// `traceparent` value, which finds the capture of its span, or else its trace's newest.
 pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagResponse {
     let recorder = diag.debug_mode().recorder();
-    let Some(wanted) = Wanted::parse(id) else {
-        return DiagResponse::error(
-            400,
-            &format!(
-                "`{}` is neither a debug id (the number in X-Debug-Id) nor a trace id \
-                 (32 hex digits: X-Trace-Id, or an exemplar's trace_id) nor a traceparent \
-                 (00-<trace id>-<span id>-<flags>)",
-                crate::debug::Safe(id)
-            ),
-        );
+    let wanted = match Wanted::parse_or_refuse(id) {
+        Ok(wanted) => wanted,
+        Err(refusal) => return refusal,
     };
     let capture = match &wanted {
         Wanted::Id(n) => recorder.get(*n),
@@ -298,14 +318,16 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
         return DiagResponse::not_found(&missing(diag, &wanted));
     };
     let instance = diag.instance();
+    let pinned = recorder.is_pinned(capture.id);
     if req.wants_text() {
-        let text = crate::debug::waterfall::render_on(&capture, Some(instance));
+        let text = crate::debug::waterfall::render_on(&capture, Some(instance), pinned);
         DiagResponse::new(200, "text/plain; charset=utf-8", text)
     } else {
         DiagResponse::json(
             200,
             &One {
                 instance,
+                pinned,
                 capture: &capture,
             },
             req.pretty(),
@@ -315,7 +337,7 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
 
 /// Why there is no capture for `wanted` here, as far as this instance can tell: a debug
 /// id it never issued, one evicted, or one not kept; a trace never captured.
-fn missing(diag: &Diag, wanted: &Wanted) -> String {
+pub(super) fn missing(diag: &Diag, wanted: &Wanted) -> String {
     let instance = crate::debug::Safe(diag.instance());
     let elsewhere = "a capture is kept by the instance that served the request, named in \
                      its X-Debug-Instance header";
@@ -380,6 +402,8 @@ fn missing_id(diag: &Diag, id: u64, elsewhere: &str) -> String {
 #[derive(Serialize)]
 struct One<'a> {
     instance: &'a str,
+    /// Kept until unpinned (`PUT`/`DELETE /debug/requests/{id}/pin`).
+    pinned: bool,
     #[serde(flatten)]
     capture: &'a crate::debug::Capture,
 }

@@ -1,0 +1,296 @@
+//! `PUT` / `DELETE /debug/requests/{id}/pin`: keep a capture from eviction, or let it go.
+
+use serde::Serialize;
+
+use super::requests::{Wanted, missing};
+use super::{DiagResponse, EndpointRequest};
+use crate::Diag;
+use crate::debug::{Pin, RecorderStats};
+
+#[derive(Serialize)]
+struct Pinned {
+    id: u64,
+    pinned: bool,
+    /// Still running: pinned when its capture is stored.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pending: bool,
+    recorder: RecorderStats,
+}
+
+pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagResponse {
+    let pin = match req.method.as_str() {
+        "PUT" | "POST" => true,
+        "DELETE" => false,
+        _ => return DiagResponse::method_not_allowed("PUT, POST, DELETE"),
+    };
+    let wanted = match Wanted::parse_or_refuse(id) {
+        Ok(wanted) => wanted,
+        Err(refusal) => return refusal,
+    };
+    let mode = diag.debug_mode();
+    let Some(id) = debug_id(diag, &wanted) else {
+        return DiagResponse::not_found(&missing(diag, &wanted));
+    };
+    let answer = |pending: bool| Pinned {
+        id,
+        pinned: pin,
+        pending,
+        recorder: mode.recorder().stats(),
+    };
+    if !pin {
+        if !mode.unpin(id) {
+            return DiagResponse::not_found(&format!("capture {id} is not pinned"));
+        }
+        return DiagResponse::json(200, &answer(false), req.pretty());
+    }
+    match mode.pin(id) {
+        Pin::Pinned => DiagResponse::json(200, &answer(false), req.pretty()),
+        Pin::Pending => DiagResponse::json(200, &answer(true), req.pretty()),
+        Pin::NotKept => DiagResponse::not_found(&missing(diag, &Wanted::Id(id))),
+        Pin::TooMany => {
+            let stats = mode.recorder().stats();
+            DiagResponse::error(
+                409,
+                &format!(
+                    "{} captures are pinned already, the most this recorder allows (a quarter \
+                     of the {} it keeps: DIAG_RECORDER_CAPTURES); unpin one with \
+                     DELETE /debug/requests/{{id}}/pin (/debug/requests marks them)",
+                    stats.pinned, stats.max_captures
+                ),
+            )
+        }
+        Pin::TooLarge => {
+            let stats = mode.recorder().stats();
+            DiagResponse::error(
+                409,
+                &format!(
+                    "pinning capture {id} would take pinned captures over half of the \
+                     recorder's {} KiB (DIAG_RECORDER_BYTES); unpin one with \
+                     DELETE /debug/requests/{{id}}/pin (/debug/requests marks them)",
+                    stats.max_bytes / 1024
+                ),
+            )
+        }
+    }
+}
+
+/// The debug id `wanted` names: a trace's newest capture, or its running request.
+fn debug_id(diag: &Diag, wanted: &Wanted) -> Option<u64> {
+    let trace = match wanted {
+        Wanted::Id(n) => return Some(*n),
+        Wanted::Trace(trace) => *trace,
+        Wanted::Traceparent(ctx) => {
+            let span = diag
+                .debug_mode()
+                .recorder()
+                .recent_stored()
+                .iter()
+                .find(|c| {
+                    c.trace_id == ctx.trace_id
+                        && (c.span_id == ctx.span_id || c.parent_span_id == Some(ctx.span_id))
+                })
+                .map(|c| c.id);
+            if span.is_some() {
+                return span;
+            }
+            ctx.trace_id
+        }
+    };
+    let mode = diag.debug_mode();
+    mode.recorder().by_trace(&trace).map(|c| c.id).or_else(|| {
+        mode.running_now()
+            .iter()
+            .find(|r| r.is_trace(&trace))
+            .map(|r| r.id())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::debug::DebugLevel;
+    use crate::request::RequestView;
+    use crate::test_support::{get_endpoint as get, peer};
+    use crate::trace::TraceId;
+    use crate::{Diag, DiagResponse, EndpointRequest};
+
+    async fn ask(diag: &Diag, method: &str, path: &str, token: Option<&str>) -> DiagResponse {
+        let headers = token
+            .map(|t| vec![("authorization".to_owned(), format!("Bearer {t}"))])
+            .unwrap_or_default();
+        diag.serve(EndpointRequest {
+            method: method.into(),
+            path: path.into(),
+            headers,
+            peer: peer("10.0.0.9"),
+            ..Default::default()
+        })
+        .await
+    }
+
+    fn json(r: &DiagResponse) -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("{r:?}"))
+    }
+
+    fn run(diag: &Diag, trace: TraceId) -> u64 {
+        let view = RequestView {
+            method: "GET",
+            route: Some("/items/{id}"),
+            uri: "/items/7",
+            headers: &(),
+            peer: &|| None,
+        };
+        let debug = diag.start_debug(DebugLevel::Debug, &view, trace);
+        debug.response_head(200, &Vec::new());
+        debug.response_end();
+        debug.id()
+    }
+
+    #[tokio::test]
+    async fn a_pinned_capture_is_kept_listed_as_pinned_and_let_go_by_delete() {
+        let diag = Diag::builder()
+            .token("tok")
+            .recorder_limits(8, 1 << 20)
+            .build()
+            .unwrap();
+        let first = run(&diag, TraceId([1; 16]));
+        let path = format!("/debug/requests/{first}/pin");
+
+        let refused = ask(&diag, "PUT", &path, None).await;
+        assert_eq!(refused.status, 401, "behind the token like the rest");
+        assert!(!diag.debug_mode().recorder().is_pinned(first));
+
+        let pinned = ask(&diag, "PUT", &path, Some("tok")).await;
+        assert_eq!(pinned.status, 200, "{pinned:?}");
+        let v = json(&pinned);
+        assert_eq!(
+            (v["id"].as_u64(), v["pinned"].as_bool()),
+            (Some(first), Some(true))
+        );
+        assert_eq!(v["recorder"]["pinned"], 1);
+        assert_eq!(v["recorder"]["max_pinned"], 2);
+        for _ in 0..20 {
+            run(&diag, TraceId::random());
+        }
+        let one = get(&diag, &format!("/debug/requests/{first}"), None, None).await;
+        assert_eq!(one.status, 200, "pinned: not evicted");
+        assert_eq!(json(&one)["pinned"], true);
+        let text = get(
+            &diag,
+            &format!("/debug/requests/{first}"),
+            Some("format=text"),
+            None,
+        )
+        .await;
+        let first_lines: String = String::from_utf8(text.body.to_vec())
+            .unwrap()
+            .lines()
+            .take(2)
+            .collect();
+        assert!(first_lines.ends_with("   pinned"), "{first_lines}");
+        let list = json(&get(&diag, "/debug/requests", None, None).await);
+        let pinned_ids: Vec<_> = list["captures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["pinned"] == true)
+            .map(|c| c["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(pinned_ids, [first]);
+        let text = get(&diag, "/debug/requests", Some("format=text"), None).await;
+        let text = String::from_utf8(text.body.to_vec()).unwrap();
+        assert_eq!(text.matches("(pinned)").count(), 1, "{text}");
+        assert!(text.contains(", 1 pinned (of 2), "), "{text}");
+
+        let method = ask(&diag, "GET", &path, Some("tok")).await;
+        assert_eq!(method.status, 405);
+        let unpinned = ask(&diag, "DELETE", &path, Some("tok")).await;
+        assert_eq!(unpinned.status, 200, "{unpinned:?}");
+        assert_eq!(json(&unpinned)["pinned"], false);
+        assert_eq!(ask(&diag, "DELETE", &path, Some("tok")).await.status, 404);
+        run(&diag, TraceId::random());
+        let gone = get(&diag, &format!("/debug/requests/{first}"), None, None).await;
+        assert_eq!(
+            gone.status, 404,
+            "unpinned, the oldest: evicted by the next"
+        );
+    }
+
+    #[tokio::test]
+    async fn pins_by_trace_id_refuse_unknown_ids_and_say_when_full() {
+        let diag = Diag::builder()
+            .token("tok")
+            .recorder_limits(4, 1 << 20)
+            .build()
+            .unwrap();
+        let trace = TraceId([7; 16]);
+        let id = run(&diag, trace);
+        let other = run(&diag, TraceId::random());
+        let by_trace = ask(
+            &diag,
+            "POST",
+            &format!("/debug/requests/{trace}/pin"),
+            Some("tok"),
+        )
+        .await;
+        assert_eq!(by_trace.status, 200, "{by_trace:?}");
+        assert_eq!(json(&by_trace)["id"].as_u64(), Some(id));
+
+        let full = ask(
+            &diag,
+            "PUT",
+            &format!("/debug/requests/{other}/pin"),
+            Some("tok"),
+        )
+        .await;
+        assert_eq!(full.status, 409, "a quarter of 4 is one");
+        let message = json(&full)["error"].as_str().unwrap().to_owned();
+        assert!(message.contains("unpin one"), "{message}");
+
+        let never = ask(&diag, "PUT", "/debug/requests/99/pin", Some("tok")).await;
+        assert_eq!(never.status, 404);
+        let garbage = ask(&diag, "PUT", "/debug/requests/x/pin", Some("tok")).await;
+        assert_eq!(garbage.status, 400);
+        assert_eq!(diag.debug_mode().recorder().stats().pinned, 1);
+    }
+
+    #[tokio::test]
+    async fn a_running_debug_request_is_pinned_as_it_ends() {
+        let diag = Diag::builder()
+            .token("tok")
+            .recorder_limits(4, 1 << 20)
+            .build()
+            .unwrap();
+        let view = RequestView {
+            method: "GET",
+            route: Some("/slow"),
+            uri: "/slow",
+            headers: &(),
+            peer: &|| None,
+        };
+        let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+        let pinned = ask(
+            &diag,
+            "PUT",
+            &format!("/debug/requests/{}/pin", debug.id()),
+            Some("tok"),
+        )
+        .await;
+        assert_eq!(pinned.status, 200, "{pinned:?}");
+        assert_eq!(json(&pinned)["pending"], true);
+        let list = json(&get(&diag, "/debug/requests", None, None).await);
+        assert_eq!(list["running"][0]["pinned"], true, "{list}");
+        debug.response_end();
+        for _ in 0..10 {
+            run(&diag, TraceId::random());
+        }
+        let one = get(
+            &diag,
+            &format!("/debug/requests/{}", debug.id()),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(one.status, 200);
+        assert_eq!(json(&one)["pinned"], true);
+    }
+}
