@@ -214,7 +214,10 @@ where
             // An error from inside diag (a middleware's `ErrorUnauthorized`, say) is
             // answered by actix-web with its `error_response()`, after diag: record that
             // response's status (an error type may override only `error_response`, and
-            // its `status_code()` then still says 500).
+            // its `status_code()` then still says 500). diag cannot make that response
+            // itself, with its headers: a `ServiceResponse` needs the `HttpRequest`, and a
+            // clone of it kept across the call makes actix's router panic (it routes
+            // through `Rc::get_mut`), so the answer carries no diag header.
             |e| e.error_response().status().as_u16(),
         )
     }

@@ -1,7 +1,7 @@
 //! OpenTelemetry's variables are set for the service's own SDK: diag follows what they
 //! say (its sampler, its traces off), says where it sends spans, and with a collector it
 //! cannot send to, starts the service anyway and says why it exports nothing.
-//! Also `DIAG_TRACEPARENT_EVERY_RESPONSE`. Its own test binary, with one test: it changes
+//! Also `DIAG_TRACEPARENT_EVERY_RESPONSE` and `DIAG_OTLP_DEBUG_SPANS`. Its own test binary, with one test: it changes
 //! the process's environment.
 
 #[test]
@@ -70,6 +70,18 @@ fn an_unusable_otel_endpoint_is_reported_not_fatal() {
         "{err}"
     );
     unsafe { std::env::remove_var("DIAG_TRACEPARENT_EVERY_RESPONSE") };
+    // A service whose SDK sends its own spans: a debug trace holds diag's server span.
+    assert_eq!(
+        index["tracing"]["otlp"]["debug_spans"], "recorded spans and log lines",
+        "{index}"
+    );
+    unsafe { std::env::set_var("DIAG_OTLP_DEBUG_SPANS", "false") };
+    let index = read_index(&diag_core::Diag::from_env().unwrap().build().unwrap());
+    let shown = index["tracing"]["otlp"]["debug_spans"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(shown.starts_with("none"), "{index}");
+    unsafe { std::env::remove_var("DIAG_OTLP_DEBUG_SPANS") };
     // The SDK's traces are off: diag's are too.
     for (name, value) in [
         ("OTEL_TRACES_EXPORTER", "none"),

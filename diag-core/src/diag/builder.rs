@@ -67,6 +67,8 @@ pub struct DiagBuilder {
     /// What the operator must know about an endpoint taken from (or refused from)
     /// OpenTelemetry's variables: logged as a WARN and recorded as a `start` event.
     pub(super) otlp_note: Option<String>,
+    /// Whether a debug request's export holds the spans and log lines it recorded.
+    pub(super) otlp_debug_spans: bool,
 }
 
 impl Default for DiagBuilder {
@@ -98,6 +100,7 @@ impl Default for DiagBuilder {
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             otlp_endpoint: None,
             otlp_note: None,
+            otlp_debug_spans: true,
         }
     }
 }
@@ -584,6 +587,28 @@ impl DiagBuilder {
         self
     }
 
+    /// Whether a debug request's trace sent to the [`otlp_endpoint`](Self::otlp_endpoint)
+    /// holds the spans and log lines the request recorded (default `true`). Turn it off
+    /// when the service's own OpenTelemetry SDK (tracing-opentelemetry) exports its
+    /// `tracing` spans: those are the same spans, with ids of the SDK's, so the backend
+    /// would show each one twice. Off, diag sends a debug request's server span alone
+    /// (its status, timing, `diag.debug_id`), the root the SDK's spans hang under; the
+    /// capture at `/debug/requests/{id}` keeps everything either way.
+    /// `DIAG_OTLP_DEBUG_SPANS=0` does the same.
+    ///
+    /// ```
+    /// let diag = diag_core::Diag::builder()
+    ///     .otlp_endpoint("http://127.0.0.1:4318")
+    ///     .otlp_debug_spans(false) // tracing-opentelemetry sends them
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = diag;
+    /// ```
+    pub fn otlp_debug_spans(mut self, on: bool) -> Self {
+        self.otlp_debug_spans = on;
+        self
+    }
+
     /// Checks the settings and builds the handle.
     ///
     /// ```
@@ -649,6 +674,7 @@ impl DiagBuilder {
                     service: self.service.clone(),
                     version: self.version.clone(),
                     instance: instance.clone(),
+                    debug_spans: self.otlp_debug_spans,
                 };
                 let exporter = crate::otlp::OtlpExporter::start(
                     endpoint,

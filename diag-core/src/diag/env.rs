@@ -33,6 +33,7 @@ impl DiagBuilder {
     /// | `DIAG_REDACT_FIELDS` | comma-separated extra body/query/log fields redacted in captures (added) |
     /// | `DIAG_SAMPLING_RATIO` | the share of new traces sampled, 0 to 1 ([`sampling_ratio`](Self::sampling_ratio)); unset: OpenTelemetry's `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio` or their `parentbased_` forms, with `OTEL_TRACES_SAMPLER_ARG`) when set, so diag samples as the service's SDK does; else 1 |
     /// | `DIAG_OTLP_ENDPOINT` | send traces there (debug requests' whole traces, sampled requests' server spans) ([`otlp_endpoint`](Self::otlp_endpoint)); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, unless `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` names another protocol than `http/protobuf`, `OTEL_TRACES_EXPORTER` does not name `otlp`, or `OTEL_SDK_DISABLED` is `true` (an endpoint taken from `OTEL_` variables is named in the log and the `start` event) |
+    /// | `DIAG_OTLP_DEBUG_SPANS` | `0`/`false`: a debug request's exported trace is its server span alone, for a service whose own OpenTelemetry SDK exports its spans ([`otlp_debug_spans`](Self::otlp_debug_spans)) |
     ///
     /// ```
     /// // SAFETY: doc test, single-threaded.
@@ -73,6 +74,9 @@ impl DiagBuilder {
         }
         if let Some(b) = env_bool("DIAG_TRACEPARENT_EVERY_RESPONSE")? {
             self.traceparent_every_response = b;
+        }
+        if let Some(b) = env_bool("DIAG_OTLP_DEBUG_SPANS")? {
+            self.otlp_debug_spans = b;
         }
         self = self.debug_from_env()?;
         let var = |name: &str| std::env::var(name).ok();

@@ -101,7 +101,7 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
             for log in c
                 .logs
                 .iter()
-                .filter(|l| span_of_log(l.span, l.offset_ms).is_none())
+                .filter(|l| source.debug_spans && span_of_log(l.span, l.offset_ms).is_none())
             {
                 span.message(11, |ev| log_event(ev, log, &nanos));
             }
@@ -143,7 +143,13 @@ pub(crate) fn encode(c: &Capture, request: &Ids, source: &Source) -> Vec<u8> {
                 });
             }
         });
-        for (i, s) in c.spans.iter().enumerate() {
+        // The service's own SDK sends them (`otlp_debug_spans(false)`): not twice.
+        let recorded = if source.debug_spans {
+            &c.spans[..]
+        } else {
+            &[]
+        };
+        for (i, s) in recorded.iter().enumerate() {
             if Some(s.id) == root_recorded && s.parent.is_none() {
                 continue;
             }

@@ -13,8 +13,10 @@
 //! redacted the same way: a server span for the request (`{method} {route}`, its status, the HTTP
 //! attributes; its span id is the request's own, the one in its `traceparent` and its
 //! exemplars; its parent the caller's span when the request came with a `traceparent`),
-//! a span for each span the request recorded, its log lines as span events. Headers and
-//! bodies are not sent: they stay in the flight recorder.
+//! a span for each span the request recorded, its log lines as span events (the server
+//! span alone with [`otlp_debug_spans(false)`](crate::DiagBuilder::otlp_debug_spans),
+//! for a service whose own SDK sends those spans). Headers and bodies are not sent: they
+//! stay in the flight recorder.
 //!
 //! For any other request with a sampled trace (see
 //! [`DiagBuilder::sampling_ratio`](crate::DiagBuilder::sampling_ratio); a caller's
@@ -178,6 +180,8 @@ pub(crate) struct OtlpExporter {
     pub(crate) stats: Arc<OtlpStats>,
     /// Where the spans go, as `/debug` shows it.
     url: String,
+    /// [`Source::debug_spans`], as `/debug` shows it.
+    debug_spans: bool,
 }
 
 /// Who the spans are from.
@@ -187,6 +191,9 @@ pub(crate) struct Source {
     pub(crate) version: String,
     /// `service.instance.id`: the process (see `Diag::instance`).
     pub(crate) instance: String,
+    /// Whether a debug request's export holds the spans and log lines it recorded
+    /// (`DiagBuilder::otlp_debug_spans`).
+    pub(crate) debug_spans: bool,
 }
 
 impl OtlpExporter {
@@ -204,6 +211,7 @@ impl OtlpExporter {
         let spans = Arc::new(Mutex::new(Vec::with_capacity(SPAN_QUEUE)));
         let owner = Arc::new(OnceLock::new());
         let url = endpoint.shown();
+        let debug_spans = source.debug_spans;
         let thread = Thread {
             endpoint,
             source,
@@ -222,6 +230,7 @@ impl OtlpExporter {
             owner,
             stats,
             url,
+            debug_spans,
         })
     }
 
@@ -235,6 +244,8 @@ impl OtlpExporter {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         serde_json::json!({
             "endpoint": self.url,
+            // What a debug request's trace holds beside its server span.
+            "debug_spans": if self.debug_spans { "recorded spans and log lines" } else { "none (the service's SDK sends them)" },
             "sent": n(&self.stats.sent),
             "failed": n(&self.stats.failed),
             "dropped": n(&self.stats.dropped),

@@ -224,6 +224,61 @@ fn a_failed_body_and_a_panic_are_the_services_errors_in_the_trace() {
     assert!(!contains(&all, b"the client went away"));
 }
 
+#[test]
+fn a_debug_trace_holds_its_recorded_spans_unless_the_services_sdk_sends_them() {
+    let sent = |debug_spans: bool| {
+        let (url, posts) = collector();
+        let diag = Diag::builder()
+            .token("tok")
+            .otlp_endpoint(&url)
+            .otlp_debug_spans(debug_spans)
+            .build()
+            .unwrap();
+        debug_request_recording(&diag, |debug| {
+            let session = debug.session();
+            session.record_span(crate::debug::SpanTiming {
+                id: 2,
+                parent: None,
+                name: "pricing_fetch".into(),
+                target: "checkout".into(),
+                start_offset: Duration::from_millis(1),
+                duration: Duration::from_millis(5),
+                fields: vec![],
+            });
+            for span in [Some(2), None] {
+                session.record_log(crate::debug::LogLine {
+                    offset: Duration::from_millis(2),
+                    level: "DEBUG".into(),
+                    target: "checkout".into(),
+                    message: format!("cache miss in {span:?}"),
+                    fields: vec![],
+                    span,
+                });
+            }
+        });
+        assert!(diag.flush_traces(Duration::from_secs(10)));
+        let all = posts.lock().concat();
+        let status = diag.inner.otlp.as_ref().unwrap().status();
+        (all, status["debug_spans"].as_str().unwrap().to_owned())
+    };
+    let (all, shown) = sent(true);
+    assert!(contains(&all, b"GET /x") && contains(&all, b"diag.debug_id"));
+    assert!(contains(&all, b"pricing_fetch"));
+    assert!(contains(&all, b"cache miss in Some(2)") && contains(&all, b"cache miss in None"));
+    assert_eq!(shown, "recorded spans and log lines");
+    let (all, shown) = sent(false);
+    assert!(
+        contains(&all, b"GET /x") && contains(&all, b"diag.debug_id"),
+        "the server span"
+    );
+    assert!(!contains(&all, b"pricing_fetch"), "the SDK sends it");
+    assert!(
+        !contains(&all, b"cache miss"),
+        "the SDK sends the log lines as events"
+    );
+    assert!(shown.starts_with("none"), "{shown}");
+}
+
 /// A collector that answers every post with 200 and keeps the bodies.
 fn collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
