@@ -202,6 +202,7 @@ fn is_binary_type(content_type: Option<&str>) -> bool {
 /// assert_eq!((body.captured_bytes, body.total_bytes, body.ended), (3, 3, true));
 /// ```
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct CapturedBody {
     /// The captured bytes as text (redacted), when they are text (a stray byte that is
     /// not UTF-8 shown as U+FFFD).
@@ -246,6 +247,7 @@ pub struct CapturedBody {
 /// assert_eq!(request.route.as_deref(), Some("/products/{id}"));
 /// ```
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct CapturedRequest {
     /// `GET`, `POST`, ...
     pub method: String,
@@ -278,6 +280,7 @@ pub struct CapturedRequest {
 /// assert_eq!(response.body.text.as_deref(), Some("no such product"));
 /// ```
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct CapturedResponse {
     /// The status code.
     pub status: u16,
@@ -316,6 +319,7 @@ pub struct CapturedResponse {
 /// assert_eq!(span.fields[1], ("password".to_owned(), "[redacted]".to_owned()));
 /// ```
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct CapturedSpan {
     /// Id within the request.
     pub id: u64,
@@ -355,6 +359,7 @@ pub struct CapturedSpan {
 /// assert_eq!(log.fields[0].1, "[redacted]");
 /// ```
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct CapturedLog {
     /// When, in ms from the request's start.
     pub offset_ms: f64,
@@ -390,6 +395,7 @@ pub struct CapturedLog {
 /// assert_eq!(json["request"]["route"], "/cart");
 /// ```
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Capture {
     /// The debug id (`X-Debug-Id`), increasing.
     pub id: u64,

@@ -61,6 +61,7 @@ pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// assert_eq!(RejectReason::Expired.to_string(), "debug credential has expired");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum RejectReason {
     /// Longer than [`MAX_CREDENTIAL_BYTES`].
     #[error("debug credential longer than {MAX_CREDENTIAL_BYTES} bytes")]

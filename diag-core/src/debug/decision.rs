@@ -23,6 +23,7 @@ use crate::{Diag, HeaderView};
 /// assert_eq!(diag.debug_decision(&ask, None), Decision::Disabled);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decision {
     /// No debug header: the normal, free path.
     NotRequested,

@@ -133,6 +133,7 @@ pub const DEFAULT_FIELDS: [&str; 26] = [
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BodyRedaction {
     /// Complete, valid JSON; matching fields replaced at any depth, the rest as sent.
     Json,

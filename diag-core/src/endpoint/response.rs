@@ -17,6 +17,7 @@ use crate::auth::AuthError;
 /// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DiagResponse {
     /// HTTP status code.
     pub status: u16,

@@ -15,6 +15,7 @@ use serde::Serialize;
 /// assert_eq!(serde_json::to_value(&e).unwrap()["kind"], "deploy");
 /// ```
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Event {
     /// Increasing sequence number, from 1.
     pub seq: u64,

@@ -162,6 +162,7 @@ pub enum LogLevelError {
 /// assert!(state.expires_in.is_some_and(|left| left <= ttl));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogLevelState {
     /// The active directive list, e.g. `info,checkout=debug`.
     pub directive: String,

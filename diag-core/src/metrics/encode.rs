@@ -30,6 +30,7 @@ use super::{Counter, Gauge, HistogramSnapshot};
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Format {
     /// OpenMetrics 1.0: `# EOF` terminated, exemplars included.
     OpenMetrics,

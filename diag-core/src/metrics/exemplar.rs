@@ -80,6 +80,7 @@ pub fn exemplar_labels_fit(labels: &[(&str, &str)]) -> bool {
 /// assert_eq!(ex.time, UNIX_EPOCH + Duration::from_nanos(at.unix_nanos()));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Exemplar {
     /// The trace of the observation.
     pub trace_id: TraceId,

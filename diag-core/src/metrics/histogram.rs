@@ -127,6 +127,7 @@ struct HistogramShard {
 /// assert_eq!(snap.exemplars, vec![None, None, None]); // no sampled trace here
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct HistogramSnapshot {
     /// Upper bounds, without the implied `+Inf`.
     pub bounds: Arc<[f64]>,

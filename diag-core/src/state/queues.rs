@@ -166,6 +166,7 @@ struct Sample {
 /// assert_eq!(json["rejected_total"], 0);
 /// ```
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
 pub struct QueueSnapshot {
     /// Items produced since start.
     pub produced_total: u64,

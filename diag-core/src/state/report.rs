@@ -22,6 +22,7 @@ use serde::Serialize;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ProviderStatus {
     /// The provider answered with a value.
     Ok,
@@ -77,6 +78,7 @@ impl ProviderStatus {
 /// # }
 /// ```
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct ProviderReport {
     /// How the call ended.
     pub status: ProviderStatus,
