@@ -275,9 +275,11 @@ impl DebugMode {
     /// assert_eq!(mode.recorder().stats().kept, 4);
     /// ```
     pub fn pin(&self, id: u64) -> super::Pin {
-        // Stored before it leaves the running ones: found in one or the other.
-        let running = self.running_now().iter().any(|r| r.id() == id);
-        self.recorder.pin(id, running)
+        // A request is stored before it leaves the running ones; whether its capture is
+        // still to come is decided under the recorder's lock, by its `kept` flag.
+        let running = self.running_now();
+        let request = running.iter().find(|r| r.id() == id);
+        self.recorder.pin(id, request.map(|r| r.kept_flag()))
     }
 
     /// Unpins the capture `id` (or the pin waiting for a running request): the

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -44,15 +44,26 @@ pub struct FlightRecorder {
 
 #[derive(Debug, Default)]
 struct Ring {
-    /// Unpinned captures, oldest first: what eviction takes.
-    captures: VecDeque<(Arc<StoredCapture>, usize)>,
+    /// Unpinned captures in the order they were stored, oldest first: what eviction
+    /// takes.
+    captures: VecDeque<Entry>,
     bytes: usize,
     /// Pinned captures, kept until unpinned.
-    pinned: Vec<(Arc<StoredCapture>, usize)>,
+    pinned: Vec<Entry>,
     pinned_bytes: usize,
     /// Debug requests pinned while still running: pinned when their capture is stored.
     /// With `pinned`, at most `max_pinned`.
     pending: Vec<u64>,
+    /// Counts stores: each entry's place in the order they were stored.
+    stores: u64,
+}
+
+/// A kept capture, its approximate size, and when it was stored (`Ring::stores`).
+#[derive(Debug)]
+struct Entry {
+    capture: Arc<StoredCapture>,
+    size: usize,
+    seq: u64,
 }
 
 /// What [`DebugMode::pin`](super::DebugMode::pin) did.
@@ -73,6 +84,7 @@ struct Ring {
 /// assert_eq!(mode.pin(debug.id() + 1), Pin::NotKept);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Pin {
     /// The capture is pinned (now, or it was already).
     Pinned,
@@ -104,6 +116,7 @@ pub enum Pin {
 /// assert_eq!(stats.max_captures, 2);
 /// ```
 #[derive(Clone, Copy, Debug, serde::Serialize)]
+#[non_exhaustive]
 pub struct RecorderStats {
     /// Captures kept now.
     pub kept: usize,
@@ -162,20 +175,29 @@ impl FlightRecorder {
         }
     }
 
-    /// Keeps `capture`, evicting the oldest unpinned ones as needed.
-    pub(crate) fn store(&self, capture: Arc<StoredCapture>) {
+    /// Keeps `capture`, evicting the oldest unpinned ones as needed, and sets `kept`
+    /// under the recorder's lock: a pin that finds neither the capture nor `kept` set
+    /// knows the capture is still to come ([`pin`](Self::pin)).
+    pub(crate) fn store(&self, capture: Arc<StoredCapture>, kept: &AtomicBool) {
         let size = capture.approx_bytes();
         let mut ring = self.ring.lock();
-        if let Some(at) = ring.pending.iter().position(|id| *id == capture.id) {
+        kept.store(true, Ordering::Release);
+        ring.stores += 1;
+        let seq = ring.stores;
+        let entry = Entry { capture, size, seq };
+        if let Some(at) = ring.pending.iter().position(|id| *id == entry.capture.id) {
             ring.pending.swap_remove(at);
+            // Pinned beside the other pins (half the bytes at most, so it fits once the
+            // oldest unpinned ones make room); too large for that, kept like any other.
             if ring.pinned_bytes + size <= self.max_pinned_bytes() {
+                let evicted = self.make_room(&mut ring, 1, size);
                 ring.pinned_bytes += size;
-                ring.pinned.push((capture, size));
+                ring.pinned.push(entry);
                 drop(ring);
+                self.evicted.fetch_add(evicted, Ordering::Relaxed);
                 self.stored.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            // Too large to pin: kept like any other, if it fits.
         }
         if size + ring.pinned_bytes > self.max_bytes {
             drop(ring);
@@ -184,7 +206,7 @@ impl FlightRecorder {
         }
         let evicted = self.make_room(&mut ring, 1, size);
         ring.bytes += size;
-        ring.captures.push_back((capture, size));
+        ring.captures.push_back(entry);
         // The evicted captures' memory is freed by `make_room`, under the lock; their
         // Arcs may outlive it in a reader's hands, which is fine.
         drop(ring);
@@ -200,8 +222,8 @@ impl FlightRecorder {
             || ring.bytes + ring.pinned_bytes + size > self.max_bytes
         {
             match ring.captures.pop_front() {
-                Some((_, old)) => {
-                    ring.bytes -= old;
+                Some(old) => {
+                    ring.bytes -= old.size;
                     evicted += 1;
                 }
                 None => break,
@@ -220,18 +242,21 @@ impl FlightRecorder {
         self.max_bytes / 2
     }
 
-    /// Pins the capture `id` (see [`DebugMode::pin`](super::DebugMode::pin)); when it
-    /// is not kept, it waits for it if the request is `running`.
-    pub(crate) fn pin(&self, id: u64, running: bool) -> Pin {
+    /// Pins the capture `id` (see [`DebugMode::pin`](super::DebugMode::pin)). When it
+    /// is not kept, it waits for it if `running` is the `kept` flag of a request whose
+    /// capture is still to come: [`store`](Self::store) sets it under this lock, so a
+    /// capture stored (or refused, or evicted) just before is never waited for.
+    pub(crate) fn pin(&self, id: u64, running: Option<&AtomicBool>) -> Pin {
         let mut ring = self.ring.lock();
-        if ring.pinned.iter().any(|(c, _)| c.id == id) {
+        if ring.pinned.iter().any(|e| e.capture.id == id) {
             return Pin::Pinned;
         }
         if ring.pending.contains(&id) {
             return Pin::Pending;
         }
-        let at = ring.captures.iter().position(|(c, _)| c.id == id);
-        if at.is_none() && !running {
+        let at = ring.captures.iter().position(|e| e.capture.id == id);
+        let to_come = running.is_some_and(|kept| !kept.load(Ordering::Acquire));
+        if at.is_none() && !to_come {
             return Pin::NotKept;
         }
         if ring.pinned.len() + ring.pending.len() >= self.max_pinned() {
@@ -242,7 +267,7 @@ impl FlightRecorder {
             ring.pending.push(id);
             return Pin::Pending;
         };
-        let size = ring.captures[at].1;
+        let size = ring.captures[at].size;
         if ring.pinned_bytes + size > self.max_pinned_bytes() {
             return Pin::TooLarge;
         }
@@ -262,15 +287,15 @@ impl FlightRecorder {
             ring.pending.swap_remove(at);
             return true;
         }
-        let Some(at) = ring.pinned.iter().position(|(c, _)| c.id == id) else {
+        let Some(at) = ring.pinned.iter().position(|e| e.capture.id == id) else {
             return false;
         };
-        let (capture, size) = ring.pinned.swap_remove(at);
-        ring.pinned_bytes -= size;
-        // Back among the others in id order, which is the order they were stored in.
-        let at = ring.captures.partition_point(|(c, _)| c.id < id);
-        ring.captures.insert(at, (capture, size));
-        ring.bytes += size;
+        let entry = ring.pinned.swap_remove(at);
+        ring.pinned_bytes -= entry.size;
+        ring.bytes += entry.size;
+        // Back among the others where it was stored.
+        let at = ring.captures.partition_point(|e| e.seq < entry.seq);
+        ring.captures.insert(at, entry);
         let evicted = self.make_room(&mut ring, 0, 0);
         drop(ring);
         self.evicted.fetch_add(evicted, Ordering::Relaxed);
@@ -285,7 +310,7 @@ impl FlightRecorder {
     /// ```
     pub fn is_pinned(&self, id: u64) -> bool {
         let ring = self.ring.lock();
-        ring.pending.contains(&id) || ring.pinned.iter().any(|(c, _)| c.id == id)
+        ring.pending.contains(&id) || ring.pinned.iter().any(|e| e.capture.id == id)
     }
 
     /// The ids pinned (or pending), for readers that mark them.
@@ -293,7 +318,7 @@ impl FlightRecorder {
         let ring = self.ring.lock();
         ring.pinned
             .iter()
-            .map(|(c, _)| c.id)
+            .map(|e| e.capture.id)
             .chain(ring.pending.iter().copied())
             .collect()
     }
@@ -326,18 +351,17 @@ impl FlightRecorder {
     /// The kept captures, newest first, unredacted: for crate readers that redact what
     /// they show themselves (the capture list shows a few fields of each).
     pub(crate) fn recent_stored(&self) -> Vec<Arc<StoredCapture>> {
-        let mut all: Vec<Arc<StoredCapture>> = {
+        let mut all: Vec<(u64, Arc<StoredCapture>)> = {
             let ring = self.ring.lock();
             ring.captures
                 .iter()
                 .chain(&ring.pinned)
-                .map(|(c, _)| c.clone())
+                .map(|e| (e.seq, e.capture.clone()))
                 .collect()
         };
-        // Ids count up as captures start; the order they were stored in is close to it,
-        // and a pinned one has its place among the others.
-        all.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
-        all
+        // In the order they were stored, newest first: a pinned one in its place.
+        all.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        all.into_iter().map(|(_, c)| c).collect()
     }
 
     /// The capture with `id`, if still kept, redacted.
@@ -385,13 +409,13 @@ impl FlightRecorder {
     fn newest(&self, matches: impl Fn(&StoredCapture) -> bool) -> Option<Arc<Capture>> {
         let stored = {
             let ring = self.ring.lock();
-            // Newest: the highest id of those that match, pinned or not.
+            // Newest: the last stored of those that match, pinned or not.
             ring.captures
                 .iter()
                 .chain(&ring.pinned)
-                .filter(|(c, _)| matches(c))
-                .max_by_key(|(c, _)| c.id)
-                .map(|(c, _)| c.clone())?
+                .filter(|e| matches(&e.capture))
+                .max_by_key(|e| e.seq)
+                .map(|e| e.capture.clone())?
         };
         // Redacted outside the lock: the request path stores under it.
         Some(Arc::new(stored.redacted(&self.redactor)))
@@ -423,7 +447,7 @@ impl FlightRecorder {
     /// kept): any lower id that was issued and is not pinned is not kept any more, or
     /// not yet.
     pub(crate) fn oldest_id(&self) -> Option<u64> {
-        self.ring.lock().captures.iter().map(|(c, _)| c.id).min()
+        self.ring.lock().captures.iter().map(|e| e.capture.id).min()
     }
 
     /// The recorder's current numbers.
@@ -512,7 +536,7 @@ pub(crate) mod tests {
     fn evicts_oldest_by_count() {
         let r = FlightRecorder::new(3, usize::MAX);
         for id in 1..=5 {
-            r.store(Arc::new(stored(id, 10)));
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
         assert_eq!(ids(&r), [5, 4, 3]);
         assert_eq!(r.evicted(), 2);
@@ -527,14 +551,14 @@ pub(crate) mod tests {
         // Room for two and a half captures: the third evicts the first.
         let r = FlightRecorder::new(100, one * 5 / 2);
         for id in 1..=4 {
-            r.store(Arc::new(stored(id, 1000)));
+            r.store(Arc::new(stored(id, 1000)), &AtomicBool::new(false));
         }
         assert_eq!(ids(&r), [4, 3]);
         let s = r.stats();
         assert_eq!(s.evicted, 2);
         assert_eq!(s.bytes, 2 * one);
         // A capture bigger than everything is refused and counted, nothing evicted.
-        r.store(Arc::new(stored(9, one * 3)));
+        r.store(Arc::new(stored(9, one * 3)), &AtomicBool::new(false));
         assert_eq!(ids(&r), [4, 3]);
         assert_eq!(r.stats().too_large, 1);
         assert_eq!(r.stats().evicted, 2);
@@ -544,11 +568,11 @@ pub(crate) mod tests {
     fn a_pinned_capture_outlives_eviction_by_count_and_by_bytes() {
         let r = FlightRecorder::new(4, usize::MAX);
         for id in 1..=4 {
-            r.store(Arc::new(stored(id, 10)));
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(2, false), Pin::Pinned);
+        assert_eq!(r.pin(2, None), Pin::Pinned);
         for id in 5..=9 {
-            r.store(Arc::new(stored(id, 10)));
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
         assert_eq!(
             ids(&r),
@@ -562,15 +586,15 @@ pub(crate) mod tests {
 
         let one = stored(0, 1000).approx_bytes();
         let r = FlightRecorder::new(100, one * 5 / 2);
-        r.store(Arc::new(stored(1, 1000)));
-        assert_eq!(r.pin(1, false), Pin::Pinned);
+        r.store(Arc::new(stored(1, 1000)), &AtomicBool::new(false));
+        assert_eq!(r.pin(1, None), Pin::Pinned);
         for id in 2..=5 {
-            r.store(Arc::new(stored(id, 1000)));
+            r.store(Arc::new(stored(id, 1000)), &AtomicBool::new(false));
         }
         assert_eq!(ids(&r), [5, 1], "room for one more beside the pinned one");
         assert_eq!(r.stats().bytes, 2 * one);
         // A capture that fits the byte cap but not beside the pinned one: not kept.
-        r.store(Arc::new(stored(6, 2000)));
+        r.store(Arc::new(stored(6, 2000)), &AtomicBool::new(false));
         assert_eq!(ids(&r), [5, 1]);
         assert_eq!(r.stats().too_large, 1);
     }
@@ -579,45 +603,49 @@ pub(crate) mod tests {
     fn pins_are_capped_by_count_and_by_bytes() {
         let r = FlightRecorder::new(8, usize::MAX);
         for id in 1..=4 {
-            r.store(Arc::new(stored(id, 10)));
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(1, false), Pin::Pinned);
-        assert_eq!(r.pin(1, false), Pin::Pinned, "again: still pinned");
-        assert_eq!(r.pin(9, true), Pin::Pending, "a running one waits");
+        assert_eq!(r.pin(1, None), Pin::Pinned);
+        assert_eq!(r.pin(1, None), Pin::Pinned, "again: still pinned");
         assert_eq!(
-            r.pin(3, false),
+            r.pin(9, Some(&AtomicBool::new(false))),
+            Pin::Pending,
+            "a running one waits"
+        );
+        assert_eq!(
+            r.pin(3, None),
             Pin::TooMany,
             "a quarter of 8, with the pending one"
         );
-        assert_eq!(r.pin(42, true), Pin::TooMany);
-        assert_eq!(r.pin(42, false), Pin::NotKept, "neither kept nor running");
+        assert_eq!(r.pin(42, Some(&AtomicBool::new(false))), Pin::TooMany);
+        assert_eq!(r.pin(42, None), Pin::NotKept, "neither kept nor running");
         assert!(r.unpin(9));
         assert_eq!(r.stats().pinned, 1);
 
         let one = stored(0, 1000).approx_bytes();
         let r = FlightRecorder::new(100, one * 3);
         for id in 1..=2 {
-            r.store(Arc::new(stored(id, 1000)));
+            r.store(Arc::new(stored(id, 1000)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(1, false), Pin::Pinned);
-        assert_eq!(r.pin(2, false), Pin::TooLarge, "over half the bytes");
+        assert_eq!(r.pin(1, None), Pin::Pinned);
+        assert_eq!(r.pin(2, None), Pin::TooLarge, "over half the bytes");
         assert!(!r.is_pinned(2) && r.get(2).is_some());
         assert_eq!(r.stats().bytes, 2 * one);
 
         let r = FlightRecorder::new(3, usize::MAX);
-        r.store(Arc::new(stored(1, 10)));
-        assert_eq!(r.pin(1, false), Pin::TooMany, "a recorder of 3 pins none");
+        r.store(Arc::new(stored(1, 10)), &AtomicBool::new(false));
+        assert_eq!(r.pin(1, None), Pin::TooMany, "a recorder of 3 pins none");
     }
 
     #[test]
     fn a_pending_pin_takes_the_capture_when_it_is_stored() {
         let r = FlightRecorder::new(4, usize::MAX);
-        assert_eq!(r.pin(1, true), Pin::Pending);
+        assert_eq!(r.pin(1, Some(&AtomicBool::new(false))), Pin::Pending);
         assert!(r.is_pinned(1));
         assert_eq!(r.stats().pinned, 1);
-        r.store(Arc::new(stored(1, 10)));
+        r.store(Arc::new(stored(1, 10)), &AtomicBool::new(false));
         for id in 2..=9 {
-            r.store(Arc::new(stored(id, 10)));
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
         assert_eq!(ids(&r), [9, 8, 7, 1]);
         assert_eq!(r.stats().pinned, 1);
@@ -625,13 +653,13 @@ pub(crate) mod tests {
         // One too large to pin is kept unpinned, and its pin is gone.
         let one = stored(0, 1000).approx_bytes();
         let r = FlightRecorder::new(100, one * 3);
-        assert_eq!(r.pin(5, true), Pin::Pending);
-        r.store(Arc::new(stored(5, 2000)));
+        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), Pin::Pending);
+        r.store(Arc::new(stored(5, 2000)), &AtomicBool::new(false));
         assert!(!r.is_pinned(5) && r.get(5).is_some());
         assert_eq!(r.stats().pinned, 0);
         // One too large to keep at all drops its pin too.
-        assert_eq!(r.pin(6, true), Pin::Pending);
-        r.store(Arc::new(stored(6, one * 4)));
+        assert_eq!(r.pin(6, Some(&AtomicBool::new(false))), Pin::Pending);
+        r.store(Arc::new(stored(6, one * 4)), &AtomicBool::new(false));
         assert!(!r.is_pinned(6));
         assert_eq!(r.stats().pinned, 0);
     }
@@ -640,20 +668,20 @@ pub(crate) mod tests {
     fn unpinned_it_goes_back_in_its_place_and_is_evicted_as_the_oldest() {
         let r = FlightRecorder::new(4, usize::MAX);
         for id in 1..=4 {
-            r.store(Arc::new(stored(id, 10)));
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(2, false), Pin::Pinned);
+        assert_eq!(r.pin(2, None), Pin::Pinned);
         assert!(r.unpin(2));
         assert!(!r.unpin(2), "not pinned any more");
         assert_eq!(ids(&r), [4, 3, 2, 1]);
-        r.store(Arc::new(stored(5, 10)));
-        r.store(Arc::new(stored(6, 10)));
+        r.store(Arc::new(stored(5, 10)), &AtomicBool::new(false));
+        r.store(Arc::new(stored(6, 10)), &AtomicBool::new(false));
         assert_eq!(ids(&r), [6, 5, 4, 3], "1 and 2 went first");
 
         // Unpinned into a full recorder: the oldest goes at once.
-        assert_eq!(r.pin(3, false), Pin::Pinned);
+        assert_eq!(r.pin(3, None), Pin::Pinned);
         for id in 7..=9 {
-            r.store(Arc::new(stored(id, 10)));
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
         assert_eq!(ids(&r), [9, 8, 7, 3]);
         let evicted = r.evicted();
@@ -664,11 +692,73 @@ pub(crate) mod tests {
             "at the cap, not over it: nothing evicted"
         );
         assert_eq!(r.evicted(), evicted);
-        r.store(Arc::new(stored(10, 10)));
+        r.store(Arc::new(stored(10, 10)), &AtomicBool::new(false));
         assert_eq!(
             ids(&r),
             [10, 9, 8, 7],
             "the unpinned one is the oldest again"
+        );
+    }
+
+    #[test]
+    fn a_pending_pin_stored_into_a_full_recorder_makes_room_within_the_caps() {
+        let r = FlightRecorder::new(4, usize::MAX);
+        for id in 1..=4 {
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
+        }
+        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), Pin::Pending);
+        r.store(Arc::new(stored(5, 10)), &AtomicBool::new(false));
+        assert_eq!(ids(&r), [5, 4, 3, 2]);
+        let s = r.stats();
+        assert_eq!((s.kept, s.pinned, s.evicted), (4, 1, 1));
+
+        let one = stored(0, 1000).approx_bytes();
+        let r = FlightRecorder::new(100, one * 4);
+        for id in 1..=4 {
+            r.store(Arc::new(stored(id, 1000)), &AtomicBool::new(false));
+        }
+        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), Pin::Pending);
+        r.store(Arc::new(stored(5, 1000)), &AtomicBool::new(false));
+        assert_eq!(ids(&r), [5, 4, 3, 2]);
+        assert!(r.stats().bytes <= r.stats().max_bytes);
+    }
+
+    #[test]
+    fn a_request_whose_capture_came_and_went_is_never_waited_for() {
+        let one = stored(0, 1000).approx_bytes();
+        let r = FlightRecorder::new(8, one);
+        // Refused as too large: its `kept` flag is set all the same.
+        let kept = AtomicBool::new(false);
+        r.store(Arc::new(stored(1, 2000)), &kept);
+        assert!(kept.load(Ordering::Acquire));
+        assert_eq!(r.pin(1, Some(&kept)), Pin::NotKept, "nothing to wait for");
+        // Stored, then evicted by the next: the same.
+        let r = FlightRecorder::new(1, usize::MAX);
+        let kept = AtomicBool::new(false);
+        r.store(Arc::new(stored(2, 10)), &kept);
+        r.store(Arc::new(stored(3, 10)), &AtomicBool::new(false));
+        assert_eq!(r.pin(2, Some(&kept)), Pin::NotKept);
+        assert_eq!(r.stats().pinned, 0, "no pin left waiting");
+    }
+
+    #[test]
+    fn captures_are_listed_and_evicted_in_the_order_they_were_stored() {
+        // Overlapping requests end out of the order they started in.
+        let r = FlightRecorder::new(4, usize::MAX);
+        for id in [2, 3, 1] {
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
+        }
+        assert_eq!(ids(&r), [1, 3, 2], "newest first");
+        assert_eq!(r.pin(3, None), Pin::Pinned);
+        assert_eq!(ids(&r), [1, 3, 2], "a pinned one in its place");
+        assert!(r.unpin(3));
+        for id in [4, 5, 6] {
+            r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
+        }
+        assert_eq!(
+            ids(&r),
+            [6, 5, 4, 1],
+            "2 and then 3 went first: stored first"
         );
     }
 }

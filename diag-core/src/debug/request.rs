@@ -514,6 +514,11 @@ impl DebugRequest {
         self.kept.load(Ordering::Acquire)
     }
 
+    /// [`is_kept`](Self::is_kept)'s flag, which the recorder sets under its lock.
+    pub(crate) fn kept_flag(&self) -> &AtomicBool {
+        &self.kept
+    }
+
     /// For a request that ended and is being stored: waits (at most about 10 ms; storing
     /// takes microseconds) until its capture is in the recorder. Whether it got there.
     pub(crate) fn settle(&self) -> bool {
@@ -577,8 +582,8 @@ impl DebugRequest {
         if let Some(otlp) = &self.diag.inner.otlp {
             otlp.export(capture.clone());
         }
-        self.diag.debug_mode().recorder().store(capture);
-        self.kept.store(true, Ordering::Release);
+        // Sets `kept`, under the recorder's lock.
+        self.diag.debug_mode().recorder().store(capture, &self.kept);
     }
 }
 

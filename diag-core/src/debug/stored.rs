@@ -192,6 +192,33 @@ impl StoredResponse {
     }
 }
 
+impl StoredCapture {
+    /// Its gRPC status name, as the metrics count the call: the one the response sent;
+    /// for a gRPC response that sent none, `CANCELLED` when the client went away
+    /// mid-call, `UNKNOWN` when the body ended or failed without one (what a client
+    /// sees); `None` for a call still running, or a response that is not a gRPC call's.
+    pub(crate) fn grpc_status(&self) -> Option<&'static str> {
+        let response = self.response.as_ref()?;
+        if let Some(status) = response.grpc_status() {
+            return Some(status);
+        }
+        let grpc = response
+            .headers
+            .get("content-type")
+            .is_some_and(|t| t.starts_with("application/grpc"));
+        if !grpc || self.in_flight {
+            return None;
+        }
+        let left = !self.complete && !self.failed && !self.panicked;
+        let code = if left {
+            crate::request::GrpcCode::CANCELLED
+        } else {
+            crate::request::GrpcCode::UNKNOWN
+        };
+        Some(code.name())
+    }
+}
+
 /// One finished debug request as the flight recorder keeps it: unredacted, moved out of
 /// the [`DebugRequest`](super::DebugRequest) without copying. Read it only through
 /// [`redacted`](Self::redacted).
@@ -256,7 +283,7 @@ impl StoredCapture {
             },
             response: self.response.as_ref().map(|r| CapturedResponse {
                 status: r.status,
-                grpc_status: r.grpc_status(),
+                grpc_status: self.grpc_status(),
                 headers: redactor.headers(&r.headers),
                 body: r.body.finish(
                     r.headers.get("content-type"),

@@ -28,7 +28,9 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRespons
         Err(refusal) => return refusal,
     };
     let mode = diag.debug_mode();
-    let Some(id) = debug_id(diag, &wanted) else {
+    // Unpinning a trace: its pinned capture, which need not be its newest.
+    let pinned_of_trace = (!pin).then(|| pinned_of(diag, &wanted)).flatten();
+    let Some(id) = pinned_of_trace.or_else(|| debug_id(diag, &wanted)) else {
         return DiagResponse::not_found(&missing(diag, &wanted));
     };
     let answer = |pending: bool| Pinned {
@@ -38,8 +40,13 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRespons
         recorder: mode.recorder().stats(),
     };
     if !pin {
-        if !mode.unpin(id) {
-            return DiagResponse::not_found(&format!("capture {id} is not pinned"));
+        // Unpinned already is fine (a script that unpins all may ask twice); an id with
+        // no capture here is a mistake worth saying.
+        let known = mode.unpin(id)
+            || mode.recorder().get(id).is_some()
+            || mode.running_now().iter().any(|r| r.id() == id);
+        if !known {
+            return DiagResponse::not_found(&missing(diag, &Wanted::Id(id)));
         }
         return DiagResponse::json(200, &answer(false), req.pretty());
     }
@@ -47,6 +54,17 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRespons
         Pin::Pinned => DiagResponse::json(200, &answer(false), req.pretty()),
         Pin::Pending => DiagResponse::json(200, &answer(true), req.pretty()),
         Pin::NotKept => DiagResponse::not_found(&missing(diag, &Wanted::Id(id))),
+        Pin::TooMany if mode.recorder().stats().max_pinned == 0 => {
+            let stats = mode.recorder().stats();
+            DiagResponse::error(
+                409,
+                &format!(
+                    "this recorder keeps {} captures, too few to pin any (pins take at most \
+                     a quarter of them); raise DIAG_RECORDER_CAPTURES to pin",
+                    stats.max_captures
+                ),
+            )
+        }
         Pin::TooMany => {
             let stats = mode.recorder().stats();
             DiagResponse::error(
@@ -56,6 +74,17 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRespons
                      of the {} it keeps: DIAG_RECORDER_CAPTURES); unpin one with \
                      DELETE /debug/requests/{{id}}/pin (/debug/requests marks them)",
                     stats.pinned, stats.max_captures
+                ),
+            )
+        }
+        Pin::TooLarge if mode.recorder().stats().pinned == 0 => {
+            let stats = mode.recorder().stats();
+            DiagResponse::error(
+                409,
+                &format!(
+                    "capture {id} alone is larger than half of the recorder's {} KiB, the \
+                     most pinned captures may take (DIAG_RECORDER_BYTES)",
+                    stats.max_bytes / 1024
                 ),
             )
         }
@@ -72,6 +101,30 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRespons
             )
         }
     }
+}
+
+/// The pinned capture (or pending running request) of the trace `wanted` names.
+fn pinned_of(diag: &Diag, wanted: &Wanted) -> Option<u64> {
+    let trace = match wanted {
+        Wanted::Id(_) => return None,
+        Wanted::Trace(trace) => *trace,
+        Wanted::Traceparent(ctx) => ctx.trace_id,
+    };
+    let mode = diag.debug_mode();
+    let pinned = mode.recorder().pinned_ids();
+    let stored = mode.recorder().recent_stored();
+    let running = mode.running_now();
+    stored
+        .iter()
+        .filter(|c| c.trace_id == trace)
+        .map(|c| c.id)
+        .chain(
+            running
+                .iter()
+                .filter(|r| r.is_trace(&trace))
+                .map(|r| r.id()),
+        )
+        .find(|id| pinned.contains(id))
 }
 
 /// The debug id `wanted` names: a trace's newest capture, or its running request.
@@ -131,7 +184,8 @@ mod tests {
         serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("{r:?}"))
     }
 
-    fn run(diag: &Diag, trace: TraceId) -> u64 {
+    /// A debug request of `GET /items/7` in `trace`, started.
+    fn start(diag: &Diag, trace: TraceId) -> std::sync::Arc<crate::debug::DebugRequest> {
         let view = RequestView {
             method: "GET",
             route: Some("/items/{id}"),
@@ -139,7 +193,11 @@ mod tests {
             headers: &(),
             peer: &|| None,
         };
-        let debug = diag.start_debug(DebugLevel::Debug, &view, trace);
+        diag.start_debug(DebugLevel::Debug, &view, trace)
+    }
+
+    fn run(diag: &Diag, trace: TraceId) -> u64 {
+        let debug = start(diag, trace);
         debug.response_head(200, &Vec::new());
         debug.response_end();
         debug.id()
@@ -206,7 +264,11 @@ mod tests {
         let unpinned = ask(&diag, "DELETE", &path, Some("tok")).await;
         assert_eq!(unpinned.status, 200, "{unpinned:?}");
         assert_eq!(json(&unpinned)["pinned"], false);
-        assert_eq!(ask(&diag, "DELETE", &path, Some("tok")).await.status, 404);
+        let again = ask(&diag, "DELETE", &path, Some("tok")).await;
+        assert_eq!(again.status, 200, "unpinned already: fine");
+        assert_eq!(json(&again)["pinned"], false);
+        let unknown = ask(&diag, "DELETE", "/debug/requests/999/pin", Some("tok")).await;
+        assert_eq!(unknown.status, 404, "no such capture");
         run(&diag, TraceId::random());
         let gone = get(&diag, &format!("/debug/requests/{first}"), None, None).await;
         assert_eq!(
@@ -246,11 +308,74 @@ mod tests {
         let message = json(&full)["error"].as_str().unwrap().to_owned();
         assert!(message.contains("unpin one"), "{message}");
 
+        // A newer capture of the same trace: unpinning the trace finds the pinned one.
+        let newer = run(&diag, trace);
+        let unpinned = ask(
+            &diag,
+            "DELETE",
+            &format!("/debug/requests/{trace}/pin"),
+            Some("tok"),
+        )
+        .await;
+        assert_eq!(unpinned.status, 200, "{unpinned:?}");
+        assert_eq!(json(&unpinned)["id"].as_u64(), Some(id), "not {newer}");
+        assert_eq!(
+            ask(
+                &diag,
+                "PUT",
+                &format!("/debug/requests/{id}/pin"),
+                Some("tok")
+            )
+            .await
+            .status,
+            200
+        );
+
         let never = ask(&diag, "PUT", "/debug/requests/99/pin", Some("tok")).await;
         assert_eq!(never.status, 404);
         let garbage = ask(&diag, "PUT", "/debug/requests/x/pin", Some("tok")).await;
         assert_eq!(garbage.status, 400);
         assert_eq!(diag.debug_mode().recorder().stats().pinned, 1);
+    }
+
+    #[tokio::test]
+    async fn a_recorder_too_small_or_a_capture_too_large_says_so() {
+        let small = Diag::builder()
+            .token("tok")
+            .recorder_limits(3, 1 << 20)
+            .build()
+            .unwrap();
+        let id = run(&small, TraceId::random());
+        let refused = ask(
+            &small,
+            "PUT",
+            &format!("/debug/requests/{id}/pin"),
+            Some("tok"),
+        )
+        .await;
+        assert_eq!(refused.status, 409);
+        let message = json(&refused)["error"].as_str().unwrap().to_owned();
+        assert!(message.contains("too few to pin any"), "{message}");
+
+        let tight = Diag::builder()
+            .token("tok")
+            .recorder_limits(100, 3000)
+            .build()
+            .unwrap();
+        let debug = start(&tight, TraceId::random());
+        debug.response_head(200, &Vec::new());
+        debug.response_chunk(&[b'x'; 2000]);
+        debug.response_end();
+        let refused = ask(
+            &tight,
+            "PUT",
+            &format!("/debug/requests/{}/pin", debug.id()),
+            Some("tok"),
+        )
+        .await;
+        assert_eq!(refused.status, 409, "{refused:?}");
+        let message = json(&refused)["error"].as_str().unwrap().to_owned();
+        assert!(message.contains("alone is larger than half"), "{message}");
     }
 
     #[tokio::test]
@@ -260,14 +385,7 @@ mod tests {
             .recorder_limits(4, 1 << 20)
             .build()
             .unwrap();
-        let view = RequestView {
-            method: "GET",
-            route: Some("/slow"),
-            uri: "/slow",
-            headers: &(),
-            peer: &|| None,
-        };
-        let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+        let debug = start(&diag, TraceId::random());
         let pinned = ask(
             &diag,
             "PUT",

@@ -56,7 +56,7 @@ impl Summary {
             route: c.request.route().map(str::to_owned),
             uri: c.redacted_uri(redactor),
             status: c.response.as_ref().map(|r| r.status),
-            grpc_status: c.response.as_ref().and_then(|r| r.grpc_status()),
+            grpc_status: c.grpc_status(),
             duration_ms: c.duration_ms(),
             complete: c.complete,
             in_flight: c.in_flight,
@@ -410,7 +410,7 @@ struct One<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::debug::Decision;
+    use crate::debug::{DebugLevel, Decision};
     use crate::request::RequestView;
     use crate::trace::TraceId;
     use crate::{Diag, DiagResponse, EndpointRequest};
@@ -863,6 +863,57 @@ mod tests {
         let text = String::from_utf8(text.body).unwrap();
         let line = text.lines().find(|l| l.contains("/shop.Cart/Add")).unwrap();
         assert!(line.contains(" NOT_FOUND "), "{text}");
+    }
+
+    /// A gRPC call that sent no status is listed as the metrics count it: one the client
+    /// left as `CANCELLED`, one whose body ended or failed without a status as `UNKNOWN`
+    /// (not as its HTTP 200, which reads like a success).
+    #[tokio::test]
+    async fn a_grpc_call_without_a_status_is_listed_as_the_metrics_count_it() {
+        let diag = Diag::builder().token("tok").build().unwrap();
+        let view = RequestView {
+            method: "POST",
+            route: Some("/greeter.v1.Greeter/Countdown"),
+            uri: "/greeter.v1.Greeter/Countdown",
+            headers: &(),
+            peer: &|| None,
+        };
+        let call = |end: &dyn Fn(&crate::debug::DebugRequest)| {
+            let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+            debug.response_head(
+                200,
+                &vec![("content-type".into(), "application/grpc".into())],
+            );
+            debug.response_chunk(b"\0\0\0\0\x01x");
+            end(&debug);
+            debug.id()
+        };
+        let left = call(&|d| d.finish_incomplete());
+        let ended = call(&|d| d.response_end());
+        let failed = call(&|d| d.finish_after_error());
+        let list = json(&get(&diag, "/debug/requests", None, None).await);
+        let status_of = |id: u64| {
+            let captures = list["captures"].as_array().unwrap();
+            let c = captures.iter().find(|c| c["id"] == id).unwrap();
+            c["grpc_status"].as_str().unwrap_or("none").to_owned()
+        };
+        assert_eq!(status_of(left), "CANCELLED", "{list}");
+        assert_eq!(status_of(ended), "UNKNOWN", "{list}");
+        assert_eq!(status_of(failed), "UNKNOWN", "{list}");
+        let one = json(&get(&diag, &format!("/debug/requests/{left}"), None, None).await);
+        assert_eq!(one["response"]["grpc_status"], "CANCELLED");
+        let text = get(
+            &diag,
+            &format!("/debug/requests/{left}"),
+            None,
+            Some("text/plain"),
+        )
+        .await;
+        let text = String::from_utf8(text.body).unwrap();
+        assert!(
+            text.starts_with("POST /greeter.v1.Greeter/Countdown -> 200 (gRPC CANCELLED)"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
