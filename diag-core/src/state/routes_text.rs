@@ -75,6 +75,17 @@ pub(crate) fn render(name: &str, value: &Value) -> Option<String> {
         let _ = writeln!(out, "failing  {}", failing(f, window));
     }
     out.push('\n');
+    // Nothing to tabulate: say why, not an empty table and its legend.
+    if entries.is_empty() {
+        out.push_str(match list {
+            "routes" => "(no request served yet)\n",
+            _ => {
+                "(no outgoing call recorded yet: calls made through \
+                 PropagateLayer::with_metrics or diag.client_call are)\n"
+            }
+        });
+        return Some(out);
+    }
     let mut heads: Vec<(&'static str, Align)> = match list {
         "routes" => vec![("METHOD", Align::Left), ("ROUTE", Align::Left)],
         _ => vec![("SERVER", Align::Left)],
@@ -391,6 +402,11 @@ mod tests {
             "{text}"
         );
         assert_eq!(render("queues", &value), None);
+        // None yet: a sentence, not an empty table.
+        let none = json!({"failing": [], "dependencies": [], "dependencies_omitted": 0});
+        let text = render("dependencies", &none).unwrap();
+        assert!(text.contains("(no outgoing call recorded yet"), "{text}");
+        assert!(!text.contains("SERVER") && !text.contains("first bound"), "{text}");
         assert_eq!(render("routes", &json!({"unexpected": true})), None);
     }
 }
