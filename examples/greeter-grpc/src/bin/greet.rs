@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `GREETER` names the server (default `http://127.0.0.1:50051`). Prints the reply, or
-//! the status, and the response metadata diag adds (`x-debug-id`, `server-timing`, ...).
+//! the status, and the response metadata diag adds (`x-debug-id`, `server-timing`, ...);
+//! exits with 1 when the call ended with a status other than OK, so scripts can tell.
 
 use greeter_grpc::pb::greeter_client::GreeterClient;
 use greeter_grpc::pb::{CountdownRequest, HelloRequest};
@@ -21,6 +22,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--debug" => debug = Some(args.next().ok_or("--debug needs a credential")?),
             "--countdown" => countdown = Some(args.next().ok_or("--countdown needs a number")?),
+            "-h" | "--help" => {
+                println!("usage: greet [--debug <credential>] [<name> | --countdown <n>]");
+                println!("       GREETER=http://host:port (default http://127.0.0.1:50051)");
+                return Ok(());
+            }
             _ => name = Some(arg),
         }
     }
@@ -91,7 +97,9 @@ fn print_metadata(metadata: &MetadataMap) {
     }
 }
 
+/// Prints a failed call's status and metadata, and exits with 1.
 fn print_status(status: &tonic::Status) {
     print_metadata(status.metadata());
     println!("{:?}: {}", status.code(), status.message());
+    std::process::exit(1);
 }
