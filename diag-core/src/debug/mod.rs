@@ -88,7 +88,7 @@ pub(crate) use config::DebugConfig;
 pub use credential::{MAX_CREDENTIAL_BYTES, RejectReason, WARN_INTERVAL};
 pub use decision::Decision;
 pub use mode::{DebugMode, MintError};
-pub use recorder::{FlightRecorder, Pin, RecorderStats};
+pub use recorder::{FlightRecorder, PinOutcome, RecorderStats};
 pub use redact::{ALWAYS_REDACTED_HEADERS, BodyRedaction, DEFAULT_FIELDS, REDACTED};
 pub use request::DebugRequest;
 pub use server_timing::{MAX_TIMINGS, debug_response_headers, server_timing};

@@ -254,7 +254,7 @@ impl DebugMode {
     /// `PUT /debug/requests/{id}/pin` calls it.
     ///
     /// ```
-    /// # use diag_core::debug::{DebugLevel, Pin};
+    /// # use diag_core::debug::{DebugLevel, PinOutcome};
     /// # use diag_core::request::RequestView;
     /// # use diag_core::trace::TraceId;
     /// let diag = diag_core::Diag::builder().recorder_limits(4, 1 << 20).build().unwrap();
@@ -266,15 +266,15 @@ impl DebugMode {
     /// };
     /// let mode = diag.debug_mode();
     /// let first = run();
-    /// assert_eq!(mode.pin(first), Pin::Pinned);
-    /// assert_eq!(mode.pin(run()), Pin::TooMany, "a quarter of 4");
+    /// assert_eq!(mode.pin(first), PinOutcome::Pinned);
+    /// assert_eq!(mode.pin(run()), PinOutcome::TooMany, "a quarter of 4");
     /// for _ in 0..10 {
     ///     run();
     /// }
     /// assert!(mode.recorder().get(first).is_some(), "pinned: never evicted");
     /// assert_eq!(mode.recorder().stats().kept, 4);
     /// ```
-    pub fn pin(&self, id: u64) -> super::Pin {
+    pub fn pin(&self, id: u64) -> super::PinOutcome {
         // A request is stored before it leaves the running ones; whether its capture is
         // still to come is decided under the recorder's lock, by its `kept` flag.
         let running = self.running_now();
@@ -283,11 +283,12 @@ impl DebugMode {
     }
 
     /// Unpins the capture `id` (or the pin waiting for a running request): the
-    /// recorder keeps it like any other again, and evicts it as the oldest are, perhaps
-    /// at once. Whether it was pinned. `DELETE /debug/requests/{id}/pin` calls it.
+    /// recorder keeps it like any other again, in the place it was stored in, and
+    /// evicts it in its turn (the next capture stored may evict it, when it is the
+    /// oldest). Whether it was pinned. `DELETE /debug/requests/{id}/pin` calls it.
     ///
     /// ```
-    /// # use diag_core::debug::{DebugLevel, Pin};
+    /// # use diag_core::debug::{DebugLevel, PinOutcome};
     /// # use diag_core::request::RequestView;
     /// # use diag_core::trace::TraceId;
     /// # let diag = diag_core::Diag::builder().build().unwrap();
@@ -295,7 +296,7 @@ impl DebugMode {
     /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
     /// debug.response_end();
     /// let mode = diag.debug_mode();
-    /// assert_eq!(mode.pin(debug.id()), Pin::Pinned);
+    /// assert_eq!(mode.pin(debug.id()), PinOutcome::Pinned);
     /// assert!(mode.unpin(debug.id()));
     /// assert!(!mode.recorder().is_pinned(debug.id()) && !mode.unpin(debug.id()));
     /// assert!(mode.recorder().get(debug.id()).is_some(), "still kept, unpinned");

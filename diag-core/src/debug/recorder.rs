@@ -40,6 +40,7 @@ pub struct FlightRecorder {
     stored: AtomicU64,
     evicted: AtomicU64,
     too_large: AtomicU64,
+    pins_dropped: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -69,7 +70,7 @@ struct Entry {
 /// What [`DebugMode::pin`](super::DebugMode::pin) did.
 ///
 /// ```
-/// # use diag_core::debug::{DebugLevel, Pin};
+/// # use diag_core::debug::{DebugLevel, PinOutcome};
 /// # use diag_core::request::RequestView;
 /// # use diag_core::trace::TraceId;
 /// # let diag = diag_core::Diag::builder().build().unwrap();
@@ -77,15 +78,15 @@ struct Entry {
 /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
 /// let mode = diag.debug_mode();
 /// // Still running: pinned as soon as its capture is stored.
-/// assert_eq!(mode.pin(debug.id()), Pin::Pending);
+/// assert_eq!(mode.pin(debug.id()), PinOutcome::Pending);
 /// debug.response_end();
 /// assert!(mode.recorder().is_pinned(debug.id()));
-/// assert_eq!(mode.pin(debug.id()), Pin::Pinned);
-/// assert_eq!(mode.pin(debug.id() + 1), Pin::NotKept);
+/// assert_eq!(mode.pin(debug.id()), PinOutcome::Pinned);
+/// assert_eq!(mode.pin(debug.id() + 1), PinOutcome::NotKept);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Pin {
+pub enum PinOutcome {
     /// The capture is pinned (now, or it was already).
     Pinned,
     /// The debug request is still running: its capture is pinned when it is stored.
@@ -94,7 +95,9 @@ pub enum Pin {
     NotKept,
     /// As many captures as allowed are pinned (or pending) already.
     TooMany,
-    /// Pinning it would take pinned captures over half the byte cap.
+    /// Beside the captures pinned already, it would take them over half the byte cap.
+    NoRoom,
+    /// The capture alone is larger than half the byte cap, the most pins may take.
     TooLarge,
 }
 
@@ -139,6 +142,9 @@ pub struct RecorderStats {
     /// The most captures that can be pinned (or pending) at once: a quarter of
     /// `max_captures`. Pinned captures also take at most half of `max_bytes`.
     pub max_pinned: usize,
+    /// Pins of running requests let go when their capture was stored: it did not fit
+    /// beside the other pins in half the byte cap (it was kept unpinned, if it fit).
+    pub pins_dropped: u64,
 }
 
 impl FlightRecorder {
@@ -172,6 +178,7 @@ impl FlightRecorder {
             stored: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             too_large: AtomicU64::new(0),
+            pins_dropped: AtomicU64::new(0),
         }
     }
 
@@ -188,7 +195,8 @@ impl FlightRecorder {
         if let Some(at) = ring.pending.iter().position(|id| *id == entry.capture.id) {
             ring.pending.swap_remove(at);
             // Pinned beside the other pins (half the bytes at most, so it fits once the
-            // oldest unpinned ones make room); too large for that, kept like any other.
+            // oldest unpinned ones make room); too large for that, its pin is let go,
+            // counted, and it is kept like any other.
             if ring.pinned_bytes + size <= self.max_pinned_bytes() {
                 let evicted = self.make_room(&mut ring, 1, size);
                 ring.pinned_bytes += size;
@@ -198,6 +206,7 @@ impl FlightRecorder {
                 self.stored.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            self.pins_dropped.fetch_add(1, Ordering::Relaxed);
         }
         if size + ring.pinned_bytes > self.max_bytes {
             drop(ring);
@@ -246,30 +255,33 @@ impl FlightRecorder {
     /// is not kept, it waits for it if `running` is the `kept` flag of a request whose
     /// capture is still to come: [`store`](Self::store) sets it under this lock, so a
     /// capture stored (or refused, or evicted) just before is never waited for.
-    pub(crate) fn pin(&self, id: u64, running: Option<&AtomicBool>) -> Pin {
+    pub(crate) fn pin(&self, id: u64, running: Option<&AtomicBool>) -> PinOutcome {
         let mut ring = self.ring.lock();
         if ring.pinned.iter().any(|e| e.capture.id == id) {
-            return Pin::Pinned;
+            return PinOutcome::Pinned;
         }
         if ring.pending.contains(&id) {
-            return Pin::Pending;
+            return PinOutcome::Pending;
         }
         let at = ring.captures.iter().position(|e| e.capture.id == id);
         let to_come = running.is_some_and(|kept| !kept.load(Ordering::Acquire));
         if at.is_none() && !to_come {
-            return Pin::NotKept;
+            return PinOutcome::NotKept;
         }
         if ring.pinned.len() + ring.pending.len() >= self.max_pinned() {
-            return Pin::TooMany;
+            return PinOutcome::TooMany;
         }
         let Some(at) = at else {
             // Its capture is stored under this lock: not there yet, it waits for it.
             ring.pending.push(id);
-            return Pin::Pending;
+            return PinOutcome::Pending;
         };
         let size = ring.captures[at].size;
+        if size > self.max_pinned_bytes() {
+            return PinOutcome::TooLarge;
+        }
         if ring.pinned_bytes + size > self.max_pinned_bytes() {
-            return Pin::TooLarge;
+            return PinOutcome::NoRoom;
         }
         let Some(entry) = ring.captures.remove(at) else {
             unreachable!("found at {at}")
@@ -277,7 +289,7 @@ impl FlightRecorder {
         ring.bytes -= size;
         ring.pinned_bytes += size;
         ring.pinned.push(entry);
-        Pin::Pinned
+        PinOutcome::Pinned
     }
 
     /// Unpins the capture `id` (see [`DebugMode::unpin`](super::DebugMode::unpin)).
@@ -293,12 +305,10 @@ impl FlightRecorder {
         let entry = ring.pinned.swap_remove(at);
         ring.pinned_bytes -= entry.size;
         ring.bytes += entry.size;
-        // Back among the others where it was stored.
+        // Back among the others where it was stored. The totals are the same as
+        // before: nothing needs evicting until the next capture is stored.
         let at = ring.captures.partition_point(|e| e.seq < entry.seq);
         ring.captures.insert(at, entry);
-        let evicted = self.make_room(&mut ring, 0, 0);
-        drop(ring);
-        self.evicted.fetch_add(evicted, Ordering::Relaxed);
         true
     }
 
@@ -477,6 +487,7 @@ impl FlightRecorder {
             too_large: self.too_large.load(Ordering::Relaxed),
             pinned: ring.pinned.len() + ring.pending.len(),
             max_pinned: self.max_pinned(),
+            pins_dropped: self.pins_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -570,7 +581,7 @@ pub(crate) mod tests {
         for id in 1..=4 {
             r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(2, None), Pin::Pinned);
+        assert_eq!(r.pin(2, None), PinOutcome::Pinned);
         for id in 5..=9 {
             r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
@@ -587,7 +598,7 @@ pub(crate) mod tests {
         let one = stored(0, 1000).approx_bytes();
         let r = FlightRecorder::new(100, one * 5 / 2);
         r.store(Arc::new(stored(1, 1000)), &AtomicBool::new(false));
-        assert_eq!(r.pin(1, None), Pin::Pinned);
+        assert_eq!(r.pin(1, None), PinOutcome::Pinned);
         for id in 2..=5 {
             r.store(Arc::new(stored(id, 1000)), &AtomicBool::new(false));
         }
@@ -605,20 +616,27 @@ pub(crate) mod tests {
         for id in 1..=4 {
             r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(1, None), Pin::Pinned);
-        assert_eq!(r.pin(1, None), Pin::Pinned, "again: still pinned");
+        assert_eq!(r.pin(1, None), PinOutcome::Pinned);
+        assert_eq!(r.pin(1, None), PinOutcome::Pinned, "again: still pinned");
         assert_eq!(
             r.pin(9, Some(&AtomicBool::new(false))),
-            Pin::Pending,
+            PinOutcome::Pending,
             "a running one waits"
         );
         assert_eq!(
             r.pin(3, None),
-            Pin::TooMany,
+            PinOutcome::TooMany,
             "a quarter of 8, with the pending one"
         );
-        assert_eq!(r.pin(42, Some(&AtomicBool::new(false))), Pin::TooMany);
-        assert_eq!(r.pin(42, None), Pin::NotKept, "neither kept nor running");
+        assert_eq!(
+            r.pin(42, Some(&AtomicBool::new(false))),
+            PinOutcome::TooMany
+        );
+        assert_eq!(
+            r.pin(42, None),
+            PinOutcome::NotKept,
+            "neither kept nor running"
+        );
         assert!(r.unpin(9));
         assert_eq!(r.stats().pinned, 1);
 
@@ -627,20 +645,36 @@ pub(crate) mod tests {
         for id in 1..=2 {
             r.store(Arc::new(stored(id, 1000)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(1, None), Pin::Pinned);
-        assert_eq!(r.pin(2, None), Pin::TooLarge, "over half the bytes");
+        assert_eq!(r.pin(1, None), PinOutcome::Pinned);
+        assert_eq!(
+            r.pin(2, None),
+            PinOutcome::NoRoom,
+            "over half the bytes with 1"
+        );
         assert!(!r.is_pinned(2) && r.get(2).is_some());
         assert_eq!(r.stats().bytes, 2 * one);
+        assert!(r.unpin(1));
+        assert_eq!(r.pin(2, None), PinOutcome::Pinned, "alone it fits");
+        r.store(Arc::new(stored(3, 2000)), &AtomicBool::new(false));
+        assert_eq!(
+            r.pin(3, None),
+            PinOutcome::TooLarge,
+            "alone over half the bytes"
+        );
 
         let r = FlightRecorder::new(3, usize::MAX);
         r.store(Arc::new(stored(1, 10)), &AtomicBool::new(false));
-        assert_eq!(r.pin(1, None), Pin::TooMany, "a recorder of 3 pins none");
+        assert_eq!(
+            r.pin(1, None),
+            PinOutcome::TooMany,
+            "a recorder of 3 pins none"
+        );
     }
 
     #[test]
     fn a_pending_pin_takes_the_capture_when_it_is_stored() {
         let r = FlightRecorder::new(4, usize::MAX);
-        assert_eq!(r.pin(1, Some(&AtomicBool::new(false))), Pin::Pending);
+        assert_eq!(r.pin(1, Some(&AtomicBool::new(false))), PinOutcome::Pending);
         assert!(r.is_pinned(1));
         assert_eq!(r.stats().pinned, 1);
         r.store(Arc::new(stored(1, 10)), &AtomicBool::new(false));
@@ -653,15 +687,22 @@ pub(crate) mod tests {
         // One too large to pin is kept unpinned, and its pin is gone.
         let one = stored(0, 1000).approx_bytes();
         let r = FlightRecorder::new(100, one * 3);
-        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), Pin::Pending);
+        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), PinOutcome::Pending);
         r.store(Arc::new(stored(5, 2000)), &AtomicBool::new(false));
         assert!(!r.is_pinned(5) && r.get(5).is_some());
-        assert_eq!(r.stats().pinned, 0);
+        assert_eq!((r.stats().pinned, r.stats().pins_dropped), (0, 1));
         // One too large to keep at all drops its pin too.
-        assert_eq!(r.pin(6, Some(&AtomicBool::new(false))), Pin::Pending);
+        assert_eq!(r.pin(6, Some(&AtomicBool::new(false))), PinOutcome::Pending);
         r.store(Arc::new(stored(6, one * 4)), &AtomicBool::new(false));
         assert!(!r.is_pinned(6));
-        assert_eq!(r.stats().pinned, 0);
+        assert_eq!((r.stats().pinned, r.stats().pins_dropped), (0, 2));
+        // Beside another pin, one that would fit alone is let go too, and counted.
+        r.store(Arc::new(stored(7, 1000)), &AtomicBool::new(false));
+        assert_eq!(r.pin(7, None), PinOutcome::Pinned);
+        assert_eq!(r.pin(8, Some(&AtomicBool::new(false))), PinOutcome::Pending);
+        r.store(Arc::new(stored(8, 1000)), &AtomicBool::new(false));
+        assert!(!r.is_pinned(8) && r.get(8).is_some());
+        assert_eq!(r.stats().pins_dropped, 3);
     }
 
     #[test]
@@ -670,7 +711,7 @@ pub(crate) mod tests {
         for id in 1..=4 {
             r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(2, None), Pin::Pinned);
+        assert_eq!(r.pin(2, None), PinOutcome::Pinned);
         assert!(r.unpin(2));
         assert!(!r.unpin(2), "not pinned any more");
         assert_eq!(ids(&r), [4, 3, 2, 1]);
@@ -679,7 +720,7 @@ pub(crate) mod tests {
         assert_eq!(ids(&r), [6, 5, 4, 3], "1 and 2 went first");
 
         // Unpinned into a full recorder: the oldest goes at once.
-        assert_eq!(r.pin(3, None), Pin::Pinned);
+        assert_eq!(r.pin(3, None), PinOutcome::Pinned);
         for id in 7..=9 {
             r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
@@ -706,7 +747,7 @@ pub(crate) mod tests {
         for id in 1..=4 {
             r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), Pin::Pending);
+        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), PinOutcome::Pending);
         r.store(Arc::new(stored(5, 10)), &AtomicBool::new(false));
         assert_eq!(ids(&r), [5, 4, 3, 2]);
         let s = r.stats();
@@ -717,7 +758,7 @@ pub(crate) mod tests {
         for id in 1..=4 {
             r.store(Arc::new(stored(id, 1000)), &AtomicBool::new(false));
         }
-        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), Pin::Pending);
+        assert_eq!(r.pin(5, Some(&AtomicBool::new(false))), PinOutcome::Pending);
         r.store(Arc::new(stored(5, 1000)), &AtomicBool::new(false));
         assert_eq!(ids(&r), [5, 4, 3, 2]);
         assert!(r.stats().bytes <= r.stats().max_bytes);
@@ -731,13 +772,17 @@ pub(crate) mod tests {
         let kept = AtomicBool::new(false);
         r.store(Arc::new(stored(1, 2000)), &kept);
         assert!(kept.load(Ordering::Acquire));
-        assert_eq!(r.pin(1, Some(&kept)), Pin::NotKept, "nothing to wait for");
+        assert_eq!(
+            r.pin(1, Some(&kept)),
+            PinOutcome::NotKept,
+            "nothing to wait for"
+        );
         // Stored, then evicted by the next: the same.
         let r = FlightRecorder::new(1, usize::MAX);
         let kept = AtomicBool::new(false);
         r.store(Arc::new(stored(2, 10)), &kept);
         r.store(Arc::new(stored(3, 10)), &AtomicBool::new(false));
-        assert_eq!(r.pin(2, Some(&kept)), Pin::NotKept);
+        assert_eq!(r.pin(2, Some(&kept)), PinOutcome::NotKept);
         assert_eq!(r.stats().pinned, 0, "no pin left waiting");
     }
 
@@ -749,7 +794,7 @@ pub(crate) mod tests {
             r.store(Arc::new(stored(id, 10)), &AtomicBool::new(false));
         }
         assert_eq!(ids(&r), [1, 3, 2], "newest first");
-        assert_eq!(r.pin(3, None), Pin::Pinned);
+        assert_eq!(r.pin(3, None), PinOutcome::Pinned);
         assert_eq!(ids(&r), [1, 3, 2], "a pinned one in its place");
         assert!(r.unpin(3));
         for id in [4, 5, 6] {

@@ -202,10 +202,13 @@ impl StoredCapture {
         if let Some(status) = response.grpc_status() {
             return Some(status);
         }
-        let grpc = response
-            .headers
-            .get("content-type")
-            .is_some_and(|t| t.starts_with("application/grpc"));
+        // A gRPC call as the metrics tell one: a 200 with gRPC's content type (not
+        // gRPC-Web's, whose status is in its body).
+        let grpc = response.status == 200
+            && response
+                .headers
+                .get("content-type")
+                .is_some_and(|t| crate::request::grpc::is_grpc_content_type(t.as_bytes()));
         if !grpc || self.in_flight {
             return None;
         }

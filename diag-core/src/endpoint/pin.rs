@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::requests::{Wanted, missing};
 use super::{DiagResponse, EndpointRequest};
 use crate::Diag;
-use crate::debug::{Pin, RecorderStats};
+use crate::debug::{PinOutcome, RecorderStats};
 
 #[derive(Serialize)]
 struct Pinned {
@@ -28,9 +28,15 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRespons
         Err(refusal) => return refusal,
     };
     let mode = diag.debug_mode();
+    let candidates = candidates(diag, &wanted);
     // Unpinning a trace: its pinned capture, which need not be its newest.
-    let pinned_of_trace = (!pin).then(|| pinned_of(diag, &wanted)).flatten();
-    let Some(id) = pinned_of_trace.or_else(|| debug_id(diag, &wanted)) else {
+    let pinned = if pin {
+        None
+    } else {
+        let pinned = mode.recorder().pinned_ids();
+        candidates.iter().copied().find(|id| pinned.contains(id))
+    };
+    let Some(id) = pinned.or_else(|| candidates.first().copied()) else {
         return DiagResponse::not_found(&missing(diag, &wanted));
     };
     let answer = |pending: bool| Pinned {
@@ -42,120 +48,83 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRespons
     if !pin {
         // Unpinned already is fine (a script that unpins all may ask twice); an id with
         // no capture here is a mistake worth saying.
-        let known = mode.unpin(id)
-            || mode.recorder().get(id).is_some()
-            || mode.running_now().iter().any(|r| r.id() == id);
+        let known = mode.unpin(id) || is_known(diag, id);
         if !known {
             return DiagResponse::not_found(&missing(diag, &Wanted::Id(id)));
         }
         return DiagResponse::json(200, &answer(false), req.pretty());
     }
+    let unpin_one = "unpin one with DELETE /debug/requests/{id}/pin (/debug/requests marks them)";
+    let stats = || mode.recorder().stats();
     match mode.pin(id) {
-        Pin::Pinned => DiagResponse::json(200, &answer(false), req.pretty()),
-        Pin::Pending => DiagResponse::json(200, &answer(true), req.pretty()),
-        Pin::NotKept => DiagResponse::not_found(&missing(diag, &Wanted::Id(id))),
-        Pin::TooMany if mode.recorder().stats().max_pinned == 0 => {
-            let stats = mode.recorder().stats();
-            DiagResponse::error(
-                409,
-                &format!(
-                    "this recorder keeps {} captures, too few to pin any (pins take at most \
-                     a quarter of them); raise DIAG_RECORDER_CAPTURES to pin",
-                    stats.max_captures
-                ),
-            )
-        }
-        Pin::TooMany => {
-            let stats = mode.recorder().stats();
-            DiagResponse::error(
-                409,
-                &format!(
-                    "{} captures are pinned already, the most this recorder allows (a quarter \
-                     of the {} it keeps: DIAG_RECORDER_CAPTURES); unpin one with \
-                     DELETE /debug/requests/{{id}}/pin (/debug/requests marks them)",
-                    stats.pinned, stats.max_captures
-                ),
-            )
-        }
-        Pin::TooLarge if mode.recorder().stats().pinned == 0 => {
-            let stats = mode.recorder().stats();
-            DiagResponse::error(
-                409,
-                &format!(
-                    "capture {id} alone is larger than half of the recorder's {} KiB, the \
-                     most pinned captures may take (DIAG_RECORDER_BYTES)",
-                    stats.max_bytes / 1024
-                ),
-            )
-        }
-        Pin::TooLarge => {
-            let stats = mode.recorder().stats();
-            DiagResponse::error(
-                409,
-                &format!(
-                    "pinning capture {id} would take pinned captures over half of the \
-                     recorder's {} KiB (DIAG_RECORDER_BYTES); unpin one with \
-                     DELETE /debug/requests/{{id}}/pin (/debug/requests marks them)",
-                    stats.max_bytes / 1024
-                ),
-            )
-        }
+        PinOutcome::Pinned => DiagResponse::json(200, &answer(false), req.pretty()),
+        PinOutcome::Pending => DiagResponse::json(200, &answer(true), req.pretty()),
+        PinOutcome::NotKept => DiagResponse::not_found(&missing(diag, &Wanted::Id(id))),
+        PinOutcome::TooMany if stats().max_pinned == 0 => DiagResponse::error(
+            409,
+            &format!(
+                "this recorder keeps {} captures, too few to pin any (pins take at most a \
+                 quarter of them); raise DIAG_RECORDER_CAPTURES to pin",
+                stats().max_captures
+            ),
+        ),
+        PinOutcome::TooMany => DiagResponse::error(
+            409,
+            &format!(
+                "{} captures are pinned already, the most this recorder allows (a quarter of \
+                 the {} it keeps: DIAG_RECORDER_CAPTURES); {unpin_one}",
+                stats().pinned,
+                stats().max_captures
+            ),
+        ),
+        PinOutcome::NoRoom => DiagResponse::error(
+            409,
+            &format!(
+                "pinning capture {id} would take pinned captures over half of the recorder's \
+                 {} KiB (DIAG_RECORDER_BYTES); {unpin_one}",
+                stats().max_bytes / 1024
+            ),
+        ),
+        PinOutcome::TooLarge => DiagResponse::error(
+            409,
+            &format!(
+                "capture {id} alone is larger than half of the recorder's {} KiB, the most \
+                 pinned captures may take (DIAG_RECORDER_BYTES)",
+                stats().max_bytes / 1024
+            ),
+        ),
     }
 }
 
-/// The pinned capture (or pending running request) of the trace `wanted` names.
-fn pinned_of(diag: &Diag, wanted: &Wanted) -> Option<u64> {
-    let trace = match wanted {
-        Wanted::Id(_) => return None,
-        Wanted::Trace(trace) => *trace,
-        Wanted::Traceparent(ctx) => ctx.trace_id,
+/// The debug ids `wanted` names, the likeliest first: the id itself; for a
+/// `traceparent`, the capture of its span, then its trace's; for a trace, its captures,
+/// newest first, then its running requests. Read unredacted: only ids come out.
+fn candidates(diag: &Diag, wanted: &Wanted) -> Vec<u64> {
+    let (trace, span) = match wanted {
+        Wanted::Id(n) => return vec![*n],
+        Wanted::Trace(trace) => (*trace, None),
+        Wanted::Traceparent(ctx) => (ctx.trace_id, Some(ctx.span_id)),
     };
     let mode = diag.debug_mode();
-    let pinned = mode.recorder().pinned_ids();
     let stored = mode.recorder().recent_stored();
-    let running = mode.running_now();
-    stored
-        .iter()
-        .filter(|c| c.trace_id == trace)
-        .map(|c| c.id)
-        .chain(
-            running
-                .iter()
-                .filter(|r| r.is_trace(&trace))
-                .map(|r| r.id()),
-        )
-        .find(|id| pinned.contains(id))
-}
-
-/// The debug id `wanted` names: a trace's newest capture, or its running request.
-fn debug_id(diag: &Diag, wanted: &Wanted) -> Option<u64> {
-    let trace = match wanted {
-        Wanted::Id(n) => return Some(*n),
-        Wanted::Trace(trace) => *trace,
-        Wanted::Traceparent(ctx) => {
-            let span = diag
-                .debug_mode()
-                .recorder()
-                .recent_stored()
-                .iter()
-                .find(|c| {
-                    c.trace_id == ctx.trace_id
-                        && (c.span_id == ctx.span_id || c.parent_span_id == Some(ctx.span_id))
-                })
-                .map(|c| c.id);
-            if span.is_some() {
-                return span;
-            }
-            ctx.trace_id
-        }
-    };
-    let mode = diag.debug_mode();
-    mode.recorder().by_trace(&trace).map(|c| c.id).or_else(|| {
+    let of_trace = || stored.iter().filter(|c| c.trace_id == trace);
+    let of_span = of_trace()
+        .filter(|c| span.is_some_and(|span| c.span_id == span || c.parent_span_id == Some(span)));
+    let mut ids: Vec<u64> = of_span.chain(of_trace()).map(|c| c.id).collect();
+    ids.extend(
         mode.running_now()
             .iter()
-            .find(|r| r.is_trace(&trace))
-            .map(|r| r.id())
-    })
+            .filter(|r| r.is_trace(&trace))
+            .map(|r| r.id()),
+    );
+    ids
+}
+
+/// Whether a capture with `id` is kept, or a debug request with it is running.
+fn is_known(diag: &Diag, id: u64) -> bool {
+    let mode = diag.debug_mode();
+    mode.recorder().recent_stored().iter().any(|c| c.id == id)
+        || mode.running_now().iter().any(|r| r.id() == id)
 }
 
 #[cfg(test)]
@@ -376,6 +345,35 @@ mod tests {
         assert_eq!(refused.status, 409, "{refused:?}");
         let message = json(&refused)["error"].as_str().unwrap().to_owned();
         assert!(message.contains("alone is larger than half"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_traceparent_unpins_the_capture_of_its_span() {
+        let diag = Diag::builder()
+            .token("tok")
+            .recorder_limits(8, 1 << 20)
+            .build()
+            .unwrap();
+        let trace = TraceId([3; 16]);
+        let (a, b) = (run(&diag, trace), run(&diag, trace));
+        let traceparent = |id: u64| {
+            let c = diag.debug_mode().recorder().get(id).unwrap();
+            format!("00-{}-{}-01", c.trace_id, c.span_id)
+        };
+        for id in [a, b] {
+            let path = format!("/debug/requests/{}/pin", traceparent(id));
+            let pinned = ask(&diag, "PUT", &path, Some("tok")).await;
+            assert_eq!(json(&pinned)["id"].as_u64(), Some(id), "{pinned:?}");
+        }
+        let path = format!("/debug/requests/{}/pin", traceparent(a));
+        let unpinned = ask(&diag, "DELETE", &path, Some("tok")).await;
+        assert_eq!(
+            json(&unpinned)["id"].as_u64(),
+            Some(a),
+            "its span's, not the newest"
+        );
+        let recorder = diag.debug_mode().recorder();
+        assert!(!recorder.is_pinned(a) && recorder.is_pinned(b));
     }
 
     #[tokio::test]

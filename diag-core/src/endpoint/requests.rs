@@ -386,7 +386,7 @@ fn missing_id(diag: &Diag, id: u64, elsewhere: &str) -> String {
     match recorder.oldest_id() {
         Some(oldest) if id < oldest && stats.evicted > 0 => format!(
             "no debug capture with id {id} on this instance ({instance}): it was evicted to \
-             make room for newer ones{too_large}; the oldest kept is {oldest} (the \
+             make room for newer ones{too_large}; the oldest kept, pinned ones aside, is {oldest} (the \
              recorder keeps {} captures and {} KiB); see /debug/requests",
             stats.max_captures,
             stats.max_bytes / 1024
@@ -891,6 +891,19 @@ mod tests {
         let left = call(&|d| d.finish_incomplete());
         let ended = call(&|d| d.response_end());
         let failed = call(&|d| d.finish_after_error());
+        // Not gRPC as the metrics count it: gRPC-Web, and a gRPC content type on a 503.
+        let web = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+        web.response_head(
+            200,
+            &vec![("content-type".into(), "application/grpc-web+proto".into())],
+        );
+        web.finish_incomplete();
+        let unavailable = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+        unavailable.response_head(
+            503,
+            &vec![("content-type".into(), "application/grpc".into())],
+        );
+        unavailable.response_end();
         let list = json(&get(&diag, "/debug/requests", None, None).await);
         let status_of = |id: u64| {
             let captures = list["captures"].as_array().unwrap();
@@ -900,6 +913,8 @@ mod tests {
         assert_eq!(status_of(left), "CANCELLED", "{list}");
         assert_eq!(status_of(ended), "UNKNOWN", "{list}");
         assert_eq!(status_of(failed), "UNKNOWN", "{list}");
+        assert_eq!(status_of(web.id()), "none", "{list}");
+        assert_eq!(status_of(unavailable.id()), "none", "{list}");
         let one = json(&get(&diag, &format!("/debug/requests/{left}"), None, None).await);
         assert_eq!(one["response"]["grpc_status"], "CANCELLED");
         let text = get(
@@ -1014,7 +1029,7 @@ mod tests {
                 "{e}"
             );
             assert!(e.contains("was evicted"), "{e}");
-            assert!(e.contains(&format!("the oldest kept is {}", ids[2])), "{e}");
+            assert!(e.contains(&format!("the oldest kept, pinned ones aside, is {}", ids[2])), "{e}");
             assert!(!e.contains("yet"), "{e}");
         }
         let next = ids[3] + 1;

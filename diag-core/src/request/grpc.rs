@@ -205,7 +205,7 @@ pub fn is_grpc_request(method: &str, headers: &dyn HeaderView) -> bool {
 
 /// Whether a request's or response's `content-type` is gRPC's (`application/grpc`,
 /// `application/grpc+proto`, ...), not gRPC-Web's (whose trailers are in the body).
-fn is_grpc_content_type(value: &[u8]) -> bool {
+pub(crate) fn is_grpc_content_type(value: &[u8]) -> bool {
     let Some(rest) = value.strip_prefix(b"application/grpc") else {
         return false;
     };

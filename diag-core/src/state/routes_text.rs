@@ -78,7 +78,7 @@ pub(crate) fn render(name: &str, value: &Value) -> Option<String> {
     // Nothing to tabulate: say why, not an empty table and its legend.
     if entries.is_empty() {
         out.push_str(match list {
-            "routes" => "(no request served yet)\n",
+            "routes" => "(no request counted yet: one is counted when it ends)\n",
             _ => {
                 "(no outgoing call recorded yet: calls made through \
                  PropagateLayer::with_metrics or diag.client_call are)\n"
@@ -406,7 +406,14 @@ mod tests {
         let none = json!({"failing": [], "dependencies": [], "dependencies_omitted": 0});
         let text = render("dependencies", &none).unwrap();
         assert!(text.contains("(no outgoing call recorded yet"), "{text}");
-        assert!(!text.contains("SERVER") && !text.contains("first bound"), "{text}");
+        assert!(
+            !text.contains("SERVER") && !text.contains("first bound"),
+            "{text}"
+        );
+        let none = json!({"failing": [], "routes": [], "routes_omitted": 0});
+        let text = render("routes", &none).unwrap();
+        assert!(text.contains("(no request counted yet"), "{text}");
+        assert!(!text.contains("ROUTE"), "{text}");
         assert_eq!(render("routes", &json!({"unexpected": true})), None);
     }
 }
