@@ -97,7 +97,7 @@ impl RejectReason {
     /// assert_eq!(lines.len(), 5);
     /// assert_eq!(lines[0], "rejected{reason=oversized} 0");
     /// ```
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: &[RejectReason] = &[
         RejectReason::Oversized,
         RejectReason::Malformed,
         RejectReason::Invalid,
@@ -130,8 +130,8 @@ impl RejectReason {
 /// Refusals counted by reason, with a rate-limited warning for each.
 #[derive(Debug)]
 pub(crate) struct Rejections {
-    counts: [AtomicU64; 5],
-    warn: [Throttle; 5],
+    counts: [AtomicU64; RejectReason::ALL.len()],
+    warn: [Throttle; RejectReason::ALL.len()],
 }
 
 impl Rejections {

@@ -1029,7 +1029,13 @@ mod tests {
                 "{e}"
             );
             assert!(e.contains("was evicted"), "{e}");
-            assert!(e.contains(&format!("the oldest kept, pinned ones aside, is {}", ids[2])), "{e}");
+            assert!(
+                e.contains(&format!(
+                    "the oldest kept, pinned ones aside, is {}",
+                    ids[2]
+                )),
+                "{e}"
+            );
             assert!(!e.contains("yet"), "{e}");
         }
         let next = ids[3] + 1;

@@ -37,10 +37,10 @@ impl ProviderStatus {
     ///
     /// ```
     /// use diag_core::ProviderStatus;
-    /// let labels = ProviderStatus::ALL.map(ProviderStatus::as_str);
+    /// let labels: Vec<&str> = ProviderStatus::ALL.iter().map(|s| s.as_str()).collect();
     /// assert_eq!(labels, ["ok", "error", "timeout"]);
     /// ```
-    pub const ALL: [ProviderStatus; 3] = [
+    pub const ALL: &[ProviderStatus] = &[
         ProviderStatus::Ok,
         ProviderStatus::Error,
         ProviderStatus::Timeout,

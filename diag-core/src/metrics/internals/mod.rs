@@ -68,7 +68,7 @@ fn debug_mode(inner: &Inner, w: &mut ScrapeWriter) {
         &[],
         mode.activated(),
     );
-    for reason in RejectReason::ALL {
+    for &reason in RejectReason::ALL {
         w.counter(
             "diag_debug_rejected_total",
             "X-Debug headers refused, by reason; the requests were served normally.",
