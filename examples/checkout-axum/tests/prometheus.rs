@@ -319,7 +319,11 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
     // The demo's cache misses call its pricing dependency: the dependency rules too.
     let route = r#"{job="checkout",method="GET",route="/products/{id}"}"#;
     let pricing = r#"{job="checkout",server_address="pricing.internal"}"#;
+    let job = r#"{job="checkout"}"#;
     for (record, selector) in [
+        ("job:http_server_requests:rate1h", job),
+        ("job:http_server_errors:ratio_rate5m", job),
+        ("job:http_server_errors:ratio_rate6h", job),
         ("job_route:http_server_requests:rate5m", route),
         ("job_route:http_server_errors:ratio_rate5m", route),
         (
@@ -351,7 +355,7 @@ async fn prometheus_scrapes_the_demo_and_keeps_trace_exemplars() {
     }
     let rules = prom.api(&client, "rules", &[]).await.unwrap();
     let groups = rules["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 4, "{rules}");
+    assert_eq!(groups.len(), 5, "{rules}");
     for rule in groups.iter().flat_map(|g| g["rules"].as_array().unwrap()) {
         assert_eq!(
             rule["health"], "ok",
