@@ -1,6 +1,7 @@
 //! Where traces go, and how one batch gets there: a plain HTTP/1.1 `POST`.
 
 use super::*;
+use std::net::SocketAddr;
 
 /// Where traces go: `http://host:port/path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,17 +112,66 @@ pub(crate) fn endpoint_from_env(
     })
 }
 
-/// One `POST` with `Connection: close`; a 2xx status is success.
+/// How long the collector's looked-up addresses are used before they are looked up again.
+pub(super) const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// The collector's addresses, looked up at most every [`RESOLVE_EVERY`] (not on every
+/// post, up to one a second), and again at once after none of them answered. A lookup
+/// that fails keeps the addresses that worked before, and is tried again after
+/// `RESOLVE_EVERY`: a resolver that is down does not stop the export.
+#[derive(Debug, Default)]
+pub(super) struct Addresses {
+    known: Vec<SocketAddr>,
+    /// When `known` was looked up (or last kept after a failed lookup).
+    at: Option<Instant>,
+}
+
+impl Addresses {
+    /// The addresses to try, looked up with `resolve` when due.
+    pub(super) fn get(
+        &mut self,
+        authority: &str,
+        resolve: impl FnOnce(&str) -> std::io::Result<Vec<SocketAddr>>,
+    ) -> Result<Vec<SocketAddr>, String> {
+        let due = self.at.is_none_or(|at| at.elapsed() >= RESOLVE_EVERY);
+        if !due && !self.known.is_empty() {
+            return Ok(self.known.clone());
+        }
+        match resolve(authority) {
+            Ok(found) if !found.is_empty() => {
+                self.known = found;
+                self.at = Some(Instant::now());
+                Ok(self.known.clone())
+            }
+            // Stale, but better than none: asked again after RESOLVE_EVERY.
+            _ if !self.known.is_empty() => {
+                self.at = Some(Instant::now());
+                Ok(self.known.clone())
+            }
+            Ok(_) => Err("no address".to_owned()),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    /// None of the addresses answered: look them up again on the next post (the
+    /// collector may have moved).
+    pub(super) fn forget(&mut self) {
+        self.at = None;
+    }
+}
+
 /// A connection to the first of `authority`'s addresses that answers (`localhost` may
 /// name `::1` first and a collector listen on 127.0.0.1 only).
-fn connect(authority: &str) -> Result<TcpStream, String> {
+fn connect(authority: &str, addresses: &mut Addresses) -> Result<TcpStream, String> {
     let mut last = String::from("no address");
-    for addr in authority.to_socket_addrs().map_err(io_error)? {
+    let resolve = |a: &str| a.to_socket_addrs().map(Iterator::collect);
+    for addr in addresses.get(authority, resolve)? {
         match TcpStream::connect_timeout(&addr, TIMEOUT) {
             Ok(stream) => return Ok(stream),
             Err(e) => last = io_error(e),
         }
     }
+    addresses.forget();
     Err(last)
 }
 
@@ -136,8 +186,13 @@ pub(super) fn io_error(e: std::io::Error) -> String {
     }
 }
 
-pub(super) fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
-    let mut stream = connect(&endpoint.authority)?;
+/// One `POST` with `Connection: close`; a 2xx status is success.
+pub(super) fn post(
+    endpoint: &Endpoint,
+    addresses: &mut Addresses,
+    body: &[u8],
+) -> Result<(), String> {
+    let mut stream = connect(&endpoint.authority, addresses)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io_error)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io_error)?;
     let head = format!(

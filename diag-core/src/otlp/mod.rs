@@ -33,7 +33,8 @@
 //! The request path only hands the stored capture, or the span's ids and times, to a
 //! queue ([`QUEUE`] captures, [`SPAN_QUEUE`] spans; when full, it is dropped and counted);
 //! a thread of diag's own redacts, encodes and posts them (spans in batches of up to
-//! [`BATCH`], at least once a second; 5 s timeouts, no retry). Counts, per request:
+//! [`BATCH`], at least once a second; 5 s timeouts, no retry; the collector's name looked
+//! up at most every 30 s, and a failed lookup keeps the addresses that worked). Counts, per request:
 //! `diag_otlp_exports_total{outcome}`. Spans still waiting when the process exits (at
 //! most a second's worth) are sent only if the service calls
 //! [`Diag::flush_traces`](crate::Diag::flush_traces) on its way out.
@@ -128,7 +129,7 @@ mod thread;
 
 use encode::encode_spans;
 pub(crate) use encode::{Ids, encode};
-use endpoint::post;
+use endpoint::{Addresses, post};
 pub(crate) use endpoint::{Endpoint, endpoint_from_env, otel_protocol};
 pub(crate) use pb::Pb;
 use thread::Thread;
@@ -220,6 +221,7 @@ impl OtlpExporter {
             spans: spans.clone(),
             owner: owner.clone(),
             warnings: Throttle::new(Duration::from_secs(60)),
+            addresses: Default::default(),
         };
         std::thread::Builder::new()
             .name("diag-otlp".into())

@@ -635,3 +635,52 @@ fn a_timeout_is_said_in_words() {
     let refused = super::endpoint::io_error(Error::from(ErrorKind::ConnectionRefused));
     assert!(refused.contains("refused"), "{refused}");
 }
+
+/// The collector's name is looked up once per RESOLVE_EVERY, not per post; a failed
+/// lookup keeps the addresses that worked; none answering asks again at once.
+#[test]
+fn the_collectors_addresses_are_looked_up_now_and_then() {
+    use super::endpoint::{Addresses, RESOLVE_EVERY};
+    use std::cell::Cell;
+    use std::net::SocketAddr;
+    let a: SocketAddr = "10.0.0.1:4318".parse().unwrap();
+    let b: SocketAddr = "10.0.0.2:4318".parse().unwrap();
+    let lookups = Cell::new(0);
+    let found = |addr: SocketAddr| {
+        let lookups = &lookups;
+        move |_: &str| {
+            lookups.set(lookups.get() + 1);
+            Ok(vec![addr])
+        }
+    };
+    let failing = |_: &str| -> std::io::Result<Vec<SocketAddr>> {
+        Err(std::io::Error::other("resolver down"))
+    };
+    let mut addresses = Addresses::default();
+    assert_eq!(
+        addresses.get("c:4318", failing),
+        Err("resolver down".to_owned()),
+        "nothing known yet: the error"
+    );
+    assert_eq!(addresses.get("c:4318", found(a)), Ok(vec![a]));
+    assert_eq!(
+        addresses.get("c:4318", found(b)),
+        Ok(vec![a]),
+        "not due yet"
+    );
+    assert_eq!(lookups.get(), 1);
+    // None answered: asked again on the next post.
+    addresses.forget();
+    assert_eq!(addresses.get("c:4318", found(b)), Ok(vec![b]));
+    assert_eq!(lookups.get(), 2);
+    // Due again, and the resolver is down: the last addresses, not an error.
+    addresses.forget();
+    assert_eq!(addresses.get("c:4318", failing), Ok(vec![b]));
+    assert_eq!(
+        addresses.get("c:4318", found(a)),
+        Ok(vec![b]),
+        "kept until due again"
+    );
+    assert_eq!(lookups.get(), 2);
+    assert!(RESOLVE_EVERY >= Duration::from_secs(10));
+}

@@ -14,6 +14,8 @@ pub(super) struct Thread {
     /// One warning a minute at most: a collector that is down must not flood the logs
     /// it is meant to spare.
     pub(super) warnings: Throttle,
+    /// The collector's addresses, looked up now and then.
+    pub(super) addresses: std::cell::RefCell<Addresses>,
 }
 
 impl Thread {
@@ -60,7 +62,8 @@ impl Thread {
             tracestate: stored.tracestate.clone(),
         };
         let body = encode(&capture, &ids, &self.source);
-        self.outcome(post(&self.endpoint, &body), 1, "a debug request's trace");
+        let posted = post(&self.endpoint, &mut self.addresses.borrow_mut(), &body);
+        self.outcome(posted, 1, "a debug request's trace");
     }
 
     /// Sends the waiting spans, in batches; returns the emptied buffer for next time.
@@ -78,11 +81,8 @@ impl Thread {
             let body = encode_spans(chunk, &self.source, &|series| {
                 inner.metrics.http.active.labels(series)
             });
-            self.outcome(
-                post(&self.endpoint, &body),
-                chunk.len() as u64,
-                "requests' spans",
-            );
+            let posted = post(&self.endpoint, &mut self.addresses.borrow_mut(), &body);
+            self.outcome(posted, chunk.len() as u64, "requests' spans");
         }
         batch.clear();
         batch
