@@ -158,11 +158,23 @@ impl Addresses {
     pub(super) fn forget(&mut self) {
         self.at = None;
     }
+
+    /// For tests: as if the addresses had been looked up `by` earlier.
+    #[cfg(test)]
+    pub(super) fn age(&mut self, by: Duration) {
+        self.at = self.at.and_then(|at| at.checked_sub(by));
+    }
+
+    /// For tests: whether the next post looks the name up.
+    #[cfg(test)]
+    pub(super) fn due(&self) -> bool {
+        self.at.is_none_or(|at| at.elapsed() >= RESOLVE_EVERY)
+    }
 }
 
 /// A connection to the first of `authority`'s addresses that answers (`localhost` may
 /// name `::1` first and a collector listen on 127.0.0.1 only).
-fn connect(authority: &str, addresses: &mut Addresses) -> Result<TcpStream, String> {
+pub(super) fn connect(authority: &str, addresses: &mut Addresses) -> Result<TcpStream, String> {
     let mut last = String::from("no address");
     let resolve = |a: &str| a.to_socket_addrs().map(Iterator::collect);
     for addr in addresses.get(authority, resolve)? {

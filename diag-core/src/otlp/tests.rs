@@ -682,5 +682,30 @@ fn the_collectors_addresses_are_looked_up_now_and_then() {
         "kept until due again"
     );
     assert_eq!(lookups.get(), 2);
-    assert!(RESOLVE_EVERY >= Duration::from_secs(10));
+    // RESOLVE_EVERY later, the name is looked up again (a collector that moved is found),
+    // and not a moment before.
+    addresses.age(RESOLVE_EVERY - Duration::from_secs(2));
+    assert_eq!(
+        addresses.get("c:4318", found(a)),
+        Ok(vec![b]),
+        "not due yet"
+    );
+    addresses.age(Duration::from_secs(3));
+    assert_eq!(
+        addresses.get("c:4318", found(a)),
+        Ok(vec![a]),
+        "due: looked up"
+    );
+    assert_eq!(lookups.get(), 3);
+    assert!(
+        (Duration::from_secs(10)..=Duration::from_secs(120)).contains(&RESOLVE_EVERY),
+        "a collector that moved is found within minutes"
+    );
+
+    // A collector that does not answer at its address: looked up again on the next post.
+    let dead = nobody_there();
+    let authority = dead.trim_start_matches("http://");
+    let mut addresses = Addresses::default();
+    assert!(super::endpoint::connect(authority, &mut addresses).is_err());
+    assert!(addresses.due(), "none answered: forgotten");
 }
