@@ -153,6 +153,15 @@ mod tests {
         serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("{r:?}"))
     }
 
+    /// A `Diag` with token `tok` whose flight recorder keeps `captures` and `bytes`.
+    fn recording(captures: usize, bytes: usize) -> Diag {
+        Diag::builder()
+            .token("tok")
+            .recorder_limits(captures, bytes)
+            .build()
+            .unwrap()
+    }
+
     /// A debug request of `GET /items/7` in `trace`, started.
     fn start(diag: &Diag, trace: TraceId) -> std::sync::Arc<crate::debug::DebugRequest> {
         let view = RequestView {
@@ -174,11 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pinned_capture_is_kept_listed_as_pinned_and_let_go_by_delete() {
-        let diag = Diag::builder()
-            .token("tok")
-            .recorder_limits(8, 1 << 20)
-            .build()
-            .unwrap();
+        let diag = recording(8, 1 << 20);
         let first = run(&diag, TraceId([1; 16]));
         let path = format!("/debug/requests/{first}/pin");
 
@@ -248,11 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn pins_by_trace_id_refuse_unknown_ids_and_say_when_full() {
-        let diag = Diag::builder()
-            .token("tok")
-            .recorder_limits(4, 1 << 20)
-            .build()
-            .unwrap();
+        let diag = recording(4, 1 << 20);
         let trace = TraceId([7; 16]);
         let id = run(&diag, trace);
         let other = run(&diag, TraceId::random());
@@ -309,11 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_recorder_too_small_or_a_capture_too_large_says_so() {
-        let small = Diag::builder()
-            .token("tok")
-            .recorder_limits(3, 1 << 20)
-            .build()
-            .unwrap();
+        let small = recording(3, 1 << 20);
         let id = run(&small, TraceId::random());
         let refused = ask(
             &small,
@@ -326,11 +323,7 @@ mod tests {
         let message = json(&refused)["error"].as_str().unwrap().to_owned();
         assert!(message.contains("too few to pin any"), "{message}");
 
-        let tight = Diag::builder()
-            .token("tok")
-            .recorder_limits(100, 3000)
-            .build()
-            .unwrap();
+        let tight = recording(100, 3000);
         let debug = start(&tight, TraceId::random());
         debug.response_head(200, &Vec::new());
         debug.response_chunk(&[b'x'; 2000]);
@@ -349,11 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_traceparent_unpins_the_capture_of_its_span() {
-        let diag = Diag::builder()
-            .token("tok")
-            .recorder_limits(8, 1 << 20)
-            .build()
-            .unwrap();
+        let diag = recording(8, 1 << 20);
         let trace = TraceId([3; 16]);
         let (a, b) = (run(&diag, trace), run(&diag, trace));
         let traceparent = |id: u64| {
@@ -378,11 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_running_debug_request_is_pinned_as_it_ends() {
-        let diag = Diag::builder()
-            .token("tok")
-            .recorder_limits(4, 1 << 20)
-            .build()
-            .unwrap();
+        let diag = recording(4, 1 << 20);
         let debug = start(&diag, TraceId::random());
         let pinned = ask(
             &diag,
