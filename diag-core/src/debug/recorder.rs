@@ -192,30 +192,30 @@ impl FlightRecorder {
         ring.stores += 1;
         let seq = ring.stores;
         let entry = Entry { capture, size, seq };
-        if let Some(at) = ring.pending.iter().position(|id| *id == entry.capture.id) {
+        // Pinned beside the other pins when a pin waits for it (half the bytes at most,
+        // so it fits once the oldest unpinned ones make room); too large for that, its
+        // pin is let go, counted, and it is kept like any other.
+        let waited = ring.pending.iter().position(|id| *id == entry.capture.id);
+        let pin = waited.is_some() && ring.pinned_bytes + size <= self.max_pinned_bytes();
+        if let Some(at) = waited {
             ring.pending.swap_remove(at);
-            // Pinned beside the other pins (half the bytes at most, so it fits once the
-            // oldest unpinned ones make room); too large for that, its pin is let go,
-            // counted, and it is kept like any other.
-            if ring.pinned_bytes + size <= self.max_pinned_bytes() {
-                let evicted = self.make_room(&mut ring, 1, size);
-                ring.pinned_bytes += size;
-                ring.pinned.push(entry);
-                drop(ring);
-                self.evicted.fetch_add(evicted, Ordering::Relaxed);
-                self.stored.fetch_add(1, Ordering::Relaxed);
-                return;
+            if !pin {
+                self.pins_dropped.fetch_add(1, Ordering::Relaxed);
             }
-            self.pins_dropped.fetch_add(1, Ordering::Relaxed);
         }
-        if size + ring.pinned_bytes > self.max_bytes {
+        if !pin && size + ring.pinned_bytes > self.max_bytes {
             drop(ring);
             self.too_large.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let evicted = self.make_room(&mut ring, 1, size);
-        ring.bytes += size;
-        ring.captures.push_back(entry);
+        if pin {
+            ring.pinned_bytes += size;
+            ring.pinned.push(entry);
+        } else {
+            ring.bytes += size;
+            ring.captures.push_back(entry);
+        }
         // The evicted captures' memory is freed by `make_room`, under the lock; their
         // Arcs may outlive it in a reader's hands, which is fine.
         drop(ring);

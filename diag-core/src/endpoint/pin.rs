@@ -100,16 +100,15 @@ pub(super) fn serve(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRespons
 /// `traceparent`, the capture of its span, then its trace's; for a trace, its captures,
 /// newest first, then its running requests. Read unredacted: only ids come out.
 fn candidates(diag: &Diag, wanted: &Wanted) -> Vec<u64> {
-    let (trace, span) = match wanted {
+    let trace = match wanted {
         Wanted::Id(n) => return vec![*n],
-        Wanted::Trace(trace) => (*trace, None),
-        Wanted::Traceparent(ctx) => (ctx.trace_id, Some(ctx.span_id)),
+        Wanted::Trace(trace) => *trace,
+        Wanted::Traceparent(ctx) => ctx.trace_id,
     };
     let mode = diag.debug_mode();
     let stored = mode.recorder().recent_stored();
     let of_trace = || stored.iter().filter(|c| c.trace_id == trace);
-    let of_span = of_trace()
-        .filter(|c| span.is_some_and(|span| c.span_id == span || c.parent_span_id == Some(span)));
+    let of_span = stored.iter().filter(|c| wanted.is_span_of(c));
     let mut ids: Vec<u64> = of_span.chain(of_trace()).map(|c| c.id).collect();
     ids.extend(
         mode.running_now()

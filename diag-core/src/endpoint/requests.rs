@@ -259,6 +259,18 @@ impl Wanted {
         TraceContext::from_traceparent(id.to_ascii_lowercase().as_bytes()).map(Wanted::Traceparent)
     }
 
+    /// Whether `c` is the capture of the span a pasted `traceparent` names: the
+    /// request's own span, or its caller's (the one the request came with).
+    pub(super) fn is_span_of(&self, c: &StoredCapture) -> bool {
+        match self {
+            Wanted::Traceparent(ctx) => {
+                c.trace_id == ctx.trace_id
+                    && (c.span_id == ctx.span_id || c.parent_span_id == Some(ctx.span_id))
+            }
+            Wanted::Id(_) | Wanted::Trace(_) => false,
+        }
+    }
+
     /// [`parse`](Self::parse), or the 400 that says what an id can be.
     pub(super) fn parse_or_refuse(id: &str) -> Result<Wanted, DiagResponse> {
         Wanted::parse(id).ok_or_else(|| {
@@ -290,10 +302,7 @@ pub(super) fn serve_one(diag: &Diag, req: &EndpointRequest, id: &str) -> DiagRes
         Wanted::Traceparent(ctx) => recorder
             .recent_stored()
             .iter()
-            .find(|c| {
-                c.trace_id == ctx.trace_id
-                    && (c.span_id == ctx.span_id || c.parent_span_id == Some(ctx.span_id))
-            })
+            .find(|c| wanted.is_span_of(c))
             .and_then(|c| recorder.get(c.id))
             .or_else(|| recorder.by_trace(&ctx.trace_id)),
     };
