@@ -10,6 +10,10 @@
 # TraceLayer at INFO for scale. Prints one markdown row per variant and round
 # (throughput, p50/p99 latency, server CPU time per request from /proc/PID/stat), then
 # per-round ratios and their medians.
+#
+#   BASE=bare_header VARIANTS="bare bare_header diag" benches/load.sh
+#                              # ratios against bare axum that returns a static header of a
+#                              # traceparent's size (what issue 4's targets are judged by)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
@@ -20,6 +24,7 @@ DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
 PORT=${PORT:-18080}
 VARIANTS=${VARIANTS:-bare diag trace}
+BASE=${BASE:-bare}
 
 cargo build -q --release -p diag-benches --bin load_target
 BIN=${LOAD_TARGET:-${CARGO_TARGET_DIR:-target}/release/load_target}
@@ -75,12 +80,12 @@ done
 
 get() { awk -v n="$1" -v r="$2" -v c="$3" '$0 ~ "^" n " [0-9]" && $(NF - 2) == r { print $c }' "$tmp/results"; }
 echo
-echo "| round | diag / bare req/s | diag − bare CPU µs/req | debug / normal CPU per request |"
+echo "| round | diag / $BASE req/s | diag − $BASE CPU µs/req | debug / normal CPU per request |"
 echo "|---|---|---|---|"
 : >"$tmp/ratios"
 for round in $(seq 1 "$ROUNDS"); do
-  awk -v r="$round" -v br="$(get bare "$round" 3)" -v dr="$(get diag "$round" 3)" \
-      -v bc="$(get bare "$round" 4)" -v dc="$(get diag "$round" 4)" -v xc="$(get "diag, all debug" "$round" 6)" \
+  awk -v r="$round" -v br="$(get "$BASE" "$round" 3)" -v dr="$(get diag "$round" 3)" \
+      -v bc="$(get "$BASE" "$round" 4)" -v dc="$(get diag "$round" 4)" -v xc="$(get "diag, all debug" "$round" 6)" \
       -v f="$tmp/ratios" 'BEGIN {
         printf "| %d | %.3f | %+.2f | %.2f |\n", r, dr / br, dc - bc, xc / dc
         printf "%.3f %.3f %.3f\n", dr / br, dc - bc, xc / dc >> f }'

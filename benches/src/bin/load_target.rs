@@ -8,9 +8,11 @@
 //! - `noop`: axum with an empty `Router::layer` (what any route-aware middleware costs);
 //! - `bare_diag_subscriber`: axum alone under diag's subscriber (log filter, error and
 //!   debug recording layers), to tell the subscriber's share from the middleware's;
-//! - `bare_header`: a calibration, bare axum whose handler adds one static header
-//!   (`traceparent`, value `HEADER_LEN` bytes, default 55, no allocation): against
-//!   `HEADER_LEN=1`, the price of response bytes on loopback;
+//! - `bare_header`: bare axum whose handler adds one static header (`traceparent`,
+//!   value `HEADER_LEN` bytes, default 55, no allocation): the baseline issue 4's
+//!   normal-path targets are judged against (every response carries a `traceparent`
+//!   with diag, as issue 3 asks; DESIGN.md), and, against `HEADER_LEN=1`, the price of
+//!   response bytes on loopback;
 //! - `touch`: a calibration, axum plus a layer that writes `TOUCH_LINES` cache lines
 //!   (default 24) on separate pages per request: against `TOUCH_LINES=0`, the price of a
 //!   cache line on the request path between two loopback requests.
