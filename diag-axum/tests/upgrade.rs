@@ -98,6 +98,11 @@ async fn websockets_upgrade_through_diag_in_and_out_of_diagnostic_mode() {
     let capture = wait_for_capture(&target, &id).await;
     assert_eq!(capture["response"]["status"], 101, "{capture}");
     assert_eq!(capture["request"]["route"], "/ws/{room}", "{capture}");
+    let text = target.authed_text(&format!("/debug/requests/{id}")).await;
+    assert!(
+        text.contains("what it carried after the response head is not captured"),
+        "{text}"
+    );
     assert_eq!(echo(&mut debugged, "still open").await, "still open");
     assert_eq!(echo(&mut plain, "both").await, "both");
 

@@ -264,6 +264,31 @@ impl DebugRequest {
         self.request.lock().body.end();
     }
 
+    /// Call when the request body reports an error: the client's stream broke off.
+    /// A service that then fails (an echo streaming the request body back, a handler
+    /// returning the read's error) failed because of the client, so its capture is
+    /// stored as the client's leaving ([`finish_incomplete`](Self::finish_incomplete)),
+    /// not as the service's failure.
+    ///
+    /// ```
+    /// # use diag_core::debug::DebugLevel;
+    /// # use diag_core::request::RequestView;
+    /// # use diag_core::trace::TraceId;
+    /// # let diag = diag_core::Diag::builder().build().unwrap();
+    /// # let view = RequestView { method: "POST", route: None, uri: "/", headers: &(), peer: &|| None };
+    /// let debug = diag.start_debug(DebugLevel::Debug, &view, TraceId::random());
+    /// debug.request_chunk(b"the first part of an upload");
+    /// debug.request_broke_off();
+    /// debug.finish_after_error();
+    /// let capture = diag.debug_mode().recorder().get(debug.id()).unwrap();
+    /// assert!(!capture.complete && !capture.failed, "the client went away");
+    /// assert!(!capture.request.body.ended);
+    /// ```
+    pub fn request_broke_off(&self) {
+        // The flag `request_body_failed` sets on the request path's scope, on this one.
+        self.scope.body_failed.store(true, Ordering::Relaxed);
+    }
+
     /// Call once the response head is ready, with its status and headers. Returns the
     /// headers to add to the response: `server-timing`, `x-debug-id`, `x-trace-id`.
     ///
@@ -401,7 +426,9 @@ impl DebugRequest {
     }
 
     /// Stores the capture as incomplete because the service failed with an error
-    /// instead of a response (the guard of such a request calls it).
+    /// instead of a response (the guard of such a request calls it), or in the middle
+    /// of its response body. After [`request_broke_off`](Self::request_broke_off), the
+    /// failure is the client's: stored as [`finish_incomplete`](Self::finish_incomplete).
     ///
     /// ```
     /// # use diag_core::debug::DebugLevel;
@@ -415,7 +442,12 @@ impl DebugRequest {
     /// assert!(capture.failed && !capture.complete && !capture.panicked);
     /// ```
     pub fn finish_after_error(&self) {
-        self.store(false, Ending::Failed);
+        let ending = if self.scope.body_failed.load(Ordering::Relaxed) {
+            Ending::Abandoned
+        } else {
+            Ending::Failed
+        };
+        self.store(false, ending);
     }
 
     /// A capture of this request with what names it (ids, trace, level, start, time

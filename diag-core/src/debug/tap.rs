@@ -317,12 +317,15 @@ impl BodyTap {
         self.span = None;
         match (self.side, how) {
             (BodySide::Request, Ended::Complete) => self.request.request_end(),
-            // A request body the handler did not read to its end (or whose client's
-            // stream broke): the capture shows what was read, and the response decides
-            // whether the capture is complete.
-            (BodySide::Request, _) => {}
+            // The client's stream broke: a failure of the service after it is the
+            // client's doing (an echo streaming the body back fails with it).
+            (BodySide::Request, Ended::Failed) => self.request.request_broke_off(),
+            // A request body the handler did not read to its end: the capture shows
+            // what was read, and the response decides whether the capture is complete.
+            (BodySide::Request, Ended::Dropped) => {}
             (BodySide::Response, Ended::Complete) => self.request.response_end(),
-            // The service's own body failed: not the client's doing.
+            // The service's own body failed: not the client's doing, unless the
+            // request body broke off first.
             (BodySide::Response, Ended::Failed) => self.request.finish_after_error(),
             (BodySide::Response, Ended::Dropped) => self.request.finish_incomplete(),
         }
@@ -448,6 +451,25 @@ mod tests {
         let capture = stored(&diag, id).unwrap();
         assert!(capture.complete, "the response decides");
         assert!(!capture.request.body.ended);
+    }
+
+    #[test]
+    fn a_response_that_fails_after_its_request_body_broke_off_is_the_clients_doing() {
+        let _serial = crate::test_support::tracing_test_lock();
+        let diag = diag();
+        // An echo: the client's upload breaks off, and the response body streaming it
+        // back fails with it.
+        let (mut tap, broken) = response_tap(&diag, &[Polled::Data(b"in"), Polled::Error]);
+        tap.observe(Polled::Data(b"in"));
+        tap.observe(Polled::Error);
+        let capture = stored(&diag, broken).unwrap();
+        assert!(!capture.complete && !capture.failed, "the client went away");
+        assert!(!capture.request.body.ended);
+        // A request body read to its end: the response's failure is the service's.
+        let (mut tap, own) = response_tap(&diag, &[Polled::Data(b"in"), Polled::End]);
+        tap.observe(Polled::Error);
+        let capture = stored(&diag, own).unwrap();
+        assert!(!capture.complete && capture.failed, "the service failed");
     }
 
     #[test]

@@ -244,6 +244,13 @@ pub(crate) fn render_on(capture: &Capture, instance: Option<&str>, pinned: bool)
             capture.cut_fields
         );
     }
+    if capture.response.as_ref().is_some_and(|r| r.status == 101) {
+        let _ = writeln!(
+            out,
+            "note: the connection was upgraded (101, a WebSocket say): what it carried \
+             after the response head is not captured"
+        );
+    }
     out.push('\n');
     waterfall(&mut out, capture);
     out.push('\n');
@@ -697,6 +704,22 @@ mod tests {
             "{}",
             render(&c)
         );
+    }
+
+    #[test]
+    fn an_upgraded_connection_says_its_traffic_is_not_captured() {
+        let mut c = capture(8, 0);
+        let note = "note: the connection was upgraded (101";
+        c.response = Some(CapturedResponse {
+            status: 200,
+            grpc_status: None,
+            headers: vec![],
+            body: with_body(c.request.body.clone(), ""),
+            trailers: vec![],
+        });
+        assert!(!render(&c).contains(note));
+        c.response.as_mut().unwrap().status = 101;
+        assert!(render(&c).contains(note), "{}", render(&c));
     }
 
     #[test]

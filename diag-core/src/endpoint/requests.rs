@@ -215,9 +215,10 @@ fn render_list(list: &List, now_unix: f64, one_trace: bool) -> String {
     for (c, [id, age, status, duration]) in all.iter().zip(&rows) {
         let _ = writeln!(
             out,
-            "{id:>w_id$}  {age:>w_age$}  {status:>w_status$}  {duration:>w_duration$}  {} {}  trace {}{}{}",
+            "{id:>w_id$}  {age:>w_age$}  {status:>w_status$}  {duration:>w_duration$}  {} {}  route {}  trace {}{}{}",
             crate::debug::Safe(&c.method),
             crate::debug::Safe(&c.uri),
+            crate::debug::Safe(c.route.as_deref().unwrap_or("(unmatched)")),
             c.trace_id,
             match (c.complete, c.panicked, c.failed) {
                 _ if c.in_flight => "  (still running: its id shows it so far)",
@@ -665,6 +666,7 @@ mod tests {
             assert!(line.trim_start().starts_with(&format!("{id} ")), "{line}");
             assert!(line.contains(&format!(" {status} ")), "{line}");
             assert!(line.contains(uri) && line.contains(&trace), "{line}");
+            assert!(line.contains("  route /items/{id}  "), "{line}");
             assert!(!line.contains("incomplete"), "{line}");
         }
         assert_eq!(lines.len(), 4, "{text}");

@@ -225,6 +225,38 @@ async fn a_normal_requests_log_lines_carry_its_trace_id_once() {
     assert!(!line.contains("trace_id="), "{line}");
 }
 
+/// A debug request is sampled whatever the ratio: with none sampled, its `traceparent`
+/// still says `-01` and its exemplar is on `/metrics`, while a normal request's is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_request_is_sampled_when_no_other_is() {
+    let s = start(
+        Diag::builder()
+            .token(TOKEN)
+            .sampling_ratio(0.0)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let normal = s.get("/products/7201").send().await.unwrap();
+    let normal_traceparent = header(&normal, "traceparent").unwrap();
+    assert!(normal_traceparent.ends_with("-00"), "{normal_traceparent}");
+    let (res, _, trace_id) = in_debug_mode(s.get("/products/7202")).await;
+    let traceparent = header(&res, "traceparent").unwrap();
+    assert!(
+        traceparent.contains(&trace_id) && traceparent.ends_with("-01"),
+        "forced sampling: {traceparent}"
+    );
+    let metrics = s.openmetrics().await;
+    assert!(
+        metrics.contains(&trace_id),
+        "the debug request's exemplar: {metrics}"
+    );
+    assert!(
+        !metrics.contains(&traceparent_trace_id(&normal)),
+        "an unsampled request has no exemplar: {metrics}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_are_served_normally_and_counted() {
     let s = start_with_token().await;
@@ -310,6 +342,13 @@ async fn the_budget_caps_a_burst_of_200_debug_requests() {
     // Burst 20, refilling at 0.5/s: at most a few more within the test's seconds.
     assert!((20..=23).contains(&debugged), "{debugged} debug requests");
     assert_eq!(debugged + exhausted, 200);
+    let metrics = common::text(s.get("/metrics")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("diag_debug_budget_exhausted_total {exhausted}")),
+        "{exhausted} counted: {metrics}"
+    );
     let events: Value = s
         .admin_json("/debug/events?kind=debug_budget_exhausted")
         .await;
@@ -350,22 +389,31 @@ async fn concurrent_debug_and_normal_requests_do_not_leak_lines() {
     assert!(normal.iter().all(|r| header(r, "x-debug-id").is_none()));
 
     let lines = log_lines();
-    for id in 8000..8020 {
+    for (id, trace_id) in (8000..8020).zip(&trace_ids) {
+        // `join_all` keeps the order: this is request `id`'s own trace.
         let miss = format!("product_id={id}");
         let line = lines
             .iter()
             .find(|l| l.contains("cache miss") && l.contains(&miss))
             .unwrap_or_else(|| panic!("no DEBUG line for debug request {id}: {lines:#?}"));
-        assert!(
-            trace_ids.iter().any(|t| line.contains(t.as_str())),
-            "{line}"
-        );
+        assert!(line.contains(trace_id.as_str()), "not {trace_id}: {line}");
     }
-    for id in 9000..9020 {
-        let needle = format!("product_id={id}");
+    // Each capture holds its own request's lines and no other request's.
+    for (res, id) in debug.iter().zip(8000..8020) {
+        let debug_id = header(res, "x-debug-id").unwrap();
+        let capture: Value = s.admin_json(&format!("/debug/requests/{debug_id}")).await;
+        // The `product_id` field of every line it holds.
+        let product_ids: Vec<String> = capture["logs"]
+            .as_array()
+            .expect("logs")
+            .iter()
+            .flat_map(|l| l["fields"].as_array().cloned().unwrap_or_default())
+            .filter(|pair| pair[0] == "product_id")
+            .map(|pair| pair[1].as_str().unwrap().to_owned())
+            .collect();
         assert!(
-            !lines.iter().any(|l| l.contains(&needle)),
-            "normal request {id} logged at DEBUG"
+            !product_ids.is_empty() && product_ids.iter().all(|p| *p == id.to_string()),
+            "request {id}'s capture holds lines of {product_ids:?}: {capture}"
         );
     }
     // Each debug line carries one of the debug requests' trace ids, never a normal one's.
@@ -444,6 +492,10 @@ async fn a_client_that_goes_away_leaves_an_incomplete_capture_and_no_leak() {
     let captures = list["captures"].as_array().unwrap();
     assert_eq!(captures.len(), 1, "{list}");
     assert_eq!(captures[0]["complete"], false);
+    assert_ne!(
+        captures[0]["failed"], true,
+        "the client went away, the service did not fail: {list}"
+    );
     assert_eq!(
         list["debug"]["in_flight"], 0,
         "debug request still counted: {list}"
@@ -460,4 +512,42 @@ async fn a_client_that_goes_away_leaves_an_incomplete_capture_and_no_leak() {
         let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert_eq!(value, 0.0, "gauge left up: {line}");
     }
+}
+
+/// A client whose upload breaks off (it stops sending and closes its side) while an
+/// echo streams the body back: the response fails because the request body did, and
+/// the capture says the client left, not that the service failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_breaks_off_is_the_clients_doing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start_with_token().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nhost: x\r\nx-debug: {TOKEN}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        1024 * 1024
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&vec![b'z'; 64 * 1024]).await.unwrap();
+    conn.shutdown().await.unwrap();
+    // Read what the server sends until it closes: the head and part of the echo.
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut got)).await;
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        list = s.admin_json("/debug/requests").await;
+        if list["captures"].as_array().is_some_and(|c| !c.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let capture = &list["captures"][0];
+    assert_eq!(capture["complete"], false, "{list}");
+    assert_ne!(capture["failed"], true, "the client's doing: {list}");
+    let id = capture["id"].to_string();
+    let full: Value = s.admin_json(&format!("/debug/requests/{id}")).await;
+    assert_eq!(full["request"]["body"]["ended"], false, "{full}");
+    assert_eq!(full["request"]["body"]["total_bytes"], 64 * 1024, "{full}");
 }
