@@ -148,6 +148,17 @@ mod tests {
         .await
     }
 
+    /// `method` on the pin of `id` (a debug id, a trace id, a `traceparent`), with the token.
+    async fn pin(diag: &Diag, method: &str, id: impl std::fmt::Display) -> DiagResponse {
+        ask(
+            diag,
+            method,
+            &format!("/debug/requests/{id}/pin"),
+            Some("tok"),
+        )
+        .await
+    }
+
     fn json(r: &DiagResponse) -> serde_json::Value {
         serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("{r:?}"))
     }
@@ -256,49 +267,21 @@ mod tests {
         let trace = TraceId([7; 16]);
         let id = run(&diag, trace);
         let other = run(&diag, TraceId::random());
-        let by_trace = ask(
-            &diag,
-            "POST",
-            &format!("/debug/requests/{trace}/pin"),
-            Some("tok"),
-        )
-        .await;
+        let by_trace = pin(&diag, "POST", trace).await;
         assert_eq!(by_trace.status, 200, "{by_trace:?}");
         assert_eq!(json(&by_trace)["id"].as_u64(), Some(id));
 
-        let full = ask(
-            &diag,
-            "PUT",
-            &format!("/debug/requests/{other}/pin"),
-            Some("tok"),
-        )
-        .await;
+        let full = pin(&diag, "PUT", other).await;
         assert_eq!(full.status, 409, "a quarter of 4 is one");
         let message = json(&full)["error"].as_str().unwrap().to_owned();
         assert!(message.contains("unpin one"), "{message}");
 
         // A newer capture of the same trace: unpinning the trace finds the pinned one.
         let newer = run(&diag, trace);
-        let unpinned = ask(
-            &diag,
-            "DELETE",
-            &format!("/debug/requests/{trace}/pin"),
-            Some("tok"),
-        )
-        .await;
+        let unpinned = pin(&diag, "DELETE", trace).await;
         assert_eq!(unpinned.status, 200, "{unpinned:?}");
         assert_eq!(json(&unpinned)["id"].as_u64(), Some(id), "not {newer}");
-        assert_eq!(
-            ask(
-                &diag,
-                "PUT",
-                &format!("/debug/requests/{id}/pin"),
-                Some("tok")
-            )
-            .await
-            .status,
-            200
-        );
+        assert_eq!(pin(&diag, "PUT", id).await.status, 200);
 
         let never = ask(&diag, "PUT", "/debug/requests/99/pin", Some("tok")).await;
         assert_eq!(never.status, 404);
@@ -311,13 +294,7 @@ mod tests {
     async fn a_recorder_too_small_or_a_capture_too_large_says_so() {
         let small = recording(3, 1 << 20);
         let id = run(&small, TraceId::random());
-        let refused = ask(
-            &small,
-            "PUT",
-            &format!("/debug/requests/{id}/pin"),
-            Some("tok"),
-        )
-        .await;
+        let refused = pin(&small, "PUT", id).await;
         assert_eq!(refused.status, 409);
         let message = json(&refused)["error"].as_str().unwrap().to_owned();
         assert!(message.contains("too few to pin any"), "{message}");
@@ -327,13 +304,7 @@ mod tests {
         debug.response_head(200, &Vec::new());
         debug.response_chunk(&[b'x'; 2000]);
         debug.response_end();
-        let refused = ask(
-            &tight,
-            "PUT",
-            &format!("/debug/requests/{}/pin", debug.id()),
-            Some("tok"),
-        )
-        .await;
+        let refused = pin(&tight, "PUT", debug.id()).await;
         assert_eq!(refused.status, 409, "{refused:?}");
         let message = json(&refused)["error"].as_str().unwrap().to_owned();
         assert!(message.contains("alone is larger than half"), "{message}");
@@ -368,13 +339,7 @@ mod tests {
     async fn a_running_debug_request_is_pinned_as_it_ends() {
         let diag = recording(4, 1 << 20);
         let debug = start(&diag, TraceId::random());
-        let pinned = ask(
-            &diag,
-            "PUT",
-            &format!("/debug/requests/{}/pin", debug.id()),
-            Some("tok"),
-        )
-        .await;
+        let pinned = pin(&diag, "PUT", debug.id()).await;
         assert_eq!(pinned.status, 200, "{pinned:?}");
         assert_eq!(json(&pinned)["pending"], true);
         let list = json(&get(&diag, "/debug/requests", None, None).await);
